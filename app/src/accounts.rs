@@ -1,0 +1,545 @@
+//! Accounts: the first-run setup, email + password sign-in with rate
+//! limiting, sign-out, and changing one's own password.
+
+use crate::error::AppError;
+use crate::ui::{FieldMessage, FormError, PageHeader};
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The signed-in user, as the UI and `GET /api/v1/me` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Me {
+    pub id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    pub is_site_admin: bool,
+    /// Set when this request was authenticated with an API token.
+    pub token_id: Option<Uuid>,
+}
+
+/// The current user, or `None` when nobody is signed in.
+#[server(prefix = "/rpc", endpoint = "get_me")]
+pub async fn get_me() -> Result<Option<Me>, AppError> {
+    let ctx = crate::state::server_ctx().await?;
+    Ok(ctx.actor.as_ref().map(ssr::me))
+}
+
+/// Whether the first-run setup is still open (no user exists yet).
+#[server(prefix = "/rpc", endpoint = "setup_open")]
+pub async fn setup_open() -> Result<bool, AppError> {
+    let ctx = crate::state::server_ctx().await?;
+    Ok(ctx.state.setup_token.lock().map(|t| t.is_some()).unwrap_or(false))
+}
+
+#[server(prefix = "/rpc", endpoint = "login")]
+pub async fn login(email: String, password: String) -> Result<(), AppError> {
+    let ctx = crate::state::server_ctx().await?;
+    let session = crate::state::server_session()?;
+    let result = ssr::login(&ctx, &session, &email, &password).await;
+    if result.is_ok() {
+        leptos_axum::redirect("/");
+    }
+    crate::state::finish(result)
+}
+
+#[server(prefix = "/rpc", endpoint = "logout")]
+pub async fn logout() -> Result<(), AppError> {
+    let ctx = crate::state::server_ctx().await?;
+    let session = crate::state::server_session()?;
+    let result = ssr::logout(&ctx, &session).await;
+    if result.is_ok() {
+        leptos_axum::redirect("/login");
+    }
+    crate::state::finish(result)
+}
+
+/// Creates the first (site admin) account with the token printed at start-up.
+#[server(prefix = "/rpc", endpoint = "setup")]
+pub async fn setup(token: String, email: String, display_name: String, password: String) -> Result<(), AppError> {
+    let ctx = crate::state::server_ctx().await?;
+    let session = crate::state::server_session()?;
+    let result = ssr::setup(&ctx, &session, &token, &email, &display_name, &password).await;
+    if result.is_ok() {
+        leptos_axum::redirect("/");
+    }
+    crate::state::finish(result)
+}
+
+#[server(prefix = "/rpc", endpoint = "change_password")]
+pub async fn change_password(current_password: String, new_password: String) -> Result<(), AppError> {
+    let ctx = crate::state::server_ctx().await?;
+    let session = crate::state::server_session()?;
+    crate::state::finish(ssr::change_password(&ctx, &session, &current_password, &new_password).await)
+}
+
+#[component]
+pub fn LoginPage() -> impl IntoView {
+    let action = ServerAction::<Login>::new();
+    let err = Signal::derive(move || action.value().get().and_then(Result::err));
+    let setup = Resource::new(|| (), |_| setup_open());
+    view! {
+        <div class="auth-card">
+            <h1 class="brand-big">"Capstan"</h1>
+            <p class="muted">"Sign in to your ML control plane."</p>
+            <Suspense fallback=|| ()>
+                {move || setup.get().and_then(Result::ok).filter(|open| *open).map(|_| view! {
+                    <p class="notice">"No account exists yet. Open the setup link printed in the server console to create the first one."</p>
+                })}
+            </Suspense>
+            <ActionForm action=action attr:class="stack">
+                <FormError error=err/>
+                <label>"Email" <input type="email" name="email" autocomplete="username" required/></label>
+                <FieldMessage error=err field="email"/>
+                <label>"Password" <input type="password" name="password" autocomplete="current-password" required/></label>
+                <FieldMessage error=err field="password"/>
+                <button type="submit" disabled=move || action.pending().get()>"Sign in"</button>
+            </ActionForm>
+        </div>
+    }
+}
+
+#[component]
+pub fn SetupPage() -> impl IntoView {
+    use leptos_router::hooks::use_query_map;
+    let query = use_query_map();
+    let token = move || query.with(|q| q.get("token").unwrap_or_default());
+    let action = ServerAction::<Setup>::new();
+    let err = Signal::derive(move || action.value().get().and_then(Result::err));
+    view! {
+        <div class="auth-card">
+            <h1 class="brand-big">"Welcome to Capstan"</h1>
+            <p class="muted">"Create the first account. It becomes the site administrator."</p>
+            <ActionForm action=action attr:class="stack">
+                <FormError error=err/>
+                <input type="hidden" name="token" prop:value=token/>
+                <FieldMessage error=err field="token"/>
+                <label>"Email" <input type="email" name="email" autocomplete="username" required/></label>
+                <FieldMessage error=err field="email"/>
+                <label>"Your name" <input name="display_name" autocomplete="name" required/></label>
+                <FieldMessage error=err field="display_name"/>
+                <label>"Password (at least 12 characters)" <input type="password" name="password" autocomplete="new-password" required minlength="12"/></label>
+                <FieldMessage error=err field="password"/>
+                <button type="submit" disabled=move || action.pending().get()>"Create account"</button>
+            </ActionForm>
+        </div>
+    }
+}
+
+#[component]
+pub fn AccountPage() -> impl IntoView {
+    let action = ServerAction::<ChangePassword>::new();
+    let err = Signal::derive(move || action.value().get().and_then(Result::err));
+    let done = move || matches!(action.value().get(), Some(Ok(())));
+    let me = use_context::<crate::ui::CurrentUser>();
+    view! {
+        <PageHeader title="Account" subtitle="Your profile and password."/>
+        {me.and_then(|m| m.0).map(|me| view! {
+            <dl class="facts">
+                <dt>"Name"</dt><dd>{me.display_name}</dd>
+                <dt>"Email"</dt><dd>{me.email}</dd>
+                <dt>"Site admin"</dt><dd>{if me.is_site_admin { "yes" } else { "no" }}</dd>
+            </dl>
+        })}
+        <section class="card">
+            <h2>"Change password"</h2>
+            <ActionForm action=action attr:class="stack narrow">
+                <FormError error=err/>
+                <Show when=done><p class="success">"Password changed."</p></Show>
+                <label>"Current password" <input type="password" name="current_password" autocomplete="current-password" required/></label>
+                <FieldMessage error=err field="current_password"/>
+                <label>"New password" <input type="password" name="new_password" autocomplete="new-password" required minlength="12"/></label>
+                <FieldMessage error=err field="new_password"/>
+                <button type="submit" disabled=move || action.pending().get()>"Change password"</button>
+            </ActionForm>
+        </section>
+    }
+}
+
+#[cfg(feature = "ssr")]
+pub mod ssr {
+    use super::Me;
+    use crate::audit::ssr::{AuditActor, AuditMeta, NewEvent, record};
+    use crate::error::AppError;
+    use crate::state::{Actor, Ctx, SESSION_USER_KEY};
+    use crate::validate::{Email, Errors, Password, name};
+    use argon2::Argon2;
+    use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+    use serde_json::json;
+    use sqlx::PgPool;
+    use tower_sessions::Session;
+    use uuid::Uuid;
+
+    pub fn me(actor: &Actor) -> Me {
+        Me {
+            id: actor.user_id,
+            email: actor.email.clone(),
+            display_name: actor.display_name.clone(),
+            is_site_admin: actor.is_site_admin,
+            token_id: actor.token_id,
+        }
+    }
+
+    /// Hashes a password with argon2id on the blocking pool.
+    pub async fn hash_password(password: Password) -> Result<String, AppError> {
+        tokio::task::spawn_blocking(move || {
+            let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+            Argon2::default().hash_password(password.expose().as_bytes(), &salt).map(|h| h.to_string())
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("hashing task failed: {e}"))?
+        .map_err(|e| AppError::from(anyhow::anyhow!("failed to hash password: {e}")))
+    }
+
+    /// A valid argon2id hash of a random password, checked against when the
+    /// account does not exist so both paths take the same time.
+    const DUMMY_HASH: &str =
+        "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$1rBS1ZzquGqL1kwxL7XTSpRA6IVwaN6cGTrMRPz2pnE";
+
+    /// Checks a password on the blocking pool; a missing hash never matches.
+    pub async fn verify_password(password: String, hash: Option<String>) -> Result<bool, AppError> {
+        tokio::task::spawn_blocking(move || {
+            let stored = hash.as_deref().unwrap_or(DUMMY_HASH);
+            let Ok(parsed) = PasswordHash::new(stored) else { return false };
+            let ok = Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();
+            ok && hash.is_some()
+        })
+        .await
+        .map_err(|e| AppError::from(anyhow::anyhow!("verification task failed: {e}")))
+    }
+
+    pub async fn actor_by_id(pool: &PgPool, user_id: Uuid) -> Result<Option<Actor>, AppError> {
+        let row = sqlx::query!(
+            "select user_id, email, display_name, is_site_admin from app_user where user_id = $1",
+            user_id
+        )
+        .fetch_optional(pool)
+        .await?;
+        Ok(row.map(|r| Actor {
+            user_id: r.user_id,
+            email: r.email,
+            display_name: r.display_name,
+            is_site_admin: r.is_site_admin,
+            token_id: None,
+        }))
+    }
+
+    /// Validated input for a new account.
+    pub struct NewUser {
+        pub email: Email,
+        pub display_name: String,
+        pub password: Password,
+        pub is_site_admin: bool,
+    }
+
+    impl NewUser {
+        pub fn parse(email: &str, display_name: &str, password: &str, is_site_admin: bool) -> Result<Self, AppError> {
+            let mut errors = Errors::new();
+            let email = errors.check("email", Email::parse(email));
+            let display_name = errors.check("display_name", name(display_name, 100));
+            let password = errors.check("password", Password::parse(password));
+            errors.finish()?;
+            match (email, display_name, password) {
+                (Some(email), Some(display_name), Some(password)) => {
+                    Ok(Self { email, display_name, password, is_site_admin })
+                }
+                _ => Err(AppError::Internal),
+            }
+        }
+    }
+
+    /// Creates an account and its audit event in one transaction.
+    pub async fn create_user(
+        pool: &PgPool,
+        actor: &AuditActor,
+        meta: &AuditMeta,
+        input: NewUser,
+    ) -> Result<Uuid, AppError> {
+        let hash = hash_password(input.password).await?;
+        let mut tx = pool.begin().await?;
+        let id = insert_user(&mut tx, &input.email, &input.display_name, &hash, input.is_site_admin).await?;
+        record(
+            &mut tx,
+            actor,
+            meta,
+            NewEvent {
+                team_id: None,
+                action: "user.created",
+                target_type: "user",
+                target_id: Some(id.to_string()),
+                summary: json!({ "after": { "email": input.email.as_str(), "is_site_admin": input.is_site_admin } }),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn insert_user(
+        conn: &mut sqlx::PgConnection,
+        email: &Email,
+        display_name: &str,
+        hash: &str,
+        is_site_admin: bool,
+    ) -> Result<Uuid, AppError> {
+        let id = Uuid::now_v7();
+        sqlx::query!(
+            "insert into app_user (user_id, email, display_name, password_hash, is_site_admin) values ($1, $2, $3, $4, $5)",
+            id,
+            email.as_str(),
+            display_name,
+            hash,
+            is_site_admin,
+        )
+        .execute(&mut *conn)
+        .await?;
+        Ok(id)
+    }
+
+    pub async fn user_count(pool: &PgPool) -> Result<i64, AppError> {
+        Ok(sqlx::query_scalar!(r#"select count(*) as "n!" from app_user"#).fetch_one(pool).await?)
+    }
+
+    /// Seconds until another attempt is allowed, if this account or address
+    /// has used up its failures in the window.
+    async fn rate_limited(ctx: &Ctx, email: &str) -> Result<Option<u64>, AppError> {
+        let settings = &ctx.state.settings;
+        let since = time::OffsetDateTime::now_utc() - settings.login_window;
+        let row = sqlx::query!(
+            r#"select
+                 (select count(*) from login_attempt where email = $1 and not succeeded and created_at > $3) as "by_email!",
+                 (select count(*) from login_attempt where client_addr = $2 and not succeeded and created_at > $3) as "by_addr!",
+                 (select min(created_at) from login_attempt
+                   where (email = $1 or client_addr = $2) and not succeeded and created_at > $3) as oldest"#,
+            email,
+            ctx.client_addr,
+            since,
+        )
+        .fetch_one(ctx.pool())
+        .await?;
+        if row.by_email < settings.login_max_failures && row.by_addr < settings.login_max_failures {
+            return Ok(None);
+        }
+        let retry = row
+            .oldest
+            .map(|oldest| (oldest + settings.login_window - time::OffsetDateTime::now_utc()).whole_seconds())
+            .unwrap_or(60)
+            .max(1);
+        Ok(Some(u64::try_from(retry).unwrap_or(60)))
+    }
+
+    /// Signs in with email and password: rate-limited per account and per
+    /// address, audited either way, session id cycled on success.
+    pub async fn login(ctx: &Ctx, session: &Session, email: &str, password: &str) -> Result<(), AppError> {
+        let email_norm = email.trim().to_lowercase();
+        let mut errors = Errors::new();
+        errors.check("email", Email::parse(email));
+        if password.is_empty() {
+            errors.check::<()>("password", Err("Enter your password.".into()));
+        } else if password.len() > Password::MAX_BYTES {
+            errors.check::<()>("password", Err(format!("Use at most {} bytes.", Password::MAX_BYTES)));
+        }
+        errors.finish()?;
+        if let Some(retry_after_secs) = rate_limited(ctx, &email_norm).await? {
+            return Err(AppError::RateLimited { retry_after_secs });
+        }
+        let user = sqlx::query!("select user_id, password_hash from app_user where email = $1", email_norm)
+            .fetch_optional(ctx.pool())
+            .await?;
+        let (user_id, hash) = match user {
+            Some(u) => (Some(u.user_id), u.password_hash),
+            None => (None, None),
+        };
+        let ok = verify_password(password.to_owned(), hash).await?;
+        let (_, meta) = ctx.audit();
+        let mut tx = ctx.pool().begin().await?;
+        sqlx::query!(
+            "insert into login_attempt (email, client_addr, succeeded) values ($1, $2, $3)",
+            email_norm,
+            ctx.client_addr,
+            ok
+        )
+        .execute(&mut *tx)
+        .await?;
+        let actor = AuditActor { user_id: if ok { user_id } else { None }, token_id: None, label: email_norm.clone() };
+        record(
+            &mut tx,
+            &actor,
+            &meta,
+            NewEvent {
+                team_id: None,
+                action: if ok { "auth.login" } else { "auth.login_failed" },
+                target_type: "user",
+                target_id: user_id.map(|id| id.to_string()),
+                summary: json!({ "email": email_norm }),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        match (ok, user_id) {
+            (true, Some(user_id)) => start_session(session, user_id).await,
+            _ => Err(AppError::field("password", "Wrong email or password.")),
+        }
+    }
+
+    async fn start_session(session: &Session, user_id: Uuid) -> Result<(), AppError> {
+        session.cycle_id().await.map_err(session_error)?;
+        session.insert(SESSION_USER_KEY, user_id).await.map_err(session_error)?;
+        Ok(())
+    }
+
+    fn session_error(e: tower_sessions::session::Error) -> AppError {
+        tracing::error!(error = %e, "session store failed");
+        AppError::Internal
+    }
+
+    pub async fn logout(ctx: &Ctx, session: &Session) -> Result<(), AppError> {
+        if ctx.actor.is_some() {
+            let (actor, meta) = ctx.audit();
+            let mut tx = ctx.pool().begin().await?;
+            record(
+                &mut tx,
+                &actor,
+                &meta,
+                NewEvent {
+                    team_id: None,
+                    action: "auth.logout",
+                    target_type: "user",
+                    target_id: actor.user_id.map(|id| id.to_string()),
+                    summary: json!({}),
+                },
+            )
+            .await?;
+            tx.commit().await?;
+        }
+        // flush deletes the record and clears the cookie: the old id is dead
+        session.flush().await.map_err(session_error)?;
+        Ok(())
+    }
+
+    /// Creates the first account, guarded by the one-time setup token.
+    pub async fn setup(
+        ctx: &Ctx,
+        session: &Session,
+        token: &str,
+        email: &str,
+        display_name: &str,
+        password: &str,
+    ) -> Result<(), AppError> {
+        let expected = ctx.state.setup_token.lock().ok().and_then(|t| t.clone());
+        let Some(expected) = expected else {
+            return Err(AppError::Conflict {
+                field: None,
+                message: "Setup is already complete. Sign in instead.".into(),
+            });
+        };
+        if !constant_time_eq(expected.as_bytes(), token.trim().as_bytes()) {
+            return Err(AppError::field(
+                "token",
+                "The setup link is not valid. Use the link printed in the server console.",
+            ));
+        }
+        let input = NewUser::parse(email, display_name, password, true)?;
+        let hash = hash_password(input.password).await?;
+        let mut tx = ctx.pool().begin().await?;
+        // Serialise concurrent setups: only the first one may create a user.
+        sqlx::query!("lock table app_user in share row exclusive mode").execute(&mut *tx).await?;
+        let existing = sqlx::query_scalar!(r#"select count(*) as "n!" from app_user"#).fetch_one(&mut *tx).await?;
+        if existing > 0 {
+            return Err(AppError::Conflict {
+                field: None,
+                message: "Setup is already complete. Sign in instead.".into(),
+            });
+        }
+        let id = insert_user(&mut tx, &input.email, &input.display_name, &hash, true).await?;
+        let actor = AuditActor { user_id: Some(id), token_id: None, label: input.email.as_str().to_owned() };
+        let (_, meta) = ctx.audit();
+        record(
+            &mut tx,
+            &actor,
+            &meta,
+            NewEvent {
+                team_id: None,
+                action: "user.created",
+                target_type: "user",
+                target_id: Some(id.to_string()),
+                summary: json!({ "after": { "email": input.email.as_str(), "is_site_admin": true }, "via": "setup" }),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        if let Ok(mut t) = ctx.state.setup_token.lock() {
+            *t = None;
+        }
+        start_session(session, id).await
+    }
+
+    pub async fn change_password(ctx: &Ctx, session: &Session, current: &str, new: &str) -> Result<(), AppError> {
+        let actor = ctx.actor()?;
+        let mut errors = Errors::new();
+        if current.is_empty() {
+            errors.check::<()>("current_password", Err("Enter your current password.".into()));
+        }
+        let new = errors.check("new_password", Password::parse(new));
+        errors.finish()?;
+        let Some(new) = new else { return Err(AppError::Internal) };
+        let hash = sqlx::query_scalar!("select password_hash from app_user where user_id = $1", actor.user_id)
+            .fetch_one(ctx.pool())
+            .await?;
+        if !verify_password(current.to_owned(), hash).await? {
+            return Err(AppError::field("current_password", "This is not your current password."));
+        }
+        let new_hash = hash_password(new).await?;
+        let (audit_actor, meta) = ctx.audit();
+        let mut tx = ctx.pool().begin().await?;
+        sqlx::query!(
+            "update app_user set password_hash = $2, updated_at = now() where user_id = $1",
+            actor.user_id,
+            new_hash
+        )
+        .execute(&mut *tx)
+        .await?;
+        record(
+            &mut tx,
+            &audit_actor,
+            &meta,
+            NewEvent {
+                team_id: None,
+                action: "user.password_changed",
+                target_type: "user",
+                target_id: Some(actor.user_id.to_string()),
+                summary: json!({}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        if actor.token_id.is_none() {
+            session.cycle_id().await.map_err(session_error)?;
+        }
+        Ok(())
+    }
+
+    pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[tokio::test]
+        async fn dummy_hash_is_valid_and_never_matches() {
+            assert!(PasswordHash::new(DUMMY_HASH).is_ok());
+            assert!(!verify_password("anything at all".into(), None).await.expect("runs"));
+        }
+
+        #[tokio::test]
+        async fn hash_round_trip() {
+            let hash = hash_password(Password::parse("correct horse battery").expect("valid")).await.expect("hash");
+            assert!(hash.starts_with("$argon2id$"));
+            assert!(verify_password("correct horse battery".into(), Some(hash.clone())).await.expect("runs"));
+            assert!(!verify_password("wrong horse battery".into(), Some(hash)).await.expect("runs"));
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Capstan's web application: pages, components and server functions, with
+//! the domain logic (queries, validation, authorization) in `ssr` modules
+//! that the REST API in `server` calls as well.
+//!
+//! Tour: [`roles`] holds the one authorization rule, [`state`] the request
+//! context, [`audit`] the hash-chained log, then one module per noun:
+//! [`accounts`], [`teams`], [`tokens`].
+
+pub mod accounts;
+pub mod audit;
+pub mod error;
+pub mod page;
+pub mod roles;
+#[cfg(feature = "ssr")]
+pub mod state;
+pub mod teams;
+pub mod tokens;
+pub mod ui;
+pub mod validate;
+
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Title, provide_meta_context};
+use leptos_router::components::{ParentRoute, Route, Router, Routes};
+use leptos_router::{SsrMode, path};
+
+/// The HTML document around the app, rendered on the server.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <link rel="stylesheet" id="leptos" href="/pkg/capstan.css"/>
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Title formatter=|t: String| if t.is_empty() { "Capstan".to_owned() } else { format!("{t} · Capstan") }/>
+        <Router>
+            <Routes fallback=|| view! { <main class="content"><h1>"Page not found"</h1><p><a href="/">"Back to Capstan"</a></p></main> }>
+                <Route path=path!("/login") view=accounts::LoginPage ssr=SsrMode::Async/>
+                <Route path=path!("/setup") view=accounts::SetupPage ssr=SsrMode::Async/>
+                <ParentRoute path=path!("") view=ui::Layout ssr=SsrMode::Async>
+                    <Route path=path!("") view=teams::TeamsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/teams") view=teams::TeamsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team") view=teams::MembersPage ssr=SsrMode::Async/>
+                    <Route path=path!("/tokens") view=tokens::TokensPage ssr=SsrMode::Async/>
+                    <Route path=path!("/audit") view=audit::AuditPage ssr=SsrMode::Async/>
+                    <Route path=path!("/account") view=accounts::AccountPage ssr=SsrMode::Async/>
+                </ParentRoute>
+            </Routes>
+        </Router>
+    }
+}

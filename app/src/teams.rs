@@ -1,0 +1,580 @@
+//! Teams and their members: creating teams, renaming them, and managing who
+//! belongs with which role. The last admin of a team always stays.
+
+use crate::error::AppError;
+use crate::page::Page;
+use crate::roles::Role;
+use crate::ui::{ConfirmButton, FieldMessage, FormError, PageHeader, Time};
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Team {
+    pub id: Uuid,
+    pub slug: String,
+    pub name: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
+    pub created_at: time::OffsetDateTime,
+    /// The caller's role; `None` for a site admin who is not a member.
+    pub my_role: Option<Role>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Member {
+    pub user_id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    pub role: Role,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
+    pub joined_at: time::OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct NewTeam {
+    /// `[a-z0-9-]{2,40}`, unique on this site.
+    pub slug: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct TeamUpdate {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct NewMember {
+    pub email: String,
+    /// viewer, member, approver or admin.
+    pub role: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct RoleChange {
+    pub role: String,
+}
+
+#[server(prefix = "/rpc", endpoint = "list_teams")]
+pub async fn list_teams(cursor: Option<String>, limit: Option<i64>) -> Result<Page<Team>, AppError> {
+    let ctx = crate::state::server_ctx().await?;
+    crate::state::finish(ssr::list(&ctx, cursor.as_deref(), limit).await)
+}
+
+#[server(prefix = "/rpc", endpoint = "create_team")]
+pub async fn create_team(slug: String, name: String) -> Result<Team, AppError> {
+    let ctx = crate::state::server_ctx().await?;
+    crate::state::finish(ssr::create(&ctx, NewTeam { slug, name }).await)
+}
+
+#[server(prefix = "/rpc", endpoint = "get_team")]
+pub async fn get_team(team: String) -> Result<Team, AppError> {
+    let ctx = crate::state::server_ctx().await?;
+    crate::state::finish(ssr::get(&ctx, &team).await)
+}
+
+#[server(prefix = "/rpc", endpoint = "update_team")]
+pub async fn update_team(team: String, name: String) -> Result<Team, AppError> {
+    let ctx = crate::state::server_ctx().await?;
+    crate::state::finish(ssr::update(&ctx, &team, TeamUpdate { name }).await)
+}
+
+#[server(prefix = "/rpc", endpoint = "list_members")]
+pub async fn list_members(team: String, cursor: Option<String>, limit: Option<i64>) -> Result<Page<Member>, AppError> {
+    let ctx = crate::state::server_ctx().await?;
+    crate::state::finish(ssr::list_members(&ctx, &team, cursor.as_deref(), limit).await)
+}
+
+#[server(prefix = "/rpc", endpoint = "add_member")]
+pub async fn add_member(team: String, email: String, role: String) -> Result<Member, AppError> {
+    let ctx = crate::state::server_ctx().await?;
+    crate::state::finish(ssr::add_member(&ctx, &team, NewMember { email, role }).await)
+}
+
+#[server(prefix = "/rpc", endpoint = "change_member_role")]
+pub async fn change_member_role(team: String, user_id: Uuid, role: String) -> Result<Member, AppError> {
+    let ctx = crate::state::server_ctx().await?;
+    crate::state::finish(ssr::change_role(&ctx, &team, user_id, RoleChange { role }).await)
+}
+
+#[server(prefix = "/rpc", endpoint = "remove_member")]
+pub async fn remove_member(team: String, user_id: Uuid) -> Result<(), AppError> {
+    let ctx = crate::state::server_ctx().await?;
+    crate::state::finish(ssr::remove_member(&ctx, &team, user_id).await)
+}
+
+#[component]
+pub fn TeamsPage() -> impl IntoView {
+    let create = ServerAction::<CreateTeam>::new();
+    let err = Signal::derive(move || create.value().get().and_then(Result::err));
+    let teams = Resource::new(move || create.version().get(), |_| list_teams(None, Some(200)));
+    view! {
+        <PageHeader title="Teams" subtitle="Teams own datasets, jobs, models and endpoints. You see the teams you belong to."/>
+        <div class="grid-2">
+            <section class="card">
+                <h2>"Your teams"</h2>
+                <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                    {move || teams.get().map(|res| match res {
+                        Err(e) => view! { <crate::ui::ErrorBox error=e/> }.into_any(),
+                        Ok(page) if page.items.is_empty() => view! {
+                            <p class="empty">"You are not in any team yet. Create one to get started."</p>
+                        }.into_any(),
+                        Ok(page) => view! {
+                            <ul class="team-list">
+                                {page.items.into_iter().map(|t| view! {
+                                    <li>
+                                        <a href=format!("/teams/{}", t.slug)><strong>{t.name}</strong>" "<span class="muted">{t.slug.clone()}</span></a>
+                                        <span class="pill">{t.my_role.map(|r| r.to_string()).unwrap_or_else(|| "site admin".into())}</span>
+                                    </li>
+                                }).collect_view()}
+                            </ul>
+                        }.into_any(),
+                    })}
+                </Suspense>
+            </section>
+            <section class="card">
+                <h2>"Create a team"</h2>
+                <ActionForm action=create attr:class="stack" attr:id="create-team">
+                    <FormError error=err/>
+                    <label>"Slug" <input name="slug" placeholder="ml-platform" required pattern="[a-z0-9-]{2,40}"/></label>
+                    <FieldMessage error=err field="slug"/>
+                    <label>"Display name" <input name="name" placeholder="ML Platform" required/></label>
+                    <FieldMessage error=err field="name"/>
+                    <button type="submit" disabled=move || create.pending().get()>"Create team"</button>
+                </ActionForm>
+            </section>
+        </div>
+    }
+}
+
+#[component]
+pub fn MembersPage() -> impl IntoView {
+    use leptos_router::hooks::use_params_map;
+    let params = use_params_map();
+    let slug = move || params.with(|p| p.get("team").unwrap_or_default());
+    let add = ServerAction::<AddMember>::new();
+    let change = ServerAction::<ChangeMemberRole>::new();
+    let remove = ServerAction::<RemoveMember>::new();
+    let rename = ServerAction::<UpdateTeam>::new();
+    let team = Resource::new(move || (slug(), rename.version().get()), |(s, _)| get_team(s));
+    let members = Resource::new(
+        move || (slug(), add.version().get(), change.version().get(), remove.version().get()),
+        |(s, ..)| list_members(s, None, Some(200)),
+    );
+    let add_err = Signal::derive(move || add.value().get().and_then(Result::err));
+    let change_err = Signal::derive(move || {
+        change.value().get().and_then(Result::err).or_else(|| remove.value().get().and_then(Result::err))
+    });
+    let rename_err = Signal::derive(move || rename.value().get().and_then(Result::err));
+    let me = use_context::<crate::ui::CurrentUser>().and_then(|m| m.0);
+    let site_admin = me.as_ref().is_some_and(|m| m.is_site_admin);
+    view! {
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || team.get().map(|res| match res {
+                Err(e) => view! { <crate::ui::ErrorBox error=e/> }.into_any(),
+                Ok(t) => {
+                    let is_admin = site_admin || t.my_role == Some(Role::Admin);
+                    let slug_v = t.slug.clone();
+                    view! {
+                        <PageHeader title=t.name.clone() subtitle=format!("Team {} · members and roles", t.slug)/>
+                        <section class="card">
+                            <h2>"Members"</h2>
+                            <FormError error=change_err/>
+                            <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                                {move || members.get().map(|res| match res {
+                                    Err(e) => view! { <crate::ui::ErrorBox error=e/> }.into_any(),
+                                    Ok(page) => view! {
+                                        <div class="table-wrap"><table class="data" id="members">
+                                            <thead><tr><th>"Name"</th><th>"Email"</th><th>"Role"</th><th>"Joined"</th>{is_admin.then(|| view! { <th></th> })}</tr></thead>
+                                            <tbody>
+                                            {page.items.into_iter().map(|m| {
+                                                let slug_c = slug();
+                                                let slug_r = slug();
+                                                let role_label = format!("Role of {}", m.email);
+                                                let remove_question = format!("Remove {} from the team?", m.email);
+                                                view! {
+                                                    <tr>
+                                                        <td>{m.display_name.clone()}</td>
+                                                        <td>{m.email.clone()}</td>
+                                                        <td>
+                                                        {if is_admin {
+                                                            view! {
+                                                                <ActionForm action=change attr:class="inline">
+                                                                    <input type="hidden" name="team" value=slug_c/>
+                                                                    <input type="hidden" name="user_id" value=m.user_id.to_string()/>
+                                                                    <select name="role" aria-label=role_label>
+                                                                        {Role::ALL.into_iter().map(|r| view! {
+                                                                            <option value=r.as_str() selected=r == m.role>{r.as_str()}</option>
+                                                                        }).collect_view()}
+                                                                    </select>
+                                                                    <button type="submit" class="small secondary">"Save"</button>
+                                                                </ActionForm>
+                                                            }.into_any()
+                                                        } else {
+                                                            view! { <span class="pill">{m.role.to_string()}</span> }.into_any()
+                                                        }}
+                                                        </td>
+                                                        <td><Time at=m.joined_at/></td>
+                                                        {is_admin.then(|| view! {
+                                                            <td>
+                                                                <ActionForm action=remove attr:class="inline">
+                                                                    <input type="hidden" name="team" value=slug_r/>
+                                                                    <input type="hidden" name="user_id" value=m.user_id.to_string()/>
+                                                                    <ConfirmButton label="Remove" question=remove_question/>
+                                                                </ActionForm>
+                                                            </td>
+                                                        })}
+                                                    </tr>
+                                                }
+                                            }).collect_view()}
+                                            </tbody>
+                                        </table></div>
+                                    }.into_any(),
+                                })}
+                            </Suspense>
+                        </section>
+                        {is_admin.then(|| { let slug_a = slug_v.clone(); let slug_n = slug_v.clone(); view! {
+                            <div class="grid-2">
+                            <section class="card" id="add-member">
+                                <h2>"Add a member"</h2>
+                                <ActionForm action=add attr:class="stack">
+                                    <FormError error=add_err/>
+                                    <input type="hidden" name="team" value=slug_a/>
+                                    <label>"Email" <input type="email" name="email" required placeholder="colleague@example.com"/></label>
+                                    <FieldMessage error=add_err field="email"/>
+                                    <label>"Role"
+                                        <select name="role">
+                                            {Role::ALL.into_iter().map(|r| view! { <option value=r.as_str() selected=r == Role::Member>{r.as_str()}</option> }).collect_view()}
+                                        </select>
+                                    </label>
+                                    <FieldMessage error=add_err field="role"/>
+                                    <button type="submit" disabled=move || add.pending().get()>"Add member"</button>
+                                </ActionForm>
+                            </section>
+                            <section class="card">
+                                <h2>"Team settings"</h2>
+                                <ActionForm action=rename attr:class="stack">
+                                    <FormError error=rename_err/>
+                                    <input type="hidden" name="team" value=slug_n/>
+                                    <label>"Display name" <input name="name" value=t.name.clone() required/></label>
+                                    <FieldMessage error=rename_err field="name"/>
+                                    <button type="submit" class="secondary">"Rename"</button>
+                                </ActionForm>
+                            </section>
+                            </div>
+                        }})}
+                    }.into_any()
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[cfg(feature = "ssr")]
+pub mod ssr {
+    use super::{Member, NewMember, NewTeam, RoleChange, Team, TeamUpdate};
+    use crate::audit::ssr::{NewEvent, record};
+    use crate::error::AppError;
+    use crate::page::{self, Page};
+    use crate::roles::{Action, Role, authorize};
+    use crate::state::Ctx;
+    use crate::validate::{Email, Errors, Slug, name};
+    use serde_json::json;
+    use uuid::Uuid;
+
+    /// Loads a team by slug and checks the caller may take `action` on it.
+    /// Returns the team and the caller's role in it.
+    pub async fn load(ctx: &Ctx, slug: &str, action: Action) -> Result<(Team, Option<Role>), AppError> {
+        let actor = ctx.actor()?;
+        let row = sqlx::query!(
+            r#"select t.team_id, t.slug, t.name, t.created_at, m.role as "role?: Role"
+               from team t left join team_member m on m.team_id = t.team_id and m.user_id = $2
+               where t.slug = $1"#,
+            slug,
+            actor.user_id,
+        )
+        .fetch_optional(ctx.pool())
+        .await?;
+        let Some(row) = row else {
+            // Same answer as for a team the caller is not in.
+            return Err(AppError::NotFound("Team".into()));
+        };
+        authorize(&actor.principal(), action, row.role)?;
+        let team =
+            Team { id: row.team_id, slug: row.slug, name: row.name, created_at: row.created_at, my_role: row.role };
+        Ok((team, row.role))
+    }
+
+    pub async fn list(ctx: &Ctx, cursor: Option<&str>, limit: Option<i64>) -> Result<Page<Team>, AppError> {
+        let actor = ctx.actor()?;
+        let limit = page::limit(limit)?;
+        let after: Option<String> = page::ssr::decode(cursor)?;
+        let rows = sqlx::query!(
+            r#"select t.team_id, t.slug, t.name, t.created_at, m.role as "role?: Role"
+               from team t left join team_member m on m.team_id = t.team_id and m.user_id = $1
+               where ($2 or m.user_id is not null) and t.slug > $3
+               order by t.slug
+               limit $4"#,
+            actor.user_id,
+            actor.is_site_admin,
+            after.unwrap_or_default(),
+            limit + 1,
+        )
+        .fetch_all(ctx.pool())
+        .await?;
+        let items = rows
+            .into_iter()
+            .map(|r| Team { id: r.team_id, slug: r.slug, name: r.name, created_at: r.created_at, my_role: r.role })
+            .collect();
+        Ok(page::ssr::build(items, limit, |t: &Team| t.slug.clone()))
+    }
+
+    pub async fn get(ctx: &Ctx, slug: &str) -> Result<Team, AppError> {
+        Ok(load(ctx, slug, Action::ReadTeam).await?.0)
+    }
+
+    /// Any signed-in user may create a team and becomes its admin.
+    pub async fn create(ctx: &Ctx, input: NewTeam) -> Result<Team, AppError> {
+        let actor = ctx.actor()?;
+        let mut errors = Errors::new();
+        let slug = errors.check("slug", Slug::parse(&input.slug));
+        let team_name = errors.check("name", name(&input.name, 100));
+        errors.finish()?;
+        let (Some(slug), Some(team_name)) = (slug, team_name) else { return Err(AppError::Internal) };
+        let id = Uuid::now_v7();
+        let (audit_actor, meta) = ctx.audit();
+        let mut tx = ctx.pool().begin().await?;
+        let created_at = sqlx::query_scalar!(
+            "insert into team (team_id, slug, name) values ($1, $2, $3) returning created_at",
+            id,
+            slug.as_str(),
+            team_name,
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query!("insert into team_member (team_id, user_id, role) values ($1, $2, 'admin')", id, actor.user_id)
+            .execute(&mut *tx)
+            .await?;
+        record(
+            &mut tx,
+            &audit_actor,
+            &meta,
+            NewEvent {
+                team_id: Some(id),
+                action: "team.created",
+                target_type: "team",
+                target_id: Some(id.to_string()),
+                summary: json!({ "after": { "slug": slug.as_str(), "name": team_name } }),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Team { id, slug: slug.as_str().to_owned(), name: team_name, created_at, my_role: Some(Role::Admin) })
+    }
+
+    pub async fn update(ctx: &Ctx, slug: &str, input: TeamUpdate) -> Result<Team, AppError> {
+        let (team, _) = load(ctx, slug, Action::UpdateTeam).await?;
+        let new_name = name(&input.name, 100).map_err(|m| AppError::field("name", m))?;
+        let (audit_actor, meta) = ctx.audit();
+        let mut tx = ctx.pool().begin().await?;
+        let old_name = sqlx::query_scalar!("select name from team where team_id = $1 for update", team.id)
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query!("update team set name = $2, updated_at = now() where team_id = $1", team.id, new_name)
+            .execute(&mut *tx)
+            .await?;
+        record(
+            &mut tx,
+            &audit_actor,
+            &meta,
+            NewEvent {
+                team_id: Some(team.id),
+                action: "team.updated",
+                target_type: "team",
+                target_id: Some(team.id.to_string()),
+                summary: json!({ "before": { "name": old_name }, "after": { "name": new_name } }),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Team { name: new_name, ..team })
+    }
+
+    pub async fn list_members(
+        ctx: &Ctx,
+        slug: &str,
+        cursor: Option<&str>,
+        limit: Option<i64>,
+    ) -> Result<Page<Member>, AppError> {
+        let (team, _) = load(ctx, slug, Action::ReadTeam).await?;
+        let limit = page::limit(limit)?;
+        let after: Option<String> = page::ssr::decode(cursor)?;
+        let items = sqlx::query!(
+            r#"select u.user_id, u.email, u.display_name, m.role as "role: Role", m.created_at
+               from team_member m join app_user u on u.user_id = m.user_id
+               where m.team_id = $1 and u.email > $2
+               order by u.email
+               limit $3"#,
+            team.id,
+            after.unwrap_or_default(),
+            limit + 1,
+        )
+        .fetch_all(ctx.pool())
+        .await?
+        .into_iter()
+        .map(|r| Member {
+            user_id: r.user_id,
+            email: r.email,
+            display_name: r.display_name,
+            role: r.role,
+            joined_at: r.created_at,
+        })
+        .collect();
+        Ok(page::ssr::build(items, limit, |m: &Member| m.email.clone()))
+    }
+
+    pub async fn add_member(ctx: &Ctx, slug: &str, input: NewMember) -> Result<Member, AppError> {
+        let (team, _) = load(ctx, slug, Action::ManageMembers).await?;
+        let mut errors = Errors::new();
+        let email = errors.check("email", Email::parse(&input.email));
+        let role = errors.check("role", crate::validate::role(&input.role));
+        errors.finish()?;
+        let (Some(email), Some(role)) = (email, role) else { return Err(AppError::Internal) };
+        let user = sqlx::query!("select user_id, email, display_name from app_user where email = $1", email.as_str())
+            .fetch_optional(ctx.pool())
+            .await?
+            .ok_or_else(|| {
+                AppError::field("email", "No account has this email. Ask a site admin to create it first.")
+            })?;
+        let (audit_actor, meta) = ctx.audit();
+        let mut tx = ctx.pool().begin().await?;
+        let joined_at = sqlx::query_scalar!(
+            "insert into team_member (team_id, user_id, role) values ($1, $2, $3) returning created_at",
+            team.id,
+            user.user_id,
+            role as Role,
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        record(
+            &mut tx,
+            &audit_actor,
+            &meta,
+            NewEvent {
+                team_id: Some(team.id),
+                action: "team.member_added",
+                target_type: "user",
+                target_id: Some(user.user_id.to_string()),
+                summary: json!({ "after": { "email": user.email, "role": role } }),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Member { user_id: user.user_id, email: user.email, display_name: user.display_name, role, joined_at })
+    }
+
+    /// Locks the team's admin rows and fails if `user_id` is its last admin.
+    async fn ensure_not_last_admin(tx: &mut sqlx::PgConnection, team_id: Uuid, user_id: Uuid) -> Result<(), AppError> {
+        let admins = sqlx::query_scalar!(
+            "select user_id from team_member where team_id = $1 and role = 'admin' for update",
+            team_id
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        if admins == [user_id] {
+            return Err(AppError::Conflict {
+                field: Some("role".into()),
+                message: "A team needs at least one admin. Make someone else admin first.".into(),
+            });
+        }
+        Ok(())
+    }
+
+    pub async fn change_role(ctx: &Ctx, slug: &str, user_id: Uuid, input: RoleChange) -> Result<Member, AppError> {
+        let (team, _) = load(ctx, slug, Action::ManageMembers).await?;
+        let role = crate::validate::role(&input.role).map_err(|m| AppError::field("role", m))?;
+        let (audit_actor, meta) = ctx.audit();
+        let mut tx = ctx.pool().begin().await?;
+        if role != Role::Admin {
+            ensure_not_last_admin(&mut tx, team.id, user_id).await?;
+        }
+        let before = sqlx::query!(
+            r#"select m.role as "role: Role", m.created_at, u.email, u.display_name
+               from team_member m join app_user u on u.user_id = m.user_id
+               where m.team_id = $1 and m.user_id = $2 for update of m"#,
+            team.id,
+            user_id
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| AppError::NotFound("Member".into()))?;
+        sqlx::query!(
+            "update team_member set role = $3, updated_at = now() where team_id = $1 and user_id = $2",
+            team.id,
+            user_id,
+            role as Role,
+        )
+        .execute(&mut *tx)
+        .await?;
+        record(
+            &mut tx,
+            &audit_actor,
+            &meta,
+            NewEvent {
+                team_id: Some(team.id),
+                action: "team.member_role_changed",
+                target_type: "user",
+                target_id: Some(user_id.to_string()),
+                summary: json!({ "before": { "role": before.role }, "after": { "role": role }, "email": before.email }),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Member {
+            user_id,
+            email: before.email,
+            display_name: before.display_name,
+            role,
+            joined_at: before.created_at,
+        })
+    }
+
+    pub async fn remove_member(ctx: &Ctx, slug: &str, user_id: Uuid) -> Result<(), AppError> {
+        let (team, _) = load(ctx, slug, Action::ManageMembers).await?;
+        let (audit_actor, meta) = ctx.audit();
+        let mut tx = ctx.pool().begin().await?;
+        ensure_not_last_admin(&mut tx, team.id, user_id).await?;
+        let removed = sqlx::query!(
+            r#"delete from team_member m using app_user u
+               where m.team_id = $1 and m.user_id = $2 and u.user_id = m.user_id
+               returning m.role as "role: Role", u.email"#,
+            team.id,
+            user_id
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| AppError::NotFound("Member".into()))?;
+        record(
+            &mut tx,
+            &audit_actor,
+            &meta,
+            NewEvent {
+                team_id: Some(team.id),
+                action: "team.member_removed",
+                target_type: "user",
+                target_id: Some(user_id.to_string()),
+                summary: json!({ "before": { "email": removed.email, "role": removed.role } }),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

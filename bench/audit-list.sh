@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Benchmark: GET /api/v1/audit-events?limit=50 at concurrency 32 over 100 000
+# events, at the first page and at a deep cursor; prints requests/s, p50/p99,
+# and the server's idle resident memory. Not part of the test suite.
+# Needs: wrk (Debian package), psql, python3. Builds a release binary.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/capstan-target}"
+export SQLX_OFFLINE=true
+command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y -qq wrk >/dev/null; }
+EVENTS="${EVENTS:-100000}"
+DURATION="${DURATION:-15s}"
+
+cargo build --release -q -p server
+bin="$CARGO_TARGET_DIR/release/capstan"
+data="$(mktemp -d /tmp/capstan-bench-XXXXXX)"; chmod 755 "$data"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+export CAPSTAN_DATA_DIR="$data" CAPSTAN_ADDR="127.0.0.1:$port" RUST_LOG=warn
+unset DATABASE_URL
+"$bin" serve >"$data/server.log" 2>&1 &
+server=$!
+cleanup() { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; "$bin" db stop >/dev/null 2>&1 || true; rm -rf "$data"; }
+trap cleanup EXIT
+until grep -q "Capstan is running" "$data/server.log"; do sleep 0.2; done
+
+url="$("$bin" db start)"
+echo "bench password 123" | "$bin" user create --email bench@example.com --site-admin >/dev/null
+token="$("$bin" token create --email bench@example.com --name bench 2>/dev/null)"
+
+echo "seeding $EVENTS audit events…"
+psql -q "$url" <<SQL
+insert into audit_event (audit_event_id, occurred_at, chain_key, chain_seq, prev_hash, hash, actor_label,
+                         action, target_type, target_id, summary)
+select gen_random_uuid(), now() - (g || ' seconds')::interval, 'bench', g, '\x00', '\x00', 'bench@example.com',
+       'bench.event', 'thing', g::text, jsonb_build_object('n', g)
+from generate_series(1, $EVENTS) g;
+analyze audit_event;
+SQL
+
+base="http://127.0.0.1:$port/api/v1/audit-events?limit=50"
+# walk to a deep cursor (~90% of the way) with 200-item pages
+deep_cursor=$(python3 - "$port" "$token" "$EVENTS" <<'PY'
+import json, sys, urllib.request
+port, token, events = sys.argv[1], sys.argv[2], int(sys.argv[3])
+cursor, seen = None, 0
+while seen < events * 0.9:
+    url = f"http://127.0.0.1:{port}/api/v1/audit-events?limit=200" + (f"&cursor={cursor}" if cursor else "")
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    page = json.load(urllib.request.urlopen(req))
+    seen += len(page["items"])
+    cursor = page["next_cursor"]
+print(cursor)
+PY
+)
+
+run() {
+  local label="$1" target="$2"
+  local out; out=$(wrk -t2 -c32 -d"$DURATION" --latency -H "Authorization: Bearer $token" "$target")
+  local rps p50 p99
+  rps=$(awk '/Requests\/sec/{print $2}' <<<"$out")
+  p50=$(awk '$1=="50%"{print $2}' <<<"$out")
+  p99=$(awk '$1=="99%"{print $2}' <<<"$out")
+  printf '%-12s requests/s %-10s p50 %-9s p99 %s\n' "$label" "$rps" "$p50" "$p99"
+}
+echo "GET /api/v1/audit-events?limit=50, concurrency 32, $DURATION each:"
+run "first page" "$base"
+run "deep cursor" "$base&cursor=$deep_cursor"
+sleep 3
+rss_kb=$(awk '/VmRSS/{print $2}' "/proc/$server/status")
+echo "idle server RSS: $((rss_kb / 1024)) MiB (PostgreSQL excluded)"

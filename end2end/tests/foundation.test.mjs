@@ -1,0 +1,137 @@
+// The foundation journey a new user takes: first-run setup with the console
+// token, sign-in, teams, members and roles, API tokens, audit, sign-out.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startCapstan, launchBrowser, hydrated } from './harness.mjs';
+
+const ADMIN = { email: 'ada@example.com', password: 'correct horse battery staple' };
+const VIEWER = { email: 'vic@example.com', password: 'viewer password 123' };
+
+let capstan, browser, page;
+
+before(async () => {
+  capstan = await startCapstan();
+  browser = await launchBrowser();
+  page = await browser.newPage();
+  page.on('dialog', (d) => d.accept());
+});
+
+after(async () => {
+  await browser?.close();
+  if (capstan) {
+    const code = await capstan.stop();
+    assert.equal(code, 0, `capstan should shut down cleanly:\n${capstan.output()}`);
+  }
+});
+
+async function go(path) {
+  await page.goto(capstan.base + path);
+  await hydrated(page);
+}
+
+async function signIn(user) {
+  await go('/login');
+  await page.fill('input[name=email]', user.email);
+  await page.fill('input[name=password]', user.password);
+  await page.click('button[type=submit]');
+  await page.waitForURL(capstan.base + '/');
+  await page.waitForSelector('text=Your teams');
+}
+
+async function signOut() {
+  await page.click('.user-menu summary');
+  await page.click('text=Sign out');
+  await page.waitForURL(/\/login$/);
+}
+
+test('first run: the setup link from the console creates the site admin', async () => {
+  assert.ok(capstan.setupUrl, `setup link printed:\n${capstan.output()}`);
+  const url = new URL(capstan.setupUrl);
+  // A wrong token creates nothing.
+  await go('/setup?token=not-the-token');
+  await page.fill('input[name=email]', ADMIN.email);
+  await page.fill('input[name=display_name]', 'Ada');
+  await page.fill('input[name=password]', ADMIN.password);
+  await page.click('button[type=submit]');
+  await page.waitForSelector('.field-error[data-field=token]');
+  // The real link works and signs the new admin in.
+  await go(url.pathname + url.search);
+  await page.fill('input[name=email]', ADMIN.email);
+  await page.fill('input[name=display_name]', 'Ada');
+  await page.fill('input[name=password]', ADMIN.password);
+  await page.click('button[type=submit]');
+  await page.waitForSelector('text=Your teams');
+  await signOut();
+});
+
+test('sign in: a wrong password is refused, the right one works', async () => {
+  await go('/login');
+  await page.fill('input[name=email]', ADMIN.email);
+  await page.fill('input[name=password]', 'wrong password entirely');
+  await page.click('button[type=submit]');
+  await page.waitForSelector('text=Wrong email or password.');
+  await signIn(ADMIN);
+});
+
+test('an admin creates a team and adds a viewer', async () => {
+  await page.fill('#create-team input[name=slug]', 'ml-platform');
+  await page.fill('#create-team input[name=name]', 'ML Platform');
+  await page.click('#create-team button[type=submit]');
+  await page.waitForSelector('a[href="/teams/ml-platform"]');
+
+  const out = capstan.cli(['user', 'create', '--email', VIEWER.email, '--name', 'Vic'], VIEWER.password + '\n');
+  assert.match(out, /created user vic@example.com/);
+
+  await go('/teams/ml-platform');
+  await page.fill('#add-member input[name=email]', VIEWER.email);
+  await page.selectOption('#add-member select[name=role]', 'viewer');
+  await page.click('#add-member button[type=submit]');
+  await page.waitForSelector(`#members td:text("${VIEWER.email}")`);
+  await signOut();
+});
+
+test('a viewer sees no member controls and is refused by the server function', async () => {
+  await signIn(VIEWER);
+  await go('/teams/ml-platform');
+  await page.waitForSelector(`#members td:text("${ADMIN.email}")`);
+  assert.equal(await page.locator('#add-member').count(), 0);
+  assert.equal(await page.locator('#members select').count(), 0);
+  const res = await page.evaluate(async () => {
+    const r = await fetch('/rpc/add_member', {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ team: 'ml-platform', email: 'vic@example.com', role: 'admin' }),
+    });
+    return { status: r.status, body: await r.text() };
+  });
+  assert.equal(res.status, 403);
+  assert.match(res.body, /Forbidden/);
+});
+
+test('a token created in the UI authenticates /api/v1/me', async () => {
+  await go('/tokens');
+  await page.fill('#create-token input[name=name]', 'laptop');
+  await page.click('#create-token button[type=submit]');
+  const secret = (await page.textContent('#token-secret')).trim();
+  assert.match(secret, /^cap_[0-9a-f]+$/);
+  await page.waitForSelector('#tokens td:text("laptop")');
+  const r = await fetch(capstan.base + '/api/v1/me', { headers: { authorization: `Bearer ${secret}` } });
+  assert.equal(r.status, 200);
+  assert.equal((await r.json()).email, VIEWER.email);
+  const anon = await fetch(capstan.base + '/api/v1/me');
+  assert.equal(anon.status, 401);
+  assert.equal(anon.headers.get('content-type'), 'application/problem+json');
+  await signOut();
+});
+
+test('the audit page shows what happened, then sign-out ends the session', async () => {
+  await signIn(ADMIN);
+  await go('/audit?team=ml-platform');
+  await page.waitForSelector('code:text("team.created")');
+  await page.waitForSelector('code:text("team.member_added")');
+  await go('/audit');
+  await page.waitForSelector('code:text("auth.login_failed")');
+  await signOut();
+  await page.goto(capstan.base + '/tokens');
+  await page.waitForURL(/\/login$/);
+});

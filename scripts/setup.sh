@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Installs whatever Capstan needs that this machine lacks, and skips the rest.
+# Usage: scripts/setup.sh run|test   (test also installs Chromium and npm packages)
+set -euo pipefail
+mode="${1:-run}"
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+
+log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*"; }
+
+SUDO=""
+if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO=sudo; fi
+
+apt_missing=()
+have_initdb() { ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null; }
+have_initdb || apt_missing+=(postgresql)
+command -v cc >/dev/null || apt_missing+=(build-essential)
+command -v pkg-config >/dev/null || apt_missing+=(pkg-config)
+command -v wasm-opt >/dev/null || apt_missing+=(binaryen)
+if [ "$mode" = test ]; then
+  command -v chromium >/dev/null || [ -x /usr/bin/chromium ] || apt_missing+=(chromium)
+  command -v node >/dev/null || apt_missing+=(nodejs)
+  command -v npm >/dev/null || apt_missing+=(npm)
+fi
+if [ ${#apt_missing[@]} -gt 0 ]; then
+  log "installing Debian packages: ${apt_missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${apt_missing[@]}"
+fi
+
+if ! rustup target list --installed 2>/dev/null | grep -q '^wasm32-unknown-unknown$'; then
+  log "adding the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+LEPTOS_VERSION=0.3.10
+if ! cargo leptos --version 2>/dev/null | grep -q "$LEPTOS_VERSION"; then
+  log "installing cargo-leptos $LEPTOS_VERSION (about 25 minutes on 2 cores, once)"
+  cargo install cargo-leptos --version "$LEPTOS_VERSION" --locked --features no_downloads
+fi
+
+# wasm-bindgen-cli must match the wasm-bindgen in Cargo.lock exactly.
+WB_VERSION="$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/, ""); print; exit}' Cargo.lock)"
+if ! wasm-bindgen --version 2>/dev/null | grep -q "$WB_VERSION"; then
+  log "installing wasm-bindgen-cli $WB_VERSION"
+  cargo install wasm-bindgen-cli --version "$WB_VERSION"
+fi
+
+if [ "$mode" = test ]; then
+  if [ ! -d end2end/node_modules/playwright-core ]; then
+    log "installing end-to-end test packages"
+    (cd end2end && npm ci --no-audit --no-fund)
+  fi
+fi

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, clippy (ssr and hydrate), unit and
+# integration tests against a real PostgreSQL, and end-to-end tests in Chromium.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+bash scripts/setup.sh test
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/capstan-target}"
+export SQLX_OFFLINE=true
+step() { printf '\n\033[1;34m==> %s\033[0m\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "clippy (ssr)"
+cargo clippy -p app -p server --all-targets -- -D warnings
+step "clippy (hydrate, wasm32)"
+cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
+
+step "build the site (server + wasm)"
+cargo leptos build
+
+bin="$CARGO_TARGET_DIR/debug/capstan"
+if [ -z "${DATABASE_URL:-}" ]; then
+  step "start a private PostgreSQL for the tests"
+  pgdir="$(mktemp -d /tmp/capstan-test-XXXXXX)"
+  chmod 755 "$pgdir"
+  cleanup() { "$bin" --data-dir "$pgdir" db stop >/dev/null 2>&1 || true; rm -rf "$pgdir"; }
+  trap cleanup EXIT
+  DATABASE_URL="$("$bin" --data-dir "$pgdir" db start)"
+  export DATABASE_URL
+fi
+
+step "unit and integration tests"
+cargo test -p app -p server
+
+step "end-to-end tests (Chromium)"
+(cd end2end && CAPSTAN_BIN="$bin" LEPTOS_SITE_ROOT="$root/target/site" node run.mjs)

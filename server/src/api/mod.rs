@@ -1,0 +1,129 @@
+//! The REST API under `/api/v1`: one module per noun, each handler a thin
+//! shell over the same domain function the UI's server functions call.
+//! Errors are RFC 9457 problem+json; the OpenAPI document is generated here.
+
+pub mod audit;
+pub mod me;
+pub mod members;
+pub mod teams;
+pub mod tokens;
+
+use app::error::AppError;
+use app::state::AppState;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use http::request::Parts;
+use serde::de::DeserializeOwned;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Capstan API",
+        version = "1",
+        description = "Control plane for ML teams. Authenticate with `Authorization: Bearer <token>` \
+                       (create tokens on the API tokens page or with `capstan token create`). \
+                       Lists are keyset-paginated with `limit` (1-200, default 50) and the opaque \
+                       `cursor` from the previous page's `next_cursor`. Errors are RFC 9457 \
+                       `application/problem+json`."
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    components(schemas(app::error::ssr::Problem)),
+    tags(
+        (name = "me", description = "The caller"),
+        (name = "teams", description = "Teams and their members"),
+        (name = "tokens", description = "Your API tokens"),
+        (name = "audit", description = "The audit log"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("cap_…").build()),
+        );
+    }
+}
+
+/// The `/api/v1` routes and their OpenAPI document.
+pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
+    let v1 = OpenApiRouter::new()
+        .merge(me::router())
+        .merge(teams::router())
+        .merge(members::router())
+        .merge(tokens::router())
+        .merge(audit::router());
+    let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1).split_for_parts();
+    let router = router.route("/api/v1/{*rest}", axum::routing::any(not_found));
+    (router, doc)
+}
+
+async fn not_found() -> AppError {
+    AppError::NotFound("API route".into())
+}
+
+/// JSON body whose rejections are problem+json (400, 413, 415).
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(JsonRejection::MissingJsonContentType(_)) => {
+                Err(AppError::UnsupportedMediaType("Send a JSON body with Content-Type: application/json.".into()))
+            }
+            Err(JsonRejection::JsonDataError(e)) => Err(AppError::BadRequest(e.body_text())),
+            Err(JsonRejection::JsonSyntaxError(e)) => Err(AppError::BadRequest(e.body_text())),
+            Err(e) if e.status() == http::StatusCode::PAYLOAD_TOO_LARGE => Err(AppError::PayloadTooLarge),
+            Err(e) => Err(AppError::BadRequest(e.body_text())),
+        }
+    }
+}
+
+/// Query string whose rejections are problem+json (400).
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| ApiQuery(q.0))
+            .map_err(|e: QueryRejection| AppError::BadRequest(e.body_text()))
+    }
+}
+
+/// Path parameters whose rejections are problem+json (a malformed id is a 404).
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| ApiPath(p.0))
+            .map_err(|_| AppError::NotFound("Resource".into()))
+    }
+}
+
+/// Pagination parameters shared by list endpoints.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// 1 to 200; default 50.
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}

@@ -1,0 +1,48 @@
+//! `/api/v1/teams`: list, create, get and rename teams.
+
+use super::{ApiJson, ApiPath, ApiQuery, PageParams};
+use app::error::AppError;
+use app::error::ssr::Problem;
+use app::page::Page;
+use app::state::{AppState, Ctx};
+use app::teams::{NewTeam, Team, TeamUpdate, ssr};
+use axum::Json;
+use http::StatusCode;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(get_one, update))
+}
+
+/// Teams the caller belongs to (site admins: all teams), by slug.
+#[utoipa::path(get, path = "/teams", tag = "teams", params(PageParams),
+    responses((status = 200, body = Page<Team>), (status = 400, body = Problem), (status = 401, body = Problem)))]
+async fn list(ctx: Ctx, ApiQuery(p): ApiQuery<PageParams>) -> Result<Json<Page<Team>>, AppError> {
+    Ok(Json(ssr::list(&ctx, p.cursor.as_deref(), p.limit).await?))
+}
+
+/// Creates a team; the caller becomes its admin.
+#[utoipa::path(post, path = "/teams", tag = "teams", request_body = NewTeam,
+    responses((status = 201, body = Team), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn create(ctx: Ctx, ApiJson(input): ApiJson<NewTeam>) -> Result<(StatusCode, Json<Team>), AppError> {
+    Ok((StatusCode::CREATED, Json(ssr::create(&ctx, input).await?)))
+}
+
+/// One team, by slug.
+#[utoipa::path(get, path = "/teams/{team}", tag = "teams", params(("team" = String, Path, description = "Team slug")),
+    responses((status = 200, body = Team), (status = 404, body = Problem)))]
+async fn get_one(ctx: Ctx, ApiPath(team): ApiPath<String>) -> Result<Json<Team>, AppError> {
+    Ok(Json(ssr::get(&ctx, &team).await?))
+}
+
+/// Renames a team (team admins).
+#[utoipa::path(patch, path = "/teams/{team}", tag = "teams", params(("team" = String, Path, description = "Team slug")),
+    request_body = TeamUpdate,
+    responses((status = 200, body = Team), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn update(
+    ctx: Ctx,
+    ApiPath(team): ApiPath<String>,
+    ApiJson(input): ApiJson<TeamUpdate>,
+) -> Result<Json<Team>, AppError> {
+    Ok(Json(ssr::update(&ctx, &team, input).await?))
+}

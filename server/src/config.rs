@@ -1,0 +1,234 @@
+//! Typed configuration from flags and environment variables. Every variable
+//! is documented in `.env.example`; secrets are wrapped so they never print.
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// A value that must never appear in logs or `--help` defaults.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "capstan", version, about = "Capstan: a self-hostable control plane for ML teams on AWS.")]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Where local mode keeps its private PostgreSQL cluster and other state.
+    #[arg(long, env = "CAPSTAN_DATA_DIR", default_value = ".capstan", global = true)]
+    pub data_dir: PathBuf,
+
+    /// PostgreSQL to use instead of the private local cluster.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
+    pub database_url: Option<Secret>,
+
+    /// Address the web server listens on.
+    #[arg(long, env = "CAPSTAN_ADDR", default_value = "127.0.0.1:3000", global = true)]
+    pub addr: SocketAddr,
+
+    /// The URL users reach Capstan at (used for links, cookie `Secure` and
+    /// the CSRF origin check). Defaults to http://<CAPSTAN_ADDR>.
+    #[arg(long, env = "CAPSTAN_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+
+    /// Folder with the compiled site (wasm, JS, CSS) made by cargo-leptos.
+    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site", global = true)]
+    pub site_root: PathBuf,
+
+    /// Folder with PostgreSQL server binaries (initdb, pg_ctl); found automatically if unset.
+    #[arg(long, env = "CAPSTAN_PG_BIN", global = true)]
+    pub pg_bin: Option<PathBuf>,
+
+    /// Sign a browser session out after this many minutes without a request.
+    #[arg(long, env = "CAPSTAN_SESSION_IDLE_MINUTES", default_value_t = 720, global = true)]
+    pub session_idle_minutes: i64,
+
+    /// Failed sign-ins allowed per account and per client address in the window.
+    #[arg(long, env = "CAPSTAN_LOGIN_MAX_FAILURES", default_value_t = 10, global = true)]
+    pub login_max_failures: i64,
+
+    /// The window for counting failed sign-ins, in minutes.
+    #[arg(long, env = "CAPSTAN_LOGIN_WINDOW_MINUTES", default_value_t = 15, global = true)]
+    pub login_window_minutes: i64,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "CAPSTAN_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024, global = true)]
+    pub max_body_bytes: usize,
+
+    /// Requests running longer than this are cut off with 408.
+    #[arg(long, env = "CAPSTAN_REQUEST_TIMEOUT_SECS", default_value_t = 30, global = true)]
+    pub request_timeout_secs: u64,
+
+    /// Largest number of database connections in the pool.
+    #[arg(long, env = "CAPSTAN_DB_MAX_CONNECTIONS", default_value_t = 16, global = true)]
+    pub db_max_connections: u32,
+
+    /// Log output: `text` for people, `json` for log shippers.
+    #[arg(long, env = "CAPSTAN_LOG_FORMAT", default_value = "text", global = true)]
+    pub log_format: String,
+}
+
+impl Config {
+    /// The public base URL without a trailing slash.
+    pub fn public_url(&self) -> String {
+        self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.addr)).trim_end_matches('/').to_owned()
+    }
+
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url().starts_with("https://")
+    }
+
+    /// Checks values clap cannot; fails fast with the variable's name.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.session_idle_minutes > 0, "CAPSTAN_SESSION_IDLE_MINUTES must be positive");
+        anyhow::ensure!(self.login_max_failures > 0, "CAPSTAN_LOGIN_MAX_FAILURES must be positive");
+        anyhow::ensure!(self.login_window_minutes > 0, "CAPSTAN_LOGIN_WINDOW_MINUTES must be positive");
+        anyhow::ensure!(self.request_timeout_secs > 0, "CAPSTAN_REQUEST_TIMEOUT_SECS must be positive");
+        anyhow::ensure!(
+            matches!(self.log_format.as_str(), "text" | "json"),
+            "CAPSTAN_LOG_FORMAT must be `text` or `json`"
+        );
+        if let Some(url) = &self.public_url {
+            anyhow::ensure!(
+                url.starts_with("http://") || url.starts_with("https://"),
+                "CAPSTAN_PUBLIC_URL must start with http:// or https://"
+            );
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the web server (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage user accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Inspect the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Control the private local PostgreSQL cluster (local mode only).
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account. The password is read from stdin, or prompted for on a terminal.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Display name; defaults to the part of the email before `@`.
+        #[arg(long)]
+        name: Option<String>,
+        /// Make the account a site administrator.
+        #[arg(long)]
+        site_admin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token for a user and print its secret once.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// Lifetime such as `30d`, `12h` or `90m`; no expiry if omitted.
+        #[arg(long)]
+        expires_in: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute every hash chain; exits 1 and names the first broken event if any.
+    Verify,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Start the private cluster (if needed) and print its connection URL.
+    Start,
+    /// Stop the private cluster.
+    Stop,
+}
+
+/// Parses `30d`, `12h`, `90m` or `45s` into a duration.
+pub fn parse_duration(raw: &str) -> Result<time::Duration, String> {
+    let raw = raw.trim();
+    let (num, unit) = raw.split_at(raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len()));
+    let n: i64 = num.parse().map_err(|_| format!("`{raw}` is not a duration like 30d, 12h or 90m"))?;
+    if n <= 0 {
+        return Err("the duration must be positive".into());
+    }
+    match unit {
+        "d" => Ok(time::Duration::days(n)),
+        "h" => Ok(time::Duration::hours(n)),
+        "m" => Ok(time::Duration::minutes(n)),
+        "s" => Ok(time::Duration::seconds(n)),
+        _ => Err(format!("`{raw}` is not a duration like 30d, 12h or 90m")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30d"), Ok(time::Duration::days(30)));
+        assert_eq!(parse_duration("12h"), Ok(time::Duration::hours(12)));
+        assert!(parse_duration("0d").is_err());
+        assert!(parse_duration("d").is_err());
+        assert!(parse_duration("5w").is_err());
+    }
+
+    #[test]
+    fn secret_does_not_print() {
+        let s: Secret = "postgres://u:hunter2@h/db".parse().expect("infallible");
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn public_url_defaults_to_addr() {
+        let cli = Cli::parse_from(["capstan", "--addr", "127.0.0.1:4000"]);
+        assert_eq!(cli.config.public_url(), "http://127.0.0.1:4000");
+        assert!(!cli.config.secure_cookies());
+        let cli = Cli::parse_from(["capstan", "--public-url", "https://capstan.example.com/"]);
+        assert_eq!(cli.config.public_url(), "https://capstan.example.com");
+        assert!(cli.config.secure_cookies());
+    }
+}

@@ -1,0 +1,139 @@
+//! The `capstan` server: wiring of the web app, REST API, operational
+//! endpoints and background workers. `main.rs` only reads config and calls in.
+
+pub mod api;
+pub mod config;
+pub mod localdb;
+pub mod metrics;
+pub mod security;
+pub mod workers;
+
+use app::state::AppState;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use leptos::prelude::*;
+use leptos_axum::{LeptosRoutes, ResponseOptions, generate_route_list};
+use std::sync::Arc;
+use std::time::Duration;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+use tower_sessions_sqlx_store::PostgresStore;
+
+/// The embedded migrations (applied by `serve` and `migrate`).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// How the HTTP layer behaves; filled from [`config::Config`].
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    pub secure_cookies: bool,
+    pub session_idle: time::Duration,
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        Self {
+            secure_cookies: false,
+            session_idle: time::Duration::hours(12),
+            max_body_bytes: 2 * 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Builds application state around a migrated pool.
+pub fn state(pool: sqlx::PgPool, site_root: &str, settings: app::state::Settings) -> AppState {
+    let leptos_options =
+        LeptosOptions::builder().output_name("capstan").site_root(site_root).site_pkg_dir("pkg").build();
+    AppState { pool, leptos_options, settings: Arc::new(settings), setup_token: Arc::new(std::sync::Mutex::new(None)) }
+}
+
+/// Creates the session table (tower-sessions' own schema) if missing.
+pub async fn migrate_sessions(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    PostgresStore::new(pool.clone()).migrate().await.context("failed to create the session table")
+}
+
+/// The whole HTTP application: pages, server functions, REST API, docs,
+/// health and metrics, behind the security and observability layers.
+pub fn router(state: AppState, opts: &HttpOptions) -> Router {
+    let metrics = metrics::Metrics::default();
+    let (api, openapi) = api::router();
+
+    let leptos_options = state.leptos_options.clone();
+    let routes = generate_route_list(app::App);
+    let pages = Router::<AppState>::new()
+        .leptos_routes_with_context(&state, routes, leptos::nonce::provide_nonce, move || {
+            if let (Some(nonce), Some(res)) = (leptos::nonce::use_nonce(), use_context::<ResponseOptions>())
+                && let Ok(v) = http::HeaderValue::from_str(&security::page_csp(&nonce))
+            {
+                res.insert_header(http::header::CONTENT_SECURITY_POLICY, v);
+            }
+            app::shell(leptos_options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell));
+
+    let session_store = PostgresStore::new(state.pool.clone());
+    let sessions = SessionManagerLayer::new(session_store)
+        .with_name("capstan_session")
+        .with_secure(opts.secure_cookies)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_expiry(Expiry::OnInactivity(opts.session_idle));
+
+    let ops = Router::<AppState>::new().route("/healthz", get(|| async { "ok" })).route("/readyz", get(readyz)).route(
+        "/metrics",
+        get({
+            let metrics = metrics.clone();
+            move |State(state): State<AppState>| async move {
+                ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics.render(&state.pool))
+            }
+        }),
+    );
+
+    // Serves the document at /api/v1/openapi.json and the reference UI at /api/docs.
+    let docs: Router<AppState> =
+        utoipa_swagger_ui::SwaggerUi::new("/api/docs").url("/api/v1/openapi.json", openapi).into();
+
+    let request_id = http::HeaderName::from_static("x-request-id");
+    Router::new()
+        .merge(ops)
+        .merge(docs)
+        .merge(api)
+        .merge(pages)
+        .layer(axum::middleware::from_fn(security::csrf))
+        .layer(sessions)
+        .layer(DefaultBodyLimit::max(opts.max_body_bytes))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(opts.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, opts.request_timeout))
+        .layer(axum::middleware::from_fn(security::headers))
+        .layer(axum::middleware::from_fn_with_state(metrics, metrics::track))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &http::Request<_>| {
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Ready when the database answers and every migration is applied.
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let applied: Result<i64, _> =
+        sqlx::query_scalar("select count(*) from _sqlx_migrations where success").fetch_one(&state.pool).await;
+    match applied {
+        Ok(n) if usize::try_from(n).unwrap_or(0) >= MIGRATOR.iter().count() => (StatusCode::OK, "ready"),
+        Ok(_) => (StatusCode::SERVICE_UNAVAILABLE, "migrations pending"),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable")
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! Local mode's private PostgreSQL cluster: created on first run under the
+//! data directory, started with a Unix socket only (no TCP port), reused if
+//! already running, and stopped on shutdown if this process started it.
+
+use anyhow::{Context as _, bail};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub struct LocalPostgres {
+    bin: PathBuf,
+    pgdata: PathBuf,
+    socket_dir: PathBuf,
+    log_file: PathBuf,
+    /// When Capstan runs as root, PostgreSQL runs as this (uid, gid).
+    run_as: Option<(u32, u32)>,
+    started_here: bool,
+}
+
+const DB_NAME: &str = "capstan";
+const DB_USER: &str = "capstan";
+
+/// Finds a folder holding `initdb` and `pg_ctl`.
+fn find_bin(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = explicit {
+        anyhow::ensure!(dir.join("pg_ctl").exists(), "CAPSTAN_PG_BIN {} has no pg_ctl", dir.display());
+        return Ok(dir.to_owned());
+    }
+    let mut candidates: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|rd| rd.filter_map(Result::ok).map(|e| e.path().join("bin")).collect())
+        .unwrap_or_default();
+    // Highest version first.
+    candidates.sort_by_key(|p| {
+        std::cmp::Reverse(
+            p.parent()
+                .and_then(|v| v.file_name())
+                .and_then(|v| v.to_str())
+                .and_then(|v| v.parse::<u32>().ok())
+                .unwrap_or(0),
+        )
+    });
+    if let Some(path) = std::env::var_os("PATH") {
+        candidates.extend(std::env::split_paths(&path));
+    }
+    candidates.into_iter().find(|d| d.join("initdb").exists() && d.join("pg_ctl").exists()).context(
+        "PostgreSQL server binaries (initdb, pg_ctl) not found: install the `postgresql` package, \
+             set CAPSTAN_PG_BIN, or set DATABASE_URL to use an existing server",
+    )
+}
+
+impl LocalPostgres {
+    /// Makes sure the cluster under `data_dir` exists and runs.
+    pub async fn ensure_running(data_dir: &Path, bin: Option<&Path>) -> anyhow::Result<Self> {
+        let bin = find_bin(bin)?;
+        std::fs::create_dir_all(data_dir).with_context(|| format!("failed to create {}", data_dir.display()))?;
+        let data_dir = data_dir.canonicalize().context("failed to resolve the data directory")?;
+        let root = data_dir.join("postgres");
+        let pgdata = root.join("data");
+        let mut socket_dir = root.join("run");
+        // Unix socket paths are limited to ~107 bytes.
+        if socket_dir.as_os_str().len() > 80 {
+            let digest = fnv_hex(socket_dir.to_string_lossy().as_bytes());
+            socket_dir = std::env::temp_dir().join(format!("capstan-pg-{}", &digest[..12]));
+        }
+        let run_as = if nix::unistd::geteuid().is_root() {
+            let user =
+                nix::unistd::User::from_name("postgres").context("failed to look up the `postgres` user")?.context(
+                    "PostgreSQL refuses to run as root and there is no `postgres` user; \
+                     install the `postgresql` package or run Capstan as another user",
+                )?;
+            Some((user.uid.as_raw(), user.gid.as_raw()))
+        } else {
+            None
+        };
+        for dir in [&root, &socket_dir] {
+            std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
+            if let Some((uid, gid)) = run_as {
+                std::os::unix::fs::chown(dir, Some(uid), Some(gid))
+                    .with_context(|| format!("failed to hand {} to the postgres user", dir.display()))?;
+            }
+        }
+        let mut pg = Self { bin, log_file: root.join("postgres.log"), pgdata, socket_dir, run_as, started_here: false };
+        if !pg.pgdata.join("PG_VERSION").exists() {
+            tracing::info!(pgdata = %pg.pgdata.display(), "creating the private PostgreSQL cluster");
+            pg.run(
+                "initdb",
+                &[
+                    "-D".as_ref(),
+                    pg.pgdata.as_os_str(),
+                    "-U".as_ref(),
+                    DB_USER.as_ref(),
+                    "--auth=trust".as_ref(),
+                    "-E".as_ref(),
+                    "UTF8".as_ref(),
+                    "--locale=C".as_ref(),
+                ],
+            )
+            .map_err(|e| {
+                e.context(format!(
+                    "initdb failed (if running as root, the postgres user must be able to reach {})",
+                    root.display()
+                ))
+            })?;
+        }
+        if !pg.is_running() {
+            let opts = format!("-k {} -c listen_addresses=''", pg.socket_dir.display());
+            pg.run(
+                "pg_ctl",
+                &[
+                    "-D".as_ref(),
+                    pg.pgdata.as_os_str(),
+                    "-l".as_ref(),
+                    pg.log_file.as_os_str(),
+                    "-o".as_ref(),
+                    opts.as_ref(),
+                    "-w".as_ref(),
+                    "-t".as_ref(),
+                    "60".as_ref(),
+                    "start".as_ref(),
+                ],
+            )
+            .with_context(|| format!("PostgreSQL did not start; see {}", pg.log_file.display()))?;
+            pg.started_here = true;
+            tracing::info!(socket = %pg.socket_dir.display(), "private PostgreSQL started");
+        } else {
+            tracing::info!(socket = %pg.socket_dir.display(), "reusing the running private PostgreSQL");
+        }
+        pg.ensure_database().await?;
+        Ok(pg)
+    }
+
+    fn is_running(&self) -> bool {
+        self.command("pg_ctl")
+            .arg("-D")
+            .arg(&self.pgdata)
+            .arg("status")
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new(self.bin.join(program));
+        // The postgres user may not be able to enter the caller's directory.
+        cmd.current_dir(self.pgdata.parent().unwrap_or(Path::new("/")));
+        if let Some((uid, gid)) = self.run_as {
+            cmd.uid(uid).gid(gid);
+        }
+        cmd
+    }
+
+    fn run(&self, program: &str, args: &[&std::ffi::OsStr]) -> anyhow::Result<()> {
+        let out = self.command(program).args(args).output().with_context(|| format!("failed to run {program}"))?;
+        if !out.status.success() {
+            bail!("{program} failed: {}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
+        }
+        Ok(())
+    }
+
+    /// The URL of the `capstan` database over the private socket.
+    pub fn url(&self) -> String {
+        self.url_for(DB_NAME)
+    }
+
+    fn url_for(&self, db: &str) -> String {
+        format!("postgres://{DB_USER}@localhost/{db}?host={}", self.socket_dir.display())
+    }
+
+    async fn ensure_database(&self) -> anyhow::Result<()> {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::PgConnection::connect(&self.url_for("postgres"))
+            .await
+            .context("failed to connect to the private PostgreSQL")?;
+        let exists: bool = sqlx::query_scalar("select exists(select 1 from pg_database where datname = $1)")
+            .bind(DB_NAME)
+            .fetch_one(&mut conn)
+            .await?;
+        if !exists {
+            sqlx::query(&format!("create database {DB_NAME}")).execute(&mut conn).await?;
+        }
+        conn.close().await?;
+        Ok(())
+    }
+
+    /// Stops the cluster if this process started it (or if `force`).
+    pub fn stop(&self, force: bool) -> anyhow::Result<()> {
+        if !(self.started_here || force) || !self.is_running() {
+            return Ok(());
+        }
+        self.run(
+            "pg_ctl",
+            &["-D".as_ref(), self.pgdata.as_os_str(), "-m".as_ref(), "fast".as_ref(), "-w".as_ref(), "stop".as_ref()],
+        )?;
+        tracing::info!("private PostgreSQL stopped");
+        Ok(())
+    }
+}
+
+fn fnv_hex(bytes: &[u8]) -> String {
+    // A tiny FNV-1a is enough to name a temp folder; no crypto needed.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}

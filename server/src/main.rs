@@ -1,0 +1,232 @@
+//! `capstan`: reads configuration and dispatches to the server or a CLI command.
+
+use anyhow::{Context as _, bail};
+use app::audit::ssr::{AuditActor, AuditMeta};
+use clap::Parser as _;
+use server::config::{AuditCommand, Cli, Command, Config, DbCommand, TokenCommand, UserCommand};
+use server::localdb::LocalPostgres;
+use std::io::{IsTerminal as _, Read as _};
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    cli.config.validate()?;
+    init_tracing(&cli.config);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(cli.config).await,
+        Command::Migrate => {
+            let (db, local) = connect(&cli.config).await?;
+            migrate(&db).await?;
+            println!("migrations applied");
+            finish(db, local).await
+        }
+        Command::User(UserCommand::Create { email, name, site_admin }) => {
+            let (db, local) = connect(&cli.config).await?;
+            migrate(&db).await?;
+            let password = read_password()?;
+            let name = name.unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_owned());
+            let input = app::accounts::ssr::NewUser::parse(&email, &name, &password, site_admin).map_err(user_error)?;
+            let id = app::accounts::ssr::create_user(&db, &cli_actor(), &AuditMeta::default(), input)
+                .await
+                .map_err(user_error)?;
+            println!("created user {email} ({id}){}", if site_admin { " as site admin" } else { "" });
+            finish(db, local).await
+        }
+        Command::Token(TokenCommand::Create { email, name, expires_in }) => {
+            let (db, local) = connect(&cli.config).await?;
+            migrate(&db).await?;
+            let expires_at = expires_in
+                .map(|d| server::config::parse_duration(&d).map(|d| time::OffsetDateTime::now_utc() + d))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--expires-in: {e}"))?;
+            let user_id = sqlx::query_scalar::<_, uuid::Uuid>("select user_id from app_user where email = $1")
+                .bind(email.trim().to_lowercase())
+                .fetch_optional(&db)
+                .await?
+                .with_context(|| format!("no user with email {email}"))?;
+            let state = server::state(db.clone(), "target/site", app::state::Settings::default());
+            let actor = app::accounts::ssr::actor_by_id(&db, user_id).await.map_err(user_error)?;
+            let ctx = app::state::Ctx { state, actor, request_id: None, client_addr: "cli".into() };
+            let created = app::tokens::ssr::create(&ctx, &name, expires_at).await.map_err(user_error)?;
+            eprintln!("Created token {} ({}). It is shown only once:", created.token.name, created.token.id);
+            println!("{}", created.secret);
+            finish(db, local).await
+        }
+        Command::Audit(AuditCommand::Verify) => {
+            let (db, local) = connect(&cli.config).await?;
+            let report = app::audit::ssr::verify(&db).await.map_err(user_error)?;
+            let broken = report.broken.clone();
+            finish(db, local).await?;
+            match broken {
+                None => {
+                    println!("audit log intact: {} events in {} chains verified", report.events, report.chains);
+                    Ok(())
+                }
+                Some(b) => {
+                    println!(
+                        "audit log BROKEN at event {} (chain {}, position {}): {}",
+                        b.event_id.map_or_else(|| "-".to_owned(), |id| id.to_string()),
+                        b.chain_key,
+                        b.chain_seq,
+                        b.reason
+                    );
+                    std::process::exit(1);
+                }
+            }
+        }
+        Command::Db(DbCommand::Start) => {
+            anyhow::ensure!(
+                cli.config.database_url.is_none(),
+                "DATABASE_URL is set: there is no private cluster to start"
+            );
+            let pg = LocalPostgres::ensure_running(&cli.config.data_dir, cli.config.pg_bin.as_deref()).await?;
+            println!("{}", pg.url());
+            Ok(())
+        }
+        Command::Db(DbCommand::Stop) => {
+            anyhow::ensure!(
+                cli.config.database_url.is_none(),
+                "DATABASE_URL is set: there is no private cluster to stop"
+            );
+            let pg = LocalPostgres::ensure_running(&cli.config.data_dir, cli.config.pg_bin.as_deref()).await?;
+            pg.stop(true)
+        }
+    }
+}
+
+fn init_tracing(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_sessions=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if config.log_format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// A user-facing CLI error from a domain error.
+fn user_error(e: app::error::AppError) -> anyhow::Error {
+    match e {
+        app::error::AppError::Validation(fields) => anyhow::anyhow!(
+            "{}",
+            fields.iter().map(|f| format!("{}: {}", f.field, f.message)).collect::<Vec<_>>().join("; ")
+        ),
+        other => anyhow::anyhow!("{other}"),
+    }
+}
+
+fn cli_actor() -> AuditActor {
+    AuditActor { user_id: None, token_id: None, label: "cli".into() }
+}
+
+fn read_password() -> anyhow::Result<String> {
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password (at least 12 characters): ")?;
+        let second = rpassword::prompt_password("Repeat password: ")?;
+        if first != second {
+            bail!("the passwords do not match");
+        }
+        Ok(first)
+    } else {
+        let mut input = String::new();
+        std::io::stdin().read_to_string(&mut input).context("failed to read the password from stdin")?;
+        Ok(input.trim_end_matches(['\r', '\n']).to_owned())
+    }
+}
+
+/// Connects to `DATABASE_URL`, or to the private cluster (starting it if needed).
+async fn connect(config: &Config) -> anyhow::Result<(sqlx::PgPool, Option<LocalPostgres>)> {
+    let (url, local) = match &config.database_url {
+        Some(url) => (url.expose().to_owned(), None),
+        None => {
+            let pg = LocalPostgres::ensure_running(&config.data_dir, config.pg_bin.as_deref()).await?;
+            (pg.url(), Some(pg))
+        }
+    };
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(config.db_max_connections)
+        .acquire_timeout(std::time::Duration::from_secs(10))
+        .connect(&url)
+        .await
+        .context("failed to connect to PostgreSQL")?;
+    Ok((pool, local))
+}
+
+async fn migrate(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    server::MIGRATOR.run(pool).await.context("failed to apply migrations")?;
+    server::migrate_sessions(pool).await
+}
+
+async fn finish(pool: sqlx::PgPool, local: Option<LocalPostgres>) -> anyhow::Result<()> {
+    pool.close().await;
+    if let Some(pg) = local {
+        pg.stop(false)?;
+    }
+    Ok(())
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let (pool, local) = connect(&config).await?;
+    migrate(&pool).await?;
+    let settings = app::state::Settings {
+        login_max_failures: config.login_max_failures,
+        login_window: time::Duration::minutes(config.login_window_minutes),
+    };
+    let state = server::state(pool.clone(), &config.site_root.to_string_lossy(), settings);
+    if app::accounts::ssr::user_count(&pool).await.map_err(user_error)? == 0 {
+        let token = {
+            use rand::RngCore as _;
+            let mut bytes = [0u8; 24];
+            rand::rng().fill_bytes(&mut bytes);
+            hex::encode(bytes)
+        };
+        println!(
+            "\nNo account exists yet. Create the first (site admin) account here:\n\n    {}/setup?token={token}\n",
+            config.public_url()
+        );
+        if let Ok(mut slot) = state.setup_token.lock() {
+            *slot = Some(token);
+        }
+    }
+    let opts = server::HttpOptions {
+        secure_cookies: config.secure_cookies(),
+        session_idle: time::Duration::minutes(config.session_idle_minutes),
+        max_body_bytes: config.max_body_bytes,
+        request_timeout: std::time::Duration::from_secs(config.request_timeout_secs),
+    };
+    let app = server::router(state, &opts);
+    let stop = CancellationToken::new();
+    let worker = tokio::spawn(server::workers::housekeeping(pool.clone(), stop.clone()));
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .with_context(|| format!("failed to listen on {} (CAPSTAN_ADDR)", config.addr))?;
+    tracing::info!(url = %config.public_url(), "Capstan is listening");
+    println!("Capstan is running at {}", config.public_url());
+    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("server error")?;
+    tracing::info!("draining finished; stopping workers");
+    stop.cancel();
+    let _ = worker.await;
+    finish(pool, local).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutdown requested");
+}

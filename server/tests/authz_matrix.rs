@@ -1,0 +1,263 @@
+//! The authorization matrix: every REST route and every server function,
+//! called by every kind of caller, checked against the table below.
+//! Add a row for each new route or server function.
+
+mod common;
+
+use common::{Auth, TestApp, TestUser};
+use http::Method;
+use serde_json::json;
+use sqlx::PgPool;
+use std::collections::HashMap;
+
+/// Callers, in the order the table's outcome strings list them.
+const CALLERS: [&str; 7] = ["anon", "viewer", "member", "approver", "admin", "other_admin", "site_admin"];
+
+/// One row: what is called and the status each caller must get.
+struct Case {
+    /// `GET /api/v1/...` for REST, `fn name` for a server function.
+    call: &'static str,
+    /// JSON body (REST) or form fields (server function), with `{caller}`,
+    /// `{target}`, `{victim}` and `{viewer_token}` placeholders.
+    input: serde_json::Value,
+    /// Expected status per caller, space-separated, in `CALLERS` order.
+    expect: &'static str,
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        // ---- REST ----
+        Case { call: "GET /api/v1/me", input: json!(null), expect: "401 200 200 200 200 200 200" },
+        Case { call: "GET /api/v1/teams", input: json!(null), expect: "401 200 200 200 200 200 200" },
+        Case {
+            call: "POST /api/v1/teams",
+            input: json!({"slug": "t-{caller_slug}", "name": "T"}),
+            expect: "401 201 201 201 201 201 201",
+        },
+        Case { call: "GET /api/v1/teams/alpha", input: json!(null), expect: "401 200 200 200 200 404 200" },
+        Case {
+            call: "PATCH /api/v1/teams/alpha",
+            input: json!({"name": "Alpha"}),
+            expect: "401 403 403 403 200 404 200",
+        },
+        Case { call: "GET /api/v1/teams/alpha/members", input: json!(null), expect: "401 200 200 200 200 404 200" },
+        Case {
+            call: "POST /api/v1/teams/alpha/members",
+            input: json!({"email": "extra-{caller}@example.com", "role": "viewer"}),
+            expect: "401 403 403 403 201 404 201",
+        },
+        Case {
+            call: "PATCH /api/v1/teams/alpha/members/{target}",
+            input: json!({"role": "member"}),
+            expect: "401 403 403 403 200 404 200",
+        },
+        Case {
+            call: "DELETE /api/v1/teams/alpha/members/{victim}",
+            input: json!(null),
+            expect: "401 403 403 403 204 404 204",
+        },
+        Case { call: "GET /api/v1/tokens", input: json!(null), expect: "401 200 200 200 200 200 200" },
+        Case { call: "POST /api/v1/tokens", input: json!({"name": "ci"}), expect: "401 201 201 201 201 201 201" },
+        // only the owner can revoke a token; nobody else learns it exists
+        Case {
+            call: "DELETE /api/v1/tokens/{viewer_token}",
+            input: json!(null),
+            expect: "401 204 404 404 404 404 404",
+        },
+        Case { call: "GET /api/v1/audit-events", input: json!(null), expect: "401 200 200 200 200 200 200" },
+        Case { call: "GET /api/v1/audit-events?team=alpha", input: json!(null), expect: "401 200 200 200 200 404 200" },
+        Case { call: "GET /api/v1/openapi.json", input: json!(null), expect: "200 200 200 200 200 200 200" },
+        // ---- server functions ----
+        Case { call: "fn get_me", input: json!({}), expect: "200 200 200 200 200 200 200" },
+        Case { call: "fn setup_open", input: json!({}), expect: "200 200 200 200 200 200 200" },
+        Case {
+            call: "fn setup",
+            input: json!({"token": "x", "email": "s-{caller}@example.com", "display_name": "S", "password": "long enough password"}),
+            expect: "409 409 409 409 409 409 409",
+        },
+        Case {
+            call: "fn login",
+            input: json!({"email": "nobody@example.com", "password": "wrong password!"}),
+            expect: "422 422 422 422 422 422 422",
+        },
+        Case {
+            call: "fn change_password",
+            input: json!({"current_password": "not my password", "new_password": "a new long password"}),
+            expect: "401 422 422 422 422 422 422",
+        },
+        Case { call: "fn list_teams", input: json!({}), expect: "401 200 200 200 200 200 200" },
+        Case {
+            call: "fn create_team",
+            input: json!({"slug": "f-{caller_slug}", "name": "F"}),
+            expect: "401 200 200 200 200 200 200",
+        },
+        Case { call: "fn get_team", input: json!({"team": "alpha"}), expect: "401 200 200 200 200 404 200" },
+        Case {
+            call: "fn update_team",
+            input: json!({"team": "alpha", "name": "Alpha"}),
+            expect: "401 403 403 403 200 404 200",
+        },
+        Case { call: "fn list_members", input: json!({"team": "alpha"}), expect: "401 200 200 200 200 404 200" },
+        Case {
+            call: "fn add_member",
+            input: json!({"team": "alpha", "email": "more-{caller}@example.com", "role": "viewer"}),
+            expect: "401 403 403 403 200 404 200",
+        },
+        Case {
+            call: "fn change_member_role",
+            input: json!({"team": "alpha", "user_id": "{target}", "role": "approver"}),
+            expect: "401 403 403 403 200 404 200",
+        },
+        Case {
+            call: "fn remove_member",
+            input: json!({"team": "alpha", "user_id": "{victim2}"}),
+            expect: "401 403 403 403 200 404 200",
+        },
+        Case { call: "fn list_tokens", input: json!({}), expect: "401 200 200 200 200 200 200" },
+        Case { call: "fn create_token", input: json!({"name": "ui"}), expect: "401 200 200 200 200 200 200" },
+        Case {
+            call: "fn revoke_token",
+            input: json!({"token_id": "{viewer_token2}"}),
+            expect: "401 200 404 404 404 404 404",
+        },
+        Case {
+            call: "fn list_audit_events",
+            input: json!({"query[team]": "alpha"}),
+            expect: "401 200 200 200 200 404 200",
+        },
+        // sign-out last: it ends the sessions used above
+        Case { call: "fn logout", input: json!({}), expect: "200 200 200 200 200 200 200" },
+    ]
+}
+
+async fn add(app: &TestApp, team: &str, by: &TestUser, email: &str, role: &str) {
+    let res = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/teams/{team}/members"),
+            &Auth::Bearer(by.token.clone()),
+            Some(json!({"email": email, "role": role})),
+        )
+        .await;
+    assert_eq!(res.status, 201, "adding {email}: {}", res.text());
+}
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn every_route_and_server_function_against_every_caller(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let admin = app.user("admin@example.com", false).await;
+    let other_admin = app.user("other@example.com", false).await;
+    let site_admin = app.user("site@example.com", true).await;
+    let viewer = app.user("viewer@example.com", false).await;
+    let member = app.user("member@example.com", false).await;
+    let approver = app.user("approver@example.com", false).await;
+    let target = app.user("target@example.com", false).await;
+    for (team, by) in [("alpha", &admin), ("beta", &other_admin)] {
+        let res = app
+            .call(
+                Method::POST,
+                "/api/v1/teams",
+                &Auth::Bearer(by.token.clone()),
+                Some(json!({"slug": team, "name": team})),
+            )
+            .await;
+        assert_eq!(res.status, 201, "{}", res.text());
+    }
+    add(&app, "alpha", &admin, &viewer.email, "viewer").await;
+    add(&app, "alpha", &admin, &member.email, "member").await;
+    add(&app, "alpha", &admin, &approver.email, "approver").await;
+    add(&app, "alpha", &admin, &target.email, "viewer").await;
+
+    let users: HashMap<&str, &TestUser> = [
+        ("viewer", &viewer),
+        ("member", &member),
+        ("approver", &approver),
+        ("admin", &admin),
+        ("other_admin", &other_admin),
+        ("site_admin", &site_admin),
+    ]
+    .into_iter()
+    .collect();
+
+    // Per-caller fixtures: users to add and members to remove.
+    let mut victims = HashMap::new();
+    let mut victims2 = HashMap::new();
+    for caller in CALLERS {
+        for prefix in ["extra", "more"] {
+            let input = app::accounts::ssr::NewUser::parse(
+                &format!("{prefix}-{caller}@example.com"),
+                "x",
+                common::PASSWORD,
+                false,
+            )
+            .expect("valid");
+            let actor = app::audit::ssr::AuditActor { user_id: None, token_id: None, label: "test".into() };
+            app::accounts::ssr::create_user(&app.pool, &actor, &Default::default(), input).await.expect("user");
+        }
+        for (map, prefix) in [(&mut victims, "victim"), (&mut victims2, "victimb")] {
+            let input = app::accounts::ssr::NewUser::parse(
+                &format!("{prefix}-{caller}@example.com"),
+                "x",
+                common::PASSWORD,
+                false,
+            )
+            .expect("valid");
+            let actor = app::audit::ssr::AuditActor { user_id: None, token_id: None, label: "test".into() };
+            let id =
+                app::accounts::ssr::create_user(&app.pool, &actor, &Default::default(), input).await.expect("user");
+            add(&app, "alpha", &admin, &format!("{prefix}-{caller}@example.com"), "member").await;
+            map.insert(caller, id);
+        }
+    }
+    let spare_token = |n: &str| {
+        let app = &app;
+        let viewer = viewer.clone();
+        let n = n.to_owned();
+        async move {
+            let res = app
+                .call(Method::POST, "/api/v1/tokens", &Auth::Bearer(viewer.token.clone()), Some(json!({"name": n})))
+                .await;
+            res.json()["token"]["id"].as_str().expect("id").to_owned()
+        }
+    };
+    let viewer_token = spare_token("spare").await;
+    let viewer_token2 = spare_token("spare2").await;
+
+    let mut failures = Vec::new();
+    for case in cases() {
+        let expected: Vec<u16> = case.expect.split_whitespace().map(|s| s.parse().expect("status")).collect();
+        assert_eq!(expected.len(), CALLERS.len(), "row {} has a wrong number of outcomes", case.call);
+        for (caller, want) in CALLERS.iter().zip(expected) {
+            let fill = |s: &str| {
+                s.replace("{caller_slug}", &caller.replace('_', "-"))
+                    .replace("{caller}", caller)
+                    .replace("{target}", &target.id.to_string())
+                    .replace("{victim}", &victims[caller].to_string())
+                    .replace("{victim2}", &victims2[caller].to_string())
+                    .replace("{viewer_token}", &viewer_token)
+                    .replace("{viewer_token2}", &viewer_token2)
+            };
+            let user = users.get(caller);
+            let got = if let Some(name) = case.call.strip_prefix("fn ") {
+                let auth = user.map_or(Auth::None, |u| Auth::Cookie(u.cookie.clone()));
+                let fields: Vec<(String, String)> = case
+                    .input
+                    .as_object()
+                    .map(|o| o.iter().map(|(k, v)| (k.clone(), fill(v.as_str().unwrap_or_default()))).collect())
+                    .unwrap_or_default();
+                let args: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                app.server_fn(name, &auth, &args).await
+            } else {
+                let (method, path) = case.call.split_once(' ').expect("METHOD path");
+                let auth = user.map_or(Auth::None, |u| Auth::Bearer(u.token.clone()));
+                let body = (!case.input.is_null())
+                    .then(|| serde_json::from_str(&fill(&case.input.to_string())).expect("json"));
+                app.call(method.parse().expect("method"), &fill(path), &auth, body).await
+            };
+            if got.status.as_u16() != want {
+                failures.push(format!("{} as {caller}: expected {want}, got {} {}", case.call, got.status, got.text()));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "authorization matrix mismatches:\n{}", failures.join("\n"));
+}

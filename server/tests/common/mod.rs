@@ -1,0 +1,174 @@
+//! Test harness: a router over a fresh database (from `#[sqlx::test]`),
+//! users with sessions and tokens, and one-line requests.
+
+#![allow(dead_code)]
+
+use axum::Router;
+use axum::body::Body;
+use http::{Method, Request, StatusCode, header};
+use http_body_util::BodyExt as _;
+use serde_json::Value;
+use sqlx::PgPool;
+use tower::ServiceExt as _;
+use uuid::Uuid;
+
+pub struct TestApp {
+    pub router: Router,
+    pub pool: PgPool,
+    pub state: app::state::AppState,
+}
+
+/// A user with both kinds of credentials.
+#[derive(Clone, Debug)]
+pub struct TestUser {
+    pub id: Uuid,
+    pub email: String,
+    pub password: String,
+    pub token: String,
+    pub cookie: String,
+}
+
+#[derive(Clone, Debug)]
+pub enum Auth {
+    None,
+    Bearer(String),
+    Cookie(String),
+}
+
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status, String::from_utf8_lossy(&self.body))
+    }
+}
+
+impl Response {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+impl TestApp {
+    pub async fn new(pool: PgPool) -> Self {
+        Self::with_settings(pool, app::state::Settings::default(), server::HttpOptions::default()).await
+    }
+
+    pub async fn with_settings(pool: PgPool, settings: app::state::Settings, opts: server::HttpOptions) -> Self {
+        server::migrate_sessions(&pool).await.expect("session table");
+        let state = server::state(pool.clone(), "target/site", settings);
+        let router = server::router(state.clone(), &opts);
+        Self { router, pool, state }
+    }
+
+    /// Creates a user directly (as the CLI would), then signs in through the
+    /// login server function and creates a token through the REST API.
+    pub async fn user(&self, email: &str, site_admin: bool) -> TestUser {
+        let input = app::accounts::ssr::NewUser::parse(email, email, PASSWORD, site_admin).expect("valid user");
+        let actor = app::audit::ssr::AuditActor { user_id: None, token_id: None, label: "test".into() };
+        let id =
+            app::accounts::ssr::create_user(&self.pool, &actor, &Default::default(), input).await.expect("create user");
+        let cookie = self.login(email, PASSWORD).await.expect("login succeeds");
+        let res = self
+            .call(
+                Method::POST,
+                "/api/v1/tokens",
+                &Auth::Cookie(cookie.clone()),
+                Some(serde_json::json!({"name": "test"})),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "token create: {}", res.text());
+        let token = res.json()["secret"].as_str().expect("secret").to_owned();
+        TestUser { id, email: email.to_owned(), password: PASSWORD.to_owned(), token, cookie }
+    }
+
+    /// Signs in; returns the session cookie, or the failed response.
+    pub async fn login(&self, email: &str, password: &str) -> Result<String, Response> {
+        let res = self.server_fn("login", &Auth::None, &[("email", email), ("password", password)]).await;
+        if !res.status.is_success() && !res.status.is_redirection() {
+            return Err(res);
+        }
+        let cookie = res
+            .headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("capstan_session="))
+            .and_then(|v| v.split(';').next())
+            .map(str::to_owned);
+        cookie.ok_or(res)
+    }
+
+    pub async fn send(&self, req: Request<Body>) -> Response {
+        let res = self.router.clone().oneshot(req).await.expect("router is infallible");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let body = res.into_body().collect().await.expect("body").to_bytes().to_vec();
+        Response { status, headers, body }
+    }
+
+    fn builder(method: Method, path: &str, auth: &Auth) -> http::request::Builder {
+        let b = Request::builder().method(method).uri(path);
+        match auth {
+            Auth::None => b,
+            Auth::Bearer(t) => b.header(header::AUTHORIZATION, format!("Bearer {t}")),
+            Auth::Cookie(c) => b.header(header::COOKIE, c.as_str()),
+        }
+    }
+
+    /// A REST call with an optional JSON body.
+    pub async fn call(&self, method: Method, path: &str, auth: &Auth, body: Option<Value>) -> Response {
+        let b = Self::builder(method, path, auth);
+        let req = match body {
+            Some(v) => b
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(serde_json::to_vec(&v).expect("json"))),
+            None => b.body(Body::empty()),
+        }
+        .expect("request");
+        self.send(req).await
+    }
+
+    /// Calls a server function as the browser's JavaScript does (form-encoded POST).
+    pub async fn server_fn(&self, name: &str, auth: &Auth, args: &[(&str, &str)]) -> Response {
+        let body = args.iter().map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v))).collect::<Vec<_>>().join("&");
+        let req = Self::builder(Method::POST, &format!("/rpc/{name}"), auth)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ACCEPT, "application/json")
+            .body(Body::from(body))
+            .expect("request");
+        self.send(req).await
+    }
+
+    pub async fn audit_count(&self, action: &str) -> i64 {
+        sqlx::query_scalar("select count(*) from audit_event where action = $1")
+            .bind(action)
+            .fetch_one(&self.pool)
+            .await
+            .expect("count")
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(&self.pool).await.expect("count")
+    }
+}
+
+pub fn urlencode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}

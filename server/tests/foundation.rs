@@ -1,0 +1,387 @@
+//! Behaviour users rely on: validation that writes nothing, uniqueness by
+//! constraint, last-admin protection, token lifecycle, rate limiting, setup,
+//! pagination, audit verification, CSRF, and the operational endpoints.
+
+mod common;
+
+use common::{Auth, PASSWORD, TestApp};
+use http::{Method, StatusCode, header};
+use serde_json::json;
+use sqlx::PgPool;
+
+fn bearer(u: &common::TestUser) -> Auth {
+    Auth::Bearer(u.token.clone())
+}
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn bad_team_input_names_fields_and_writes_nothing(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ada = app.user("ada@example.com", false).await;
+    let before = app.count("select count(*) from audit_event").await;
+
+    let res =
+        app.call(Method::POST, "/api/v1/teams", &bearer(&ada), Some(json!({"slug": "Bad Slug!", "name": "  "}))).await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(res.headers[header::CONTENT_TYPE], "application/problem+json");
+    let body = res.json();
+    let fields: Vec<&str> =
+        body["errors"].as_array().expect("errors").iter().map(|e| e["field"].as_str().expect("field")).collect();
+    assert_eq!(fields, ["slug", "name"]);
+    assert_eq!(body["status"], 422);
+    assert!(body["type"].as_str().is_some() && body["title"].as_str().is_some() && body["detail"].as_str().is_some());
+
+    // malformed JSON and wrong content type
+    let req = http::Request::builder()
+        .method(Method::POST)
+        .uri("/api/v1/teams")
+        .header(header::AUTHORIZATION, format!("Bearer {}", ada.token))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(axum::body::Body::from("{not json"))
+        .expect("request");
+    let res = app.send(req).await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST);
+    assert_eq!(res.headers[header::CONTENT_TYPE], "application/problem+json");
+    let req = http::Request::builder()
+        .method(Method::POST)
+        .uri("/api/v1/teams")
+        .header(header::AUTHORIZATION, format!("Bearer {}", ada.token))
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(axum::body::Body::from(r#"{"slug":"ok-slug","name":"x"}"#))
+        .expect("request");
+    assert_eq!(app.send(req).await.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+    assert_eq!(app.count("select count(*) from team").await, 0);
+    assert_eq!(app.count("select count(*) from audit_event").await, before);
+}
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn duplicate_slug_is_a_conflict_on_the_slug_field(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ada = app.user("ada@example.com", false).await;
+    let bob = app.user("bob@example.com", false).await;
+    let res =
+        app.call(Method::POST, "/api/v1/teams", &bearer(&ada), Some(json!({"slug": "vision", "name": "Vision"}))).await;
+    assert_eq!(res.status, StatusCode::CREATED);
+    let audits = app.audit_count("team.created").await;
+    let res =
+        app.call(Method::POST, "/api/v1/teams", &bearer(&bob), Some(json!({"slug": "vision", "name": "Other"}))).await;
+    assert_eq!(res.status, StatusCode::CONFLICT);
+    assert_eq!(res.json()["errors"][0]["field"], "slug");
+    assert_eq!(app.count("select count(*) from team").await, 1);
+    assert_eq!(app.audit_count("team.created").await, audits);
+    // bob is not in the team he failed to create
+    let res = app.call(Method::GET, "/api/v1/teams/vision", &bearer(&bob), None).await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+}
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn the_last_admin_cannot_leave_or_be_demoted(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ada = app.user("ada@example.com", false).await;
+    let bob = app.user("bob@example.com", false).await;
+    app.call(Method::POST, "/api/v1/teams", &bearer(&ada), Some(json!({"slug": "vision", "name": "Vision"}))).await;
+    let path = format!("/api/v1/teams/vision/members/{}", ada.id);
+    let res = app.call(Method::PATCH, &path, &bearer(&ada), Some(json!({"role": "member"}))).await;
+    assert_eq!(res.status, StatusCode::CONFLICT, "{}", res.text());
+    let res = app.call(Method::DELETE, &path, &bearer(&ada), None).await;
+    assert_eq!(res.status, StatusCode::CONFLICT);
+
+    // With a second admin, the first may step down.
+    let res = app
+        .call(
+            Method::POST,
+            "/api/v1/teams/vision/members",
+            &bearer(&ada),
+            Some(json!({"email": "BOB@example.com", "role": "admin"})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let res = app.call(Method::PATCH, &path, &bearer(&ada), Some(json!({"role": "viewer"}))).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.json()["role"], "viewer");
+    // ...and is now refused admin actions
+    let res = app.call(Method::DELETE, &format!("/api/v1/teams/vision/members/{}", bob.id), &bearer(&ada), None).await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+
+    let res = app.call(Method::PATCH, &path, &bearer(&bob), Some(json!({"role": "owner"}))).await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(res.json()["errors"][0]["field"], "role");
+    let summary: serde_json::Value = sqlx::query_scalar(
+        "select summary from audit_event where action = 'team.member_role_changed' order by occurred_at desc limit 1",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("event");
+    assert_eq!(summary["before"]["role"], "admin");
+    assert_eq!(summary["after"]["role"], "viewer");
+}
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn tokens_are_shown_once_hashed_and_stop_working_when_revoked_or_expired(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ada = app.user("ada@example.com", false).await;
+    let res = app.call(Method::POST, "/api/v1/tokens", &bearer(&ada), Some(json!({"name": "ci"}))).await;
+    let created = res.json();
+    let secret = created["secret"].as_str().expect("secret").to_owned();
+    let id = created["token"]["id"].as_str().expect("id").to_owned();
+    assert!(secret.starts_with(created["token"]["prefix"].as_str().expect("prefix")));
+    // the secret is stored only as a hash
+    let stored = app
+        .count(&format!("select count(*) from api_token where encode(secret_hash, 'escape') like '%{secret}%'"))
+        .await;
+    assert_eq!(stored, 0);
+    let listed = app.call(Method::GET, "/api/v1/tokens", &bearer(&ada), None).await.text();
+    assert!(!listed.contains(&secret));
+
+    let me = app.call(Method::GET, "/api/v1/me", &Auth::Bearer(secret.clone()), None).await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!(me.json()["email"], "ada@example.com");
+    assert_eq!(me.json()["token_id"], id.as_str());
+
+    let res = app.call(Method::DELETE, &format!("/api/v1/tokens/{id}"), &bearer(&ada), None).await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT);
+    let me = app.call(Method::GET, "/api/v1/me", &Auth::Bearer(secret), None).await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(me.headers[header::CONTENT_TYPE], "application/problem+json");
+
+    // expiry in the past is refused; a token that has expired stops working
+    let res = app
+        .call(
+            Method::POST,
+            "/api/v1/tokens",
+            &bearer(&ada),
+            Some(json!({"name": "old", "expires_at": "2020-01-01T00:00:00Z"})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(res.json()["errors"][0]["field"], "expires_at");
+    let res =
+        app.call(Method::POST, "/api/v1/tokens", &bearer(&ada), Some(json!({"name": "", "expires_at": "soon"}))).await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let res = app
+        .call(
+            Method::POST,
+            "/api/v1/tokens",
+            &bearer(&ada),
+            Some(json!({"name": "short", "expires_at": "2099-01-01T00:00:00Z"})),
+        )
+        .await;
+    let short = res.json()["secret"].as_str().expect("secret").to_owned();
+    sqlx::query("update api_token set expires_at = now() - interval '1 second' where name = 'short'")
+        .execute(&app.pool)
+        .await
+        .expect("expire");
+    let me = app.call(Method::GET, "/api/v1/me", &Auth::Bearer(short), None).await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED);
+    let me = app.call(Method::GET, "/api/v1/me", &Auth::Bearer("cap_not_a_real_token".into()), None).await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED);
+}
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn sign_in_is_rate_limited_and_audited(pool: PgPool) {
+    let settings = app::state::Settings { login_max_failures: 3, login_window: time::Duration::minutes(15) };
+    let app = TestApp::with_settings(pool, settings, server::HttpOptions::default()).await;
+    let _ada = app.user("ada@example.com", false).await;
+    for _ in 0..3 {
+        let res = app.login("ada@example.com", "wrong password!!").await.expect_err("wrong password");
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let res = app.login("ada@example.com", PASSWORD).await.expect_err("rate limited even with the right password");
+    assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.text().contains("RateLimited"), "{}", res.text());
+    assert_eq!(app.audit_count("auth.login_failed").await, 3);
+    assert_eq!(app.audit_count("auth.login").await, 1);
+}
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn sessions_cycle_on_login_and_die_on_logout(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ada = app.user("ada@example.com", false).await;
+    let second = app.login("ada@example.com", PASSWORD).await.expect("login");
+    assert_ne!(second, ada.cookie, "a new session id at every sign-in");
+    let cookie = Auth::Cookie(second.clone());
+    let res = app.server_fn("logout", &cookie, &[]).await;
+    assert_eq!(res.status, StatusCode::OK);
+    let me = app.call(Method::GET, "/api/v1/me", &cookie, None).await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED, "the old session id is dead after sign-out");
+    let login = app.server_fn("login", &Auth::None, &[("email", "ada@example.com"), ("password", PASSWORD)]).await;
+    let set_cookie = login.headers[header::SET_COOKIE].to_str().expect("ascii").to_owned();
+    assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
+    assert!(set_cookie.contains("SameSite=Lax"), "{set_cookie}");
+    assert!(!set_cookie.contains("Secure"), "plain http in tests: {set_cookie}");
+}
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn setup_needs_the_console_token_and_works_once(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    *app.state.setup_token.lock().expect("lock") = Some("right-token".into());
+    let args = |token: &'static str| {
+        [("token", token), ("email", "root@example.com"), ("display_name", "Root"), ("password", PASSWORD)]
+    };
+    let res = app.server_fn("setup", &Auth::None, &args("wrong-token")).await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(app.count("select count(*) from app_user").await, 0);
+    let res = app.server_fn("setup", &Auth::None, &args("right-token")).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(app.count("select count(*) from app_user where is_site_admin").await, 1);
+    let res = app.server_fn("setup", &Auth::None, &args("right-token")).await;
+    assert_eq!(res.status, StatusCode::CONFLICT);
+    assert_eq!(app.count("select count(*) from app_user").await, 1);
+}
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn audit_list_pages_filters_and_rejects_bad_params(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ada = app.user("ada@example.com", true).await;
+    for i in 0..7 {
+        let res = app
+            .call(Method::POST, "/api/v1/teams", &bearer(&ada), Some(json!({"slug": format!("team-{i}"), "name": "T"})))
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED);
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/audit-events?action=team.created&limit=3&cursor={c}"),
+            None => "/api/v1/audit-events?action=team.created&limit=3".to_owned(),
+        };
+        let page = app.call(Method::GET, &path, &bearer(&ada), None).await.json();
+        for e in page["items"].as_array().expect("items") {
+            seen.push(e["summary"]["after"]["slug"].as_str().expect("slug").to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (0..7).rev().map(|i| format!("team-{i}")).collect();
+    assert_eq!(seen, expected, "newest first, every event once");
+
+    let res = app.call(Method::GET, "/api/v1/audit-events?team=team-3", &bearer(&ada), None).await.json();
+    assert_eq!(res["items"].as_array().expect("items").len(), 1);
+    for bad in ["limit=0", "limit=201", "cursor=garbage", "from=yesterday", "limit=abc"] {
+        let res = app.call(Method::GET, &format!("/api/v1/audit-events?{bad}"), &bearer(&ada), None).await;
+        assert_eq!(res.status, StatusCode::BAD_REQUEST, "{bad}: {}", res.text());
+        assert_eq!(res.headers[header::CONTENT_TYPE], "application/problem+json");
+    }
+}
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn audit_verify_finds_an_edited_event(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ada = app.user("ada@example.com", false).await;
+    for slug in ["one", "two"] {
+        app.call(Method::POST, "/api/v1/teams", &bearer(&ada), Some(json!({"slug": slug, "name": slug}))).await;
+    }
+    app.call(Method::PATCH, "/api/v1/teams/one", &bearer(&ada), Some(json!({"name": "Renamed"}))).await;
+    let report = app::audit::ssr::verify(&app.pool).await.expect("verify");
+    assert!(report.broken.is_none(), "{report:?}");
+    assert!(report.events >= 5 && report.chains == 3, "{report:?}");
+
+    let victim: uuid::Uuid = sqlx::query_scalar(
+        "select audit_event_id from audit_event where action = 'team.created' and chain_seq = 1 limit 1",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("event");
+    sqlx::query("update audit_event set summary = '{\"after\":{\"slug\":\"forged\"}}' where audit_event_id = $1")
+        .bind(victim)
+        .execute(&app.pool)
+        .await
+        .expect("tamper");
+    let report = app::audit::ssr::verify(&app.pool).await.expect("verify");
+    let broken = report.broken.expect("tampering detected");
+    assert_eq!(broken.event_id, Some(victim));
+}
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn audit_verify_finds_a_deleted_event(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ada = app.user("ada@example.com", false).await;
+    app.call(Method::POST, "/api/v1/teams", &bearer(&ada), Some(json!({"slug": "one", "name": "one"}))).await;
+    app.call(Method::PATCH, "/api/v1/teams/one", &bearer(&ada), Some(json!({"name": "Renamed"}))).await;
+    sqlx::query("delete from audit_event where action = 'team.updated'").execute(&app.pool).await.expect("delete");
+    let report = app::audit::ssr::verify(&app.pool).await.expect("verify");
+    assert!(report.broken.is_some(), "removing the newest event must be detected");
+}
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn cross_site_cookie_mutations_are_refused_but_bearer_calls_pass(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ada = app.user("ada@example.com", false).await;
+    let post = |auth: Option<String>, cookie: bool, site: &str| {
+        let mut b = http::Request::builder()
+            .method(Method::POST)
+            .uri("/api/v1/teams")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("sec-fetch-site", site);
+        if cookie {
+            b = b.header(header::COOKIE, ada.cookie.as_str());
+        }
+        if let Some(t) = auth {
+            b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        b.body(axum::body::Body::from(format!(r#"{{"slug":"s-{}","name":"x"}}"#, site.len()))).expect("request")
+    };
+    assert_eq!(app.send(post(None, true, "cross-site")).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.count("select count(*) from team").await, 0);
+    assert_eq!(app.send(post(None, true, "same-origin")).await.status, StatusCode::CREATED);
+    assert_eq!(app.send(post(Some(ada.token.clone()), false, "cross-site")).await.status, StatusCode::CREATED);
+    // Origin check when Fetch Metadata is absent
+    let req = http::Request::builder()
+        .method(Method::POST)
+        .uri("/rpc/create_team")
+        .header(header::HOST, "capstan.test")
+        .header(header::ORIGIN, "https://evil.example")
+        .header(header::COOKIE, ada.cookie.as_str())
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(axum::body::Body::from("slug=evil&name=x"))
+        .expect("request");
+    assert_eq!(app.send(req).await.status, StatusCode::FORBIDDEN);
+}
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn operational_endpoints_and_headers(pool: PgPool) {
+    let opts = server::HttpOptions { max_body_bytes: 1024, ..Default::default() };
+    let app = TestApp::with_settings(pool, Default::default(), opts).await;
+    let res = app.call(Method::GET, "/healthz", &Auth::None, None).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert!(res.headers.contains_key("x-request-id"));
+    let csp = res.headers[header::CONTENT_SECURITY_POLICY].to_str().expect("csp");
+    assert!(csp.contains("frame-ancestors 'none'"));
+    assert_eq!(res.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    assert!(res.headers.contains_key(header::REFERRER_POLICY));
+
+    assert_eq!(app.call(Method::GET, "/readyz", &Auth::None, None).await.status, StatusCode::OK);
+    let metrics = app.call(Method::GET, "/metrics", &Auth::None, None).await.text();
+    assert!(
+        metrics.contains(r#"capstan_http_requests_total{method="GET",route="/readyz",status="200"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("capstan_http_request_duration_seconds_bucket"));
+    assert!(metrics.contains("capstan_db_pool_connections"));
+
+    let doc = app.call(Method::GET, "/api/v1/openapi.json", &Auth::None, None).await.json();
+    assert!(doc["openapi"].as_str().expect("version").starts_with("3.1"));
+    for path in [
+        "/api/v1/me",
+        "/api/v1/teams",
+        "/api/v1/teams/{team}/members/{user_id}",
+        "/api/v1/tokens/{token_id}",
+        "/api/v1/audit-events",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path} documented");
+    }
+    let docs = app.call(Method::GET, "/api/docs/", &Auth::None, None).await;
+    assert_eq!(docs.status, StatusCode::OK);
+    assert!(!docs.text().contains("cdn"), "API reference is served locally");
+
+    let ada = app.user("ada@example.com", false).await;
+    let big = json!({"slug": "x".repeat(4096), "name": "x"});
+    let res = app.call(Method::POST, "/api/v1/teams", &bearer(&ada), Some(big)).await;
+    assert_eq!(res.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let res = app.call(Method::GET, "/api/v1/nope", &bearer(&ada), None).await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+    assert_eq!(res.headers[header::CONTENT_TYPE], "application/problem+json");
+}
