@@ -8,6 +8,9 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/capstan-target}"
 export SQLX_OFFLINE=true
+# cargo-leptos compiles with this set; keeping it set for every cargo call
+# stops leptos (which reads it at compile time) from being rebuilt in between.
+export LEPTOS_OUTPUT_NAME=capstan
 command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y -qq wrk >/dev/null; }
 EVENTS="${EVENTS:-100000}"
 DURATION="${DURATION:-15s}"

@@ -7,6 +7,9 @@ cd "$root"
 bash scripts/setup.sh test
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/capstan-target}"
 export SQLX_OFFLINE=true
+# cargo-leptos compiles with this set; keeping it set for every cargo call
+# stops leptos (which reads it at compile time) from being rebuilt in between.
+export LEPTOS_OUTPUT_NAME=capstan
 step() { printf '\n\033[1;34m==> %s\033[0m\n' "$*"; }
 
 step "cargo fmt --check"

@@ -147,6 +147,7 @@ pub enum Command {
 pub enum UserCommand {
     /// Create an account. The password is read from stdin, or prompted for on a terminal.
     Create {
+        /// The new account's email address (its sign-in name).
         #[arg(long)]
         email: String,
         /// Display name; defaults to the part of the email before `@`.
@@ -162,8 +163,10 @@ pub enum UserCommand {
 pub enum TokenCommand {
     /// Create an API token for a user and print its secret once.
     Create {
+        /// Whose token: the user's email address.
         #[arg(long)]
         email: String,
+        /// A name to recognise the token by, e.g. `ci-pipeline`.
         #[arg(long)]
         name: String,
         /// Lifetime such as `30d`, `12h` or `90m`; no expiry if omitted.

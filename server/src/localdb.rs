@@ -51,6 +51,13 @@ fn find_bin(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
 impl LocalPostgres {
     /// Makes sure the cluster under `data_dir` exists and runs.
     pub async fn ensure_running(data_dir: &Path, bin: Option<&Path>) -> anyhow::Result<Self> {
+        let mut pg = Self::locate(data_dir, bin)?;
+        pg.init_and_start().await?;
+        Ok(pg)
+    }
+
+    /// Works out the cluster's folders and owner without starting anything.
+    pub fn locate(data_dir: &Path, bin: Option<&Path>) -> anyhow::Result<Self> {
         let bin = find_bin(bin)?;
         std::fs::create_dir_all(data_dir).with_context(|| format!("failed to create {}", data_dir.display()))?;
         let data_dir = data_dir.canonicalize().context("failed to resolve the data directory")?;
@@ -79,7 +86,12 @@ impl LocalPostgres {
                     .with_context(|| format!("failed to hand {} to the postgres user", dir.display()))?;
             }
         }
-        let mut pg = Self { bin, log_file: root.join("postgres.log"), pgdata, socket_dir, run_as, started_here: false };
+        Ok(Self { bin, log_file: root.join("postgres.log"), pgdata, socket_dir, run_as, started_here: false })
+    }
+
+    async fn init_and_start(&mut self) -> anyhow::Result<()> {
+        let pg = self;
+        let root = pg.pgdata.parent().map(Path::to_owned).unwrap_or_default();
         if !pg.pgdata.join("PG_VERSION").exists() {
             tracing::info!(pgdata = %pg.pgdata.display(), "creating the private PostgreSQL cluster");
             pg.run(
@@ -125,8 +137,7 @@ impl LocalPostgres {
         } else {
             tracing::info!(socket = %pg.socket_dir.display(), "reusing the running private PostgreSQL");
         }
-        pg.ensure_database().await?;
-        Ok(pg)
+        pg.ensure_database().await
     }
 
     fn is_running(&self) -> bool {

@@ -89,8 +89,7 @@ async fn main() -> anyhow::Result<()> {
                 cli.config.database_url.is_none(),
                 "DATABASE_URL is set: there is no private cluster to stop"
             );
-            let pg = LocalPostgres::ensure_running(&cli.config.data_dir, cli.config.pg_bin.as_deref()).await?;
-            pg.stop(true)
+            LocalPostgres::locate(&cli.config.data_dir, cli.config.pg_bin.as_deref())?.stop(true)
         }
     }
 }
