@@ -112,8 +112,15 @@ pub fn AuditPage() -> impl IntoView {
                                     <td>{e.actor}{e.actor_token_id.map(|_| view! { <span class="pill">"token"</span> })}</td>
                                     <td>{e.team_slug.unwrap_or_else(|| "—".into())}</td>
                                     <td><code>{e.action}</code></td>
-                                    <td>{e.target_type}" "<span class="muted">{e.target_id.unwrap_or_default()}</span></td>
-                                    <td><code class="summary">{e.summary.to_string()}</code></td>
+                                    <td>{e.target_type}" "{e.target_id.map(|id| {
+                                        let short: String = id.chars().take(8).collect();
+                                        view! { <span class="muted" title=id>{short}</span> }
+                                    })}</td>
+                                    <td>{
+                                        let summary = e.summary.to_string();
+                                        let full = summary.clone();
+                                        view! { <code class="summary" title=full>{summary}</code> }
+                                    }</td>
                                 </tr>
                             }).collect_view()}
                             </tbody>
