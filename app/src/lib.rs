@@ -4,7 +4,7 @@
 //!
 //! Tour: [`roles`] holds the one authorization rule, [`state`] the request
 //! context, [`audit`] the hash-chained log, then one module per noun:
-//! [`accounts`], [`teams`], [`tokens`].
+//! [`accounts`], [`users`], [`teams`], [`tokens`].
 
 pub mod accounts;
 pub mod audit;
@@ -16,6 +16,7 @@ pub mod state;
 pub mod teams;
 pub mod tokens;
 pub mod ui;
+pub mod users;
 pub mod validate;
 
 use leptos::prelude::*;
@@ -60,6 +61,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/tokens") view=tokens::TokensPage ssr=SsrMode::Async/>
                     <Route path=path!("/audit") view=audit::AuditPage ssr=SsrMode::Async/>
                     <Route path=path!("/account") view=accounts::AccountPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/users") view=users::UsersPage ssr=SsrMode::Async/>
                 </ParentRoute>
             </Routes>
         </Router>

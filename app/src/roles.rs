@@ -67,6 +67,13 @@ impl Action {
     }
 }
 
+/// What a caller wants to do that belongs to no team.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SiteAction {
+    /// List and create accounts.
+    ManageUsers,
+}
+
 /// Who is calling: the facts the authorization rule needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -83,6 +90,14 @@ pub fn authorize(principal: &Principal, action: Action, role: Option<Role>) -> R
         None => Err(AppError::NotFound("Team".into())),
         Some(role) if role >= action.min_role() => Ok(()),
         Some(_) => Err(AppError::Forbidden),
+    }
+}
+
+/// Decides site-wide actions: only site admins may take them.
+pub fn authorize_site(principal: &Principal, action: SiteAction) -> Result<(), AppError> {
+    match action {
+        SiteAction::ManageUsers if principal.is_site_admin => Ok(()),
+        SiteAction::ManageUsers => Err(AppError::Forbidden),
     }
 }
 
@@ -106,5 +121,7 @@ mod tests {
         assert_eq!(authorize(&user, Action::ManageMembers, Some(Role::Approver)), Err(AppError::Forbidden));
         assert_eq!(authorize(&user, Action::ManageMembers, Some(Role::Admin)), Ok(()));
         assert_eq!(authorize(&site, Action::ManageMembers, None), Ok(()));
+        assert_eq!(authorize_site(&user, SiteAction::ManageUsers), Err(AppError::Forbidden));
+        assert_eq!(authorize_site(&site, SiteAction::ManageUsers), Ok(()));
     }
 }

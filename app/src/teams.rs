@@ -451,7 +451,7 @@ pub mod ssr {
             .fetch_optional(ctx.pool())
             .await?
             .ok_or_else(|| {
-                AppError::field("email", "No account has this email. Ask a site admin to create it first.")
+                AppError::field("email", "No account has this email. A site admin can create it on the Users page.")
             })?;
         let (audit_actor, meta) = ctx.audit();
         let mut tx = ctx.pool().begin().await?;

@@ -81,6 +81,7 @@ fn TopBar(user: Me) -> impl IntoView {
                     let active = move || location.pathname.get().starts_with("/audit");
                     view! { <a href=href class:active=active>"Audit"</a> }
                 }}
+                {user.is_site_admin.then(|| link("/admin/users", "Users"))}
                 <a href="/api/docs" rel="external">"API"</a>
             </nav>
             <details class="menu user-menu">

@@ -66,6 +66,12 @@ fn cases() -> Vec<Case> {
         },
         Case { call: "GET /api/v1/audit-events", input: json!(null), expect: "401 200 200 200 200 200 200" },
         Case { call: "GET /api/v1/audit-events?team=alpha", input: json!(null), expect: "401 200 200 200 200 404 200" },
+        Case { call: "GET /api/v1/users", input: json!(null), expect: "401 403 403 403 403 403 200" },
+        Case {
+            call: "POST /api/v1/users",
+            input: json!({"email": "new-{caller}@example.com", "display_name": "N", "password": "long enough password"}),
+            expect: "401 403 403 403 403 403 201",
+        },
         Case { call: "GET /api/v1/openapi.json", input: json!(null), expect: "200 200 200 200 200 200 200" },
         // ---- server functions ----
         Case { call: "fn get_me", input: json!({}), expect: "200 200 200 200 200 200 200" },
@@ -124,6 +130,12 @@ fn cases() -> Vec<Case> {
             call: "fn list_audit_events",
             input: json!({"query[team]": "alpha"}),
             expect: "401 200 200 200 200 404 200",
+        },
+        Case { call: "fn list_users", input: json!({}), expect: "401 403 403 403 403 403 200" },
+        Case {
+            call: "fn create_user",
+            input: json!({"email": "fn-{caller}@example.com", "display_name": "N", "password": "long enough password"}),
+            expect: "401 403 403 403 403 403 200",
         },
         // sign-out last: it ends the sessions used above
         Case { call: "fn logout", input: json!({}), expect: "200 200 200 200 200 200 200" },

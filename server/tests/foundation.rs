@@ -385,3 +385,56 @@ async fn operational_endpoints_and_headers(pool: PgPool) {
     assert_eq!(res.status, StatusCode::NOT_FOUND);
     assert_eq!(res.headers[header::CONTENT_TYPE], "application/problem+json");
 }
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn site_admins_create_accounts_and_bad_input_writes_nothing(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let root = app.user("root@example.com", true).await;
+    let users = app.count("select count(*) from app_user").await;
+    let res = app
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            &bearer(&root),
+            Some(json!({"email": "not-an-email", "display_name": "", "password": "short"})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let fields: Vec<String> = res.json()["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["field"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(fields, ["email", "display_name", "password"]);
+    let res = app
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            &bearer(&root),
+            Some(json!({"email": "ROOT@example.com", "display_name": "Dup", "password": "long enough password"})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CONFLICT);
+    assert_eq!(res.json()["errors"][0]["field"], "email");
+    assert_eq!(app.count("select count(*) from app_user").await, users);
+
+    let res = app
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            &bearer(&root),
+            Some(json!({"email": "new@example.com", "display_name": "New", "password": "long enough password"})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    assert_eq!(res.json()["is_site_admin"], false);
+    app.login("new@example.com", "long enough password").await.expect("the new account can sign in");
+    let actor: String = sqlx::query_scalar(
+        "select actor_label from audit_event where action = 'user.created' order by occurred_at desc limit 1",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("event");
+    assert_eq!(actor, "root@example.com");
+}

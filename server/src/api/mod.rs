@@ -7,6 +7,7 @@ pub mod me;
 pub mod members;
 pub mod teams;
 pub mod tokens;
+pub mod users;
 
 use app::error::AppError;
 use app::state::AppState;
@@ -36,6 +37,7 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "me", description = "The caller"),
         (name = "teams", description = "Teams and their members"),
         (name = "tokens", description = "Your API tokens"),
+        (name = "users", description = "Accounts (site admins)"),
         (name = "audit", description = "The audit log"),
     )
 )]
@@ -60,6 +62,7 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(teams::router())
         .merge(members::router())
         .merge(tokens::router())
+        .merge(users::router())
         .merge(audit::router());
     let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1).split_for_parts();
     let router = router.route("/api/v1/{*rest}", axum::routing::any(not_found));

@@ -1,0 +1,30 @@
+//! `/api/v1/users`: accounts on this site (site admins only).
+
+use super::{ApiJson, ApiQuery, PageParams};
+use app::error::AppError;
+use app::error::ssr::Problem;
+use app::page::Page;
+use app::state::{AppState, Ctx};
+use app::users::{NewUserRequest, User, ssr};
+use axum::Json;
+use http::StatusCode;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list, create))
+}
+
+/// All accounts, by email (site admins).
+#[utoipa::path(get, path = "/users", tag = "users", params(PageParams),
+    responses((status = 200, body = Page<User>), (status = 401, body = Problem), (status = 403, body = Problem)))]
+async fn list(ctx: Ctx, ApiQuery(p): ApiQuery<PageParams>) -> Result<Json<Page<User>>, AppError> {
+    Ok(Json(ssr::list(&ctx, p.cursor.as_deref(), p.limit).await?))
+}
+
+/// Creates an account (site admins). Team admins can then add it to teams.
+#[utoipa::path(post, path = "/users", tag = "users", request_body = NewUserRequest,
+    responses((status = 201, body = User), (status = 403, body = Problem), (status = 409, body = Problem),
+              (status = 422, body = Problem)))]
+async fn create(ctx: Ctx, ApiJson(input): ApiJson<NewUserRequest>) -> Result<(StatusCode, Json<User>), AppError> {
+    Ok((StatusCode::CREATED, Json(ssr::create(&ctx, input).await?)))
+}
