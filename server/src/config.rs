@@ -99,6 +99,14 @@ impl Config {
         self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.addr)).trim_end_matches('/').to_owned()
     }
 
+    /// `scheme://host[:port]` of the public URL, as browsers send it in `Origin`.
+    pub fn public_origin(&self) -> Option<String> {
+        let url = self.public_url();
+        let (scheme, rest) = url.split_once("://")?;
+        let host = rest.split('/').next()?;
+        Some(format!("{scheme}://{host}"))
+    }
+
     pub fn secure_cookies(&self) -> bool {
         self.public_url().starts_with("https://")
     }
@@ -232,6 +240,9 @@ mod tests {
         assert!(!cli.config.secure_cookies());
         let cli = Cli::parse_from(["capstan", "--public-url", "https://capstan.example.com/"]);
         assert_eq!(cli.config.public_url(), "https://capstan.example.com");
+        assert_eq!(cli.config.public_origin().as_deref(), Some("https://capstan.example.com"));
+        let cli = Cli::parse_from(["capstan", "--public-url", "https://example.com:8443/capstan"]);
+        assert_eq!(cli.config.public_origin().as_deref(), Some("https://example.com:8443"));
         assert!(cli.config.secure_cookies());
     }
 }

@@ -35,6 +35,8 @@ pub struct HttpOptions {
     pub session_idle: time::Duration,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
+    /// `CAPSTAN_PUBLIC_URL`'s origin, trusted by the CSRF check.
+    pub public_origin: Option<String>,
 }
 
 impl Default for HttpOptions {
@@ -44,6 +46,7 @@ impl Default for HttpOptions {
             session_idle: time::Duration::hours(12),
             max_body_bytes: 2 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
+            public_origin: None,
         }
     }
 }
@@ -108,7 +111,7 @@ pub fn router(state: AppState, opts: &HttpOptions) -> Router {
         .merge(docs)
         .merge(api)
         .merge(pages)
-        .layer(axum::middleware::from_fn(security::csrf))
+        .layer(axum::middleware::from_fn_with_state(security::PublicOrigin(opts.public_origin.clone()), security::csrf))
         .layer(sessions)
         .layer(DefaultBodyLimit::max(opts.max_body_bytes))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(opts.max_body_bytes))

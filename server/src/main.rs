@@ -195,6 +195,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         session_idle: time::Duration::minutes(config.session_idle_minutes),
         max_body_bytes: config.max_body_bytes,
         request_timeout: std::time::Duration::from_secs(config.request_timeout_secs),
+        public_origin: config.public_origin(),
     };
     let app = server::router(state, &opts);
     let stop = CancellationToken::new();

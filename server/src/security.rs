@@ -2,7 +2,7 @@
 //! CSRF check for cookie-authenticated mutations.
 
 use app::error::AppError;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, Method, header};
@@ -32,9 +32,14 @@ pub async fn headers(req: Request, next: Next) -> Response {
     res
 }
 
+/// The origin (`scheme://host[:port]`) users reach Capstan at, if configured,
+/// accepted by the CSRF check besides the request's own `Host`.
+#[derive(Clone, Default)]
+pub struct PublicOrigin(pub Option<String>);
+
 /// Refuses state-changing requests that a browser sent from another site.
 /// Bearer-token calls carry no ambient credentials and pass untouched.
-pub async fn csrf(req: Request, next: Next) -> Response {
+pub async fn csrf(State(public): State<PublicOrigin>, req: Request, next: Next) -> Response {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
         || req.headers().contains_key(header::AUTHORIZATION)
     {
@@ -47,10 +52,12 @@ pub async fn csrf(req: Request, next: Next) -> Response {
             h.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
             h.get(header::HOST).and_then(|v| v.to_str().ok()),
         ) {
-            (Some(origin), Some(host)) => {
-                origin.split_once("://").is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(host))
+            (Some(origin), host) => {
+                public.0.as_deref().is_some_and(|p| p.eq_ignore_ascii_case(origin))
+                    || host.is_some_and(|host| {
+                        origin.split_once("://").is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(host))
+                    })
             }
-            (Some(_), None) => false,
             // Not a browser (no Origin, no Fetch Metadata): nothing ambient to abuse.
             (None, _) => true,
         },

@@ -339,6 +339,28 @@ async fn cross_site_cookie_mutations_are_refused_but_bearer_calls_pass(pool: PgP
         .body(axum::body::Body::from("slug=evil&name=x"))
         .expect("request");
     assert_eq!(app.send(req).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.count("select count(*) from team where slug = 'evil'").await, 0);
+}
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn the_public_origin_passes_the_csrf_check_behind_a_proxy(pool: PgPool) {
+    let opts = server::HttpOptions { public_origin: Some("https://capstan.example.com".into()), ..Default::default() };
+    let app = TestApp::with_settings(pool, Default::default(), opts).await;
+    let ada = app.user("ada@example.com", false).await;
+    let post = |origin: &str, slug: &str| {
+        http::Request::builder()
+            .method(Method::POST)
+            .uri("/rpc/create_team")
+            .header(header::HOST, "10.0.0.5:3000")
+            .header(header::ORIGIN, origin)
+            .header(header::COOKIE, ada.cookie.as_str())
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ACCEPT, "application/json")
+            .body(axum::body::Body::from(format!("slug={slug}&name=x")))
+            .expect("request")
+    };
+    assert_eq!(app.send(post("https://capstan.example.com", "proxied")).await.status, StatusCode::OK);
+    assert_eq!(app.send(post("https://evil.example", "evil")).await.status, StatusCode::FORBIDDEN);
 }
 
 #[sqlx::test(migrator = "server::MIGRATOR")]
