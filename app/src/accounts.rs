@@ -491,7 +491,6 @@ pub mod ssr {
             return Err(AppError::field("current_password", "This is not your current password."));
         }
         let new_hash = hash_password(new).await?;
-        let (audit_actor, meta) = ctx.audit();
         let mut tx = ctx.pool().begin().await?;
         sqlx::query!(
             "update app_user set password_hash = $2, updated_at = now() where user_id = $1",
@@ -500,10 +499,8 @@ pub mod ssr {
         )
         .execute(&mut *tx)
         .await?;
-        record(
+        ctx.record(
             &mut tx,
-            &audit_actor,
-            &meta,
             NewEvent {
                 team_id: None,
                 action: "user.password_changed",

@@ -182,6 +182,14 @@ pub mod ssr {
         }
     }
 
+    impl Ctx {
+        /// Appends `event`, attributed to this request's caller, in `conn`'s transaction.
+        pub async fn record(&self, conn: &mut PgConnection, event: NewEvent<'_>) -> Result<Uuid, AppError> {
+            let (actor, meta) = self.audit();
+            record(conn, &actor, &meta, event).await
+        }
+    }
+
     fn chain_key(team_id: Option<Uuid>) -> String {
         team_id.map_or_else(|| "site".to_owned(), |t| format!("team:{t}"))
     }

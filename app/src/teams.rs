@@ -280,7 +280,7 @@ pub fn MembersPage() -> impl IntoView {
 #[cfg(feature = "ssr")]
 pub mod ssr {
     use super::{Member, NewMember, NewTeam, RoleChange, Team, TeamUpdate};
-    use crate::audit::ssr::{NewEvent, record};
+    use crate::audit::ssr::NewEvent;
     use crate::error::AppError;
     use crate::page::{self, Page};
     use crate::roles::{Action, Role, authorize};
@@ -349,7 +349,6 @@ pub mod ssr {
         errors.finish()?;
         let (Some(slug), Some(team_name)) = (slug, team_name) else { return Err(AppError::Internal) };
         let id = Uuid::now_v7();
-        let (audit_actor, meta) = ctx.audit();
         let mut tx = ctx.pool().begin().await?;
         let created_at = sqlx::query_scalar!(
             "insert into team (team_id, slug, name) values ($1, $2, $3) returning created_at",
@@ -362,10 +361,8 @@ pub mod ssr {
         sqlx::query!("insert into team_member (team_id, user_id, role) values ($1, $2, 'admin')", id, actor.user_id)
             .execute(&mut *tx)
             .await?;
-        record(
+        ctx.record(
             &mut tx,
-            &audit_actor,
-            &meta,
             NewEvent {
                 team_id: Some(id),
                 action: "team.created",
@@ -382,7 +379,6 @@ pub mod ssr {
     pub async fn update(ctx: &Ctx, slug: &str, input: TeamUpdate) -> Result<Team, AppError> {
         let (team, _) = load(ctx, slug, Action::UpdateTeam).await?;
         let new_name = name(&input.name, 100).map_err(|m| AppError::field("name", m))?;
-        let (audit_actor, meta) = ctx.audit();
         let mut tx = ctx.pool().begin().await?;
         let old_name = sqlx::query_scalar!("select name from team where team_id = $1 for update", team.id)
             .fetch_one(&mut *tx)
@@ -390,10 +386,8 @@ pub mod ssr {
         sqlx::query!("update team set name = $2, updated_at = now() where team_id = $1", team.id, new_name)
             .execute(&mut *tx)
             .await?;
-        record(
+        ctx.record(
             &mut tx,
-            &audit_actor,
-            &meta,
             NewEvent {
                 team_id: Some(team.id),
                 action: "team.updated",
@@ -453,7 +447,6 @@ pub mod ssr {
             .ok_or_else(|| {
                 AppError::field("email", "No account has this email. A site admin can create it on the Users page.")
             })?;
-        let (audit_actor, meta) = ctx.audit();
         let mut tx = ctx.pool().begin().await?;
         let joined_at = sqlx::query_scalar!(
             "insert into team_member (team_id, user_id, role) values ($1, $2, $3) returning created_at",
@@ -463,10 +456,8 @@ pub mod ssr {
         )
         .fetch_one(&mut *tx)
         .await?;
-        record(
+        ctx.record(
             &mut tx,
-            &audit_actor,
-            &meta,
             NewEvent {
                 team_id: Some(team.id),
                 action: "team.member_added",
@@ -500,7 +491,6 @@ pub mod ssr {
     pub async fn change_role(ctx: &Ctx, slug: &str, user_id: Uuid, input: RoleChange) -> Result<Member, AppError> {
         let (team, _) = load(ctx, slug, Action::ManageMembers).await?;
         let role = crate::validate::role(&input.role).map_err(|m| AppError::field("role", m))?;
-        let (audit_actor, meta) = ctx.audit();
         let mut tx = ctx.pool().begin().await?;
         if role != Role::Admin {
             ensure_not_last_admin(&mut tx, team.id, user_id).await?;
@@ -523,10 +513,8 @@ pub mod ssr {
         )
         .execute(&mut *tx)
         .await?;
-        record(
+        ctx.record(
             &mut tx,
-            &audit_actor,
-            &meta,
             NewEvent {
                 team_id: Some(team.id),
                 action: "team.member_role_changed",
@@ -548,7 +536,6 @@ pub mod ssr {
 
     pub async fn remove_member(ctx: &Ctx, slug: &str, user_id: Uuid) -> Result<(), AppError> {
         let (team, _) = load(ctx, slug, Action::ManageMembers).await?;
-        let (audit_actor, meta) = ctx.audit();
         let mut tx = ctx.pool().begin().await?;
         ensure_not_last_admin(&mut tx, team.id, user_id).await?;
         let removed = sqlx::query!(
@@ -561,10 +548,8 @@ pub mod ssr {
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| AppError::NotFound("Member".into()))?;
-        record(
+        ctx.record(
             &mut tx,
-            &audit_actor,
-            &meta,
             NewEvent {
                 team_id: Some(team.id),
                 action: "team.member_removed",

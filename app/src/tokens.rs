@@ -166,7 +166,7 @@ pub fn TokensPage() -> impl IntoView {
 #[cfg(feature = "ssr")]
 pub mod ssr {
     use super::{ApiToken, CreatedToken};
-    use crate::audit::ssr::{NewEvent, record};
+    use crate::audit::ssr::NewEvent;
     use crate::error::AppError;
     use crate::page::{self, Page};
     use crate::state::{Actor, Ctx};
@@ -259,7 +259,6 @@ pub mod ssr {
         let secret = format!("{TOKEN_PREFIX}{}", hex::encode(bytes));
         let prefix: String = secret.chars().take(TOKEN_PREFIX.len() + 6).collect();
         let id = Uuid::now_v7();
-        let (audit_actor, meta) = ctx.audit();
         let mut tx = ctx.pool().begin().await?;
         let token = sqlx::query_as!(
             ApiToken,
@@ -275,10 +274,8 @@ pub mod ssr {
         )
         .fetch_one(&mut *tx)
         .await?;
-        record(
+        ctx.record(
             &mut tx,
-            &audit_actor,
-            &meta,
             NewEvent {
                 team_id: None,
                 action: "token.created",
@@ -296,7 +293,6 @@ pub mod ssr {
     /// Revokes one of the caller's own tokens; others' tokens are not found.
     pub async fn revoke(ctx: &Ctx, token_id: Uuid) -> Result<(), AppError> {
         let actor = ctx.actor()?;
-        let (audit_actor, meta) = ctx.audit();
         let mut tx = ctx.pool().begin().await?;
         let row = sqlx::query!(
             "update api_token set revoked_at = coalesce(revoked_at, now())
@@ -307,10 +303,8 @@ pub mod ssr {
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| AppError::NotFound("Token".into()))?;
-        record(
+        ctx.record(
             &mut tx,
-            &audit_actor,
-            &meta,
             NewEvent {
                 team_id: None,
                 action: "token.revoked",
