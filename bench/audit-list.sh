@@ -66,7 +66,9 @@ run() {
   p99=$(awk '$1=="99%"{print $2}' <<<"$out")
   printf '%-12s requests/s %-10s p50 %-9s p99 %s\n' "$label" "$rps" "$p50" "$p99"
 }
-echo "GET /api/v1/audit-events?limit=50, concurrency 32, $DURATION each:"
+echo "concurrency 32, $DURATION each:"
+run "healthz" "http://127.0.0.1:$port/healthz"
+run "me (auth)" "http://127.0.0.1:$port/api/v1/me"
 run "first page" "$base"
 run "deep cursor" "$base&cursor=$deep_cursor"
 sleep 3

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 /// One recorded mutation, as shown to users.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema, sqlx::FromRow))]
 pub struct AuditEvent {
     pub id: Uuid,
     #[serde(with = "time::serde::rfc3339")]
@@ -453,52 +453,42 @@ pub mod ssr {
         };
         // An always-present cursor keeps the keyset condition usable by the index.
         let (after_at, after_id) = cursor.unwrap_or((time::macros::datetime!(9999-12-31 0:00 UTC), Uuid::max()));
-        let rows = sqlx::query!(
-            r#"select e.audit_event_id, e.occurred_at, e.actor_label, e.actor_user_id, e.actor_token_id,
-                      e.team_id, t.slug as "team_slug?", e.action, e.target_type, e.target_id, e.summary,
-                      e.request_id, e.client_addr
-               from audit_event e left join team t on t.team_id = e.team_id
-               where (e.occurred_at, e.audit_event_id) < ($1, $2)
-                 and ($3::uuid is null or e.team_id = $3)
-                 and ($4::uuid is null or e.actor_user_id = $4)
-                 and ($5::text is null or e.action = $5)
-                 and ($6::timestamptz is null or e.occurred_at >= $6)
-                 and ($7::timestamptz is null or e.occurred_at < $7)
-                 and ($8 or e.team_id = any($9) or e.actor_user_id = $10)
-               order by e.occurred_at desc, e.audit_event_id desc
-               limit $11"#,
-            after_at,
-            after_id,
-            team_id,
-            actor_filter,
-            q.action.as_deref().filter(|s| !s.is_empty()),
-            from,
-            to,
-            actor.is_site_admin,
-            &my_teams,
-            actor.user_id,
-            limit + 1,
-        )
-        .fetch_all(ctx.pool())
-        .await?;
-        let items = rows
-            .into_iter()
-            .map(|r| AuditEvent {
-                id: r.audit_event_id,
-                occurred_at: r.occurred_at,
-                actor: r.actor_label,
-                actor_user_id: r.actor_user_id,
-                actor_token_id: r.actor_token_id,
-                team_id: r.team_id,
-                team_slug: r.team_slug,
-                action: r.action,
-                target_type: r.target_type,
-                target_id: r.target_id,
-                summary: r.summary,
-                request_id: r.request_id,
-                client_addr: r.client_addr,
-            })
-            .collect();
+        // Built with only the filters in use (not one static query with
+        // `$n is null or …` guards): each shape stays simple enough for
+        // PostgreSQL to reuse a generic plan instead of re-planning every call,
+        // which cost more than running the query.
+        let mut sql = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+            "select e.audit_event_id as id, e.occurred_at, e.actor_label as actor, e.actor_user_id, \
+             e.actor_token_id, e.team_id, t.slug as team_slug, e.action, e.target_type, e.target_id, e.summary, \
+             e.request_id, e.client_addr \
+             from audit_event e left join team t on t.team_id = e.team_id \
+             where (e.occurred_at, e.audit_event_id) < (",
+        );
+        sql.push_bind(after_at).push(", ").push_bind(after_id).push(")");
+        if let Some(team_id) = team_id {
+            sql.push(" and e.team_id = ").push_bind(team_id);
+        }
+        if let Some(user_id) = actor_filter {
+            sql.push(" and e.actor_user_id = ").push_bind(user_id);
+        }
+        if let Some(action) = q.action.as_deref().filter(|s| !s.is_empty()) {
+            sql.push(" and e.action = ").push_bind(action);
+        }
+        if let Some(from) = from {
+            sql.push(" and e.occurred_at >= ").push_bind(from);
+        }
+        if let Some(to) = to {
+            sql.push(" and e.occurred_at < ").push_bind(to);
+        }
+        if !actor.is_site_admin {
+            sql.push(" and (e.team_id = any(")
+                .push_bind(my_teams)
+                .push(") or e.actor_user_id = ")
+                .push_bind(actor.user_id)
+                .push(")");
+        }
+        sql.push(" order by e.occurred_at desc, e.audit_event_id desc limit ").push_bind(limit + 1);
+        let items: Vec<AuditEvent> = sql.build_query_as().fetch_all(ctx.pool()).await?;
         Ok(page::ssr::build(items, limit, |e: &AuditEvent| (e.occurred_at, e.id)))
     }
 }

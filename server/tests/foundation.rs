@@ -460,3 +460,20 @@ async fn site_admins_create_accounts_and_bad_input_writes_nothing(pool: PgPool) 
     .expect("event");
     assert_eq!(actor, "root@example.com");
 }
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn audit_events_of_other_teams_stay_hidden(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ada = app.user("ada@example.com", false).await;
+    let bob = app.user("bob@example.com", false).await;
+    app.call(Method::POST, "/api/v1/teams", &bearer(&ada), Some(json!({"slug": "secret", "name": "Secret"}))).await;
+    app.call(Method::POST, "/api/v1/teams", &bearer(&bob), Some(json!({"slug": "open", "name": "Open"}))).await;
+    let page = app.call(Method::GET, "/api/v1/audit-events?limit=200", &bearer(&bob), None).await.json();
+    let slugs: Vec<&str> =
+        page["items"].as_array().expect("items").iter().filter_map(|e| e["team_slug"].as_str()).collect();
+    assert!(slugs.contains(&"open"), "{slugs:?}");
+    assert!(!slugs.contains(&"secret"), "bob must not see another team's events: {slugs:?}");
+    let actors: Vec<&str> =
+        page["items"].as_array().expect("items").iter().filter_map(|e| e["actor"].as_str()).collect();
+    assert!(actors.iter().all(|a| *a == "bob@example.com" || *a == "test"), "{actors:?}");
+}
