@@ -58,8 +58,8 @@ PY
 )
 
 run() {
-  local label="$1" target="$2"
-  local out; out=$(wrk -t2 -c32 -d"$DURATION" --latency -H "Authorization: Bearer $token" "$target")
+  local label="$1" target="$2" conns="${3:-32}"
+  local out; out=$(wrk -t2 -c"$conns" -d"$DURATION" --latency -H "Authorization: Bearer $token" "$target")
   local rps p50 p99
   rps=$(awk '/Requests\/sec/{print $2}' <<<"$out")
   p50=$(awk '$1=="50%"{print $2}' <<<"$out")
@@ -71,6 +71,9 @@ run "healthz" "http://127.0.0.1:$port/healthz"
 run "me (auth)" "http://127.0.0.1:$port/api/v1/me"
 run "first page" "$base"
 run "deep cursor" "$base&cursor=$deep_cursor"
+echo "the same at concurrency 8 (latency without saturating 2 cores shared with PostgreSQL and wrk):"
+run "first page" "$base" 8
+run "deep cursor" "$base&cursor=$deep_cursor" 8
 sleep 3
 rss_kb=$(awk '/VmRSS/{print $2}' "/proc/$server/status")
 echo "idle server RSS: $((rss_kb / 1024)) MiB (PostgreSQL excluded)"
