@@ -16,7 +16,7 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "clippy (ssr)"
-cargo clippy -p app -p server --all-targets -- -D warnings
+cargo clippy -p app -p server -p storage --all-targets -- -D warnings
 step "clippy (hydrate, wasm32)"
 cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 
@@ -35,7 +35,7 @@ if [ -z "${DATABASE_URL:-}" ]; then
 fi
 
 step "unit and integration tests"
-cargo test -p app -p server
+cargo test -p app -p server -p storage
 
 step "end-to-end tests (Chromium)"
 (cd end2end && CAPSTAN_BIN="$bin" LEPTOS_SITE_ROOT="$root/target/site" node run.mjs)
