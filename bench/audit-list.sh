@@ -19,7 +19,8 @@ cargo build --release -q -p server
 bin="$CARGO_TARGET_DIR/release/capstan"
 data="$(mktemp -d /tmp/capstan-bench-XXXXXX)"; chmod 755 "$data"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-export CAPSTAN_DATA_DIR="$data" CAPSTAN_ADDR="127.0.0.1:$port" RUST_LOG=warn
+s3port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+export CAPSTAN_DATA_DIR="$data" CAPSTAN_ADDR="127.0.0.1:$port" CAPSTAN_LOCAL_S3_ADDR="127.0.0.1:$s3port" RUST_LOG=warn
 unset DATABASE_URL
 "$bin" serve >"$data/server.log" 2>&1 &
 server=$!

@@ -32,6 +32,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// The one-time setup token, present only while no user exists.
     pub setup_token: Arc<Mutex<Option<String>>>,
+    /// Capstan's bucket (local endpoint or AWS S3).
+    pub storage: storage::Storage,
 }
 
 /// The authenticated caller.

@@ -166,7 +166,7 @@ pub fn TokensPage() -> impl IntoView {
 #[cfg(feature = "ssr")]
 pub mod ssr {
     use super::{ApiToken, CreatedToken};
-    use crate::audit::ssr::NewEvent;
+    use crate::audit::ssr::{AuditActor, AuditMeta, NewEvent, record};
     use crate::error::AppError;
     use crate::page::{self, Page};
     use crate::state::{Actor, Ctx};
@@ -246,8 +246,21 @@ pub mod ssr {
     }
 
     /// Creates a token for the caller (or, from the CLI, for `owner`).
+    /// Creates a token for the caller.
     pub async fn create(ctx: &Ctx, name: &str, expires_at: Option<OffsetDateTime>) -> Result<CreatedToken, AppError> {
-        let actor = ctx.actor()?.clone();
+        let (audit_actor, meta) = ctx.audit();
+        create_for(ctx.pool(), ctx.actor()?, &audit_actor, &meta, name, expires_at).await
+    }
+
+    /// Creates a token for `actor` (the CLI's path, where there is no request).
+    pub async fn create_for(
+        pool: &PgPool,
+        actor: &Actor,
+        audit_actor: &AuditActor,
+        meta: &AuditMeta,
+        name: &str,
+        expires_at: Option<OffsetDateTime>,
+    ) -> Result<CreatedToken, AppError> {
         let name = crate::validate::name(name, 100).map_err(|m| AppError::field("name", m))?;
         if let Some(at) = expires_at
             && at <= OffsetDateTime::now_utc()
@@ -259,7 +272,7 @@ pub mod ssr {
         let secret = format!("{TOKEN_PREFIX}{}", hex::encode(bytes));
         let prefix: String = secret.chars().take(TOKEN_PREFIX.len() + 6).collect();
         let id = Uuid::now_v7();
-        let mut tx = ctx.pool().begin().await?;
+        let mut tx = pool.begin().await?;
         let token = sqlx::query_as!(
             ApiToken,
             r#"insert into api_token (token_id, user_id, name, prefix, secret_hash, expires_at)
@@ -274,8 +287,10 @@ pub mod ssr {
         )
         .fetch_one(&mut *tx)
         .await?;
-        ctx.record(
+        record(
             &mut tx,
+            audit_actor,
+            meta,
             NewEvent {
                 team_id: None,
                 action: "token.created",

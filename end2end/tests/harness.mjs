@@ -22,7 +22,11 @@ export async function startCapstan() {
   const dataDir = mkdtempSync(join(tmpdir(), 'capstan-e2e-'));
   chmodSync(dataDir, 0o755);
   const port = await freePort();
-  const env = { ...process.env, CAPSTAN_DATA_DIR: dataDir, CAPSTAN_ADDR: `127.0.0.1:${port}`, RUST_LOG: 'warn' };
+  const s3Port = await freePort();
+  const env = {
+    ...process.env, CAPSTAN_DATA_DIR: dataDir, CAPSTAN_ADDR: `127.0.0.1:${port}`,
+    CAPSTAN_LOCAL_S3_ADDR: `127.0.0.1:${s3Port}`, RUST_LOG: 'warn',
+  };
   delete env.DATABASE_URL;
   delete env.CAPSTAN_PUBLIC_URL;
   const proc = spawn(BIN, ['serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -88,6 +88,27 @@ pub struct Config {
     #[arg(long, env = "CAPSTAN_DB_MAX_CONNECTIONS", default_value_t = 16, global = true)]
     pub db_max_connections: u32,
 
+    /// `local` (no AWS account: private S3 endpoint, local runners) or `aws`.
+    #[arg(long, env = "CAPSTAN_MODE", default_value = "local", global = true)]
+    pub mode: String,
+
+    /// The bucket Capstan keeps its data in (created in local mode).
+    #[arg(long, env = "CAPSTAN_S3_BUCKET", default_value = "capstan", global = true)]
+    pub s3_bucket: String,
+
+    /// AWS mode: an S3-compatible endpoint to use instead of AWS S3.
+    #[arg(long, env = "CAPSTAN_S3_ENDPOINT", global = true)]
+    pub s3_endpoint: Option<String>,
+
+    /// The S3 endpoint as browsers reach it, for presigned upload and download
+    /// URLs (defaults to the endpoint Capstan itself uses).
+    #[arg(long, env = "CAPSTAN_S3_PUBLIC_URL", global = true)]
+    pub s3_public_url: Option<String>,
+
+    /// Local mode: where the private S3 endpoint listens.
+    #[arg(long, env = "CAPSTAN_LOCAL_S3_ADDR", default_value = "127.0.0.1:3900", global = true)]
+    pub local_s3_addr: SocketAddr,
+
     /// Log output: `text` for people, `json` for log shippers.
     #[arg(long, env = "CAPSTAN_LOG_FORMAT", default_value = "text", global = true)]
     pub log_format: String,
@@ -117,6 +138,7 @@ impl Config {
         anyhow::ensure!(self.login_max_failures > 0, "CAPSTAN_LOGIN_MAX_FAILURES must be positive");
         anyhow::ensure!(self.login_window_minutes > 0, "CAPSTAN_LOGIN_WINDOW_MINUTES must be positive");
         anyhow::ensure!(self.request_timeout_secs > 0, "CAPSTAN_REQUEST_TIMEOUT_SECS must be positive");
+        anyhow::ensure!(matches!(self.mode.as_str(), "local" | "aws"), "CAPSTAN_MODE must be `local` or `aws`");
         anyhow::ensure!(
             matches!(self.log_format.as_str(), "text" | "json"),
             "CAPSTAN_LOG_FORMAT must be `text` or `json`"

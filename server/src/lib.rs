@@ -5,6 +5,7 @@ pub mod api;
 pub mod config;
 pub mod localdb;
 pub mod metrics;
+pub mod objects;
 pub mod security;
 pub mod workers;
 
@@ -52,10 +53,21 @@ impl Default for HttpOptions {
 }
 
 /// Builds application state around a migrated pool.
-pub fn state(pool: sqlx::PgPool, site_root: &str, settings: app::state::Settings) -> AppState {
+pub fn state(
+    pool: sqlx::PgPool,
+    site_root: &str,
+    settings: app::state::Settings,
+    storage: storage::Storage,
+) -> AppState {
     let leptos_options =
         LeptosOptions::builder().output_name("capstan").site_root(site_root).site_pkg_dir("pkg").build();
-    AppState { pool, leptos_options, settings: Arc::new(settings), setup_token: Arc::new(std::sync::Mutex::new(None)) }
+    AppState {
+        pool,
+        leptos_options,
+        settings: Arc::new(settings),
+        setup_token: Arc::new(std::sync::Mutex::new(None)),
+        storage,
+    }
 }
 
 /// Creates the session table (tower-sessions' own schema) if missing.
@@ -127,8 +139,11 @@ pub fn router(state: AppState, opts: &HttpOptions) -> Router {
         .with_state(state)
 }
 
-/// Ready when the database answers and every migration is applied.
+/// Ready when the database answers, every migration is applied, and the bucket answers.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    if !state.storage.reachable().await {
+        return (StatusCode::SERVICE_UNAVAILABLE, "object storage unreachable");
+    }
     let applied: Result<i64, _> =
         sqlx::query_scalar("select count(*) from _sqlx_migrations where success").fetch_one(&state.pool).await;
     match applied {

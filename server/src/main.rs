@@ -45,10 +45,15 @@ async fn main() -> anyhow::Result<()> {
                 .fetch_optional(&db)
                 .await?
                 .with_context(|| format!("no user with email {email}"))?;
-            let state = server::state(db.clone(), "target/site", app::state::Settings::default());
-            let actor = app::accounts::ssr::actor_by_id(&db, user_id).await.map_err(user_error)?;
-            let ctx = app::state::Ctx { state, actor, request_id: None, client_addr: "cli".into() };
-            let created = app::tokens::ssr::create(&ctx, &name, expires_at).await.map_err(user_error)?;
+            let actor = app::accounts::ssr::actor_by_id(&db, user_id)
+                .await
+                .map_err(user_error)?
+                .with_context(|| format!("no user with email {email}"))?;
+            let audit_actor = AuditActor { user_id: Some(actor.user_id), token_id: None, label: actor.email.clone() };
+            let meta = AuditMeta { request_id: None, client_addr: Some("cli".into()) };
+            let created = app::tokens::ssr::create_for(&db, &actor, &audit_actor, &meta, &name, expires_at)
+                .await
+                .map_err(user_error)?;
             eprintln!("Created token {} ({}). It is shown only once:", created.token.name, created.token.id);
             println!("{}", created.secret);
             finish(db, local).await
@@ -174,7 +179,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         login_max_failures: config.login_max_failures,
         login_window: time::Duration::minutes(config.login_window_minutes),
     };
-    let state = server::state(pool.clone(), &config.site_root.to_string_lossy(), settings);
+    let (storage, local_s3) = server::objects::connect(&config).await?;
+    let state = server::state(pool.clone(), &config.site_root.to_string_lossy(), settings, storage);
     if app::accounts::ssr::user_count(&pool).await.map_err(user_error)? == 0 {
         let token = {
             use rand::RngCore as _;
@@ -212,6 +218,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!("draining finished; stopping workers");
     stop.cancel();
     let _ = worker.await;
+    if let Some(s3) = local_s3 {
+        s3.stop().await;
+    }
     finish(pool, local).await
 }
 

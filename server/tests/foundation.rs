@@ -477,3 +477,14 @@ async fn audit_events_of_other_teams_stay_hidden(pool: PgPool) {
         page["items"].as_array().expect("items").iter().filter_map(|e| e["actor"].as_str()).collect();
     assert!(actors.iter().all(|a| *a == "bob@example.com" || *a == "test"), "{actors:?}");
 }
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn not_ready_without_object_storage(pool: PgPool) {
+    let mut app = TestApp::new(pool).await;
+    assert_eq!(app.call(Method::GET, "/readyz", &Auth::None, None).await.status, StatusCode::OK);
+    app.s3.take().expect("running").stop().await;
+    let res = app.call(Method::GET, "/readyz", &Auth::None, None).await;
+    assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(res.text(), "object storage unreachable");
+    assert_eq!(app.call(Method::GET, "/healthz", &Auth::None, None).await.status, StatusCode::OK);
+}

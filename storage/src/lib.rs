@@ -107,3 +107,35 @@ pub async fn list_prefix(
     }
     Ok(calls)
 }
+
+/// The managed bucket and the clients to reach it: one for server-side
+/// calls, one whose endpoint is what browsers use (for presigned URLs).
+#[derive(Clone, Debug)]
+pub struct Storage {
+    pub client: Client,
+    presign: Client,
+    pub bucket: String,
+}
+
+impl Storage {
+    /// Builds the clients; `public_endpoint` replaces the endpoint in presigned
+    /// URLs when browsers reach the store under another address.
+    pub async fn new(config: &S3Config, public_endpoint: Option<&str>, bucket: &str) -> Self {
+        let server_side = client(config).await;
+        let presign = match public_endpoint {
+            Some(endpoint) => client(&S3Config { endpoint: Some(endpoint.to_owned()), ..config.clone() }).await,
+            None => server_side.clone(),
+        };
+        Self { client: server_side, presign, bucket: bucket.to_owned() }
+    }
+
+    /// The client whose presigned URLs browsers can open.
+    pub fn presigner(&self) -> &Client {
+        &self.presign
+    }
+
+    /// Whether the bucket answers (used by readiness checks).
+    pub async fn reachable(&self) -> bool {
+        self.client.head_bucket().bucket(&self.bucket).send().await.is_ok()
+    }
+}

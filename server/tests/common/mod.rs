@@ -16,6 +16,27 @@ pub struct TestApp {
     pub router: Router,
     pub pool: PgPool,
     pub state: app::state::AppState,
+    /// The local S3 endpoint behind `state.storage` (a fresh folder per test).
+    pub s3: Option<storage::local::LocalS3>,
+    s3_dir: TempDir,
+}
+
+/// A temporary folder removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        let n = uuid::Uuid::now_v7();
+        let p = std::env::temp_dir().join(format!("capstan-test-{n}"));
+        std::fs::create_dir_all(&p).expect("temp dir");
+        Self(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// A user with both kinds of credentials.
@@ -65,9 +86,22 @@ impl TestApp {
 
     pub async fn with_settings(pool: PgPool, settings: app::state::Settings, opts: server::HttpOptions) -> Self {
         server::migrate_sessions(&pool).await.expect("session table");
-        let state = server::state(pool.clone(), "target/site", settings);
+        let s3_dir = TempDir::new();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let s3 = storage::local::LocalS3::start(&s3_dir.0, listener, ("test-key", "test-secret"), vec![])
+            .await
+            .expect("local S3");
+        let config = storage::S3Config {
+            endpoint: Some(s3.endpoint()),
+            region: Some("us-east-1".into()),
+            credentials: Some(("test-key".into(), "test-secret".into())),
+            force_path_style: true,
+        };
+        let storage = storage::Storage::new(&config, None, "capstan").await;
+        storage::ensure_bucket(&storage.client, "capstan").await.expect("bucket");
+        let state = server::state(pool.clone(), "target/site", settings, storage);
         let router = server::router(state.clone(), &opts);
-        Self { router, pool, state }
+        Self { router, pool, state, s3: Some(s3), s3_dir }
     }
 
     /// Creates a user directly (as the CLI would), then signs in through the

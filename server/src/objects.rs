@@ -1,0 +1,73 @@
+//! Object storage wiring: in local mode, start the private S3 endpoint under
+//! the data directory (credentials generated once and kept there) and create
+//! the bucket; in AWS mode, use the default credential chain and region.
+
+use crate::config::Config;
+use anyhow::Context as _;
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::Path;
+use storage::local::LocalS3;
+use storage::{S3Config, Storage};
+
+/// Connects to the configured object store; the endpoint is returned too
+/// when this process serves it (local mode), so it can be stopped.
+pub async fn connect(config: &Config) -> anyhow::Result<(Storage, Option<LocalS3>)> {
+    if config.mode == "aws" {
+        let s3 = S3Config {
+            endpoint: config.s3_endpoint.clone(),
+            region: None,
+            credentials: None,
+            force_path_style: config.s3_endpoint.is_some(),
+        };
+        let storage = Storage::new(&s3, config.s3_public_url.as_deref(), &config.s3_bucket).await;
+        if !storage.reachable().await {
+            tracing::warn!(bucket = %config.s3_bucket, "the S3 bucket does not answer; check CAPSTAN_S3_BUCKET and AWS credentials");
+        }
+        return Ok((storage, None));
+    }
+    let root = config.data_dir.join("s3");
+    std::fs::create_dir_all(&root).with_context(|| format!("failed to create {}", root.display()))?;
+    let (key, secret) = local_credentials(&root.join("credentials"))?;
+    let listener = tokio::net::TcpListener::bind(config.local_s3_addr)
+        .await
+        .with_context(|| format!("failed to listen on {} (CAPSTAN_LOCAL_S3_ADDR)", config.local_s3_addr))?;
+    let origins = config.public_origin().into_iter().collect();
+    let local = LocalS3::start(&root.join("data"), listener, (&key, &secret), origins).await?;
+    let s3 = S3Config {
+        endpoint: Some(local.endpoint()),
+        region: Some("us-east-1".into()),
+        credentials: Some((key, secret)),
+        force_path_style: true,
+    };
+    let storage = Storage::new(&s3, config.s3_public_url.as_deref(), &config.s3_bucket).await;
+    storage::ensure_bucket(&storage.client, &config.s3_bucket).await?;
+    Ok((storage, Some(local)))
+}
+
+/// Reads the local endpoint's key pair, creating it (mode 0600) on first run.
+fn local_credentials(path: &Path) -> anyhow::Result<(String, String)> {
+    if let Ok(text) = std::fs::read_to_string(path)
+        && let Some((key, secret)) = text.trim().split_once(':')
+    {
+        return Ok((key.to_owned(), secret.to_owned()));
+    }
+    let key = format!("capstan{}", random_hex(6));
+    let secret = random_hex(20);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("failed to write {}", path.display()))?;
+    file.write_all(format!("{key}:{secret}\n").as_bytes())?;
+    Ok((key, secret))
+}
+
+fn random_hex(bytes: usize) -> String {
+    use rand::RngCore as _;
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    hex::encode(buf)
+}
