@@ -21,6 +21,7 @@ if [ "$mode" = test ]; then
   command -v chromium >/dev/null || [ -x /usr/bin/chromium ] || apt_missing+=(chromium)
   command -v node >/dev/null || apt_missing+=(nodejs)
   command -v npm >/dev/null || apt_missing+=(npm)
+  python3 -c "import venv, ensurepip" 2>/dev/null || apt_missing+=(python3-venv)
 fi
 if [ ${#apt_missing[@]} -gt 0 ]; then
   log "installing Debian packages: ${apt_missing[*]}"
@@ -47,6 +48,14 @@ if ! wasm-bindgen --version 2>/dev/null | grep -q "$WB_VERSION"; then
 fi
 
 if [ "$mode" = test ]; then
+  # The AWS API emulator for AWS-mode tests, in a venv of its own.
+  venv="${CAPSTAN_TOOLS_DIR:-$HOME/.cache/capstan-tools}/venv"
+  MOTO_VERSION=5.2.1
+  if ! "$venv/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
+    log "installing moto[server] $MOTO_VERSION (AWS API emulator) into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q "moto[server]==$MOTO_VERSION"
+  fi
   if [ ! -d end2end/node_modules/playwright-core ]; then
     log "installing end-to-end test packages"
     (cd end2end && npm ci --no-audit --no-fund)

@@ -34,6 +34,8 @@ if [ -z "${DATABASE_URL:-}" ]; then
   export DATABASE_URL
 fi
 
+export MOTO_SERVER="${CAPSTAN_TOOLS_DIR:-$HOME/.cache/capstan-tools}/venv/bin/moto_server"
+
 step "unit and integration tests"
 cargo test -p app -p server -p storage
 
