@@ -23,10 +23,11 @@ impl Moto {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {bin} (install with `pip install 'moto[server]'`): {e}"));
-        let url = format!("http://127.0.0.1:{port}");
+        // Owned by the guard from here on, so it is killed and reaped even if we panic.
+        let moto = Self { child, url: format!("http://127.0.0.1:{port}") };
         for _ in 0..200 {
             if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                return Self { child, url };
+                return moto;
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
