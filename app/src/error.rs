@@ -133,6 +133,7 @@ pub mod ssr {
         ("team_slug_key", "slug", "A team with this slug already exists."),
         ("app_user_email_key", "email", "A user with this email already exists."),
         ("team_member_pkey", "email", "This user is already a member of the team."),
+        ("dataset_team_name_key", "name", "This team already has a dataset with this name."),
     ];
 
     impl From<sqlx::Error> for AppError {

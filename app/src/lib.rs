@@ -8,6 +8,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod datasets;
 pub mod error;
 pub mod page;
 pub mod roles;
@@ -58,6 +59,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("") view=teams::TeamsPage ssr=SsrMode::Async/>
                     <Route path=path!("/teams") view=teams::TeamsPage ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team") view=teams::MembersPage ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/datasets") view=datasets::DatasetsPage ssr=SsrMode::Async/>
                     <Route path=path!("/tokens") view=tokens::TokensPage ssr=SsrMode::Async/>
                     <Route path=path!("/audit") view=audit::AuditPage ssr=SsrMode::Async/>
                     <Route path=path!("/account") view=accounts::AccountPage ssr=SsrMode::Async/>

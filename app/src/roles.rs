@@ -55,6 +55,10 @@ pub enum Action {
     UpdateTeam,
     /// Add, remove and change the roles of members.
     ManageMembers,
+    /// Create or edit the team's work (datasets, and later jobs and models).
+    Contribute,
+    /// Archive what the team owns.
+    Archive,
 }
 
 impl Action {
@@ -62,7 +66,8 @@ impl Action {
     pub fn min_role(self) -> Role {
         match self {
             Action::ReadTeam => Role::Viewer,
-            Action::UpdateTeam | Action::ManageMembers => Role::Admin,
+            Action::Contribute => Role::Member,
+            Action::UpdateTeam | Action::ManageMembers | Action::Archive => Role::Admin,
         }
     }
 }

@@ -72,8 +72,14 @@ fn TopBar(user: Me) -> impl IntoView {
             <nav class="mainnav">
                 {link("/teams", "Teams")}
                 {move || team().map(|slug| {
-                    let href = format!("/teams/{slug}");
-                    view! { <a href=href class="active">"Members"</a> }
+                    let path = location.pathname.get();
+                    let members = format!("/teams/{slug}");
+                    let datasets = format!("/teams/{slug}/datasets");
+                    let on_datasets = path.starts_with(&datasets);
+                    view! {
+                        <a href=datasets class:active=on_datasets>"Datasets"</a>
+                        <a href=members class:active=!on_datasets>"Members"</a>
+                    }
                 })}
                 {link("/tokens", "API tokens")}
                 {move || {

@@ -113,6 +113,37 @@ impl Slug {
     }
 }
 
+/// A resource name used in URLs and S3 keys (datasets, later models and jobs):
+/// 1 to 100 characters of `a-z 0-9 . _ -`, starting with a letter or digit.
+pub fn resource_name(raw: &str) -> Result<String, String> {
+    let name = raw.trim();
+    let ok = (1..=100).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(name.to_owned())
+    } else {
+        Err("Use 1 to 100 characters: a-z, 0-9, '.', '_' and '-', starting with a letter or digit.".into())
+    }
+}
+
+/// Tags: trimmed, lower-cased, de-duplicated; at most 20 of at most 40 characters each.
+pub fn tags(raw: &[String]) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::new();
+    for tag in raw.iter().map(|t| t.trim().to_lowercase()).filter(|t| !t.is_empty()) {
+        if tag.chars().count() > 40 || tag.chars().any(|c| c.is_control() || c == ',') {
+            return Err(format!("Tag {tag:?} is not allowed: at most 40 characters, no commas."));
+        }
+        if !out.contains(&tag) {
+            out.push(tag);
+        }
+    }
+    if out.len() > 20 {
+        return Err("Use at most 20 tags.".into());
+    }
+    Ok(out)
+}
+
 /// A human-readable name (team display name, user name): trimmed, 1..=max characters.
 pub fn name(raw: &str, max: usize) -> Result<String, String> {
     let name = raw.trim();
@@ -179,6 +210,18 @@ mod tests {
         assert!(name("   ", 10).is_err());
         assert!(name("abcdefghijk", 10).is_err());
         assert!(name("tab\tname", 10).is_err());
+    }
+
+    #[test]
+    fn resource_names_and_tags() {
+        assert_eq!(resource_name(" churn-2024.v2 "), Ok("churn-2024.v2".into()));
+        for bad in ["", "-x", "Churn", "a b", "a/b", &"a".repeat(101)] {
+            assert!(resource_name(bad).is_err(), "{bad:?} should be rejected");
+        }
+        let t = tags(&["CV".into(), " cv ".into(), "".into(), "images".into()]).expect("valid");
+        assert_eq!(t, ["cv", "images"]);
+        assert!(tags(&["a,b".into()]).is_err());
+        assert!(tags(&(0..21).map(|i| format!("t{i}")).collect::<Vec<_>>()).is_err());
     }
 
     #[test]

@@ -90,6 +90,21 @@ test('an admin creates a team and adds a viewer', async () => {
   await signOut();
 });
 
+test('an admin registers a dataset; a bad name is refused with a field error', async () => {
+  await signIn(ADMIN);
+  await go('/teams/ml-platform/datasets');
+  await page.fill('#create-dataset input[name=name]', 'Bad Name');
+  await page.click('#create-dataset button[type=submit]');
+  await page.waitForSelector('.field-error[data-field=name]');
+  await page.fill('#create-dataset input[name=name]', 'churn-events');
+  await page.fill('#create-dataset input[name=description]', 'Daily churn events');
+  await page.fill('#create-dataset input[name=tags]', 'tabular, churn');
+  await page.click('#create-dataset button[type=submit]');
+  await page.waitForSelector('#datasets td:has-text("churn-events")');
+  assert.equal(await page.locator('#datasets .pill').count(), 2);
+  await signOut();
+});
+
 test('a viewer sees no member controls and is refused by the server function', async () => {
   await signIn(VIEWER);
   await go('/teams/ml-platform');

@@ -93,7 +93,8 @@ pub fn router(state: AppState, opts: &HttpOptions) -> Router {
             }
             app::shell(leptos_options.clone())
         })
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell));
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
+        .layer(axum::middleware::from_fn(server_fn_status));
 
     let session_store = PostgresStore::new(state.pool.clone());
     let sessions = SessionManagerLayer::new(session_store)
@@ -137,6 +138,23 @@ pub fn router(state: AppState, opts: &HttpOptions) -> Router {
         }))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
+}
+
+/// Server-function errors raised before our code runs (undecodable arguments)
+/// leave `server_fn`'s blanket 500; give them the status their [`AppError`] names.
+async fn server_fn_status(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let res = next.run(req).await;
+    if res.status() != StatusCode::INTERNAL_SERVER_ERROR {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
+    if let Ok(err) = serde_json::from_slice::<app::error::AppError>(&bytes)
+        && let Ok(status) = StatusCode::from_u16(err.status())
+    {
+        parts.status = status;
+    }
+    axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
 /// Ready when the database answers, every migration is applied, and the bucket answers.

@@ -72,6 +72,23 @@ fn cases() -> Vec<Case> {
             input: json!({"email": "new-{caller}@example.com", "display_name": "N", "password": "long enough password"}),
             expect: "401 403 403 403 403 403 201",
         },
+        Case { call: "GET /api/v1/teams/alpha/datasets", input: json!(null), expect: "401 200 200 200 200 404 200" },
+        Case {
+            call: "POST /api/v1/teams/alpha/datasets",
+            input: json!({"name": "d-{caller_slug}", "tags": ["x"]}),
+            expect: "401 403 201 201 201 404 201",
+        },
+        Case { call: "GET /api/v1/datasets/{dataset}", input: json!(null), expect: "401 200 200 200 200 404 200" },
+        Case {
+            call: "PATCH /api/v1/datasets/{dataset}",
+            input: json!({"description": "by {caller}"}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case {
+            call: "POST /api/v1/datasets/{dataset}/archive",
+            input: json!(null),
+            expect: "401 403 403 403 200 404 200",
+        },
         Case { call: "GET /api/v1/openapi.json", input: json!(null), expect: "200 200 200 200 200 200 200" },
         // ---- server functions ----
         Case { call: "fn get_me", input: json!({}), expect: "200 200 200 200 200 200 200" },
@@ -137,6 +154,23 @@ fn cases() -> Vec<Case> {
             input: json!({"email": "fn-{caller}@example.com", "display_name": "N", "password": "long enough password"}),
             expect: "401 403 403 403 403 403 200",
         },
+        Case {
+            call: "fn list_datasets",
+            input: json!({"team": "alpha", "query[archived]": "false"}),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case {
+            call: "fn create_dataset",
+            input: json!({"team": "alpha", "name": "f-{caller_slug}", "description": "", "tags": "a, b"}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case { call: "fn get_dataset", input: json!({"id": "{dataset}"}), expect: "401 200 200 200 200 404 200" },
+        Case {
+            call: "fn update_dataset",
+            input: json!({"id": "{dataset}", "description": "d", "tags": "t"}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case { call: "fn archive_dataset", input: json!({"id": "{dataset}"}), expect: "401 403 403 403 200 404 200" },
         // sign-out last: it ends the sessions used above
         Case { call: "fn logout", input: json!({}), expect: "200 200 200 200 200 200 200" },
     ]
@@ -232,6 +266,16 @@ async fn every_route_and_server_function_against_every_caller(pool: PgPool) {
             res.json()["token"]["id"].as_str().expect("id").to_owned()
         }
     };
+    let res = app
+        .call(
+            Method::POST,
+            "/api/v1/teams/alpha/datasets",
+            &Auth::Bearer(admin.token.clone()),
+            Some(json!({"name": "shared"})),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.text());
+    let dataset = res.json()["id"].as_str().expect("id").to_owned();
     let viewer_token = spare_token("spare").await;
     let viewer_token2 = spare_token("spare2").await;
 
@@ -248,6 +292,7 @@ async fn every_route_and_server_function_against_every_caller(pool: PgPool) {
                     .replace("{victim2}", &victims2[caller].to_string())
                     .replace("{viewer_token}", &viewer_token)
                     .replace("{viewer_token2}", &viewer_token2)
+                    .replace("{dataset}", &dataset)
             };
             let user = users.get(caller);
             let got = if let Some(name) = case.call.strip_prefix("fn ") {

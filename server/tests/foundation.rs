@@ -403,6 +403,9 @@ async fn operational_endpoints_and_headers(pool: PgPool) {
     let big = json!({"slug": "x".repeat(4096), "name": "x"});
     let res = app.call(Method::POST, "/api/v1/teams", &bearer(&ada), Some(big)).await;
     assert_eq!(res.status, StatusCode::PAYLOAD_TOO_LARGE);
+    // undecodable server-function arguments are a client error, not a 500
+    let res = app.server_fn("get_dataset", &Auth::Cookie(ada.cookie.clone()), &[("id", "not-a-uuid")]).await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST, "{}", res.text());
     let res = app.call(Method::GET, "/api/v1/nope", &bearer(&ada), None).await;
     assert_eq!(res.status, StatusCode::NOT_FOUND);
     assert_eq!(res.headers[header::CONTENT_TYPE], "application/problem+json");
@@ -487,4 +490,71 @@ async fn not_ready_without_object_storage(pool: PgPool) {
     assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(res.text(), "object storage unreachable");
     assert_eq!(app.call(Method::GET, "/healthz", &Auth::None, None).await.status, StatusCode::OK);
+}
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn datasets_are_named_uniquely_searched_and_archived(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ada = app.user("ada@example.com", false).await;
+    let bob = app.user("bob@example.com", false).await;
+    app.call(Method::POST, "/api/v1/teams", &bearer(&ada), Some(json!({"slug": "vision", "name": "Vision"}))).await;
+    let create = |name: &str, tags: serde_json::Value| json!({"name": name, "description": "d", "tags": tags});
+    let res = app
+        .call(
+            Method::POST,
+            "/api/v1/teams/vision/datasets",
+            &bearer(&ada),
+            Some(create("churn", json!(["Tabular", "tabular"]))),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    assert_eq!(res.json()["tags"], json!(["tabular"]));
+    let churn = res.json()["id"].as_str().expect("id").to_owned();
+    app.call(Method::POST, "/api/v1/teams/vision/datasets", &bearer(&ada), Some(create("images", json!(["cv"])))).await;
+
+    let before = app.count("select count(*) from audit_event").await;
+    let res =
+        app.call(Method::POST, "/api/v1/teams/vision/datasets", &bearer(&ada), Some(create("churn", json!([])))).await;
+    assert_eq!(res.status, StatusCode::CONFLICT);
+    assert_eq!(res.json()["errors"][0]["field"], "name");
+    let res = app
+        .call(Method::POST, "/api/v1/teams/vision/datasets", &bearer(&ada), Some(create("Bad Name/", json!(["a,b"]))))
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let fields: Vec<&str> = res.json()["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["field"].as_str().unwrap_or(""))
+        .map(|f| if f == "name" { "name" } else { "tags" })
+        .collect();
+    assert_eq!(fields, ["name", "tags"]);
+    assert_eq!(app.count("select count(*) from dataset").await, 2);
+    assert_eq!(app.count("select count(*) from audit_event").await, before);
+
+    let names = |page: serde_json::Value| -> Vec<String> {
+        page["items"].as_array().expect("items").iter().map(|d| d["name"].as_str().unwrap_or("").to_owned()).collect()
+    };
+    let all = app.call(Method::GET, "/api/v1/teams/vision/datasets", &bearer(&ada), None).await.json();
+    assert_eq!(names(all), ["churn", "images"]);
+    let by_tag = app.call(Method::GET, "/api/v1/teams/vision/datasets?q=CV", &bearer(&ada), None).await.json();
+    assert_eq!(names(by_tag), ["images"]);
+    let by_name = app.call(Method::GET, "/api/v1/teams/vision/datasets?q=chu", &bearer(&ada), None).await.json();
+    assert_eq!(names(by_name), ["churn"]);
+
+    let res = app.call(Method::POST, &format!("/api/v1/datasets/{churn}/archive"), &bearer(&ada), None).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert!(res.json()["archived_at"].is_string());
+    let listed = app.call(Method::GET, "/api/v1/teams/vision/datasets", &bearer(&ada), None).await.json();
+    assert_eq!(names(listed), ["images"]);
+    let with_archived =
+        app.call(Method::GET, "/api/v1/teams/vision/datasets?archived=true", &bearer(&ada), None).await.json();
+    assert_eq!(names(with_archived), ["churn", "images"]);
+    let still = app.call(Method::GET, &format!("/api/v1/datasets/{churn}"), &bearer(&ada), None).await;
+    assert_eq!(still.status, StatusCode::OK, "archived datasets stay resolvable");
+    // another team's dataset is not found, not forbidden
+    let res = app.call(Method::GET, &format!("/api/v1/datasets/{churn}"), &bearer(&bob), None).await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+    let res = app.call(Method::GET, "/api/v1/datasets/not-a-uuid", &bearer(&ada), None).await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
 }

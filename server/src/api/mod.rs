@@ -3,6 +3,7 @@
 //! Errors are RFC 9457 problem+json; the OpenAPI document is generated here.
 
 pub mod audit;
+pub mod datasets;
 pub mod me;
 pub mod members;
 pub mod teams;
@@ -39,6 +40,7 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "tokens", description = "Your API tokens"),
         (name = "users", description = "Accounts (site admins)"),
         (name = "audit", description = "The audit log"),
+        (name = "datasets", description = "Datasets a team trains on"),
     )
 )]
 struct ApiDoc;
@@ -63,7 +65,8 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(members::router())
         .merge(tokens::router())
         .merge(users::router())
-        .merge(audit::router());
+        .merge(audit::router())
+        .merge(datasets::router());
     let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1).split_for_parts();
     let router = router.route("/api/v1/{*rest}", axum::routing::any(not_found));
     (router, doc)
