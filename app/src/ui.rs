@@ -18,6 +18,15 @@ fn current_team(path: &str) -> Option<String> {
     (!slug.is_empty()).then(|| slug.to_owned())
 }
 
+/// Whether the navigation link `href` names the page at `path`. "Teams" is
+/// the team list only: a team's own pages light up Members or Datasets.
+fn nav_active(href: &str, path: &str) -> bool {
+    match href {
+        "/teams" => path == "/teams" || path == "/",
+        _ => path == href || path.starts_with(&format!("{href}/")),
+    }
+}
+
 /// Layout for signed-in pages: top bar, navigation, and the page. Anonymous
 /// visitors are sent to the sign-in page.
 #[component]
@@ -49,10 +58,7 @@ fn TopBar(user: Me) -> impl IntoView {
     let teams = Resource::new(|| (), |_| crate::teams::list_teams(None, Some(200)));
     let logout = ServerAction::<Logout>::new();
     let link = move |href: &'static str, label: &'static str| {
-        let active = move || {
-            let p = location.pathname.get();
-            if href == "/" { p == "/" } else { p.starts_with(href) }
-        };
+        let active = move || nav_active(href, &location.pathname.get());
         view! { <a href=href class:active=active>{label}</a> }
     };
     view! {
@@ -187,6 +193,16 @@ pub fn CopyButton(text: String) -> impl IntoView {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn nav_highlights_one_area() {
+        assert!(super::nav_active("/teams", "/teams"));
+        assert!(super::nav_active("/teams", "/"));
+        assert!(!super::nav_active("/teams", "/teams/vision/datasets"));
+        assert!(super::nav_active("/tokens", "/tokens"));
+        assert!(!super::nav_active("/tokens", "/tokensmith"));
+        assert!(super::nav_active("/admin/users", "/admin/users"));
+    }
+
     #[test]
     fn team_from_path() {
         assert_eq!(super::current_team("/teams/vision"), Some("vision".into()));
