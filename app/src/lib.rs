@@ -11,14 +11,17 @@ pub mod audit;
 pub mod datasets;
 pub mod error;
 pub mod page;
+pub mod preview;
 pub mod roles;
 #[cfg(feature = "ssr")]
 pub mod state;
 pub mod teams;
 pub mod tokens;
 pub mod ui;
+pub mod upload;
 pub mod users;
 pub mod validate;
+pub mod versions;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Title, provide_meta_context};

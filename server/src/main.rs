@@ -203,9 +203,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         request_timeout: std::time::Duration::from_secs(config.request_timeout_secs),
         public_origin: config.public_origin(),
     };
-    let app = server::router(state, &opts);
+    app::versions::ssr::resume_scans(state.clone()).await;
     let stop = CancellationToken::new();
-    let worker = tokio::spawn(server::workers::housekeeping(pool.clone(), stop.clone()));
+    let worker = tokio::spawn(server::workers::housekeeping(state.clone(), stop.clone()));
+    let app = server::router(state, &opts);
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("failed to listen on {} (CAPSTAN_ADDR)", config.addr))?;

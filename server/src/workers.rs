@@ -1,5 +1,6 @@
 //! Background housekeeping: expired sessions and old login attempts are
-//! deleted every few minutes until shutdown.
+//! deleted, and browser uploads left unfinished for a day are aborted, every
+//! few minutes until shutdown.
 
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -7,7 +8,8 @@ use tower_sessions::session_store::ExpiredDeletion as _;
 use tower_sessions_sqlx_store::PostgresStore;
 
 /// Runs until `stop` is cancelled.
-pub async fn housekeeping(pool: sqlx::PgPool, stop: CancellationToken) {
+pub async fn housekeeping(state: app::state::AppState, stop: CancellationToken) {
+    let pool = state.pool.clone();
     let store = PostgresStore::new(pool.clone());
     let mut tick = tokio::time::interval(Duration::from_secs(300));
     loop {
@@ -22,6 +24,11 @@ pub async fn housekeeping(pool: sqlx::PgPool, stop: CancellationToken) {
                     .await;
                 if let Err(e) = old {
                     tracing::warn!(error = %e, "failed to delete old login attempts");
+                }
+                match app::upload::ssr::clean_stale(&state, time::Duration::days(1)).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(versions = n, "aborted unfinished uploads older than a day"),
+                    Err(e) => tracing::warn!(error = %e, "failed to clean up unfinished uploads"),
                 }
             }
         }

@@ -15,7 +15,8 @@ const CALLERS: [&str; 7] = ["anon", "viewer", "member", "approver", "admin", "ot
 
 /// One row: what is called and the status each caller must get.
 struct Case {
-    /// `GET /api/v1/...` for REST, `fn name` for a server function.
+    /// `GET /api/v1/...` for REST, `fn name` for a server function taking
+    /// form fields, `json name` for one taking a JSON body.
     call: &'static str,
     /// JSON body (REST) or form fields (server function), with `{caller}`,
     /// `{target}`, `{victim}` and `{viewer_token}` placeholders.
@@ -88,6 +89,67 @@ fn cases() -> Vec<Case> {
             call: "POST /api/v1/datasets/{dataset}/archive",
             input: json!(null),
             expect: "401 403 403 403 200 404 200",
+        },
+        Case {
+            call: "GET /api/v1/datasets/{dataset2}/versions",
+            input: json!(null),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case {
+            call: "POST /api/v1/datasets/{dataset2}/versions",
+            input: json!({"source_uri": "s3://capstan/matrix/"}),
+            expect: "401 403 201 201 201 404 201",
+        },
+        Case {
+            call: "GET /api/v1/dataset-versions/{version}",
+            input: json!(null),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case {
+            call: "GET /api/v1/dataset-versions/{version}/manifest",
+            input: json!(null),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case {
+            call: "GET /api/v1/dataset-versions/{version}/preview?key=a.csv",
+            input: json!(null),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case {
+            call: "POST /api/v1/dataset-versions/{version}/verify",
+            input: json!(null),
+            expect: "401 403 202 202 202 404 202",
+        },
+        Case {
+            call: "GET /api/v1/dataset-versions/{version}/verify",
+            input: json!(null),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case {
+            call: "GET /api/v1/dataset-versions/{version}/drift",
+            input: json!(null),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case {
+            call: "POST /api/v1/datasets/{dataset2}/uploads",
+            input: json!({"files": [{"path": "x.csv", "size": 3}]}),
+            expect: "401 403 201 201 201 404 201",
+        },
+        Case {
+            call: "POST /api/v1/dataset-versions/{upload}/upload/parts",
+            input: json!({"path": "f.csv", "parts": [1]}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        // authorized callers get as far as validation: no part was uploaded
+        Case {
+            call: "POST /api/v1/dataset-versions/{upload}/upload/complete",
+            input: json!({"files": []}),
+            expect: "401 403 422 422 422 404 422",
+        },
+        Case {
+            call: "POST /api/v1/dataset-versions/{upload}/upload/abort",
+            input: json!(null),
+            expect: "401 403 200 200 200 404 200",
         },
         Case { call: "GET /api/v1/openapi.json", input: json!(null), expect: "200 200 200 200 200 200 200" },
         // ---- server functions ----
@@ -171,6 +233,54 @@ fn cases() -> Vec<Case> {
             expect: "401 403 200 200 200 404 200",
         },
         Case { call: "fn archive_dataset", input: json!({"id": "{dataset}"}), expect: "401 403 403 403 200 404 200" },
+        Case {
+            call: "fn list_versions",
+            input: json!({"dataset_id": "{dataset2}", "query[limit]": "10"}),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case { call: "fn get_version", input: json!({"id": "{version}"}), expect: "401 200 200 200 200 404 200" },
+        Case {
+            call: "fn create_version",
+            input: json!({"dataset_id": "{dataset2}", "source_uri": "s3://capstan/matrix/", "snapshot": "on"}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case {
+            call: "fn list_manifest",
+            input: json!({"id": "{version}", "query[prefix]": "a"}),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case {
+            call: "fn preview_object",
+            input: json!({"id": "{version}", "key": "a.csv"}),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case { call: "fn verify_version", input: json!({"id": "{version}"}), expect: "401 403 200 200 200 404 200" },
+        Case { call: "fn latest_check", input: json!({"id": "{version}"}), expect: "401 200 200 200 200 404 200" },
+        Case {
+            call: "fn list_drift",
+            input: json!({"id": "{version}", "query[limit]": "10"}),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case {
+            call: "json start_upload",
+            input: json!({"dataset_id": "{dataset2}", "files": [{"path": "y.csv", "size": 3}]}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case {
+            call: "json presign_parts",
+            input: json!({"version_id": "{upload2}", "path": "f.csv", "parts": [1]}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case {
+            call: "json complete_upload",
+            input: json!({"version_id": "{upload2}", "files": []}),
+            expect: "401 403 422 422 422 404 422",
+        },
+        Case {
+            call: "json abort_upload",
+            input: json!({"version_id": "{upload2}"}),
+            expect: "401 403 200 200 200 404 200",
+        },
         // sign-out last: it ends the sessions used above
         Case { call: "fn logout", input: json!({}), expect: "200 200 200 200 200 200 200" },
     ]
@@ -276,6 +386,46 @@ async fn every_route_and_server_function_against_every_caller(pool: PgPool) {
         .await;
     assert_eq!(res.status, 201, "{}", res.text());
     let dataset = res.json()["id"].as_str().expect("id").to_owned();
+    // a second dataset with a ready version, and per caller two uploads in progress
+    let res = app
+        .call(
+            Method::POST,
+            "/api/v1/teams/alpha/datasets",
+            &Auth::Bearer(admin.token.clone()),
+            Some(json!({"name": "versioned"})),
+        )
+        .await;
+    let dataset2 = res.json()["id"].as_str().expect("id").to_owned();
+    app.put("capstan", "matrix/a.csv", "a,b\n1,2\n").await;
+    let res = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/datasets/{dataset2}/versions"),
+            &Auth::Bearer(admin.token.clone()),
+            Some(json!({"source_uri": "s3://capstan/matrix/"})),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.text());
+    let version = res.json()["id"].as_str().expect("id").to_owned();
+    app.wait_for(&format!("/api/v1/dataset-versions/{version}"), &Auth::Bearer(admin.token.clone()), |v| {
+        v["status"] == "ready"
+    })
+    .await;
+    let mut uploads: HashMap<(&str, u8), String> = HashMap::new();
+    for caller in CALLERS {
+        for set in [1, 2] {
+            let res = app
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/datasets/{dataset2}/uploads"),
+                    &Auth::Bearer(admin.token.clone()),
+                    Some(json!({"files": [{"path": "f.csv", "size": 10}]})),
+                )
+                .await;
+            assert_eq!(res.status, 201, "{}", res.text());
+            uploads.insert((caller, set), res.json()["version"]["id"].as_str().expect("id").to_owned());
+        }
+    }
     let viewer_token = spare_token("spare").await;
     let viewer_token2 = spare_token("spare2").await;
 
@@ -292,10 +442,19 @@ async fn every_route_and_server_function_against_every_caller(pool: PgPool) {
                     .replace("{victim2}", &victims2[caller].to_string())
                     .replace("{viewer_token}", &viewer_token)
                     .replace("{viewer_token2}", &viewer_token2)
+                    .replace("{dataset2}", &dataset2)
                     .replace("{dataset}", &dataset)
+                    .replace("{version}", &version)
+                    .replace("{upload2}", &uploads[&(*caller, 2)])
+                    .replace("{upload}", &uploads[&(*caller, 1)])
             };
             let user = users.get(caller);
-            let got = if let Some(name) = case.call.strip_prefix("fn ") {
+            let got = if let Some(name) = case.call.strip_prefix("json ") {
+                // server functions taking JSON (the upload client's calls)
+                let auth = user.map_or(Auth::None, |u| Auth::Cookie(u.cookie.clone()));
+                let body = serde_json::from_str(&fill(&case.input.to_string())).expect("json");
+                app.call(Method::POST, &format!("/rpc/{name}"), &auth, Some(body)).await
+            } else if let Some(name) = case.call.strip_prefix("fn ") {
                 let auth = user.map_or(Auth::None, |u| Auth::Cookie(u.cookie.clone()));
                 let fields: Vec<(String, String)> = case
                     .input

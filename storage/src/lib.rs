@@ -3,6 +3,7 @@
 //! talks to [`local::LocalS3`], an S3-compatible endpoint on loopback backed by
 //! a folder, so presigned URLs, multipart uploads and listings behave alike.
 
+pub mod emulator;
 pub mod local;
 
 pub use aws_sdk_s3;
@@ -68,6 +69,214 @@ pub async fn ensure_bucket(client: &Client, bucket: &str) -> anyhow::Result<()> 
             }
         }
     }
+}
+
+/// A location given as `s3://bucket/prefix/`. The prefix is treated as a
+/// folder: a missing trailing `/` is added, so `s3://b/data` means `data/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Uri {
+    pub bucket: String,
+    pub prefix: String,
+}
+
+impl S3Uri {
+    /// Parses and normalises `raw`; the error says what is wrong with it.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        let rest = raw.strip_prefix("s3://").ok_or("Use the form s3://bucket/prefix/.")?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let valid_bucket = (3..=63).contains(&bucket.len())
+            && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+            && bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && bucket.ends_with(|c: char| c.is_ascii_alphanumeric());
+        if !valid_bucket {
+            return Err(format!(
+                "\"{bucket}\" is not a valid bucket name (3-63 characters: a-z, 0-9, dots and hyphens)."
+            ));
+        }
+        if prefix.len() > 900
+            || prefix.starts_with('/')
+            || prefix.contains("//")
+            || prefix.chars().any(char::is_control)
+        {
+            return Err("The prefix must not start with /, contain //, or control characters.".into());
+        }
+        let prefix = if prefix.is_empty() || prefix.ends_with('/') { prefix.to_owned() } else { format!("{prefix}/") };
+        Ok(Self { bucket: bucket.to_owned(), prefix })
+    }
+}
+
+impl std::fmt::Display for S3Uri {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.prefix)
+    }
+}
+
+/// An S3 call that failed: the AWS error code (or the kind of transport
+/// failure) and its message, for showing to users.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct S3Failure {
+    pub code: String,
+    pub message: String,
+}
+
+impl<E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static>
+    From<aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>> for S3Failure
+{
+    fn from(err: aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> Self {
+        use aws_sdk_s3::error::SdkError;
+        match &err {
+            SdkError::ServiceError(service) => {
+                let e = service.err();
+                // HEAD responses carry no body, so no code: name the status instead.
+                let status = match service.raw().status().as_u16() {
+                    404 => "NotFound".to_owned(),
+                    403 => "AccessDenied".to_owned(),
+                    other => format!("HTTP{other}"),
+                };
+                Self {
+                    code: e.code().map_or_else(|| status.clone(), str::to_owned),
+                    message: e.message().map_or_else(|| format!("the request failed ({status})"), str::to_owned),
+                }
+            }
+            SdkError::TimeoutError(_) => Self { code: "Timeout".into(), message: "S3 did not answer in time".into() },
+            SdkError::DispatchFailure(_) => Self {
+                code: "ConnectionFailed".into(),
+                message: aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
+            },
+            other => Self {
+                code: "RequestFailed".into(),
+                message: aws_smithy_types::error::display::DisplayErrorContext(other).to_string(),
+            },
+        }
+    }
+}
+
+/// Percent-encodes a key for the `x-amz-copy-source` header (slashes kept).
+fn encode_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// When a server-side copy switches to multipart copy, and the part size it uses.
+#[derive(Debug, Clone, Copy)]
+pub struct CopyPlan {
+    pub single_copy_limit: i64,
+    pub part_size: i64,
+}
+
+impl Default for CopyPlan {
+    /// S3 copies at most 5 GiB in one CopyObject call.
+    fn default() -> Self {
+        Self { single_copy_limit: 5 * 1024 * 1024 * 1024, part_size: 512 * 1024 * 1024 }
+    }
+}
+
+/// A copied object: its new ETag and modification time (Unix seconds).
+#[derive(Debug, Clone)]
+pub struct Copied {
+    pub etag: String,
+    pub last_modified: Option<i64>,
+}
+
+/// Copies one object server-side (the data never passes through Capstan),
+/// with multipart copy above `plan.single_copy_limit`.
+pub async fn copy_object(
+    client: &Client,
+    from: (&str, &str),
+    size: i64,
+    to: (&str, &str),
+    plan: CopyPlan,
+) -> Result<Copied, S3Failure> {
+    let source = format!("{}/{}", from.0, encode_key(from.1));
+    if size <= plan.single_copy_limit {
+        let out = client.copy_object().copy_source(&source).bucket(to.0).key(to.1).send().await?;
+        let result = out.copy_object_result();
+        return Ok(Copied {
+            etag: result.and_then(|r| r.e_tag()).unwrap_or_default().trim_matches('"').to_owned(),
+            last_modified: result.and_then(|r| r.last_modified()).map(aws_smithy_types::DateTime::secs),
+        });
+    }
+    let upload = client.create_multipart_upload().bucket(to.0).key(to.1).send().await?;
+    let upload_id = upload.upload_id().unwrap_or_default().to_owned();
+    let result = copy_parts(client, &source, size, to, &upload_id, plan.part_size).await;
+    match result {
+        Ok(parts) => {
+            let done = client
+                .complete_multipart_upload()
+                .bucket(to.0)
+                .key(to.1)
+                .upload_id(&upload_id)
+                .multipart_upload(aws_sdk_s3::types::CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+                .send()
+                .await?;
+            let head = client.head_object().bucket(to.0).key(to.1).send().await?;
+            Ok(Copied {
+                etag: done.e_tag().unwrap_or_default().trim_matches('"').to_owned(),
+                last_modified: head.last_modified().map(aws_smithy_types::DateTime::secs),
+            })
+        }
+        Err(e) => {
+            let _ = client.abort_multipart_upload().bucket(to.0).key(to.1).upload_id(&upload_id).send().await;
+            Err(e)
+        }
+    }
+}
+
+async fn copy_parts(
+    client: &Client,
+    source: &str,
+    size: i64,
+    to: (&str, &str),
+    upload_id: &str,
+    part_size: i64,
+) -> Result<Vec<aws_sdk_s3::types::CompletedPart>, S3Failure> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut number = 1;
+    while start < size {
+        let end = (start + part_size).min(size) - 1;
+        let out = client
+            .upload_part_copy()
+            .copy_source(source)
+            .copy_source_range(format!("bytes={start}-{end}"))
+            .bucket(to.0)
+            .key(to.1)
+            .upload_id(upload_id)
+            .part_number(number)
+            .send()
+            .await?;
+        let etag = out.copy_part_result().and_then(|r| r.e_tag()).unwrap_or_default().to_owned();
+        parts.push(aws_sdk_s3::types::CompletedPart::builder().part_number(number).e_tag(etag).build());
+        start = end + 1;
+        number += 1;
+    }
+    Ok(parts)
+}
+
+/// Reads bytes `start..start+len` of an object (a ranged GET).
+pub async fn read_range(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    start: u64,
+    len: u64,
+) -> Result<bytes::Bytes, S3Failure> {
+    if len == 0 {
+        return Ok(bytes::Bytes::new());
+    }
+    let out =
+        client.get_object().bucket(bucket).key(key).range(format!("bytes={start}-{}", start + len - 1)).send().await?;
+    let data = out.body.collect().await.map_err(|e| S3Failure { code: "ReadFailed".into(), message: e.to_string() })?;
+    Ok(data.into_bytes())
 }
 
 /// One object in a listing.

@@ -5,52 +5,13 @@
 
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
-use std::process::{Child, Command, Stdio};
-use storage::{S3Config, Storage, ensure_bucket, list_prefix};
-
-struct Moto {
-    child: Child,
-    url: String,
-}
-
-impl Moto {
-    async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
-        let bin = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
-        let child = Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {bin} (install with `pip install 'moto[server]'`): {e}"));
-        // Owned by the guard from here on, so it is killed and reaped even if we panic.
-        let moto = Self { child, url: format!("http://127.0.0.1:{port}") };
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                return moto;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        panic!("moto_server did not start on port {port}");
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use storage::emulator::Moto;
+use storage::{Storage, ensure_bucket, list_prefix};
 
 #[tokio::test]
 async fn aws_mode_code_path_against_the_emulator() {
     let moto = Moto::start().await;
-    let config = S3Config {
-        endpoint: Some(moto.url.clone()),
-        region: Some("us-east-1".into()),
-        credentials: Some(("testing".into(), "testing".into())),
-        force_path_style: true,
-    };
+    let config = moto.config();
     let storage = Storage::new(&config, None, "capstan-aws").await;
     assert!(!storage.reachable().await, "the bucket does not exist yet");
     ensure_bucket(&storage.client, "capstan-aws").await.expect("create bucket");

@@ -9,6 +9,7 @@ pub mod members;
 pub mod teams;
 pub mod tokens;
 pub mod users;
+pub mod versions;
 
 use app::error::AppError;
 use app::state::AppState;
@@ -40,7 +41,7 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "tokens", description = "Your API tokens"),
         (name = "users", description = "Accounts (site admins)"),
         (name = "audit", description = "The audit log"),
-        (name = "datasets", description = "Datasets a team trains on"),
+        (name = "datasets", description = "Datasets a team trains on, their immutable versions, uploads, previews and drift checks"),
     )
 )]
 struct ApiDoc;
@@ -66,7 +67,8 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(tokens::router())
         .merge(users::router())
         .merge(audit::router())
-        .merge(datasets::router());
+        .merge(datasets::router())
+        .merge(versions::router());
     let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1).split_for_parts();
     let router = router.route("/api/v1/{*rest}", axum::routing::any(not_found));
     (router, doc)

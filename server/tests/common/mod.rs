@@ -85,7 +85,6 @@ impl TestApp {
     }
 
     pub async fn with_settings(pool: PgPool, settings: app::state::Settings, opts: server::HttpOptions) -> Self {
-        server::migrate_sessions(&pool).await.expect("session table");
         let s3_dir = TempDir::new();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let s3 = storage::local::LocalS3::start(&s3_dir.0, listener, ("test-key", "test-secret"), vec![])
@@ -99,9 +98,54 @@ impl TestApp {
         };
         let storage = storage::Storage::new(&config, None, "capstan").await;
         storage::ensure_bucket(&storage.client, "capstan").await.expect("bucket");
+        let mut app = Self::with_storage(pool, settings, opts, storage).await;
+        app.s3 = Some(s3);
+        app.s3_dir = s3_dir;
+        app
+    }
+
+    /// An app whose bucket is `storage` (AWS mode against an emulator).
+    pub async fn with_storage(
+        pool: PgPool,
+        settings: app::state::Settings,
+        opts: server::HttpOptions,
+        storage: storage::Storage,
+    ) -> Self {
+        server::migrate_sessions(&pool).await.expect("session table");
         let state = server::state(pool.clone(), "target/site", settings, storage);
         let router = server::router(state.clone(), &opts);
-        Self { router, pool, state, s3: Some(s3), s3_dir }
+        Self { router, pool, state, s3: None, s3_dir: TempDir::new() }
+    }
+
+    /// The S3 client Capstan itself uses.
+    pub fn s3(&self) -> &storage::aws_sdk_s3::Client {
+        &self.state.storage.client
+    }
+
+    /// Writes an object into a bucket.
+    pub async fn put(&self, bucket: &str, key: &str, body: impl Into<Vec<u8>>) {
+        self.s3()
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(storage::aws_sdk_s3::primitives::ByteStream::from(body.into()))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("put {key}: {e:?}"));
+    }
+
+    /// Polls `path` (REST, as `auth`) until `done` holds for its JSON, for up to a minute.
+    pub async fn wait_for(&self, path: &str, auth: &Auth, done: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..600 {
+            let res = self.call(Method::GET, path, auth, None).await;
+            assert_eq!(res.status, StatusCode::OK, "{path}: {}", res.text());
+            let body = res.json();
+            if done(&body) {
+                return body;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("{path} did not reach the expected state");
     }
 
     /// Creates a user directly (as the CLI would), then signs in through the
@@ -205,4 +249,25 @@ pub fn urlencode(s: &str) -> String {
         }
     }
     out
+}
+
+/// Sends `body` with a raw HTTP/1.1 PUT to a presigned URL, as a browser
+/// would; returns the status and the ETag header.
+pub async fn presigned_put(url: &str, body: &[u8]) -> (u16, Option<String>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = rest.split_once('/').expect("path");
+    let mut stream = tokio::net::TcpStream::connect(host).await.expect("connect");
+    let head =
+        format!("PUT /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+    stream.write_all(head.as_bytes()).await.expect("write head");
+    stream.write_all(body).await.expect("write body");
+    let mut out = Vec::new();
+    stream.read_to_end(&mut out).await.expect("read");
+    let text = String::from_utf8_lossy(&out);
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let etag = text.lines().find_map(|l| {
+        l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("etag")).map(|(_, v)| v.trim().to_owned())
+    });
+    (status, etag)
 }
