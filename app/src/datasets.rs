@@ -151,7 +151,7 @@ pub fn DatasetsPage() -> impl IntoView {
                                     <tbody>
                                     {page.items.into_iter().map(|d| view! {
                                         <tr class:revoked=d.archived_at.is_some()>
-                                            <td><strong>{d.name.clone()}</strong><br/><span class="muted">{d.description.clone()}</span></td>
+                                            <td><a href=format!("/teams/{}/datasets/{}", d.team, d.id)><strong>{d.name.clone()}</strong></a><br/><span class="muted">{d.description.clone()}</span></td>
                                             <td>{d.tags.iter().map(|t| view! { <span class="pill">{t.clone()}</span> }).collect_view()}</td>
                                             <td><Time at=d.created_at/><br/><span class="muted">{d.created_by.clone()}</span></td>
                                             <td>{(can_archive && d.archived_at.is_none()).then(|| view! {

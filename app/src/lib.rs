@@ -5,9 +5,11 @@
 //! Tour: [`roles`] holds the one authorization rule, [`state`] the request
 //! context, [`audit`] the hash-chained log, then one module per noun:
 //! [`accounts`], [`users`], [`teams`], [`tokens`].
+#![recursion_limit = "256"]
 
 pub mod accounts;
 pub mod audit;
+pub mod dataset_pages;
 pub mod datasets;
 pub mod error;
 pub mod page;
@@ -19,6 +21,7 @@ pub mod teams;
 pub mod tokens;
 pub mod ui;
 pub mod upload;
+pub mod uploader;
 pub mod users;
 pub mod validate;
 pub mod versions;
@@ -63,6 +66,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/teams") view=teams::TeamsPage ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team") view=teams::MembersPage ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team/datasets") view=datasets::DatasetsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/datasets/:id") view=dataset_pages::DatasetPage ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/versions/:vid") view=dataset_pages::VersionPage ssr=SsrMode::Async/>
                     <Route path=path!("/tokens") view=tokens::TokensPage ssr=SsrMode::Async/>
                     <Route path=path!("/audit") view=audit::AuditPage ssr=SsrMode::Async/>
                     <Route path=path!("/account") view=accounts::AccountPage ssr=SsrMode::Async/>

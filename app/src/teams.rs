@@ -143,7 +143,7 @@ pub fn TeamsPage() -> impl IntoView {
                 <h2>"Create a team"</h2>
                 <ActionForm action=create attr:class="stack" attr:id="create-team">
                     <FormError error=err/>
-                    <label>"Slug" <input name="slug" placeholder="ml-platform" required pattern="[a-z0-9-]{2,40}"/></label>
+                    <label>"Slug" <input name="slug" placeholder="ml-platform" required pattern="[a-z0-9\\-]{2,40}"/></label>
                     <FieldMessage error=err field="slug"/>
                     <label>"Display name" <input name="name" placeholder="ML Platform" required/></label>
                     <FieldMessage error=err field="name"/>

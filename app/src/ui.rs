@@ -81,7 +81,7 @@ fn TopBar(user: Me) -> impl IntoView {
                     let path = location.pathname.get();
                     let members = format!("/teams/{slug}");
                     let datasets = format!("/teams/{slug}/datasets");
-                    let on_datasets = path.starts_with(&datasets);
+                    let on_datasets = path.starts_with(&datasets) || path.starts_with(&format!("/teams/{slug}/versions/"));
                     view! {
                         <a href=datasets class:active=on_datasets>"Datasets"</a>
                         <a href=members class:active=!on_datasets>"Members"</a>

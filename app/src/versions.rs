@@ -157,9 +157,9 @@ pub struct DriftQuery {
 }
 
 #[leptos::server(prefix = "/rpc", endpoint = "list_versions")]
-pub async fn list_versions(dataset_id: Uuid, query: VersionQuery) -> Result<Page<DatasetVersion>, AppError> {
+pub async fn list_versions(dataset_id: Uuid, cursor: Option<String>) -> Result<Page<DatasetVersion>, AppError> {
     let ctx = crate::state::server_ctx().await?;
-    ssr::list(&ctx, dataset_id, query).await
+    ssr::list(&ctx, dataset_id, VersionQuery { cursor, limit: None }).await
 }
 
 #[leptos::server(prefix = "/rpc", endpoint = "get_version")]
@@ -180,9 +180,13 @@ pub async fn create_version(
 }
 
 #[leptos::server(prefix = "/rpc", endpoint = "list_manifest")]
-pub async fn list_manifest(id: Uuid, query: ManifestQuery) -> Result<Page<ManifestEntry>, AppError> {
+pub async fn list_manifest(
+    id: Uuid,
+    prefix: Option<String>,
+    cursor: Option<String>,
+) -> Result<Page<ManifestEntry>, AppError> {
     let ctx = crate::state::server_ctx().await?;
-    ssr::manifest(&ctx, id, query).await
+    ssr::manifest(&ctx, id, ManifestQuery { prefix, cursor, limit: None }).await
 }
 
 #[leptos::server(prefix = "/rpc", endpoint = "verify_version")]
@@ -198,9 +202,9 @@ pub async fn latest_check(id: Uuid) -> Result<Option<Check>, AppError> {
 }
 
 #[leptos::server(prefix = "/rpc", endpoint = "list_drift")]
-pub async fn list_drift(id: Uuid, query: DriftQuery) -> Result<Page<Drift>, AppError> {
+pub async fn list_drift(id: Uuid, cursor: Option<String>) -> Result<Page<Drift>, AppError> {
     let ctx = crate::state::server_ctx().await?;
-    ssr::drift(&ctx, id, query).await
+    ssr::drift(&ctx, id, DriftQuery { check: None, cursor, limit: None }).await
 }
 
 /// Formats a byte count for people: 1.5 GB, 320 kB, 12 B.
@@ -772,8 +776,10 @@ pub mod ssr {
     /// Re-lists the version's location and records every difference from the manifest.
     pub async fn run_check(state: AppState, check_id: Uuid, id: Uuid, bucket: String, prefix: String) {
         let result = compare(&state, check_id, id, &S3Uri { bucket, prefix }).await;
-        let recorded = match result {
-            Ok((added, removed, changed)) => sqlx::query!(
+        let recorded =
+            match result {
+                Ok((added, removed, changed)) => {
+                    sqlx::query!(
                 "update dataset_check set status = 'done', added = $2, removed = $3, changed = $4, checked_at = now()
                      where check_id = $1",
                 check_id,
@@ -781,18 +787,17 @@ pub mod ssr {
                 removed,
                 changed
             )
-            .execute(&state.pool)
-            .await,
-            Err(reason) => {
-                sqlx::query!(
+                    .execute(&state.pool)
+                    .await
+                }
+                Err(reason) => sqlx::query!(
                     "update dataset_check set status = 'failed', failure = $2, checked_at = now() where check_id = $1",
                     check_id,
                     reason
                 )
                 .execute(&state.pool)
-                .await
-            }
-        };
+                .await,
+            };
         if let Err(e) = recorded {
             tracing::error!(check = %check_id, error = %e, "failed to record a drift check");
         }

@@ -1,5 +1,6 @@
 //! The `capstan` server: wiring of the web app, REST API, operational
 //! endpoints and background workers. `main.rs` only reads config and calls in.
+#![recursion_limit = "256"]
 
 pub mod api;
 pub mod config;
@@ -83,11 +84,12 @@ pub fn router(state: AppState, opts: &HttpOptions) -> Router {
     let (api, openapi) = api::router();
 
     let leptos_options = state.leptos_options.clone();
+    let store_origin = state.storage.browser_origin().to_owned();
     let routes = generate_route_list(app::App);
     let pages = Router::<AppState>::new()
         .leptos_routes_with_context(&state, routes, leptos::nonce::provide_nonce, move || {
             if let (Some(nonce), Some(res)) = (leptos::nonce::use_nonce(), use_context::<ResponseOptions>())
-                && let Ok(v) = http::HeaderValue::from_str(&security::page_csp(&nonce))
+                && let Ok(v) = http::HeaderValue::from_str(&security::page_csp(&nonce, &store_origin))
             {
                 res.insert_header(http::header::CONTENT_SECURITY_POLICY, v);
             }

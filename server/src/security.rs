@@ -11,11 +11,12 @@ use http::{HeaderValue, Method, header};
 pub const DEFAULT_CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
      object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
 
-/// The policy for Leptos pages: their hydration script is allowed by nonce.
-pub fn page_csp(nonce: &str) -> String {
+/// The policy for Leptos pages: their hydration script is allowed by nonce,
+/// and they may call the object store (browser uploads go straight to it).
+pub fn page_csp(nonce: &str, store_origin: &str) -> String {
     format!(
         "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; img-src 'self' data:; \
-         style-src 'self' 'unsafe-inline'; connect-src 'self'; object-src 'none'; base-uri 'self'; \
+         style-src 'self' 'unsafe-inline'; connect-src 'self' {store_origin}; object-src 'none'; base-uri 'self'; \
          form-action 'self'; frame-ancestors 'none'"
     )
 }

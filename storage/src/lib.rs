@@ -153,6 +153,13 @@ impl<E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static>
     }
 }
 
+/// `scheme://host[:port]` of a URL.
+fn origin_of(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+    let host = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    format!("{scheme}://{host}")
+}
+
 /// Percent-encodes a key for the `x-amz-copy-source` header (slashes kept).
 fn encode_key(key: &str) -> String {
     let mut out = String::with_capacity(key.len());
@@ -324,6 +331,7 @@ pub struct Storage {
     pub client: Client,
     presign: Client,
     pub bucket: String,
+    browser_origin: String,
 }
 
 impl Storage {
@@ -335,7 +343,15 @@ impl Storage {
             Some(endpoint) => client(&S3Config { endpoint: Some(endpoint.to_owned()), ..config.clone() }).await,
             None => server_side.clone(),
         };
-        Self { client: server_side, presign, bucket: bucket.to_owned() }
+        let endpoint = public_endpoint.map(str::to_owned).or_else(|| config.endpoint.clone());
+        let browser_origin = endpoint.map_or_else(|| "https://*.amazonaws.com".to_owned(), |e| origin_of(&e));
+        Self { client: server_side, presign, bucket: bucket.to_owned(), browser_origin }
+    }
+
+    /// The origin browsers send presigned requests to (for the pages'
+    /// Content-Security-Policy `connect-src`).
+    pub fn browser_origin(&self) -> &str {
+        &self.browser_origin
     }
 
     /// The client whose presigned URLs browsers can open.

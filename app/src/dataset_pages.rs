@@ -1,0 +1,385 @@
+//! The dataset page (versions, new version from a prefix or an upload) and
+//! the version page (totals, manifest, preview and schema, drift check).
+//! Pages refresh themselves while a scan, upload or check is in progress.
+
+use crate::datasets::get_dataset;
+use crate::error::AppError;
+use crate::preview::preview_object;
+use crate::ui::{CopyButton, ErrorBox, FieldMessage, FormError, PageHeader, Time};
+use crate::versions::{
+    CreateVersion, DatasetVersion, VerifyVersion, VersionStatus, get_version, human_bytes, latest_check, list_drift,
+    list_manifest, list_versions,
+};
+use leptos::prelude::*;
+use leptos_router::hooks::{use_params_map, use_query_map};
+use uuid::Uuid;
+
+/// A counter that ticks every second while `active` holds (in the browser
+/// only); resources keyed on it refetch, so in-progress work shows live.
+fn use_refresh(active: RwSignal<bool>) -> RwSignal<u32> {
+    let tick = RwSignal::new(0_u32);
+    #[cfg(feature = "hydrate")]
+    {
+        let every = std::time::Duration::from_secs(1);
+        let bump = move || {
+            if active.get_untracked() {
+                tick.update(|t| *t += 1);
+            }
+        };
+        if let Ok(handle) = leptos::leptos_dom::helpers::set_interval_with_handle(bump, every) {
+            on_cleanup(move || handle.clear());
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = active;
+    tick
+}
+
+#[component]
+fn Status(status: VersionStatus) -> impl IntoView {
+    let class = match status {
+        VersionStatus::Ready => "pill ok",
+        VersionStatus::Failed => "pill danger",
+        _ => "pill busy",
+    };
+    view! { <span class=class data-status=status.as_str()>{status.as_str()}</span> }
+}
+
+fn short(digest: &Option<String>) -> String {
+    digest.as_deref().map(|d| d.chars().take(12).collect()).unwrap_or_else(|| "—".into())
+}
+
+#[component]
+pub fn DatasetPage() -> impl IntoView {
+    let params = use_params_map();
+    let query = use_query_map();
+    let team = move || params.with(|p| p.get("team").unwrap_or_default());
+    let id = move || params.with(|p| p.get("id").and_then(|s| s.parse::<Uuid>().ok()));
+    let cursor = move || query.with(|q| q.get("cursor").filter(|c| !c.is_empty()));
+    let create = ServerAction::<CreateVersion>::new();
+    let err = Signal::derive(move || create.value().get().and_then(Result::err));
+    let uploaded = RwSignal::new(0_u32);
+    let active = RwSignal::new(false);
+    let tick = use_refresh(active);
+    let dataset = Resource::new(id, |id| async move {
+        match id {
+            Some(id) => get_dataset(id).await,
+            None => Err(AppError::NotFound("Dataset".into())),
+        }
+    });
+    let versions = Resource::new(
+        move || (id(), cursor(), create.version().get(), uploaded.get(), tick.get()),
+        |(id, cursor, ..)| async move {
+            match id {
+                Some(id) => list_versions(id, cursor).await,
+                None => Err(AppError::NotFound("Dataset".into())),
+            }
+        },
+    );
+    Effect::new(move |_| {
+        if let Some(Ok(page)) = versions.get() {
+            active.set(page.items.iter().any(|v| v.status.in_progress()));
+        }
+    });
+    let header = move || {
+        dataset.get().map(|res| match res {
+            Ok(d) => view! {
+                <PageHeader title=d.name.clone() subtitle=d.description.clone()/>
+                <p class="crumbs"><a href=format!("/teams/{}/datasets", d.team)>"← Datasets"</a>
+                    {d.tags.iter().map(|t| view! { <span class="pill">{t.clone()}</span> }).collect_view()}
+                    {d.archived_at.is_some().then(|| view! { <span class="pill danger">"archived"</span> })}
+                </p>
+            }
+            .into_any(),
+            Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+        })
+    };
+    view! {
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>{header}</Suspense>
+        <div class="grid-2 wide-left">
+            <section class="card">
+                <h2>"Versions"</h2>
+                <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                    {move || versions.get().map(|res| match res {
+                        Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                        Ok(page) if page.items.is_empty() => view! {
+                            <p class="empty">"No versions yet. Register an S3 prefix or upload files."</p>
+                        }.into_any(),
+                        Ok(page) => {
+                            let next = page.next_cursor.clone();
+                            view! {
+                                <div class="table-wrap"><table class="data" id="versions">
+                                    <thead><tr><th>"#"</th><th>"Source"</th><th>"Objects"</th><th>"Size"</th><th>"Digest"</th><th>"Status"</th><th>"Created"</th></tr></thead>
+                                    <tbody>
+                                    {page.items.into_iter().map(|v| version_row(&team(), v)).collect_view()}
+                                    </tbody>
+                                </table></div>
+                                {next.map(|c| view! { <p><a href=format!("?cursor={c}")>"Older versions →"</a></p> })}
+                            }.into_any()
+                        }
+                    })}
+                </Transition>
+            </section>
+            <section class="card">
+                <h2>"New version"</h2>
+                <h3>"From an S3 prefix"</h3>
+                <ActionForm action=create attr:class="stack" attr:id="prefix-form">
+                    <FormError error=err/>
+                    <input type="hidden" name="dataset_id" prop:value=move || id().map(|i| i.to_string()).unwrap_or_default()/>
+                    <label>"S3 URI" <input name="source_uri" placeholder="s3://bucket/prefix/" required/></label>
+                    <FieldMessage error=err field="source_uri"/>
+                    <label class="check"><input type="checkbox" name="snapshot"/>" Snapshot: copy the objects into Capstan's bucket"</label>
+                    <button type="submit" disabled=move || create.pending().get()>"Register version"</button>
+                </ActionForm>
+                <h3>"Upload files"</h3>
+                {move || id().map(|dataset_id| view! {
+                    <crate::uploader::Uploader dataset_id team=team() on_done=Callback::new(move |_| uploaded.update(|n| *n += 1))/>
+                })}
+            </section>
+        </div>
+    }
+    .into_any()
+}
+
+fn version_row(team: &str, v: DatasetVersion) -> impl IntoView + use<> {
+    let href = format!("/teams/{team}/versions/{}", v.id);
+    let source = if v.source == "upload" { "upload".to_owned() } else { v.source_uri.clone() };
+    view! {
+        <tr data-number=v.number>
+            <td><a href=href><strong>{format!("v{}", v.number)}</strong></a></td>
+            <td><code>{source}</code>{v.snapshot.then(|| view! { <span class="pill">"snapshot"</span> })}</td>
+            <td>{v.object_count}</td>
+            <td>{human_bytes(v.byte_count)}</td>
+            <td><code title=v.digest.clone().unwrap_or_default()>{short(&v.digest)}</code></td>
+            <td><Status status=v.status/>{v.failure.clone().map(|f| view! { <br/><span class="muted failure">{f}</span> })}</td>
+            <td><Time at=v.created_at/><br/><span class="muted">{v.created_by.clone()}</span></td>
+        </tr>
+    }
+}
+
+#[component]
+pub fn VersionPage() -> impl IntoView {
+    let params = use_params_map();
+    let query = use_query_map();
+    let team = move || params.with(|p| p.get("team").unwrap_or_default());
+    let id = move || params.with(|p| p.get("vid").and_then(|s| s.parse::<Uuid>().ok()));
+    let q = move |name: &str| query.with(|q| q.get(name).filter(|v| !v.is_empty()));
+    let verify = ServerAction::<VerifyVersion>::new();
+    let verify_err = Signal::derive(move || verify.value().get().and_then(Result::err));
+    let active = RwSignal::new(false);
+    let tick = use_refresh(active);
+    let missing = || AppError::NotFound("Dataset version".into());
+    let version = Resource::new(
+        move || (id(), tick.get()),
+        move |(id, _)| async move {
+            match id {
+                Some(id) => get_version(id).await,
+                None => Err(missing()),
+            }
+        },
+    );
+    let check = Resource::new(
+        move || (id(), verify.version().get(), tick.get()),
+        move |(id, ..)| async move {
+            match id {
+                Some(id) => latest_check(id).await,
+                None => Err(missing()),
+            }
+        },
+    );
+    let drift = Resource::new(
+        move || (id(), q("drift_cursor"), check.get().and_then(Result::ok).flatten().map(|c| (c.id, c.status))),
+        move |(id, cursor, _)| async move {
+            match id {
+                Some(id) => list_drift(id, cursor).await,
+                None => Err(missing()),
+            }
+        },
+    );
+    let manifest = Resource::new(
+        move || (id(), q("prefix"), q("cursor"), version.get().and_then(Result::ok).map(|v| v.object_count)),
+        move |(id, prefix, cursor, _)| async move {
+            match id {
+                Some(id) => list_manifest(id, prefix, cursor).await,
+                None => Err(missing()),
+            }
+        },
+    );
+    let preview = Resource::new(
+        move || (id(), q("key")),
+        move |(id, key)| async move {
+            match (id, key) {
+                (Some(id), Some(key)) => Some(preview_object(id, key).await),
+                _ => None,
+            }
+        },
+    );
+    Effect::new(move |_| {
+        let scanning = version.get().and_then(Result::ok).is_some_and(|v| v.status.in_progress());
+        let checking = check.get().and_then(Result::ok).flatten().is_some_and(|c| c.status == "running");
+        active.set(scanning || checking);
+    });
+    // links keep the other query parameters of the page
+    let link = move |set: &[(&str, String)]| {
+        let mut pairs: Vec<(String, String)> = query.with(|q| {
+            ["prefix", "cursor", "key", "drift_cursor"]
+                .iter()
+                .filter_map(|k| q.get(k).filter(|v| !v.is_empty()).map(|v| ((*k).to_owned(), v)))
+                .collect()
+        });
+        for (k, v) in set {
+            pairs.retain(|(pk, _)| pk != k);
+            if !v.is_empty() {
+                pairs.push(((*k).to_owned(), v.clone()));
+            }
+        }
+        let qs: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect();
+        format!("?{}", qs.join("&"))
+    };
+
+    let totals = move || {
+        version.get().map(|res| match res {
+            Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+            Ok(v) => view! {
+                <PageHeader title=format!("{} v{}", v.dataset, v.number) subtitle="An immutable snapshot: training jobs reference it by id."/>
+                <p class="crumbs"><a href=format!("/teams/{}/datasets/{}", team(), v.dataset_id)>{format!("← {}", v.dataset)}</a></p>
+                <section class="card">
+                    <dl class="facts" id="version-facts">
+                        <dt>"Status"</dt><dd><Status status=v.status/>{v.failure.clone().map(|f| view! { " " <span class="failure">{f}</span> })}</dd>
+                        <dt>"Objects"</dt><dd id="object-count">{v.object_count}</dd>
+                        <dt>"Size"</dt><dd>{human_bytes(v.byte_count)}" ("{v.byte_count}" bytes)"</dd>
+                        <dt>"Digest"</dt><dd>{match v.digest.clone() {
+                            Some(d) => view! { <code class="digest">{d.clone()}</code>" "<CopyButton text=d/> }.into_any(),
+                            None => view! { <span class="muted">"after the scan"</span> }.into_any(),
+                        }}</dd>
+                        <dt>"Location"</dt><dd><code id="location">{v.location.clone()}</code></dd>
+                        <dt>"Source"</dt><dd><code>{v.source_uri.clone()}</code>{v.snapshot.then(|| view! { <span class="pill">"snapshot"</span> })}</dd>
+                        <dt>"Id"</dt><dd><code>{v.id.to_string()}</code></dd>
+                        <dt>"Created"</dt><dd><Time at=v.created_at/>" by "{v.created_by.clone()}</dd>
+                    </dl>
+                </section>
+            }
+            .into_any(),
+        })
+    };
+
+    view! {
+        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>{totals}</Transition>
+        <Suspense fallback=|| ()>
+            {move || preview.get().flatten().map(|res| view! {
+                <section class="card" id="preview">
+                    {match res {
+                        Err(e) => view! { <h2>"Preview"</h2><ErrorBox error=e/> }.into_any(),
+                        Ok(p) => view! {
+                            <h2>"Preview: " <code>{p.key.clone()}</code></h2>
+                            <p class="muted">
+                                {format!("{} · {}", p.format.clone().unwrap_or_else(|| "unknown format".into()), human_bytes(p.size))}
+                                {p.row_count.map(|n| format!(" · {n} rows"))}
+                                {format!(" · read {}", human_bytes(p.bytes_read))}
+                            </p>
+                            {p.note.clone().map(|n| view! { <p class="note">{n}</p> })}
+                            {(!p.columns.is_empty()).then(|| view! {
+                                <h3>"Schema"</h3>
+                                <p class="schema">{p.columns.iter().map(|c| view! { <span class="col"><strong>{c.name.clone()}</strong>" "<span class="muted">{c.kind.clone()}</span></span> }).collect_view()}</p>
+                            })}
+                            {(!p.rows.is_empty()).then(|| view! {
+                                <div class="table-wrap"><table class="data" id="preview-rows">
+                                    <thead><tr>{p.columns.iter().map(|c| view! { <th>{c.name.clone()}</th> }).collect_view()}</tr></thead>
+                                    <tbody>{p.rows.iter().map(|r| view! { <tr>{r.iter().map(|cell| view! { <td>{cell.clone()}</td> }).collect_view()}</tr> }).collect_view()}</tbody>
+                                </table></div>
+                            })}
+                        }.into_any(),
+                    }}
+                </section>
+            })}
+        </Suspense>
+        <div class="grid-2 wide-left">
+            <section class="card">
+                <h2>"Manifest"</h2>
+                <form method="get" class="filters">
+                    <label>"Key prefix" <input name="prefix" value=move || q("prefix").unwrap_or_default() placeholder="train/"/></label>
+                    <button type="submit" class="secondary">"Filter"</button>
+                </form>
+                <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                    {move || manifest.get().map(|res| match res {
+                        Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                        Ok(page) if page.items.is_empty() => view! { <p class="empty">"No objects."</p> }.into_any(),
+                        Ok(page) => view! {
+                            <div class="table-wrap"><table class="data" id="manifest">
+                                <thead><tr><th>"Key"</th><th>"Size"</th><th>"ETag"</th><th>"Modified"</th><th></th></tr></thead>
+                                <tbody>{page.items.into_iter().map(|e| view! {
+                                    <tr>
+                                        <td><code>{e.key.clone()}</code></td>
+                                        <td>{human_bytes(e.size)}</td>
+                                        <td><code class="muted">{e.etag.chars().take(12).collect::<String>()}</code></td>
+                                        <td>{e.last_modified.map(|t| view! { <Time at=t/> })}</td>
+                                        <td><a href=link(&[("key", e.key.clone())])>"Preview"</a></td>
+                                    </tr>
+                                }).collect_view()}</tbody>
+                            </table></div>
+                            {page.next_cursor.map(|c| view! { <p><a href=link(&[("cursor", c)])>"Next page →"</a></p> })}
+                        }.into_any(),
+                    })}
+                </Transition>
+            </section>
+            <section class="card">
+                <h2>"Drift"</h2>
+                <p class="muted">"Verify re-lists the version's location and compares every object with the manifest."</p>
+                <ActionForm action=verify attr:class="inline" attr:id="verify-form">
+                    <input type="hidden" name="id" prop:value=move || id().map(|i| i.to_string()).unwrap_or_default()/>
+                    <button type="submit" disabled=move || verify.pending().get() || active.get()>"Verify"</button>
+                </ActionForm>
+                <FormError error=verify_err/>
+                <Transition fallback=|| ()>
+                    {move || check.get().map(|res| match res {
+                        Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                        Ok(None) => view! { <p class="empty">"Not verified yet."</p> }.into_any(),
+                        Ok(Some(c)) => view! {
+                            <div id="check" data-status=c.status.clone()>
+                                <p>
+                                    {match c.status.as_str() {
+                                        "running" => view! { <span class="pill busy">"checking…"</span> }.into_any(),
+                                        "failed" => view! { <span class="pill danger">"failed"</span>" "{c.failure.clone().unwrap_or_default()} }.into_any(),
+                                        _ if c.added + c.removed + c.changed == 0 => view! { <span class="pill ok">"no drift"</span> }.into_any(),
+                                        _ => view! { <span class="pill danger">"drift"</span> }.into_any(),
+                                    }}
+                                    " "{c.checked_at.map(|t| view! { "checked " <Time at=t/> })}" by "{c.checked_by.clone()}
+                                </p>
+                                <p class="counts">{format!("{} added · {} removed · {} changed", c.added, c.removed, c.changed)}</p>
+                            </div>
+                        }.into_any(),
+                    })}
+                </Transition>
+                <Transition fallback=|| ()>
+                    {move || drift.get().and_then(Result::ok).filter(|p| !p.items.is_empty()).map(|page| view! {
+                        <div class="table-wrap"><table class="data" id="drift">
+                            <thead><tr><th>"Key"</th><th>"Change"</th><th>"Size"</th></tr></thead>
+                            <tbody>{page.items.into_iter().map(|d| view! {
+                                <tr>
+                                    <td><code>{d.key.clone()}</code></td>
+                                    <td><span class="pill">{d.change.clone()}</span></td>
+                                    <td>{format!("{} → {}", d.old_size.map_or("—".into(), human_bytes), d.new_size.map_or("—".into(), human_bytes))}</td>
+                                </tr>
+                            }).collect_view()}</tbody>
+                        </table></div>
+                        {page.next_cursor.map(|c| view! { <p><a href=link(&[("drift_cursor", c)])>"More →"</a></p> })}
+                    })}
+                </Transition>
+            </section>
+        </div>
+    }
+    .into_any()
+}
+
+/// Percent-encodes a query value.
+fn encode(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
