@@ -5,10 +5,10 @@
 use crate::datasets::get_dataset;
 use crate::error::AppError;
 use crate::preview::preview_object;
-use crate::ui::{CopyButton, ErrorBox, FieldMessage, FormError, PageHeader, Time};
+use crate::ui::{ConfirmButton, CopyButton, ErrorBox, FieldMessage, FormError, PageHeader, Time};
 use crate::versions::{
-    CreateVersion, DatasetVersion, VerifyVersion, VersionStatus, get_version, human_bytes, latest_check, list_drift,
-    list_manifest, list_versions,
+    CreateVersion, DatasetVersion, DeleteVersion, VerifyVersion, VersionStatus, get_version, human_bytes, latest_check,
+    list_drift, list_manifest, list_versions,
 };
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
@@ -165,6 +165,9 @@ pub fn VersionPage() -> impl IntoView {
     let id = move || params.with(|p| p.get("vid").and_then(|s| s.parse::<Uuid>().ok()));
     let q = move |name: &str| query.with(|q| q.get(name).filter(|v| !v.is_empty()));
     let verify = ServerAction::<VerifyVersion>::new();
+    let delete = ServerAction::<DeleteVersion>::new();
+    let delete_err = Signal::derive(move || delete.value().get().and_then(Result::err));
+    let team_info = Resource::new(team, crate::teams::get_team);
     let verify_err = Signal::derive(move || verify.value().get().and_then(Result::err));
     let active = RwSignal::new(false);
     let tick = use_refresh(active);
@@ -178,6 +181,12 @@ pub fn VersionPage() -> impl IntoView {
             }
         },
     );
+    let navigate = leptos_router::hooks::use_navigate();
+    Effect::new(move |_| {
+        if let (Some(Ok(())), Some(Ok(v))) = (delete.value().get(), version.get_untracked()) {
+            navigate(&format!("/teams/{}/datasets/{}", v.team, v.dataset_id), Default::default());
+        }
+    });
     let check = Resource::new(
         move || (id(), verify.version().get(), tick.get()),
         move |(id, ..)| async move {
@@ -257,6 +266,19 @@ pub fn VersionPage() -> impl IntoView {
                         <dt>"Id"</dt><dd><code>{v.id.to_string()}</code></dd>
                         <dt>"Created"</dt><dd><Time at=v.created_at/>" by "{v.created_by.clone()}</dd>
                     </dl>
+                    {
+                        let (vid, number, dataset, busy) = (v.id, v.number, v.dataset.clone(), v.status.in_progress());
+                        move || {
+                        let dataset = dataset.clone();
+                        let admin = team_info.get().and_then(Result::ok).is_some_and(|t| t.my_role.is_none_or(|r| r == crate::roles::Role::Admin));
+                        (admin && !busy).then(|| view! {
+                            <ActionForm action=delete attr:class="inline danger-zone">
+                                <input type="hidden" name="id" value=vid.to_string()/>
+                                <ConfirmButton label="Delete version" question=format!("Delete v{number} of {dataset}? Capstan's copy of its objects is removed too.")/>
+                            </ActionForm>
+                            <FormError error=delete_err/>
+                        })
+                    }}
                 </section>
             }
             .into_any(),

@@ -207,6 +207,14 @@ pub async fn list_drift(id: Uuid, cursor: Option<String>) -> Result<Page<Drift>,
     ssr::drift(&ctx, id, DriftQuery { check: None, cursor, limit: None }).await
 }
 
+/// Deletes a version (team admins). Refused while it is in progress or
+/// while anything (a training job, a model) references it.
+#[leptos::server(prefix = "/rpc", endpoint = "delete_version")]
+pub async fn delete_version(id: Uuid) -> Result<(), AppError> {
+    let ctx = crate::state::server_ctx().await?;
+    ssr::delete(&ctx, id).await
+}
+
 /// Formats a byte count for people: 1.5 GB, 320 kB, 12 B.
 pub fn human_bytes(bytes: i64) -> String {
     const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
@@ -409,6 +417,7 @@ pub mod ssr {
             return Err(AppError::Conflict { field: None, message: "The dataset is archived.".into() });
         }
         let uri = S3Uri::parse(&input.source_uri).map_err(|m| AppError::field("source_uri", m))?;
+        own_area(&ctx.state.storage.bucket, &team.slug, &uri).map_err(|m| AppError::field("source_uri", m))?;
         probe(&ctx.state, &uri).await.map_err(|m| AppError::field("source_uri", m))?;
         let uri_text = uri.to_string();
         let mut tx = ctx.pool().begin().await?;
@@ -440,6 +449,107 @@ pub mod ssr {
         tx.commit().await?;
         tokio::spawn(scan(ctx.state.clone(), id));
         get(ctx, id).await
+    }
+
+    pub async fn delete(ctx: &Ctx, id: Uuid) -> Result<(), AppError> {
+        let loaded = load(ctx, id, Action::Archive).await?;
+        let v = &loaded.version;
+        if v.status.in_progress() {
+            return Err(AppError::Conflict {
+                field: None,
+                message: format!("Version {} is {}: cancel or wait for it first.", v.number, v.status.as_str()),
+            });
+        }
+        let mut tx = ctx.pool().begin().await?;
+        let deleted = sqlx::query!("delete from dataset_version where version_id = $1", id).execute(&mut *tx).await;
+        match deleted {
+            Ok(_) => {}
+            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("23503") => {
+                return Err(AppError::Conflict {
+                    field: None,
+                    message: format!(
+                        "Version {} is referenced by {} and cannot be deleted.",
+                        v.number,
+                        db.table().unwrap_or("another record")
+                    ),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        ctx.record(
+            &mut tx,
+            NewEvent {
+                team_id: Some(loaded.team_id),
+                action: "dataset_version.deleted",
+                target_type: "dataset_version",
+                target_id: Some(id.to_string()),
+                summary: json!({ "dataset": v.dataset, "number": v.number, "location": v.location, "digest": v.digest }),
+            },
+        )
+        .await?;
+        // Capstan's copy goes too, unless another version was registered from it.
+        let managed = loaded.bucket == ctx.state.storage.bucket && loaded.prefix.starts_with("datasets/");
+        let shared = sqlx::query_scalar!(
+            r#"select exists(select 1 from dataset_version where bucket = $1 and starts_with(prefix, $2)) as "e!""#,
+            loaded.bucket,
+            loaded.prefix
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        if managed && !shared {
+            tokio::spawn(delete_objects(ctx.state.clone(), loaded.bucket, loaded.prefix));
+        }
+        Ok(())
+    }
+
+    /// Deletes every object under `prefix`, a page at a time.
+    async fn delete_objects(state: AppState, bucket: String, prefix: String) {
+        use storage::aws_sdk_s3::types::{Delete, ObjectIdentifier};
+        let client = &state.storage.client;
+        let mut pages = client.list_objects_v2().bucket(&bucket).prefix(&prefix).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = match page {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(%bucket, %prefix, error = %S3Failure::from(e), "could not list a deleted version's objects");
+                    return;
+                }
+            };
+            let ids: Vec<ObjectIdentifier> =
+                page.contents().iter().filter_map(|o| ObjectIdentifier::builder().key(o.key()?).build().ok()).collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let Ok(delete) = Delete::builder().set_objects(Some(ids)).quiet(true).build() else { return };
+            if let Err(e) = client.delete_objects().bucket(&bucket).delete(delete).send().await {
+                tracing::warn!(%bucket, %prefix, error = %S3Failure::from(e), "could not delete a deleted version's objects");
+                return;
+            }
+        }
+    }
+
+    /// Folders of Capstan's own bucket that hold team data, as `<folder>/<team>/…`.
+    const TEAM_AREAS: [&str; 4] = ["datasets", "jobs", "models", "endpoints"];
+
+    /// In Capstan's own bucket a team may register only its own area (or
+    /// folders outside the team areas): other teams' data is not reachable
+    /// by naming it.
+    pub(crate) fn own_area(bucket: &str, team: &str, uri: &S3Uri) -> Result<(), String> {
+        if uri.bucket != bucket {
+            return Ok(());
+        }
+        let mut segments = uri.prefix.split('/');
+        let first = segments.next().unwrap_or_default();
+        if first.is_empty() {
+            return Err(format!("Name a folder inside s3://{bucket}/, not the whole bucket."));
+        }
+        if TEAM_AREAS.contains(&first) && segments.next().is_none_or(|owner| owner != team) {
+            return Err(format!(
+                "s3://{bucket}/{first}/ holds each team's own data: use s3://{bucket}/{first}/{team}/…"
+            ));
+        }
+        Ok(())
     }
 
     /// One small listing: the bucket must answer and the prefix hold objects.
@@ -536,9 +646,10 @@ pub mod ssr {
         };
         let client = &state.storage.client;
         let mut pages = client.list_objects_v2().bucket(&source.bucket).prefix(&source.prefix).into_paginator().send();
-        let (mut objects, mut bytes) = (0_i64, 0_i64);
+        let (mut objects, mut bytes, mut list_calls) = (0_i64, 0_i64, 0_u64);
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| format!("{source}: {}", S3Failure::from(e)))?;
+            list_calls += 1;
             let mut entries: Vec<ManifestEntry> = page
                 .contents()
                 .iter()
@@ -577,7 +688,7 @@ pub mod ssr {
         .execute(&state.pool)
         .await
         .map_err(db)?;
-        tracing::info!(version = %id, objects, bytes, "dataset version ready");
+        tracing::info!(version = %id, objects, bytes, list_calls, "dataset version ready");
         Ok(())
     }
 

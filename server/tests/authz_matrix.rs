@@ -151,6 +151,12 @@ fn cases() -> Vec<Case> {
             input: json!(null),
             expect: "401 403 200 200 200 404 200",
         },
+        // each caller deletes its own failed (cancelled) upload version
+        Case {
+            call: "DELETE /api/v1/dataset-versions/{upload}",
+            input: json!(null),
+            expect: "401 403 403 403 204 404 204",
+        },
         Case { call: "GET /api/v1/openapi.json", input: json!(null), expect: "200 200 200 200 200 200 200" },
         // ---- server functions ----
         Case { call: "fn get_me", input: json!({}), expect: "200 200 200 200 200 200 200" },
@@ -277,6 +283,7 @@ fn cases() -> Vec<Case> {
             input: json!({"version_id": "{upload2}"}),
             expect: "401 403 200 200 200 404 200",
         },
+        Case { call: "fn delete_version", input: json!({"id": "{upload2}"}), expect: "401 403 403 403 200 404 200" },
         // sign-out last: it ends the sessions used above
         Case { call: "fn logout", input: json!({}), expect: "200 200 200 200 200 200 200" },
     ]

@@ -13,6 +13,7 @@ use sqlx::PgPool;
 
 struct Fixture {
     app: TestApp,
+    admin: Auth,
     member: Auth,
     viewer: Auth,
     outsider: Auth,
@@ -48,6 +49,7 @@ async fn fixture(pool: PgPool) -> Fixture {
     let dataset = res.json()["id"].as_str().expect("id").to_owned();
     Fixture {
         app,
+        admin: a,
         member,
         viewer: Auth::Bearer(viewer.token.clone()),
         outsider: Auth::Bearer(outsider.token.clone()),
@@ -228,12 +230,17 @@ async fn a_snapshot_is_a_copy_that_later_writes_cannot_change(pool: PgPool) {
 #[sqlx::test(migrator = "server::MIGRATOR")]
 async fn bad_sources_are_refused_with_the_reason_and_write_nothing(pool: PgPool) {
     let f = fixture(pool).await;
+    f.app.put("capstan", "datasets/other/secret/v1/a.csv", "secret\n").await;
     let path = format!("/api/v1/datasets/{}/versions", f.dataset);
     let cases = [
         ("https://example.com/data", "s3://bucket/prefix/"),
         ("s3://Bad_Bucket/x/", "not a valid bucket name"),
         ("s3://no-such-bucket/data/", "s3://no-such-bucket/data/: NoSuchBucket"),
         ("s3://capstan/nothing-here/", "no objects under s3://capstan/nothing-here/"),
+        // another team's area of Capstan's bucket cannot be named
+        ("s3://capstan/datasets/other/secret/v1/", "use s3://capstan/datasets/ml/"),
+        ("s3://capstan/datasets/", "use s3://capstan/datasets/ml/"),
+        ("s3://capstan/", "not the whole bucket"),
     ];
     for (uri, expected) in cases {
         let res = f.app.call(Method::POST, &path, &f.member, Some(json!({"source_uri": uri}))).await;
@@ -521,4 +528,76 @@ async fn previews_read_the_head_or_footer_of_each_format(pool: PgPool) {
     assert_eq!(png["note"], "Preview not available for this format.");
     assert_eq!(png["size"], 4);
     assert_eq!(preview("missing.csv").await.status, StatusCode::NOT_FOUND);
+}
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn a_referenced_version_cannot_be_deleted_and_a_deleted_one_takes_its_copy_along(pool: PgPool) {
+    let f = fixture(pool).await;
+    f.app.put("capstan", "keep/a.csv", "a\n1\n").await;
+    let v = f.register("s3://capstan/keep/", true).await;
+    let id = v["id"].as_str().expect("id");
+    let path = format!("/api/v1/dataset-versions/{id}");
+    // anything referencing a version (training jobs, models) protects it
+    sqlx::query("create table lineage_probe (version_id uuid references dataset_version)")
+        .execute(&f.app.pool)
+        .await
+        .expect("sql");
+    sqlx::query("insert into lineage_probe values ($1::uuid)").bind(id).execute(&f.app.pool).await.expect("sql");
+    let res = f.app.call(Method::DELETE, &path, &f.admin, None).await;
+    assert_eq!(res.status, StatusCode::CONFLICT, "{}", res.text());
+    assert!(res.json()["detail"].as_str().expect("detail").contains("referenced by lineage_probe"));
+    assert_eq!(f.app.call(Method::DELETE, &path, &f.member, None).await.status, StatusCode::FORBIDDEN, "admins delete");
+
+    sqlx::query("delete from lineage_probe").execute(&f.app.pool).await.expect("sql");
+    let res = f.app.call(Method::DELETE, &path, &f.admin, None).await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text());
+    assert_eq!(f.app.call(Method::GET, &path, &f.admin, None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(f.app.audit_count("dataset_version.deleted").await, 1);
+    let mut left = usize::MAX;
+    for _ in 0..100 {
+        let out =
+            f.app.s3().list_objects_v2().bucket("capstan").prefix("datasets/ml/churn/v1/").send().await.expect("list");
+        left = out.contents().len();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(left, 0, "the managed copy is removed");
+    let source = f.app.s3().head_object().bucket("capstan").key("keep/a.csv").send().await;
+    assert!(source.is_ok(), "the registered source is never touched");
+}
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn a_scan_cut_short_by_a_restart_starts_over_and_counts_each_object_once(pool: PgPool) {
+    let f = fixture(pool).await;
+    for i in 0..5 {
+        f.app.put("capstan", &format!("resume/{i}.csv"), format!("x\n{i}\n")).await;
+    }
+    let v = f.register("s3://capstan/resume/", false).await;
+    let id: uuid::Uuid = v["id"].as_str().expect("id").parse().expect("uuid");
+    let digest = v["digest"].clone();
+    // what a crash mid-scan leaves behind: status scanning, part of the manifest, stale counts
+    let second = sqlx::query_scalar::<_, uuid::Uuid>(
+        "insert into dataset_version (version_id, dataset_id, team_id, number, source, source_uri, snapshot, bucket,
+                                      prefix, status, object_count, byte_count, created_by)
+         select gen_random_uuid(), dataset_id, team_id, 2, source, source_uri, snapshot, bucket, prefix, 'scanning', 2, 8, created_by
+         from dataset_version where version_id = $1 returning version_id",
+    )
+    .bind(id)
+    .fetch_one(&f.app.pool)
+    .await
+    .expect("row");
+    sqlx::query("insert into dataset_object select $1, key, size, etag, last_modified from dataset_object where version_id = $2 limit 2")
+        .bind(second)
+        .bind(id)
+        .execute(&f.app.pool)
+        .await
+        .expect("partial manifest");
+    app::versions::ssr::resume_scans(f.app.state.clone()).await;
+    let resumed =
+        f.app.wait_for(&format!("/api/v1/dataset-versions/{second}"), &f.member, |v| v["status"] != "scanning").await;
+    assert_eq!(resumed["status"], "ready", "{resumed}");
+    assert_eq!(resumed["object_count"], 5);
+    assert_eq!(resumed["digest"], digest, "the same objects give the same digest");
 }

@@ -136,3 +136,42 @@ mod tempdir {
         }
     }
 }
+
+#[tokio::test]
+async fn large_objects_are_copied_in_parts() {
+    let (_s3, c, _dir) = start().await;
+    let body: Vec<u8> = (0..12 * 1024 * 1024_u32).map(|i| (i % 253) as u8).collect();
+    c.put_object()
+        .bucket("capstan")
+        .key("src/big file.bin")
+        .body(ByteStream::from(body.clone()))
+        .send()
+        .await
+        .expect("put");
+    // a 12 MiB object above an 8 MiB single-copy limit: three 5 MiB-or-less parts
+    let plan = storage::CopyPlan { single_copy_limit: 8 * 1024 * 1024, part_size: 5 * 1024 * 1024 };
+    let copied =
+        storage::copy_object(&c, ("capstan", "src/big file.bin"), 12 * 1024 * 1024, ("capstan", "dst/big.bin"), plan)
+            .await
+            .expect("copy");
+    assert!(copied.etag.ends_with("-3"), "a multipart ETag names its part count: {}", copied.etag);
+    let got = c.get_object().bucket("capstan").key("dst/big.bin").send().await.expect("get");
+    let bytes = got.body.collect().await.expect("body").into_bytes();
+    assert!(bytes.as_ref() == body.as_slice(), "the copy is byte-identical");
+    // small objects take one CopyObject call and keep their ETag
+    c.put_object()
+        .bucket("capstan")
+        .key("src/small.csv")
+        .body(ByteStream::from_static(b"a\n1\n"))
+        .send()
+        .await
+        .expect("put");
+    let small = storage::copy_object(&c, ("capstan", "src/small.csv"), 4, ("capstan", "dst/small.csv"), plan)
+        .await
+        .expect("copy");
+    let head = c.head_object().bucket("capstan").key("src/small.csv").send().await.expect("head");
+    assert_eq!(Some(small.etag.as_str()), head.e_tag().map(|e| e.trim_matches('"')));
+    let missing =
+        storage::copy_object(&c, ("capstan", "src/none"), 4, ("capstan", "dst/none"), plan).await.expect_err("missing");
+    assert_eq!(missing.code, "NoSuchKey");
+}

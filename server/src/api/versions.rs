@@ -18,7 +18,7 @@ use uuid::Uuid;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
-        .routes(routes!(get_one))
+        .routes(routes!(get_one, delete))
         .routes(routes!(manifest))
         .routes(routes!(preview))
         .routes(routes!(verify, latest_check))
@@ -59,6 +59,16 @@ async fn create(
     responses((status = 200, body = DatasetVersion), (status = 404, body = Problem)))]
 async fn get_one(ctx: Ctx, ApiPath(id): ApiPath<Uuid>) -> Result<Json<DatasetVersion>, AppError> {
     Ok(Json(app::versions::ssr::get(&ctx, id).await?))
+}
+
+/// Deletes a version (team admins) and Capstan's copy of its objects.
+/// Refused (409) while it is scanning or uploading, or when a training job
+/// or model references it.
+#[utoipa::path(delete, path = "/dataset-versions/{id}", tag = "datasets", params(("id" = Uuid, Path)),
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn delete(ctx: Ctx, ApiPath(id): ApiPath<Uuid>) -> Result<StatusCode, AppError> {
+    app::versions::ssr::delete(&ctx, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The version's objects by key, optionally under a key prefix.
