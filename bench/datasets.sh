@@ -33,7 +33,7 @@ echo "bench password 123" | "$bin" user create --email bench@example.com --site-
 token="$("$bin" token create --email bench@example.com --name bench 2>/dev/null)"
 
 "$py" - "$port" "$s3port" "$token" "$data" "$server" "$OBJECTS" "$UPLOAD_MB" <<'PY'
-import base64, json, os, statistics, sys, time, concurrent.futures as cf
+import base64, json, os, re, statistics, sys, time, concurrent.futures as cf
 import boto3, requests
 port, s3port, token, data, pid, objects, upload_mb = sys.argv[1:8]
 objects, upload_mb = int(objects), int(upload_mb)
@@ -65,9 +65,10 @@ while v["status"] == "scanning":
     time.sleep(0.2)
     v = call("GET", f"/dataset-versions/{v['id']}")
 took = time.monotonic() - t0
-calls = [l for l in open(f"{data}/server.log") if "dataset version ready" in l and v["id"] in l]
+log = re.sub(r"\x1b\[[0-9;]*m", "", open(f"{data}/server.log").read())
+calls = re.findall(rf"version={v['id']}.*?list_calls=(\d+)", log)
 print(f"1. register prefix: {v['object_count']} objects, status {v['status']}, {took:.1f} s to ready; "
-      f"{calls[-1].split('list_calls=')[1].split()[0] if calls else '?'} S3 list calls")
+      f"{calls[-1] if calls else '?'} S3 list calls")
 
 size = upload_mb * 1024 * 1024
 print(f"2. uploading {upload_mb} MiB through presigned parts (4 in parallel)…", flush=True)

@@ -164,6 +164,11 @@ pub fn DatasetsPage() -> impl IntoView {
                                     }).collect_view()}
                                     </tbody>
                                 </table></div>
+                                {page.next_cursor.map(|c| {
+                                    let q = query.with(|q| q.get("q")).unwrap_or_default();
+                                    let archived = if filter().archived { "&archived=on" } else { "" };
+                                    view! { <p><a href=format!("?q={}{archived}&cursor={c}", crate::dataset_pages::encode(&q))>"Next page →"</a></p> }
+                                })}
                             }.into_any(),
                         })
                     }}

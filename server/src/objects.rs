@@ -32,7 +32,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<(Storage, Option<LocalS3
     let listener = tokio::net::TcpListener::bind(config.local_s3_addr)
         .await
         .with_context(|| format!("failed to listen on {} (CAPSTAN_LOCAL_S3_ADDR)", config.local_s3_addr))?;
-    let origins = config.public_origin().into_iter().collect();
+    let origins = browser_origins(config.public_origin());
     let local = LocalS3::start(&root.join("data"), listener, (&key, &secret), origins).await?;
     let s3 = S3Config {
         endpoint: Some(local.endpoint()),
@@ -43,6 +43,21 @@ pub async fn connect(config: &Config) -> anyhow::Result<(Storage, Option<LocalS3
     let storage = Storage::new(&s3, config.s3_public_url.as_deref(), &config.s3_bucket).await;
     storage::ensure_bucket(&storage.client, &config.s3_bucket).await?;
     Ok((storage, Some(local)))
+}
+
+/// The UI origins the local endpoint accepts browser calls from: the public
+/// origin, and for a loopback address its `localhost` twin (and back), since
+/// people type either.
+fn browser_origins(public: Option<String>) -> Vec<String> {
+    let Some(origin) = public else { return Vec::new() };
+    let twin = if origin.contains("://127.0.0.1") {
+        Some(origin.replacen("://127.0.0.1", "://localhost", 1))
+    } else if origin.contains("://localhost") {
+        Some(origin.replacen("://localhost", "://127.0.0.1", 1))
+    } else {
+        None
+    };
+    std::iter::once(origin).chain(twin).collect()
 }
 
 /// Reads the local endpoint's key pair, creating it (mode 0600) on first run.
@@ -70,4 +85,17 @@ fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     rand::rng().fill_bytes(&mut buf);
     hex::encode(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn loopback_origins_come_in_pairs() {
+        assert_eq!(
+            super::browser_origins(Some("http://127.0.0.1:3000".into())),
+            ["http://127.0.0.1:3000", "http://localhost:3000"]
+        );
+        assert_eq!(super::browser_origins(Some("https://capstan.example.com".into())), ["https://capstan.example.com"]);
+        assert!(super::browser_origins(None).is_empty());
+    }
 }
