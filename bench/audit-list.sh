@@ -4,33 +4,11 @@
 # and the server's idle resident memory. Not part of the test suite.
 # Needs: wrk (Debian package), psql, python3. Builds a release binary.
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
-cd "$root"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/capstan-target}"
-export SQLX_OFFLINE=true
-# cargo-leptos compiles with this set; keeping it set for every cargo call
-# stops leptos (which reads it at compile time) from being rebuilt in between.
-export LEPTOS_OUTPUT_NAME=capstan
 command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y -qq wrk >/dev/null; }
 EVENTS="${EVENTS:-100000}"
 DURATION="${DURATION:-15s}"
-
-cargo build --release -q -p server
-bin="$CARGO_TARGET_DIR/release/capstan"
-data="$(mktemp -d /tmp/capstan-bench-XXXXXX)"; chmod 755 "$data"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-s3port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-export CAPSTAN_DATA_DIR="$data" CAPSTAN_ADDR="127.0.0.1:$port" CAPSTAN_LOCAL_S3_ADDR="127.0.0.1:$s3port" RUST_LOG=warn
-unset DATABASE_URL
-"$bin" serve >"$data/server.log" 2>&1 &
-server=$!
-cleanup() { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; "$bin" db stop >/dev/null 2>&1 || true; rm -rf "$data"; }
-trap cleanup EXIT
-until grep -q "Capstan is running" "$data/server.log"; do sleep 0.2; done
-
+RUST_LOG=warn source "$(dirname "$0")/lib.sh"
 url="$("$bin" db start)"
-echo "bench password 123" | "$bin" user create --email bench@example.com --site-admin >/dev/null
-token="$("$bin" token create --email bench@example.com --name bench 2>/dev/null)"
 
 echo "seeding $EVENTS audit events…"
 psql -q "$url" <<SQL

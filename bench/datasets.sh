@@ -7,30 +7,11 @@
 # Not part of the test suite. Builds a release binary; uses the moto venv's
 # Python (boto3, requests) that the test command installs.
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
-cd "$root"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/capstan-target}"
-export SQLX_OFFLINE=true LEPTOS_OUTPUT_NAME=capstan
 OBJECTS="${OBJECTS:-100000}"
 UPLOAD_MB="${UPLOAD_MB:-1024}"
 py="${CAPSTAN_TOOLS_DIR:-$HOME/.cache/capstan-tools}/venv/bin/python"
-[ -x "$py" ] || bash scripts/setup.sh test >/dev/null
-
-cargo build --release -q -p server
-bin="$CARGO_TARGET_DIR/release/capstan"
-data="$(mktemp -d /tmp/capstan-bench-XXXXXX)"; chmod 755 "$data"
-free() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-port=$(free); s3port=$(free)
-export CAPSTAN_DATA_DIR="$data" CAPSTAN_ADDR="127.0.0.1:$port" CAPSTAN_LOCAL_S3_ADDR="127.0.0.1:$s3port"
-export RUST_LOG="warn,app::versions=info"
-unset DATABASE_URL
-"$bin" serve >"$data/server.log" 2>&1 &
-server=$!
-cleanup() { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; "$bin" db stop >/dev/null 2>&1 || true; rm -rf "$data"; }
-trap cleanup EXIT
-until grep -q "Capstan is running" "$data/server.log"; do sleep 0.2; done
-echo "bench password 123" | "$bin" user create --email bench@example.com --site-admin >/dev/null
-token="$("$bin" token create --email bench@example.com --name bench 2>/dev/null)"
+[ -x "$py" ] || bash "$(dirname "$0")/../scripts/setup.sh" test >/dev/null
+RUST_LOG="warn,app::versions=info" source "$(dirname "$0")/lib.sh"
 
 "$py" - "$port" "$s3port" "$token" "$data" "$server" "$OBJECTS" "$UPLOAD_MB" <<'PY'
 import base64, json, os, re, statistics, sys, time, concurrent.futures as cf

@@ -3,33 +3,25 @@
 // version and see its preview rows; then register a prefix as a new version.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startCapstan, launchBrowser, hydrated } from './harness.mjs';
+import { openSession, hydrated } from './harness.mjs';
 
 const USER = { email: 'dana@example.com', password: 'dataset password 123' };
 const CSV = 'sepal_length,sepal_width,species\n5.1,3.5,setosa\n4.9,3.0,setosa\n6.3,3.3,virginica\n';
 
-let capstan, browser, page;
+let session, capstan, page, go;
 
 before(async () => {
-  capstan = await startCapstan();
+  session = await openSession();
+  ({ capstan, page, go } = session);
   capstan.cli(['user', 'create', '--email', USER.email, '--name', 'Dana', '--site-admin'], USER.password + '\n');
-  browser = await launchBrowser();
-  page = await browser.newPage();
-  page.on('dialog', (d) => d.accept());
 });
 
 after(async () => {
-  await browser?.close();
-  if (capstan) {
-    const code = await capstan.stop();
+  if (session) {
+    const code = await session.close();
     assert.equal(code, 0, `capstan should shut down cleanly:\n${capstan.output()}`);
   }
 });
-
-async function go(path) {
-  await page.goto(capstan.base + path);
-  await hydrated(page);
-}
 
 test('upload a CSV, watch it finish, preview it; register a prefix', async () => {
   await go('/login');

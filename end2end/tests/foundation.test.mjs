@@ -2,32 +2,24 @@
 // token, sign-in, teams, members and roles, API tokens, audit, sign-out.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startCapstan, launchBrowser, hydrated } from './harness.mjs';
+import { openSession, hydrated } from './harness.mjs';
 
 const ADMIN = { email: 'ada@example.com', password: 'correct horse battery staple' };
 const VIEWER = { email: 'vic@example.com', password: 'viewer password 123' };
 
-let capstan, browser, page;
+let session, capstan, page, go;
 
 before(async () => {
-  capstan = await startCapstan();
-  browser = await launchBrowser();
-  page = await browser.newPage();
-  page.on('dialog', (d) => d.accept());
+  session = await openSession();
+  ({ capstan, page, go } = session);
 });
 
 after(async () => {
-  await browser?.close();
-  if (capstan) {
-    const code = await capstan.stop();
+  if (session) {
+    const code = await session.close();
     assert.equal(code, 0, `capstan should shut down cleanly:\n${capstan.output()}`);
   }
 });
-
-async function go(path) {
-  await page.goto(capstan.base + path);
-  await hydrated(page);
-}
 
 async function signIn(user) {
   await go('/login');

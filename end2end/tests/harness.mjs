@@ -65,3 +65,24 @@ export async function launchBrowser() {
 export async function hydrated(page) {
   await page.waitForFunction(() => document.body.dataset.hydrated === 'true', null, { timeout: 30_000 });
 }
+
+/// One Capstan and one browser page for a test file: `go(path)` opens a page
+/// and waits for hydration; `close()` shuts both down and returns Capstan's
+/// exit code.
+export async function openSession() {
+  const capstan = await startCapstan();
+  const browser = await launchBrowser();
+  const page = await browser.newPage();
+  page.on('dialog', (d) => d.accept());
+  return {
+    capstan, browser, page,
+    async go(path) {
+      await page.goto(capstan.base + path);
+      await hydrated(page);
+    },
+    async close() {
+      await browser.close();
+      return capstan.stop();
+    },
+  };
+}
