@@ -198,7 +198,7 @@ pub mod ssr {
     use crate::audit::ssr::NewEvent;
     use crate::error::AppError;
     use crate::page::{self, Page};
-    use crate::roles::{Action, Role, authorize};
+    use crate::roles::{Action, Role, authorize_owned};
     use crate::state::Ctx;
     use crate::validate::{Errors, resource_name, tags};
     use serde_json::json;
@@ -224,10 +224,7 @@ pub mod ssr {
         .fetch_optional(ctx.pool())
         .await?
         .ok_or_else(|| AppError::NotFound("Dataset".into()))?;
-        authorize(&actor.principal(), action, row.role).map_err(|e| match e {
-            AppError::NotFound(_) => AppError::NotFound("Dataset".into()),
-            other => other,
-        })?;
+        authorize_owned(&actor.principal(), action, row.role, "Dataset")?;
         let dataset = Dataset {
             id: row.dataset_id,
             team: row.slug,
@@ -307,14 +304,18 @@ pub mod ssr {
     }
 
     pub async fn update(ctx: &Ctx, id: Uuid, input: DatasetUpdate) -> Result<Dataset, AppError> {
-        let (before, team_id) = load(ctx, id, Action::Contribute).await?;
+        let (_, team_id) = load(ctx, id, Action::Contribute).await?;
         let mut errors = Errors::new();
         let desc = input.description.as_deref().map(|d| errors.check("description", description(d)));
         let tag_list = input.tags.as_deref().map(|t| errors.check("tags", tags(t)));
         errors.finish()?;
+        let mut tx = ctx.pool().begin().await?;
+        // the row as it is now, locked, so the audit's "before" is exact under concurrent edits
+        let before = sqlx::query!("select description, tags from dataset where dataset_id = $1 for update", id)
+            .fetch_one(&mut *tx)
+            .await?;
         let desc = desc.flatten().unwrap_or_else(|| before.description.clone());
         let tag_list = tag_list.flatten().unwrap_or_else(|| before.tags.clone());
-        let mut tx = ctx.pool().begin().await?;
         sqlx::query!(
             "update dataset set description = $2, tags = $3, updated_at = now() where dataset_id = $1",
             id,
@@ -341,13 +342,16 @@ pub mod ssr {
 
     pub async fn archive(ctx: &Ctx, id: Uuid) -> Result<Dataset, AppError> {
         let (before, team_id) = load(ctx, id, Action::Archive).await?;
-        if before.archived_at.is_some() {
-            return Ok(before);
-        }
         let mut tx = ctx.pool().begin().await?;
-        sqlx::query!("update dataset set archived_at = now(), updated_at = now() where dataset_id = $1", id)
-            .execute(&mut *tx)
-            .await?;
+        let archived = sqlx::query!(
+            "update dataset set archived_at = now(), updated_at = now() where dataset_id = $1 and archived_at is null",
+            id
+        )
+        .execute(&mut *tx)
+        .await?;
+        if archived.rows_affected() == 0 {
+            return get(ctx, id).await; // archived already
+        }
         ctx.record(
             &mut tx,
             NewEvent {

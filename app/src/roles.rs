@@ -98,6 +98,15 @@ pub fn authorize(principal: &Principal, action: Action, role: Option<Role>) -> R
     }
 }
 
+/// [`authorize`] for a resource owned by a team: outsiders are told the
+/// resource (`what`, e.g. "Dataset") does not exist.
+pub fn authorize_owned(principal: &Principal, action: Action, role: Option<Role>, what: &str) -> Result<(), AppError> {
+    authorize(principal, action, role).map_err(|e| match e {
+        AppError::NotFound(_) => AppError::NotFound(what.to_owned()),
+        other => other,
+    })
+}
+
 /// Decides site-wide actions: only site admins may take them.
 pub fn authorize_site(principal: &Principal, action: SiteAction) -> Result<(), AppError> {
     match action {

@@ -235,7 +235,7 @@ pub mod ssr {
     use crate::audit::ssr::NewEvent;
     use crate::error::AppError;
     use crate::page::{self, Page};
-    use crate::roles::{Action, Role, authorize};
+    use crate::roles::{Action, Role, authorize_owned};
     use crate::state::{AppState, Ctx};
     use futures_util::{StreamExt as _, TryStreamExt as _};
     use serde_json::json;
@@ -273,10 +273,7 @@ pub mod ssr {
         .fetch_optional(ctx.pool())
         .await?
         .ok_or_else(|| AppError::NotFound("Dataset version".into()))?;
-        authorize(&actor.principal(), action, row.role).map_err(|e| match e {
-            AppError::NotFound(_) => AppError::NotFound("Dataset version".into()),
-            other => other,
-        })?;
+        authorize_owned(&actor.principal(), action, row.role, "Dataset version")?;
         let version = DatasetVersion {
             id: row.version_id,
             dataset_id: row.dataset_id,
@@ -575,8 +572,19 @@ pub mod ssr {
         !(key.ends_with('/') && size == 0)
     }
 
-    /// Versions left `scanning` by a previous run start over.
+    /// Versions left `scanning` by a previous run start over; drift checks
+    /// it left running are marked failed (verify again).
     pub async fn resume_scans(state: AppState) {
+        let interrupted = sqlx::query!(
+            "update dataset_check set status = 'failed', failure = 'Interrupted by a restart: verify again.',
+                    checked_at = now()
+             where status = 'running'"
+        )
+        .execute(&state.pool)
+        .await;
+        if let Err(e) = interrupted {
+            tracing::error!(error = %e, "failed to close interrupted drift checks");
+        }
         let ids = sqlx::query_scalar!("select version_id from dataset_version where status = 'scanning'")
             .fetch_all(&state.pool)
             .await;

@@ -253,6 +253,23 @@ async fn bad_sources_are_refused_with_the_reason_and_write_nothing(pool: PgPool)
     assert_eq!(f.app.count("select count(*) from dataset_version").await, 0);
     assert_eq!(f.app.audit_count("dataset_version.created").await, 0);
 
+    // every route is in the OpenAPI document
+    let doc = f.app.call(Method::GET, "/api/v1/openapi.json", &Auth::None, None).await.json();
+    for path in [
+        "/api/v1/datasets/{id}/versions",
+        "/api/v1/dataset-versions/{id}",
+        "/api/v1/dataset-versions/{id}/manifest",
+        "/api/v1/dataset-versions/{id}/preview",
+        "/api/v1/dataset-versions/{id}/verify",
+        "/api/v1/dataset-versions/{id}/drift",
+        "/api/v1/datasets/{id}/uploads",
+        "/api/v1/dataset-versions/{id}/upload/parts",
+        "/api/v1/dataset-versions/{id}/upload/complete",
+        "/api/v1/dataset-versions/{id}/upload/abort",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} missing from the OpenAPI document");
+    }
+
     f.app.put("capstan", "ok/a.csv", "a\n1\n").await;
     let res = f.app.call(Method::POST, &path, &f.viewer, Some(json!({"source_uri": "s3://capstan/ok/"}))).await;
     assert_eq!(res.status, StatusCode::FORBIDDEN, "viewers read only");
@@ -594,7 +611,22 @@ async fn a_scan_cut_short_by_a_restart_starts_over_and_counts_each_object_once(p
         .execute(&f.app.pool)
         .await
         .expect("partial manifest");
+    let check = sqlx::query_scalar::<_, uuid::Uuid>(
+        "insert into dataset_check (check_id, version_id, status, checked_by)
+         select gen_random_uuid(), $1, 'running', created_by from dataset_version where version_id = $1 returning check_id",
+    )
+    .bind(id)
+    .fetch_one(&f.app.pool)
+    .await
+    .expect("check");
     app::versions::ssr::resume_scans(f.app.state.clone()).await;
+    let (status, failure): (String, Option<String>) =
+        sqlx::query_as("select status, failure from dataset_check where check_id = $1")
+            .bind(check)
+            .fetch_one(&f.app.pool)
+            .await
+            .expect("row");
+    assert_eq!((status.as_str(), failure.as_deref()), ("failed", Some("Interrupted by a restart: verify again.")));
     let resumed =
         f.app.wait_for(&format!("/api/v1/dataset-versions/{second}"), &f.member, |v| v["status"] != "scanning").await;
     assert_eq!(resumed["status"], "ready", "{resumed}");
