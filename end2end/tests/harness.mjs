@@ -43,7 +43,7 @@ export async function startCapstan() {
   const setup = out.match(/(http:\/\/\S+\/setup\?token=[0-9a-f]+)/);
   const cli = (args, input) => execFileSync(BIN, args, { env, input, encoding: 'utf8' });
   return {
-    base, dataDir, setupUrl: setup && setup[1], cli, output: () => out,
+    base, dataDir, pid: proc.pid, setupUrl: setup && setup[1], cli, output: () => out,
     async stop() {
       proc.kill('SIGTERM');
       await new Promise((r) => (proc.exitCode !== null ? r() : proc.on('exit', r)));
