@@ -46,7 +46,7 @@ pub struct PreviewQuery {
 #[leptos::server(prefix = "/rpc", endpoint = "preview_object")]
 pub async fn preview_object(id: uuid::Uuid, key: String) -> Result<Preview, crate::error::AppError> {
     let ctx = crate::state::server_ctx().await?;
-    ssr::preview(&ctx, id, PreviewQuery { key, rows: None }).await
+    crate::state::finish(ssr::preview(&ctx, id, PreviewQuery { key, rows: None }).await)
 }
 
 /// How a file is read, from its name.

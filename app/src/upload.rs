@@ -83,25 +83,25 @@ pub struct UploadCompletion {
 #[leptos::server(prefix = "/rpc", endpoint = "start_upload", input = Json)]
 pub async fn start_upload(dataset_id: Uuid, files: Vec<UploadFile>) -> Result<UploadStarted, AppError> {
     let ctx = crate::state::server_ctx().await?;
-    ssr::start(&ctx, dataset_id, NewUpload { files }).await
+    crate::state::finish(ssr::start(&ctx, dataset_id, NewUpload { files }).await)
 }
 
 #[leptos::server(prefix = "/rpc", endpoint = "presign_parts", input = Json)]
 pub async fn presign_parts(version_id: Uuid, path: String, parts: Vec<i32>) -> Result<Vec<PartUrl>, AppError> {
     let ctx = crate::state::server_ctx().await?;
-    ssr::presign(&ctx, version_id, PartsRequest { path, parts }).await
+    crate::state::finish(ssr::presign(&ctx, version_id, PartsRequest { path, parts }).await)
 }
 
 #[leptos::server(prefix = "/rpc", endpoint = "complete_upload", input = Json)]
 pub async fn complete_upload(version_id: Uuid, files: Vec<UploadedFile>) -> Result<DatasetVersion, AppError> {
     let ctx = crate::state::server_ctx().await?;
-    ssr::complete(&ctx, version_id, UploadCompletion { files }).await
+    crate::state::finish(ssr::complete(&ctx, version_id, UploadCompletion { files }).await)
 }
 
 #[leptos::server(prefix = "/rpc", endpoint = "abort_upload", input = Json)]
 pub async fn abort_upload(version_id: Uuid) -> Result<DatasetVersion, AppError> {
     let ctx = crate::state::server_ctx().await?;
-    ssr::abort(&ctx, version_id).await
+    crate::state::finish(ssr::abort(&ctx, version_id).await)
 }
 
 /// Parts are at least 8 MiB, and large enough that no file needs more than

@@ -159,13 +159,13 @@ pub struct DriftQuery {
 #[leptos::server(prefix = "/rpc", endpoint = "list_versions")]
 pub async fn list_versions(dataset_id: Uuid, cursor: Option<String>) -> Result<Page<DatasetVersion>, AppError> {
     let ctx = crate::state::server_ctx().await?;
-    ssr::list(&ctx, dataset_id, VersionQuery { cursor, limit: None }).await
+    crate::state::finish(ssr::list(&ctx, dataset_id, VersionQuery { cursor, limit: None }).await)
 }
 
 #[leptos::server(prefix = "/rpc", endpoint = "get_version")]
 pub async fn get_version(id: Uuid) -> Result<DatasetVersion, AppError> {
     let ctx = crate::state::server_ctx().await?;
-    ssr::get(&ctx, id).await
+    crate::state::finish(ssr::get(&ctx, id).await)
 }
 
 /// `snapshot` is a checkbox: present ("on") means copy.
@@ -176,7 +176,7 @@ pub async fn create_version(
     snapshot: Option<String>,
 ) -> Result<DatasetVersion, AppError> {
     let ctx = crate::state::server_ctx().await?;
-    ssr::create(&ctx, dataset_id, NewVersion { source_uri, snapshot: snapshot.is_some() }).await
+    crate::state::finish(ssr::create(&ctx, dataset_id, NewVersion { source_uri, snapshot: snapshot.is_some() }).await)
 }
 
 #[leptos::server(prefix = "/rpc", endpoint = "list_manifest")]
@@ -186,25 +186,25 @@ pub async fn list_manifest(
     cursor: Option<String>,
 ) -> Result<Page<ManifestEntry>, AppError> {
     let ctx = crate::state::server_ctx().await?;
-    ssr::manifest(&ctx, id, ManifestQuery { prefix, cursor, limit: None }).await
+    crate::state::finish(ssr::manifest(&ctx, id, ManifestQuery { prefix, cursor, limit: None }).await)
 }
 
 #[leptos::server(prefix = "/rpc", endpoint = "verify_version")]
 pub async fn verify_version(id: Uuid) -> Result<Check, AppError> {
     let ctx = crate::state::server_ctx().await?;
-    ssr::verify(&ctx, id).await
+    crate::state::finish(ssr::verify(&ctx, id).await)
 }
 
 #[leptos::server(prefix = "/rpc", endpoint = "latest_check")]
 pub async fn latest_check(id: Uuid) -> Result<Option<Check>, AppError> {
     let ctx = crate::state::server_ctx().await?;
-    ssr::latest_check(&ctx, id).await
+    crate::state::finish(ssr::latest_check(&ctx, id).await)
 }
 
 #[leptos::server(prefix = "/rpc", endpoint = "list_drift")]
 pub async fn list_drift(id: Uuid, cursor: Option<String>) -> Result<Page<Drift>, AppError> {
     let ctx = crate::state::server_ctx().await?;
-    ssr::drift(&ctx, id, DriftQuery { check: None, cursor, limit: None }).await
+    crate::state::finish(ssr::drift(&ctx, id, DriftQuery { check: None, cursor, limit: None }).await)
 }
 
 /// Deletes a version (team admins). Refused while it is in progress or
@@ -212,7 +212,7 @@ pub async fn list_drift(id: Uuid, cursor: Option<String>) -> Result<Page<Drift>,
 #[leptos::server(prefix = "/rpc", endpoint = "delete_version")]
 pub async fn delete_version(id: Uuid) -> Result<(), AppError> {
     let ctx = crate::state::server_ctx().await?;
-    ssr::delete(&ctx, id).await
+    crate::state::finish(ssr::delete(&ctx, id).await)
 }
 
 /// Formats a byte count for people: 1.5 GB, 320 kB, 12 B.
