@@ -27,6 +27,10 @@ pub struct Dataset {
     #[serde(with = "time::serde::rfc3339::option")]
     #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
     pub archived_at: Option<time::OffsetDateTime>,
+    /// Versions of any status.
+    pub version_count: i64,
+    /// The newest ready version's number.
+    pub latest_version: Option<i32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -147,12 +151,13 @@ pub fn DatasetsPage() -> impl IntoView {
                             Ok(page) if page.items.is_empty() => view! { <p class="empty">"No datasets yet."</p> }.into_any(),
                             Ok(page) => view! {
                                 <div class="table-wrap"><table class="data" id="datasets">
-                                    <thead><tr><th>"Name"</th><th>"Tags"</th><th>"Created"</th><th></th></tr></thead>
+                                    <thead><tr><th>"Name"</th><th>"Tags"</th><th>"Versions"</th><th>"Created"</th><th></th></tr></thead>
                                     <tbody>
                                     {page.items.into_iter().map(|d| view! {
                                         <tr class:revoked=d.archived_at.is_some()>
                                             <td><a href=format!("/teams/{}/datasets/{}", d.team, d.id)><strong>{d.name.clone()}</strong></a><br/><span class="muted">{d.description.clone()}</span></td>
                                             <td>{d.tags.iter().map(|t| view! { <span class="pill">{t.clone()}</span> }).collect_view()}</td>
+                                            <td class="versions">{d.version_count}{d.latest_version.map(|n| view! { <br/><span class="muted">{format!("latest ready v{n}")}</span> })}</td>
                                             <td><Time at=d.created_at/><br/><span class="muted">{d.created_by.clone()}</span></td>
                                             <td>{(can_archive && d.archived_at.is_none()).then(|| view! {
                                                 <ActionForm action=archive attr:class="inline">
@@ -214,7 +219,10 @@ pub mod ssr {
         let actor = ctx.actor()?;
         let row = sqlx::query!(
             r#"select d.dataset_id, d.team_id, t.slug, d.name, d.description, d.tags, u.email as created_by,
-                      d.created_at, d.archived_at, m.role as "role?: Role"
+                      d.created_at, d.archived_at, m.role as "role?: Role",
+                      (select count(*) from dataset_version v where v.dataset_id = d.dataset_id) as "version_count!",
+                      (select max(number) from dataset_version v where v.dataset_id = d.dataset_id and v.status = 'ready')
+                        as latest_version
                from dataset d join team t on t.team_id = d.team_id join app_user u on u.user_id = d.created_by
                left join team_member m on m.team_id = d.team_id and m.user_id = $2
                where d.dataset_id = $1"#,
@@ -234,6 +242,8 @@ pub mod ssr {
             created_by: row.created_by,
             created_at: row.created_at,
             archived_at: row.archived_at,
+            version_count: row.version_count,
+            latest_version: row.latest_version,
         };
         Ok((dataset, row.team_id))
     }
@@ -250,7 +260,10 @@ pub mod ssr {
         let items = sqlx::query_as!(
             Dataset,
             r#"select d.dataset_id as id, t.slug as team, d.name, d.description, d.tags, u.email as created_by,
-                      d.created_at, d.archived_at
+                      d.created_at, d.archived_at,
+                      (select count(*) from dataset_version v where v.dataset_id = d.dataset_id) as "version_count!",
+                      (select max(number) from dataset_version v where v.dataset_id = d.dataset_id and v.status = 'ready')
+                        as latest_version
                from dataset d join team t on t.team_id = d.team_id join app_user u on u.user_id = d.created_by
                where d.team_id = $1 and d.name > $2 and ($3 or d.archived_at is null)
                  and ($4::text is null or strpos(d.name, $4) > 0 or $4 = any(d.tags))

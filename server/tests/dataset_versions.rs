@@ -148,6 +148,8 @@ async fn a_prefix_of_10_000_objects_is_recorded_across_list_pages(pool: PgPool) 
     // a second registration is version 2; the first cannot be changed in SQL either
     let v2 = f.register("s3://capstan/raw/other/", false).await;
     assert_eq!(v2["number"], 2);
+    let dataset = f.app.call(Method::GET, &format!("/api/v1/datasets/{}", f.dataset), &f.viewer, None).await.json();
+    assert_eq!((dataset["version_count"].as_i64(), dataset["latest_version"].as_i64()), (Some(2), Some(2)));
     let tampered = sqlx::query("update dataset_version set object_count = 1 where version_id = $1::uuid")
         .bind(id)
         .execute(&f.app.pool)
