@@ -71,13 +71,12 @@ pub fn Uploader(dataset_id: Uuid, team: String, on_done: Callback<()>) -> impl I
             leptos::task::spawn_local(async move {
                 let outcome = client::run(dataset_id, files, rows, cancel).await;
                 match outcome {
-                    Ok(v) => {
-                        phase.set(Phase::Done { number: v.number, id: v.id });
-                        on_done.run(());
-                    }
+                    Ok(v) => phase.set(Phase::Done { number: v.number, id: v.id }),
                     Err(client::Stop::Cancelled) => phase.set(Phase::Cancelled),
                     Err(client::Stop::Failed(message)) => phase.set(Phase::Failed(message)),
                 }
+                // the version list changed either way (a new, or a failed, version)
+                on_done.run(());
             });
         }
     };

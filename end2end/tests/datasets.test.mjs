@@ -4,6 +4,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { openSession, hydrated } from './harness.mjs';
+import { openSync, ftruncateSync, closeSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const USER = { email: 'dana@example.com', password: 'dataset password 123' };
 const CSV = 'sepal_length,sepal_width,species\n5.1,3.5,setosa\n4.9,3.0,setosa\n6.3,3.3,virginica\n';
@@ -77,4 +80,24 @@ test('upload a CSV, watch it finish, preview it; register a prefix', async () =>
   await page.waitForSelector('#versions tr[data-number="2"] [data-status=ready]', { timeout: 30_000 });
   const row = await page.textContent('#versions tr[data-number="2"]');
   assert.ok(row.includes(location.trim()), row);
+});
+
+test('a running upload can be cancelled: the version is marked failed', async () => {
+  // a sparse 400 MiB file: 50 parts, long enough to cancel mid-way
+  const file = join(tmpdir(), `capstan-cancel-${process.pid}.bin`);
+  const fd = openSync(file, 'w'); ftruncateSync(fd, 400 * 1024 * 1024); closeSync(fd);
+  try {
+    await page.waitForSelector('#upload-files');
+    await page.setInputFiles('#upload-files', file);
+    await page.click('#upload-start');
+    await page.waitForFunction(() => document.querySelector('#overall-progress')?.value > 0);
+    await page.click('#upload-cancel');
+    await page.waitForSelector('#upload-status:has-text("Upload cancelled.")', { timeout: 30_000 });
+    const sent = await page.$eval('#overall-progress', (p) => p.value < p.max);
+    assert.ok(sent, 'the upload stopped before the end');
+    await page.waitForSelector('#versions tr[data-number="3"] [data-status=failed]', { timeout: 30_000 });
+    assert.match(await page.textContent('#versions tr[data-number="3"]'), /Upload cancelled by dana@example.com/);
+  } finally {
+    rmSync(file, { force: true });
+  }
 });
