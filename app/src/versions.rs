@@ -254,11 +254,60 @@ pub mod ssr {
         pub prefix: String,
     }
 
+    /// A version as stored, with the caller's role in its team (`None` in lists).
+    struct VersionRow {
+        version_id: Uuid,
+        dataset_id: Uuid,
+        dataset: String,
+        team: String,
+        team_id: Uuid,
+        number: i32,
+        source: String,
+        source_uri: String,
+        snapshot: bool,
+        bucket: String,
+        prefix: String,
+        status: VersionStatus,
+        failure: Option<String>,
+        object_count: i64,
+        byte_count: i64,
+        digest: Option<String>,
+        created_by: String,
+        created_at: time::OffsetDateTime,
+        finished_at: Option<time::OffsetDateTime>,
+        role: Option<Role>,
+    }
+
+    impl VersionRow {
+        fn version(&self) -> DatasetVersion {
+            DatasetVersion {
+                id: self.version_id,
+                dataset_id: self.dataset_id,
+                dataset: self.dataset.clone(),
+                team: self.team.clone(),
+                number: self.number,
+                source: self.source.clone(),
+                source_uri: self.source_uri.clone(),
+                snapshot: self.snapshot,
+                location: format!("s3://{}/{}", self.bucket, self.prefix),
+                status: self.status,
+                failure: self.failure.clone(),
+                object_count: self.object_count,
+                byte_count: self.byte_count,
+                digest: self.digest.clone(),
+                created_by: self.created_by.clone(),
+                created_at: self.created_at,
+                finished_at: self.finished_at,
+            }
+        }
+    }
+
     /// Loads a version and checks `action` against the caller's role; other
     /// teams' versions are reported as not found.
     pub(crate) async fn load(ctx: &Ctx, id: Uuid, action: Action) -> Result<Loaded, AppError> {
         let actor = ctx.actor()?;
-        let row = sqlx::query!(
+        let row = sqlx::query_as!(
+            VersionRow,
             r#"select v.version_id, v.dataset_id, d.name as dataset, t.slug as team, v.team_id, v.number, v.source,
                       v.source_uri, v.snapshot, v.bucket, v.prefix, v.status as "status: VersionStatus", v.failure,
                       v.object_count, v.byte_count, v.digest, u.email as created_by, v.created_at, v.finished_at,
@@ -274,26 +323,7 @@ pub mod ssr {
         .await?
         .ok_or_else(|| AppError::NotFound("Dataset version".into()))?;
         authorize_owned(&actor.principal(), action, row.role, "Dataset version")?;
-        let version = DatasetVersion {
-            id: row.version_id,
-            dataset_id: row.dataset_id,
-            dataset: row.dataset,
-            team: row.team,
-            number: row.number,
-            source: row.source,
-            source_uri: row.source_uri,
-            snapshot: row.snapshot,
-            location: format!("s3://{}/{}", row.bucket, row.prefix),
-            status: row.status,
-            failure: row.failure,
-            object_count: row.object_count,
-            byte_count: row.byte_count,
-            digest: row.digest,
-            created_by: row.created_by,
-            created_at: row.created_at,
-            finished_at: row.finished_at,
-        };
-        Ok(Loaded { version, team_id: row.team_id, bucket: row.bucket, prefix: row.prefix })
+        Ok(Loaded { version: row.version(), team_id: row.team_id, bucket: row.bucket, prefix: row.prefix })
     }
 
     pub async fn get(ctx: &Ctx, id: Uuid) -> Result<DatasetVersion, AppError> {
@@ -305,10 +335,12 @@ pub mod ssr {
         let limit = page::limit(q.limit)?;
         // newest first: the cursor is the last number shown
         let before: Option<i32> = page::ssr::decode(q.cursor.as_deref())?;
-        let items = sqlx::query!(
-            r#"select v.version_id, d.name as dataset, t.slug as team, v.number, v.source, v.source_uri, v.snapshot,
-                      v.bucket, v.prefix, v.status as "status: VersionStatus", v.failure, v.object_count, v.byte_count,
-                      v.digest, u.email as created_by, v.created_at, v.finished_at
+        let items = sqlx::query_as!(
+            VersionRow,
+            r#"select v.version_id, v.dataset_id, d.name as dataset, t.slug as team, v.team_id, v.number, v.source,
+                      v.source_uri, v.snapshot, v.bucket, v.prefix, v.status as "status: VersionStatus", v.failure,
+                      v.object_count, v.byte_count, v.digest, u.email as created_by, v.created_at, v.finished_at,
+                      null::team_role as "role?: Role"
                from dataset_version v join dataset d on d.dataset_id = v.dataset_id
                join team t on t.team_id = v.team_id join app_user u on u.user_id = v.created_by
                where v.dataset_id = $1 and v.number < $2
@@ -319,26 +351,8 @@ pub mod ssr {
         )
         .fetch_all(ctx.pool())
         .await?
-        .into_iter()
-        .map(|r| DatasetVersion {
-            id: r.version_id,
-            dataset_id,
-            dataset: r.dataset,
-            team: r.team,
-            number: r.number,
-            source: r.source,
-            source_uri: r.source_uri,
-            snapshot: r.snapshot,
-            location: format!("s3://{}/{}", r.bucket, r.prefix),
-            status: r.status,
-            failure: r.failure,
-            object_count: r.object_count,
-            byte_count: r.byte_count,
-            digest: r.digest,
-            created_by: r.created_by,
-            created_at: r.created_at,
-            finished_at: r.finished_at,
-        })
+        .iter()
+        .map(VersionRow::version)
         .collect();
         Ok(page::ssr::build(items, limit, |v: &DatasetVersion| v.number))
     }
