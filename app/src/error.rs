@@ -134,6 +134,7 @@ pub mod ssr {
         ("app_user_email_key", "email", "A user with this email already exists."),
         ("team_member_pkey", "email", "This user is already a member of the team."),
         ("dataset_team_name_key", "name", "This team already has a dataset with this name."),
+        ("training_job_name_key", "name", "This team already has a training job with this name."),
     ];
 
     impl From<sqlx::Error> for AppError {

@@ -77,6 +77,8 @@ impl Action {
 pub enum SiteAction {
     /// List and create accounts.
     ManageUsers,
+    /// Edit the instance price table.
+    ManagePrices,
 }
 
 /// Who is calling: the facts the authorization rule needs.
@@ -110,8 +112,8 @@ pub fn authorize_owned(principal: &Principal, action: Action, role: Option<Role>
 /// Decides site-wide actions: only site admins may take them.
 pub fn authorize_site(principal: &Principal, action: SiteAction) -> Result<(), AppError> {
     match action {
-        SiteAction::ManageUsers if principal.is_site_admin => Ok(()),
-        SiteAction::ManageUsers => Err(AppError::Forbidden),
+        SiteAction::ManageUsers | SiteAction::ManagePrices if principal.is_site_admin => Ok(()),
+        SiteAction::ManageUsers | SiteAction::ManagePrices => Err(AppError::Forbidden),
     }
 }
 

@@ -16,11 +16,20 @@ pub struct Settings {
     /// Failed logins allowed per account and per client address in `login_window`.
     pub login_max_failures: i64,
     pub login_window: time::Duration,
+    /// The AWS region jobs run in (and whose prices apply).
+    pub region: String,
+    /// The IAM role SageMaker jobs run as, unless the team sets its own.
+    pub sagemaker_role_arn: Option<String>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { login_max_failures: 10, login_window: time::Duration::minutes(15) }
+        Self {
+            login_max_failures: 10,
+            login_window: time::Duration::minutes(15),
+            region: "us-east-1".into(),
+            sagemaker_role_arn: None,
+        }
     }
 }
 
@@ -34,6 +43,10 @@ pub struct AppState {
     pub setup_token: Arc<Mutex<Option<String>>>,
     /// Capstan's bucket (local endpoint or AWS S3).
     pub storage: storage::Storage,
+    /// Where training jobs run: SageMaker or the local runner.
+    pub training: Arc<dyn training::Backend>,
+    /// Wakes the training worker (a job was launched or stopped).
+    pub training_wake: Arc<tokio::sync::Notify>,
 }
 
 /// The authenticated caller.

@@ -109,6 +109,39 @@ pub struct Config {
     #[arg(long, env = "CAPSTAN_LOCAL_S3_ADDR", default_value = "127.0.0.1:3900", global = true)]
     pub local_s3_addr: SocketAddr,
 
+    /// AWS region for SageMaker and the price table (AWS mode: also the SDK's
+    /// region; defaults to AWS_REGION, then us-east-1).
+    #[arg(long, env = "CAPSTAN_REGION", global = true)]
+    pub region: Option<String>,
+
+    /// AWS mode: the IAM role SageMaker training jobs run as (teams may set their own).
+    #[arg(long, env = "CAPSTAN_SAGEMAKER_ROLE_ARN", global = true)]
+    pub sagemaker_role_arn: Option<String>,
+
+    /// AWS mode: a SageMaker API endpoint to use instead of AWS's (an emulator).
+    #[arg(long, env = "CAPSTAN_SAGEMAKER_ENDPOINT", global = true)]
+    pub sagemaker_endpoint: Option<String>,
+
+    /// AWS mode: a CloudWatch Logs endpoint to use instead of AWS's (an emulator).
+    #[arg(long, env = "CAPSTAN_LOGS_ENDPOINT", global = true)]
+    pub logs_endpoint: Option<String>,
+
+    /// Seconds between training status and log polls (default: 2 in local mode, 10 in AWS mode).
+    #[arg(long, env = "CAPSTAN_TRAINING_POLL_SECS", global = true)]
+    pub training_poll_secs: Option<u64>,
+
+    /// Local mode: training jobs running at once; more wait in a queue.
+    #[arg(long, env = "CAPSTAN_LOCAL_MAX_JOBS", default_value_t = 1, global = true)]
+    pub local_max_jobs: usize,
+
+    /// Local mode: the Python interpreter that runs training scripts.
+    #[arg(long, env = "CAPSTAN_PYTHON", default_value = "python3", global = true)]
+    pub python: String,
+
+    /// Local mode: seconds between SIGTERM and SIGKILL when a job is stopped.
+    #[arg(long, env = "CAPSTAN_LOCAL_STOP_GRACE_SECS", default_value_t = 10, global = true)]
+    pub local_stop_grace_secs: u64,
+
     /// Log output: `text` for people, `json` for log shippers.
     #[arg(long, env = "CAPSTAN_LOG_FORMAT", default_value = "text", global = true)]
     pub log_format: String,
@@ -128,6 +161,19 @@ impl Config {
         Some(format!("{scheme}://{host}"))
     }
 
+    pub fn region(&self) -> String {
+        self.region
+            .clone()
+            .or_else(|| std::env::var("AWS_REGION").ok())
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| "us-east-1".into())
+    }
+
+    pub fn training_poll(&self) -> std::time::Duration {
+        let default = if self.mode == "aws" { 10 } else { 2 };
+        std::time::Duration::from_secs(self.training_poll_secs.unwrap_or(default).max(1))
+    }
+
     pub fn secure_cookies(&self) -> bool {
         self.public_url().starts_with("https://")
     }
@@ -139,6 +185,7 @@ impl Config {
         anyhow::ensure!(self.login_window_minutes > 0, "CAPSTAN_LOGIN_WINDOW_MINUTES must be positive");
         anyhow::ensure!(self.request_timeout_secs > 0, "CAPSTAN_REQUEST_TIMEOUT_SECS must be positive");
         anyhow::ensure!(matches!(self.mode.as_str(), "local" | "aws"), "CAPSTAN_MODE must be `local` or `aws`");
+        anyhow::ensure!(self.local_max_jobs > 0, "CAPSTAN_LOCAL_MAX_JOBS must be positive");
         anyhow::ensure!(
             matches!(self.log_format.as_str(), "text" | "json"),
             "CAPSTAN_LOG_FORMAT must be `text` or `json`"
@@ -168,6 +215,12 @@ pub enum Command {
     /// Inspect the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Create a demo team with a generated dataset and launch a training job on it.
+    Demo {
+        /// Whose demo: an account's email (default: the first site admin).
+        #[arg(long)]
+        email: Option<String>,
+    },
     /// Control the private local PostgreSQL cluster (local mode only).
     #[command(subcommand)]
     Db(DbCommand),

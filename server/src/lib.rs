@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod config;
+pub mod engines;
 pub mod localdb;
 pub mod metrics;
 pub mod objects;
@@ -59,6 +60,7 @@ pub fn state(
     site_root: &str,
     settings: app::state::Settings,
     storage: storage::Storage,
+    training: Arc<dyn training::Backend>,
 ) -> AppState {
     let leptos_options =
         LeptosOptions::builder().output_name("capstan").site_root(site_root).site_pkg_dir("pkg").build();
@@ -68,6 +70,8 @@ pub fn state(
         settings: Arc::new(settings),
         setup_token: Arc::new(std::sync::Mutex::new(None)),
         storage,
+        training,
+        training_wake: Arc::new(tokio::sync::Notify::new()),
     }
 }
 

@@ -14,7 +14,8 @@ async fn main() -> anyhow::Result<()> {
     cli.config.validate()?;
     init_tracing(&cli.config);
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(cli.config).await,
+        Command::Serve => serve(cli.config, None).await,
+        Command::Demo { email } => serve(cli.config, Some(email)).await,
         Command::Migrate => {
             let (db, local) = connect(&cli.config).await?;
             migrate(&db).await?;
@@ -172,15 +173,21 @@ async fn finish(pool: sqlx::PgPool, local: Option<LocalPostgres>) -> anyhow::Res
     Ok(())
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+/// Runs the server; with `demo` set (`Some(None)`: the first site admin), also
+/// creates the demo once it is up.
+async fn serve(config: Config, demo: Option<Option<String>>) -> anyhow::Result<()> {
     let (pool, local) = connect(&config).await?;
     migrate(&pool).await?;
     let settings = app::state::Settings {
         login_max_failures: config.login_max_failures,
         login_window: time::Duration::minutes(config.login_window_minutes),
+        region: config.region(),
+        sagemaker_role_arn: config.sagemaker_role_arn.clone(),
     };
     let (storage, local_s3) = server::objects::connect(&config).await?;
-    let state = server::state(pool.clone(), &config.site_root.to_string_lossy(), settings, storage);
+    let backend = server::engines::training_backend(&config, &storage).await;
+    let state = server::state(pool.clone(), &config.site_root.to_string_lossy(), settings, storage, backend);
+    app::prices::ssr::seed(&pool).await.map_err(user_error)?;
     if app::accounts::ssr::user_count(&pool).await.map_err(user_error)? == 0 {
         let token = {
             use rand::RngCore as _;
@@ -206,6 +213,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     app::versions::ssr::resume_scans(state.clone()).await;
     let stop = CancellationToken::new();
     let worker = tokio::spawn(server::workers::housekeeping(state.clone(), stop.clone()));
+    let trainer = tokio::spawn(server::workers::training(state.clone(), config.training_poll(), stop.clone()));
+    if let Some(email) = demo {
+        let job = create_demo(&state, email.as_deref()).await?;
+        println!("Demo training job launched: {}/teams/{}/training/{}", config.public_url(), job.team, job.id);
+    }
     let app = server::router(state, &opts);
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
@@ -219,6 +231,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!("draining finished; stopping workers");
     stop.cancel();
     let _ = worker.await;
+    let _ = trainer.await;
     if let Some(s3) = local_s3 {
         s3.stop().await;
     }
@@ -239,4 +252,53 @@ async fn shutdown_signal() {
     };
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
     tracing::info!("shutdown requested");
+}
+
+/// The demo for `email` (default: the first site admin; with no account at
+/// all, a new site admin `demo@example.com` whose password is printed once).
+async fn create_demo(state: &app::state::AppState, email: Option<&str>) -> anyhow::Result<app::training::TrainingJob> {
+    let pool = &state.pool;
+    let user_id = match email {
+        Some(email) => sqlx::query_scalar::<_, uuid::Uuid>("select user_id from app_user where email = $1")
+            .bind(email.trim().to_lowercase())
+            .fetch_optional(pool)
+            .await?
+            .with_context(|| format!("no user with email {email}"))?,
+        None => {
+            let first = sqlx::query_scalar::<_, uuid::Uuid>(
+                "select user_id from app_user where is_site_admin order by created_at limit 1",
+            )
+            .fetch_optional(pool)
+            .await?;
+            match first {
+                Some(id) => id,
+                None => {
+                    let password = {
+                        use rand::RngCore as _;
+                        let mut bytes = [0u8; 12];
+                        rand::rng().fill_bytes(&mut bytes);
+                        hex::encode(bytes)
+                    };
+                    let input = app::accounts::ssr::NewUser::parse("demo@example.com", "Demo", &password, true)
+                        .map_err(user_error)?;
+                    let id = app::accounts::ssr::create_user(pool, &cli_actor(), &AuditMeta::default(), input)
+                        .await
+                        .map_err(user_error)?;
+                    println!("Created the site admin demo@example.com with password {password} (shown only once).");
+                    if let Ok(mut slot) = state.setup_token.lock() {
+                        *slot = None;
+                    }
+                    id
+                }
+            }
+        }
+    };
+    let actor = app::accounts::ssr::actor_by_id(pool, user_id).await.map_err(user_error)?.context("the demo user vanished")?;
+    let ctx = app::state::Ctx {
+        state: state.clone(),
+        actor: Some(actor),
+        request_id: None,
+        client_addr: "cli".into(),
+    };
+    app::demo::ssr::create(&ctx).await.map_err(user_error)
 }

@@ -35,3 +35,38 @@ pub async fn housekeeping(state: app::state::AppState, stop: CancellationToken) 
     }
     tracing::info!("housekeeping stopped");
 }
+
+/// Runs the training worker until `stop` is cancelled: launches requested
+/// jobs, reconciles in-flight ones and reads their logs every `every`
+/// (sooner when woken by a launch or stop), backing off up to a minute
+/// while the engine throttles.
+pub async fn training(state: app::state::AppState, every: Duration, stop: CancellationToken) {
+    use app::training_engine::{StepError, follow_logs, launch_due, reconcile};
+    let mut delay = every;
+    loop {
+        let mut throttled = false;
+        if let Err(e) = launch_due(&state).await {
+            throttled |= matches!(e, StepError::Throttled(_));
+            tracing::warn!(error = %e, "launching training jobs failed");
+        }
+        match reconcile(&state).await {
+            Ok(stats) if stats.updated > 0 => tracing::debug!(?stats, "reconciled training jobs"),
+            Ok(_) => {}
+            Err(e) => {
+                throttled |= matches!(e, StepError::Throttled(_));
+                tracing::warn!(error = %e, "reconciling training jobs failed");
+            }
+        }
+        if let Err(e) = follow_logs(&state).await {
+            throttled |= matches!(e, StepError::Throttled(_));
+            tracing::warn!(error = %e, "reading training logs failed");
+        }
+        delay = if throttled { (delay * 2).min(Duration::from_secs(60)) } else { every };
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = state.training_wake.notified() => {}
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+    tracing::info!("training worker stopped");
+}

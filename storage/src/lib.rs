@@ -6,6 +6,7 @@
 pub mod emulator;
 pub mod local;
 
+pub use aws_config;
 pub use aws_sdk_s3;
 
 use anyhow::Context as _;
@@ -37,19 +38,29 @@ impl std::fmt::Debug for S3Config {
     }
 }
 
-/// Builds an S3 client from `config`.
-pub async fn client(config: &S3Config) -> Client {
+/// The shared AWS settings (region, credentials, and `endpoint` when given):
+/// every AWS client Capstan builds starts from this.
+pub async fn sdk_config(
+    region: Option<&str>,
+    credentials: Option<&(String, String)>,
+    endpoint: Option<&str>,
+) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
-    if let Some(region) = &config.region {
-        loader = loader.region(Region::new(region.clone()));
+    if let Some(region) = region {
+        loader = loader.region(Region::new(region.to_owned()));
     }
-    if let Some((key, secret)) = &config.credentials {
+    if let Some((key, secret)) = credentials {
         loader = loader.credentials_provider(Credentials::new(key, secret, None, None, "capstan-static"));
     }
-    if let Some(endpoint) = &config.endpoint {
+    if let Some(endpoint) = endpoint {
         loader = loader.endpoint_url(endpoint);
     }
-    let shared = loader.load().await;
+    loader.load().await
+}
+
+/// Builds an S3 client from `config`.
+pub async fn client(config: &S3Config) -> Client {
+    let shared = sdk_config(config.region.as_deref(), config.credentials.as_ref(), config.endpoint.as_deref()).await;
     let conf = aws_sdk_s3::config::Builder::from(&shared).force_path_style(config.force_path_style).build();
     Client::from_conf(conf)
 }

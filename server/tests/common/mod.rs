@@ -19,6 +19,8 @@ pub struct TestApp {
     /// The local S3 endpoint behind `state.storage` (a fresh folder per test).
     pub s3: Option<storage::local::LocalS3>,
     s3_dir: TempDir,
+    /// The local training runner's folder (jobs and virtual environments).
+    pub work_dir: TempDir,
 }
 
 /// A temporary folder removed on drop.
@@ -111,10 +113,34 @@ impl TestApp {
         opts: server::HttpOptions,
         storage: storage::Storage,
     ) -> Self {
+        let work_dir = TempDir::new();
+        let runner = training::local::LocalRunner::new(
+            training::local::LocalConfig {
+                root: work_dir.0.clone(),
+                python: std::env::var("CAPSTAN_PYTHON").unwrap_or_else(|_| "python3".into()),
+                max_jobs: 1,
+                stop_grace: std::time::Duration::from_secs(3),
+            },
+            storage.client.clone(),
+        );
+        let mut app = Self::with_backend(pool, settings, opts, storage, std::sync::Arc::new(runner)).await;
+        app.work_dir = work_dir;
+        app
+    }
+
+    /// An app whose training engine is `backend` (SageMaker against an emulator or stand-in).
+    pub async fn with_backend(
+        pool: PgPool,
+        settings: app::state::Settings,
+        opts: server::HttpOptions,
+        storage: storage::Storage,
+        backend: std::sync::Arc<dyn training::Backend>,
+    ) -> Self {
         server::migrate_sessions(&pool).await.expect("session table");
-        let state = server::state(pool.clone(), "target/site", settings, storage);
+        app::prices::ssr::seed(&pool).await.expect("prices");
+        let state = server::state(pool.clone(), "target/site", settings, storage, backend);
         let router = server::router(state.clone(), &opts);
-        Self { router, pool, state, s3: None, s3_dir: TempDir::new() }
+        Self { router, pool, state, s3: None, s3_dir: TempDir::new(), work_dir: TempDir::new() }
     }
 
     /// The S3 client Capstan itself uses.
