@@ -12,11 +12,18 @@ export SQLX_OFFLINE=true
 export LEPTOS_OUTPUT_NAME=capstan
 step() { printf '\n\033[1;34m==> %s\033[0m\n' "$*"; }
 
+# The shared target folder outlives clones: drop test executables and
+# incremental caches unused for two days, or the disk fills up over time.
+if [ -d "$CARGO_TARGET_DIR/debug" ]; then
+  find "$CARGO_TARGET_DIR/debug/deps" -maxdepth 1 -type f -perm -u+x ! -name '*.*' -mtime +2 -delete 2>/dev/null || true
+  find "$CARGO_TARGET_DIR/debug/incremental" -mindepth 1 -maxdepth 1 -mtime +2 -exec rm -rf {} + 2>/dev/null || true
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "clippy (ssr)"
-cargo clippy -p app -p server -p storage --all-targets -- -D warnings
+cargo clippy -p app -p server -p storage -p training --all-targets -- -D warnings
 step "clippy (hydrate, wasm32)"
 cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 
@@ -37,7 +44,7 @@ fi
 export MOTO_SERVER="${CAPSTAN_TOOLS_DIR:-$HOME/.cache/capstan-tools}/venv/bin/moto_server"
 
 step "unit and integration tests"
-cargo test -p app -p server -p storage
+cargo test -p app -p server -p storage -p training
 
 step "end-to-end tests (Chromium)"
 (cd end2end && CAPSTAN_BIN="$bin" LEPTOS_SITE_ROOT="$root/target/site" node run.mjs)

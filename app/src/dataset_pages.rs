@@ -5,7 +5,7 @@
 use crate::datasets::get_dataset;
 use crate::error::AppError;
 use crate::preview::preview_object;
-use crate::ui::{ConfirmButton, CopyButton, ErrorBox, FieldMessage, FormError, PageHeader, Time};
+use crate::ui::{ConfirmButton, CopyButton, ErrorBox, FieldMessage, FormError, PageHeader, Time, use_refresh};
 use crate::versions::{
     CreateVersion, DatasetVersion, DeleteVersion, VerifyVersion, VersionStatus, get_version, human_bytes, latest_check,
     list_drift, list_manifest, list_versions,
@@ -13,27 +13,6 @@ use crate::versions::{
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 use uuid::Uuid;
-
-/// A counter that ticks every second while `active` holds (in the browser
-/// only); resources keyed on it refetch, so in-progress work shows live.
-fn use_refresh(active: RwSignal<bool>) -> RwSignal<u32> {
-    let tick = RwSignal::new(0_u32);
-    #[cfg(feature = "hydrate")]
-    {
-        let every = std::time::Duration::from_secs(1);
-        let bump = move || {
-            if active.get_untracked() {
-                tick.update(|t| *t += 1);
-            }
-        };
-        if let Ok(handle) = leptos::leptos_dom::helpers::set_interval_with_handle(bump, every) {
-            on_cleanup(move || handle.clear());
-        }
-    }
-    #[cfg(not(feature = "hydrate"))]
-    let _ = active;
-    tick
-}
 
 #[component]
 fn Status(status: VersionStatus) -> impl IntoView {

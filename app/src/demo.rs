@@ -3,11 +3,33 @@
 //! Used by `capstan demo` and the button on an empty home page.
 
 use crate::error::AppError;
+use leptos::prelude::*;
 
 #[leptos::server(prefix = "/rpc", endpoint = "create_demo")]
 pub async fn create_demo() -> Result<crate::training::TrainingJob, AppError> {
     let ctx = crate::state::server_ctx().await?;
     crate::state::finish(ssr::create(&ctx).await)
+}
+
+/// "Run the demo": creates the demo and opens its training job.
+#[component]
+pub fn DemoButton() -> impl IntoView {
+    let demo = ServerAction::<CreateDemo>::new();
+    let err = Signal::derive(move || demo.value().get().and_then(Result::err));
+    let navigate = leptos_router::hooks::use_navigate();
+    Effect::new(move |_| {
+        if let Some(Ok(job)) = demo.value().get() {
+            navigate(&format!("/teams/{}/training/{}", job.team, job.id), Default::default());
+        }
+    });
+    view! {
+        <crate::ui::FormError error=err/>
+        <ActionForm action=demo attr:class="inline" attr:id="demo-form">
+            <button type="submit" disabled=move || demo.pending().get()>
+                {move || if demo.pending().get() { "Setting up the demo…" } else { "Run the demo" }}
+            </button>
+        </ActionForm>
+    }
 }
 
 #[cfg(feature = "ssr")]
@@ -58,11 +80,7 @@ pub mod ssr {
                     if exists {
                         continue;
                     }
-                    return crate::teams::ssr::create(
-                        ctx,
-                        crate::teams::NewTeam { slug, name: "Demo".into() },
-                    )
-                    .await;
+                    return crate::teams::ssr::create(ctx, crate::teams::NewTeam { slug, name: "Demo".into() }).await;
                 }
                 Err(e) => return Err(e),
             }
@@ -98,14 +116,12 @@ pub mod ssr {
             }
         };
         let version = match dataset.latest_version {
-            Some(_) => {
-                crate::versions::ssr::list(ctx, dataset.id, Default::default())
-                    .await?
-                    .items
-                    .into_iter()
-                    .find(|v| v.status == crate::versions::VersionStatus::Ready)
-                    .ok_or(AppError::Internal)?
-            }
+            Some(_) => crate::versions::ssr::list(ctx, dataset.id, Default::default())
+                .await?
+                .items
+                .into_iter()
+                .find(|v| v.status == crate::versions::VersionStatus::Ready)
+                .ok_or(AppError::Internal)?,
             None => {
                 let storage = &ctx.state.storage;
                 let prefix = format!("datasets/{}/churn-demo/generated/", team.slug);

@@ -24,6 +24,7 @@ pub mod tokens;
 pub mod training;
 #[cfg(feature = "ssr")]
 pub mod training_engine;
+pub mod training_pages;
 pub mod ui;
 pub mod upload;
 pub mod uploader;
@@ -73,7 +74,11 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/teams/:team/datasets") view=datasets::DatasetsPage ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team/datasets/:id") view=dataset_pages::DatasetPage ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team/versions/:vid") view=dataset_pages::VersionPage ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/training") view=training_pages::TrainingListPage ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/training/new") view=training_pages::LaunchPage ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/training/:id") view=training_pages::JobPage ssr=SsrMode::Async/>
                     <Route path=path!("/tokens") view=tokens::TokensPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/prices") view=prices::PricesPage ssr=SsrMode::Async/>
                     <Route path=path!("/audit") view=audit::AuditPage ssr=SsrMode::Async/>
                     <Route path=path!("/account") view=accounts::AccountPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/users") view=users::UsersPage ssr=SsrMode::Async/>

@@ -124,7 +124,10 @@ pub fn TeamsPage() -> impl IntoView {
                     {move || teams.get().map(|res| match res {
                         Err(e) => view! { <crate::ui::ErrorBox error=e/> }.into_any(),
                         Ok(page) if page.items.is_empty() => view! {
-                            <p class="empty">"You are not in any team yet. Create one to get started."</p>
+                            <div class="empty">
+                                <p>"You are not in any team yet. Create one to get started, or run the demo: it makes a demo team with a generated dataset and trains a model on it, so you can watch a job run within a minute."</p>
+                                <crate::demo::DemoButton/>
+                            </div>
                         }.into_any(),
                         Ok(page) => view! {
                             <ul class="team-list">

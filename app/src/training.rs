@@ -440,9 +440,8 @@ pub mod ssr {
 
     /// ECR image URIs: `<account>.dkr.ecr.<region>.amazonaws.com[.cn]/<repo>[:tag|@sha256:…]`.
     pub fn image_uri(raw: &str) -> Result<String, String> {
-        let bad = || {
-            "Use an ECR image URI like 123456789012.dkr.ecr.us-east-1.amazonaws.com/my-training:latest.".to_owned()
-        };
+        let bad =
+            || "Use an ECR image URI like 123456789012.dkr.ecr.us-east-1.amazonaws.com/my-training:latest.".to_owned();
         let uri = raw.trim();
         let (host, path) = uri.split_once('/').ok_or_else(bad)?;
         let parts: Vec<&str> = host.split('.').collect();
@@ -474,7 +473,11 @@ pub mod ssr {
             && arn.split(':').nth(2) == Some("iam")
             && arn.split(':').nth(4).is_some_and(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
             && arn.split(':').nth(5).is_some_and(|r| r.starts_with("role/") && r.len() > 5);
-        if ok { Ok(arn.to_owned()) } else { Err("Use an IAM role ARN like arn:aws:iam::123456789012:role/SageMakerTraining.".into()) }
+        if ok {
+            Ok(arn.to_owned())
+        } else {
+            Err("Use an IAM role ARN like arn:aws:iam::123456789012:role/SageMakerTraining.".into())
+        }
     }
 
     fn entry_point(raw: &str) -> Result<String, String> {
@@ -484,7 +487,11 @@ pub mod ssr {
             && !e.starts_with('/')
             && e.split('/').all(|p| !p.is_empty() && p != "..")
             && (e.ends_with(".py") || e.ends_with(".sh"));
-        if ok { Ok(e.to_owned()) } else { Err("Name a .py (or .sh) file inside the source folder, like train.py.".into()) }
+        if ok {
+            Ok(e.to_owned())
+        } else {
+            Err("Name a .py (or .sh) file inside the source folder, like train.py.".into())
+        }
     }
 
     fn channel_name(raw: &str) -> Result<String, String> {
@@ -493,7 +500,13 @@ pub mod ssr {
         let ok = n.len() <= 64
             && bytes.next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
             && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_');
-        if ok { Ok(n.to_owned()) } else { Err(format!("`{n}` is not a valid channel name: use a letter or _, then letters, digits or _ (like train).")) }
+        if ok {
+            Ok(n.to_owned())
+        } else {
+            Err(format!(
+                "`{n}` is not a valid channel name: use a letter or _, then letters, digits or _ (like train)."
+            ))
+        }
     }
 
     /// A compiled metric regex with a capture group for the value.
@@ -568,8 +581,13 @@ pub mod ssr {
         let region = state.settings.region.clone();
         let mut errors = crate::validate::Errors::new();
         let name = errors.check("name", job_name(&r.name));
-        let image = r.image.as_deref().filter(|s| !s.trim().is_empty()).and_then(|i| errors.check("image", image_uri(i)));
-        let entry = r.entry_point.as_deref().filter(|s| !s.trim().is_empty()).and_then(|e| errors.check("entry_point", entry_point(e)));
+        let image =
+            r.image.as_deref().filter(|s| !s.trim().is_empty()).and_then(|i| errors.check("image", image_uri(i)));
+        let entry = r
+            .entry_point
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .and_then(|e| errors.check("entry_point", entry_point(e)));
         let source = r.source_uri.as_deref().filter(|s| !s.trim().is_empty());
         let mut framework_image = None;
         if local {
@@ -642,7 +660,10 @@ pub mod ssr {
                     errors.check::<()>("max_wait_seconds", Err("Max wait must be at least the max runtime.".into()));
                 }
                 None => {
-                    errors.check::<()>("max_wait_seconds", Err("Spot training needs a max wait (at least the max runtime).".into()));
+                    errors.check::<()>(
+                        "max_wait_seconds",
+                        Err("Spot training needs a max wait (at least the max runtime).".into()),
+                    );
                 }
             }
         }
@@ -663,9 +684,13 @@ pub mod ssr {
         for (i, m) in r.metric_definitions.iter().enumerate() {
             let mname = m.name.trim();
             if mname.is_empty() || mname.len() > 255 {
-                errors.check::<()>(&format!("metric_definitions[{i}].name"), Err("Give the metric a name (up to 255 characters).".into()));
+                errors.check::<()>(
+                    &format!("metric_definitions[{i}].name"),
+                    Err("Give the metric a name (up to 255 characters).".into()),
+                );
             } else if !metric_names.insert(mname.to_owned()) {
-                errors.check::<()>(&format!("metric_definitions[{i}].name"), Err(format!("`{mname}` is defined twice.")));
+                errors
+                    .check::<()>(&format!("metric_definitions[{i}].name"), Err(format!("`{mname}` is defined twice.")));
             }
             if errors.check(&format!("metric_definitions[{i}].regex"), metric_regex(&m.regex)).is_some() {
                 metric_defs.push(training::MetricDefinition { name: mname.to_owned(), regex: m.regex.clone() });
@@ -691,7 +716,8 @@ pub mod ssr {
             Some(o) => errors
                 .check(
                     "output_uri",
-                    S3Uri::parse(o).and_then(|u| crate::versions::ssr::own_area(&state.storage.bucket, team, &u).map(|()| u)),
+                    S3Uri::parse(o)
+                        .and_then(|u| crate::versions::ssr::own_area(&state.storage.bucket, team, &u).map(|()| u)),
                 )
                 .map(|u| u.to_string()),
         };
@@ -701,10 +727,20 @@ pub mod ssr {
             let team_role = sqlx::query_scalar!("select sagemaker_role_arn from team where team_id = $1", team_id)
                 .fetch_one(ctx.pool())
                 .await?;
-            match r.role_arn.as_deref().filter(|s| !s.trim().is_empty()).map(str::to_owned).or(team_role).or_else(|| state.settings.sagemaker_role_arn.clone()) {
+            match r
+                .role_arn
+                .as_deref()
+                .filter(|s| !s.trim().is_empty())
+                .map(str::to_owned)
+                .or(team_role)
+                .or_else(|| state.settings.sagemaker_role_arn.clone())
+            {
                 Some(arn) => errors.check("role_arn", role_arn(&arn)),
                 None => {
-                    errors.check::<()>("role_arn", Err("Give the IAM role SageMaker runs the job as (or set CAPSTAN_SAGEMAKER_ROLE_ARN).".into()));
+                    errors.check::<()>(
+                        "role_arn",
+                        Err("Give the IAM role SageMaker runs the job as (or set CAPSTAN_SAGEMAKER_ROLE_ARN).".into()),
+                    );
                     None
                 }
             }
@@ -750,7 +786,8 @@ pub mod ssr {
                     .map_err(|m| AppError::field("source_uri", m))?;
                 let files = archive_files(state, &bucket, &key).await.map_err(|m| AppError::field("source_uri", m))?;
                 if !files.iter().any(|f| f == &entry) {
-                    let mut shown: Vec<&str> = files.iter().map(String::as_str).filter(|f| f.ends_with(".py")).take(8).collect();
+                    let mut shown: Vec<&str> =
+                        files.iter().map(String::as_str).filter(|f| f.ends_with(".py")).take(8).collect();
                     if shown.is_empty() {
                         shown = files.iter().map(String::as_str).take(8).collect();
                     }
@@ -776,7 +813,10 @@ pub mod ssr {
             spot,
             hyperparameters: hps,
             metric_definitions: metric_defs,
-            channels: channels.iter().map(|(n, _, uri)| training::Channel { name: n.clone(), uri: uri.clone() }).collect(),
+            channels: channels
+                .iter()
+                .map(|(n, _, uri)| training::Channel { name: n.clone(), uri: uri.clone() })
+                .collect(),
             output_uri: output,
             tags,
             role_arn: role,
@@ -990,15 +1030,26 @@ pub mod ssr {
         let (team, _) = crate::teams::ssr::load(ctx, team, Action::ReadTeam).await?;
         let limit = crate::page::limit(q.limit)?;
         let status = q.status.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
-        const STATUSES: [&str; 10] =
-            ["requested", "starting", "downloading", "training", "uploading", "stopping", "completed", "failed", "stopped", "running"];
+        const STATUSES: [&str; 10] = [
+            "requested",
+            "starting",
+            "downloading",
+            "training",
+            "uploading",
+            "stopping",
+            "completed",
+            "failed",
+            "stopped",
+            "running",
+        ];
         if let Some(s) = &status
             && !STATUSES.contains(&s.as_str())
         {
             return Err(AppError::query("status", format!("Use one of: {}.", STATUSES.join(", "))));
         }
         let after: Option<(OffsetDateTime, Uuid)> = crate::page::ssr::decode(q.cursor.as_deref())?;
-        let (after_at, after_id) = after.unwrap_or((OffsetDateTime::now_utc() + time::Duration::days(36500), Uuid::max()));
+        let (after_at, after_id) =
+            after.unwrap_or((OffsetDateTime::now_utc() + time::Duration::days(36500), Uuid::max()));
         let rows = sqlx::query!(
             r#"select j.job_id, j.name, j.backend, j.status::text as "status!", j.instance_type, j.instance_count,
                       j.max_runtime_seconds, j.spot, j.usd_per_hour, j.training_started_at, j.training_ended_at,
@@ -1031,7 +1082,9 @@ pub mod ssr {
                     r.billable_seconds,
                     r.training_seconds,
                 ),
-                duration_seconds: r.training_started_at.map(|s| (r.training_ended_at.unwrap_or(now) - s).whole_seconds()),
+                duration_seconds: r
+                    .training_started_at
+                    .map(|s| (r.training_ended_at.unwrap_or(now) - s).whole_seconds()),
                 id: r.job_id,
                 name: r.name,
                 backend: r.backend,
@@ -1124,9 +1177,7 @@ pub mod ssr {
         )
         .await?;
         tx.commit().await?;
-        if !stopped_before_launch
-            && let Err(e) = ctx.state.training.stop(&job.engine_name).await
-        {
+        if !stopped_before_launch && let Err(e) = ctx.state.training.stop(&job.engine_name).await {
             // The reconciler retries stopping jobs; show why it has not stopped yet.
             tracing::warn!(job = %id, error = %e, "stop call failed; will retry");
             sqlx::query!("update training_job set last_error = $2 where job_id = $1", id, e.to_string())
@@ -1179,20 +1230,19 @@ pub mod ssr {
 
     /// The job's status and how many log lines it has, for the log stream.
     pub async fn progress(pool: &sqlx::PgPool, id: Uuid) -> Result<(String, bool), AppError> {
-        let row = sqlx::query!(r#"select status::text as "status!", logs_done from training_job where job_id = $1"#, id)
-            .fetch_one(pool)
-            .await?;
+        let row =
+            sqlx::query!(r#"select status::text as "status!", logs_done from training_job where job_id = $1"#, id)
+                .fetch_one(pool)
+                .await?;
         Ok((row.status, row.logs_done))
     }
 
     pub async fn metrics(ctx: &Ctx, id: Uuid) -> Result<Vec<MetricSeries>, AppError> {
         load(ctx, id, Action::ReadTeam).await?;
-        let rows = sqlx::query!(
-            "select name, seq, at, value from training_metric where job_id = $1 order by name, seq",
-            id
-        )
-        .fetch_all(ctx.pool())
-        .await?;
+        let rows =
+            sqlx::query!("select name, seq, at, value from training_metric where job_id = $1 order by name, seq", id)
+                .fetch_all(ctx.pool())
+                .await?;
         let mut series: Vec<MetricSeries> = Vec::new();
         for r in rows {
             if series.last().is_none_or(|s| s.name != r.name) {
@@ -1207,11 +1257,7 @@ pub mod ssr {
 
     /// Stores a script-mode source folder as a content-addressed
     /// `sourcedir.tar.gz` in the team's area of Capstan's bucket.
-    pub async fn store_source(
-        ctx: &Ctx,
-        team: &str,
-        files: Vec<(String, Vec<u8>)>,
-    ) -> Result<SourceArchive, AppError> {
+    pub async fn store_source(ctx: &Ctx, team: &str, files: Vec<(String, Vec<u8>)>) -> Result<SourceArchive, AppError> {
         use sha2::Digest as _;
         let (team, _) = crate::teams::ssr::load(ctx, team, Action::Contribute).await?;
         let mut errors = Vec::new();
@@ -1222,7 +1268,10 @@ pub mod ssr {
         let mut clean = Vec::new();
         for (i, (path, body)) in files.into_iter().enumerate() {
             let p = path.trim().trim_start_matches("./").to_owned();
-            let ok = !p.is_empty() && !p.starts_with('/') && p.len() <= 512 && p.split('/').all(|s| !s.is_empty() && s != "." && s != "..");
+            let ok = !p.is_empty()
+                && !p.starts_with('/')
+                && p.len() <= 512
+                && p.split('/').all(|s| !s.is_empty() && s != "." && s != "..");
             if !ok {
                 errors.push(FieldError::new(&format!("files[{i}]"), format!("`{path}` is not a relative file path.")));
             } else if !seen.insert(p.clone()) {
@@ -1236,23 +1285,25 @@ pub mod ssr {
         }
         clean.sort();
         // A deterministic archive (fixed times and modes) so equal folders share one URI.
-        let (archive, names, bytes) = tokio::task::spawn_blocking(move || -> anyhow::Result<(Vec<u8>, Vec<String>, i64)> {
-            let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default()));
-            let mut total = 0i64;
-            for (path, body) in &clean {
-                let mut header = tar::Header::new_gnu();
-                header.set_size(body.len() as u64);
-                header.set_mode(0o644);
-                header.set_mtime(0);
-                header.set_cksum();
-                tar.append_data(&mut header, path, &body[..])?;
-                total += i64::try_from(body.len()).unwrap_or(i64::MAX);
-            }
-            let gz = tar.into_inner()?.finish()?;
-            Ok((gz, clean.into_iter().map(|(p, _)| p).collect(), total))
-        })
-        .await
-        .map_err(anyhow::Error::from)??;
+        let (archive, names, bytes) =
+            tokio::task::spawn_blocking(move || -> anyhow::Result<(Vec<u8>, Vec<String>, i64)> {
+                let mut tar =
+                    tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default()));
+                let mut total = 0i64;
+                for (path, body) in &clean {
+                    let mut header = tar::Header::new_gnu();
+                    header.set_size(body.len() as u64);
+                    header.set_mode(0o644);
+                    header.set_mtime(0);
+                    header.set_cksum();
+                    tar.append_data(&mut header, path, &body[..])?;
+                    total += i64::try_from(body.len()).unwrap_or(i64::MAX);
+                }
+                let gz = tar.into_inner()?.finish()?;
+                Ok((gz, clean.into_iter().map(|(p, _)| p).collect(), total))
+            })
+            .await
+            .map_err(anyhow::Error::from)??;
         let digest = hex::encode(sha2::Sha256::digest(&archive));
         let key = format!("jobs/{}/sources/{}/sourcedir.tar.gz", team.slug, &digest[..32]);
         let storage = &ctx.state.storage;
@@ -1305,7 +1356,16 @@ pub mod ssr {
             assert!((c.actual_usd.unwrap_or_default() - 1.2).abs() < 1e-9);
             assert!((c.worst_case_usd.unwrap_or_default() - 14.4).abs() < 1e-9);
             assert!((c.spot_savings.unwrap_or_default() - 0.4).abs() < 1e-9);
-            let running = cost("training", Some(3.6), 1, 7200, false, Some(OffsetDateTime::now_utc() - time::Duration::seconds(100)), None, None);
+            let running = cost(
+                "training",
+                Some(3.6),
+                1,
+                7200,
+                false,
+                Some(OffsetDateTime::now_utc() - time::Duration::seconds(100)),
+                None,
+                None,
+            );
             assert!(running.accrued_usd.unwrap_or_default() >= 0.099);
             assert!(running.actual_usd.is_none());
         }

@@ -89,7 +89,8 @@ pub async fn launch_due(state: &AppState) -> Result<usize, StepError> {
         let spec: training::JobSpec = match serde_json::from_value(row.spec) {
             Ok(spec) => spec,
             Err(e) => {
-                fail_launch(state, row.job_id, "InternalError", &format!("the stored job spec is unreadable: {e}")).await?;
+                fail_launch(state, row.job_id, "InternalError", &format!("the stored job spec is unreadable: {e}"))
+                    .await?;
                 continue;
             }
         };
@@ -336,7 +337,8 @@ pub async fn follow_logs(state: &AppState) -> Result<usize, StepError> {
         let (mut m_names, mut m_seqs, mut m_ats, mut m_values) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (line, seq) in chunk.lines.iter().zip(&seqs) {
             for (name, re) in &regexes {
-                if let Some(value) = re.captures(&line.text).and_then(|c| c.get(1)).and_then(|m| m.as_str().parse::<f64>().ok())
+                if let Some(value) =
+                    re.captures(&line.text).and_then(|c| c.get(1)).and_then(|m| m.as_str().parse::<f64>().ok())
                     && value.is_finite()
                 {
                     m_names.push(name.clone());

@@ -81,10 +81,13 @@ fn TopBar(user: Me) -> impl IntoView {
                     let path = location.pathname.get();
                     let members = format!("/teams/{slug}");
                     let datasets = format!("/teams/{slug}/datasets");
+                    let training = format!("/teams/{slug}/training");
                     let on_datasets = path.starts_with(&datasets) || path.starts_with(&format!("/teams/{slug}/versions/"));
+                    let on_training = path.starts_with(&training);
                     view! {
                         <a href=datasets class:active=on_datasets>"Datasets"</a>
-                        <a href=members class:active=!on_datasets>"Members"</a>
+                        <a href=training class:active=on_training>"Training"</a>
+                        <a href=members class:active=!on_datasets && !on_training>"Members"</a>
                     }
                 })}
                 {link("/tokens", "API tokens")}
@@ -94,6 +97,7 @@ fn TopBar(user: Me) -> impl IntoView {
                     view! { <a href=href class:active=active>"Audit"</a> }
                 }}
                 {user.is_site_admin.then(|| link("/admin/users", "Users"))}
+                {user.is_site_admin.then(|| link("/admin/prices", "Prices"))}
                 <a href="/api/docs" rel="external">"API"</a>
             </nav>
             <details class="menu user-menu">
@@ -189,6 +193,27 @@ pub fn CopyButton(text: String) -> impl IntoView {
             {move || if copied.get() { "Copied" } else { "Copy" }}
         </button>
     }
+}
+
+/// A counter that ticks every second while `active` holds (in the browser
+/// only); resources keyed on it refetch, so in-progress work shows live.
+pub fn use_refresh(active: RwSignal<bool>) -> RwSignal<u32> {
+    let tick = RwSignal::new(0_u32);
+    #[cfg(feature = "hydrate")]
+    {
+        let every = std::time::Duration::from_secs(1);
+        let bump = move || {
+            if active.get_untracked() {
+                tick.update(|t| *t += 1);
+            }
+        };
+        if let Ok(handle) = leptos::leptos_dom::helpers::set_interval_with_handle(bump, every) {
+            on_cleanup(move || handle.clear());
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = active;
+    tick
 }
 
 #[cfg(test)]

@@ -293,12 +293,8 @@ async fn create_demo(state: &app::state::AppState, email: Option<&str>) -> anyho
             }
         }
     };
-    let actor = app::accounts::ssr::actor_by_id(pool, user_id).await.map_err(user_error)?.context("the demo user vanished")?;
-    let ctx = app::state::Ctx {
-        state: state.clone(),
-        actor: Some(actor),
-        request_id: None,
-        client_addr: "cli".into(),
-    };
+    let actor =
+        app::accounts::ssr::actor_by_id(pool, user_id).await.map_err(user_error)?.context("the demo user vanished")?;
+    let ctx = app::state::Ctx { state: state.clone(), actor: Some(actor), request_id: None, client_addr: "cli".into() };
     app::demo::ssr::create(&ctx).await.map_err(user_error)
 }

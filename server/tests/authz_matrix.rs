@@ -157,6 +157,37 @@ fn cases() -> Vec<Case> {
             input: json!(null),
             expect: "401 403 403 403 204 404 204",
         },
+        Case {
+            call: "GET /api/v1/teams/alpha/training-jobs",
+            input: json!(null),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case {
+            call: "POST /api/v1/teams/alpha/training-jobs",
+            input: json!({"name": "r-{caller_slug}", "entry_point": "train.py", "source_uri": "{source}", "instance_type": "ml.m5.large"}),
+            expect: "401 403 201 201 201 404 201",
+        },
+        Case {
+            call: "GET /api/v1/teams/alpha/training-cost",
+            input: json!(null),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case { call: "GET /api/v1/training-jobs/{job}", input: json!(null), expect: "401 200 200 200 200 404 200" },
+        Case {
+            call: "GET /api/v1/training-jobs/{job}/logs",
+            input: json!(null),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case {
+            call: "GET /api/v1/training-jobs/{job}/metrics",
+            input: json!(null),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case {
+            call: "POST /api/v1/training-jobs/{job_stop}/stop",
+            input: json!(null),
+            expect: "401 403 200 200 200 404 200",
+        },
         Case { call: "GET /api/v1/openapi.json", input: json!(null), expect: "200 200 200 200 200 200 200" },
         // ---- server functions ----
         Case { call: "fn get_me", input: json!({}), expect: "200 200 200 200 200 200 200" },
@@ -284,6 +315,32 @@ fn cases() -> Vec<Case> {
             expect: "401 403 200 200 200 404 200",
         },
         Case { call: "fn delete_version", input: json!({"id": "{upload2}"}), expect: "401 403 403 403 200 404 200" },
+        Case { call: "fn list_training_jobs", input: json!({"team": "alpha"}), expect: "401 200 200 200 200 404 200" },
+        Case { call: "fn training_month_cost", input: json!({"team": "alpha"}), expect: "401 200 200 200 200 404 200" },
+        Case { call: "fn launch_options", input: json!({"team": "alpha"}), expect: "401 200 200 200 200 404 200" },
+        Case { call: "fn get_training_job", input: json!({"id": "{job}"}), expect: "401 200 200 200 200 404 200" },
+        Case { call: "fn training_metrics", input: json!({"id": "{job}"}), expect: "401 200 200 200 200 404 200" },
+        Case {
+            call: "json launch_training",
+            input: json!({"team": "alpha", "request": {"name": "j-{caller_slug}", "entry_point": "train.py", "source_uri": "{source}", "instance_type": "ml.m5.large"}}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case {
+            call: "fn stop_training_job",
+            input: json!({"id": "{job_stop2}"}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case { call: "fn get_prices", input: json!({}), expect: "401 200 200 200 200 200 200" },
+        Case {
+            call: "fn set_price",
+            input: json!({"instance_type": "ml.m5.large", "usd_per_hour": "0.115"}),
+            expect: "401 403 403 403 403 403 200",
+        },
+        Case {
+            call: "fn delete_price",
+            input: json!({"instance_type": "ml.c5.xlarge"}),
+            expect: "401 403 403 403 403 403 200",
+        },
         // sign-out last: it ends the sessions used above
         Case { call: "fn logout", input: json!({}), expect: "200 200 200 200 200 200 200" },
     ]
@@ -431,6 +488,42 @@ async fn every_route_and_server_function_against_every_caller(pool: PgPool) {
     }
     let viewer_token = spare_token("spare").await;
     let viewer_token2 = spare_token("spare2").await;
+    // training: a source archive in the team's area, one shared job, and per caller two jobs to stop
+    let source = "s3://capstan/jobs/alpha/sources/matrix/sourcedir.tar.gz";
+    let archive = {
+        let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+        let body = b"print('hi')\n";
+        let mut header = tar::Header::new_gnu();
+        header.set_size(body.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, "train.py", &body[..]).expect("tar");
+        tar.into_inner().expect("tar").finish().expect("gzip")
+    };
+    app.put("capstan", "jobs/alpha/sources/matrix/sourcedir.tar.gz", archive).await;
+    let launch = |name: String| {
+        let app = &app;
+        let token = admin.token.clone();
+        async move {
+            let res = app
+                .call(
+                    Method::POST,
+                    "/api/v1/teams/alpha/training-jobs",
+                    &Auth::Bearer(token),
+                    Some(json!({"name": name, "entry_point": "train.py", "source_uri": source, "instance_type": "ml.m5.large"})),
+                )
+                .await;
+            assert_eq!(res.status, 201, "{}", res.text());
+            res.json()["id"].as_str().expect("id").to_owned()
+        }
+    };
+    let job = launch("shared".into()).await;
+    let mut jobs: HashMap<(&str, u8), String> = HashMap::new();
+    for caller in CALLERS {
+        for set in [1, 2] {
+            jobs.insert((caller, set), launch(format!("stop-{}-{set}", caller.replace('_', "-"))).await);
+        }
+    }
 
     let mut failures = Vec::new();
     for case in cases() {
@@ -450,6 +543,10 @@ async fn every_route_and_server_function_against_every_caller(pool: PgPool) {
                     .replace("{version}", &version)
                     .replace("{upload2}", &uploads[&(*caller, 2)])
                     .replace("{upload}", &uploads[&(*caller, 1)])
+                    .replace("{source}", source)
+                    .replace("{job_stop2}", &jobs[&(*caller, 2)])
+                    .replace("{job_stop}", &jobs[&(*caller, 1)])
+                    .replace("{job}", &job)
             };
             let user = users.get(caller);
             let got = if let Some(name) = case.call.strip_prefix("json ") {

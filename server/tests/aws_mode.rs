@@ -11,6 +11,7 @@ use http::{Method, StatusCode};
 use serde_json::json;
 use sqlx::PgPool;
 use storage::emulator::Moto;
+use training::aws_sdk_sagemaker as training_sdk;
 
 #[sqlx::test(migrator = "server::MIGRATOR")]
 async fn datasets_in_aws_mode_against_the_emulator(pool: PgPool) {
@@ -119,4 +120,118 @@ async fn datasets_in_aws_mode_against_the_emulator(pool: PgPool) {
     let preview =
         app.call(Method::GET, &format!("/api/v1/dataset-versions/{id}/preview?key=t.csv"), &auth, None).await.json();
     assert_eq!(preview["rows"], json!([["1", "a"]]));
+}
+
+/// Training on SageMaker's API as the emulator models it: CreateTrainingJob
+/// with script-mode hyperparameters and a channel from a dataset version,
+/// ListTrainingJobs over pages, DescribeTrainingJob for the result. (moto
+/// completes every job at once and has no StopTrainingJob; stopping, jobs in
+/// flight and "already exists" are tested against the stand-in in
+/// `training.rs`.)
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn training_jobs_on_the_emulated_sagemaker_api(pool: PgPool) {
+    let moto = Moto::start().await;
+    let storage = storage::Storage::new(&moto.config(), None, "capstan-aws").await;
+    storage::ensure_bucket(&storage.client, "capstan-aws").await.expect("bucket");
+    let shared =
+        storage::sdk_config(Some("us-east-1"), Some(&("testing".to_owned(), "testing".to_owned())), Some(&moto.url))
+            .await;
+    let backend = std::sync::Arc::new(training::sagemaker::SageMaker::new(&shared, None, None));
+    let settings = app::state::Settings {
+        sagemaker_role_arn: Some("arn:aws:iam::123456789012:role/SageMakerTraining".into()),
+        ..Default::default()
+    };
+    let app = TestApp::with_backend(pool, settings, Default::default(), storage, backend).await;
+    let user = app.user("ml@example.com", false).await;
+    let auth = Auth::Bearer(user.token.clone());
+    assert_eq!(
+        app.call(Method::POST, "/api/v1/teams", &auth, Some(json!({"slug": "ml", "name": "ML"}))).await.status,
+        201
+    );
+    let res = app.call(Method::POST, "/api/v1/teams/ml/datasets", &auth, Some(json!({"name": "churn"}))).await;
+    let dataset = res.json()["id"].as_str().expect("id").to_owned();
+    app.put("capstan-aws", "datasets/ml/churn/raw/train.csv", "a,b,y\n1,2,0\n").await;
+    let res = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/datasets/{dataset}/versions"),
+            &auth,
+            Some(json!({"source_uri": "s3://capstan-aws/datasets/ml/churn/raw/"})),
+        )
+        .await;
+    let version = res.json()["id"].as_str().expect("id").to_owned();
+    app.wait_for(&format!("/api/v1/dataset-versions/{version}"), &auth, |v| v["status"] == "ready").await;
+    let archive = {
+        let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+        let body = b"print('epoch=1 loss=0.5')\n";
+        let mut header = tar::Header::new_gnu();
+        header.set_size(body.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, "train.py", &body[..]).expect("tar");
+        tar.into_inner().expect("tar").finish().expect("gzip")
+    };
+    app.put("capstan-aws", "jobs/ml/sources/x/sourcedir.tar.gz", archive).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let res = app
+            .call(
+                Method::POST,
+                "/api/v1/teams/ml/training-jobs",
+                &auth,
+                Some(json!({
+                    "name": format!("churn-{i}"), "entry_point": "train.py", "framework": "sklearn-1.2",
+                    "source_uri": "s3://capstan-aws/jobs/ml/sources/x/sourcedir.tar.gz", "instance_type": "ml.m5.xlarge",
+                    "hyperparameters": [{"key": "epochs", "value": "3"}],
+                    "metric_definitions": [{"name": "loss", "regex": "loss=([0-9.]+)"}],
+                    "channels": [{"name": "train", "version_id": version}]
+                })),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+        ids.push(res.json()["id"].as_str().expect("id").to_owned());
+    }
+    assert_eq!(app::training_engine::launch_due(&app.state).await.expect("launch"), 3);
+    let stats = app::training_engine::reconcile(&app.state).await.expect("reconcile");
+    assert_eq!((stats.in_flight, stats.list_calls, stats.describe_calls), (3, 1, 3));
+    for id in &ids {
+        let job = app.call(Method::GET, &format!("/api/v1/training-jobs/{id}"), &auth, None).await.json();
+        assert_eq!(job["status"], "completed", "{job}");
+        let name = job["engine_name"].as_str().expect("name");
+        assert_eq!(job["artifact_uri"], format!("s3://capstan-aws/jobs/ml/{name}/output/model.tar.gz"));
+        assert_eq!(job["final_metrics"][0]["name"], "train:progress");
+        assert!(job["transitions"].as_array().is_some_and(|t| !t.is_empty()));
+    }
+    // What SageMaker was asked for: the framework image, the script-mode
+    // hyperparameters and the channel's S3 prefix.
+    let client = aws_sdk_sagemaker_client(&moto).await;
+    let job = app.call(Method::GET, &format!("/api/v1/training-jobs/{}", ids[0]), &auth, None).await.json();
+    let described = client
+        .describe_training_job()
+        .training_job_name(job["engine_name"].as_str().expect("name"))
+        .send()
+        .await
+        .expect("describe");
+    let hps = described.hyper_parameters().expect("hyperparameters");
+    assert_eq!(hps["sagemaker_program"], "\"train.py\"");
+    assert_eq!(hps["epochs"], "\"3\"");
+    assert!(
+        described
+            .algorithm_specification()
+            .and_then(|a| a.training_image())
+            .is_some_and(|i| i.contains("sagemaker-scikit-learn"))
+    );
+    let channel = &described.input_data_config()[0];
+    assert_eq!(channel.channel_name(), Some("train"));
+    assert_eq!(
+        channel.data_source().and_then(|d| d.s3_data_source()).and_then(|s| s.s3_uri()),
+        Some("s3://capstan-aws/datasets/ml/churn/raw/")
+    );
+}
+
+async fn aws_sdk_sagemaker_client(moto: &Moto) -> training_sdk::Client {
+    let shared =
+        storage::sdk_config(Some("us-east-1"), Some(&("testing".to_owned(), "testing".to_owned())), Some(&moto.url))
+            .await;
+    training_sdk::Client::new(&shared)
 }

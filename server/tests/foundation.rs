@@ -179,7 +179,8 @@ async fn tokens_are_shown_once_hashed_and_stop_working_when_revoked_or_expired(p
 
 #[sqlx::test(migrator = "server::MIGRATOR")]
 async fn sign_in_is_rate_limited_and_audited(pool: PgPool) {
-    let settings = app::state::Settings { login_max_failures: 3, login_window: time::Duration::minutes(15), ..Default::default() };
+    let settings =
+        app::state::Settings { login_max_failures: 3, login_window: time::Duration::minutes(15), ..Default::default() };
     let app = TestApp::with_settings(pool, settings, server::HttpOptions::default()).await;
     let _ada = app.user("ada@example.com", false).await;
     for _ in 0..3 {

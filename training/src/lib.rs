@@ -13,6 +13,8 @@ pub mod local;
 pub mod sagemaker;
 pub mod standin;
 
+pub use aws_sdk_sagemaker;
+
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use time::OffsetDateTime;

@@ -354,7 +354,14 @@ async fn run(inner: &Arc<Inner>, spec: JobSpec, mut stop: watch::Receiver<bool>)
         }
     };
     if inner.slots.available_permits() == 0 {
-        log.line("capstan", &format!("Queued: {} local job(s) may run at once (CAPSTAN_LOCAL_MAX_JOBS); waiting for a free slot", inner.config.max_jobs)).await;
+        log.line(
+            "capstan",
+            &format!(
+                "Queued: {} local job(s) may run at once (CAPSTAN_LOCAL_MAX_JOBS); waiting for a free slot",
+                inner.config.max_jobs
+            ),
+        )
+        .await;
     }
     let permit = tokio::select! {
         permit = inner.slots.acquire() => permit,
@@ -538,13 +545,16 @@ async fn virtualenv(inner: &Inner, requirements: &Path, log: &LogSink) -> anyhow
     let python = venv.join("bin/python").to_string_lossy().into_owned();
     let _guard = inner.venvs.lock().await;
     if venv.join(".ready").is_file() {
-        log.line("capstan", &format!("Using the cached virtual environment for requirements.txt ({})", &hash[..16])).await;
+        log.line("capstan", &format!("Using the cached virtual environment for requirements.txt ({})", &hash[..16]))
+            .await;
         return Ok(python);
     }
     log.line("capstan", "Installing requirements.txt into a new virtual environment").await;
     let _ = tokio::fs::remove_dir_all(&venv).await;
     let venv_arg = venv.to_string_lossy().into_owned();
-    run_logged(&inner.config.python, &["-m", "venv", &venv_arg], log).await.context("creating the virtual environment failed")?;
+    run_logged(&inner.config.python, &["-m", "venv", &venv_arg], log)
+        .await
+        .context("creating the virtual environment failed")?;
     let req = requirements.to_string_lossy().into_owned();
     run_logged(&python, &["-m", "pip", "install", "--disable-pip-version-check", "-r", &req], log)
         .await
@@ -612,7 +622,8 @@ async fn execute(
         .process_group(0)
         .kill_on_drop(true);
     for channel in &spec.channels {
-        command.env(format!("SM_CHANNEL_{}", channel.name.to_uppercase()), path(&format!("input/data/{}", channel.name)));
+        command
+            .env(format!("SM_CHANNEL_{}", channel.name.to_uppercase()), path(&format!("input/data/{}", channel.name)));
     }
     for (key, value) in &spec.hyperparameters {
         command.env(format!("SM_HP_{}", key.to_uppercase()), value);

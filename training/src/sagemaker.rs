@@ -5,9 +5,9 @@
 use crate::{Backend, BackendError, Description, JobSpec, LogChunk, LogLine, Page, Summary, Transition};
 use aws_sdk_sagemaker::Client;
 use aws_sdk_sagemaker::types::{
-    AlgorithmSpecification, Channel, CheckpointConfig, DataSource, MetricDefinition, OutputDataConfig,
-    ResourceConfig, S3DataDistribution, S3DataSource, S3DataType, SortBy, SortOrder, StoppingCondition, Tag,
-    TrainingInputMode, TrainingInstanceType,
+    AlgorithmSpecification, Channel, CheckpointConfig, DataSource, MetricDefinition, OutputDataConfig, ResourceConfig,
+    S3DataDistribution, S3DataSource, S3DataType, SortBy, SortOrder, StoppingCondition, Tag, TrainingInputMode,
+    TrainingInstanceType,
 };
 use aws_smithy_types::DateTime;
 use std::collections::BTreeMap;
@@ -82,10 +82,9 @@ where
             service.err().message().unwrap_or("the request failed").to_owned(),
         ),
         SdkError::TimeoutError(_) => ("Timeout".to_owned(), "SageMaker did not answer in time".to_owned()),
-        SdkError::DispatchFailure(_) => (
-            "ConnectionFailed".to_owned(),
-            aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
-        ),
+        SdkError::DispatchFailure(_) => {
+            ("ConnectionFailed".to_owned(), aws_smithy_types::error::display::DisplayErrorContext(&err).to_string())
+        }
         other => ("RequestFailed".to_owned(), aws_smithy_types::error::display::DisplayErrorContext(other).to_string()),
     };
     from_code(code, message)
@@ -120,8 +119,7 @@ impl Backend for SageMaker {
         let mut algorithm =
             AlgorithmSpecification::builder().training_image(image).training_input_mode(TrainingInputMode::File);
         for m in &spec.metric_definitions {
-            algorithm =
-                algorithm.metric_definitions(MetricDefinition::builder().name(&m.name).regex(&m.regex).build());
+            algorithm = algorithm.metric_definitions(MetricDefinition::builder().name(&m.name).regex(&m.regex).build());
         }
         let mut request = self
             .client
@@ -243,7 +241,8 @@ impl Backend for SageMaker {
 
     async fn logs(&self, name: &str, cursor: Option<&str>) -> Result<LogChunk, BackendError> {
         // The cursor maps each log stream to its next forward token.
-        let mut tokens: BTreeMap<String, String> = cursor.and_then(|c| serde_json::from_str(c).ok()).unwrap_or_default();
+        let mut tokens: BTreeMap<String, String> =
+            cursor.and_then(|c| serde_json::from_str(c).ok()).unwrap_or_default();
         let streams = match self
             .logs
             .describe_log_streams()
@@ -280,7 +279,11 @@ impl Backend for SageMaker {
                         .timestamp()
                         .and_then(|ms| OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok())
                         .unwrap_or_else(OffsetDateTime::now_utc);
-                    lines.push(LogLine { at, stream: host.clone(), text: event.message().unwrap_or_default().to_owned() });
+                    lines.push(LogLine {
+                        at,
+                        stream: host.clone(),
+                        text: event.message().unwrap_or_default().to_owned(),
+                    });
                 }
                 let next = out.next_forward_token().map(str::to_owned);
                 let done = out.events().is_empty() || next == previous;

@@ -95,7 +95,9 @@ impl StandIn {
                 if let Some(last) = job.transitions.last_mut() {
                     last["EndTime"] = json!(t);
                 }
-                job.transitions.push(json!({"Status": secondary, "StartTime": t, "StatusMessage": format!("{secondary} (stand-in)")}));
+                job.transitions.push(
+                    json!({"Status": secondary, "StartTime": t, "StatusMessage": format!("{secondary} (stand-in)")}),
+                );
                 job.status = status.to_owned();
                 job.secondary = secondary.to_owned();
                 job.failure_reason = failure_reason.map(str::to_owned);
@@ -172,7 +174,8 @@ async fn handle(world: Arc<Mutex<World>>, headers: HeaderMap, body: axum::body::
                 None => error("ValidationException", &format!("Requested resource not found: {name}")),
                 Some(job) => {
                     let r = &job.request;
-                    let output = r["OutputDataConfig"]["S3OutputPath"].as_str().unwrap_or_default().trim_end_matches('/');
+                    let output =
+                        r["OutputDataConfig"]["S3OutputPath"].as_str().unwrap_or_default().trim_end_matches('/');
                     let mut out = json!({
                         "TrainingJobName": name,
                         "TrainingJobArn": arn(&name),
@@ -192,12 +195,12 @@ async fn handle(world: Arc<Mutex<World>>, headers: HeaderMap, body: axum::body::
                         out["FailureReason"] = json!(reason);
                     }
                     if matches!(job.status.as_str(), "Completed" | "Stopped" | "Failed") {
-                        let seconds = (job.modified - job.created).max(1.0).round();
+                        let seconds = (job.modified - job.created).max(1.0).round() as i64;
                         out["TrainingStartTime"] = json!(job.created);
                         out["TrainingEndTime"] = json!(job.modified);
                         out["TrainingTimeInSeconds"] = json!(seconds);
                         let spot = r["EnableManagedSpotTraining"].as_bool().unwrap_or(false);
-                        out["BillableTimeInSeconds"] = json!(if spot { (seconds * 0.3).ceil() } else { seconds });
+                        out["BillableTimeInSeconds"] = json!(if spot { (seconds * 3 + 9) / 10 } else { seconds });
                     }
                     axum::Json(out).into_response()
                 }

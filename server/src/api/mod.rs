@@ -8,8 +8,9 @@ pub mod me;
 pub mod members;
 pub mod teams;
 pub mod tokens;
+pub mod training;
 pub mod users;
-pub mod versions;
+mod versions;
 
 use app::error::AppError;
 use app::state::AppState;
@@ -42,6 +43,7 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "users", description = "Accounts (site admins)"),
         (name = "audit", description = "The audit log"),
         (name = "datasets", description = "Datasets a team trains on, their immutable versions, uploads, previews and drift checks"),
+        (name = "training", description = "Training jobs on SageMaker or the local runner: launch, status, logs, metrics, stop, cost"),
     )
 )]
 struct ApiDoc;
@@ -68,7 +70,8 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(users::router())
         .merge(audit::router())
         .merge(datasets::router())
-        .merge(versions::router());
+        .merge(versions::router())
+        .merge(training::router());
     let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1).split_for_parts();
     let router = router.route("/api/v1/{*rest}", axum::routing::any(not_found));
     (router, doc)

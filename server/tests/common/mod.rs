@@ -143,6 +143,19 @@ impl TestApp {
         Self { router, pool, state, s3: None, s3_dir: TempDir::new(), work_dir: TempDir::new() }
     }
 
+    /// The same app (database, bucket) with another training engine and settings.
+    pub fn with_engine(
+        mut self,
+        backend: std::sync::Arc<dyn training::Backend>,
+        settings: app::state::Settings,
+    ) -> Self {
+        let state =
+            app::state::AppState { training: backend, settings: std::sync::Arc::new(settings), ..self.state.clone() };
+        self.router = server::router(state.clone(), &server::HttpOptions::default());
+        self.state = state;
+        self
+    }
+
     /// The S3 client Capstan itself uses.
     pub fn s3(&self) -> &storage::aws_sdk_s3::Client {
         &self.state.storage.client

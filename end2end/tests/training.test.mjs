@@ -1,0 +1,78 @@
+// Training in the browser: run the demo from the empty home page, watch the
+// job's log stream in and its metric charts appear, see it complete with
+// its cost; then clone it into a long job and stop it from the job page.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { openSession, hydrated } from './harness.mjs';
+
+const USER = { email: 'tess@example.com', password: 'training password 123' };
+
+let session, capstan, page, go;
+
+before(async () => {
+  session = await openSession();
+  ({ capstan, page, go } = session);
+  capstan.cli(['user', 'create', '--email', USER.email, '--name', 'Tess', '--site-admin'], USER.password + '\n');
+});
+
+after(async () => {
+  if (session) {
+    const code = await session.close();
+    assert.equal(code, 0, `capstan should shut down cleanly:\n${capstan.output()}`);
+  }
+});
+
+test('run the demo, watch logs and metrics live, see it complete with its cost; stop a clone', async () => {
+  await go('/login');
+  await page.fill('input[name=email]', USER.email);
+  await page.fill('input[name=password]', USER.password);
+  await page.click('button[type=submit]');
+  await page.waitForURL(capstan.base + '/');
+  await hydrated(page);
+
+  // the empty home page offers the demo
+  await page.click('#demo-form button[type=submit]');
+  await page.waitForURL(/\/teams\/demo\/training\/[0-9a-f-]+$/, { timeout: 60_000 });
+  const jobUrl = page.url();
+  await hydrated(page);
+
+  // the log streams in while the job runs, and the metric charts appear
+  await page.waitForFunction(() => document.querySelector('#log')?.textContent.includes('epoch='), null, { timeout: 90_000 });
+  const statusWhileStreaming = await page.$eval('.crumbs .pill', (p) => p.dataset.status);
+  assert.ok(['starting', 'downloading', 'training', 'uploading', 'completed'].includes(statusWhileStreaming), statusWhileStreaming);
+  await page.waitForSelector('figure.chart[data-metric=loss] polyline', { timeout: 30_000 });
+  await page.waitForSelector('figure.chart[data-metric=accuracy]');
+
+  // it completes with an artifact and an actual cost
+  await page.waitForSelector('.crumbs [data-status=completed]', { timeout: 120_000 });
+  const cost = await page.textContent('[data-testid=actual-cost]');
+  assert.match(cost, /^\$\d+\.\d+/);
+  assert.match(await page.textContent('[data-testid=artifact]'), /^s3:\/\/capstan\/jobs\/demo\/.+\/output\/model\.tar\.gz$/);
+  const timeline = await page.textContent('[data-testid=timeline]');
+  for (const step of ['Starting', 'Downloading', 'Training', 'Uploading', 'Completed']) assert.ok(timeline.includes(step), step);
+  await page.waitForFunction(() => document.querySelector('[data-testid=log-state]')?.textContent.startsWith('complete'), null, { timeout: 30_000 });
+  const log = await page.textContent('#log');
+  assert.ok(log.includes('epoch=40 loss='), 'every epoch was streamed');
+
+  // the list shows it with the month's spend
+  await go('/teams/demo/training');
+  await page.waitForSelector('#jobs [data-status=completed]');
+  assert.match(await page.textContent('[data-testid=month-cost]'), /\$\d/);
+
+  // clone it into a long run, then stop it
+  await go(jobUrl.replace(capstan.base, ''));
+  await page.click('a:has-text("Clone")');
+  await page.waitForURL(/\/training\/new\?clone=/);
+  await hydrated(page);
+  await page.fill('#launch-form input[name=name]', 'long-run');
+  await page.fill('[data-value=hyperparameter-0]', '1000');
+  await page.click('#launch-form button[type=submit]');
+  await page.waitForURL(/\/teams\/demo\/training\/[0-9a-f-]+$/, { timeout: 30_000 });
+  assert.notEqual(page.url(), jobUrl);
+  await hydrated(page);
+  await page.waitForSelector('.crumbs [data-status=training]', { timeout: 90_000 });
+  await page.waitForFunction(() => document.querySelector('#log')?.textContent.includes('epoch=2 '), null, { timeout: 60_000 });
+  await page.click('button:has-text("Stop")');
+  await page.waitForSelector('.crumbs [data-status=stopped]', { timeout: 60_000 });
+  await page.waitForFunction(() => document.querySelector('#log')?.textContent.includes('SIGTERM received'), null, { timeout: 30_000 });
+});

@@ -1,0 +1,480 @@
+//! Training jobs end to end: the local runner running `examples/train.py`
+//! (a real Python process, channels from the local S3 endpoint, the
+//! script-mode contract, metrics, model.tar.gz, cost), stop, bad input, and
+//! the SageMaker backend's exactly-once launch and paged reconciliation
+//! against the SageMaker stand-in (moto has no StopTrainingJob, does not
+//! refuse a repeated name and completes every job at once).
+
+mod common;
+
+use common::{Auth, TestApp};
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use std::sync::Arc;
+
+const TRAIN: &str = include_str!("../../examples/train.py");
+
+struct Fixture {
+    app: TestApp,
+    member: Auth,
+    viewer: Auth,
+    outsider_version: String,
+    version: String,
+}
+
+/// A team `ml` with a member and a viewer, a ready dataset version holding
+/// the demo CSV, and a version of another team.
+async fn fixture(app: TestApp) -> Fixture {
+    let admin = app.user("admin@example.com", false).await;
+    let member = app.user("member@example.com", false).await;
+    let viewer = app.user("viewer@example.com", false).await;
+    let outsider = app.user("outsider@example.com", false).await;
+    let a = Auth::Bearer(admin.token.clone());
+    let res = app.call(Method::POST, "/api/v1/teams", &a, Some(json!({"slug": "ml", "name": "ML"}))).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    for (email, role) in [("member@example.com", "member"), ("viewer@example.com", "viewer")] {
+        let res =
+            app.call(Method::POST, "/api/v1/teams/ml/members", &a, Some(json!({"email": email, "role": role}))).await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    }
+    let member = Auth::Bearer(member.token.clone());
+    let version = ready_version(&app, &member, "ml", "churn").await;
+    let o = Auth::Bearer(outsider.token.clone());
+    let res = app.call(Method::POST, "/api/v1/teams", &o, Some(json!({"slug": "other", "name": "Other"}))).await;
+    assert_eq!(res.status, StatusCode::CREATED);
+    let outsider_version = ready_version(&app, &o, "other", "theirs").await;
+    Fixture { app, member, viewer: Auth::Bearer(viewer.token.clone()), outsider_version, version }
+}
+
+async fn ready_version(app: &TestApp, auth: &Auth, team: &str, name: &str) -> String {
+    let res =
+        app.call(Method::POST, &format!("/api/v1/teams/{team}/datasets"), auth, Some(json!({"name": name}))).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let dataset = res.json()["id"].as_str().expect("id").to_owned();
+    app.put("capstan", &format!("datasets/{team}/{name}/raw/train.csv"), app::demo::ssr::churn_csv(200)).await;
+    let res = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/datasets/{dataset}/versions"),
+            auth,
+            Some(json!({"source_uri": format!("s3://capstan/datasets/{team}/{name}/raw/")})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let id = res.json()["id"].as_str().expect("id").to_owned();
+    app.wait_for(&format!("/api/v1/dataset-versions/{id}"), auth, |v| v["status"] == "ready").await;
+    id
+}
+
+/// Uploads a source folder through the REST multipart route.
+async fn upload_source(app: &TestApp, auth: &Auth, files: &[(&str, &str)]) -> common::Response {
+    let boundary = "capstan-test-boundary";
+    let mut body = Vec::new();
+    for (path, content) in files {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{path}\"\r\nContent-Type: application/octet-stream\r\n\r\n{content}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    let mut req = http::Request::builder()
+        .method(Method::POST)
+        .uri("/api/v1/teams/ml/training-sources")
+        .header("content-type", format!("multipart/form-data; boundary={boundary}"));
+    if let Auth::Bearer(t) = auth {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    app.send(req.body(axum::body::Body::from(body)).expect("request")).await
+}
+
+fn launch_body(name: &str, source: &str, version: &str, hps: Value) -> Value {
+    json!({
+        "name": name,
+        "entry_point": "train.py",
+        "source_uri": source,
+        "instance_type": "ml.m5.large",
+        "max_runtime_seconds": 600,
+        "hyperparameters": hps,
+        "metric_definitions": [
+            {"name": "loss", "regex": "loss=([0-9.]+)"},
+            {"name": "accuracy", "regex": "accuracy=([0-9.]+)"}
+        ],
+        "channels": [{"name": "train", "version_id": version}],
+        "tags": [{"key": "project", "value": "churn"}]
+    })
+}
+
+/// Runs the worker's steps until `done` holds for the job (up to 90 s).
+async fn drive(app: &TestApp, auth: &Auth, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..900 {
+        app::training_engine::launch_due(&app.state).await.expect("launch");
+        app::training_engine::reconcile(&app.state).await.expect("reconcile");
+        app::training_engine::follow_logs(&app.state).await.expect("logs");
+        let job = app.call(Method::GET, &format!("/api/v1/training-jobs/{id}"), auth, None).await.json();
+        if done(&job) {
+            return job;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("job {id} did not get there");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn local_runner_runs_the_example_script_end_to_end(pool: PgPool) {
+    let f = fixture(TestApp::new(pool).await).await;
+    let app = &f.app;
+    let res = upload_source(app, &f.member, &[("train.py", TRAIN), ("lib/helper.py", "X = 1\n")]).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let source = res.json()["source_uri"].as_str().expect("uri").to_owned();
+    assert!(source.starts_with("s3://capstan/jobs/ml/sources/") && source.ends_with("/sourcedir.tar.gz"));
+    assert_eq!(res.json()["files"], json!(["lib/helper.py", "train.py"]));
+    // The same folder gives the same URI (content-addressed).
+    let again = upload_source(app, &f.member, &[("lib/helper.py", "X = 1\n"), ("train.py", TRAIN)]).await;
+    assert_eq!(again.json()["source_uri"], source.as_str());
+
+    let hps = json!([{"key": "epochs", "value": "6"}, {"key": "learning-rate", "value": "0.2"}]);
+    let res = app
+        .call(
+            Method::POST,
+            "/api/v1/teams/ml/training-jobs",
+            &f.member,
+            Some(launch_body("churn-lr", &source, &f.version, hps)),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let job = res.json();
+    assert_eq!(job["status"], "requested");
+    assert_eq!(job["backend"], "local");
+    let id = job["id"].as_str().expect("id").to_owned();
+    assert_eq!(app.audit_count("training_job.launched").await, 1);
+
+    let job = drive(app, &f.viewer, &id, |j| app::training::is_final(j["status"].as_str().unwrap_or_default())).await;
+    assert_eq!(job["status"], "completed", "{job:#}");
+    let engine_name = job["engine_name"].as_str().expect("name");
+
+    // The script-mode contract: config files and folders in the job's directory.
+    let dir = app.work_dir.0.join("jobs").join(engine_name);
+    let hp_file: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("input/config/hyperparameters.json")).expect("hps"))
+            .expect("json");
+    assert_eq!(hp_file, json!({"epochs": "6", "learning-rate": "0.2"}));
+    assert!(dir.join("input/data/train/train.csv").is_file());
+    assert!(dir.join("code/lib/helper.py").is_file());
+
+    // The artifact: model.tar.gz in the output path, holding model.json.
+    let artifact = job["artifact_uri"].as_str().expect("artifact");
+    assert_eq!(artifact, format!("s3://capstan/jobs/ml/{engine_name}/output/model.tar.gz"));
+    let key = artifact.trim_start_matches("s3://capstan/");
+    let body = app.s3().get_object().bucket("capstan").key(key).send().await.expect("artifact exists");
+    let bytes = body.body.collect().await.expect("read").into_bytes();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
+    let names: Vec<String> = archive
+        .entries()
+        .expect("tar")
+        .map(|e| e.expect("entry").path().expect("path").to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().any(|n| n.ends_with("model.json")), "{names:?}");
+
+    // Timeline, times, cost: billable seconds × price.
+    let transitions: Vec<&str> =
+        job["transitions"].as_array().expect("timeline").iter().map(|t| t["status"].as_str().unwrap_or("")).collect();
+    assert_eq!(transitions, ["Starting", "Downloading", "Training", "Uploading", "Completed"]);
+    let billable = job["billable_seconds"].as_i64().expect("billable");
+    assert!(billable >= 1);
+    let price = job["cost"]["usd_per_hour"].as_f64().expect("price");
+    assert!((price - 0.115).abs() < 1e-9);
+    let actual = job["cost"]["actual_usd"].as_f64().expect("actual");
+    assert!((actual - billable as f64 * price / 3600.0).abs() < 1e-9);
+    assert!((job["cost"]["worst_case_usd"].as_f64().expect("worst") - price * 600.0 / 3600.0).abs() < 1e-9);
+    assert_eq!(job["channels"][0]["name"], "train");
+    assert_eq!(job["channels"][0]["version_id"], f.version.as_str());
+
+    // Logs (the script's lines, searchable) and metric series from them.
+    let logs = app.call(Method::GET, &format!("/api/v1/training-jobs/{id}/logs?q=EPOCH=6"), &f.viewer, None).await;
+    assert_eq!(logs.status, StatusCode::OK, "{}", logs.text());
+    let lines = logs.json()["items"].as_array().expect("items").clone();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0]["text"].as_str().expect("text").starts_with("epoch=6 loss="));
+    let text = app.call(Method::GET, &format!("/api/v1/training-jobs/{id}/logs?format=text"), &f.viewer, None).await;
+    assert!(text.text().contains("model written to"), "{}", text.text());
+    // The live stream: every line as an event, then `end` once the job is done.
+    app::training_engine::follow_logs(&app.state).await.expect("logs");
+    let Auth::Bearer(viewer_token) = &f.viewer else { unreachable!() };
+    let req = http::Request::builder()
+        .uri(format!("/api/v1/training-jobs/{id}/logs"))
+        .header("accept", "text/event-stream")
+        .header("authorization", format!("Bearer {viewer_token}"))
+        .body(axum::body::Body::empty())
+        .expect("request");
+    let stream = app.send(req).await;
+    assert_eq!(stream.status, StatusCode::OK);
+    let events = stream.text();
+    assert!(events.starts_with("event: status\ndata: completed"), "{events}");
+    assert!(events.contains("\nid: 1\n"), "{events}");
+    assert!(events.contains("epoch=6 loss="), "{events}");
+    assert!(events.trim_end().ends_with("event: end\ndata: completed"), "{events}");
+    let metrics = app.call(Method::GET, &format!("/api/v1/training-jobs/{id}/metrics"), &f.viewer, None).await.json();
+    let names: Vec<&str> =
+        metrics.as_array().expect("series").iter().map(|s| s["name"].as_str().unwrap_or("")).collect();
+    assert_eq!(names, ["accuracy", "loss"]);
+    let loss: Vec<f64> =
+        metrics[1]["points"].as_array().expect("points").iter().map(|p| p["value"].as_f64().unwrap_or(-1.0)).collect();
+    assert_eq!(loss.len(), 6);
+    assert!(loss[5] < loss[0], "loss should fall: {loss:?}");
+
+    // The version that trained it cannot be deleted (lineage).
+    let admin = Auth::Bearer(app.user("admin2@example.com", true).await.token);
+    let res = app.call(Method::DELETE, &format!("/api/v1/dataset-versions/{}", f.version), &admin, None).await;
+    assert_eq!(res.status, StatusCode::CONFLICT, "{}", res.text());
+
+    // Listed with its cost, and in the month's total.
+    let list = app.call(Method::GET, "/api/v1/teams/ml/training-jobs?status=completed", &f.viewer, None).await.json();
+    assert_eq!(list["items"][0]["id"], id.as_str());
+    let month = app.call(Method::GET, "/api/v1/teams/ml/training-cost", &f.viewer, None).await.json();
+    assert!((month["total_usd"].as_f64().expect("total") - actual).abs() < 1e-9);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn stopping_a_running_local_job_terminates_the_script(pool: PgPool) {
+    let f = fixture(TestApp::new(pool).await).await;
+    let app = &f.app;
+    let source = upload_source(app, &f.member, &[("train.py", TRAIN)]).await.json()["source_uri"]
+        .as_str()
+        .expect("uri")
+        .to_owned();
+    let hps = json!([{"key": "epochs", "value": "1000"}, {"key": "seconds-per-epoch", "value": "0.2"}]);
+    let res = app
+        .call(
+            Method::POST,
+            "/api/v1/teams/ml/training-jobs",
+            &f.member,
+            Some(launch_body("long", &source, &f.version, hps)),
+        )
+        .await;
+    let id = res.json()["id"].as_str().expect("id").to_owned();
+    drive(app, &f.member, &id, |j| j["status"] == "training" && j["log_lines"].as_i64().unwrap_or(0) > 3).await;
+    let viewer_stop = app.call(Method::POST, &format!("/api/v1/training-jobs/{id}/stop"), &f.viewer, None).await;
+    assert_eq!(viewer_stop.status, StatusCode::FORBIDDEN);
+    let res = app.call(Method::POST, &format!("/api/v1/training-jobs/{id}/stop"), &f.member, None).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(res.json()["status"], "stopping");
+    let job = drive(app, &f.member, &id, |j| j["status"] == "stopped" && j["log_lines"].as_i64().is_some()).await;
+    assert!(job["billable_seconds"].as_i64().is_some());
+    // Give the log reader its last pass, then look for the script's own goodbye.
+    drive(app, &f.member, &id, |_| true).await;
+    let logs =
+        app.call(Method::GET, &format!("/api/v1/training-jobs/{id}/logs?q=SIGTERM"), &f.member, None).await.json();
+    assert_eq!(logs["items"].as_array().map(Vec::len), Some(1), "{logs}");
+    assert_eq!(app.audit_count("training_job.stop_requested").await, 1);
+    let again = app.call(Method::POST, &format!("/api/v1/training-jobs/{id}/stop"), &f.member, None).await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn bad_launches_name_each_field_and_write_nothing(pool: PgPool) {
+    let f = fixture(TestApp::new(pool).await).await;
+    let app = &f.app;
+    let source = upload_source(app, &f.member, &[("train.py", TRAIN)]).await.json()["source_uri"]
+        .as_str()
+        .expect("uri")
+        .to_owned();
+    let bad = json!({
+        "name": "-bad name-",
+        "entry_point": "train.py",
+        "source_uri": source,
+        "instance_type": "ml.huge.unknown",
+        "instance_count": 0,
+        "max_runtime_seconds": 3600,
+        "spot": true,
+        "max_wait_seconds": 60,
+        "hyperparameters": [{"key": "", "value": "1"}, {"key": "a", "value": "1"}, {"key": "a", "value": "2"}],
+        "metric_definitions": [{"name": "loss", "regex": "loss=("}, {"name": "acc", "regex": "acc=[0-9]+"}],
+        "channels": [{"name": "1train", "version_id": f.version}],
+        "output_uri": "s3://capstan/jobs/other/",
+    });
+    let res = app.call(Method::POST, "/api/v1/teams/ml/training-jobs", &f.member, Some(bad)).await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text());
+    let fields: Vec<String> = res.json()["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["field"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    for field in [
+        "name",
+        "instance_type",
+        "instance_count",
+        "max_wait_seconds",
+        "hyperparameters[0].key",
+        "hyperparameters[2].key",
+        "metric_definitions[0].regex",
+        "metric_definitions[1].regex",
+        "channels[0].name",
+        "output_uri",
+    ] {
+        assert!(fields.iter().any(|f| f == field), "no error for {field}: {fields:?}");
+    }
+    // Another team's version: not found. A missing entry point: named.
+    let res = app
+        .call(
+            Method::POST,
+            "/api/v1/teams/ml/training-jobs",
+            &f.member,
+            Some(launch_body("x", &source, &f.outsider_version, json!([]))),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND, "{}", res.text());
+    let mut body = launch_body("x", &source, &f.version, json!([]));
+    body["entry_point"] = json!("missing.py");
+    let res = app.call(Method::POST, "/api/v1/teams/ml/training-jobs", &f.member, Some(body)).await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        res.json()["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("missing.py is not in the source folder")
+    );
+    // The local runner runs script mode only.
+    let res = app
+        .call(
+            Method::POST,
+            "/api/v1/teams/ml/training-jobs",
+            &f.member,
+            Some(json!({"name": "img", "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/t:1", "instance_type": "ml.m5.large"})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // Viewers can neither store sources nor launch.
+    let res = upload_source(app, &f.viewer, &[("train.py", TRAIN)]).await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN, "{}", res.text());
+    let res = app
+        .call(
+            Method::POST,
+            "/api/v1/teams/ml/training-jobs",
+            &f.viewer,
+            Some(launch_body("v", &source, &f.version, json!([]))),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.count("select count(*) from training_job").await, 0);
+    assert_eq!(app.audit_count("training_job.launched").await, 0);
+    // A used name is a conflict on `name`.
+    let ok = launch_body("dup", &source, &f.version, json!([]));
+    let res = app.call(Method::POST, "/api/v1/teams/ml/training-jobs", &f.member, Some(ok.clone())).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let res = app.call(Method::POST, "/api/v1/teams/ml/training-jobs", &f.member, Some(ok)).await;
+    assert_eq!(res.status, StatusCode::CONFLICT, "{}", res.text());
+    assert_eq!(app.count("select count(*) from training_job").await, 1);
+}
+
+/// An app whose engine is SageMaker, reached at the stand-in.
+async fn sagemaker_app(pool: PgPool, standin: &training::standin::StandIn) -> Fixture {
+    let shared =
+        storage::sdk_config(Some("us-east-1"), Some(&("testing".to_owned(), "testing".to_owned())), None).await;
+    let backend = Arc::new(training::sagemaker::SageMaker::new(&shared, Some(&standin.url), Some(&standin.url)));
+    let settings = app::state::Settings {
+        sagemaker_role_arn: Some("arn:aws:iam::123456789012:role/SageMakerTraining".into()),
+        ..Default::default()
+    };
+    let app = TestApp::new(pool).await.with_engine(backend, settings);
+    fixture(app).await
+}
+
+fn image_job(name: &str) -> Value {
+    json!({"name": name, "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/train:1", "instance_type": "ml.m5.xlarge",
+           "max_runtime_seconds": 3600})
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_worker_killed_after_the_create_call_launches_exactly_one_job(pool: PgPool) {
+    let standin = training::standin::StandIn::start().await.expect("stand-in");
+    let f = sagemaker_app(pool, &standin).await;
+    let app = &f.app;
+    let res = app.call(Method::POST, "/api/v1/teams/ml/training-jobs", &f.member, Some(image_job("once"))).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let id = res.json()["id"].as_str().expect("id").to_owned();
+    // The worker dies after SageMaker created the job, before it recorded that.
+    let created = standin.hold_next_create();
+    let state = app.state.clone();
+    let worker = tokio::spawn(async move { app::training_engine::launch_due(&state).await });
+    created.await.expect("the create call reached SageMaker");
+    worker.abort();
+    assert!(worker.await.is_err(), "the worker was killed mid-call");
+    let row = app.call(Method::GET, &format!("/api/v1/training-jobs/{id}"), &f.member, None).await.json();
+    assert_eq!(row["status"], "requested", "nothing recorded yet");
+    // Restart: the next worker retries, hits "already exists", sees our tag.
+    let launched = app::training_engine::launch_due(&app.state).await.expect("launch");
+    assert_eq!(launched, 1);
+    assert_eq!(standin.job_names().len(), 1);
+    assert_eq!(standin.calls("CreateTrainingJob"), 2);
+    assert_eq!(standin.calls("ListTags"), 1);
+    let row = app.call(Method::GET, &format!("/api/v1/training-jobs/{id}"), &f.member, None).await.json();
+    assert_eq!(row["status"], "starting");
+    let engine_name = row["engine_name"].as_str().expect("name");
+    let request = standin.request(engine_name).expect("created");
+    assert_eq!(request["Tags"][0], json!({"Key": "capstan:job-id", "Value": id}));
+    assert_eq!(request["RoleArn"], "arn:aws:iam::123456789012:role/SageMakerTraining");
+    // Further passes change nothing.
+    app::training_engine::launch_due(&app.state).await.expect("launch");
+    assert_eq!(standin.calls("CreateTrainingJob"), 2);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn reconciling_250_jobs_costs_calls_per_page_not_per_job(pool: PgPool) {
+    let standin = training::standin::StandIn::start().await.expect("stand-in");
+    let f = sagemaker_app(pool, &standin).await;
+    let app = &f.app;
+    for i in 0..250 {
+        let res = app
+            .call(Method::POST, "/api/v1/teams/ml/training-jobs", &f.member, Some(image_job(&format!("job-{i}"))))
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    }
+    while app::training_engine::launch_due(&app.state).await.expect("launch") > 0 {}
+    assert_eq!(standin.job_names().len(), 250);
+    // The first cycle learns every job's LastModifiedTime.
+    let first = app::training_engine::reconcile(&app.state).await.expect("reconcile");
+    assert_eq!((first.in_flight, first.list_calls), (250, 3));
+    // Nothing changed: three pages of 100, no describes.
+    standin.reset_calls();
+    let quiet = app::training_engine::reconcile(&app.state).await.expect("reconcile");
+    assert_eq!((quiet.list_calls, quiet.describe_calls), (3, 0));
+    assert_eq!(standin.total_calls(), 3);
+    // Five jobs move on: five describes on top of the pages.
+    let names = standin.job_names();
+    for name in names.iter().take(4) {
+        standin.set_status(name, "InProgress", "Training", None);
+    }
+    standin.set_status(&names[4], "Failed", "Failed", Some("AlgorithmError: out of memory"));
+    standin.reset_calls();
+    let busy = app::training_engine::reconcile(&app.state).await.expect("reconcile");
+    assert_eq!((busy.list_calls, busy.describe_calls, busy.updated), (3, 5, 5));
+    assert_eq!(standin.total_calls(), 8);
+    assert_eq!(app.count("select count(*) from training_job where status = 'training'").await, 4);
+    let failed = sqlx::query_scalar::<_, String>("select failure_reason from training_job where status = 'failed'")
+        .fetch_one(&app.pool)
+        .await
+        .expect("failed job");
+    assert_eq!(failed, "AlgorithmError: out of memory");
+    // Throttling is reported so the worker backs off.
+    standin.throttle(10);
+    assert!(matches!(
+        app::training_engine::reconcile(&app.state).await,
+        Err(app::training_engine::StepError::Throttled(_))
+    ));
+    // Stop goes to SageMaker's StopTrainingJob.
+    let id = sqlx::query_scalar::<_, uuid::Uuid>("select job_id from training_job where status = 'training' limit 1")
+        .fetch_one(&app.pool)
+        .await
+        .expect("job");
+    standin.throttle(0);
+    let res = app.call(Method::POST, &format!("/api/v1/training-jobs/{id}/stop"), &f.member, None).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(standin.calls("StopTrainingJob"), 1);
+    app::training_engine::reconcile(&app.state).await.expect("reconcile");
+    let row = app.call(Method::GET, &format!("/api/v1/training-jobs/{id}"), &f.member, None).await.json();
+    assert_eq!(row["status"], "stopped");
+}
