@@ -166,7 +166,7 @@ pub mod ssr {
             framework: Some("sklearn-1.2".into()),
             instance_type: "ml.m5.large".into(),
             max_runtime_seconds: 1800,
-            hyperparameters: vec![kv("epochs", "40"), kv("learning-rate", "0.1"), kv("seconds-per-epoch", "0.5")],
+            hyperparameters: vec![kv("epochs", "40"), kv("learning-rate", "0.005"), kv("seconds-per-epoch", "0.5")],
             metric_definitions: vec![
                 MetricDefinition { name: "loss".into(), regex: r"loss=([0-9.]+)".into() },
                 MetricDefinition { name: "accuracy".into(), regex: r"accuracy=([0-9.]+)".into() },

@@ -391,6 +391,14 @@ pub async fn training_metrics(id: Uuid) -> Result<Vec<MetricSeries>, AppError> {
     crate::state::finish(ssr::metrics(&ctx, id).await)
 }
 
+/// Checks one metric regex as the launch would (the launch form calls this
+/// as soon as a regex is entered, so a typo shows before submitting).
+#[leptos::server(prefix = "/rpc", endpoint = "check_metric_regex")]
+pub async fn check_metric_regex(team: String, regex: String) -> Result<(), AppError> {
+    let ctx = crate::state::server_ctx().await?;
+    crate::state::finish(ssr::check_metric_regex(&ctx, &team, &regex).await)
+}
+
 #[leptos::server(prefix = "/rpc", endpoint = "launch_options")]
 pub async fn get_launch_options(team: String) -> Result<LaunchOptions, AppError> {
     let ctx = crate::state::server_ctx().await?;
@@ -534,6 +542,13 @@ pub mod ssr {
         spec: training::JobSpec,
         channels: Vec<(String, Uuid, String)>,
         usd_per_hour: Option<f64>,
+    }
+
+    /// The launch form's live check of one metric regex (members only: it is
+    /// part of launching).
+    pub async fn check_metric_regex(ctx: &Ctx, team: &str, regex: &str) -> Result<(), AppError> {
+        crate::teams::ssr::load(ctx, team, Action::Contribute).await?;
+        metric_regex(regex).map(drop).map_err(|m| AppError::field("regex", m))
     }
 
     pub async fn options(ctx: &Ctx, team: &str) -> Result<LaunchOptions, AppError> {

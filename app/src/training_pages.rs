@@ -5,12 +5,13 @@
 use crate::error::AppError;
 use crate::training::{
     ChannelInput, KeyValue, LaunchRequest, LogLine, MetricDefinition, MetricSeries, TrainingJob, TrainingJobSummary,
-    get_launch_options, get_training_job, launch_training, list_training_jobs, training_metrics, training_month_cost,
-    usd, worst_case,
+    check_metric_regex, get_launch_options, get_training_job, launch_training, list_training_jobs, training_metrics,
+    training_month_cost, usd, worst_case,
 };
 use crate::ui::{ErrorBox, FormError, PageHeader, Time, use_refresh};
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
+use std::collections::BTreeMap;
 use uuid::Uuid;
 
 #[component]
@@ -67,7 +68,7 @@ pub fn TrainingListPage() -> impl IntoView {
             <Suspense fallback=|| ()>
                 {move || month.get().and_then(Result::ok).map(|m| view! {
                     <p class="month-cost" data-testid="month-cost">"This month ("{m.month.clone()}"): "
-                        <strong>{usd(m.total_usd)}</strong>" over "{m.jobs}" job(s)"</p>
+                        <strong>{usd(m.total_usd)}</strong>" over "{crate::ui::count(u64::try_from(m.jobs).unwrap_or(0), "job", "jobs")}</p>
                 })}
             </Suspense>
         </div>
@@ -120,8 +121,15 @@ fn PairRows(
     key_label: &'static str,
     value_label: &'static str,
     name: &'static str,
+    /// Called with (row, value) when a value is entered (on change), to check it.
+    #[prop(optional)]
+    check_value: Option<Callback<(usize, String)>>,
+    /// Problems found by `check_value`, by row.
+    #[prop(optional)]
+    value_errors: Option<RwSignal<BTreeMap<usize, String>>>,
 ) -> impl IntoView {
     let add = move |_| rows.update(|r| r.push((String::new(), String::new())));
+    let row_error = move |i: usize| value_errors.and_then(|e| e.with(|e| e.get(&i).cloned()));
     view! {
         <div class="rows" data-rows=name>
             {move || rows.get().into_iter().enumerate().map(|(i, (k, v))| view! {
@@ -129,9 +137,15 @@ fn PairRows(
                     <input placeholder=key_label aria-label=key_label prop:value=k data-key=format!("{name}-{i}")
                         on:input=move |ev| rows.update(|r| if let Some(row) = r.get_mut(i) { row.0 = event_target_value(&ev) })/>
                     <input placeholder=value_label aria-label=value_label prop:value=v data-value=format!("{name}-{i}")
-                        on:input=move |ev| rows.update(|r| if let Some(row) = r.get_mut(i) { row.1 = event_target_value(&ev) })/>
-                    <button type="button" class="link" on:click=move |_| rows.update(|r| { if i < r.len() { r.remove(i); } })>"Remove"</button>
+                        aria-invalid=move || row_error(i).map(|_| "true")
+                        on:input=move |ev| rows.update(|r| if let Some(row) = r.get_mut(i) { row.1 = event_target_value(&ev) })
+                        on:change=move |ev| if let Some(check) = check_value { check.run((i, event_target_value(&ev))) }/>
+                    <button type="button" class="link" on:click=move |_| {
+                        rows.update(|r| { if i < r.len() { r.remove(i); } });
+                        if let Some(e) = value_errors { e.update(BTreeMap::clear) }
+                    }>"Remove"</button>
                 </div>
+                {move || row_error(i).map(|m| view! { <p class="field-error" data-row-error=format!("{name}-{i}")>{m}</p> })}
             }).collect_view()}
             <button type="button" class="secondary" on:click=add>{format!("Add {name}")}</button>
         </div>
@@ -215,6 +229,22 @@ fn LaunchForm(team: String, options: crate::training::LaunchOptions, start: Laun
         RwSignal::new(start.hyperparameters.iter().map(|kv| (kv.key.clone(), kv.value.clone())).collect::<Vec<_>>());
     let metrics =
         RwSignal::new(start.metric_definitions.iter().map(|m| (m.name.clone(), m.regex.clone())).collect::<Vec<_>>());
+    // each regex is checked by the server's own rules as soon as it is entered
+    let regex_errors = RwSignal::new(BTreeMap::<usize, String>::new());
+    let regex_team = team.clone();
+    let check_regex = Callback::new(move |(row, regex): (usize, String)| {
+        let team = regex_team.clone();
+        leptos::task::spawn_local(async move {
+            let problem = match check_metric_regex(team, regex).await {
+                Ok(()) => None,
+                Err(e) => Some(e.field_message("regex").unwrap_or_else(|| e.to_string())),
+            };
+            regex_errors.update(|errs| match problem {
+                Some(m) => drop(errs.insert(row, m)),
+                None => drop(errs.remove(&row)),
+            });
+        });
+    });
     let tags = RwSignal::new(start.tags.iter().map(|kv| (kv.key.clone(), kv.value.clone())).collect::<Vec<_>>());
     let versions = options.versions.clone();
     let channels = RwSignal::new(
@@ -415,7 +445,8 @@ fn LaunchForm(team: String, options: crate::training::LaunchOptions, start: Laun
             <fieldset>
                 <legend>"Metrics"</legend>
                 <p class="muted">"A regex per metric; its first group is the value, read from every log line (e.g. loss=([0-9.]+))."</p>
-                <PairRows rows=metrics key_label="metric name" value_label="regex" name="metric"/>
+                <PairRows rows=metrics key_label="metric name" value_label="regex" name="metric"
+                    check_value=check_regex value_errors=regex_errors/>
                 <FieldErrors error=err prefix="metric_definitions"/>
             </fieldset>
             <fieldset>
@@ -705,7 +736,7 @@ fn LogViewer(id: Uuid) -> impl IntoView {
                 <label class="check"><input type="checkbox" prop:checked=move || follow.get() on:change=move |ev| follow.set(event_target_checked(&ev))/>" Follow"</label>
                 <input type="search" placeholder="Search the log" aria-label="Search the log" prop:value=move || search.get() on:input=move |ev| search.set(event_target_value(&ev))/>
                 <a class="button secondary" href=format!("/api/v1/training-jobs/{id}/logs?format=text") rel="external" download="">"Download"</a>
-                <span class="muted">{move || format!("{} lines", lines.with(Vec::len))}</span>
+                <span class="muted">{move || crate::ui::count(lines.with(Vec::len) as u64, "line", "lines")}</span>
             </div>
             <pre class="log" id="log" node_ref=log_box>{shown}</pre>
         </section>

@@ -115,6 +115,11 @@ fn TopBar(user: Me) -> impl IntoView {
     }
 }
 
+/// "1 line", "3 lines": a count with its noun in the right number.
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 #[component]
 pub fn PageHeader(#[prop(into)] title: String, #[prop(into, optional)] subtitle: String) -> impl IntoView {
     view! {

@@ -66,6 +66,14 @@ test('run the demo, watch logs and metrics live, see it complete with its cost; 
   await hydrated(page);
   await page.fill('#launch-form input[name=name]', 'long-run');
   await page.fill('[data-value=hyperparameter-0]', '1000');
+  // a metric regex is checked as soon as it is entered
+  const good = await page.inputValue('[data-value=metric-0]');
+  await page.fill('[data-value=metric-0]', 'loss=(');
+  await page.press('[data-value=metric-0]', 'Tab');
+  assert.match(await page.textContent('[data-row-error=metric-0]'), /does not compile/);
+  await page.fill('[data-value=metric-0]', good);
+  await page.press('[data-value=metric-0]', 'Tab');
+  await page.waitForSelector('[data-row-error=metric-0]', { state: 'detached' });
   await page.click('#launch-form button[type=submit]');
   await page.waitForURL(/\/teams\/demo\/training\/[0-9a-f-]+$/, { timeout: 30_000 });
   assert.notEqual(page.url(), jobUrl);

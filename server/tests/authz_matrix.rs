@@ -318,6 +318,16 @@ fn cases() -> Vec<Case> {
         Case { call: "fn list_training_jobs", input: json!({"team": "alpha"}), expect: "401 200 200 200 200 404 200" },
         Case { call: "fn training_month_cost", input: json!({"team": "alpha"}), expect: "401 200 200 200 200 404 200" },
         Case { call: "fn launch_options", input: json!({"team": "alpha"}), expect: "401 200 200 200 200 404 200" },
+        Case {
+            call: "fn check_metric_regex",
+            input: json!({"team": "alpha", "regex": "loss=([0-9.]+)"}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case {
+            call: "fn check_metric_regex",
+            input: json!({"team": "alpha", "regex": "loss=("}),
+            expect: "401 403 422 422 422 404 422",
+        },
         Case { call: "fn get_training_job", input: json!({"id": "{job}"}), expect: "401 200 200 200 200 404 200" },
         Case { call: "fn training_metrics", input: json!({"id": "{job}"}), expect: "401 200 200 200 200 404 200" },
         Case {
