@@ -20,6 +20,9 @@ pub struct Team {
     pub created_at: time::OffsetDateTime,
     /// The caller's role; `None` for a site admin who is not a member.
     pub my_role: Option<Role>,
+    /// IAM role this team's SageMaker jobs run as, overriding the site's
+    /// `CAPSTAN_SAGEMAKER_ROLE_ARN`; `None` uses the site's.
+    pub sagemaker_role_arn: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,7 +48,13 @@ pub struct NewTeam {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TeamUpdate {
-    pub name: String,
+    /// New display name; absent keeps it.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// IAM role ARN for this team's SageMaker jobs; an empty string clears
+    /// the override (jobs then use the site's role); absent keeps it.
+    #[serde(default)]
+    pub sagemaker_role_arn: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -81,9 +90,13 @@ pub async fn get_team(team: String) -> Result<Team, AppError> {
 }
 
 #[server(prefix = "/rpc", endpoint = "update_team")]
-pub async fn update_team(team: String, name: String) -> Result<Team, AppError> {
+pub async fn update_team(
+    team: String,
+    name: Option<String>,
+    sagemaker_role_arn: Option<String>,
+) -> Result<Team, AppError> {
     let ctx = crate::state::server_ctx().await?;
-    crate::state::finish(ssr::update(&ctx, &team, TeamUpdate { name }).await)
+    crate::state::finish(ssr::update(&ctx, &team, TeamUpdate { name, sagemaker_role_arn }).await)
 }
 
 #[server(prefix = "/rpc", endpoint = "list_members")]
@@ -166,7 +179,9 @@ pub fn MembersPage() -> impl IntoView {
     let change = ServerAction::<ChangeMemberRole>::new();
     let remove = ServerAction::<RemoveMember>::new();
     let rename = ServerAction::<UpdateTeam>::new();
-    let team = Resource::new(move || (slug(), rename.version().get()), |(s, _)| get_team(s));
+    // refetch after a successful save only: a refused one keeps what was typed
+    let saved = move || rename.value().get().and_then(Result::ok);
+    let team = Resource::new(move || (slug(), saved()), |(s, _)| get_team(s));
     let members = Resource::new(
         move || (slug(), add.version().get(), change.version().get(), remove.version().get()),
         |(s, ..)| list_members(s, None, Some(200)),
@@ -261,14 +276,20 @@ pub fn MembersPage() -> impl IntoView {
                                     <button type="submit" disabled=move || add.pending().get()>"Add member"</button>
                                 </ActionForm>
                             </section>
-                            <section class="card">
+                            <section class="card" id="team-settings">
                                 <h2>"Team settings"</h2>
                                 <ActionForm action=rename attr:class="stack">
                                     <FormError error=rename_err/>
                                     <input type="hidden" name="team" value=slug_n/>
                                     <label>"Display name" <input name="name" value=t.name.clone() required/></label>
                                     <FieldMessage error=rename_err field="name"/>
-                                    <button type="submit" class="secondary">"Rename"</button>
+                                    <label>"SageMaker execution role"
+                                        <input name="sagemaker_role_arn" value=t.sagemaker_role_arn.clone().unwrap_or_default()
+                                            placeholder="arn:aws:iam::123456789012:role/SageMakerTraining"/>
+                                    </label>
+                                    <p class="muted">"The IAM role this team's SageMaker training jobs run as; empty uses the site's role."</p>
+                                    <FieldMessage error=rename_err field="sagemaker_role_arn"/>
+                                    <button type="submit" class="secondary">"Save settings"</button>
                                 </ActionForm>
                             </section>
                             </div>
@@ -297,7 +318,7 @@ pub mod ssr {
     pub async fn load(ctx: &Ctx, slug: &str, action: Action) -> Result<(Team, Option<Role>), AppError> {
         let actor = ctx.actor()?;
         let row = sqlx::query!(
-            r#"select t.team_id, t.slug, t.name, t.created_at, m.role as "role?: Role"
+            r#"select t.team_id, t.slug, t.name, t.created_at, t.sagemaker_role_arn, m.role as "role?: Role"
                from team t left join team_member m on m.team_id = t.team_id and m.user_id = $2
                where t.slug = $1"#,
             slug,
@@ -310,8 +331,14 @@ pub mod ssr {
             return Err(AppError::NotFound("Team".into()));
         };
         authorize(&actor.principal(), action, row.role)?;
-        let team =
-            Team { id: row.team_id, slug: row.slug, name: row.name, created_at: row.created_at, my_role: row.role };
+        let team = Team {
+            id: row.team_id,
+            slug: row.slug,
+            name: row.name,
+            created_at: row.created_at,
+            my_role: row.role,
+            sagemaker_role_arn: row.sagemaker_role_arn,
+        };
         Ok((team, row.role))
     }
 
@@ -320,7 +347,7 @@ pub mod ssr {
         let limit = page::limit(limit)?;
         let after: Option<String> = page::ssr::decode(cursor)?;
         let rows = sqlx::query!(
-            r#"select t.team_id, t.slug, t.name, t.created_at, m.role as "role?: Role"
+            r#"select t.team_id, t.slug, t.name, t.created_at, t.sagemaker_role_arn, m.role as "role?: Role"
                from team t left join team_member m on m.team_id = t.team_id and m.user_id = $1
                where ($2 or m.user_id is not null) and t.slug > $3
                order by t.slug
@@ -334,7 +361,14 @@ pub mod ssr {
         .await?;
         let items = rows
             .into_iter()
-            .map(|r| Team { id: r.team_id, slug: r.slug, name: r.name, created_at: r.created_at, my_role: r.role })
+            .map(|r| Team {
+                id: r.team_id,
+                slug: r.slug,
+                name: r.name,
+                created_at: r.created_at,
+                my_role: r.role,
+                sagemaker_role_arn: r.sagemaker_role_arn,
+            })
             .collect();
         Ok(page::ssr::build(items, limit, |t: &Team| t.slug.clone()))
     }
@@ -376,19 +410,45 @@ pub mod ssr {
         )
         .await?;
         tx.commit().await?;
-        Ok(Team { id, slug: slug.as_str().to_owned(), name: team_name, created_at, my_role: Some(Role::Admin) })
+        Ok(Team {
+            id,
+            slug: slug.as_str().to_owned(),
+            name: team_name,
+            created_at,
+            my_role: Some(Role::Admin),
+            sagemaker_role_arn: None,
+        })
     }
 
+    /// Changes the display name and/or the SageMaker role override (team
+    /// admins); one audit event with what changed.
     pub async fn update(ctx: &Ctx, slug: &str, input: TeamUpdate) -> Result<Team, AppError> {
         let (team, _) = load(ctx, slug, Action::UpdateTeam).await?;
-        let new_name = name(&input.name, 100).map_err(|m| AppError::field("name", m))?;
+        let mut errors = Errors::new();
+        let new_name = input.name.as_deref().and_then(|n| errors.check("name", name(n, 100)));
+        // Some(None) clears the override
+        let new_role = input.sagemaker_role_arn.as_deref().and_then(|r| match r.trim() {
+            "" => Some(None),
+            r => errors.check("sagemaker_role_arn", crate::training::ssr::role_arn(r)).map(Some),
+        });
+        errors.finish()?;
+        if new_name.is_none() && new_role.is_none() {
+            return Err(AppError::field("name", "Nothing to change: give a name or a sagemaker_role_arn."));
+        }
         let mut tx = ctx.pool().begin().await?;
-        let old_name = sqlx::query_scalar!("select name from team where team_id = $1 for update", team.id)
+        let old = sqlx::query!("select name, sagemaker_role_arn from team where team_id = $1 for update", team.id)
             .fetch_one(&mut *tx)
             .await?;
-        sqlx::query!("update team set name = $2, updated_at = now() where team_id = $1", team.id, new_name)
-            .execute(&mut *tx)
-            .await?;
+        let name_after = new_name.unwrap_or_else(|| old.name.clone());
+        let role_after = new_role.unwrap_or_else(|| old.sagemaker_role_arn.clone());
+        sqlx::query!(
+            "update team set name = $2, sagemaker_role_arn = $3, updated_at = now() where team_id = $1",
+            team.id,
+            name_after,
+            role_after,
+        )
+        .execute(&mut *tx)
+        .await?;
         ctx.record(
             &mut tx,
             NewEvent {
@@ -396,12 +456,15 @@ pub mod ssr {
                 action: "team.updated",
                 target_type: "team",
                 target_id: Some(team.id.to_string()),
-                summary: json!({ "before": { "name": old_name }, "after": { "name": new_name } }),
+                summary: json!({
+                    "before": { "name": old.name, "sagemaker_role_arn": old.sagemaker_role_arn },
+                    "after": { "name": name_after, "sagemaker_role_arn": role_after },
+                }),
             },
         )
         .await?;
         tx.commit().await?;
-        Ok(Team { name: new_name, ..team })
+        Ok(Team { name: name_after, sagemaker_role_arn: role_after, ..team })
     }
 
     pub async fn list_members(

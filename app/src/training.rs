@@ -475,7 +475,8 @@ pub mod ssr {
         if host_ok && repo_ok && reference_ok { Ok(uri.to_owned()) } else { Err(bad()) }
     }
 
-    fn role_arn(raw: &str) -> Result<String, String> {
+    /// An IAM role ARN (also the team setting's check).
+    pub fn role_arn(raw: &str) -> Result<String, String> {
         let arn = raw.trim();
         let ok = arn.starts_with("arn:aws")
             && arn.split(':').nth(2) == Some("iam")

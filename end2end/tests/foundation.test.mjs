@@ -79,6 +79,18 @@ test('an admin creates a team and adds a viewer', async () => {
   await page.selectOption('#add-member select[name=role]', 'viewer');
   await page.click('#add-member button[type=submit]');
   await page.waitForSelector(`#members td:text("${VIEWER.email}")`);
+
+  // the team's own SageMaker role: a bad ARN is refused, a good one is kept
+  const role = '#team-settings input[name=sagemaker_role_arn]';
+  await page.fill(role, 'arn:aws:iam::1:role/x');
+  await page.click('#team-settings button[type=submit]');
+  await page.waitForSelector('#team-settings .field-error[data-field=sagemaker_role_arn]');
+  assert.equal(await page.inputValue(role), 'arn:aws:iam::1:role/x', 'what was typed stays for correcting');
+  await page.fill(role, 'arn:aws:iam::123456789012:role/MlPlatform');
+  await page.click('#team-settings button[type=submit]');
+  await page.waitForSelector('#team-settings .field-error', { state: 'detached' });
+  await go('/teams/ml-platform');
+  assert.equal(await page.inputValue(role), 'arn:aws:iam::123456789012:role/MlPlatform');
   await signOut();
 });
 

@@ -41,6 +41,11 @@ fn cases() -> Vec<Case> {
             input: json!({"name": "Alpha"}),
             expect: "401 403 403 403 200 404 200",
         },
+        Case {
+            call: "PATCH /api/v1/teams/alpha",
+            input: json!({"sagemaker_role_arn": "arn:aws:iam::123456789012:role/Alpha"}),
+            expect: "401 403 403 403 200 404 200",
+        },
         Case { call: "GET /api/v1/teams/alpha/members", input: json!(null), expect: "401 200 200 200 200 404 200" },
         Case {
             call: "POST /api/v1/teams/alpha/members",

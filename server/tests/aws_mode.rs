@@ -173,7 +173,23 @@ async fn training_jobs_on_the_emulated_sagemaker_api(pool: PgPool) {
     };
     app.put("capstan-aws", "jobs/ml/sources/x/sourcedir.tar.gz", archive).await;
     let mut ids = Vec::new();
+    const TEAM_ROLE: &str = "arn:aws:iam::210987654321:role/MlTeamTraining";
     for i in 0..3 {
+        if i == 2 {
+            // the team's own role overrides the site's for jobs launched after
+            let bad = json!({"sagemaker_role_arn": "arn:aws:iam::1:role/x"});
+            let res = app.call(Method::PATCH, "/api/v1/teams/ml", &auth, Some(bad)).await;
+            assert_eq!(res.status, 422, "{}", res.text());
+            assert!(res.text().contains("sagemaker_role_arn"), "{}", res.text());
+            let res = app
+                .call(Method::PATCH, "/api/v1/teams/ml", &auth, Some(json!({"sagemaker_role_arn": TEAM_ROLE})))
+                .await;
+            assert_eq!(res.status, 200, "{}", res.text());
+            assert_eq!(
+                (res.json()["name"].as_str(), res.json()["sagemaker_role_arn"].as_str()),
+                (Some("ML"), Some(TEAM_ROLE))
+            );
+        }
         let res = app
             .call(
                 Method::POST,
@@ -221,6 +237,15 @@ async fn training_jobs_on_the_emulated_sagemaker_api(pool: PgPool) {
             .and_then(|a| a.training_image())
             .is_some_and(|i| i.contains("sagemaker-scikit-learn"))
     );
+    assert_eq!(described.role_arn(), Some("arn:aws:iam::123456789012:role/SageMakerTraining"));
+    let job = app.call(Method::GET, &format!("/api/v1/training-jobs/{}", ids[2]), &auth, None).await.json();
+    let overridden = client
+        .describe_training_job()
+        .training_job_name(job["engine_name"].as_str().expect("name"))
+        .send()
+        .await
+        .expect("describe");
+    assert_eq!(overridden.role_arn(), Some(TEAM_ROLE));
     let channel = &described.input_data_config()[0];
     assert_eq!(channel.channel_name(), Some("train"));
     assert_eq!(

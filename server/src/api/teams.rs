@@ -1,4 +1,4 @@
-//! `/api/v1/teams`: list, create, get and rename teams.
+//! `/api/v1/teams`: list, create, get and update teams.
 
 use super::{ApiJson, ApiPath, ApiQuery, PageParams};
 use app::error::AppError;
@@ -35,7 +35,8 @@ async fn get_one(ctx: Ctx, ApiPath(team): ApiPath<String>) -> Result<Json<Team>,
     Ok(Json(ssr::get(&ctx, &team).await?))
 }
 
-/// Renames a team (team admins).
+/// Changes a team's display name and/or the IAM role its SageMaker jobs run
+/// as (an empty `sagemaker_role_arn` clears the override); team admins.
 #[utoipa::path(patch, path = "/teams/{team}", tag = "teams", params(("team" = String, Path, description = "Team slug")),
     request_body = TeamUpdate,
     responses((status = 200, body = Team), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
