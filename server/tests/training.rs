@@ -422,6 +422,29 @@ async fn a_worker_killed_after_the_create_call_launches_exactly_one_job(pool: Pg
     assert_eq!(standin.calls("CreateTrainingJob"), 2);
 }
 
+/// SageMaker refusing a job (quota, access, validation) ends it as failed
+/// with the AWS code and message on the job, and no SageMaker job exists.
+#[sqlx::test(migrations = "../migrations")]
+async fn an_aws_error_on_create_is_shown_on_the_job_and_creates_nothing(pool: PgPool) {
+    let standin = training::standin::StandIn::start().await.expect("stand-in");
+    let f = sagemaker_app(pool, &standin).await;
+    let app = &f.app;
+    let res = app.call(Method::POST, "/api/v1/teams/ml/training-jobs", &f.member, Some(image_job("quota"))).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let id = res.json()["id"].as_str().expect("id").to_owned();
+    let message = "The account-level service limit 'ml.m5.xlarge for training job usage' is 0 Instances";
+    standin.fail_next_create("ResourceLimitExceeded", message);
+    app::training_engine::launch_due(&app.state).await.expect("launch pass");
+    let job = app.call(Method::GET, &format!("/api/v1/training-jobs/{id}"), &f.member, None).await.json();
+    assert_eq!(job["status"], "failed", "{job}");
+    assert_eq!(job["error_code"], "ResourceLimitExceeded", "{job}");
+    assert!(job["failure_reason"].as_str().is_some_and(|r| r.contains(message)), "{job}");
+    assert!(standin.job_names().is_empty(), "nothing half-created");
+    // a failed launch is final: later passes do not retry it
+    app::training_engine::launch_due(&app.state).await.expect("launch pass");
+    assert_eq!(standin.calls("CreateTrainingJob"), 1);
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn reconciling_250_jobs_costs_calls_per_page_not_per_job(pool: PgPool) {
     let standin = training::standin::StandIn::start().await.expect("stand-in");

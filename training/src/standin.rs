@@ -30,6 +30,8 @@ struct World {
     /// Notified after the next CreateTrainingJob is recorded; that call then
     /// never answers (as if the caller died before reading the reply).
     hold_create: Option<tokio::sync::oneshot::Sender<()>>,
+    /// An error (code, message) to answer the next CreateTrainingJob with.
+    fail_create: Option<(String, String)>,
 }
 
 pub struct StandIn {
@@ -111,6 +113,12 @@ impl StandIn {
         self.with(|w| w.throttle = n);
     }
 
+    /// The next CreateTrainingJob fails with this AWS error code and message
+    /// (e.g. ResourceLimitExceeded) and creates nothing.
+    pub fn fail_next_create(&self, code: &str, message: &str) {
+        self.with(|w| w.fail_create = Some((code.to_owned(), message.to_owned())));
+    }
+
     /// The next CreateTrainingJob is recorded and then never answered; the
     /// receiver fires once it is recorded.
     pub fn hold_next_create(&self) -> tokio::sync::oneshot::Receiver<()> {
@@ -150,7 +158,9 @@ async fn handle(world: Arc<Mutex<World>>, headers: HeaderMap, body: axum::body::
         let name = input["TrainingJobName"].as_str().unwrap_or_default().to_owned();
         match operation.as_str() {
             "CreateTrainingJob" => {
-                if w.jobs.contains_key(&name) {
+                if let Some((code, message)) = w.fail_create.take() {
+                    error(&code, &message)
+                } else if w.jobs.contains_key(&name) {
                     error("ResourceInUse", &format!("Training job {name} already exists"))
                 } else {
                     let t = now();
