@@ -321,7 +321,11 @@ fn LaunchForm(team: String, options: crate::training::LaunchOptions, start: Laun
                 match upload_source(&team, &files).await {
                     Ok(archive) => {
                         source.set(archive.source_uri);
-                        source_state.set(format!("Stored {} file(s), {} bytes.", archive.files.len(), archive.bytes));
+                        source_state.set(format!(
+                            "Stored {}, {} bytes.",
+                            crate::ui::count(archive.files.len() as u64, "file", "files"),
+                            archive.bytes
+                        ));
                         if !archive.files.iter().any(|f| *f == entry.get_untracked())
                             && let Some(py) = archive.files.iter().find(|f| f.ends_with(".py"))
                         {

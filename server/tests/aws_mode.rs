@@ -221,13 +221,12 @@ async fn training_jobs_on_the_emulated_sagemaker_api(pool: PgPool) {
     // What SageMaker was asked for: the framework image, the script-mode
     // hyperparameters and the channel's S3 prefix.
     let client = aws_sdk_sagemaker_client(&moto).await;
-    let job = app.call(Method::GET, &format!("/api/v1/training-jobs/{}", ids[0]), &auth, None).await.json();
-    let described = client
-        .describe_training_job()
-        .training_job_name(job["engine_name"].as_str().expect("name"))
-        .send()
-        .await
-        .expect("describe");
+    let describe = async |id: &str| {
+        let job = app.call(Method::GET, &format!("/api/v1/training-jobs/{id}"), &auth, None).await.json();
+        let name = job["engine_name"].as_str().expect("name").to_owned();
+        client.describe_training_job().training_job_name(name).send().await.expect("describe")
+    };
+    let described = describe(&ids[0]).await;
     let hps = described.hyper_parameters().expect("hyperparameters");
     assert_eq!(hps["sagemaker_program"], "\"train.py\"");
     assert_eq!(hps["epochs"], "\"3\"");
@@ -238,14 +237,7 @@ async fn training_jobs_on_the_emulated_sagemaker_api(pool: PgPool) {
             .is_some_and(|i| i.contains("sagemaker-scikit-learn"))
     );
     assert_eq!(described.role_arn(), Some("arn:aws:iam::123456789012:role/SageMakerTraining"));
-    let job = app.call(Method::GET, &format!("/api/v1/training-jobs/{}", ids[2]), &auth, None).await.json();
-    let overridden = client
-        .describe_training_job()
-        .training_job_name(job["engine_name"].as_str().expect("name"))
-        .send()
-        .await
-        .expect("describe");
-    assert_eq!(overridden.role_arn(), Some(TEAM_ROLE));
+    assert_eq!(describe(&ids[2]).await.role_arn(), Some(TEAM_ROLE));
     let channel = &described.input_data_config()[0];
     assert_eq!(channel.channel_name(), Some("train"));
     assert_eq!(

@@ -388,14 +388,19 @@ fn image_job(name: &str) -> Value {
            "max_runtime_seconds": 3600})
 }
 
+/// A member launches `image_job(name)`; returns the job's id.
+async fn launch_image_job(f: &Fixture, name: &str) -> String {
+    let res = f.app.call(Method::POST, "/api/v1/teams/ml/training-jobs", &f.member, Some(image_job(name))).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    res.json()["id"].as_str().expect("id").to_owned()
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn a_worker_killed_after_the_create_call_launches_exactly_one_job(pool: PgPool) {
     let standin = training::standin::StandIn::start().await.expect("stand-in");
     let f = sagemaker_app(pool, &standin).await;
     let app = &f.app;
-    let res = app.call(Method::POST, "/api/v1/teams/ml/training-jobs", &f.member, Some(image_job("once"))).await;
-    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
-    let id = res.json()["id"].as_str().expect("id").to_owned();
+    let id = launch_image_job(&f, "once").await;
     // The worker dies after SageMaker created the job, before it recorded that.
     let created = standin.hold_next_create();
     let state = app.state.clone();
@@ -429,9 +434,7 @@ async fn an_aws_error_on_create_is_shown_on_the_job_and_creates_nothing(pool: Pg
     let standin = training::standin::StandIn::start().await.expect("stand-in");
     let f = sagemaker_app(pool, &standin).await;
     let app = &f.app;
-    let res = app.call(Method::POST, "/api/v1/teams/ml/training-jobs", &f.member, Some(image_job("quota"))).await;
-    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
-    let id = res.json()["id"].as_str().expect("id").to_owned();
+    let id = launch_image_job(&f, "quota").await;
     let message = "The account-level service limit 'ml.m5.xlarge for training job usage' is 0 Instances";
     standin.fail_next_create("ResourceLimitExceeded", message);
     app::training_engine::launch_due(&app.state).await.expect("launch pass");
