@@ -181,6 +181,8 @@ async fn training_jobs_on_the_emulated_sagemaker_api(pool: PgPool) {
             let res = app.call(Method::PATCH, "/api/v1/teams/ml", &auth, Some(bad)).await;
             assert_eq!(res.status, 422, "{}", res.text());
             assert!(res.text().contains("sagemaker_role_arn"), "{}", res.text());
+            let team = app.call(Method::GET, "/api/v1/teams/ml", &auth, None).await.json();
+            assert_eq!(team["sagemaker_role_arn"], json!(null), "a refused change writes nothing: {team}");
             let res = app
                 .call(Method::PATCH, "/api/v1/teams/ml", &auth, Some(json!({"sagemaker_role_arn": TEAM_ROLE})))
                 .await;
