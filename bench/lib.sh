@@ -6,7 +6,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/capstan-target}"
 export SQLX_OFFLINE=true
-# cargo-leptos compiles with this set; keeping it set for every cargo call
+# scripts/build.sh compiles with this set; keeping it set for every cargo call
 # stops leptos (which reads it at compile time) from being rebuilt in between.
 export LEPTOS_OUTPUT_NAME=capstan
 

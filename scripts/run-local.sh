@@ -6,9 +6,5 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 bash scripts/setup.sh run
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/capstan-target}"
-export SQLX_OFFLINE=true
-# cargo-leptos compiles with this set; keeping it set for every cargo call
-# stops leptos (which reads it at compile time) from being rebuilt in between.
-export LEPTOS_OUTPUT_NAME=capstan
-cargo leptos build
+bash scripts/build.sh
 exec "$CARGO_TARGET_DIR/debug/capstan" --site-root "$root/target/site" serve

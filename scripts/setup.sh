@@ -16,11 +16,12 @@ have_initdb() { ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -
 have_initdb || apt_missing+=(postgresql)
 command -v cc >/dev/null || apt_missing+=(build-essential)
 command -v pkg-config >/dev/null || apt_missing+=(pkg-config)
-command -v wasm-opt >/dev/null || apt_missing+=(binaryen)
+command -v brotli >/dev/null || apt_missing+=(brotli)
+# node runs wasm-opt (binaryen from npm, below) and the end-to-end tests
+command -v node >/dev/null || apt_missing+=(nodejs)
+command -v npm >/dev/null || apt_missing+=(npm)
 if [ "$mode" = test ]; then
   command -v chromium >/dev/null || [ -x /usr/bin/chromium ] || apt_missing+=(chromium)
-  command -v node >/dev/null || apt_missing+=(nodejs)
-  command -v npm >/dev/null || apt_missing+=(npm)
   python3 -c "import venv, ensurepip" 2>/dev/null || apt_missing+=(python3-venv)
 fi
 if [ ${#apt_missing[@]} -gt 0 ]; then
@@ -34,17 +35,22 @@ if ! rustup target list --installed 2>/dev/null | grep -q '^wasm32-unknown-unkno
   rustup target add wasm32-unknown-unknown
 fi
 
-LEPTOS_VERSION=0.3.10
-if ! cargo leptos --version 2>/dev/null | grep -q "$LEPTOS_VERSION"; then
-  log "installing cargo-leptos $LEPTOS_VERSION (about 25 minutes on 2 cores, once)"
-  cargo install cargo-leptos --version "$LEPTOS_VERSION" --locked --features no_downloads
-fi
-
 # wasm-bindgen-cli must match the wasm-bindgen in Cargo.lock exactly.
 WB_VERSION="$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/, ""); print; exit}' Cargo.lock)"
 if ! wasm-bindgen --version 2>/dev/null | grep -q "$WB_VERSION"; then
   log "installing wasm-bindgen-cli $WB_VERSION"
   cargo install wasm-bindgen-cli --version "$WB_VERSION"
+fi
+
+# wasm-opt shrinks the browser bundle. Debian's binaryen (108) corrupts the
+# reference-types tables that Rust's wasm output uses now; npm's build of a
+# current binaryen does not.
+tools="${CAPSTAN_TOOLS_DIR:-$HOME/.cache/capstan-tools}"
+BINARYEN_VERSION=132.0.0
+if ! "$tools/binaryen/node_modules/.bin/wasm-opt" --version 2>/dev/null | grep -q "version ${BINARYEN_VERSION%%.*}"; then
+  log "installing binaryen $BINARYEN_VERSION (wasm-opt) into $tools/binaryen"
+  mkdir -p "$tools/binaryen"
+  (cd "$tools/binaryen" && npm install --no-audit --no-fund --no-save "binaryen@$BINARYEN_VERSION" >/dev/null)
 fi
 
 if [ "$mode" = test ]; then

@@ -7,7 +7,7 @@ cd "$root"
 bash scripts/setup.sh test
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/capstan-target}"
 export SQLX_OFFLINE=true
-# cargo-leptos compiles with this set; keeping it set for every cargo call
+# scripts/build.sh compiles with this set; keeping it set for every cargo call
 # stops leptos (which reads it at compile time) from being rebuilt in between.
 export LEPTOS_OUTPUT_NAME=capstan
 step() { printf '\n\033[1;34m==> %s\033[0m\n' "$*"; }
@@ -27,8 +27,8 @@ cargo clippy -p app -p server -p storage -p training --all-targets -- -D warning
 step "clippy (hydrate, wasm32)"
 cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 
-step "build the site (server + wasm)"
-cargo leptos build
+step "build the site and server, as the run command does"
+bash scripts/build.sh
 
 bin="$CARGO_TARGET_DIR/debug/capstan"
 if [ -z "${DATABASE_URL:-}" ]; then

@@ -107,13 +107,34 @@ pub fn SetupPage() -> impl IntoView {
     let token = move || query.with(|q| q.get("token").unwrap_or_default());
     let action = ServerAction::<Setup>::new();
     let err = Signal::derive(move || action.value().get().and_then(Result::err));
+    let open = Resource::new(|| (), |_| setup_open());
     view! {
         <div class="auth-card">
             <h1 class="brand-big">"Welcome to Capstan"</h1>
-            <p class="muted">"Create the first account. It becomes the site administrator."</p>
+            <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || open.get().map(|open| match open {
+                Ok(false) => view! {
+                    <p class="notice" data-testid="setup-done">"Setup is already complete: this link has been used. "
+                        <a href="/login">"Sign in"</a>" with your account, or ask a site admin for one."</p>
+                }.into_any(),
+                _ => view! { <SetupForm action err token/> }.into_any(),
+            })}
+            </Suspense>
+        </div>
+    }
+}
+
+#[component]
+fn SetupForm(
+    action: ServerAction<Setup>,
+    err: Signal<Option<AppError>>,
+    token: impl Fn() -> String + Send + Sync + 'static,
+) -> impl IntoView {
+    view! {
+        <p class="muted">"Create the first account. It becomes the site administrator."</p>
             <ActionForm action=action attr:class="stack">
                 <FormError error=err/>
-                <input type="hidden" name="token" prop:value=token/>
+                <input type="hidden" name="token" value=token/>
                 <FieldMessage error=err field="token"/>
                 <label>"Email" <input type="email" name="email" autocomplete="username" required/></label>
                 <FieldMessage error=err field="email"/>
@@ -123,7 +144,6 @@ pub fn SetupPage() -> impl IntoView {
                 <FieldMessage error=err field="password"/>
                 <button type="submit" disabled=move || action.pending().get()>"Create account"</button>
             </ActionForm>
-        </div>
     }
 }
 
@@ -135,13 +155,15 @@ pub fn AccountPage() -> impl IntoView {
     let me = use_context::<crate::ui::CurrentUser>();
     view! {
         <PageHeader title="Account" subtitle="Your profile and password."/>
-        {me.and_then(|m| m.0).map(|me| view! {
-            <dl class="facts">
-                <dt>"Name"</dt><dd>{me.display_name}</dd>
-                <dt>"Email"</dt><dd>{me.email}</dd>
-                <dt>"Site admin"</dt><dd>{if me.is_site_admin { "yes" } else { "no" }}</dd>
-            </dl>
-        })}
+        <Suspense fallback=|| ()>
+            {move || me.and_then(|m| m.0.get()).and_then(Result::ok).flatten().map(|me| view! {
+                <dl class="facts">
+                    <dt>"Name"</dt><dd>{me.display_name}</dd>
+                    <dt>"Email"</dt><dd>{me.email}</dd>
+                    <dt>"Site admin"</dt><dd>{if me.is_site_admin { "yes" } else { "no" }}</dd>
+                </dl>
+            })}
+        </Suspense>
         <section class="card">
             <h2>"Change password"</h2>
             <ActionForm action=action attr:class="stack narrow">

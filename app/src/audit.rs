@@ -62,6 +62,17 @@ pub async fn list_audit_events(query: AuditQuery) -> Result<Page<AuditEvent>, Ap
     crate::state::finish(ssr::list(&ctx, query).await)
 }
 
+/// The distinguishing end of an id (`…3f9a1c2e`); UUID v7 ids share their
+/// time-ordered start with every event of the same moment.
+fn short_id(id: &str) -> String {
+    let chars: Vec<char> = id.chars().collect();
+    if chars.len() <= 12 {
+        id.to_owned()
+    } else {
+        format!("…{}", chars[chars.len() - 8..].iter().collect::<String>())
+    }
+}
+
 #[component]
 pub fn AuditPage() -> impl IntoView {
     use leptos_router::hooks::use_query_map;
@@ -86,9 +97,10 @@ pub fn AuditPage() -> impl IntoView {
         <form method="get" class="filters">
             <label>"Team" <input name="team" placeholder="team slug" value=move || value("team")/></label>
             <label>"Actor" <input name="actor" type="email" placeholder="email" value=move || value("actor")/></label>
-            <label>"Action" <input name="action" placeholder="e.g. team.created" value=move || value("action")/></label>
-            <label>"From" <input name="from" placeholder="2026-01-01T00:00:00Z" value=move || value("from")/></label>
-            <label>"To" <input name="to" placeholder="2026-12-31T00:00:00Z" value=move || value("to")/></label>
+            <label>"Action" <input name="action" placeholder="team.created or training_job" title="An action, or the start of one" value=move || value("action")/></label>
+            <label>"From" <input name="from" placeholder="2026-01-01" title="A date (UTC) or an RFC 3339 time" value=move || value("from")/></label>
+            <label>"To (inclusive)" <input name="to" placeholder="2026-12-31" title="A date (UTC, the whole day counts) or an RFC 3339 time" value=move || value("to")/></label>
+            <input type="hidden" name="trail" value=""/>
             <button type="submit">"Filter"</button>
         </form>
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
@@ -96,11 +108,24 @@ pub fn AuditPage() -> impl IntoView {
                 Err(e) => view! { <crate::ui::ErrorBox error=e/> }.into_any(),
                 Ok(page) if page.items.is_empty() => view! { <p class="empty">"No events match."</p> }.into_any(),
                 Ok(page) => {
-                    let next = page.next_cursor.clone().map(|c| {
+                    // `trail` remembers the cursors of the newer pages, so a reader can go back
+                    let here = query.with_untracked(|q| q.get("cursor").unwrap_or_default());
+                    let trail = query.with_untracked(|q| q.get("trail").unwrap_or_default());
+                    let with = |cursor: &str, trail: &str| {
                         let mut q = query.get_untracked();
-                        q.replace("cursor", c);
+                        q.replace("cursor", cursor.to_owned());
+                        q.replace("trail", trail.to_owned());
                         format!("?{}", q.to_query_string().trim_start_matches('?'))
+                    };
+                    let next = page.next_cursor.clone().map(|c| {
+                        let deeper = if here.is_empty() && trail.is_empty() { "-".to_owned() } else { format!("{trail}.{}", if here.is_empty() { "-" } else { &here }) };
+                        with(&c, deeper.trim_start_matches('.'))
                     });
+                    let newer = (!here.is_empty()).then(|| {
+                        let (rest, last) = trail.rsplit_once('.').unwrap_or(("", trail.as_str()));
+                        with(if last == "-" { "" } else { last }, rest)
+                    });
+                    let newest = (!here.is_empty()).then(|| with("", ""));
                     view! {
                         <div class="table-wrap">
                         <table class="data audit-table">
@@ -113,8 +138,9 @@ pub fn AuditPage() -> impl IntoView {
                                     <td>{e.team_slug.unwrap_or_else(|| "—".into())}</td>
                                     <td><code>{e.action}</code></td>
                                     <td>{e.target_type}" "{e.target_id.map(|id| {
-                                        let short: String = id.chars().take(8).collect();
-                                        view! { <span class="muted" title=id>{short}</span> }
+                                        // ids are time-ordered: their end tells them apart
+                                        let short = short_id(&id);
+                                        view! { <span class="muted target-id" title=id.clone() data-id=id>{short}</span> }
                                     })}</td>
                                     <td>{
                                         let summary = e.summary.to_string();
@@ -126,7 +152,11 @@ pub fn AuditPage() -> impl IntoView {
                             </tbody>
                         </table>
                         </div>
-                        {next.map(|href| view! { <p class="pager"><a href=href class="button secondary">"Older events →"</a></p> })}
+                        <p class="pager">
+                            {newest.map(|href| view! { <a href=href class="button secondary">"⇤ Newest"</a>" " })}
+                            {newer.map(|href| view! { <a href=href class="button secondary" data-testid="newer">"← Newer events"</a>" " })}
+                            {next.map(|href| view! { <a href=href class="button secondary" data-testid="older">"Older events →"</a> })}
+                        </p>
                     }.into_any()
                 }
             })}
@@ -410,13 +440,19 @@ pub mod ssr {
         Ok(VerifyReport { events, chains: seen_chains.len() as u64, broken: None })
     }
 
-    fn parse_time(field: &str, raw: Option<&str>) -> Result<Option<OffsetDateTime>, AppError> {
-        raw.filter(|s| !s.is_empty())
-            .map(|s| {
-                OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339)
-                    .map_err(|_| AppError::query(field, "Use an RFC 3339 time such as 2026-01-31T09:00:00Z."))
-            })
-            .transpose()
+    /// A time filter: an RFC 3339 time, or a date (UTC). A date in `from`
+    /// means the start of that day; in `to` the end of it, so `from=to=`
+    /// one date lists that day.
+    pub(crate) fn parse_time(field: &str, raw: Option<&str>) -> Result<Option<OffsetDateTime>, AppError> {
+        let Some(s) = raw.map(str::trim).filter(|s| !s.is_empty()) else { return Ok(None) };
+        if let Ok(t) = OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
+            return Ok(Some(t));
+        }
+        let date = time::Date::parse(s, time::macros::format_description!("[year]-[month]-[day]")).map_err(|_| {
+            AppError::query(field, "Use a date such as 2026-01-31 or an RFC 3339 time such as 2026-01-31T09:00:00Z.")
+        })?;
+        let day = if field == "to" { date.next_day().unwrap_or(date) } else { date };
+        Ok(Some(day.midnight().assume_utc()))
     }
 
     /// Lists events the caller may see: site admins everything, others the
@@ -471,8 +507,13 @@ pub mod ssr {
         if let Some(user_id) = actor_filter {
             sql.push(" and e.actor_user_id = ").push_bind(user_id);
         }
-        if let Some(action) = q.action.as_deref().filter(|s| !s.is_empty()) {
-            sql.push(" and e.action = ").push_bind(action);
+        // an action or its prefix: `training_job` finds every training_job.* event
+        if let Some(action) = q.action.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            let escaped: String = action
+                .chars()
+                .flat_map(|c| if matches!(c, '%' | '_' | '\\') { vec!['\\', c] } else { vec![c] })
+                .collect();
+            sql.push(" and e.action like ").push_bind(format!("{escaped}%"));
         }
         if let Some(from) = from {
             sql.push(" and e.occurred_at >= ").push_bind(from);
@@ -490,5 +531,28 @@ pub mod ssr {
         sql.push(" order by e.occurred_at desc, e.audit_event_id desc limit ").push_bind(limit + 1);
         let items: Vec<AuditEvent> = sql.build_query_as().fetch_all(ctx.pool()).await?;
         Ok(page::ssr::build(items, limit, |e: &AuditEvent| (e.occurred_at, e.id)))
+    }
+}
+
+#[cfg(all(test, feature = "ssr"))]
+mod tests {
+    use super::ssr::parse_time;
+    use time::macros::datetime;
+
+    #[test]
+    fn time_filters_take_dates_and_times_and_name_the_field() {
+        assert_eq!(parse_time("from", Some("2026-12-02")), Ok(Some(datetime!(2026-12-02 0:00 UTC))));
+        // a date in `to` includes that whole day
+        assert_eq!(parse_time("to", Some("2026-12-02")), Ok(Some(datetime!(2026-12-03 0:00 UTC))));
+        assert_eq!(parse_time("to", Some("2026-12-02T09:30:00Z")), Ok(Some(datetime!(2026-12-02 9:30 UTC))));
+        assert_eq!(parse_time("from", Some("  ")), Ok(None));
+        let err = parse_time("from", Some("yesterday")).expect_err("refused");
+        assert!(err.field_message("from").is_some_and(|m| m.contains("2026-01-31")), "{err:?}");
+    }
+
+    #[test]
+    fn short_ids_show_the_distinguishing_end() {
+        assert_eq!(super::short_id("019ae0f1-7c2b-7d3e-9a51-3f9a1c2e4b6d"), "…1c2e4b6d");
+        assert_eq!(super::short_id("ml.m5.large"), "ml.m5.large");
     }
 }

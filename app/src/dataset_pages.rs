@@ -104,7 +104,7 @@ pub fn DatasetPage() -> impl IntoView {
                 <h3>"From an S3 prefix"</h3>
                 <ActionForm action=create attr:class="stack" attr:id="prefix-form">
                     <FormError error=err/>
-                    <input type="hidden" name="dataset_id" prop:value=move || id().map(|i| i.to_string()).unwrap_or_default()/>
+                    <input type="hidden" name="dataset_id" value=move || id().map(|i| i.to_string()).unwrap_or_default()/>
                     <label>"S3 URI" <input name="source_uri" placeholder="s3://bucket/prefix/" required/></label>
                     <FieldMessage error=err field="source_uri"/>
                     <label class="check"><input type="checkbox" name="snapshot"/>" Snapshot: copy the objects into Capstan's bucket"</label>
@@ -175,9 +175,13 @@ pub fn VersionPage() -> impl IntoView {
             }
         },
     );
+    // Bumped (in the browser) when a scan or check finishes, so the lists
+    // below load their final state. No resource keys on another resource's
+    // value: on the server that re-runs loads after the page is rendered.
+    let settled = RwSignal::new(0_u32);
     let drift = Resource::new(
-        move || (id(), q("drift_cursor"), check.get().and_then(Result::ok).flatten().map(|c| (c.id, c.status))),
-        move |(id, cursor, _)| async move {
+        move || (id(), q("drift_cursor"), verify.version().get(), tick.get(), settled.get()),
+        move |(id, cursor, ..)| async move {
             match id {
                 Some(id) => list_drift(id, cursor).await,
                 None => Err(missing()),
@@ -185,8 +189,8 @@ pub fn VersionPage() -> impl IntoView {
         },
     );
     let manifest = Resource::new(
-        move || (id(), q("prefix"), q("cursor"), version.get().and_then(Result::ok).map(|v| v.object_count)),
-        move |(id, prefix, cursor, _)| async move {
+        move || (id(), q("prefix"), q("cursor"), tick.get(), settled.get()),
+        move |(id, prefix, cursor, ..)| async move {
             match id {
                 Some(id) => list_manifest(id, prefix, cursor).await,
                 None => Err(missing()),
@@ -205,6 +209,9 @@ pub fn VersionPage() -> impl IntoView {
     Effect::new(move |_| {
         let scanning = version.get().and_then(Result::ok).is_some_and(|v| v.status.in_progress());
         let checking = check.get().and_then(Result::ok).flatten().is_some_and(|c| c.status == "running");
+        if active.get_untracked() && !(scanning || checking) {
+            settled.update(|n| *n += 1);
+        }
         active.set(scanning || checking);
     });
     // links keep the other query parameters of the page
@@ -241,7 +248,11 @@ pub fn VersionPage() -> impl IntoView {
                             None => view! { <span class="muted">"after the scan"</span> }.into_any(),
                         }}</dd>
                         <dt>"Location"</dt><dd><code id="location">{v.location.clone()}</code></dd>
-                        <dt>"Source"</dt><dd><code>{v.source_uri.clone()}</code>{v.snapshot.then(|| view! { <span class="pill">"snapshot"</span> })}</dd>
+                        <dt>"Source"</dt><dd>{if v.source == "upload" {
+                            view! { <span data-testid="source">"browser upload"</span> }.into_any()
+                        } else {
+                            view! { <code data-testid="source">{v.source_uri.clone()}</code>{v.snapshot.then(|| view! { <span class="pill">"snapshot"</span> })} }.into_any()
+                        }}</dd>
                         <dt>"Id"</dt><dd><code>{v.id.to_string()}</code></dd>
                         <dt>"Created"</dt><dd><Time at=v.created_at/>" by "{v.created_by.clone()}</dd>
                     </dl>
@@ -275,7 +286,12 @@ pub fn VersionPage() -> impl IntoView {
                             <h2>"Preview: " <code>{p.key.clone()}</code></h2>
                             <p class="muted">
                                 {format!("{} · {}", p.format.clone().unwrap_or_else(|| "unknown format".into()), human_bytes(p.size))}
-                                {p.row_count.map(|n| format!(" · {n} rows"))}
+                                {match p.row_count {
+                                    Some(n) if n > p.rows.len() as i64 => format!(" · showing {} of {n} rows", p.rows.len()),
+                                    Some(n) => format!(" · {}", crate::ui::count(u64::try_from(n).unwrap_or(0), "row", "rows")),
+                                    None if !p.rows.is_empty() => format!(" · the first {} rows (the file was not read to its end)", p.rows.len()),
+                                    None => String::new(),
+                                }}
                                 {format!(" · read {}", human_bytes(p.bytes_read))}
                             </p>
                             {p.note.clone().map(|n| view! { <p class="note">{n}</p> })}
@@ -327,7 +343,7 @@ pub fn VersionPage() -> impl IntoView {
                 <h2>"Drift"</h2>
                 <p class="muted">"Verify re-lists the version's location and compares every object with the manifest."</p>
                 <ActionForm action=verify attr:class="inline" attr:id="verify-form">
-                    <input type="hidden" name="id" prop:value=move || id().map(|i| i.to_string()).unwrap_or_default()/>
+                    <input type="hidden" name="id" value=move || id().map(|i| i.to_string()).unwrap_or_default()/>
                     <button type="submit" disabled=move || verify.pending().get() || active.get()>"Verify"</button>
                 </ActionForm>
                 <FormError error=verify_err/>

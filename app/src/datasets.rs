@@ -35,6 +35,7 @@ pub struct Dataset {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct NewDataset {
     /// 1-100 of `a-z 0-9 . _ -`, unique in the team.
     pub name: String,
@@ -47,6 +48,7 @@ pub struct NewDataset {
 /// Fields to change; omitted fields stay as they are.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct DatasetUpdate {
     pub description: Option<String>,
     pub tags: Option<Vec<String>>,
@@ -181,9 +183,9 @@ pub fn DatasetsPage() -> impl IntoView {
             </section>
             <section class="card">
                 <h2>"Register a dataset"</h2>
-                <ActionForm action=create attr:class="stack" attr:id="create-dataset">
+                <ActionForm action=create node_ref=crate::ui::cleared_on_success(create) attr:class="stack" attr:id="create-dataset">
                     <FormError error=err/>
-                    <input type="hidden" name="team" prop:value=team/>
+                    <input type="hidden" name="team" value=team/>
                     <label>"Name" <input name="name" placeholder="churn-events" required/></label>
                     <FieldMessage error=err field="name"/>
                     <label>"Description" <input name="description" placeholder="What the data is and where it comes from"/></label>

@@ -75,6 +75,15 @@ impl AppError {
         }
     }
 
+    /// Whether the error is about named fields (shown next to them in forms).
+    pub fn names_fields(&self) -> bool {
+        match self {
+            Self::Validation(errors) | Self::InvalidQuery(errors) => !errors.is_empty(),
+            Self::Conflict { field, .. } => field.is_some(),
+            _ => false,
+        }
+    }
+
     /// The HTTP status this error is reported with.
     pub fn status(&self) -> u16 {
         match self {

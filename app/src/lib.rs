@@ -37,15 +37,38 @@ use leptos_meta::{MetaTags, Title, provide_meta_context};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
 use leptos_router::{SsrMode, path};
 
+/// The stylesheet's URL: content-hashed when the site was built by
+/// `scripts/build.sh` (the names are in the same hash file leptos reads for
+/// the bundle), plain otherwise.
+fn stylesheet_href(options: &LeptosOptions) -> String {
+    static HREF: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HREF.get_or_init(|| {
+        let hash =
+            options.hash_files.then(|| std::fs::read_to_string(options.hash_file.as_ref()).ok()).flatten().and_then(
+                |text| {
+                    text.lines().find_map(|l| {
+                        l.split_once(':').filter(|(k, _)| k.trim() == "css").map(|(_, h)| h.trim().to_owned())
+                    })
+                },
+            );
+        match hash {
+            Some(h) => format!("/{}/{}.{h}.css", options.site_pkg_dir, options.output_name),
+            None => format!("/{}/{}.css", options.site_pkg_dir, options.output_name),
+        }
+    })
+    .clone()
+}
+
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    let css = stylesheet_href(&options);
     view! {
         <!DOCTYPE html>
         <html lang="en">
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
-                <link rel="stylesheet" id="leptos" href="/pkg/capstan.css"/>
+                <link rel="stylesheet" id="leptos" href=css/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
@@ -64,7 +87,7 @@ pub fn App() -> impl IntoView {
     view! {
         <Title formatter=|t: String| if t.is_empty() { "Capstan".to_owned() } else { format!("{t} · Capstan") }/>
         <Router>
-            <Routes fallback=|| view! { <main class="content"><h1>"Page not found"</h1><p><a href="/">"Back to Capstan"</a></p></main> }>
+            <Routes fallback=ui::NotFound>
                 <Route path=path!("/login") view=accounts::LoginPage ssr=SsrMode::Async/>
                 <Route path=path!("/setup") view=accounts::SetupPage ssr=SsrMode::Async/>
                 <ParentRoute path=path!("") view=ui::Layout ssr=SsrMode::Async>

@@ -183,6 +183,21 @@ pub fn parse_delimited(data: &[u8], complete: bool, delimiter: u8, max_rows: usi
 }
 
 #[cfg(feature = "ssr")]
+/// The data rows of a whole text file (header excluded; blank lines skipped
+/// in JSON Lines), so a preview can say "50 of 200 rows".
+fn count_rows(data: &[u8], format: Format) -> i64 {
+    let delimited = |d: u8| {
+        csv::ReaderBuilder::new().delimiter(d).has_headers(true).flexible(true).from_reader(data).records().count()
+    };
+    let n = match format {
+        Format::Csv => delimited(b','),
+        Format::Tsv => delimited(b'\t'),
+        _ => data.split(|b| *b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)).count(),
+    };
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+#[cfg(feature = "ssr")]
 /// Parses JSON Lines: each line one object; columns are every key seen, in order of first appearance.
 pub fn parse_json_lines(data: &[u8], complete: bool, max_rows: usize) -> Result<Table, String> {
     let data = whole_lines(data, complete);
@@ -306,6 +321,9 @@ pub mod ssr {
                 };
                 if !complete && table.rows.len() < rows {
                     preview.note = Some(format!("Showing the rows in the first {} kB.", TEXT_HEAD / 1024));
+                }
+                if complete {
+                    preview.row_count = Some(super::count_rows(&data, format));
                 }
                 preview.columns = table.columns;
                 preview.rows = table.rows;

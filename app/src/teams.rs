@@ -39,6 +39,7 @@ pub struct Member {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct NewTeam {
     /// `[a-z0-9-]{2,40}`, unique on this site.
     pub slug: String,
@@ -47,6 +48,7 @@ pub struct NewTeam {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct TeamUpdate {
     /// New display name; absent keeps it.
     #[serde(default)]
@@ -59,6 +61,7 @@ pub struct TeamUpdate {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct NewMember {
     pub email: String,
     /// viewer, member, approver or admin.
@@ -67,6 +70,7 @@ pub struct NewMember {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct RoleChange {
     pub role: String,
 }
@@ -157,9 +161,11 @@ pub fn TeamsPage() -> impl IntoView {
             </section>
             <section class="card">
                 <h2>"Create a team"</h2>
-                <ActionForm action=create attr:class="stack" attr:id="create-team">
+                <ActionForm action=create node_ref=crate::ui::cleared_on_success(create) attr:class="stack" attr:id="create-team">
                     <FormError error=err/>
-                    <label>"Slug" <input name="slug" placeholder="ml-platform" required pattern="[a-z0-9\\-]{2,40}"/></label>
+                    <label>"Slug" <input name="slug" placeholder="ml-platform" required pattern="[a-z0-9\\-]{2,40}" aria-describedby="slug-help"
+                        title="2 to 40 characters: lowercase letters a–z, digits 0–9 and hyphens"/>
+                        <span class="help muted" id="slug-help">"2 to 40 characters: lowercase letters a–z, digits 0–9 and hyphens (it appears in URLs and S3 paths)."</span></label>
                     <FieldMessage error=err field="slug"/>
                     <label>"Display name" <input name="name" placeholder="ML Platform" required/></label>
                     <FieldMessage error=err field="name"/>
@@ -191,14 +197,14 @@ pub fn MembersPage() -> impl IntoView {
         change.value().get().and_then(Result::err).or_else(|| remove.value().get().and_then(Result::err))
     });
     let rename_err = Signal::derive(move || rename.value().get().and_then(Result::err));
-    let me = use_context::<crate::ui::CurrentUser>().and_then(|m| m.0);
-    let site_admin = me.as_ref().is_some_and(|m| m.is_site_admin);
+    let me = use_context::<crate::ui::CurrentUser>();
+    let site_admin = move || me.and_then(|m| m.0.get()).and_then(Result::ok).flatten().is_some_and(|m| m.is_site_admin);
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || team.get().map(|res| match res {
                 Err(e) => view! { <crate::ui::ErrorBox error=e/> }.into_any(),
                 Ok(t) => {
-                    let is_admin = site_admin || t.my_role == Some(Role::Admin);
+                    let is_admin = site_admin() || t.my_role == Some(Role::Admin);
                     let slug_v = t.slug.clone();
                     view! {
                         <PageHeader title=t.name.clone() subtitle=format!("Team {} · members and roles", t.slug)/>

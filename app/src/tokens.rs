@@ -40,6 +40,7 @@ pub struct CreatedToken {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct NewToken {
     /// 1 to 100 characters.
     pub name: String,
@@ -142,7 +143,7 @@ pub fn TokensPage() -> impl IntoView {
             </section>
             <section class="card">
                 <h2>"Create a token"</h2>
-                <ActionForm action=create attr:class="stack" attr:id="create-token">
+                <ActionForm action=create node_ref=crate::ui::cleared_on_success(create) attr:class="stack" attr:id="create-token">
                     <FormError error=err/>
                     <label>"Name" <input name="name" placeholder="ci-pipeline" required maxlength="100"/></label>
                     <FieldMessage error=err field="name"/>

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct KeyValue {
     pub key: String,
     pub value: String,
@@ -21,6 +22,7 @@ pub struct KeyValue {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct MetricDefinition {
     pub name: String,
     /// A regular expression whose first capture group is the value, e.g. `loss=([0-9.]+)`.
@@ -29,6 +31,7 @@ pub struct MetricDefinition {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct ChannelInput {
     /// The channel name the script sees (`SM_CHANNEL_<NAME>`): a letter or `_`, then letters, digits, `_`.
     pub name: String,
@@ -50,6 +53,7 @@ fn default_runtime() -> i32 {
 /// either a container image, or script mode with a framework image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct LaunchRequest {
     /// 1-50 letters, digits and hyphens; unique in the team.
     pub name: String,
@@ -390,6 +394,17 @@ pub async fn training_metrics(id: Uuid) -> Result<Vec<MetricSeries>, AppError> {
     let ctx = crate::state::server_ctx().await?;
     crate::state::finish(ssr::metrics(&ctx, id).await)
 }
+
+/// The last lines of a job's log, for the job page as the server renders it
+/// (the browser then follows the live stream).
+#[leptos::server(prefix = "/rpc", endpoint = "training_log_tail")]
+pub async fn training_log_tail(id: Uuid) -> Result<Vec<LogLine>, AppError> {
+    let ctx = crate::state::server_ctx().await?;
+    crate::state::finish(ssr::log_tail(&ctx, id, LOG_TAIL_LINES).await)
+}
+
+/// How many log lines the job page shows before the live stream takes over.
+pub const LOG_TAIL_LINES: i64 = 200;
 
 /// Checks one metric regex as the launch would (the launch form calls this
 /// as soon as a regex is entered, so a typo shows before submitting).
@@ -1215,6 +1230,22 @@ pub mod ssr {
         let search = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
         let items = lines_after(ctx.pool(), id, after, search.as_deref(), limit + 1).await?;
         Ok(crate::page::ssr::build(items, limit, |l: &LogLine| l.seq))
+    }
+
+    /// The last `limit` stored log lines, oldest first.
+    pub async fn log_tail(ctx: &Ctx, id: Uuid, limit: i64) -> Result<Vec<LogLine>, AppError> {
+        load(ctx, id, Action::ReadTeam).await?;
+        let mut lines = sqlx::query_as!(
+            LogLine,
+            r#"select seq, at, stream, line as text from training_log
+               where job_id = $1 order by seq desc limit $2"#,
+            id,
+            limit
+        )
+        .fetch_all(ctx.pool())
+        .await?;
+        lines.reverse();
+        Ok(lines)
     }
 
     /// Stored log lines after `seq`, optionally only those containing `search`.

@@ -52,12 +52,17 @@ pub fn TrainingListPage() -> impl IntoView {
         }
     });
     let selected = move |s: &str| status().as_deref() == Some(s);
+    let navigate = leptos_router::hooks::use_navigate();
     view! {
         <PageHeader title="Training" subtitle="Jobs this team ran on SageMaker or the local runner, with their cost."/>
         <div class="toolbar">
             <a class="button" href=move || format!("/teams/{}/training/new", team())>"Launch a job"</a>
             <form method="get" class="filters inline">
-                <select name="status" aria-label="Status" onchange="this.form.submit()">
+                <select name="status" aria-label="Status" on:change=move |ev| {
+                    let status = event_target_value(&ev);
+                    let query = if status.is_empty() { String::new() } else { format!("?status={status}") };
+                    navigate(&format!("/teams/{}/training{query}", team()), Default::default());
+                }>
                     <option value="" selected=move || status().is_none()>"All statuses"</option>
                     {["running", "completed", "failed", "stopped"].into_iter().map(|s| view! {
                         <option value=s selected=move || selected(s)>{s}</option>
@@ -114,13 +119,43 @@ fn job_row(team: &str, j: TrainingJobSummary) -> impl IntoView + use<> {
     }
 }
 
-/// Editable key/value rows (hyperparameters, tags).
+/// Messages of the field errors about row `i` of the list `prefix`
+/// (`metric_definitions[2].regex`), without the raw field path.
+fn row_errors(err: Option<&AppError>, prefix: &str, i: usize) -> Vec<String> {
+    let row = format!("{prefix}[{i}]");
+    match err {
+        Some(AppError::Validation(fields)) => fields
+            .iter()
+            .filter(|f| f.field == row || f.field.starts_with(&format!("{row}.")))
+            .map(|f| f.message.clone())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Messages of field errors about the list `prefix` as a whole (not one row).
+fn list_errors(err: Option<AppError>, prefix: &str) -> Vec<String> {
+    match err {
+        Some(AppError::Validation(fields)) => fields
+            .into_iter()
+            .filter(|f| f.field == prefix || (f.field.starts_with(prefix) && !f.field[prefix.len()..].starts_with('[')))
+            .map(|f| f.message)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Editable key/value rows (hyperparameters, metrics, tags); the errors a
+/// launch or a live check found for a row are shown under that row.
 #[component]
 fn PairRows(
     rows: RwSignal<Vec<(String, String)>>,
     key_label: &'static str,
     value_label: &'static str,
     name: &'static str,
+    /// The launch request's field holding these rows (`metric_definitions`).
+    field: &'static str,
+    error: Signal<Option<AppError>>,
     /// Called with (row, value) when a value is entered (on change), to check it.
     #[prop(optional)]
     check_value: Option<Callback<(usize, String)>>,
@@ -129,7 +164,15 @@ fn PairRows(
     value_errors: Option<RwSignal<BTreeMap<usize, String>>>,
 ) -> impl IntoView {
     let add = move |_| rows.update(|r| r.push((String::new(), String::new())));
-    let row_error = move |i: usize| value_errors.and_then(|e| e.with(|e| e.get(&i).cloned()));
+    let messages = move |i: usize| {
+        let mut all: Vec<String> = value_errors.and_then(|e| e.with(|e| e.get(&i).cloned())).into_iter().collect();
+        for m in error.with(|e| row_errors(e.as_ref(), field, i)) {
+            if !all.contains(&m) {
+                all.push(m);
+            }
+        }
+        all
+    };
     view! {
         <div class="rows" data-rows=name>
             {move || rows.get().into_iter().enumerate().map(|(i, (k, v))| view! {
@@ -137,7 +180,7 @@ fn PairRows(
                     <input placeholder=key_label aria-label=key_label prop:value=k data-key=format!("{name}-{i}")
                         on:input=move |ev| rows.update(|r| if let Some(row) = r.get_mut(i) { row.0 = event_target_value(&ev) })/>
                     <input placeholder=value_label aria-label=value_label prop:value=v data-value=format!("{name}-{i}")
-                        aria-invalid=move || row_error(i).map(|_| "true")
+                        aria-invalid=move || (!messages(i).is_empty()).then_some("true")
                         on:input=move |ev| rows.update(|r| if let Some(row) = r.get_mut(i) { row.1 = event_target_value(&ev) })
                         on:change=move |ev| if let Some(check) = check_value { check.run((i, event_target_value(&ev))) }/>
                     <button type="button" class="link" on:click=move |_| {
@@ -145,31 +188,22 @@ fn PairRows(
                         if let Some(e) = value_errors { e.update(BTreeMap::clear) }
                     }>"Remove"</button>
                 </div>
-                {move || row_error(i).map(|m| view! { <p class="field-error" data-row-error=format!("{name}-{i}")>{m}</p> })}
-            }).collect_view()}
+                {move || messages(i).into_iter().map(|m| view! { <p class="field-error" data-row-error=format!("{name}-{i}")>{m}</p> }).collect_view()}
+            }.into_any()).collect_view()}
             <button type="button" class="secondary" on:click=add>{format!("Add {name}")}</button>
+            <ListErrors error=error field=field/>
         </div>
     }
-}
-
-/// Messages of every field error whose name starts with `prefix`.
-fn errors_under(err: Option<AppError>, prefix: &str) -> Vec<String> {
-    match err {
-        Some(AppError::Validation(fields)) => fields
-            .into_iter()
-            .filter(|f| f.field.starts_with(prefix))
-            .map(|f| format!("{}: {}", f.field, f.message))
-            .collect(),
-        _ => Vec::new(),
-    }
+    .into_any()
 }
 
 #[component]
-fn FieldErrors(#[prop(into)] error: Signal<Option<AppError>>, prefix: &'static str) -> impl IntoView {
-    view! {
-        {move || errors_under(error.get(), prefix).into_iter().map(|m| view! {
-            <p class="field-error" data-field=prefix>{m}</p>
-        }).collect_view()}
+fn ListErrors(error: Signal<Option<AppError>>, field: &'static str) -> impl IntoView {
+    move || {
+        list_errors(error.get(), field)
+            .into_iter()
+            .map(|m| view! { <p class="field-error" data-field=field>{m}</p> })
+            .collect_view()
     }
 }
 
@@ -203,37 +237,371 @@ pub fn LaunchPage() -> impl IntoView {
     }
 }
 
+/// The runtime units the form offers, in seconds.
+const RUNTIME_UNITS: [(i32, &str); 3] = [(3600, "hours"), (60, "minutes"), (1, "seconds")];
+
+/// The largest unit that states `seconds` (and `also`, if given) exactly.
+fn runtime_unit(seconds: i32, also: Option<i32>) -> i32 {
+    RUNTIME_UNITS.iter().map(|(u, _)| *u).find(|u| seconds % u == 0 && also.is_none_or(|a| a % u == 0)).unwrap_or(1)
+}
+
+/// Instance types with accelerators, which the local runner cannot give a job.
+fn has_accelerator(instance_type: &str) -> bool {
+    ["ml.p", "ml.g", "ml.trn", "ml.inf"].iter().any(|f| instance_type.starts_with(f))
+}
+
+/// Every value the launch form edits; the sections below share it.
+#[derive(Clone, Copy)]
+struct Fields {
+    local: bool,
+    err: Signal<Option<AppError>>,
+    name: RwSignal<String>,
+    mode_script: RwSignal<bool>,
+    image: RwSignal<String>,
+    entry: RwSignal<String>,
+    source: RwSignal<String>,
+    source_files: RwSignal<Vec<String>>,
+    source_state: RwSignal<String>,
+    framework: RwSignal<String>,
+    instance_type: RwSignal<String>,
+    count: RwSignal<String>,
+    volume: RwSignal<String>,
+    runtime: RwSignal<String>,
+    /// Seconds per unit of `runtime` and `max_wait`.
+    unit: RwSignal<i32>,
+    spot: RwSignal<bool>,
+    max_wait: RwSignal<String>,
+    checkpoint: RwSignal<String>,
+    output: RwSignal<String>,
+    role: RwSignal<String>,
+    hps: RwSignal<Vec<(String, String)>>,
+    metrics: RwSignal<Vec<(String, String)>>,
+    regex_errors: RwSignal<BTreeMap<usize, String>>,
+    tags: RwSignal<Vec<(String, String)>>,
+    channels: RwSignal<Vec<(String, String)>>,
+}
+
+impl Fields {
+    fn new(
+        local: bool,
+        err: Signal<Option<AppError>>,
+        options: &crate::training::LaunchOptions,
+        start: &LaunchRequest,
+    ) -> Self {
+        let pairs = |kvs: &[KeyValue]| kvs.iter().map(|kv| (kv.key.clone(), kv.value.clone())).collect::<Vec<_>>();
+        let unit = runtime_unit(start.max_runtime_seconds, start.max_wait_seconds);
+        Self {
+            local,
+            err,
+            name: RwSignal::new(start.name.clone()),
+            mode_script: RwSignal::new(start.image.is_none() || start.entry_point.is_some()),
+            image: RwSignal::new(start.image.clone().unwrap_or_default()),
+            entry: RwSignal::new(start.entry_point.clone().unwrap_or_else(|| "train.py".into())),
+            source: RwSignal::new(start.source_uri.clone().unwrap_or_default()),
+            source_files: RwSignal::new(Vec::new()),
+            source_state: RwSignal::new(String::new()),
+            framework: RwSignal::new(
+                start
+                    .framework
+                    .clone()
+                    .or_else(|| options.frameworks.first().map(|f| f.key.clone()))
+                    .unwrap_or_default(),
+            ),
+            instance_type: RwSignal::new(start.instance_type.clone()),
+            count: RwSignal::new(start.instance_count.to_string()),
+            volume: RwSignal::new(start.volume_gb.to_string()),
+            runtime: RwSignal::new((start.max_runtime_seconds / unit).to_string()),
+            unit: RwSignal::new(unit),
+            spot: RwSignal::new(start.spot),
+            max_wait: RwSignal::new(start.max_wait_seconds.map(|w| (w / unit).to_string()).unwrap_or_default()),
+            checkpoint: RwSignal::new(start.checkpoint_uri.clone().unwrap_or_default()),
+            output: RwSignal::new(start.output_uri.clone().unwrap_or_else(|| options.default_output_uri.clone())),
+            role: RwSignal::new(
+                start.role_arn.clone().or_else(|| options.default_role_arn.clone()).unwrap_or_default(),
+            ),
+            hps: RwSignal::new(pairs(&start.hyperparameters)),
+            metrics: RwSignal::new(
+                start.metric_definitions.iter().map(|m| (m.name.clone(), m.regex.clone())).collect(),
+            ),
+            regex_errors: RwSignal::new(BTreeMap::new()),
+            tags: RwSignal::new(pairs(&start.tags)),
+            channels: RwSignal::new(
+                start.channels.iter().map(|c| (c.name.clone(), c.version_id.to_string())).collect(),
+            ),
+        }
+    }
+
+    /// A duration field in seconds (`runtime`, `max_wait`), from its value in the chosen unit.
+    fn seconds(self, value: RwSignal<String>) -> Option<i32> {
+        value.get().trim().parse::<i32>().ok().map(|v| v.saturating_mul(self.unit.get()))
+    }
+
+    fn seconds_untracked(self, value: RwSignal<String>) -> Option<i32> {
+        value.get_untracked().trim().parse::<i32>().ok().map(|v| v.saturating_mul(self.unit.get_untracked()))
+    }
+
+    /// The request the form describes.
+    fn request(self) -> LaunchRequest {
+        let int = |s: RwSignal<String>| s.get_untracked().trim().parse::<i32>().unwrap_or(0);
+        let some = |s: RwSignal<String>| Some(s.get_untracked()).filter(|v| !v.trim().is_empty());
+        let pairs = |s: RwSignal<Vec<(String, String)>>| {
+            s.get_untracked().into_iter().map(|(key, value)| KeyValue { key, value }).collect()
+        };
+        let (script, local, spot) = (self.mode_script.get_untracked(), self.local, self.spot.get_untracked());
+        LaunchRequest {
+            name: self.name.get_untracked(),
+            image: if script && local { None } else { some(self.image) },
+            entry_point: if script { some(self.entry) } else { None },
+            source_uri: if script { some(self.source) } else { None },
+            framework: if script && !local { some(self.framework) } else { None },
+            instance_type: self.instance_type.get_untracked(),
+            instance_count: int(self.count),
+            volume_gb: int(self.volume),
+            max_runtime_seconds: self.seconds_untracked(self.runtime).unwrap_or(0),
+            spot,
+            max_wait_seconds: if spot { self.seconds_untracked(self.max_wait) } else { None },
+            checkpoint_uri: if spot { some(self.checkpoint) } else { None },
+            hyperparameters: pairs(self.hps),
+            metric_definitions: self
+                .metrics
+                .get_untracked()
+                .into_iter()
+                .map(|(name, regex)| MetricDefinition { name, regex })
+                .collect(),
+            channels: self
+                .channels
+                .get_untracked()
+                .into_iter()
+                .map(|(name, v)| ChannelInput { name, version_id: v.parse().unwrap_or_else(|_| Uuid::nil()) })
+                .collect(),
+            output_uri: some(self.output),
+            tags: pairs(self.tags),
+            role_arn: if local { None } else { some(self.role) },
+        }
+    }
+
+    /// The message for one field, shown inside its label.
+    fn message(self, field: &'static str) -> AnyView {
+        view! { <crate::ui::FieldMessage error=self.err field=field/> }.into_any()
+    }
+}
+
 #[component]
 fn LaunchForm(team: String, options: crate::training::LaunchOptions, start: LaunchRequest) -> impl IntoView {
     let local = options.backend == "local";
-    let name = RwSignal::new(start.name.clone());
-    let mode_script = RwSignal::new(start.image.is_none() || start.entry_point.is_some());
-    let image = RwSignal::new(start.image.clone().unwrap_or_default());
-    let entry = RwSignal::new(start.entry_point.clone().unwrap_or_else(|| "train.py".into()));
-    let source = RwSignal::new(start.source_uri.clone().unwrap_or_default());
-    let source_files = RwSignal::new(Vec::<String>::new());
-    let source_state = RwSignal::new(String::new());
-    let framework = RwSignal::new(
-        start.framework.clone().or_else(|| options.frameworks.first().map(|f| f.key.clone())).unwrap_or_default(),
-    );
-    let instance_type = RwSignal::new(start.instance_type.clone());
-    let count = RwSignal::new(start.instance_count.to_string());
-    let volume = RwSignal::new(start.volume_gb.to_string());
-    let runtime = RwSignal::new(start.max_runtime_seconds.to_string());
-    let spot = RwSignal::new(start.spot);
-    let max_wait = RwSignal::new(start.max_wait_seconds.map(|w| w.to_string()).unwrap_or_default());
-    let checkpoint = RwSignal::new(start.checkpoint_uri.clone().unwrap_or_default());
-    let output = RwSignal::new(start.output_uri.clone().unwrap_or_else(|| options.default_output_uri.clone()));
-    let role = RwSignal::new(start.role_arn.clone().or_else(|| options.default_role_arn.clone()).unwrap_or_default());
-    let hps =
-        RwSignal::new(start.hyperparameters.iter().map(|kv| (kv.key.clone(), kv.value.clone())).collect::<Vec<_>>());
-    let metrics =
-        RwSignal::new(start.metric_definitions.iter().map(|m| (m.name.clone(), m.regex.clone())).collect::<Vec<_>>());
+    let launch = Action::new(move |(team, request): &(String, LaunchRequest)| {
+        let (team, request) = (team.clone(), request.clone());
+        async move { launch_training(team, request).await }
+    });
+    let err = Signal::derive(move || launch.value().get().and_then(Result::err));
+    let f = Fields::new(local, err, &options, &start);
+    let navigate = leptos_router::hooks::use_navigate();
+    Effect::new(move |_| {
+        if let Some(Ok(job)) = launch.value().get() {
+            navigate(&format!("/teams/{}/training/{}", job.team, job.id), Default::default());
+        }
+    });
+    let team_for_submit = team.clone();
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        launch.dispatch((team_for_submit.clone(), f.request()));
+    };
+    view! {
+        <form class="card stack launch" id="launch-form" on:submit=submit>
+            <FormError error=err/>
+            {local.then(|| view! { <p class="notice">"Local mode: the job runs on this machine with the local runner (script mode, one instance, on the CPU). Cost is what the same run would cost on SageMaker."</p> })}
+            <label>"Job name" <input name="name" required prop:value=move || f.name.get() on:input=move |ev| f.name.set(event_target_value(&ev))/>{f.message("name")}</label>
+            <WhatToRun f team=team.clone() frameworks=options.frameworks.clone()/>
+            <Resources f instance_types=options.instance_types.clone()/>
+            <Channels f versions=options.versions.clone()/>
+            <Parameters f team=team.clone()/>
+            <Output f/>
+            <button type="submit" disabled=move || launch.pending().get()>"Launch"</button>
+        </form>
+    }
+    .into_any()
+}
+
+#[component]
+fn WhatToRun(f: Fields, team: String, frameworks: Vec<crate::training::Framework>) -> impl IntoView {
+    let local = f.local;
+    let on_files = move |ev: leptos::ev::Event| {
+        #[cfg(feature = "hydrate")]
+        {
+            use wasm_bindgen::JsCast as _;
+            let Some(input) = ev.target().and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok()) else { return };
+            let Some(files) = input.files() else { return };
+            let team = team.clone();
+            f.source_state.set("Uploading the source folder…".into());
+            leptos::task::spawn_local(async move {
+                match upload_source(&team, &files).await {
+                    Ok(archive) => {
+                        f.source.set(archive.source_uri);
+                        f.source_state.set(format!(
+                            "Stored {}, {} bytes.",
+                            crate::ui::count(archive.files.len() as u64, "file", "files"),
+                            archive.bytes
+                        ));
+                        if !archive.files.iter().any(|file| *file == f.entry.get_untracked())
+                            && let Some(py) = archive.files.iter().find(|file| file.ends_with(".py"))
+                        {
+                            f.entry.set(py.clone());
+                        }
+                        f.source_files.set(archive.files);
+                    }
+                    Err(message) => f.source_state.set(message),
+                }
+            });
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (ev, &team);
+    };
+    view! {
+        <fieldset>
+            <legend>"What to run"</legend>
+            {(!local).then(|| view! {
+                <label class="check"><input type="radio" name="mode" checked=move || f.mode_script.get() on:change=move |_| f.mode_script.set(true)/>" Script mode (entry point + source folder)"</label>
+                <label class="check"><input type="radio" name="mode" checked=move || !f.mode_script.get() on:change=move |_| f.mode_script.set(false)/>" Container image"</label>
+            })}
+            <div class:hidden=move || !f.mode_script.get()>
+                <p class="muted help" data-testid="script-help">"A script is a folder with an entry point such as "
+                    <a href="/examples/train.py" download="train.py">"train.py"</a>
+                    " (Capstan's own example, in "<code>"examples/"</code>" of its source: standard library only, runs as is). It runs the way SageMaker's script mode runs it: hyperparameters arrive as "
+                    <code>"--name value"</code>", each channel's data in "<code>"SM_CHANNEL_<NAME>"</code>", and whatever the script writes to "
+                    <code>"SM_MODEL_DIR"</code>" becomes the model. A "<code>"requirements.txt"</code>" in the folder is installed first."</p>
+                <label>"Source folder"
+                    <input type="file" id="source-files" multiple prop:webkitdirectory=true on:change=on_files/>
+                </label>
+                <p class="muted" data-testid="source-state">{move || f.source_state.get()}</p>
+                <label>"…or a stored source archive" <input name="source_uri" placeholder="s3://…/sourcedir.tar.gz" prop:value=move || f.source.get() on:input=move |ev| f.source.set(event_target_value(&ev))/>{f.message("source_uri")}</label>
+                <label>"Entry point" <input name="entry_point" list="source-file-list" prop:value=move || f.entry.get() on:input=move |ev| f.entry.set(event_target_value(&ev))/>{f.message("entry_point")}</label>
+                <datalist id="source-file-list">{move || f.source_files.get().into_iter().map(|file| view! { <option value=file/> }).collect_view()}</datalist>
+                {(!local).then(|| view! {
+                    <label>"Framework image"
+                        <select name="framework" on:change=move |ev| f.framework.set(event_target_value(&ev))>
+                            {frameworks.iter().map(|fw| {
+                                let key = fw.key.clone();
+                                let is = key.clone();
+                                view! { <option value=key selected=move || f.framework.get() == is>{fw.label.clone()}</option> }
+                            }).collect_view()}
+                        </select>
+                        {f.message("framework")}
+                    </label>
+                })}
+            </div>
+            {(!local).then(|| view! {
+                <div class:hidden=move || f.mode_script.get()>
+                    <label>"Image URI" <input name="image" placeholder="123456789012.dkr.ecr.us-east-1.amazonaws.com/train:latest" prop:value=move || f.image.get() on:input=move |ev| f.image.set(event_target_value(&ev))/></label>
+                </div>
+            })}
+            {f.message("image")}
+        </fieldset>
+    }
+    .into_any()
+}
+
+#[component]
+fn Resources(f: Fields, instance_types: Vec<(String, f64)>) -> impl IntoView {
+    let local = f.local;
+    let prices = instance_types.clone();
+    let worst = move || {
+        let price = prices.iter().find(|(t, _)| *t == f.instance_type.get()).map(|(_, p)| *p)?;
+        let c = f.count.get().trim().parse::<i32>().ok()?;
+        Some(worst_case(price, c, f.seconds(f.runtime)?))
+    };
+    let unit_name = move || RUNTIME_UNITS.iter().find(|(u, _)| *u == f.unit.get()).map_or("seconds", |(_, n)| *n);
+    view! {
+        <fieldset>
+            <legend>"Resources"</legend>
+            {local.then(|| view! { <p class="muted help">"Local mode runs every instance type on this machine's CPU: the type only sets the cost shown. GPU types are marked."</p> })}
+            <div class="grid-3">
+                <label>"Instance type"
+                    <select name="instance_type" on:change=move |ev| f.instance_type.set(event_target_value(&ev))>
+                        {instance_types.iter().map(|(t, p)| {
+                            let value = t.clone();
+                            let is = t.clone();
+                            let note = if local && has_accelerator(t) { " (GPU; runs on the CPU here)" } else { "" };
+                            view! { <option value=value selected=move || f.instance_type.get() == is>{format!("{t} · ${p}/h{note}")}</option> }
+                        }).collect_view()}
+                    </select>
+                    {f.message("instance_type")}
+                </label>
+                <label>"Instances" <input name="instance_count" type="number" min="1" prop:value=move || f.count.get() on:input=move |ev| f.count.set(event_target_value(&ev))/>{f.message("instance_count")}</label>
+                <label>"Volume (GB)" <input name="volume_gb" type="number" min="1" prop:value=move || f.volume.get() on:input=move |ev| f.volume.set(event_target_value(&ev))/>{f.message("volume_gb")}</label>
+            </div>
+            <div class="grid-3">
+                <label>"Max runtime" <input name="max_runtime" type="number" min="1" prop:value=move || f.runtime.get() on:input=move |ev| f.runtime.set(event_target_value(&ev))/>{f.message("max_runtime_seconds")}</label>
+                <label>"Unit"
+                    <select name="runtime_unit" on:change=move |ev| {
+                        // keep the durations the same when only the unit changes
+                        let new_unit = event_target_value(&ev).parse::<i32>().unwrap_or(1);
+                        let old_unit = f.unit.get_untracked();
+                        for field in [f.runtime, f.max_wait] {
+                            if let Ok(v) = field.get_untracked().trim().parse::<i32>() {
+                                let secs = v.saturating_mul(old_unit);
+                                if secs % new_unit == 0 { field.set((secs / new_unit).to_string()); }
+                            }
+                        }
+                        f.unit.set(new_unit);
+                    }>
+                        {RUNTIME_UNITS.iter().map(|(u, n)| view! { <option value=u.to_string() selected=move || f.unit.get() == *u>{*n}</option> }).collect_view()}
+                    </select>
+                </label>
+            </div>
+            <p class="worst-case" data-testid="worst-case">"Worst case: "
+                <strong>{move || worst().map_or_else(|| "—".to_owned(), usd)}</strong>" (instances × price × max runtime)"</p>
+            <label class="check"><input type="checkbox" name="spot" prop:checked=move || f.spot.get() on:change=move |ev| f.spot.set(event_target_checked(&ev))/>" Managed spot training"</label>
+            <div class:hidden=move || !f.spot.get()>
+                <label>{move || format!("Max wait ({}, at least the max runtime)", unit_name())} <input name="max_wait" type="number" prop:value=move || f.max_wait.get() on:input=move |ev| f.max_wait.set(event_target_value(&ev))/>{f.message("max_wait_seconds")}</label>
+                <label>"Checkpoint S3 URI" <input name="checkpoint_uri" placeholder="s3://…/checkpoints/" prop:value=move || f.checkpoint.get() on:input=move |ev| f.checkpoint.set(event_target_value(&ev))/>{f.message("checkpoint_uri")}</label>
+            </div>
+        </fieldset>
+    }
+    .into_any()
+}
+
+#[component]
+fn Channels(f: Fields, versions: Vec<(Uuid, String)>) -> impl IntoView {
+    let channels = f.channels;
+    view! {
+        <fieldset>
+            <legend>"Input channels"</legend>
+            <p class="muted">"Each channel is a ready dataset version of this team; the script finds it in SM_CHANNEL_<NAME>."</p>
+            <div class="rows" data-rows="channels">
+                {move || channels.get().into_iter().enumerate().map(|(i, (cname, vid))| {
+                    let versions = versions.clone();
+                    view! {
+                        <div class="row">
+                            <input placeholder="train" aria-label="Channel name" prop:value=cname data-key=format!("channel-{i}")
+                                on:input=move |ev| channels.update(|r| if let Some(row) = r.get_mut(i) { row.0 = event_target_value(&ev) })/>
+                            <select aria-label="Dataset version" data-value=format!("channel-{i}")
+                                on:change=move |ev| channels.update(|r| if let Some(row) = r.get_mut(i) { row.1 = event_target_value(&ev) })>
+                                <option value="">"Choose a version…"</option>
+                                {versions.into_iter().map(|(id, label)| {
+                                    let id = id.to_string();
+                                    let is = id == vid;
+                                    view! { <option value=id selected=is>{label}</option> }
+                                }).collect_view()}
+                            </select>
+                            <button type="button" class="link" on:click=move |_| channels.update(|r| { if i < r.len() { r.remove(i); } })>"Remove"</button>
+                        </div>
+                        {move || f.err.with(|e| row_errors(e.as_ref(), "channels", i)).into_iter().map(|m| view! { <p class="field-error" data-row-error=format!("channel-{i}")>{m}</p> }).collect_view()}
+                    }.into_any()
+                }).collect_view()}
+                <button type="button" class="secondary" on:click=move |_| channels.update(|r| r.push((if r.is_empty() { "train".into() } else { String::new() }, String::new())))>"Add channel"</button>
+                <ListErrors error=f.err field="channels"/>
+            </div>
+        </fieldset>
+    }
+    .into_any()
+}
+
+#[component]
+fn Parameters(f: Fields, team: String) -> impl IntoView {
     // each regex is checked by the server's own rules as soon as it is entered
-    let regex_errors = RwSignal::new(BTreeMap::<usize, String>::new());
-    let regex_team = team.clone();
+    let regex_errors = f.regex_errors;
     let check_regex = Callback::new(move |(row, regex): (usize, String)| {
-        let team = regex_team.clone();
+        let team = team.clone();
         leptos::task::spawn_local(async move {
             let problem = match check_metric_regex(team, regex).await {
                 Ok(()) => None,
@@ -245,229 +613,36 @@ fn LaunchForm(team: String, options: crate::training::LaunchOptions, start: Laun
             });
         });
     });
-    let tags = RwSignal::new(start.tags.iter().map(|kv| (kv.key.clone(), kv.value.clone())).collect::<Vec<_>>());
-    let versions = options.versions.clone();
-    let channels = RwSignal::new(
-        start.channels.iter().map(|c| (c.name.clone(), c.version_id.to_string())).collect::<Vec<(String, String)>>(),
-    );
-    let prices = options.instance_types.clone();
-    let worst = move || {
-        let price = prices.iter().find(|(t, _)| *t == instance_type.get()).map(|(_, p)| *p)?;
-        let c = count.get().trim().parse::<i32>().ok()?;
-        let r = runtime.get().trim().parse::<i32>().ok()?;
-        Some(worst_case(price, c, r))
-    };
-    let launch = Action::new(move |(team, request): &(String, LaunchRequest)| {
-        let (team, request) = (team.clone(), request.clone());
-        async move { launch_training(team, request).await }
-    });
-    let err = Signal::derive(move || launch.value().get().and_then(Result::err));
-    let navigate = leptos_router::hooks::use_navigate();
-    Effect::new(move |_| {
-        if let Some(Ok(job)) = launch.value().get() {
-            navigate(&format!("/teams/{}/training/{}", job.team, job.id), Default::default());
-        }
-    });
-    let team_for_submit = team.clone();
-    let submit = move |ev: leptos::ev::SubmitEvent| {
-        ev.prevent_default();
-        let int = |s: RwSignal<String>, default: i32| s.get_untracked().trim().parse::<i32>().unwrap_or(default);
-        let some = |s: RwSignal<String>| Some(s.get_untracked()).filter(|v| !v.trim().is_empty());
-        let script = mode_script.get_untracked();
-        let request = LaunchRequest {
-            name: name.get_untracked(),
-            image: if script && local { None } else { some(image) },
-            entry_point: if script { some(entry) } else { None },
-            source_uri: if script { some(source) } else { None },
-            framework: if script && !local { some(framework) } else { None },
-            instance_type: instance_type.get_untracked(),
-            instance_count: int(count, 0),
-            volume_gb: int(volume, 0),
-            max_runtime_seconds: int(runtime, 0),
-            spot: spot.get_untracked(),
-            max_wait_seconds: if spot.get_untracked() {
-                some(max_wait).and_then(|w| w.trim().parse().ok())
-            } else {
-                None
-            },
-            checkpoint_uri: if spot.get_untracked() { some(checkpoint) } else { None },
-            hyperparameters: hps.get_untracked().into_iter().map(|(key, value)| KeyValue { key, value }).collect(),
-            metric_definitions: metrics
-                .get_untracked()
-                .into_iter()
-                .map(|(name, regex)| MetricDefinition { name, regex })
-                .collect(),
-            channels: channels
-                .get_untracked()
-                .into_iter()
-                .map(|(name, v)| ChannelInput { name, version_id: v.parse().unwrap_or_else(|_| Uuid::nil()) })
-                .collect(),
-            output_uri: some(output),
-            tags: tags.get_untracked().into_iter().map(|(key, value)| KeyValue { key, value }).collect(),
-            role_arn: if local { None } else { some(role) },
-        };
-        launch.dispatch((team_for_submit.clone(), request));
-    };
-    let upload_team = team.clone();
-    let on_files = move |ev: leptos::ev::Event| {
-        #[cfg(feature = "hydrate")]
-        {
-            use wasm_bindgen::JsCast as _;
-            let Some(input) = ev.target().and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok()) else { return };
-            let Some(files) = input.files() else { return };
-            let team = upload_team.clone();
-            source_state.set("Uploading the source folder…".into());
-            leptos::task::spawn_local(async move {
-                match upload_source(&team, &files).await {
-                    Ok(archive) => {
-                        source.set(archive.source_uri);
-                        source_state.set(format!(
-                            "Stored {}, {} bytes.",
-                            crate::ui::count(archive.files.len() as u64, "file", "files"),
-                            archive.bytes
-                        ));
-                        if !archive.files.iter().any(|f| *f == entry.get_untracked())
-                            && let Some(py) = archive.files.iter().find(|f| f.ends_with(".py"))
-                        {
-                            entry.set(py.clone());
-                        }
-                        source_files.set(archive.files);
-                    }
-                    Err(message) => source_state.set(message),
-                }
-            });
-        }
-        #[cfg(not(feature = "hydrate"))]
-        let _ = (ev, &upload_team);
-    };
-    let field = move |f: &'static str| view! { <crate::ui::FieldMessage error=err field=f/> };
-    let type_options = options.instance_types.clone();
-    let framework_options = options.frameworks.clone();
     view! {
-        <form class="card stack launch" id="launch-form" on:submit=submit>
-            <FormError error=err/>
-            {local.then(|| view! { <p class="notice">"Local mode: the job runs on this machine with the local runner (script mode, one instance). Cost is what the same run would cost on SageMaker."</p> })}
-            <label>"Job name" <input name="name" required prop:value=move || name.get() on:input=move |ev| name.set(event_target_value(&ev))/></label>
-            {field("name")}
-            <fieldset>
-                <legend>"What to run"</legend>
-                {(!local).then(|| view! {
-                    <label class="check"><input type="radio" name="mode" checked=move || mode_script.get() on:change=move |_| mode_script.set(true)/>" Script mode (entry point + source folder)"</label>
-                    <label class="check"><input type="radio" name="mode" checked=move || !mode_script.get() on:change=move |_| mode_script.set(false)/>" Container image"</label>
-                })}
-                <div class:hidden=move || !mode_script.get()>
-                    <label>"Source folder"
-                        <input type="file" id="source-files" multiple prop:webkitdirectory=true on:change=on_files/>
-                    </label>
-                    <p class="muted" data-testid="source-state">{move || source_state.get()}</p>
-                    <label>"…or a stored source archive" <input name="source_uri" placeholder="s3://…/sourcedir.tar.gz" prop:value=move || source.get() on:input=move |ev| source.set(event_target_value(&ev))/></label>
-                    {field("source_uri")}
-                    <label>"Entry point" <input name="entry_point" list="source-file-list" prop:value=move || entry.get() on:input=move |ev| entry.set(event_target_value(&ev))/></label>
-                    <datalist id="source-file-list">{move || source_files.get().into_iter().map(|f| view! { <option value=f/> }).collect_view()}</datalist>
-                    {field("entry_point")}
-                    {(!local).then(|| view! {
-                        <label>"Framework image"
-                            <select name="framework" on:change=move |ev| framework.set(event_target_value(&ev))>
-                                {framework_options.iter().map(|f| {
-                                    let key = f.key.clone();
-                                    let is = key.clone();
-                                    view! { <option value=key selected=move || framework.get() == is>{f.label.clone()}</option> }
-                                }).collect_view()}
-                            </select>
-                        </label>
-                        {field("framework")}
-                    })}
-                </div>
-                {(!local).then(|| view! {
-                    <div class:hidden=move || mode_script.get()>
-                        <label>"Image URI" <input name="image" placeholder="123456789012.dkr.ecr.us-east-1.amazonaws.com/train:latest" prop:value=move || image.get() on:input=move |ev| image.set(event_target_value(&ev))/></label>
-                    </div>
-                })}
-                {field("image")}
-            </fieldset>
-            <fieldset>
-                <legend>"Resources"</legend>
-                <div class="grid-3">
-                    <label>"Instance type"
-                        <select name="instance_type" on:change=move |ev| instance_type.set(event_target_value(&ev))>
-                            {type_options.iter().map(|(t, p)| {
-                                let value = t.clone();
-                                let is = t.clone();
-                                view! { <option value=value selected=move || instance_type.get() == is>{format!("{t} · ${p}/h")}</option> }
-                            }).collect_view()}
-                        </select>
-                    </label>
-                    <label>"Instances" <input name="instance_count" type="number" min="1" prop:value=move || count.get() on:input=move |ev| count.set(event_target_value(&ev))/></label>
-                    <label>"Volume (GB)" <input name="volume_gb" type="number" min="1" prop:value=move || volume.get() on:input=move |ev| volume.set(event_target_value(&ev))/></label>
-                </div>
-                {field("instance_type")}{field("instance_count")}{field("volume_gb")}
-                <label>"Max runtime (seconds)" <input name="max_runtime_seconds" type="number" min="1" prop:value=move || runtime.get() on:input=move |ev| runtime.set(event_target_value(&ev))/></label>
-                {field("max_runtime_seconds")}
-                <p class="worst-case" data-testid="worst-case">"Worst case: "
-                    <strong>{move || worst().map_or_else(|| "—".to_owned(), usd)}</strong>" (instances × price × max runtime)"</p>
-                <label class="check"><input type="checkbox" name="spot" prop:checked=move || spot.get() on:change=move |ev| spot.set(event_target_checked(&ev))/>" Managed spot training"</label>
-                <div class:hidden=move || !spot.get()>
-                    <label>"Max wait (seconds, at least the max runtime)" <input name="max_wait_seconds" type="number" prop:value=move || max_wait.get() on:input=move |ev| max_wait.set(event_target_value(&ev))/></label>
-                    {field("max_wait_seconds")}
-                    <label>"Checkpoint S3 URI" <input name="checkpoint_uri" placeholder="s3://…/checkpoints/" prop:value=move || checkpoint.get() on:input=move |ev| checkpoint.set(event_target_value(&ev))/></label>
-                    {field("checkpoint_uri")}
-                </div>
-            </fieldset>
-            <fieldset>
-                <legend>"Input channels"</legend>
-                <p class="muted">"Each channel is a ready dataset version of this team; the script finds it in SM_CHANNEL_<NAME>."</p>
-                <div class="rows" data-rows="channels">
-                    {move || channels.get().into_iter().enumerate().map(|(i, (cname, vid))| {
-                        let versions = versions.clone();
-                        view! {
-                            <div class="row">
-                                <input placeholder="train" aria-label="Channel name" prop:value=cname data-key=format!("channel-{i}")
-                                    on:input=move |ev| channels.update(|r| if let Some(row) = r.get_mut(i) { row.0 = event_target_value(&ev) })/>
-                                <select aria-label="Dataset version" data-value=format!("channel-{i}")
-                                    on:change=move |ev| channels.update(|r| if let Some(row) = r.get_mut(i) { row.1 = event_target_value(&ev) })>
-                                    <option value="">"Choose a version…"</option>
-                                    {versions.into_iter().map(|(id, label)| {
-                                        let id = id.to_string();
-                                        let is = id == vid;
-                                        view! { <option value=id selected=is>{label}</option> }
-                                    }).collect_view()}
-                                </select>
-                                <button type="button" class="link" on:click=move |_| channels.update(|r| { if i < r.len() { r.remove(i); } })>"Remove"</button>
-                            </div>
-                        }
-                    }).collect_view()}
-                    <button type="button" class="secondary" on:click=move |_| channels.update(|r| r.push((if r.is_empty() { "train".into() } else { String::new() }, String::new())))>"Add channel"</button>
-                </div>
-                <FieldErrors error=err prefix="channels"/>
-            </fieldset>
-            <fieldset>
-                <legend>"Hyperparameters"</legend>
-                <p class="muted">"Passed as --name value and in hyperparameters.json (all values are strings)."</p>
-                <PairRows rows=hps key_label="name" value_label="value" name="hyperparameter"/>
-                <FieldErrors error=err prefix="hyperparameters"/>
-            </fieldset>
-            <fieldset>
-                <legend>"Metrics"</legend>
-                <p class="muted">"A regex per metric; its first group is the value, read from every log line (e.g. loss=([0-9.]+))."</p>
-                <PairRows rows=metrics key_label="metric name" value_label="regex" name="metric"
-                    check_value=check_regex value_errors=regex_errors/>
-                <FieldErrors error=err prefix="metric_definitions"/>
-            </fieldset>
-            <fieldset>
-                <legend>"Output"</legend>
-                <label>"Output S3 path" <input name="output_uri" prop:value=move || output.get() on:input=move |ev| output.set(event_target_value(&ev))/></label>
-                {field("output_uri")}
-                {(!local).then(|| view! {
-                    <label>"IAM role ARN" <input name="role_arn" prop:value=move || role.get() on:input=move |ev| role.set(event_target_value(&ev))/></label>
-                    {field("role_arn")}
-                })}
-                <p class="muted">"Tags"</p>
-                <PairRows rows=tags key_label="key" value_label="value" name="tag"/>
-                <FieldErrors error=err prefix="tags"/>
-            </fieldset>
-            <button type="submit" disabled=move || launch.pending().get()>"Launch"</button>
-        </form>
+        <fieldset>
+            <legend>"Hyperparameters"</legend>
+            <p class="muted">"Passed as --name value and in hyperparameters.json (all values are strings)."</p>
+            <PairRows rows=f.hps key_label="name" value_label="value" name="hyperparameter" field="hyperparameters" error=f.err/>
+        </fieldset>
+        <fieldset>
+            <legend>"Metrics"</legend>
+            <p class="muted">"A regex per metric; its first group is the value, read from every log line (e.g. loss=([0-9.]+))."</p>
+            <PairRows rows=f.metrics key_label="metric name" value_label="regex" name="metric" field="metric_definitions" error=f.err
+                check_value=check_regex value_errors=regex_errors/>
+        </fieldset>
     }
+    .into_any()
+}
+
+#[component]
+fn Output(f: Fields) -> impl IntoView {
+    view! {
+        <fieldset>
+            <legend>"Output"</legend>
+            <label>"Output S3 path" <input name="output_uri" prop:value=move || f.output.get() on:input=move |ev| f.output.set(event_target_value(&ev))/>{f.message("output_uri")}</label>
+            {(!f.local).then(|| view! {
+                <label>"IAM role ARN" <input name="role_arn" prop:value=move || f.role.get() on:input=move |ev| f.role.set(event_target_value(&ev))/>{f.message("role_arn")}</label>
+            })}
+            <p class="muted">"Tags"</p>
+            <PairRows rows=f.tags key_label="key" value_label="value" name="tag" field="tags" error=f.err/>
+        </fieldset>
+    }
+    .into_any()
 }
 
 /// Posts the chosen folder's files to the source endpoint (browser only).
@@ -580,7 +755,8 @@ fn JobView(
         <PageHeader title=j.name.clone() subtitle=format!("{} job {}", if local { "Local" } else { "SageMaker" }, j.engine_name)/>
         <p class="crumbs"><a href=format!("/teams/{}/training", j.team)>"← Training"</a>
             <JobStatus status=j.status.clone()/>
-            {j.secondary_status.clone().map(|s| view! { <span class="muted">" "{s}</span> })}
+            // SageMaker's secondary status adds something only when it says more than the status
+            {j.secondary_status.clone().filter(|s| !s.eq_ignore_ascii_case(&j.status)).map(|s| view! { <span class="muted" data-testid="secondary-status">" "{s}</span> })}
         </p>
         <div class="toolbar">
             {running.then(|| view! {
@@ -641,34 +817,81 @@ fn JobView(
     }
 }
 
-/// One metric as an SVG line chart (x: log line order, y: value).
+/// A chart's value axis: rates (every value in 0..1) run from 0 to 1, so a
+/// move from 0.863 to 0.877 looks as small as it is; other metrics get a
+/// range rounded out to whole ticks. Returns (low, high, tick step).
+fn value_axis(values: &[f64]) -> (f64, f64, f64) {
+    let (min, max) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+    if !min.is_finite() {
+        return (0.0, 1.0, 0.25);
+    }
+    if min >= 0.0 && max <= 1.0 {
+        return (0.0, 1.0, 0.25);
+    }
+    let span = if max > min { max - min } else { max.abs().max(1.0) };
+    let raw = span / 4.0;
+    let magnitude = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * magnitude).find(|s| *s >= raw).unwrap_or(10.0 * magnitude);
+    let low = (min / step).floor() * step;
+    let mut high = (max / step).ceil() * step;
+    if high <= low {
+        high = low + step;
+    }
+    (low, high, step)
+}
+
+/// A tick label with as many decimals as the step needs.
+fn tick_label(v: f64, step: f64) -> String {
+    let decimals = (0..6).find(|d| ((step * 10f64.powi(*d)).fract()).abs() < 1e-9).unwrap_or(6) as usize;
+    format!("{v:.decimals$}")
+}
+
+/// One metric as an SVG line chart: the value against the step (the order
+/// of the log lines it was read from), with labelled axes and a readout per
+/// point on hover.
 #[component]
 fn Chart(series: MetricSeries) -> impl IntoView {
-    let (w, h, pad) = (320.0_f64, 140.0_f64, 8.0_f64);
+    let (w, h) = (360.0_f64, 190.0_f64);
+    let (left, right, top, bottom) = (46.0_f64, 12.0_f64, 10.0_f64, 30.0_f64);
     let values: Vec<f64> = series.points.iter().map(|p| p.value).collect();
-    let (min, max) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
-    let span = if (max - min).abs() < f64::EPSILON { 1.0 } else { max - min };
-    let n = values.len().max(2) - 1;
-    let points: String = values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let x = pad + (w - 2.0 * pad) * i as f64 / n as f64;
-            let y = h - pad - (h - 2.0 * pad) * (v - min) / span;
-            format!("{x:.1},{y:.1}")
-        })
-        .collect::<Vec<_>>()
-        .join(" ");
+    let (lo, hi, step) = value_axis(&values);
+    let n = values.len();
+    let x = move |i: usize| left + (w - left - right) * i as f64 / (n.max(2) - 1) as f64;
+    let y = move |v: f64| top + (h - top - bottom) * (1.0 - (v - lo) / (hi - lo));
+    let points: String =
+        values.iter().enumerate().map(|(i, v)| format!("{:.1},{:.1}", x(i), y(*v))).collect::<Vec<_>>().join(" ");
+    let ticks: Vec<f64> = (0..).map(|k| lo + step * f64::from(k)).take_while(|t| *t <= hi + step / 1000.0).collect();
+    let mut steps: Vec<usize> = vec![0, n / 2, n.saturating_sub(1)];
+    steps.dedup();
+    // a dot per point to hover (thinned out on long runs; the line keeps every point)
+    let every = n.div_ceil(120).max(1);
     let last = values.last().copied().unwrap_or_default();
+    let (min, max) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v)));
+    let name = series.name.clone();
     view! {
         <figure class="chart" data-metric=series.name.clone()>
-            <figcaption><strong>{series.name.clone()}</strong>" "<span class="muted">{format!("last {last:.4} · min {min:.4} · max {max:.4} · {} points", values.len())}</span></figcaption>
-            <svg viewBox=format!("0 0 {w} {h}") role="img" aria-label=format!("{} over time", series.name)>
-                <rect x="0" y="0" width=w height=h class="chart-bg"/>
+            <figcaption><strong>{series.name.clone()}</strong>" "<span class="muted">{format!("last {last:.4} · min {min:.4} · max {max:.4} · {}", crate::ui::count(n as u64, "point", "points"))}</span></figcaption>
+            <svg viewBox=format!("0 0 {w} {h}") role="img" aria-label=format!("{} by step", series.name)>
+                <rect x=left y=top width=w - left - right height=h - top - bottom class="chart-bg"/>
+                {ticks.iter().map(|t| {
+                    let ty = y(*t);
+                    view! {
+                        <line x1=left x2=w - right y1=ty y2=ty class="chart-grid"/>
+                        <text x=left - 6.0 y=ty + 4.0 class="chart-tick" text-anchor="end">{tick_label(*t, step)}</text>
+                    }
+                }).collect_view()}
+                {steps.into_iter().map(|i| view! {
+                    <text x=x(i) y=h - bottom + 14.0 class="chart-tick" text-anchor="middle">{(i + 1).to_string()}</text>
+                }).collect_view()}
+                <text x=left + (w - left - right) / 2.0 y=h - 2.0 class="chart-axis" text-anchor="middle">"step"</text>
                 <polyline points=points class="chart-line"/>
+                {values.iter().enumerate().filter(|(i, _)| i % every == 0 || *i + 1 == n).map(|(i, v)| view! {
+                    <circle cx=x(i) cy=y(*v) r="3" class="chart-dot"><title>{format!("{name} at step {}: {v}", i + 1)}</title></circle>
+                }).collect_view()}
             </svg>
         </figure>
     }
+    .into_any()
 }
 
 /// The live log: server-sent events from the log endpoint, with follow,
@@ -723,26 +946,67 @@ fn LogViewer(id: Uuid) -> impl IntoView {
         });
     }
     #[cfg(not(feature = "hydrate"))]
-    let _ = (id, log_box);
+    let _ = log_box;
+    // The server renders the last lines, so the page shows them without
+    // JavaScript too; the live stream replaces them once it delivers.
+    let tail = Resource::new(move || id, crate::training::training_log_tail);
+    let current = move || {
+        let live = lines.get();
+        if live.is_empty() { tail.get().and_then(Result::ok).unwrap_or_default() } else { live }
+    };
     let shown = move || {
         let q = search.get().to_lowercase();
-        lines.with(|l| {
-            l.iter()
-                .filter(|line| q.is_empty() || line.text.to_lowercase().contains(&q))
-                .map(|line| format!("[{}] {}\n", line.stream, line.text))
-                .collect::<String>()
-        })
+        current()
+            .iter()
+            .filter(|line| q.is_empty() || line.text.to_lowercase().contains(&q))
+            .map(|line| format!("[{}] {}\n", line.stream, line.text))
+            .collect::<String>()
+    };
+    // Until the stream delivers, the lines shown are the stored tail.
+    let status = move || {
+        if lines.with(Vec::is_empty) {
+            format!("{} (last {} stored lines shown)", state.get(), crate::training::LOG_TAIL_LINES)
+        } else {
+            state.get()
+        }
     };
     view! {
         <section class="card">
-            <h2>"Logs " <span class="muted" data-testid="log-state">{move || state.get()}</span></h2>
+            <h2>"Logs " <span class="muted" data-testid="log-state">{status}</span></h2>
             <div class="toolbar">
                 <label class="check"><input type="checkbox" prop:checked=move || follow.get() on:change=move |ev| follow.set(event_target_checked(&ev))/>" Follow"</label>
                 <input type="search" placeholder="Search the log" aria-label="Search the log" prop:value=move || search.get() on:input=move |ev| search.set(event_target_value(&ev))/>
                 <a class="button secondary" href=format!("/api/v1/training-jobs/{id}/logs?format=text") rel="external" download="">"Download"</a>
-                <span class="muted">{move || crate::ui::count(lines.with(Vec::len) as u64, "line", "lines")}</span>
+                <Suspense fallback=|| ()>
+                    <span class="muted" data-testid="log-count">{move || crate::ui::count(current().len() as u64, "line", "lines")}</span>
+                </Suspense>
             </div>
-            <pre class="log" id="log" node_ref=log_box>{shown}</pre>
+            <Suspense fallback=|| view! { <pre class="log">"Loading…"</pre> }>
+                <pre class="log" id="log" node_ref=log_box>{shown}</pre>
+            </Suspense>
         </section>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{tick_label, value_axis};
+
+    #[test]
+    fn rates_are_drawn_from_zero_to_one() {
+        assert_eq!(value_axis(&[0.863, 0.877]), (0.0, 1.0, 0.25));
+    }
+
+    #[test]
+    fn other_metrics_get_a_range_of_whole_ticks() {
+        let (lo, hi, step) = value_axis(&[0.69, 1.7, 3.2]);
+        assert!(lo <= 0.69 && hi >= 3.2, "{lo}..{hi}");
+        assert_eq!(step, 1.0);
+        assert_eq!(tick_label(2.0, step), "2");
+        assert_eq!(tick_label(0.25, 0.25), "0.25");
+        assert_eq!(tick_label(0.5, 0.25), "0.50");
+        assert_eq!(tick_label(-2.5, 2.5), "-2.5");
+        let (lo, hi, _) = value_axis(&[120.0, 120.0]);
+        assert!(lo < hi, "a flat series still has a range");
     }
 }

@@ -7,9 +7,10 @@ use leptos::prelude::*;
 use leptos_router::components::{Outlet, Redirect};
 use leptos_router::hooks::use_location;
 
-/// The signed-in user, provided to every page inside the layout.
-#[derive(Debug, Clone)]
-pub struct CurrentUser(pub Option<Me>);
+/// The signed-in user (`None` for visitors), as a load every page inside the
+/// layout can read (inside a `Suspense`).
+#[derive(Debug, Clone, Copy)]
+pub struct CurrentUser(pub Resource<Result<Option<Me>, AppError>>);
 
 /// The team named by the current URL (`/teams/<slug>...`), if any.
 fn current_team(path: &str) -> Option<String> {
@@ -32,30 +33,68 @@ fn nav_active(href: &str, path: &str) -> bool {
 #[component]
 pub fn Layout() -> impl IntoView {
     let location = use_location();
-    // Re-checked on every navigation so sign-in and sign-out take effect at once.
-    let me = Resource::new(move || location.pathname.get(), |_| get_me());
+    // Re-checked on every navigation in the browser, so sign-in and sign-out
+    // take effect at once. On the server a page is rendered once: a reload of
+    // the user there would build the whole page (and all its loads) again.
+    let me = Resource::new(
+        move || if cfg!(feature = "hydrate") { location.pathname.get() } else { String::new() },
+        |_| get_me(),
+    );
+    // Loaded here, not in the top bar: the bar may be drawn more than once
+    // while the page streams, and each drawing must not load anew.
+    let teams = Resource::new(|| (), |_| crate::teams::list_teams(None, Some(200)));
+    provide_context(CurrentUser(me));
+    // The page is built once, beside the top bar rather than inside the
+    // user's load: a re-run of that load must not rebuild the page (and
+    // start all of its loads again).
     view! {
         <Transition fallback=|| view! { <div class="boot">"Loading…"</div> }>
-            {move || me.get().map(|res| match res {
-                Ok(Some(user)) => {
-                    provide_context(CurrentUser(Some(user.clone())));
-                    view! {
-                        <TopBar user=user/>
-                        <main class="content"><Outlet/></main>
-                    }.into_any()
+            {move || Suspend::new(async move {
+                // both loads are awaited before the bar is drawn, so the server
+                // draws it as the browser will (a list still loading would not match)
+                let (me, teams) = (me.await, teams.await);
+                let teams = teams.map(|page| page.items).unwrap_or_default();
+                match me {
+                    Ok(Some(user)) => view! { <TopBar user=user teams=teams/> }.into_any(),
+                    Ok(None) => view! { <Redirect path="/login"/> }.into_any(),
+                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
                 }
-                Ok(None) => view! { <Redirect path="/login"/> }.into_any(),
-                Err(e) => view! { <main class="content"><ErrorBox error=e/></main> }.into_any(),
             })}
         </Transition>
+        <main class="content"><Outlet/></main>
     }
 }
 
 #[component]
-fn TopBar(user: Me) -> impl IntoView {
+pub fn NotFound() -> impl IntoView {
+    let me = Resource::new(|| (), |_| get_me());
+    let teams = Resource::new(|| (), |_| crate::teams::list_teams(None, Some(200)));
+    view! {
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                let (me, teams) = (me.await, teams.await);
+                match me {
+                    Ok(Some(user)) => view! { <TopBar user=user teams=teams.map(|p| p.items).unwrap_or_default()/> }.into_any(),
+                    _ => view! {
+                        <header class="topbar">
+                            <a href="/" class="brand">"⚓ Capstan"</a>
+                            <nav class="mainnav"><a href="/login">"Sign in"</a></nav>
+                        </header>
+                    }.into_any(),
+                }
+            })}
+        </Suspense>
+        <main class="content" data-testid="not-found">
+            <h1>"Page not found"</h1>
+            <p>"Nothing lives at this address. " <a href="/">"Back to your teams"</a></p>
+        </main>
+    }
+}
+
+#[component]
+fn TopBar(user: Me, teams: Vec<crate::teams::Team>) -> impl IntoView {
     let location = use_location();
     let team = move || current_team(&location.pathname.get());
-    let teams = Resource::new(|| (), |_| crate::teams::list_teams(None, Some(200)));
     let logout = ServerAction::<Logout>::new();
     let link = move |href: &'static str, label: &'static str| {
         let active = move || nav_active(href, &location.pathname.get());
@@ -67,11 +106,12 @@ fn TopBar(user: Me) -> impl IntoView {
             <details class="menu team-switcher">
                 <summary>{move || team().unwrap_or_else(|| "Select team".into())}" ▾"</summary>
                 <div class="menu-body">
-                    <Suspense fallback=|| ()>
-                        {move || teams.get().and_then(Result::ok).map(|page| page.items.into_iter().map(|t| view! {
-                            <a href=format!("/teams/{}", t.slug)>{t.name}" "<span class="muted">{t.slug.clone()}</span></a>
-                        }).collect_view())}
-                    </Suspense>
+                    // plain data, no Suspense or load of its own: the bar is drawn when the
+                    // user is known, at a moment that varies, and must not take a place in
+                    // the page's order of loads and boundaries (the browser hydrates by it)
+                    {teams.into_iter().map(|t| view! {
+                        <a href=format!("/teams/{}", t.slug)>{t.name}" "<span class="muted">{t.slug.clone()}</span></a>
+                    }).collect_view()}
                     <a href="/teams" class="muted">"All teams…"</a>
                 </div>
             </details>
@@ -115,6 +155,25 @@ fn TopBar(user: Me) -> impl IntoView {
     }
 }
 
+/// A form reference that empties its form once `action` succeeds, so the
+/// next entry starts fresh (without JavaScript the page reloads empty anyway).
+pub fn cleared_on_success<S>(action: ServerAction<S>) -> NodeRef<leptos::html::Form>
+where
+    S: leptos::server_fn::ServerFn + Clone + Send + Sync + 'static,
+    S::Output: Clone + Send + Sync + 'static,
+    S::Error: Clone + Send + Sync + 'static,
+{
+    let form = NodeRef::<leptos::html::Form>::new();
+    Effect::new(move |_| {
+        if matches!(action.value().get(), Some(Ok(_)))
+            && let Some(el) = form.get_untracked()
+        {
+            el.reset();
+        }
+    });
+    form
+}
+
 /// "1 line", "3 lines": a count with its noun in the right number.
 pub fn count(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
@@ -130,11 +189,12 @@ pub fn PageHeader(#[prop(into)] title: String, #[prop(into, optional)] subtitle:
     }
 }
 
-/// The top-line message of a failed form submission.
+/// The top-line message of a failed form submission. Errors that name a
+/// field are shown under that field only, so they are not repeated here.
 #[component]
 pub fn FormError(#[prop(into)] error: Signal<Option<AppError>>) -> impl IntoView {
     view! {
-        {move || error.get().map(|e| view! { <div class="form-error" role="alert">{e.to_string()}</div> })}
+        {move || error.get().filter(|e| !e.names_fields()).map(|e| view! { <div class="form-error" role="alert">{e.to_string()}</div> })}
     }
 }
 
@@ -151,7 +211,18 @@ pub fn FieldMessage(#[prop(into)] error: Signal<Option<AppError>>, field: &'stat
 #[component]
 pub fn ErrorBox(error: AppError) -> impl IntoView {
     let class = if matches!(error, AppError::NotFound(_)) { "notice" } else { "form-error" };
-    view! { <div class=class role="alert">{error.to_string()}</div> }
+    // a bad query parameter names the parameter and what to enter instead
+    let fields = match &error {
+        AppError::InvalidQuery(f) | AppError::Validation(f) => f.clone(),
+        _ => Vec::new(),
+    };
+    view! {
+        <div class=class role="alert">{error.to_string()}
+            {(!fields.is_empty()).then(|| view! {
+                <ul class="field-list">{fields.into_iter().map(|f| view! { <li><strong>{f.field}</strong>": "{f.message}</li> }).collect_view()}</ul>
+            })}
+        </div>
+    }
 }
 
 /// A timestamp rendered the same on server and client (UTC, minutes).

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct UploadFile {
     /// Path inside the version, e.g. `train.csv` or `images/001.png`.
     pub path: String,
@@ -20,6 +21,7 @@ pub struct UploadFile {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct NewUpload {
     pub files: Vec<UploadFile>,
 }
@@ -45,6 +47,7 @@ pub struct UploadStarted {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct PartsRequest {
     pub path: String,
     /// Part numbers (1-based), at most 1000 per call.
@@ -69,6 +72,7 @@ pub struct UploadedPart {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct UploadedFile {
     pub path: String,
     pub parts: Vec<UploadedPart>,
@@ -76,6 +80,7 @@ pub struct UploadedFile {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct UploadCompletion {
     pub files: Vec<UploadedFile>,
 }

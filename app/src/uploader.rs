@@ -33,6 +33,9 @@ pub fn Uploader(dataset_id: Uuid, team: String, on_done: Callback<()>) -> impl I
     let phase = RwSignal::new(Phase::Idle);
     let cancel = RwSignal::new(false);
     let dragging = RwSignal::new(false);
+    // whether files are chosen and not yet sent; a finished upload clears the picker
+    let chosen = RwSignal::new(false);
+    let picker = NodeRef::<leptos::html::Input>::new();
     #[cfg(feature = "hydrate")]
     let picked = StoredValue::new_local(Vec::<web_sys::File>::new());
     #[cfg(feature = "hydrate")]
@@ -40,6 +43,7 @@ pub fn Uploader(dataset_id: Uuid, team: String, on_done: Callback<()>) -> impl I
         let Some(list) = list else { return };
         let files: Vec<web_sys::File> = (0..list.length()).filter_map(|i| list.get(i)).collect();
         rows.set(files.iter().map(|f| Row { path: f.name(), size: f.size() as i64, sent: 0 }).collect());
+        chosen.set(!files.is_empty());
         picked.set_value(files);
         phase.set(Phase::Idle);
     };
@@ -70,6 +74,13 @@ pub fn Uploader(dataset_id: Uuid, team: String, on_done: Callback<()>) -> impl I
             phase.set(Phase::Uploading);
             leptos::task::spawn_local(async move {
                 let outcome = client::run(dataset_id, files, rows, cancel).await;
+                if outcome.is_ok() {
+                    picked.set_value(Vec::new());
+                    chosen.set(false);
+                    if let Some(input) = picker.get_untracked() {
+                        input.set_value("");
+                    }
+                }
                 match outcome {
                     Ok(v) => phase.set(Phase::Done { number: v.number, id: v.id }),
                     Err(client::Stop::Cancelled) => phase.set(Phase::Cancelled),
@@ -89,7 +100,7 @@ pub fn Uploader(dataset_id: Uuid, team: String, on_done: Callback<()>) -> impl I
                 on:dragover=move |ev: leptos::ev::DragEvent| { ev.prevent_default(); dragging.set(true); }
                 on:dragleave=move |_| dragging.set(false)
                 on:drop=on_drop>
-                <input type="file" multiple id="upload-files" on:change=on_change disabled=busy/>
+                <input type="file" multiple id="upload-files" node_ref=picker on:change=on_change disabled=busy/>
                 <span>"Drop files here or choose them. Files go straight to S3; Capstan never carries the data."</span>
             </label>
             <Show when=move || !rows.with(Vec::is_empty)>
@@ -106,7 +117,7 @@ pub fn Uploader(dataset_id: Uuid, team: String, on_done: Callback<()>) -> impl I
                     " " {move || format!("{} of {}", crate::versions::human_bytes(sent()), crate::versions::human_bytes(total()))}</p>
             </Show>
             <div class="actions">
-                <button type="button" id="upload-start" on:click=start disabled=move || busy() || rows.with(Vec::is_empty)>"Upload as new version"</button>
+                <button type="button" id="upload-start" on:click=start disabled=move || busy() || !chosen.get()>"Upload as new version"</button>
                 <Show when=busy>
                     <button type="button" class="secondary" id="upload-cancel"
                         on:click=move |_| { cancel.set(true); phase.set(Phase::Cancelling); }>"Cancel"</button>

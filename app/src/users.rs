@@ -22,6 +22,7 @@ pub struct User {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct NewUserRequest {
     pub email: String,
     pub display_name: String,
@@ -84,7 +85,7 @@ pub fn UsersPage() -> impl IntoView {
             </section>
             <section class="card">
                 <h2>"Create an account"</h2>
-                <ActionForm action=create attr:class="stack" attr:id="create-user">
+                <ActionForm action=create node_ref=crate::ui::cleared_on_success(create) attr:class="stack" attr:id="create-user">
                     <FormError error=err/>
                     {move || created().map(|u| view! { <p class="success">"Created "{u.email}". Share the password with them privately."</p> })}
                     <label>"Email" <input type="email" name="email" required/></label>

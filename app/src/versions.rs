@@ -76,6 +76,7 @@ pub struct DatasetVersion {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct NewVersion {
     /// `s3://bucket/prefix/`; a prefix without a trailing `/` is treated as a folder.
     pub source_uri: String,

@@ -1,7 +1,7 @@
 // Starts a real `capstan serve` in zero-config local mode (its own private
 // PostgreSQL under a fresh data dir) and a headless Debian Chromium.
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, chmodSync } from 'node:fs';
+import { mkdtempSync, rmSync, chmodSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
@@ -18,18 +18,22 @@ async function freePort() {
   });
 }
 
-export async function startCapstan() {
-  const dataDir = mkdtempSync(join(tmpdir(), 'capstan-e2e-'));
-  chmodSync(dataDir, 0o755);
+/// Starts Capstan as the README's run command does: the same binary and
+/// site, run from a fresh folder with its default (relative) data directory
+/// `.capstan`, and no settings beyond the two ports.
+export async function startCapstan({ workDir } = {}) {
+  if (!workDir) {
+    workDir = mkdtempSync(join(tmpdir(), 'capstan-e2e-'));
+    chmodSync(workDir, 0o755);
+  }
+  const dataDir = join(workDir, '.capstan');
   const port = await freePort();
   const s3Port = await freePort();
-  const env = {
-    ...process.env, CAPSTAN_DATA_DIR: dataDir, CAPSTAN_ADDR: `127.0.0.1:${port}`,
-    CAPSTAN_LOCAL_S3_ADDR: `127.0.0.1:${s3Port}`, RUST_LOG: 'warn',
-  };
-  delete env.DATABASE_URL;
-  delete env.CAPSTAN_PUBLIC_URL;
-  const proc = spawn(BIN, ['serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const env = { ...process.env, CAPSTAN_ADDR: `127.0.0.1:${port}`, CAPSTAN_LOCAL_S3_ADDR: `127.0.0.1:${s3Port}` };
+  for (const name of ['DATABASE_URL', 'CAPSTAN_PUBLIC_URL', 'CAPSTAN_DATA_DIR', 'RUST_LOG', 'RUST_MIN_STACK']) delete env[name];
+  const siteRoot = process.env.LEPTOS_SITE_ROOT;
+  delete env.LEPTOS_SITE_ROOT;
+  const proc = spawn(BIN, ['--site-root', siteRoot, 'serve'], { cwd: workDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout.on('data', (d) => { out += d; });
   proc.stderr.on('data', (d) => { out += d; });
@@ -41,13 +45,22 @@ export async function startCapstan() {
     await new Promise((r) => setTimeout(r, 200));
   }
   const setup = out.match(/(http:\/\/\S+\/setup\?token=[0-9a-f]+)/);
-  const cli = (args, input) => execFileSync(BIN, args, { env, input, encoding: 'utf8' });
+  const cli = (args, input) => execFileSync(BIN, args, { cwd: workDir, env, input, encoding: 'utf8' });
+  const exited = new Promise((r) => (proc.exitCode !== null ? r() : proc.on('exit', r)));
   return {
-    base, dataDir, pid: proc.pid, setupUrl: setup && setup[1], cli, output: () => out,
+    base, workDir, dataDir, pid: proc.pid, setupUrl: setup && setup[1], cli, output: () => out,
+    /// Kills the process the hard way (no shutdown), leaving its folder.
+    async crash() {
+      proc.kill('SIGKILL');
+      await exited;
+    },
+    alive: () => proc.exitCode === null && proc.signalCode === null,
     async stop() {
       proc.kill('SIGTERM');
       await new Promise((r) => (proc.exitCode !== null ? r() : proc.on('exit', r)));
-      rmSync(dataDir, { recursive: true, force: true });
+      // the suite scans every server's log for panics when it ends (run.mjs)
+      if (process.env.E2E_LOG_DIR) writeFileSync(join(process.env.E2E_LOG_DIR, `capstan-${proc.pid}.log`), out);
+      rmSync(workDir, { recursive: true, force: true });
       return proc.exitCode;
     },
   };
@@ -63,7 +76,19 @@ export async function launchBrowser() {
 
 /// Waits until the wasm bundle has hydrated the page, so clicks reach Leptos.
 export async function hydrated(page) {
-  await page.waitForFunction(() => document.body.dataset.hydrated === 'true', null, { timeout: 30_000 });
+  const errors = [];
+  const onError = (e) => errors.push(e.message);
+  const onConsole = (m) => { if (m.type() === 'error') errors.push(m.text()); };
+  page.on('pageerror', onError);
+  page.on('console', onConsole);
+  try {
+    await page.waitForFunction(() => document.body.dataset.hydrated === 'true', null, { timeout: 30_000 });
+  } catch (e) {
+    throw new Error(`${page.url()} did not hydrate: ${errors.join('; ') || e.message}`);
+  } finally {
+    page.off('pageerror', onError);
+    page.off('console', onConsole);
+  }
 }
 
 /// One Capstan and one browser page for a test file: `go(path)` opens a page
@@ -74,15 +99,28 @@ export async function openSession() {
   const browser = await launchBrowser();
   const page = await browser.newPage();
   page.on('dialog', (d) => d.accept());
+  // any 5xx answer fails the test file (at close)
+  const serverErrors = [];
+  page.on('response', (r) => { if (r.status() >= 500) serverErrors.push(`${r.status()} ${r.request().method()} ${r.url()}`); });
+  // errors thrown in the page (a wasm panic during hydration, say) are reported with the failing step
+  const pageErrors = [];
+  page.on('pageerror', (e) => pageErrors.push(`${page.url()}: ${e.message}`));
+  page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(`${page.url()}: console: ${m.text()}`); });
   return {
-    capstan, browser, page,
+    capstan, browser, page, serverErrors,
+    pageErrors,
     async go(path) {
       await page.goto(capstan.base + path);
       await hydrated(page);
     },
     async close() {
       await browser.close();
-      return capstan.stop();
+      const alive = capstan.alive();
+      const code = await capstan.stop();
+      if (!alive) throw new Error(`capstan died during the tests:\n${capstan.output()}`);
+      if (serverErrors.length) throw new Error(`server errors: ${serverErrors.join(', ')}`);
+      if (capstan.output().includes('panicked')) throw new Error(`capstan panicked:\n${capstan.output()}`);
+      return code;
     },
   };
 }

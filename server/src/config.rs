@@ -56,7 +56,7 @@ pub struct Config {
     #[arg(long, env = "CAPSTAN_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
 
-    /// Folder with the compiled site (wasm, JS, CSS) made by cargo-leptos.
+    /// Folder with the compiled site (wasm, JS, CSS) made by scripts/build.sh.
     #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site", global = true)]
     pub site_root: PathBuf,
 
@@ -176,6 +176,18 @@ impl Config {
 
     pub fn secure_cookies(&self) -> bool {
         self.public_url().starts_with("https://")
+    }
+
+    /// Makes the data directory and the site root absolute, once, at start-up:
+    /// relative paths would otherwise mean different places to code that
+    /// runs in another working directory (training scripts run in their job's folder).
+    pub fn resolve_paths(&mut self) -> anyhow::Result<()> {
+        use anyhow::Context as _;
+        self.data_dir = std::path::absolute(&self.data_dir)
+            .with_context(|| format!("failed to resolve CAPSTAN_DATA_DIR {}", self.data_dir.display()))?;
+        self.site_root = std::path::absolute(&self.site_root)
+            .with_context(|| format!("failed to resolve LEPTOS_SITE_ROOT {}", self.site_root.display()))?;
+        Ok(())
     }
 
     /// Checks values clap cannot; fails fast with the variable's name.

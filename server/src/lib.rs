@@ -28,6 +28,9 @@ use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 use tower_sessions_sqlx_store::PostgresStore;
 
+/// `examples/train.py`, served for the launch form's "where does a script come from".
+const EXAMPLE_TRAIN: &str = include_str!("../../examples/train.py");
+
 /// The embedded migrations (applied by `serve` and `migrate`).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
@@ -62,8 +65,15 @@ pub fn state(
     storage: storage::Storage,
     training: Arc<dyn training::Backend>,
 ) -> AppState {
-    let leptos_options =
-        LeptosOptions::builder().output_name("capstan").site_root(site_root).site_pkg_dir("pkg").build();
+    // scripts/build.sh names the bundle files by content hash and lists them in hash.txt.
+    let hash_file = std::path::Path::new(site_root).join("hash.txt");
+    let leptos_options = LeptosOptions::builder()
+        .output_name("capstan")
+        .site_root(site_root)
+        .site_pkg_dir("pkg")
+        .hash_files(hash_file.exists())
+        .hash_file(std::sync::Arc::from(hash_file.to_string_lossy().as_ref()))
+        .build();
     AppState {
         pool,
         leptos_options,
@@ -90,16 +100,23 @@ pub fn router(state: AppState, opts: &HttpOptions) -> Router {
     let leptos_options = state.leptos_options.clone();
     let store_origin = state.storage.browser_origin().to_owned();
     let routes = generate_route_list(app::App);
+    // Every page, the 404 page included, carries a nonce for its scripts and the CSP that allows it.
+    let shell = move |options: LeptosOptions| {
+        if let (Some(nonce), Some(res)) = (leptos::nonce::use_nonce(), use_context::<ResponseOptions>())
+            && let Ok(v) = http::HeaderValue::from_str(&security::page_csp(&nonce, &store_origin))
+        {
+            res.insert_header(http::header::CONTENT_SECURITY_POLICY, v);
+        }
+        app::shell(options)
+    };
+    let page_shell = shell.clone();
     let pages = Router::<AppState>::new()
         .leptos_routes_with_context(&state, routes, leptos::nonce::provide_nonce, move || {
-            if let (Some(nonce), Some(res)) = (leptos::nonce::use_nonce(), use_context::<ResponseOptions>())
-                && let Ok(v) = http::HeaderValue::from_str(&security::page_csp(&nonce, &store_origin))
-            {
-                res.insert_header(http::header::CONTENT_SECURITY_POLICY, v);
-            }
-            app::shell(leptos_options.clone())
+            page_shell(leptos_options.clone())
         })
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
+        // static files (precompressed .br/.gz when the browser accepts them), else the 404 page
+        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(leptos::nonce::provide_nonce, shell))
+        .layer(axum::middleware::from_fn(security::cache_control))
         .layer(axum::middleware::from_fn(server_fn_status));
 
     let session_store = PostgresStore::new(state.pool.clone());
@@ -110,15 +127,23 @@ pub fn router(state: AppState, opts: &HttpOptions) -> Router {
         .with_same_site(SameSite::Lax)
         .with_expiry(Expiry::OnInactivity(opts.session_idle));
 
-    let ops = Router::<AppState>::new().route("/healthz", get(|| async { "ok" })).route("/readyz", get(readyz)).route(
-        "/metrics",
-        get({
-            let metrics = metrics.clone();
-            move |State(state): State<AppState>| async move {
-                ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics.render(&state.pool))
-            }
-        }),
-    );
+    let ops = Router::<AppState>::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        // the example script the launch form offers (it runs as is, locally or on SageMaker)
+        .route(
+            "/examples/train.py",
+            get(|| async { ([(http::header::CONTENT_TYPE, "text/x-python; charset=utf-8")], EXAMPLE_TRAIN) }),
+        )
+        .route(
+            "/metrics",
+            get({
+                let metrics = metrics.clone();
+                move |State(state): State<AppState>| async move {
+                    ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics.render(&state.pool))
+                }
+            }),
+        );
 
     // Serves the document at /api/v1/openapi.json and the reference UI at /api/docs.
     let docs: Router<AppState> =
@@ -148,8 +173,19 @@ pub fn router(state: AppState, opts: &HttpOptions) -> Router {
 
 /// Server-function errors raised before our code runs (undecodable arguments)
 /// leave `server_fn`'s blanket 500; give them the status their [`AppError`] names.
+/// Plain form posts keep their redirect.
 async fn server_fn_status(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
-    let res = next.run(req).await;
+    // a plain form post (no JavaScript) asks for HTML; the browser's script asks for JSON
+    let form_post =
+        req.headers().get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/html"));
+    let mut res = next.run(req).await;
+    // A form posted without JavaScript is sent back to its page (with the
+    // error in the URL, for the page to show); a status the function set must
+    // not turn that redirect into a raw error body.
+    if form_post && res.headers().contains_key(http::header::LOCATION) && !res.status().is_redirection() {
+        *res.status_mut() = StatusCode::SEE_OTHER;
+        return res;
+    }
     if res.status() != StatusCode::INTERNAL_SERVER_ERROR {
         return res;
     }

@@ -134,10 +134,30 @@ impl LocalPostgres {
             .with_context(|| format!("PostgreSQL did not start; see {}", pg.log_file.display()))?;
             pg.started_here = true;
             tracing::info!(socket = %pg.socket_dir.display(), "private PostgreSQL started");
+        } else if pg.owner_gone() {
+            // Left running by a Capstan that died without stopping it: ours now,
+            // so it stops with this process like one it started.
+            pg.started_here = true;
+            tracing::info!(socket = %pg.socket_dir.display(), "adopting the private PostgreSQL a stopped Capstan left running");
         } else {
             tracing::info!(socket = %pg.socket_dir.display(), "reusing the running private PostgreSQL");
         }
+        if pg.started_here {
+            let owner = root.join("owner.pid");
+            std::fs::write(&owner, std::process::id().to_string())
+                .with_context(|| format!("failed to write {}", owner.display()))?;
+        }
         pg.ensure_database().await
+    }
+
+    /// Whether the Capstan that started the running cluster has exited.
+    /// Clusters started by `capstan db start` (no owner file) are left to it.
+    fn owner_gone(&self) -> bool {
+        let owner = self.pgdata.parent().map(|r| r.join("owner.pid")).unwrap_or_default();
+        match std::fs::read_to_string(owner).ok().and_then(|p| p.trim().parse::<u32>().ok()) {
+            Some(pid) => pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists(),
+            None => false,
+        }
     }
 
     fn is_running(&self) -> bool {
@@ -193,6 +213,13 @@ impl LocalPostgres {
         Ok(())
     }
 
+    /// Leaves the cluster running for good (`capstan db start`): no process
+    /// owns it, so no later `serve` adopts or stops it.
+    pub fn release(&mut self) {
+        self.started_here = false;
+        let _ = std::fs::remove_file(self.pgdata.parent().unwrap_or(Path::new("/")).join("owner.pid"));
+    }
+
     /// Stops the cluster if this process started it (or if `force`).
     pub fn stop(&self, force: bool) -> anyhow::Result<()> {
         if !(self.started_here || force) || !self.is_running() {
@@ -202,6 +229,7 @@ impl LocalPostgres {
             "pg_ctl",
             &["-D".as_ref(), self.pgdata.as_os_str(), "-m".as_ref(), "fast".as_ref(), "-w".as_ref(), "stop".as_ref()],
         )?;
+        let _ = std::fs::remove_file(self.pgdata.parent().unwrap_or(Path::new("/")).join("owner.pid"));
         tracing::info!("private PostgreSQL stopped");
         Ok(())
     }

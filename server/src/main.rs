@@ -8,10 +8,21 @@ use server::localdb::LocalPostgres;
 use std::io::{IsTerminal as _, Read as _};
 use tokio_util::sync::CancellationToken;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn main() -> anyhow::Result<()> {
+    // Leptos renders a page by recursion on the worker's stack; pages are kept
+    // shallow (type-erased sections), and a larger stack is a safety margin only.
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(8 * 1024 * 1024)
+        .build()
+        .context("failed to start the async runtime")?
+        .block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
+    let mut cli = Cli::parse();
     cli.config.validate()?;
+    cli.config.resolve_paths()?;
     init_tracing(&cli.config);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config, None).await,
@@ -86,7 +97,8 @@ async fn main() -> anyhow::Result<()> {
                 cli.config.database_url.is_none(),
                 "DATABASE_URL is set: there is no private cluster to start"
             );
-            let pg = LocalPostgres::ensure_running(&cli.config.data_dir, cli.config.pg_bin.as_deref()).await?;
+            let mut pg = LocalPostgres::ensure_running(&cli.config.data_dir, cli.config.pg_bin.as_deref()).await?;
+            pg.release();
             println!("{}", pg.url());
             Ok(())
         }

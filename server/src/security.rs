@@ -33,6 +33,38 @@ pub async fn headers(req: Request, next: Next) -> Response {
     res
 }
 
+/// Caching for the site's files: a bundle file named by its content hash
+/// (`capstan.<16 hex>.wasm`) never changes, so browsers keep it for a year
+/// without asking; every other file is revalidated on each use.
+pub async fn cache_control(req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_owned();
+    let mut res = next.run(req).await;
+    let is_file = res.status() == http::StatusCode::OK || res.status() == http::StatusCode::NOT_MODIFIED;
+    if !is_file || res.headers().contains_key(header::CACHE_CONTROL) {
+        return res;
+    }
+    let html = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    let value = if html {
+        "no-store"
+    } else if content_hashed(&path) {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(value));
+    res
+}
+
+/// Whether a file name carries a content hash as written by `scripts/build.sh`.
+fn content_hashed(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or_default();
+    name.split('.').any(|part| part.len() == 16 && part.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 /// The origin (`scheme://host[:port]`) users reach Capstan at, if configured,
 /// accepted by the CSRF check besides the request's own `Host`.
 #[derive(Clone, Default)]
@@ -72,5 +104,17 @@ pub async fn csrf(State(public): State<PublicOrigin>, req: Request, next: Next) 
             res.headers_mut().insert("x-capstan-reason", v);
         }
         res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_build_hashed_names_count_as_immutable() {
+        assert!(super::content_hashed("/pkg/capstan.0123456789abcdef.wasm"));
+        assert!(super::content_hashed("/pkg/capstan.0123456789abcdef.js"));
+        assert!(!super::content_hashed("/pkg/capstan.wasm"));
+        assert!(!super::content_hashed("/favicon.svg"));
+        assert!(!super::content_hashed("/pkg/capstan.0123456789abcdeg.css"));
     }
 }

@@ -335,6 +335,7 @@ fn cases() -> Vec<Case> {
         },
         Case { call: "fn get_training_job", input: json!({"id": "{job}"}), expect: "401 200 200 200 200 404 200" },
         Case { call: "fn training_metrics", input: json!({"id": "{job}"}), expect: "401 200 200 200 200 404 200" },
+        Case { call: "fn training_log_tail", input: json!({"id": "{job}"}), expect: "401 200 200 200 200 404 200" },
         Case {
             call: "json launch_training",
             input: json!({"team": "alpha", "request": {"name": "j-{caller_slug}", "entry_point": "train.py", "source_uri": "{source}", "instance_type": "ml.m5.large"}}),

@@ -559,3 +559,31 @@ async fn datasets_are_named_uniquely_searched_and_archived(pool: PgPool) {
     let res = app.call(Method::GET, "/api/v1/datasets/not-a-uuid", &bearer(&ada), None).await;
     assert_eq!(res.status, StatusCode::NOT_FOUND);
 }
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn unknown_json_fields_are_refused_by_name_and_write_nothing(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ada = app.user("ada@example.com", false).await;
+    let tokens = app.count("select count(*) from api_token").await;
+    // a misspelt lifetime must not give a token that never expires
+    let res = app
+        .call(Method::POST, "/api/v1/tokens", &bearer(&ada), Some(json!({"name": "ci", "expires_in_days": 30})))
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text());
+    let body = res.json();
+    assert_eq!(body["errors"][0]["field"], "expires_in_days");
+    assert!(body["errors"][0]["message"].as_str().is_some_and(|m| m.contains("expires_at")), "{body}");
+    assert_eq!(app.count("select count(*) from api_token").await, tokens, "no token was created");
+    // the same for every request body
+    let res = app
+        .call(
+            Method::POST,
+            "/api/v1/teams",
+            &bearer(&ada),
+            Some(json!({"slug": "vision", "name": "Vision", "owner": "x"})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text());
+    assert_eq!(res.json()["errors"][0]["field"], "owner");
+    assert_eq!(app.count("select count(*) from team").await, 0);
+}

@@ -93,11 +93,27 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             Err(JsonRejection::MissingJsonContentType(_)) => {
                 Err(AppError::UnsupportedMediaType("Send a JSON body with Content-Type: application/json.".into()))
             }
-            Err(JsonRejection::JsonDataError(e)) => Err(AppError::BadRequest(e.body_text())),
+            Err(JsonRejection::JsonDataError(e)) => Err(data_error(&e.body_text())),
             Err(JsonRejection::JsonSyntaxError(e)) => Err(AppError::BadRequest(e.body_text())),
             Err(e) if e.status() == http::StatusCode::PAYLOAD_TOO_LARGE => Err(AppError::PayloadTooLarge),
             Err(e) => Err(AppError::BadRequest(e.body_text())),
         }
+    }
+}
+
+/// A body that parsed as JSON but does not fit: a field the endpoint does not
+/// know is an error on that field (a misspelt `expires_in_days` must not
+/// silently give a token that never expires); anything else is a 400.
+fn data_error(text: &str) -> AppError {
+    match text.split("unknown field `").nth(1).and_then(|rest| rest.split('`').next()) {
+        Some(field) => {
+            let expected = text
+                .split(", expected ")
+                .nth(1)
+                .map(|e| format!(" Expected {}", e.split(" at line").next().unwrap_or(e)));
+            AppError::field(field, format!("Unknown field `{field}`.{}", expected.unwrap_or_default()))
+        }
+        None => AppError::BadRequest(text.to_owned()),
     }
 }
 
