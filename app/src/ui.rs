@@ -40,13 +40,23 @@ pub fn Layout() -> impl IntoView {
         move || if cfg!(feature = "hydrate") { location.pathname.get() } else { String::new() },
         |_| get_me(),
     );
-    // Loaded here, not in the top bar: the bar may be drawn more than once
-    // while the page streams, and each drawing must not load anew.
-    let teams = Resource::new(|| (), |_| crate::teams::list_teams(None, Some(200)));
     provide_context(CurrentUser(me));
     // The page is built once, beside the top bar rather than inside the
     // user's load: a re-run of that load must not rebuild the page (and
     // start all of its loads again).
+    view! {
+        <UserBar me visitor=|| view! { <Redirect path="/login"/> }.into_any()/>
+        <main class="content"><Outlet/></main>
+    }
+}
+
+/// The top bar for the signed-in user, or `visitor` for anyone else (an
+/// error is shown in the bar's place).
+#[component]
+fn UserBar(me: Resource<Result<Option<Me>, AppError>>, visitor: fn() -> AnyView) -> impl IntoView {
+    // Loaded here, not in the top bar: the bar may be drawn more than once
+    // while the page streams, and each drawing must not load anew.
+    let teams = Resource::new(|| (), |_| crate::teams::list_teams(None, Some(200)));
     view! {
         <Transition fallback=|| view! { <div class="boot">"Loading…"</div> }>
             {move || Suspend::new(async move {
@@ -56,34 +66,30 @@ pub fn Layout() -> impl IntoView {
                 let teams = teams.map(|page| page.items).unwrap_or_default();
                 match me {
                     Ok(Some(user)) => view! { <TopBar user=user teams=teams/> }.into_any(),
-                    Ok(None) => view! { <Redirect path="/login"/> }.into_any(),
+                    Ok(None) => visitor(),
                     Err(e) => view! { <ErrorBox error=e/> }.into_any(),
                 }
             })}
         </Transition>
-        <main class="content"><Outlet/></main>
     }
 }
 
+/// The page for an address that names nothing, with the navigation of any
+/// other page (or a sign-in link for visitors).
 #[component]
 pub fn NotFound() -> impl IntoView {
     let me = Resource::new(|| (), |_| get_me());
-    let teams = Resource::new(|| (), |_| crate::teams::list_teams(None, Some(200)));
+    let visitor = || {
+        view! {
+            <header class="topbar">
+                <a href="/" class="brand">"⚓ Capstan"</a>
+                <nav class="mainnav"><a href="/login">"Sign in"</a></nav>
+            </header>
+        }
+        .into_any()
+    };
     view! {
-        <Suspense fallback=|| ()>
-            {move || Suspend::new(async move {
-                let (me, teams) = (me.await, teams.await);
-                match me {
-                    Ok(Some(user)) => view! { <TopBar user=user teams=teams.map(|p| p.items).unwrap_or_default()/> }.into_any(),
-                    _ => view! {
-                        <header class="topbar">
-                            <a href="/" class="brand">"⚓ Capstan"</a>
-                            <nav class="mainnav"><a href="/login">"Sign in"</a></nav>
-                        </header>
-                    }.into_any(),
-                }
-            })}
-        </Suspense>
+        <UserBar me visitor/>
         <main class="content" data-testid="not-found">
             <h1>"Page not found"</h1>
             <p>"Nothing lives at this address. " <a href="/">"Back to your teams"</a></p>

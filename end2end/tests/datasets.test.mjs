@@ -3,7 +3,7 @@
 // version and see its preview rows; then register a prefix as a new version.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { openSession, hydrated } from './harness.mjs';
+import { openSession, closeSession, hydrated } from './harness.mjs';
 import { openSync, ftruncateSync, closeSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,12 +19,7 @@ before(async () => {
   capstan.cli(['user', 'create', '--email', USER.email, '--name', 'Dana', '--site-admin'], USER.password + '\n');
 });
 
-after(async () => {
-  if (session) {
-    const code = await session.close();
-    assert.equal(code, 0, `capstan should shut down cleanly:\n${capstan.output()}`);
-  }
-});
+after(() => closeSession(session));
 
 test('upload a CSV, watch it finish, preview it; register a prefix', async () => {
   await go('/login');

@@ -2,7 +2,7 @@
 // token, sign-in, teams, members and roles, API tokens, audit, sign-out.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { openSession, hydrated } from './harness.mjs';
+import { openSession, closeSession, hydrated } from './harness.mjs';
 
 const ADMIN = { email: 'ada@example.com', password: 'correct horse battery staple' };
 const VIEWER = { email: 'vic@example.com', password: 'viewer password 123' };
@@ -14,12 +14,7 @@ before(async () => {
   ({ capstan, page, go } = session);
 });
 
-after(async () => {
-  if (session) {
-    const code = await session.close();
-    assert.equal(code, 0, `capstan should shut down cleanly:\n${capstan.output()}`);
-  }
-});
+after(() => closeSession(session));
 
 async function signIn(user) {
   await go('/login');

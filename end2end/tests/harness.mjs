@@ -124,3 +124,11 @@ export async function openSession() {
     },
   };
 }
+
+/// Closes a session opened by `openSession` (if it was) and checks that
+/// Capstan shut down cleanly; for a test file's `after` hook.
+export async function closeSession(session) {
+  if (!session) return;
+  const code = await session.close();
+  if (code !== 0) throw new Error(`capstan should shut down cleanly (exit ${code}):\n${session.capstan.output()}`);
+}

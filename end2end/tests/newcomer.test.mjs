@@ -5,7 +5,7 @@
 // logged a panic.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { openSession, hydrated } from './harness.mjs';
+import { openSession, closeSession, hydrated } from './harness.mjs';
 
 const USER = { email: 'nina@example.com', password: 'newcomer password 1' };
 
@@ -16,12 +16,7 @@ before(async () => {
   ({ capstan, page, go } = session);
 });
 
-after(async () => {
-  if (session) {
-    const code = await session.close();
-    assert.equal(code, 0, `capstan should shut down cleanly:\n${capstan.output()}`);
-  }
-});
+after(() => closeSession(session));
 
 test('setup, then the demo from the empty home page; a used setup link says so at once', async () => {
   await page.goto(capstan.setupUrl);

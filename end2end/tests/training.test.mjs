@@ -3,7 +3,7 @@
 // its cost; then clone it into a long job and stop it from the job page.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { openSession, hydrated } from './harness.mjs';
+import { openSession, closeSession, hydrated } from './harness.mjs';
 
 const USER = { email: 'tess@example.com', password: 'training password 123' };
 
@@ -15,12 +15,7 @@ before(async () => {
   capstan.cli(['user', 'create', '--email', USER.email, '--name', 'Tess', '--site-admin'], USER.password + '\n');
 });
 
-after(async () => {
-  if (session) {
-    const code = await session.close();
-    assert.equal(code, 0, `capstan should shut down cleanly:\n${capstan.output()}`);
-  }
-});
+after(() => closeSession(session));
 
 test('run the demo, watch logs and metrics live, see it complete with its cost; stop a clone', async () => {
   await go('/login');
