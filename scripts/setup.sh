@@ -17,6 +17,8 @@ have_initdb || apt_missing+=(postgresql)
 command -v cc >/dev/null || apt_missing+=(build-essential)
 command -v pkg-config >/dev/null || apt_missing+=(pkg-config)
 command -v brotli >/dev/null || apt_missing+=(brotli)
+# local mode runs training scripts in a bubblewrap sandbox
+command -v bwrap >/dev/null || apt_missing+=(bubblewrap)
 # node runs wasm-opt (binaryen from npm, below) and the end-to-end tests
 command -v node >/dev/null || apt_missing+=(nodejs)
 command -v npm >/dev/null || apt_missing+=(npm)

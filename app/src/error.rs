@@ -157,6 +157,15 @@ pub mod ssr {
             if let sqlx::Error::RowNotFound = err {
                 return AppError::NotFound("Resource".into());
             }
+            // PostgreSQL refuses NUL in text (22021) and malformed values
+            // (22P02): input the request carried, not a fault of ours. The
+            // places where text enters name the field first; this is the net.
+            if let sqlx::Error::Database(db) = &err
+                && matches!(db.code().as_deref(), Some("22021" | "22P02" | "22P05"))
+            {
+                tracing::info!(error = %err, "input refused by the database");
+                return AppError::BadRequest("The request holds characters or values that cannot be stored.".into());
+            }
             tracing::error!(error = %err, "database error");
             AppError::Internal
         }

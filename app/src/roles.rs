@@ -79,6 +79,9 @@ pub enum SiteAction {
     ManageUsers,
     /// Edit the instance price table.
     ManagePrices,
+    /// Choose the IAM role a team's SageMaker jobs run as: whoever picks the
+    /// role picks what the team's code may do in AWS.
+    GrantIamRoles,
 }
 
 /// Who is calling: the facts the authorization rule needs.
@@ -112,8 +115,10 @@ pub fn authorize_owned(principal: &Principal, action: Action, role: Option<Role>
 /// Decides site-wide actions: only site admins may take them.
 pub fn authorize_site(principal: &Principal, action: SiteAction) -> Result<(), AppError> {
     match action {
-        SiteAction::ManageUsers | SiteAction::ManagePrices if principal.is_site_admin => Ok(()),
-        SiteAction::ManageUsers | SiteAction::ManagePrices => Err(AppError::Forbidden),
+        SiteAction::ManageUsers | SiteAction::ManagePrices | SiteAction::GrantIamRoles if principal.is_site_admin => {
+            Ok(())
+        }
+        SiteAction::ManageUsers | SiteAction::ManagePrices | SiteAction::GrantIamRoles => Err(AppError::Forbidden),
     }
 }
 

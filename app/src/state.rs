@@ -98,28 +98,52 @@ impl Ctx {
             .map(|ci| ci.0.ip().to_string())
             .unwrap_or_else(|| "local".to_owned());
 
-        let bearer = parts
-            .headers
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .map(|v| v.trim().to_owned());
-
-        let actor = if let Some(secret) = bearer {
-            Some(crate::tokens::ssr::authenticate(&state.pool, &secret).await?.ok_or(AppError::Unauthenticated)?)
-        } else if let Some(session) = parts.extensions.get::<tower_sessions::Session>() {
-            let user_id: Option<Uuid> = session.get(SESSION_USER_KEY).await.map_err(|e| {
-                tracing::error!(error = %e, "session store failed");
-                AppError::Internal
-            })?;
-            match user_id {
-                Some(id) => crate::accounts::ssr::actor_by_id(&state.pool, id).await?,
-                None => None,
+        let actor = match credentials(&parts.headers) {
+            Credentials::Bearer(secret) => {
+                Some(crate::tokens::ssr::authenticate(&state.pool, &secret).await?.ok_or(AppError::Unauthenticated)?)
             }
-        } else {
-            None
+            // Basic or Negotiate from a proxy in front: browsers add those to
+            // cross-site posts too, so they never stand in for the cookie.
+            Credentials::Other => None,
+            Credentials::None => match parts.extensions.get::<tower_sessions::Session>() {
+                Some(session) => {
+                    let user_id: Option<Uuid> = session.get(SESSION_USER_KEY).await.map_err(|e| {
+                        tracing::error!(error = %e, "session store failed");
+                        AppError::Internal
+                    })?;
+                    match user_id {
+                        Some(id) => crate::accounts::ssr::actor_by_id(&state.pool, id).await?,
+                        None => None,
+                    }
+                }
+                None => None,
+            },
         };
         Ok(Self { state: state.clone(), actor, request_id, client_addr })
+    }
+}
+
+/// What a request's `Authorization` header carries.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Credentials {
+    /// No header: the session cookie (if any) says who is calling.
+    None,
+    /// `Bearer <secret>` (scheme case-insensitive): an API token, which no
+    /// browser sends by itself, so it needs no CSRF check.
+    Bearer(String),
+    /// Any other scheme: neither a token nor a reason to trust the cookie.
+    Other,
+}
+
+/// Reads the `Authorization` header; the CSRF check and authentication use
+/// this one reading so they cannot disagree about what a request carries.
+pub fn credentials(headers: &http::HeaderMap) -> Credentials {
+    let Some(value) = headers.get(http::header::AUTHORIZATION) else { return Credentials::None };
+    match value.to_str().ok().and_then(|v| v.trim().split_once(' ')) {
+        Some((scheme, secret)) if scheme.eq_ignore_ascii_case("bearer") => {
+            Credentials::Bearer(secret.trim().to_owned())
+        }
+        _ => Credentials::Other,
     }
 }
 

@@ -21,7 +21,7 @@ pub struct Team {
     /// The caller's role; `None` for a site admin who is not a member.
     pub my_role: Option<Role>,
     /// IAM role this team's SageMaker jobs run as, overriding the site's
-    /// `CAPSTAN_SAGEMAKER_ROLE_ARN`; `None` uses the site's.
+    /// `CAPSTAN_SAGEMAKER_ROLE_ARN`; `None` uses the site's. Set by site admins.
     pub sagemaker_role_arn: Option<String>,
 }
 
@@ -54,7 +54,8 @@ pub struct TeamUpdate {
     #[serde(default)]
     pub name: Option<String>,
     /// IAM role ARN for this team's SageMaker jobs; an empty string clears
-    /// the override (jobs then use the site's role); absent keeps it.
+    /// the override (jobs then use the site's role); absent keeps it. Only
+    /// site admins may change it (403 for others).
     #[serde(default)]
     pub sagemaker_role_arn: Option<String>,
 }
@@ -291,9 +292,10 @@ pub fn MembersPage() -> impl IntoView {
                                     <FieldMessage error=rename_err field="name"/>
                                     <label>"SageMaker execution role"
                                         <input name="sagemaker_role_arn" value=t.sagemaker_role_arn.clone().unwrap_or_default()
+                                            readonly=!site_admin()
                                             placeholder="arn:aws:iam::123456789012:role/SageMakerTraining"/>
                                     </label>
-                                    <p class="muted">"The IAM role this team's SageMaker training jobs run as; empty uses the site's role."</p>
+                                    <p class="muted">"The IAM role this team's SageMaker training jobs run as; empty uses the site's role. Only site admins change it: the role decides what the team's code may do in AWS."</p>
                                     <FieldMessage error=rename_err field="sagemaker_role_arn"/>
                                     <button type="submit" class="secondary">"Save settings"</button>
                                 </ActionForm>
@@ -433,7 +435,14 @@ pub mod ssr {
         let mut errors = Errors::new();
         let new_name = input.name.as_deref().and_then(|n| errors.check("name", name(n, 100)));
         // Some(None) clears the override
-        let new_role = input.sagemaker_role_arn.as_deref().and_then(|r| match r.trim() {
+        let asked_role = input.sagemaker_role_arn.as_deref().map(str::trim);
+        // Whoever picks the role picks what the team's code may do in AWS:
+        // only site admins change it. An unchanged value passes, so team
+        // admins can rename with the settings form (which sends both fields).
+        if asked_role.is_some_and(|r| Some(r) != team.sagemaker_role_arn.as_deref().or(Some(""))) {
+            crate::roles::authorize_site(&ctx.actor()?.principal(), crate::roles::SiteAction::GrantIamRoles)?;
+        }
+        let new_role = asked_role.and_then(|r| match r {
             "" => Some(None),
             r => errors.check("sagemaker_role_arn", crate::training::ssr::role_arn(r)).map(Some),
         });

@@ -508,8 +508,7 @@ pub mod ssr {
         let e = raw.trim().trim_start_matches("./");
         let ok = !e.is_empty()
             && e.len() <= 256
-            && !e.starts_with('/')
-            && e.split('/').all(|p| !p.is_empty() && p != "..")
+            && storage::check_relative(e).is_ok()
             && (e.ends_with(".py") || e.ends_with(".sh"));
         if ok {
             Ok(e.to_owned())
@@ -758,19 +757,27 @@ pub mod ssr {
             let team_role = sqlx::query_scalar!("select sagemaker_role_arn from team where team_id = $1", team_id)
                 .fetch_one(ctx.pool())
                 .await?;
-            match r
-                .role_arn
-                .as_deref()
-                .filter(|s| !s.trim().is_empty())
-                .map(str::to_owned)
-                .or(team_role)
-                .or_else(|| state.settings.sagemaker_role_arn.clone())
-            {
-                Some(arn) => errors.check("role_arn", role_arn(&arn)),
-                None => {
+            // The role is the team's (set by a site admin) or the site's:
+            // naming another would let a member run code with its rights.
+            let granted = team_role.or_else(|| state.settings.sagemaker_role_arn.clone());
+            let named = r.role_arn.as_deref().map(str::trim).filter(|s| !s.is_empty());
+            match (named, granted) {
+                (Some(named), granted) if granted.as_deref() != Some(named) => {
                     errors.check::<()>(
                         "role_arn",
-                        Err("Give the IAM role SageMaker runs the job as (or set CAPSTAN_SAGEMAKER_ROLE_ARN).".into()),
+                        Err("This team's jobs run as the IAM role a site admin set for it; leave role_arn empty \
+                             or name that role."
+                            .into()),
+                    );
+                    None
+                }
+                (_, Some(arn)) => errors.check("role_arn", role_arn(&arn)),
+                (_, None) => {
+                    errors.check::<()>(
+                        "role_arn",
+                        Err("No IAM role is set for this team's SageMaker jobs: a site admin sets one in the team's \
+                             settings (or CAPSTAN_SAGEMAKER_ROLE_ARN for the whole site)."
+                            .into()),
                     );
                     None
                 }
@@ -852,6 +859,7 @@ pub mod ssr {
             tags,
             role_arn: role,
             region,
+            team: team_id.to_string(),
         };
         Ok(Checked { name, spec, channels, usd_per_hour: price })
     }
@@ -1315,10 +1323,7 @@ pub mod ssr {
         let mut clean = Vec::new();
         for (i, (path, body)) in files.into_iter().enumerate() {
             let p = path.trim().trim_start_matches("./").to_owned();
-            let ok = !p.is_empty()
-                && !p.starts_with('/')
-                && p.len() <= 512
-                && p.split('/').all(|s| !s.is_empty() && s != "." && s != "..");
+            let ok = p.len() <= 512 && storage::check_relative(&p).is_ok();
             if !ok {
                 errors.push(FieldError::new(&format!("files[{i}]"), format!("`{path}` is not a relative file path.")));
             } else if !seen.insert(p.clone()) {

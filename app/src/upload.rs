@@ -139,13 +139,7 @@ pub mod ssr {
         if path.is_empty() || path.len() > 1024 {
             return Err("Use a path of 1-1024 bytes.".into());
         }
-        if path.starts_with('/') || path.contains('\\') || path.chars().any(char::is_control) {
-            return Err("Use a relative path with / between folders and no control characters.".into());
-        }
-        if path.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
-            return Err("Path segments must not be empty, \".\" or \"..\".".into());
-        }
-        Ok(())
+        storage::check_relative(path).map_err(|m| format!("The path {m}"))
     }
 
     pub async fn start(ctx: &Ctx, dataset_id: Uuid, input: NewUpload) -> Result<UploadStarted, AppError> {

@@ -106,12 +106,24 @@ export async function openSession() {
   const pageErrors = [];
   page.on('pageerror', (e) => pageErrors.push(`${page.url()}: ${e.message}`));
   page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(`${page.url()}: console: ${m.text()}`); });
+  const failedRequests = [];
+  page.on('requestfailed', (r) => failedRequests.push(`${r.method()} ${r.url()}: ${r.failure()?.errorText}`));
   return {
     capstan, browser, page, serverErrors,
     pageErrors,
     async go(path) {
+      // errors can come before `goto` returns (a cached bundle hydrates
+      // early), so a failure reports everything since the navigation began
+      const errorsFrom = pageErrors.length;
+      const failedFrom = failedRequests.length;
       await page.goto(capstan.base + path);
-      await hydrated(page);
+      try {
+        await hydrated(page);
+      } catch (e) {
+        throw new Error(`${e.message}\npage errors since the navigation: ${pageErrors.slice(errorsFrom).join('; ') || 'none'}`
+          + `\nfailed requests: ${failedRequests.slice(failedFrom).join('; ') || 'none'}`
+          + `\nserver log tail:\n${capstan.output().split('\n').slice(-30).join('\n')}`);
+      }
     },
     async close() {
       await browser.close();

@@ -67,6 +67,7 @@ async fn run(url: &str, jobs: usize) -> anyhow::Result<()> {
             tags: Default::default(),
             role_arn: Some("arn:aws:iam::123456789012:role/Bench".into()),
             region: "us-east-1".into(),
+            team: team.to_string(),
         };
         sqlx::query(
             "insert into training_job (job_id, team_id, name, engine_name, backend, status, request, spec, instance_type,

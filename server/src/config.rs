@@ -138,6 +138,13 @@ pub struct Config {
     #[arg(long, env = "CAPSTAN_PYTHON", default_value = "python3", global = true)]
     pub python: String,
 
+    /// Local mode: run training scripts without the bubblewrap sandbox, as
+    /// Capstan's own OS user. UNSAFE: a script can then read and change all of
+    /// Capstan's data (database, object files, credentials). Only for a
+    /// single-user machine without bubblewrap.
+    #[arg(long, env = "CAPSTAN_ALLOW_UNSANDBOXED_JOBS", default_value_t = false, global = true)]
+    pub allow_unsandboxed_jobs: bool,
+
     /// Local mode: seconds between SIGTERM and SIGKILL when a job is stopped.
     #[arg(long, env = "CAPSTAN_LOCAL_STOP_GRACE_SECS", default_value_t = 10, global = true)]
     pub local_stop_grace_secs: u64,

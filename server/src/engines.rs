@@ -5,21 +5,39 @@ use std::sync::Arc;
 use storage::Storage;
 use training::local::{LocalConfig, LocalRunner};
 use training::sagemaker::SageMaker;
+use training::sandbox::Sandbox;
+
+/// Local mode's sandbox for user code (`None` in AWS mode, where SageMaker
+/// runs it); an error when bubblewrap is missing and unsandboxed runs are not
+/// allowed.
+pub fn sandbox(config: &Config) -> anyhow::Result<Option<Sandbox>> {
+    if config.mode == "aws" {
+        return Ok(None);
+    }
+    Sandbox::detect(&config.python, config.allow_unsandboxed_jobs).map(Some)
+}
 
 /// The configured training backend.
-pub async fn training_backend(config: &Config, storage: &Storage) -> Arc<dyn training::Backend> {
-    if config.mode == "aws" {
+pub async fn training_backend(
+    config: &Config,
+    storage: &Storage,
+    sandbox: Option<Sandbox>,
+) -> Arc<dyn training::Backend> {
+    let Some(sandbox) = sandbox else {
         let shared = storage::sdk_config(Some(&config.region()), None, None).await;
-        Arc::new(SageMaker::new(&shared, config.sagemaker_endpoint.as_deref(), config.logs_endpoint.as_deref()))
-    } else {
-        Arc::new(LocalRunner::new(
-            LocalConfig {
-                root: config.data_dir.join("training"),
-                python: config.python.clone(),
-                max_jobs: config.local_max_jobs,
-                stop_grace: std::time::Duration::from_secs(config.local_stop_grace_secs),
-            },
-            storage.client.clone(),
-        ))
-    }
+        return Arc::new(SageMaker::new(
+            &shared,
+            config.sagemaker_endpoint.as_deref(),
+            config.logs_endpoint.as_deref(),
+        ));
+    };
+    Arc::new(LocalRunner::new(
+        LocalConfig {
+            root: config.data_dir.join("training"),
+            sandbox,
+            max_jobs: config.local_max_jobs,
+            stop_grace: std::time::Duration::from_secs(config.local_stop_grace_secs),
+        },
+        storage.client.clone(),
+    ))
 }

@@ -3,12 +3,16 @@
 //! already running, and stopped on shutdown if this process started it.
 
 use anyhow::{Context as _, bail};
+use std::os::unix::fs::PermissionsExt as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub struct LocalPostgres {
     bin: PathBuf,
+    /// The `capstan` role's password (scram-sha-256), kept in
+    /// `postgres/password` (mode 0600, Capstan's own user).
+    password: String,
     pgdata: PathBuf,
     socket_dir: PathBuf,
     log_file: PathBuf,
@@ -79,14 +83,23 @@ impl LocalPostgres {
         } else {
             None
         };
+        // Nobody else lists the data directory; the postgres user (when
+        // Capstan runs as root) only passes through it to its own folder.
+        std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o711))
+            .with_context(|| format!("failed to restrict {}", data_dir.display()))?;
         for dir in [&root, &socket_dir] {
             std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("failed to restrict {}", dir.display()))?;
             if let Some((uid, gid)) = run_as {
                 std::os::unix::fs::chown(dir, Some(uid), Some(gid))
                     .with_context(|| format!("failed to hand {} to the postgres user", dir.display()))?;
             }
         }
-        Ok(Self { bin, log_file: root.join("postgres.log"), pgdata, socket_dir, run_as, started_here: false })
+        // Kept beside the cluster's folder (not in it: when Capstan runs as
+        // root, that folder belongs to the postgres user).
+        let password = crate::objects::secret_file(&data_dir.join("postgres-password"), 24)?;
+        Ok(Self { bin, password, log_file: root.join("postgres.log"), pgdata, socket_dir, run_as, started_here: false })
     }
 
     async fn init_and_start(&mut self) -> anyhow::Result<()> {
@@ -94,20 +107,31 @@ impl LocalPostgres {
         let root = pg.pgdata.parent().map(Path::to_owned).unwrap_or_default();
         if !pg.pgdata.join("PG_VERSION").exists() {
             tracing::info!(pgdata = %pg.pgdata.display(), "creating the private PostgreSQL cluster");
-            pg.run(
+            // initdb reads the password from a file, as the postgres user
+            // when Capstan runs as root; the file is gone once it has.
+            let pwfile = root.join("initdb-password");
+            crate::objects::write_private(&pwfile, &pg.password)?;
+            if let Some((uid, gid)) = pg.run_as {
+                std::os::unix::fs::chown(&pwfile, Some(uid), Some(gid))
+                    .with_context(|| format!("failed to hand {} to the postgres user", pwfile.display()))?;
+            }
+            let pwfile_arg = format!("--pwfile={}", pwfile.display());
+            let made = pg.run(
                 "initdb",
                 &[
                     "-D".as_ref(),
                     pg.pgdata.as_os_str(),
                     "-U".as_ref(),
                     DB_USER.as_ref(),
-                    "--auth=trust".as_ref(),
+                    "--auth=scram-sha-256".as_ref(),
+                    pwfile_arg.as_ref(),
                     "-E".as_ref(),
                     "UTF8".as_ref(),
                     "--locale=C".as_ref(),
                 ],
-            )
-            .map_err(|e| {
+            );
+            let _ = std::fs::remove_file(&pwfile);
+            made.map_err(|e| {
                 e.context(format!(
                     "initdb failed (if running as root, the postgres user must be able to reach {})",
                     root.display()
@@ -147,7 +171,31 @@ impl LocalPostgres {
             std::fs::write(&owner, std::process::id().to_string())
                 .with_context(|| format!("failed to write {}", owner.display()))?;
         }
+        pg.require_password().await?;
         pg.ensure_database().await
+    }
+
+    /// Clusters made before passwords (`--auth=trust`) get the password and a
+    /// `pg_hba.conf` that demands it, then reload; a no-op afterwards.
+    async fn require_password(&self) -> anyhow::Result<()> {
+        use sqlx::Connection as _;
+        let hba = self.pgdata.join("pg_hba.conf");
+        let current = std::fs::read_to_string(&hba).with_context(|| format!("failed to read {}", hba.display()))?;
+        if !current.lines().any(|l| l.split_whitespace().last() == Some("trust")) {
+            return Ok(());
+        }
+        tracing::info!("the private PostgreSQL accepted connections without a password: setting one");
+        let trusted = format!("postgres://{DB_USER}@localhost/postgres?host={}", self.socket_dir.display());
+        let mut conn =
+            sqlx::PgConnection::connect(&trusted).await.context("failed to connect to the private PostgreSQL")?;
+        sqlx::query(&format!("alter role {DB_USER} password '{}'", self.password)).execute(&mut conn).await?;
+        conn.close().await?;
+        std::fs::write(
+            &hba,
+            "# Written by Capstan: every connection needs the password.\nlocal all all scram-sha-256\n",
+        )
+        .with_context(|| format!("failed to write {}", hba.display()))?;
+        self.run("pg_ctl", &["-D".as_ref(), self.pgdata.as_os_str(), "reload".as_ref()])
     }
 
     /// Whether the Capstan that started the running cluster has exited.
@@ -194,7 +242,7 @@ impl LocalPostgres {
     }
 
     fn url_for(&self, db: &str) -> String {
-        format!("postgres://{DB_USER}@localhost/{db}?host={}", self.socket_dir.display())
+        format!("postgres://{DB_USER}:{}@localhost/{db}?host={}", self.password, self.socket_dir.display())
     }
 
     async fn ensure_database(&self) -> anyhow::Result<()> {

@@ -188,6 +188,8 @@ async fn finish(pool: sqlx::PgPool, local: Option<LocalPostgres>) -> anyhow::Res
 /// Runs the server; with `demo` set (`Some(None)`: the first site admin), also
 /// creates the demo once it is up.
 async fn serve(config: Config, demo: Option<Option<String>>) -> anyhow::Result<()> {
+    // Before anything starts: local mode refuses to run user code unsandboxed.
+    let sandbox = server::engines::sandbox(&config)?;
     let (pool, local) = connect(&config).await?;
     migrate(&pool).await?;
     let settings = app::state::Settings {
@@ -197,7 +199,7 @@ async fn serve(config: Config, demo: Option<Option<String>>) -> anyhow::Result<(
         sagemaker_role_arn: config.sagemaker_role_arn.clone(),
     };
     let (storage, local_s3) = server::objects::connect(&config).await?;
-    let backend = server::engines::training_backend(&config, &storage).await;
+    let backend = server::engines::training_backend(&config, &storage, sandbox).await;
     let state = server::state(pool.clone(), &config.site_root.to_string_lossy(), settings, storage, backend);
     app::prices::ssr::seed(&pool).await.map_err(user_error)?;
     if app::accounts::ssr::user_count(&pool).await.map_err(user_error)? == 0 {

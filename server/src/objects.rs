@@ -69,15 +69,34 @@ fn local_credentials(path: &Path) -> anyhow::Result<(String, String)> {
     }
     let key = format!("capstan{}", random_hex(6));
     let secret = random_hex(20);
+    write_private(path, &format!("{key}:{secret}"))?;
+    Ok((key, secret))
+}
+
+/// Writes `text` (and a newline) to a file only its owner may read.
+pub(crate) fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    let _ = std::fs::remove_file(path);
     let mut file = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .open(path)
         .with_context(|| format!("failed to write {}", path.display()))?;
-    file.write_all(format!("{key}:{secret}\n").as_bytes())?;
-    Ok((key, secret))
+    file.write_all(format!("{text}\n").as_bytes())?;
+    Ok(())
+}
+
+/// A random secret of `bytes` bytes (hex) kept in `path` (mode 0600),
+/// created on first use.
+pub(crate) fn secret_file(path: &Path, bytes: usize) -> anyhow::Result<String> {
+    if let Ok(text) = std::fs::read_to_string(path)
+        && !text.trim().is_empty()
+    {
+        return Ok(text.trim().to_owned());
+    }
+    let secret = random_hex(bytes);
+    write_private(path, &secret)?;
+    Ok(secret)
 }
 
 fn random_hex(bytes: usize) -> String {

@@ -2,6 +2,7 @@
 //! CSRF check for cookie-authenticated mutations.
 
 use app::error::AppError;
+use app::state::{Credentials, credentials};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -71,10 +72,12 @@ fn content_hashed(path: &str) -> bool {
 pub struct PublicOrigin(pub Option<String>);
 
 /// Refuses state-changing requests that a browser sent from another site.
-/// Bearer-token calls carry no ambient credentials and pass untouched.
+/// Bearer-token calls carry no ambient credentials and pass untouched; any
+/// other `Authorization` scheme (a proxy's Basic or Negotiate, which browsers
+/// add to cross-site posts) is checked like a cookie.
 pub async fn csrf(State(public): State<PublicOrigin>, req: Request, next: Next) -> Response {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
-        || req.headers().contains_key(header::AUTHORIZATION)
+        || matches!(credentials(req.headers()), Credentials::Bearer(_))
     {
         return next.run(req).await;
     }

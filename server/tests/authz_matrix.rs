@@ -43,8 +43,9 @@ fn cases() -> Vec<Case> {
         },
         Case {
             call: "PATCH /api/v1/teams/alpha",
+            // only site admins choose a team's IAM role
             input: json!({"sagemaker_role_arn": "arn:aws:iam::123456789012:role/Alpha"}),
-            expect: "401 403 403 403 200 404 200",
+            expect: "401 403 403 403 403 404 200",
         },
         Case { call: "GET /api/v1/teams/alpha/members", input: json!(null), expect: "401 200 200 200 200 404 200" },
         Case {

@@ -178,13 +178,20 @@ async fn training_jobs_on_the_emulated_sagemaker_api(pool: PgPool) {
         if i == 2 {
             // the team's own role overrides the site's for jobs launched after
             let bad = json!({"sagemaker_role_arn": "arn:aws:iam::1:role/x"});
-            let res = app.call(Method::PATCH, "/api/v1/teams/ml", &auth, Some(bad)).await;
+            let site = Auth::Bearer(app.user("site-admin@example.com", true).await.token);
+            let res = app.call(Method::PATCH, "/api/v1/teams/ml", &site, Some(bad)).await;
             assert_eq!(res.status, 422, "{}", res.text());
             assert!(res.text().contains("sagemaker_role_arn"), "{}", res.text());
             let team = app.call(Method::GET, "/api/v1/teams/ml", &auth, None).await.json();
             assert_eq!(team["sagemaker_role_arn"], json!(null), "a refused change writes nothing: {team}");
+            // the team's admin may not pick the role; a site admin may
             let res = app
                 .call(Method::PATCH, "/api/v1/teams/ml", &auth, Some(json!({"sagemaker_role_arn": TEAM_ROLE})))
+                .await;
+            assert_eq!(res.status, 403, "{}", res.text());
+            let site = Auth::Bearer(app.user("site@example.com", true).await.token);
+            let res = app
+                .call(Method::PATCH, "/api/v1/teams/ml", &site, Some(json!({"sagemaker_role_arn": TEAM_ROLE})))
                 .await;
             assert_eq!(res.status, 200, "{}", res.text());
             assert_eq!(
@@ -209,6 +216,23 @@ async fn training_jobs_on_the_emulated_sagemaker_api(pool: PgPool) {
         assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
         ids.push(res.json()["id"].as_str().expect("id").to_owned());
     }
+    // A member naming another role (another team's, say) launches nothing.
+    let res = app
+        .call(
+            Method::POST,
+            "/api/v1/teams/ml/training-jobs",
+            &auth,
+            Some(json!({
+                "name": "as-another-role", "entry_point": "train.py", "framework": "sklearn-1.2",
+                "source_uri": "s3://capstan-aws/jobs/ml/sources/x/sourcedir.tar.gz", "instance_type": "ml.m5.xlarge",
+                "role_arn": "arn:aws:iam::123456789012:role/OtherTeamTraining",
+                "channels": [{"name": "train", "version_id": version}]
+            })),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text());
+    assert_eq!(res.json()["errors"][0]["field"], "role_arn");
+    assert_eq!(app.count("select count(*) from training_job").await, 3);
     assert_eq!(app::training_engine::launch_due(&app.state).await.expect("launch"), 3);
     let stats = app::training_engine::reconcile(&app.state).await.expect("reconcile");
     assert_eq!((stats.in_flight, stats.list_calls, stats.describe_calls), (3, 1, 3));

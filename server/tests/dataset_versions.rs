@@ -243,6 +243,11 @@ async fn bad_sources_are_refused_with_the_reason_and_write_nothing(pool: PgPool)
         ("s3://capstan/datasets/other/secret/v1/", "use s3://capstan/datasets/ml/"),
         ("s3://capstan/datasets/", "use s3://capstan/datasets/ml/"),
         ("s3://capstan/", "not the whole bucket"),
+        // dot segments stepped from one's own area into another's, or to the whole bucket
+        ("s3://capstan/datasets/ml/../other/secret/v1/", "\"..\" segments"),
+        ("s3://capstan/jobs/ml/../../", "\"..\" segments"),
+        ("s3://capstan/datasets/ml/./x/", "\"..\" segments"),
+        ("s3://capstan/datasets\\other/secret/", "backslashes"),
     ];
     for (uri, expected) in cases {
         let res = f.app.call(Method::POST, &path, &f.member, Some(json!({"source_uri": uri}))).await;

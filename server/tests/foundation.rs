@@ -343,6 +343,55 @@ async fn cross_site_cookie_mutations_are_refused_but_bearer_calls_pass(pool: PgP
     assert_eq!(app.count("select count(*) from team where slug = 'evil'").await, 0);
 }
 
+/// Behind a proxy with Basic or Negotiate auth, browsers add `Authorization`
+/// to cross-site form posts: only `Bearer` may skip the CSRF check, and any
+/// other scheme never falls back to the session cookie.
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn a_non_bearer_authorization_header_neither_skips_csrf_nor_uses_the_cookie(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ada = app.user("ada@example.com", false).await;
+    let post = |site: &str, slug: &str| {
+        http::Request::builder()
+            .method(Method::POST)
+            .uri("/api/v1/teams")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("sec-fetch-site", site)
+            .header(header::COOKIE, ada.cookie.as_str())
+            .header(header::AUTHORIZATION, "Basic YWRhOnByb3h5LXBhc3N3b3Jk")
+            .body(axum::body::Body::from(format!(r#"{{"slug":"{slug}","name":"x"}}"#)))
+            .expect("request")
+    };
+    assert_eq!(app.send(post("cross-site", "forged")).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.send(post("same-origin", "proxied")).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.count("select count(*) from team").await, 0);
+    // the scheme is case-insensitive for real tokens
+    let lower = http::Request::builder()
+        .uri("/api/v1/me")
+        .header(header::AUTHORIZATION, format!("bEaReR {}", ada.token))
+        .body(axum::body::Body::empty())
+        .expect("request");
+    assert_eq!(app.send(lower).await.status, StatusCode::OK);
+}
+
+/// NUL reached PostgreSQL and came back as 500; it is the caller's input.
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn nul_bytes_in_paths_and_bodies_are_client_errors(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ada = app.user("ada@example.com", false).await;
+    let auth = bearer(&ada);
+    let res = app.call(Method::GET, "/api/v1/teams/%00", &auth, None).await;
+    assert!(res.status.is_client_error(), "{}: {}", res.status, res.text());
+    let res = app.call(Method::POST, "/api/v1/teams", &auth, Some(json!({"slug": "ok", "name": "a\u{0}b"}))).await;
+    assert!(res.status.is_client_error(), "{}: {}", res.status, res.text());
+    let res = app.call(Method::POST, "/api/v1/teams", &auth, Some(json!({"slug": "ok", "name": "ok"}))).await;
+    assert_eq!(res.status, StatusCode::CREATED);
+    let res = app
+        .call(Method::POST, "/api/v1/teams/ok/datasets", &auth, Some(json!({"name": "d", "description": "x\u{0}"})))
+        .await;
+    assert!(res.status.is_client_error(), "{}: {}", res.status, res.text());
+    assert_eq!(app.count("select count(*) from dataset").await, 0, "nothing written");
+}
+
 #[sqlx::test(migrator = "server::MIGRATOR")]
 async fn the_public_origin_passes_the_csrf_check_behind_a_proxy(pool: PgPool) {
     let opts = server::HttpOptions { public_origin: Some("https://capstan.example.com".into()), ..Default::default() };

@@ -273,6 +273,97 @@ async fn stopping_a_running_local_job_terminates_the_script(pool: PgPool) {
     assert_eq!(again.status, StatusCode::CONFLICT);
 }
 
+/// A script that tries what a hostile one would: read Capstan's files and
+/// another job's input, plant a file outside its folder, reach the local S3
+/// endpoint and the private PostgreSQL, and see Capstan's processes.
+const ESCAPE: &str = r#"
+import argparse, json, os, socket
+p = argparse.ArgumentParser()
+for name in ("secret", "other-job", "plant", "s3-port", "pg", "host-pid"):
+    p.add_argument("--" + name)
+a, _ = p.parse_known_args()
+leaks = []
+for path in (a.secret, a.other_job):
+    try:
+        open(path).read()
+        leaks.append("read " + path)
+    except OSError:
+        pass
+try:
+    # (the sandbox may offer an empty stand-in folder there: the test looks on the host)
+    open(a.plant, "w").write("planted")
+except OSError:
+    pass
+try:
+    socket.create_connection(("127.0.0.1", int(a.s3_port)), timeout=2).close()
+    leaks.append("connected to the S3 endpoint")
+except OSError:
+    pass
+if a.pg:
+    try:
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(a.pg)
+        leaks.append("connected to PostgreSQL at " + a.pg)
+    except OSError:
+        pass
+if os.path.exists("/proc/%s" % a.host_pid):
+    leaks.append("sees Capstan's process")
+print("uid=%d" % os.getuid())
+print("leaks=" + json.dumps(leaks))
+os.makedirs(os.environ["SM_MODEL_DIR"], exist_ok=True)
+open(os.path.join(os.environ["SM_MODEL_DIR"], "model.json"), "w").write("{}")
+"#;
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_local_job_cannot_reach_capstan_or_other_jobs(pool: PgPool) {
+    let f = fixture(TestApp::new(pool).await).await;
+    let app = &f.app;
+    assert!(common::sandbox().is_sandboxed(), "the test command installs bubblewrap");
+    let root = &app.work_dir.0;
+    std::fs::write(root.join("secret.txt"), "capstan's own file").expect("secret");
+    let other = root.join("jobs/someone-elses-job/input/data/train");
+    std::fs::create_dir_all(&other).expect("other job");
+    std::fs::write(other.join("train.csv"), "their,data").expect("other data");
+    let s3 = app.s3.as_ref().expect("local S3").endpoint();
+    let port = s3.rsplit(':').next().expect("port");
+    // the private PostgreSQL's socket, when the tests run against one
+    let pg = std::env::var("DATABASE_URL")
+        .ok()
+        .and_then(|u| u.split("host=").nth(1).map(|h| h.split('&').next().unwrap_or_default().replace("%2F", "/")))
+        .map(|dir| format!("{dir}/.s.PGSQL.5432"))
+        .unwrap_or_default();
+    let source = upload_source(app, &f.member, &[("train.py", ESCAPE)]).await.json()["source_uri"]
+        .as_str()
+        .expect("uri")
+        .to_owned();
+    let hps = json!([
+        {"key": "secret", "value": root.join("secret.txt").to_string_lossy()},
+        {"key": "other-job", "value": other.join("train.csv").to_string_lossy()},
+        {"key": "plant", "value": root.join("planted.txt").to_string_lossy()},
+        {"key": "s3-port", "value": port},
+        {"key": "pg", "value": pg},
+        {"key": "host-pid", "value": std::process::id().to_string()},
+    ]);
+    let res = app
+        .call(
+            Method::POST,
+            "/api/v1/teams/ml/training-jobs",
+            &f.member,
+            Some(launch_body("escape", &source, &f.version, hps)),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let id = res.json()["id"].as_str().expect("id").to_owned();
+    let job = drive(app, &f.member, &id, |j| app::training::is_final(j["status"].as_str().unwrap_or_default())).await;
+    assert_eq!(job["status"], "completed", "{job:#}");
+    drive(app, &f.member, &id, |_| true).await;
+    let text =
+        app.call(Method::GET, &format!("/api/v1/training-jobs/{id}/logs?format=text"), &f.member, None).await.text();
+    assert!(text.contains("uid=65534"), "the script runs as an unprivileged user:\n{text}");
+    assert!(text.contains("leaks=[]"), "nothing outside the job's folder is reachable:\n{text}");
+    assert!(!root.join("planted.txt").exists());
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn bad_launches_name_each_field_and_write_nothing(pool: PgPool) {
     let f = fixture(TestApp::new(pool).await).await;
@@ -327,6 +418,22 @@ async fn bad_launches_name_each_field_and_write_nothing(pool: PgPool) {
         )
         .await;
     assert_eq!(res.status, StatusCode::NOT_FOUND, "{}", res.text());
+    // Dot segments stepped from the team's own area into another team's.
+    let mut body = launch_body("x", &source, &f.version, json!([]));
+    body["output_uri"] = json!("s3://capstan/jobs/ml/../other/");
+    body["spot"] = json!(true);
+    body["max_wait_seconds"] = json!(600);
+    body["checkpoint_uri"] = json!("s3://capstan/jobs/ml/../../models/other/");
+    let res = app.call(Method::POST, "/api/v1/teams/ml/training-jobs", &f.member, Some(body)).await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text());
+    let mut fields: Vec<String> = res.json()["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["field"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    fields.sort();
+    assert_eq!(fields, ["checkpoint_uri", "output_uri"], "both locations refused, nothing else");
     let mut body = launch_body("x", &source, &f.version, json!([]));
     body["entry_point"] = json!("missing.py");
     let res = app.call(Method::POST, "/api/v1/teams/ml/training-jobs", &f.member, Some(body)).await;

@@ -105,16 +105,36 @@ impl S3Uri {
                 "\"{bucket}\" is not a valid bucket name (3-63 characters: a-z, 0-9, dots and hyphens)."
             ));
         }
-        if prefix.len() > 900
-            || prefix.starts_with('/')
-            || prefix.contains("//")
-            || prefix.chars().any(char::is_control)
-        {
-            return Err("The prefix must not start with /, contain //, or control characters.".into());
+        if prefix.len() > 900 {
+            return Err("The prefix must be at most 900 bytes.".into());
+        }
+        if !prefix.is_empty() {
+            check_relative(prefix.strip_suffix('/').unwrap_or(prefix)).map_err(|m| format!("The prefix {m}"))?;
         }
         let prefix = if prefix.is_empty() || prefix.ends_with('/') { prefix.to_owned() } else { format!("{prefix}/") };
         Ok(Self { bucket: bucket.to_owned(), prefix })
     }
+}
+
+/// Checks a relative path (an object key, a prefix without its trailing `/`,
+/// a file inside an uploaded folder): folders separated by `/`, none of them
+/// empty, `.` or `..`, no backslash or control character. Team areas are
+/// folders of one bucket, so a dot segment would step from one into another;
+/// every key or path Capstan accepts from a user goes through here.
+pub fn check_relative(path: &str) -> Result<(), &'static str> {
+    if path.is_empty() {
+        return Err("must not be empty.");
+    }
+    if path.starts_with('/') {
+        return Err("must be relative (not start with /).");
+    }
+    if path.contains('\\') || path.chars().any(char::is_control) {
+        return Err("must not contain backslashes or control characters.");
+    }
+    if path.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+        return Err("must not contain empty, \".\" or \"..\" segments.");
+    }
+    Ok(())
 }
 
 impl std::fmt::Display for S3Uri {
@@ -373,5 +393,46 @@ impl Storage {
     /// Whether the bucket answers (used by readiness checks).
     pub async fn reachable(&self) -> bool {
         self.client.head_bucket().bucket(&self.bucket).send().await.is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_normalise_to_folders() {
+        let uri = S3Uri::parse(" s3://capstan/datasets/ml/churn ").expect("valid");
+        assert_eq!((uri.bucket.as_str(), uri.prefix.as_str()), ("capstan", "datasets/ml/churn/"));
+        assert_eq!(S3Uri::parse("s3://capstan").expect("valid").prefix, "");
+        assert!(S3Uri::parse("https://capstan/x").is_err());
+        assert!(S3Uri::parse("s3://Capstan/x").is_err());
+    }
+
+    /// Each of these named another team's area (or the whole bucket) from
+    /// inside one's own before dot segments were refused.
+    #[test]
+    fn dot_segments_and_odd_separators_are_refused() {
+        for raw in [
+            "s3://capstan/datasets/mine/../victim/",
+            "s3://capstan/jobs/mine/../../",
+            "s3://capstan/datasets/mine/./x/",
+            "s3://capstan/datasets/mine/..",
+            "s3://capstan/datasets//victim/",
+            "s3://capstan//datasets/",
+            "s3://capstan/datasets\\victim/",
+            "s3://capstan/datasets/mine\u{0}/",
+        ] {
+            assert!(S3Uri::parse(raw).is_err(), "{raw} should be refused");
+        }
+        assert!(S3Uri::parse("s3://capstan/datasets/mine/v1.2/..data/").is_ok(), "dots inside names are fine");
+    }
+
+    #[test]
+    fn relative_paths() {
+        assert!(check_relative("a/b.csv").is_ok());
+        for bad in ["", "/a", "a//b", "a/./b", "../a", "a/..", "a\\b", "a\u{7}b", "a/"] {
+            assert!(check_relative(bad).is_err(), "{bad:?} should be refused");
+        }
     }
 }

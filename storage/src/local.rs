@@ -136,6 +136,8 @@ impl S3 for Folder {
     }
 
     async fn copy_object(&self, req: S3Request<dto::CopyObjectInput>) -> S3Result<S3Response<dto::CopyObjectOutput>> {
+        plain(&req.input.key)?;
+        copied_from(&req.input.copy_source)?;
         self.fs.copy_object(req).await
     }
 
@@ -143,6 +145,7 @@ impl S3 for Folder {
         &self,
         req: S3Request<dto::DeleteObjectInput>,
     ) -> S3Result<S3Response<dto::DeleteObjectOutput>> {
+        plain(&req.input.key)?;
         self.fs.delete_object(req).await
     }
 
@@ -150,18 +153,24 @@ impl S3 for Folder {
         &self,
         req: S3Request<dto::DeleteObjectsInput>,
     ) -> S3Result<S3Response<dto::DeleteObjectsOutput>> {
+        for object in &req.input.delete.objects {
+            plain(&object.key)?;
+        }
         self.fs.delete_objects(req).await
     }
 
     async fn get_object(&self, req: S3Request<dto::GetObjectInput>) -> S3Result<S3Response<dto::GetObjectOutput>> {
+        plain(&req.input.key)?;
         self.fs.get_object(req).await
     }
 
     async fn head_object(&self, req: S3Request<dto::HeadObjectInput>) -> S3Result<S3Response<dto::HeadObjectOutput>> {
+        plain(&req.input.key)?;
         self.fs.head_object(req).await
     }
 
     async fn put_object(&self, req: S3Request<dto::PutObjectInput>) -> S3Result<S3Response<dto::PutObjectOutput>> {
+        plain(&req.input.key)?;
         self.fs.put_object(req).await
     }
 
@@ -169,6 +178,7 @@ impl S3 for Folder {
         &self,
         req: S3Request<dto::ListObjectsInput>,
     ) -> S3Result<S3Response<dto::ListObjectsOutput>> {
+        plain(req.input.prefix.as_deref().unwrap_or_default())?;
         self.fs.list_objects(req).await
     }
 
@@ -176,10 +186,12 @@ impl S3 for Folder {
         &self,
         req: S3Request<dto::CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<dto::CreateMultipartUploadOutput>> {
+        plain(&req.input.key)?;
         self.fs.create_multipart_upload(req).await
     }
 
     async fn upload_part(&self, req: S3Request<dto::UploadPartInput>) -> S3Result<S3Response<dto::UploadPartOutput>> {
+        plain(&req.input.key)?;
         self.fs.upload_part(req).await
     }
 
@@ -187,10 +199,13 @@ impl S3 for Folder {
         &self,
         req: S3Request<dto::UploadPartCopyInput>,
     ) -> S3Result<S3Response<dto::UploadPartCopyOutput>> {
+        plain(&req.input.key)?;
+        copied_from(&req.input.copy_source)?;
         self.fs.upload_part_copy(req).await
     }
 
     async fn list_parts(&self, req: S3Request<dto::ListPartsInput>) -> S3Result<S3Response<dto::ListPartsOutput>> {
+        plain(&req.input.key)?;
         self.fs.list_parts(req).await
     }
 
@@ -198,6 +213,7 @@ impl S3 for Folder {
         &self,
         req: S3Request<dto::CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<dto::CompleteMultipartUploadOutput>> {
+        plain(&req.input.key)?;
         self.fs.complete_multipart_upload(req).await
     }
 
@@ -205,6 +221,7 @@ impl S3 for Folder {
         &self,
         req: S3Request<dto::AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<dto::AbortMultipartUploadOutput>> {
+        plain(&req.input.key)?;
         self.fs.abort_multipart_upload(req).await
     }
 
@@ -212,6 +229,7 @@ impl S3 for Folder {
         &self,
         req: S3Request<dto::ListObjectsV2Input>,
     ) -> S3Result<S3Response<dto::ListObjectsV2Output>> {
+        plain(req.input.prefix.as_deref().unwrap_or_default())?;
         if req.input.delimiter.is_some() {
             return self.fs.list_objects_v2(req).await;
         }
@@ -246,6 +264,25 @@ impl S3 for Folder {
             ..Default::default()
         };
         Ok(S3Response::new(output))
+    }
+}
+
+/// `s3s-fs` maps keys onto paths and resolves `..` in them, so a key or
+/// prefix with dot segments could reach another team's folder (or leave the
+/// root): refused here whatever the caller checked (defence in depth). A
+/// trailing `/` (folder markers, prefixes) is allowed.
+fn plain(key: &str) -> S3Result<()> {
+    let body = key.strip_suffix('/').unwrap_or(key);
+    if body.is_empty() {
+        return Ok(());
+    }
+    crate::check_relative(body).map_err(|m| s3_error!(InvalidArgument, "the key or prefix {m}"))
+}
+
+fn copied_from(source: &dto::CopySource) -> S3Result<()> {
+    match source {
+        dto::CopySource::Bucket { key, .. } => plain(key),
+        _ => Err(s3_error!(NotImplemented, "only bucket copy sources are served here")),
     }
 }
 

@@ -175,3 +175,42 @@ async fn large_objects_are_copied_in_parts() {
         storage::copy_object(&c, ("capstan", "src/none"), 4, ("capstan", "dst/none"), plan).await.expect_err("missing");
     assert_eq!(missing.code, "NoSuchKey");
 }
+
+/// The endpoint itself refuses dot segments, whatever its caller checked:
+/// `s3s-fs` would resolve them into another team's folder or out of the root.
+#[tokio::test]
+async fn dot_segments_never_reach_the_folder() {
+    let (_s3, c, dir) = start().await;
+    c.put_object()
+        .bucket("capstan")
+        .key("datasets/victim/secret.csv")
+        .body(ByteStream::from_static(b"secret"))
+        .send()
+        .await
+        .expect("put");
+    let get = c.get_object().bucket("capstan").key("datasets/mine/../victim/secret.csv").send().await;
+    assert!(get.is_err(), "a read through .. is refused");
+    let put = c
+        .put_object()
+        .bucket("capstan")
+        .key("datasets/mine/../victim/planted.csv")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await;
+    assert!(put.is_err(), "a write through .. is refused");
+    let copy = c
+        .copy_object()
+        .bucket("capstan")
+        .key("datasets/mine/copy.csv")
+        .copy_source("capstan/datasets/mine/../victim/secret.csv")
+        .send()
+        .await;
+    assert!(copy.is_err(), "a copy from .. is refused");
+    let del = c.delete_object().bucket("capstan").key("datasets/mine/../victim/secret.csv").send().await;
+    assert!(del.is_err(), "a delete through .. is refused");
+    let list = c.list_objects_v2().bucket("capstan").prefix("jobs/mine/../../").send().await;
+    assert!(list.is_err(), "a listing through .. is refused");
+    assert!(dir.0.join("capstan/datasets/victim/secret.csv").is_file(), "the victim's object is still there");
+    assert!(!dir.0.join("capstan/datasets/victim/planted.csv").exists());
+    assert!(!dir.0.join("capstan/datasets/mine/copy.csv").exists());
+}

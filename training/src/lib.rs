@@ -11,6 +11,7 @@
 
 pub mod local;
 pub mod sagemaker;
+pub mod sandbox;
 pub mod standin;
 
 pub use aws_sdk_sagemaker;
@@ -47,6 +48,10 @@ pub struct JobSpec {
     pub tags: BTreeMap<String, String>,
     pub role_arn: Option<String>,
     pub region: String,
+    /// The owning team's id: the local runner keeps caches (virtual
+    /// environments) per team, never shared across teams.
+    #[serde(default)]
+    pub team: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

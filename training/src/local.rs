@@ -40,8 +40,9 @@ const FAILURE_TAIL: usize = 12;
 pub struct LocalConfig {
     /// Holds `jobs/` and `venvs/`.
     pub root: PathBuf,
-    /// The Python interpreter that runs scripts (and creates virtual environments).
-    pub python: String,
+    /// Where scripts run (and virtual environments are built), with the
+    /// Python interpreter that runs them.
+    pub sandbox: crate::sandbox::Sandbox,
     /// Jobs running at once; more wait in a queue.
     pub max_jobs: usize,
     /// Time between SIGTERM and SIGKILL when a job is stopped.
@@ -381,8 +382,8 @@ async fn run(inner: &Arc<Inner>, spec: JobSpec, mut stop: watch::Receiver<bool>)
             return;
         }
     };
-    let python = match prepared {
-        Ok(python) => python,
+    let venv = match prepared {
+        Ok(venv) => venv,
         Err(e) => {
             log.line("capstan", &format!("{e:#}")).await;
             fail_timed(inner, &name, started, &format!("ClientError: {e:#}"));
@@ -390,7 +391,7 @@ async fn run(inner: &Arc<Inner>, spec: JobSpec, mut stop: watch::Receiver<bool>)
         }
     };
     inner.transition(&name, "InProgress", "Training", "Training in progress");
-    let (outcome, tail) = match execute(inner, &spec, &dir, &python, &log, &mut stop).await {
+    let (outcome, tail) = match execute(inner, &spec, &dir, venv.as_deref(), &log, &mut stop).await {
         Ok(result) => result,
         Err(e) => {
             log.line("capstan", &format!("{e:#}")).await;
@@ -483,7 +484,9 @@ fn record_times(inner: &Inner, name: &str, started: OffsetDateTime) {
 
 /// Downloads code and channels, writes the config files, and prepares the
 /// interpreter (a cached virtual environment when there is a requirements.txt).
-async fn prepare(inner: &Inner, spec: &JobSpec, dir: &Path, log: &LogSink) -> anyhow::Result<String> {
+/// Downloads the code and channels and writes the config files; returns the
+/// virtual environment to run in, if the code has a `requirements.txt`.
+async fn prepare(inner: &Inner, spec: &JobSpec, dir: &Path, log: &LogSink) -> anyhow::Result<Option<PathBuf>> {
     let script = spec.script.as_ref().context("the local runner runs script mode only (no entry point given)")?;
     let code = dir.join("code");
     let config = dir.join("input/config");
@@ -530,51 +533,71 @@ async fn prepare(inner: &Inner, spec: &JobSpec, dir: &Path, log: &LogSink) -> an
     }
     let requirements = code.join("requirements.txt");
     if requirements.is_file() {
-        return virtualenv(inner, &requirements, log).await;
+        return virtualenv(inner, &spec.team, &requirements, log).await.map(Some);
     }
-    Ok(inner.config.python.clone())
+    Ok(None)
 }
 
-/// The interpreter of a virtual environment with `requirements` installed,
-/// created once per distinct requirements file.
-async fn virtualenv(inner: &Inner, requirements: &Path, log: &LogSink) -> anyhow::Result<String> {
+/// A virtual environment with `requirements` installed, created once per
+/// team and distinct requirements file. It is built inside the sandbox (with
+/// network, to download packages, but seeing only the new environment and the
+/// requirements file), so packages that run code while installing run it
+/// there; a team's environments are never used by another team.
+async fn virtualenv(inner: &Inner, team: &str, requirements: &Path, log: &LogSink) -> anyhow::Result<PathBuf> {
     use sha2::Digest as _;
     let text = tokio::fs::read(requirements).await?;
     let hash = hex::encode(sha2::Sha256::digest(&text));
-    let venv = inner.config.root.join("venvs").join(&hash[..16]);
-    let python = venv.join("bin/python").to_string_lossy().into_owned();
+    let team = if team.is_empty() { "_" } else { team };
+    anyhow::ensure!(
+        storage::check_relative(team).is_ok() && !team.contains('/'),
+        "the team id {team} is not a folder name"
+    );
+    let venv = inner.config.root.join("venvs").join(team).join(&hash[..16]);
     let _guard = inner.venvs.lock().await;
     if venv.join(".ready").is_file() {
         log.line("capstan", &format!("Using the cached virtual environment for requirements.txt ({})", &hash[..16]))
             .await;
-        return Ok(python);
+        return Ok(venv);
     }
     log.line("capstan", "Installing requirements.txt into a new virtual environment").await;
     let _ = tokio::fs::remove_dir_all(&venv).await;
+    tokio::fs::create_dir_all(&venv).await.with_context(|| format!("cannot create {}", venv.display()))?;
+    let reqs = requirements.parent().context("requirements.txt has no folder")?;
+    let sandbox = &inner.config.sandbox;
+    let mounts = crate::sandbox::Mounts { writable: vec![&venv], read_only: vec![reqs], network: true, workdir: &venv };
+    let base = sandbox.python().executable.to_string_lossy().into_owned();
     let venv_arg = venv.to_string_lossy().into_owned();
-    run_logged(&inner.config.python, &["-m", "venv", &venv_arg], log)
-        .await
-        .context("creating the virtual environment failed")?;
-    let req = requirements.to_string_lossy().into_owned();
-    run_logged(&python, &["-m", "pip", "install", "--disable-pip-version-check", "-r", &req], log)
-        .await
-        .context("installing requirements.txt failed")?;
+    let mut create = sandbox.command(&base, &mounts);
+    create.args(["-m", "venv", &venv_arg]);
+    run_logged(create, log).await.context("creating the virtual environment failed")?;
+    let python = venv.join("bin/python").to_string_lossy().into_owned();
+    let mut install = sandbox.command(&python, &mounts);
+    install.args(["-m", "pip", "install", "--disable-pip-version-check", "--no-cache-dir", "-r"]).arg(requirements);
+    install.env("HOME", "/tmp").env("PATH", "/usr/local/bin:/usr/bin:/bin");
+    for proxy in ["HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL"] {
+        if let Ok(value) = std::env::var(proxy) {
+            install.env(proxy, value);
+        }
+    }
+    run_logged(install, log).await.context("installing requirements.txt failed")?;
     tokio::fs::write(venv.join(".ready"), b"").await?;
-    Ok(python)
+    Ok(venv)
 }
 
 /// Runs a helper command, copying its output into the job log.
-async fn run_logged(program: &str, args: &[&str], log: &LogSink) -> anyhow::Result<()> {
-    let out = tokio::process::Command::new(program)
-        .args(args)
+async fn run_logged(command: std::process::Command, log: &LogSink) -> anyhow::Result<()> {
+    let mut command = tokio::process::Command::from(command);
+    let program = command.as_std().get_program().to_string_lossy().into_owned();
+    let out = command
         .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
         .output()
         .await
         .with_context(|| format!("cannot run {program}"))?;
     for line in String::from_utf8_lossy(&out.stdout).lines().chain(String::from_utf8_lossy(&out.stderr).lines()) {
         log.line("capstan", line).await;
     }
-    anyhow::ensure!(out.status.success(), "{program} {} exited with {}", args.join(" "), out.status);
+    anyhow::ensure!(out.status.success(), "it exited with {}", out.status);
     Ok(())
 }
 
@@ -584,7 +607,7 @@ async fn execute(
     inner: &Inner,
     spec: &JobSpec,
     dir: &Path,
-    python: &str,
+    venv: Option<&Path>,
     log: &LogSink,
     stop: &mut watch::Receiver<bool>,
 ) -> anyhow::Result<(Outcome, VecDeque<String>)> {
@@ -592,12 +615,26 @@ async fn execute(
     let path = |p: &str| dir.join(p).to_string_lossy().into_owned();
     let channel_names: Vec<&str> = spec.channels.iter().map(|c| c.name.as_str()).collect();
     let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let mut command = tokio::process::Command::new(python);
+    let sandbox = &inner.config.sandbox;
+    let (python, bin) = match venv {
+        Some(venv) => (venv.join("bin/python"), venv.join("bin")),
+        None => {
+            let python = sandbox.python().executable.clone();
+            let bin = python.parent().map(Path::to_path_buf).unwrap_or_default();
+            (python, bin)
+        }
+    };
+    let workdir = dir.join("code");
+    let mounts = crate::sandbox::Mounts {
+        writable: vec![dir],
+        read_only: venv.into_iter().collect(),
+        network: false,
+        workdir: &workdir,
+    };
+    let mut command = tokio::process::Command::from(sandbox.command(&python.to_string_lossy(), &mounts));
     command
         .arg(&script.entry_point)
-        .current_dir(dir.join("code"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()))
+        .env("PATH", format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display()))
         .env("HOME", dir)
         .env("LANG", "C.UTF-8")
         .env("PYTHONUNBUFFERED", "1")
@@ -619,7 +656,6 @@ async fn execute(
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
-        .process_group(0)
         .kill_on_drop(true);
     for channel in &spec.channels {
         command
@@ -629,8 +665,7 @@ async fn execute(
         command.env(format!("SM_HP_{}", key.to_uppercase()), value);
         command.arg(format!("--{key}")).arg(value);
     }
-    let mut child = command.spawn().with_context(|| format!("cannot run {python}"))?;
-    let pid = child.id().context("the script exited at once")?;
+    let mut child = command.spawn().with_context(|| format!("cannot run {}", python.display()))?;
     let stdout = child.stdout.take().context("no stdout")?;
     let stderr = child.stderr.take().context("no stderr")?;
     let out_task = tokio::spawn(pump(stdout, "stdout", log.clone(), None));
@@ -641,11 +676,11 @@ async fn execute(
     let outcome = tokio::select! {
         status = child.wait() => Outcome::Exited(status?.code().unwrap_or(-1)),
         () = stopped(stop) => {
-            terminate(&mut child, pid, inner.config.stop_grace).await;
+            sandbox.terminate(&mut child, inner.config.stop_grace).await;
             Outcome::Stopped
         }
         () = &mut deadline => {
-            terminate(&mut child, pid, inner.config.stop_grace).await;
+            sandbox.terminate(&mut child, inner.config.stop_grace).await;
             Outcome::TimedOut
         }
     };
@@ -659,18 +694,6 @@ async fn execute(
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     if stop.wait_for(|s| *s).await.is_err() {
         std::future::pending::<()>().await;
-    }
-}
-
-/// SIGTERM to the script's process group; SIGKILL if it outlives `grace`.
-async fn terminate(child: &mut tokio::process::Child, pid: u32, grace: Duration) {
-    use nix::sys::signal::{Signal, killpg};
-    use nix::unistd::Pid;
-    let group = Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX));
-    let _ = killpg(group, Signal::SIGTERM);
-    if tokio::time::timeout(grace, child.wait()).await.is_err() {
-        let _ = killpg(group, Signal::SIGKILL);
-        let _ = child.wait().await;
     }
 }
 
@@ -731,7 +754,7 @@ async fn download_prefix(s3: &storage::aws_sdk_s3::Client, uri: &str, into: &Pat
             continue;
         }
         anyhow::ensure!(
-            relative.split('/').all(|part| !part.is_empty() && part != "." && part != ".."),
+            storage::check_relative(relative).is_ok(),
             "the object key {} cannot be a file path",
             object.key
         );

@@ -342,6 +342,7 @@ mod tests {
             tags: BTreeMap::new(),
             role_arn: None,
             region: "us-east-1".into(),
+            team: String::new(),
         };
         let hps = sagemaker_hyperparameters(&spec);
         assert_eq!(hps["epochs"], "\"10\"");

@@ -117,7 +117,7 @@ impl TestApp {
         let runner = training::local::LocalRunner::new(
             training::local::LocalConfig {
                 root: work_dir.0.clone(),
-                python: std::env::var("CAPSTAN_PYTHON").unwrap_or_else(|_| "python3".into()),
+                sandbox: sandbox().clone(),
                 max_jobs: 1,
                 stop_grace: std::time::Duration::from_secs(3),
             },
@@ -309,4 +309,14 @@ pub async fn presigned_put(url: &str, body: &[u8]) -> (u16, Option<String>) {
         l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("etag")).map(|(_, v)| v.trim().to_owned())
     });
     (status, etag)
+}
+
+/// Local runs go through the same sandbox as in `capstan serve` (detected
+/// once per test binary: bubblewrap must be installed, as the setup does).
+pub fn sandbox() -> &'static training::sandbox::Sandbox {
+    static SANDBOX: std::sync::OnceLock<training::sandbox::Sandbox> = std::sync::OnceLock::new();
+    SANDBOX.get_or_init(|| {
+        let python = std::env::var("CAPSTAN_PYTHON").unwrap_or_else(|_| "python3".into());
+        training::sandbox::Sandbox::detect(&python, false).expect("the training sandbox (bubblewrap)")
+    })
 }
