@@ -74,6 +74,18 @@ pub async fn change_password(current_password: String, new_password: String) -> 
     crate::state::finish(ssr::change_password(&ctx, &session, &current_password, &new_password).await)
 }
 
+/// Ends all of the caller's browser sessions, this one included.
+#[server(prefix = "/rpc", endpoint = "sign_out_everywhere")]
+pub async fn sign_out_everywhere() -> Result<(), AppError> {
+    let ctx = crate::state::server_ctx().await?;
+    let session = crate::state::server_session()?;
+    let result = ssr::sign_out_everywhere(&ctx, &session).await;
+    if result.is_ok() {
+        leptos_axum::redirect("/login");
+    }
+    crate::state::finish(result)
+}
+
 #[component]
 pub fn LoginPage() -> impl IntoView {
     let action = ServerAction::<Login>::new();
@@ -152,6 +164,8 @@ pub fn AccountPage() -> impl IntoView {
     let action = ServerAction::<ChangePassword>::new();
     let err = Signal::derive(move || action.value().get().and_then(Result::err));
     let done = move || matches!(action.value().get(), Some(Ok(())));
+    let everywhere = ServerAction::<SignOutEverywhere>::new();
+    let everywhere_err = Signal::derive(move || everywhere.value().get().and_then(Result::err));
     let me = use_context::<crate::ui::CurrentUser>();
     view! {
         <PageHeader title="Account" subtitle="Your profile and password."/>
@@ -175,6 +189,15 @@ pub fn AccountPage() -> impl IntoView {
                 <FieldMessage error=err field="new_password"/>
                 <button type="submit" disabled=move || action.pending().get()>"Change password"</button>
             </ActionForm>
+            <p class="muted">"Changing your password signs you out on every other browser."</p>
+        </section>
+        <section class="card" id="sessions">
+            <h2>"Sessions"</h2>
+            <p class="muted">"Signed in on a shared or lost computer? End every browser session of yours, this one too. API tokens keep working: revoke them on the API tokens page."</p>
+            <ActionForm action=everywhere>
+                <FormError error=everywhere_err/>
+                <button type="submit" class="secondary" disabled=move || everywhere.pending().get()>"Sign out everywhere"</button>
+            </ActionForm>
         </section>
     }
 }
@@ -184,7 +207,7 @@ pub mod ssr {
     use super::Me;
     use crate::audit::ssr::{AuditActor, AuditMeta, NewEvent, record};
     use crate::error::AppError;
-    use crate::state::{Actor, Ctx, SESSION_USER_KEY};
+    use crate::state::{Actor, Ctx, SESSION_AUTH_KEY, SessionAuth};
     use crate::validate::{Email, Errors, Password, name};
     use argon2::Argon2;
     use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -235,6 +258,26 @@ pub mod ssr {
         let row = sqlx::query!(
             "select user_id, email, display_name, is_site_admin from app_user where user_id = $1",
             user_id
+        )
+        .fetch_optional(pool)
+        .await?;
+        Ok(row.map(|r| Actor {
+            user_id: r.user_id,
+            email: r.email,
+            display_name: r.display_name,
+            is_site_admin: r.is_site_admin,
+            token_id: None,
+        }))
+    }
+
+    /// The user a browser session belongs to, if the session is still good:
+    /// signed in at the user's current session version, account not disabled.
+    pub async fn actor_for_session(pool: &PgPool, user_id: Uuid, version: i32) -> Result<Option<Actor>, AppError> {
+        let row = sqlx::query!(
+            "select user_id, email, display_name, is_site_admin from app_user
+             where user_id = $1 and session_version = $2 and disabled_at is null",
+            user_id,
+            version
         )
         .fetch_optional(pool)
         .await?;
@@ -323,32 +366,73 @@ pub mod ssr {
         Ok(sqlx::query_scalar!(r#"select count(*) as "n!" from app_user"#).fetch_one(pool).await?)
     }
 
-    /// Seconds until another attempt is allowed, if this account or address
-    /// has used up its failures in the window.
-    async fn rate_limited(ctx: &Ctx, email: &str) -> Result<Option<u64>, AppError> {
+    /// Longest wait an account's failures impose (its growing delay stops here).
+    const MAX_ACCOUNT_DELAY_SECS: i64 = 60;
+
+    /// Seconds an account waits after `failures` failed attempts in the
+    /// window: none below the limit, then 2, 4, 8 … up to a minute. A delay,
+    /// not a lockout: failing on purpose cannot shut the owner out for long.
+    pub fn account_delay(failures: i64, max_failures: i64) -> i64 {
+        if failures < max_failures {
+            return 0;
+        }
+        let steps = u32::try_from(failures - max_failures + 1).unwrap_or(u32::MAX).min(6);
+        2_i64.pow(steps).min(MAX_ACCOUNT_DELAY_SECS)
+    }
+
+    /// Starts a password attempt for `email` from the caller's address, or
+    /// says how long to wait. The attempt is counted as failed at once (and
+    /// [`attempt_succeeded`] corrects it), under a lock per address and per
+    /// account, so concurrent attempts cannot all pass the check.
+    async fn begin_attempt(ctx: &Ctx, email: &str) -> Result<i64, AppError> {
         let settings = &ctx.state.settings;
         let since = time::OffsetDateTime::now_utc() - settings.login_window;
+        let mut tx = ctx.pool().begin().await?;
+        for key in [format!("login-addr:{}", ctx.client_addr), format!("login-email:{email}")] {
+            // (unchecked: the function returns `void`, which the checked macros cannot type)
+            sqlx::query("select pg_advisory_xact_lock(hashtextextended($1, 0))").bind(key).execute(&mut *tx).await?;
+        }
         let row = sqlx::query!(
             r#"select
-                 (select count(*) from login_attempt where email = $1 and not succeeded and created_at > $3) as "by_email!",
                  (select count(*) from login_attempt where client_addr = $2 and not succeeded and created_at > $3) as "by_addr!",
-                 (select min(created_at) from login_attempt
-                   where (email = $1 or client_addr = $2) and not succeeded and created_at > $3) as oldest"#,
+                 (select min(created_at) from login_attempt where client_addr = $2 and not succeeded and created_at > $3) as addr_oldest,
+                 (select count(*) from login_attempt where email = $1 and not succeeded and created_at > $3) as "by_email!",
+                 (select max(created_at) from login_attempt where email = $1 and not succeeded and created_at > $3) as email_latest"#,
             email,
             ctx.client_addr,
             since,
         )
-        .fetch_one(ctx.pool())
+        .fetch_one(&mut *tx)
         .await?;
-        if row.by_email < settings.login_max_failures && row.by_addr < settings.login_max_failures {
-            return Ok(None);
+        let now = time::OffsetDateTime::now_utc();
+        let wait = |until: time::OffsetDateTime| u64::try_from((until - now).whole_seconds().max(1)).unwrap_or(60);
+        if row.by_addr >= settings.login_max_failures {
+            let until = row.addr_oldest.map_or(now + time::Duration::minutes(1), |o| o + settings.login_window);
+            return Err(AppError::RateLimited { retry_after_secs: wait(until) });
         }
-        let retry = row
-            .oldest
-            .map(|oldest| (oldest + settings.login_window - time::OffsetDateTime::now_utc()).whole_seconds())
-            .unwrap_or(60)
-            .max(1);
-        Ok(Some(u64::try_from(retry).unwrap_or(60)))
+        let delay = account_delay(row.by_email, settings.login_max_failures);
+        if let Some(latest) = row.email_latest
+            && delay > 0
+            && latest + time::Duration::seconds(delay) > now
+        {
+            return Err(AppError::RateLimited { retry_after_secs: wait(latest + time::Duration::seconds(delay)) });
+        }
+        let id = sqlx::query_scalar!(
+            "insert into login_attempt (email, client_addr, succeeded) values ($1, $2, false) returning login_attempt_id",
+            email,
+            ctx.client_addr,
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn attempt_succeeded(ctx: &Ctx, attempt: i64) -> Result<(), AppError> {
+        sqlx::query!("update login_attempt set succeeded = true where login_attempt_id = $1", attempt)
+            .execute(ctx.pool())
+            .await?;
+        Ok(())
     }
 
     /// Signs in with email and password: rate-limited per account and per
@@ -363,27 +447,28 @@ pub mod ssr {
             errors.check::<()>("password", Err(format!("Use at most {} bytes.", Password::MAX_BYTES)));
         }
         errors.finish()?;
-        if let Some(retry_after_secs) = rate_limited(ctx, &email_norm).await? {
-            return Err(AppError::RateLimited { retry_after_secs });
-        }
-        let user = sqlx::query!("select user_id, password_hash from app_user where email = $1", email_norm)
-            .fetch_optional(ctx.pool())
-            .await?;
-        let (user_id, hash) = match user {
-            Some(u) => (Some(u.user_id), u.password_hash),
-            None => (None, None),
+        let attempt = begin_attempt(ctx, &email_norm).await?;
+        let user = sqlx::query!(
+            r#"select user_id, password_hash, session_version, disabled_at is not null as "disabled!"
+               from app_user where email = $1"#,
+            email_norm
+        )
+        .fetch_optional(ctx.pool())
+        .await?;
+        let (user_id, hash, version, disabled) = match user {
+            Some(u) => (Some(u.user_id), u.password_hash, u.session_version, u.disabled),
+            None => (None, None, 0, false),
         };
         let ok = verify_password(password.to_owned(), hash).await?;
+        // only someone who knows the password learns that the account is disabled
+        if ok && disabled {
+            return Err(AppError::field("email", "This account is disabled; ask a site admin."));
+        }
+        if ok {
+            attempt_succeeded(ctx, attempt).await?;
+        }
         let (_, meta) = ctx.audit();
         let mut tx = ctx.pool().begin().await?;
-        sqlx::query!(
-            "insert into login_attempt (email, client_addr, succeeded) values ($1, $2, $3)",
-            email_norm,
-            ctx.client_addr,
-            ok
-        )
-        .execute(&mut *tx)
-        .await?;
         let actor = AuditActor { user_id: if ok { user_id } else { None }, token_id: None, label: email_norm.clone() };
         record(
             &mut tx,
@@ -400,14 +485,39 @@ pub mod ssr {
         .await?;
         tx.commit().await?;
         match (ok, user_id) {
-            (true, Some(user_id)) => start_session(session, user_id).await,
+            (true, Some(user_id)) => start_session(session, user_id, version).await,
             _ => Err(AppError::field("password", "Wrong email or password.")),
         }
     }
 
-    async fn start_session(session: &Session, user_id: Uuid) -> Result<(), AppError> {
+    async fn start_session(session: &Session, user_id: Uuid, version: i32) -> Result<(), AppError> {
         session.cycle_id().await.map_err(session_error)?;
-        session.insert(SESSION_USER_KEY, user_id).await.map_err(session_error)?;
+        let auth = SessionAuth { user_id, version, signed_in_at: time::OffsetDateTime::now_utc().unix_timestamp() };
+        session.insert(SESSION_AUTH_KEY, auth).await.map_err(session_error)?;
+        Ok(())
+    }
+
+    /// Ends every session of the caller, this one included ("sign out
+    /// everywhere"): one audit event.
+    pub async fn sign_out_everywhere(ctx: &Ctx, session: &Session) -> Result<(), AppError> {
+        let actor = ctx.actor()?;
+        let mut tx = ctx.pool().begin().await?;
+        sqlx::query!("update app_user set session_version = session_version + 1 where user_id = $1", actor.user_id)
+            .execute(&mut *tx)
+            .await?;
+        ctx.record(
+            &mut tx,
+            NewEvent {
+                team_id: None,
+                action: "user.signed_out_everywhere",
+                target_type: "user",
+                target_id: Some(actor.user_id.to_string()),
+                summary: json!({}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        session.flush().await.map_err(session_error)?;
         Ok(())
     }
 
@@ -494,7 +604,7 @@ pub mod ssr {
         if let Ok(mut t) = ctx.state.setup_token.lock() {
             *t = None;
         }
-        start_session(session, id).await
+        start_session(session, id, 0).await
     }
 
     pub async fn change_password(ctx: &Ctx, session: &Session, current: &str, new: &str) -> Result<(), AppError> {
@@ -506,20 +616,26 @@ pub mod ssr {
         let new = errors.check("new_password", Password::parse(new));
         errors.finish()?;
         let Some(new) = new else { return Err(AppError::Internal) };
+        // guessing the current password of a session left open is a sign-in
+        // attempt like any other: counted and limited the same way
+        let attempt = begin_attempt(ctx, &actor.email.to_lowercase()).await?;
         let hash = sqlx::query_scalar!("select password_hash from app_user where user_id = $1", actor.user_id)
             .fetch_one(ctx.pool())
             .await?;
         if !verify_password(current.to_owned(), hash).await? {
             return Err(AppError::field("current_password", "This is not your current password."));
         }
+        attempt_succeeded(ctx, attempt).await?;
         let new_hash = hash_password(new).await?;
         let mut tx = ctx.pool().begin().await?;
-        sqlx::query!(
-            "update app_user set password_hash = $2, updated_at = now() where user_id = $1",
+        // every other session ends with the old password
+        let version = sqlx::query_scalar!(
+            "update app_user set password_hash = $2, session_version = session_version + 1, updated_at = now()
+             where user_id = $1 returning session_version",
             actor.user_id,
             new_hash
         )
-        .execute(&mut *tx)
+        .fetch_one(&mut *tx)
         .await?;
         ctx.record(
             &mut tx,
@@ -534,7 +650,7 @@ pub mod ssr {
         .await?;
         tx.commit().await?;
         if actor.token_id.is_none() {
-            session.cycle_id().await.map_err(session_error)?;
+            start_session(session, actor.user_id, version).await?;
         }
         Ok(())
     }
@@ -546,6 +662,12 @@ pub mod ssr {
     #[cfg(test)]
     mod tests {
         use super::*;
+
+        #[test]
+        fn account_delays_grow_and_stop_at_a_minute() {
+            let delays: Vec<i64> = (0..12).map(|f| account_delay(f, 5)).collect();
+            assert_eq!(delays, [0, 0, 0, 0, 0, 2, 4, 8, 16, 32, 60, 60]);
+        }
 
         #[tokio::test]
         async fn dummy_hash_is_valid_and_never_matches() {

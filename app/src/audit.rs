@@ -170,6 +170,7 @@ pub mod ssr {
     use crate::error::AppError;
     use crate::page::{self, Page};
     use crate::state::Ctx;
+    use serde::{Deserialize, Serialize};
     use serde_json::{Value, json};
     use sha2::{Digest, Sha256};
     use sqlx::PgConnection;
@@ -438,6 +439,97 @@ pub mod ssr {
             return Ok(VerifyReport { events, chains: seen_chains.len() as u64, broken: Some(b) });
         }
         Ok(VerifyReport { events, chains: seen_chains.len() as u64, broken: None })
+    }
+
+    /// A signed record of every chain's head at one moment, kept outside the
+    /// database (object store or file). Whoever can write the database can
+    /// recompute the chains, but not the anchor's signature (its key is not in
+    /// the database), so any rewrite of an event before the anchor shows.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Anchor {
+        /// RFC 3339.
+        pub created_at: String,
+        pub heads: Vec<AnchorHead>,
+        /// Hex HMAC-SHA256 of the above with the anchor key.
+        pub mac: String,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct AnchorHead {
+        pub chain_key: String,
+        pub seq: i64,
+        /// Hex hash of the chain's event at `seq`.
+        pub hash: String,
+    }
+
+    fn anchor_mac(key: &[u8], created_at: &str, heads: &[AnchorHead]) -> String {
+        use hmac::Mac as _;
+        let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(key) else { return String::new() };
+        mac.update(created_at.as_bytes());
+        for h in heads {
+            mac.update(format!("\n{}\t{}\t{}", h.chain_key, h.seq, h.hash).as_bytes());
+        }
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// Takes an anchor of the chains' current heads, signed with `key`.
+    pub async fn take_anchor(pool: &sqlx::PgPool, key: &[u8]) -> Result<Anchor, AppError> {
+        let heads: Vec<AnchorHead> =
+            sqlx::query!("select chain_key, last_seq, last_hash from audit_chain order by chain_key")
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(|r| AnchorHead { chain_key: r.chain_key, seq: r.last_seq, hash: hex::encode(r.last_hash) })
+                .collect();
+        let created_at = OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .map_err(anyhow::Error::from)?;
+        let mac = anchor_mac(key, &created_at, &heads);
+        Ok(Anchor { created_at, heads, mac })
+    }
+
+    /// Checks the chains against an anchor: its signature, then that every
+    /// anchored event is still there with the anchored hash. (`verify` checks
+    /// that each chain is whole up to its head; together they show a chain
+    /// rewritten, even consistently, before the anchor was taken.)
+    pub async fn check_anchor(pool: &sqlx::PgPool, anchor: &Anchor, key: &[u8]) -> Result<Option<Broken>, AppError> {
+        let expected = anchor_mac(key, &anchor.created_at, &anchor.heads);
+        if !crate::accounts::ssr::constant_time_eq(expected.as_bytes(), anchor.mac.as_bytes()) {
+            return Ok(Some(Broken {
+                event_id: None,
+                chain_key: "-".into(),
+                chain_seq: 0,
+                reason: "the anchor's signature does not match (another key, or the anchor was edited)".into(),
+            }));
+        }
+        for head in &anchor.heads {
+            let row = sqlx::query!(
+                "select audit_event_id, hash from audit_event where chain_key = $1 and chain_seq = $2",
+                head.chain_key,
+                head.seq
+            )
+            .fetch_optional(pool)
+            .await?;
+            let reason = match row {
+                None => "the event anchored here is gone",
+                Some(r) if hex::encode(&r.hash) != head.hash => {
+                    return Ok(Some(Broken {
+                        event_id: Some(r.audit_event_id),
+                        chain_key: head.chain_key.clone(),
+                        chain_seq: head.seq,
+                        reason: format!("the chain was rewritten before the anchor of {}", anchor.created_at),
+                    }));
+                }
+                Some(_) => continue,
+            };
+            return Ok(Some(Broken {
+                event_id: None,
+                chain_key: head.chain_key.clone(),
+                chain_seq: head.seq,
+                reason: reason.into(),
+            }));
+        }
+        Ok(None)
     }
 
     /// A time filter: an RFC 3339 time, or a date (UTC). A date in `from`

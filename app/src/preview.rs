@@ -264,6 +264,14 @@ pub mod ssr {
     const TEXT_HEAD: u64 = 256 * 1024;
     /// The largest first row group read for Parquet rows; above it only the schema and counts are shown.
     const MAX_ROW_GROUP: u64 = 32 * 1024 * 1024;
+    /// Parquet footers (schema and row group index) previews read at most.
+    const MAX_FOOTER: u64 = 16 * 1024 * 1024;
+    /// Uncompressed bytes of the first row group previews decode at most.
+    const MAX_DECODED: u64 = 64 * 1024 * 1024;
+
+    fn size_text(bytes: u64) -> String {
+        crate::versions::human_bytes(i64::try_from(bytes).unwrap_or(i64::MAX))
+    }
     const DEFAULT_ROWS: usize = 50;
     const MAX_ROWS: usize = 500;
 
@@ -360,8 +368,19 @@ pub mod ssr {
         if meta_len + 8 > size {
             return Err(bad("the footer length is larger than the file".into()));
         }
+        if meta_len > MAX_FOOTER {
+            return Err(bad(format!(
+                "its footer is {} (previews read at most {})",
+                size_text(meta_len),
+                size_text(MAX_FOOTER)
+            )));
+        }
         let footer_start = size - 8 - meta_len;
         let footer = read(footer_start, meta_len + 8).await?;
+        // the object may have shrunk since its manifest was taken
+        if footer.len() as u64 != meta_len + 8 {
+            return Err(bad("the file changed while it was read".into()));
+        }
         let mut fetched = i64::try_from(footer.len()).unwrap_or_default();
         let metadata = parquet::file::metadata::ParquetMetaDataReader::decode_metadata(&footer[..footer.len() - 8])
             .map_err(|e| bad(e.to_string()))?;
@@ -395,6 +414,19 @@ pub mod ssr {
                 "Rows not shown: the first row group is {} (previews read at most {}).",
                 crate::versions::human_bytes(i64::try_from(end - start).unwrap_or(i64::MAX)),
                 crate::versions::human_bytes(i64::try_from(MAX_ROW_GROUP).unwrap_or(i64::MAX))
+            );
+            return Ok((columns, Vec::new(), row_count, fetched, Some(note)));
+        }
+        // Decoding allocates what the file declares, so a small file of
+        // compressed zeros could claim gigabytes: its declared sizes count too.
+        let declared = u64::try_from(group.total_byte_size())
+            .unwrap_or(u64::MAX)
+            .max(group.columns().iter().map(|c| u64::try_from(c.uncompressed_size()).unwrap_or(u64::MAX)).sum::<u64>());
+        if declared > MAX_DECODED {
+            let note = format!(
+                "Rows not shown: the first row group decodes to {} (previews decode at most {}).",
+                size_text(declared),
+                size_text(MAX_DECODED)
             );
             return Ok((columns, Vec::new(), row_count, fetched, Some(note)));
         }

@@ -23,6 +23,9 @@ pub struct Team {
     /// IAM role this team's SageMaker jobs run as, overriding the site's
     /// `CAPSTAN_SAGEMAKER_ROLE_ARN`; `None` uses the site's. Set by site admins.
     pub sagemaker_role_arn: Option<String>,
+    /// Locations outside Capstan's bucket (`s3://bucket/prefix/`) the team may
+    /// name; everything else outside the bucket is refused. Set by site admins.
+    pub allowed_sources: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +61,10 @@ pub struct TeamUpdate {
     /// site admins may change it (403 for others).
     #[serde(default)]
     pub sagemaker_role_arn: Option<String>,
+    /// Replaces the team's allowed locations outside Capstan's bucket (each
+    /// `s3://bucket/prefix/`); absent keeps them. Site admins only.
+    #[serde(default)]
+    pub allowed_sources: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -95,13 +102,17 @@ pub async fn get_team(team: String) -> Result<Team, AppError> {
 }
 
 #[server(prefix = "/rpc", endpoint = "update_team")]
+/// `allowed_sources` is one location per line (a form's text area).
 pub async fn update_team(
     team: String,
     name: Option<String>,
     sagemaker_role_arn: Option<String>,
+    allowed_sources: Option<String>,
 ) -> Result<Team, AppError> {
     let ctx = crate::state::server_ctx().await?;
-    crate::state::finish(ssr::update(&ctx, &team, TeamUpdate { name, sagemaker_role_arn }).await)
+    let allowed_sources =
+        allowed_sources.map(|text| text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect());
+    crate::state::finish(ssr::update(&ctx, &team, TeamUpdate { name, sagemaker_role_arn, allowed_sources }).await)
 }
 
 #[server(prefix = "/rpc", endpoint = "list_members")]
@@ -297,6 +308,12 @@ pub fn MembersPage() -> impl IntoView {
                                     </label>
                                     <p class="muted">"The IAM role this team's SageMaker training jobs run as; empty uses the site's role. Only site admins change it: the role decides what the team's code may do in AWS."</p>
                                     <FieldMessage error=rename_err field="sagemaker_role_arn"/>
+                                    <label>"Allowed locations outside Capstan's bucket"
+                                        <textarea name="allowed_sources" rows="3" readonly=!site_admin()
+                                            placeholder="s3://team-raw-data/exports/">{t.allowed_sources.join("\n")}</textarea>
+                                    </label>
+                                    <p class="muted">"One s3://bucket/prefix/ per line: dataset sources and training locations the team may name besides its own area of Capstan's bucket. Only site admins change them."</p>
+                                    <FieldMessage error=rename_err field="allowed_sources"/>
                                     <button type="submit" class="secondary">"Save settings"</button>
                                 </ActionForm>
                             </section>
@@ -326,7 +343,8 @@ pub mod ssr {
     pub async fn load(ctx: &Ctx, slug: &str, action: Action) -> Result<(Team, Option<Role>), AppError> {
         let actor = ctx.actor()?;
         let row = sqlx::query!(
-            r#"select t.team_id, t.slug, t.name, t.created_at, t.sagemaker_role_arn, m.role as "role?: Role"
+            r#"select t.team_id, t.slug, t.name, t.created_at, t.sagemaker_role_arn, t.allowed_sources,
+                      m.role as "role?: Role"
                from team t left join team_member m on m.team_id = t.team_id and m.user_id = $2
                where t.slug = $1"#,
             slug,
@@ -346,6 +364,7 @@ pub mod ssr {
             created_at: row.created_at,
             my_role: row.role,
             sagemaker_role_arn: row.sagemaker_role_arn,
+            allowed_sources: row.allowed_sources,
         };
         Ok((team, row.role))
     }
@@ -355,7 +374,8 @@ pub mod ssr {
         let limit = page::limit(limit)?;
         let after: Option<String> = page::ssr::decode(cursor)?;
         let rows = sqlx::query!(
-            r#"select t.team_id, t.slug, t.name, t.created_at, t.sagemaker_role_arn, m.role as "role?: Role"
+            r#"select t.team_id, t.slug, t.name, t.created_at, t.sagemaker_role_arn, t.allowed_sources,
+                      m.role as "role?: Role"
                from team t left join team_member m on m.team_id = t.team_id and m.user_id = $1
                where ($2 or m.user_id is not null) and t.slug > $3
                order by t.slug
@@ -376,6 +396,7 @@ pub mod ssr {
                 created_at: r.created_at,
                 my_role: r.role,
                 sagemaker_role_arn: r.sagemaker_role_arn,
+                allowed_sources: r.allowed_sources,
             })
             .collect();
         Ok(page::ssr::build(items, limit, |t: &Team| t.slug.clone()))
@@ -425,6 +446,7 @@ pub mod ssr {
             created_at,
             my_role: Some(Role::Admin),
             sagemaker_role_arn: None,
+            allowed_sources: Vec::new(),
         })
     }
 
@@ -446,21 +468,59 @@ pub mod ssr {
             "" => Some(None),
             r => errors.check("sagemaker_role_arn", crate::training::ssr::role_arn(r)).map(Some),
         });
+        // the same rule: which outside data a team may read is a site decision
+        let new_sources = match &input.allowed_sources {
+            Some(list) if *list != team.allowed_sources => {
+                crate::roles::authorize_site(&ctx.actor()?.principal(), crate::roles::SiteAction::GrantIamRoles)?;
+                let mut clean = Vec::new();
+                for (i, raw) in list.iter().enumerate() {
+                    let field = if input.allowed_sources.as_ref().is_some_and(|l| l.len() > 1) {
+                        format!("allowed_sources[{i}]")
+                    } else {
+                        "allowed_sources".to_owned()
+                    };
+                    let parsed = storage::S3Uri::parse(raw).and_then(|u| {
+                        if u.bucket == ctx.state.storage.bucket {
+                            Err(format!("{u} is in Capstan's own bucket, whose team areas need no allowing."))
+                        } else {
+                            Ok(u.to_string())
+                        }
+                    });
+                    if let Some(u) = errors.check(&field, parsed) {
+                        clean.push(u);
+                    }
+                }
+                if list.len() > 100 {
+                    errors.check::<()>("allowed_sources", Err("Allow at most 100 locations.".into()));
+                }
+                Some(clean)
+            }
+            _ => None,
+        };
         errors.finish()?;
-        if new_name.is_none() && new_role.is_none() {
-            return Err(AppError::field("name", "Nothing to change: give a name or a sagemaker_role_arn."));
+        if new_name.is_none() && new_role.is_none() && new_sources.is_none() {
+            return Err(AppError::field(
+                "name",
+                "Nothing to change: give a name, a sagemaker_role_arn or allowed_sources.",
+            ));
         }
         let mut tx = ctx.pool().begin().await?;
-        let old = sqlx::query!("select name, sagemaker_role_arn from team where team_id = $1 for update", team.id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let old = sqlx::query!(
+            "select name, sagemaker_role_arn, allowed_sources from team where team_id = $1 for update",
+            team.id
+        )
+        .fetch_one(&mut *tx)
+        .await?;
         let name_after = new_name.unwrap_or_else(|| old.name.clone());
         let role_after = new_role.unwrap_or_else(|| old.sagemaker_role_arn.clone());
+        let sources_after = new_sources.unwrap_or_else(|| old.allowed_sources.clone());
         sqlx::query!(
-            "update team set name = $2, sagemaker_role_arn = $3, updated_at = now() where team_id = $1",
+            "update team set name = $2, sagemaker_role_arn = $3, allowed_sources = $4, updated_at = now()
+             where team_id = $1",
             team.id,
             name_after,
             role_after,
+            &sources_after,
         )
         .execute(&mut *tx)
         .await?;
@@ -472,14 +532,15 @@ pub mod ssr {
                 target_type: "team",
                 target_id: Some(team.id.to_string()),
                 summary: json!({
-                    "before": { "name": old.name, "sagemaker_role_arn": old.sagemaker_role_arn },
-                    "after": { "name": name_after, "sagemaker_role_arn": role_after },
+                    "before": { "name": old.name, "sagemaker_role_arn": old.sagemaker_role_arn,
+                                "allowed_sources": old.allowed_sources },
+                    "after": { "name": name_after, "sagemaker_role_arn": role_after, "allowed_sources": sources_after },
                 }),
             },
         )
         .await?;
         tx.commit().await?;
-        Ok(Team { name: name_after, sagemaker_role_arn: role_after, ..team })
+        Ok(Team { name: name_after, sagemaker_role_arn: role_after, allowed_sources: sources_after, ..team })
     }
 
     pub async fn list_members(

@@ -194,7 +194,8 @@ pub mod ssr {
             r#"select t.token_id, u.user_id, u.email, u.display_name, u.is_site_admin,
                       (t.last_used_at is null or t.last_used_at < now() - interval '1 minute') as "stale!"
                from api_token t join app_user u on u.user_id = t.user_id
-               where t.secret_hash = $1 and t.revoked_at is null and (t.expires_at is null or t.expires_at > now())"#,
+               where t.secret_hash = $1 and t.revoked_at is null and (t.expires_at is null or t.expires_at > now())
+                 and u.disabled_at is null"#,
             hash(secret)
         )
         .fetch_optional(pool)
@@ -249,6 +250,21 @@ pub mod ssr {
     /// Creates a token for the caller (or, from the CLI, for `owner`).
     /// Creates a token for the caller.
     pub async fn create(ctx: &Ctx, name: &str, expires_at: Option<OffsetDateTime>) -> Result<CreatedToken, AppError> {
+        // A token may mint tokens, but none that outlives it: a leaked
+        // short-lived token must not become a permanent one.
+        let expires_at = match ctx.actor()?.token_id {
+            Some(creator) => {
+                let creator_expiry =
+                    sqlx::query_scalar!("select expires_at from api_token where token_id = $1", creator)
+                        .fetch_one(ctx.pool())
+                        .await?;
+                match (expires_at, creator_expiry) {
+                    (Some(asked), Some(cap)) => Some(asked.min(cap)),
+                    (asked, cap) => asked.or(cap),
+                }
+            }
+            None => expires_at,
+        };
         let (audit_actor, meta) = ctx.audit();
         create_for(ctx.pool(), ctx.actor()?, &audit_actor, &meta, name, expires_at).await
     }

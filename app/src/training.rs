@@ -543,12 +543,17 @@ pub mod ssr {
 
     /// Parses `s3://bucket/key` of one object.
     fn object_uri(raw: &str) -> Result<(String, String), String> {
-        let rest = raw.trim().strip_prefix("s3://").ok_or("Use an s3://bucket/key URI.")?;
-        let (bucket, key) = rest.split_once('/').ok_or("Use an s3://bucket/key URI.")?;
-        if bucket.is_empty() || key.is_empty() || key.ends_with('/') {
-            return Err("Use an s3://bucket/key URI of one file.".into());
+        let one_file = || "Use an s3://bucket/key URI of one file.".to_owned();
+        let raw = raw.trim();
+        if raw.ends_with('/') {
+            return Err(one_file());
         }
-        Ok((bucket.to_owned(), key.to_owned()))
+        // the same rules as every location: a valid bucket, no dot segments
+        let uri = S3Uri::parse(raw)?;
+        match uri.prefix.strip_suffix('/') {
+            Some(key) if !key.is_empty() => Ok((uri.bucket, key.to_owned())),
+            _ => Err(one_file()),
+        }
     }
 
     /// Validated pieces of a launch.
@@ -605,7 +610,8 @@ pub mod ssr {
     }
 
     /// Checks every field; all errors at once, nothing written.
-    async fn check(ctx: &Ctx, team_id: Uuid, team: &str, id: Uuid, r: &LaunchRequest) -> Result<Checked, AppError> {
+    async fn check(ctx: &Ctx, owner: &crate::teams::Team, id: Uuid, r: &LaunchRequest) -> Result<Checked, AppError> {
+        let (team_id, team) = (owner.id, owner.slug.as_str());
         let state = &ctx.state;
         let local = state.training.kind() == "local";
         let region = state.settings.region.clone();
@@ -679,7 +685,7 @@ pub mod ssr {
                         .filter(|c| !c.trim().is_empty())
                         .and_then(|c| {
                             let uri = S3Uri::parse(c).and_then(|u| {
-                                crate::versions::ssr::own_area(&state.storage.bucket, team, &u).map(|()| u)
+                                crate::versions::ssr::reachable(&state.storage.bucket, owner, &u).map(|()| u)
                             });
                             errors.check("checkpoint_uri", uri)
                         })
@@ -747,7 +753,7 @@ pub mod ssr {
                 .check(
                     "output_uri",
                     S3Uri::parse(o)
-                        .and_then(|u| crate::versions::ssr::own_area(&state.storage.bucket, team, &u).map(|()| u)),
+                        .and_then(|u| crate::versions::ssr::reachable(&state.storage.bucket, owner, &u).map(|()| u)),
                 )
                 .map(|u| u.to_string()),
         };
@@ -820,7 +826,7 @@ pub mod ssr {
             (Some(entry), Some(source)) => {
                 let (bucket, key) = object_uri(source).map_err(|m| AppError::field("source_uri", m))?;
                 let as_prefix = S3Uri { bucket: bucket.clone(), prefix: key.clone() };
-                crate::versions::ssr::own_area(&state.storage.bucket, team, &as_prefix)
+                crate::versions::ssr::reachable(&state.storage.bucket, owner, &as_prefix)
                     .map_err(|m| AppError::field("source_uri", m))?;
                 let files = archive_files(state, &bucket, &key).await.map_err(|m| AppError::field("source_uri", m))?;
                 if !files.iter().any(|f| f == &entry) {
@@ -882,29 +888,16 @@ pub mod ssr {
         let bytes = storage::read_range(&state.storage.client, bucket, key, 0, size)
             .await
             .map_err(|e| format!("s3://{bucket}/{key}: {e}"))?;
-        tokio::task::spawn_blocking(move || {
-            let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
-            let entries = archive.entries().map_err(|_| "The source is not a .tar.gz archive.".to_owned())?;
-            let mut files = Vec::new();
-            for entry in entries {
-                let entry = entry.map_err(|_| "The source is not a readable .tar.gz archive.".to_owned())?;
-                if entry.header().entry_type().is_file()
-                    && let Ok(path) = entry.path()
-                {
-                    files.push(path.to_string_lossy().trim_start_matches("./").to_owned());
-                }
-            }
-            Ok(files)
-        })
-        .await
-        .map_err(|_| "The source archive could not be read.".to_owned())?
+        tokio::task::spawn_blocking(move || training::archive::list(&bytes).map_err(|e| e.to_string()))
+            .await
+            .map_err(|_| "The source archive could not be read.".to_owned())?
     }
 
     pub async fn launch(ctx: &Ctx, team: &str, request: LaunchRequest) -> Result<TrainingJob, AppError> {
         let (team, _) = crate::teams::ssr::load(ctx, team, Action::Contribute).await?;
         let actor = ctx.actor()?;
         let id = Uuid::now_v7();
-        let checked = check(ctx, team.id, &team.slug, id, &request).await?;
+        let checked = check(ctx, &team, id, &request).await?;
         let spec = &checked.spec;
         let mut tx = ctx.pool().begin().await?;
         sqlx::query!(

@@ -429,7 +429,7 @@ pub mod ssr {
             return Err(AppError::Conflict { field: None, message: "The dataset is archived.".into() });
         }
         let uri = S3Uri::parse(&input.source_uri).map_err(|m| AppError::field("source_uri", m))?;
-        own_area(&ctx.state.storage.bucket, &team.slug, &uri).map_err(|m| AppError::field("source_uri", m))?;
+        reachable(&ctx.state.storage.bucket, &team, &uri).map_err(|m| AppError::field("source_uri", m))?;
         probe(&ctx.state, &uri).await.map_err(|m| AppError::field("source_uri", m))?;
         let uri_text = uri.to_string();
         let mut tx = ctx.pool().begin().await?;
@@ -544,13 +544,33 @@ pub mod ssr {
     /// Folders of Capstan's own bucket that hold team data, as `<folder>/<team>/…`.
     const TEAM_AREAS: [&str; 4] = ["datasets", "jobs", "models", "endpoints"];
 
+    /// Where a team may point Capstan: in Capstan's own bucket only its own
+    /// area (or folders outside the team areas); elsewhere only the locations
+    /// a site admin allowed it. Anything else gets one message that says
+    /// nothing of whether it exists (no probe happens before this check).
+    pub(crate) fn reachable(bucket: &str, team: &crate::teams::Team, uri: &S3Uri) -> Result<(), String> {
+        if uri.bucket != bucket {
+            let allowed = team
+                .allowed_sources
+                .iter()
+                .filter_map(|a| S3Uri::parse(a).ok())
+                .any(|a| a.bucket == uri.bucket && uri.prefix.starts_with(&a.prefix));
+            return if allowed {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{uri} is not open to this team: use its area of s3://{bucket}/ or a location a site admin \
+                     allowed for it."
+                ))
+            };
+        }
+        own_area(bucket, &team.slug, uri)
+    }
+
     /// In Capstan's own bucket a team may register only its own area (or
     /// folders outside the team areas): other teams' data is not reachable
     /// by naming it.
-    pub(crate) fn own_area(bucket: &str, team: &str, uri: &S3Uri) -> Result<(), String> {
-        if uri.bucket != bucket {
-            return Ok(());
-        }
+    fn own_area(bucket: &str, team: &str, uri: &S3Uri) -> Result<(), String> {
         let mut segments = uri.prefix.split('/');
         let first = segments.next().unwrap_or_default();
         if first.is_empty() {

@@ -138,6 +138,30 @@ pub struct Config {
     #[arg(long, env = "CAPSTAN_PYTHON", default_value = "python3", global = true)]
     pub python: String,
 
+    /// Signs audit anchors (HMAC-SHA256); keep it outside the database. With
+    /// it set, `capstan serve` anchors the audit chains every
+    /// CAPSTAN_AUDIT_ANCHOR_MINUTES and `audit verify` checks against them.
+    #[arg(long, env = "CAPSTAN_AUDIT_ANCHOR_KEY", hide_env_values = true, global = true)]
+    pub audit_anchor_key: Option<Secret>,
+
+    /// Minutes between automatic audit anchors (with CAPSTAN_AUDIT_ANCHOR_KEY).
+    #[arg(long, env = "CAPSTAN_AUDIT_ANCHOR_MINUTES", default_value_t = 60, global = true)]
+    pub audit_anchor_minutes: u64,
+
+    /// When set, `/metrics` answers only `Authorization: Bearer <this token>`
+    /// (for a Prometheus scraper); unset, it is open like `/healthz`.
+    #[arg(long, env = "CAPSTAN_METRICS_TOKEN", hide_env_values = true, global = true)]
+    pub metrics_token: Option<Secret>,
+
+    /// Browser sessions end this many days after sign-in, however active.
+    #[arg(long, env = "CAPSTAN_SESSION_MAX_DAYS", default_value_t = 7, global = true)]
+    pub session_max_days: i64,
+
+    /// Reverse proxies (comma-separated IP addresses) whose X-Forwarded-For or
+    /// Forwarded headers name the client, for sign-in limits and the audit log.
+    #[arg(long, env = "CAPSTAN_TRUSTED_PROXIES", value_delimiter = ',', global = true)]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+
     /// Local mode: run training scripts without the bubblewrap sandbox, as
     /// Capstan's own OS user. UNSAFE: a script can then read and change all of
     /// Capstan's data (database, object files, credentials). Only for a
@@ -200,6 +224,7 @@ impl Config {
     /// Checks values clap cannot; fails fast with the variable's name.
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.session_idle_minutes > 0, "CAPSTAN_SESSION_IDLE_MINUTES must be positive");
+        anyhow::ensure!(self.session_max_days > 0, "CAPSTAN_SESSION_MAX_DAYS must be positive");
         anyhow::ensure!(self.login_max_failures > 0, "CAPSTAN_LOGIN_MAX_FAILURES must be positive");
         anyhow::ensure!(self.login_window_minutes > 0, "CAPSTAN_LOGIN_WINDOW_MINUTES must be positive");
         anyhow::ensure!(self.request_timeout_secs > 0, "CAPSTAN_REQUEST_TIMEOUT_SECS must be positive");
@@ -279,8 +304,19 @@ pub enum TokenCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Recompute every hash chain; exits 1 and names the first broken event if any.
-    Verify,
+    /// Recompute every hash chain and check it against the newest anchor (or
+    /// `--anchor FILE`); exits 1 and names the first broken event if any.
+    Verify {
+        /// An anchor file written by `audit anchor --out` (default: the newest in the bucket).
+        #[arg(long)]
+        anchor: Option<std::path::PathBuf>,
+    },
+    /// Sign the chains' current heads with CAPSTAN_AUDIT_ANCHOR_KEY and store
+    /// them outside the database (the bucket, or `--out FILE`).
+    Anchor {
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,6 +2,7 @@
 //! endpoints and background workers. `main.rs` only reads config and calls in.
 #![recursion_limit = "256"]
 
+pub mod anchors;
 pub mod api;
 pub mod config;
 pub mod engines;
@@ -43,6 +44,8 @@ pub struct HttpOptions {
     pub request_timeout: Duration,
     /// `CAPSTAN_PUBLIC_URL`'s origin, trusted by the CSRF check.
     pub public_origin: Option<String>,
+    /// When set, `/metrics` answers only `Authorization: Bearer <this>`.
+    pub metrics_token: Option<String>,
 }
 
 impl Default for HttpOptions {
@@ -53,6 +56,7 @@ impl Default for HttpOptions {
             max_body_bytes: 2 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             public_origin: None,
+            metrics_token: None,
         }
     }
 }
@@ -82,6 +86,7 @@ pub fn state(
         storage,
         training,
         training_wake: Arc::new(tokio::sync::Notify::new()),
+        open_streams: Arc::default(),
     }
 }
 
@@ -139,8 +144,18 @@ pub fn router(state: AppState, opts: &HttpOptions) -> Router {
             "/metrics",
             get({
                 let metrics = metrics.clone();
-                move |State(state): State<AppState>| async move {
+                let token = opts.metrics_token.clone();
+                move |State(state): State<AppState>, headers: http::HeaderMap| async move {
+                    use axum::response::IntoResponse as _;
+                    let allowed = token.as_deref().is_none_or(|t| {
+                        matches!(app::state::credentials(&headers), app::state::Credentials::Bearer(s)
+                            if app::accounts::ssr::constant_time_eq(s.as_bytes(), t.as_bytes()))
+                    });
+                    if !allowed {
+                        return app::error::AppError::Unauthenticated.into_response();
+                    }
                     ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics.render(&state.pool))
+                        .into_response()
                 }
             }),
         );
@@ -160,7 +175,10 @@ pub fn router(state: AppState, opts: &HttpOptions) -> Router {
         .layer(DefaultBodyLimit::max(opts.max_body_bytes))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(opts.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, opts.request_timeout))
-        .layer(axum::middleware::from_fn(security::headers))
+        .layer(axum::middleware::from_fn_with_state(
+            security::Https(opts.public_origin.as_deref().is_some_and(|o| o.starts_with("https://"))),
+            security::headers,
+        ))
         .layer(axum::middleware::from_fn_with_state(metrics, metrics::track))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &http::Request<_>| {
@@ -168,6 +186,7 @@ pub fn router(state: AppState, opts: &HttpOptions) -> Router {
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
         }))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(axum::middleware::from_fn(security::server_request_id))
         .with_state(state)
 }
 

@@ -70,11 +70,49 @@ async fn run() -> anyhow::Result<()> {
             println!("{}", created.secret);
             finish(db, local).await
         }
-        Command::Audit(AuditCommand::Verify) => {
+        Command::Audit(AuditCommand::Anchor { out }) => {
+            let key = anchor_key(&cli.config)?;
             let (db, local) = connect(&cli.config).await?;
-            let report = app::audit::ssr::verify(&db).await.map_err(user_error)?;
-            let broken = report.broken.clone();
+            let anchor = app::audit::ssr::take_anchor(&db, &key).await.map_err(user_error);
             finish(db, local).await?;
+            let anchor = anchor?;
+            let place = match out {
+                Some(path) => {
+                    std::fs::write(&path, serde_json::to_vec_pretty(&anchor)?)
+                        .with_context(|| format!("failed to write {}", path.display()))?;
+                    path.display().to_string()
+                }
+                None => anchor_store(&cli.config).await?.save(&anchor).await?,
+            };
+            println!("audit anchor of {} chains written to {place}", anchor.heads.len());
+            Ok(())
+        }
+        Command::Audit(AuditCommand::Verify { anchor }) => {
+            let anchor = match (anchor, cli.config.audit_anchor_key.is_some()) {
+                (Some(path), _) => Some(server::anchors::read_file(&path)?),
+                (None, true) => anchor_store(&cli.config).await?.latest().await?,
+                (None, false) => None,
+            };
+            let key = if anchor.is_some() { anchor_key(&cli.config)? } else { Vec::new() };
+            let (db, local) = connect(&cli.config).await?;
+            let report = app::audit::ssr::verify(&db).await.map_err(user_error);
+            let anchored = match (&report, &anchor) {
+                (Ok(r), Some(a)) if r.broken.is_none() => {
+                    app::audit::ssr::check_anchor(&db, a, &key).await.map_err(user_error)
+                }
+                _ => Ok(None),
+            };
+            finish(db, local).await?;
+            let mut report = report?;
+            if report.broken.is_none() {
+                report.broken = anchored?;
+            }
+            if let Some(a) = &anchor
+                && report.broken.is_none()
+            {
+                println!("checked against the audit anchor of {}", a.created_at);
+            }
+            let broken = report.broken.clone();
             match broken {
                 None => {
                     println!("audit log intact: {} events in {} chains verified", report.events, report.chains);
@@ -197,6 +235,8 @@ async fn serve(config: Config, demo: Option<Option<String>>) -> anyhow::Result<(
         login_window: time::Duration::minutes(config.login_window_minutes),
         region: config.region(),
         sagemaker_role_arn: config.sagemaker_role_arn.clone(),
+        trusted_proxies: config.trusted_proxies.clone(),
+        session_max_age: time::Duration::days(config.session_max_days),
     };
     let (storage, local_s3) = server::objects::connect(&config).await?;
     let backend = server::engines::training_backend(&config, &storage, sandbox).await;
@@ -223,10 +263,25 @@ async fn serve(config: Config, demo: Option<Option<String>>) -> anyhow::Result<(
         max_body_bytes: config.max_body_bytes,
         request_timeout: std::time::Duration::from_secs(config.request_timeout_secs),
         public_origin: config.public_origin(),
+        metrics_token: config.metrics_token.as_ref().map(|t| t.expose().to_owned()),
     };
     app::versions::ssr::resume_scans(state.clone()).await;
     let stop = CancellationToken::new();
     let worker = tokio::spawn(server::workers::housekeeping(state.clone(), stop.clone()));
+    let anchoring = match config.audit_anchor_key.is_some() {
+        true => {
+            let store = server::anchors::AnchorStore::for_mode(&config, &state.storage);
+            let every = std::time::Duration::from_secs(config.audit_anchor_minutes.max(1) * 60);
+            Some(tokio::spawn(server::workers::anchoring(
+                state.clone(),
+                anchor_key(&config)?,
+                store,
+                every,
+                stop.clone(),
+            )))
+        }
+        false => None,
+    };
     let trainer = tokio::spawn(server::workers::training(state.clone(), config.training_poll(), stop.clone()));
     if let Some(email) = demo {
         let job = create_demo(&state, email.as_deref()).await?;
@@ -246,6 +301,9 @@ async fn serve(config: Config, demo: Option<Option<String>>) -> anyhow::Result<(
     stop.cancel();
     let _ = worker.await;
     let _ = trainer.await;
+    if let Some(task) = anchoring {
+        let _ = task.await;
+    }
     if let Some(s3) = local_s3 {
         s3.stop().await;
     }
@@ -311,4 +369,25 @@ async fn create_demo(state: &app::state::AppState, email: Option<&str>) -> anyho
         app::accounts::ssr::actor_by_id(pool, user_id).await.map_err(user_error)?.context("the demo user vanished")?;
     let ctx = app::state::Ctx { state: state.clone(), actor: Some(actor), request_id: None, client_addr: "cli".into() };
     app::demo::ssr::create(&ctx).await.map_err(user_error)
+}
+
+/// The audit anchor key, required by the commands that sign or check anchors.
+fn anchor_key(config: &Config) -> anyhow::Result<Vec<u8>> {
+    let key = config
+        .audit_anchor_key
+        .as_ref()
+        .context("set CAPSTAN_AUDIT_ANCHOR_KEY (kept outside the database) to sign and check audit anchors")?;
+    anyhow::ensure!(key.expose().len() >= 16, "CAPSTAN_AUDIT_ANCHOR_KEY must be at least 16 characters");
+    Ok(key.expose().as_bytes().to_vec())
+}
+
+/// Where the CLI keeps anchors: the bucket in AWS mode, the data directory in local mode.
+async fn anchor_store(config: &Config) -> anyhow::Result<server::anchors::AnchorStore> {
+    // (local mode's folder needs no object store: serve may hold its port)
+    if config.mode == "aws" {
+        let (storage, _) = server::objects::connect(config).await?;
+        Ok(server::anchors::AnchorStore::Bucket(storage))
+    } else {
+        Ok(server::anchors::AnchorStore::Folder(config.data_dir.join("audit-anchors")))
+    }
 }

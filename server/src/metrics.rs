@@ -91,15 +91,38 @@ pub async fn track(State(metrics): State<Metrics>, req: Request, next: Next) -> 
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| if req.uri().path().starts_with("/pkg/") { "/pkg/*".into() } else { "other".into() });
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method()).to_owned();
     let start = Instant::now();
     let res = next.run(req).await;
     metrics.observe(&method, &route, res.status().as_u16(), start.elapsed().as_secs_f64());
     res
 }
 
+/// The method as a label: the standard ones by name, anything a client
+/// invents as `other` (each new label would be a new series kept forever).
+fn method_label(method: &http::Method) -> &'static str {
+    use http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn invented_methods_share_one_label() {
+        let made_up = http::Method::from_bytes(b"BREWCOFFEE").expect("method");
+        assert_eq!(super::method_label(&made_up), "other");
+        assert_eq!(super::method_label(&http::Method::PATCH), "PATCH");
+    }
+
     #[test]
     fn histogram_buckets_are_cumulative() {
         let m = super::Metrics::default();

@@ -9,6 +9,8 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, Method, header};
 
 /// The policy for pages that carry no inline script (API docs, JSON, assets).
+/// Swagger UI (`/api/docs`) sets inline styles, hence `'unsafe-inline'` for
+/// styles here; Capstan's own pages do without it (see [`page_csp`]).
 pub const DEFAULT_CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
      object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
 
@@ -17,14 +19,22 @@ pub const DEFAULT_CSP: &str = "default-src 'self'; img-src 'self' data:; style-s
 pub fn page_csp(nonce: &str, store_origin: &str) -> String {
     format!(
         "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; img-src 'self' data:; \
-         style-src 'self' 'unsafe-inline'; connect-src 'self' {store_origin}; object-src 'none'; base-uri 'self'; \
+         style-src 'self'; connect-src 'self' {store_origin}; object-src 'none'; base-uri 'self'; \
          form-action 'self'; frame-ancestors 'none'"
     )
 }
 
-pub async fn headers(req: Request, next: Next) -> Response {
+/// Whether users reach Capstan over https (its public URL says so).
+#[derive(Clone, Copy, Default)]
+pub struct Https(pub bool);
+
+pub async fn headers(State(https): State<Https>, req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
+    if https.0 {
+        // browsers then refuse plain http to this host for a year
+        h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000; includeSubDomains"));
+    }
     if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
         h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(DEFAULT_CSP));
     }
@@ -32,6 +42,19 @@ pub async fn headers(req: Request, next: Next) -> Response {
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     res
+}
+
+/// Request ids are made here, never taken from the client: they end up in
+/// the audit chain. A client's own id is kept as `x-client-request-id`
+/// (visible ASCII, at most 128 bytes) for correlating with its logs.
+pub async fn server_request_id(mut req: Request, next: Next) -> Response {
+    if let Some(theirs) = req.headers_mut().remove("x-request-id")
+        && theirs.len() <= 128
+        && theirs.as_bytes().iter().all(|b| b.is_ascii_graphic())
+    {
+        req.headers_mut().insert("x-client-request-id", theirs);
+    }
+    next.run(req).await
 }
 
 /// Caching for the site's files: a bundle file named by its content hash

@@ -70,3 +70,31 @@ pub async fn training(state: app::state::AppState, every: Duration, stop: Cancel
     }
     tracing::info!("training worker stopped");
 }
+
+/// Signs the audit chains' heads every `every` and keeps the anchor outside
+/// the database, until `stop` is cancelled (one last anchor on the way out).
+pub async fn anchoring(
+    state: app::state::AppState,
+    key: Vec<u8>,
+    store: crate::anchors::AnchorStore,
+    every: Duration,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        let last = tokio::select! {
+            () = stop.cancelled() => true,
+            _ = tick.tick() => false,
+        };
+        match app::audit::ssr::take_anchor(&state.pool, &key).await {
+            Ok(anchor) => match store.save(&anchor).await {
+                Ok(place) => tracing::info!(%place, chains = anchor.heads.len(), "audit anchor written"),
+                Err(e) => tracing::warn!(error = ?e, "failed to store the audit anchor"),
+            },
+            Err(e) => tracing::warn!(error = ?e, "failed to take an audit anchor"),
+        }
+        if last {
+            break;
+        }
+    }
+}

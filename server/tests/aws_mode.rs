@@ -26,6 +26,10 @@ async fn datasets_in_aws_mode_against_the_emulator(pool: PgPool) {
         app.call(Method::POST, "/api/v1/teams", &auth, Some(json!({"slug": "ml", "name": "ML"}))).await.status,
         201
     );
+    // another bucket is open to the team only once a site admin allows it
+    let site = Auth::Bearer(app.user("site@example.com", true).await.token);
+    let allow = json!({"allowed_sources": ["s3://raw-data/clicks/", "s3://missing-bucket/x/"]});
+    assert_eq!(app.call(Method::PATCH, "/api/v1/teams/ml", &site, Some(allow)).await.status, StatusCode::OK);
     let res = app.call(Method::POST, "/api/v1/teams/ml/datasets", &auth, Some(json!({"name": "clicks"}))).await;
     let dataset = res.json()["id"].as_str().expect("id").to_owned();
     for i in 0..1_005 {
@@ -79,7 +83,20 @@ async fn datasets_in_aws_mode_against_the_emulator(pool: PgPool) {
         .await;
     assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
     let message = res.json()["errors"][0]["message"].as_str().expect("message").to_owned();
-    assert!(message.starts_with("s3://missing-bucket/x/: NoSuchBucket"), "{message}");
+    assert!(message.starts_with("s3://missing-bucket/x/: NoSuchBucket"), "an allowed location is probed: {message}");
+    // a location nobody allowed gets one answer, whether it exists or not
+    for uri in ["s3://raw-data/", "s3://no-such-bucket-at-all/x/"] {
+        let body = json!({"source_uri": uri});
+        let res = app.call(Method::POST, &format!("/api/v1/datasets/{dataset}/versions"), &auth, Some(body)).await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+        let message = res.json()["errors"][0]["message"].as_str().expect("message").to_owned();
+        assert_eq!(
+            message,
+            format!(
+                "{uri} is not open to this team: use its area of s3://capstan-aws/ or a location a site admin allowed for it."
+            )
+        );
+    }
 
     // upload: presigned part URLs work against the emulator's endpoint too
     let body = b"id,label\n1,a\n".to_vec();

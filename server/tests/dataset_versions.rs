@@ -229,6 +229,37 @@ async fn a_snapshot_is_a_copy_that_later_writes_cannot_change(pool: PgPool) {
     );
 }
 
+/// Site admins open locations outside Capstan's bucket to a team; team
+/// admins cannot, and other teams stay refused.
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn outside_locations_need_a_site_admins_allowance(pool: PgPool) {
+    let f = fixture(pool).await;
+    storage::ensure_bucket(f.app.s3(), "external").await.expect("bucket");
+    f.app.put("external", "exports/a.csv", "a\n1\n").await;
+    let path = format!("/api/v1/datasets/{}/versions", f.dataset);
+    let register = || f.app.call(Method::POST, &path, &f.member, Some(json!({"source_uri": "s3://external/exports/"})));
+    assert_eq!(register().await.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let allow = json!({"allowed_sources": ["s3://external/exports/"]});
+    let res = f.app.call(Method::PATCH, "/api/v1/teams/ml", &f.admin, Some(allow.clone())).await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN, "a team admin cannot open outside data to the team");
+    let root = Auth::Bearer(f.app.user("root@example.com", true).await.token);
+    let bad = json!({"allowed_sources": ["s3://capstan/datasets/other/"]});
+    let res = f.app.call(Method::PATCH, "/api/v1/teams/ml", &root, Some(bad)).await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "Capstan's own areas are not allowed this way");
+    let res = f.app.call(Method::PATCH, "/api/v1/teams/ml", &root, Some(allow)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(res.json()["allowed_sources"], json!(["s3://external/exports/"]));
+    let res = register().await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    // a neighbouring prefix of the same bucket stays closed
+    let res = f.app.call(Method::POST, &path, &f.member, Some(json!({"source_uri": "s3://external/private/"}))).await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // and so does the allowance for another team
+    let other = f.app.call(Method::GET, "/api/v1/teams/other", &f.outsider, None).await.json();
+    assert_eq!(other["allowed_sources"], json!([]));
+    assert_eq!(f.app.audit_count("team.updated").await, 1);
+}
+
 #[sqlx::test(migrator = "server::MIGRATOR")]
 async fn bad_sources_are_refused_with_the_reason_and_write_nothing(pool: PgPool) {
     let f = fixture(pool).await;
@@ -237,7 +268,9 @@ async fn bad_sources_are_refused_with_the_reason_and_write_nothing(pool: PgPool)
     let cases = [
         ("https://example.com/data", "s3://bucket/prefix/"),
         ("s3://Bad_Bucket/x/", "not a valid bucket name"),
-        ("s3://no-such-bucket/data/", "s3://no-such-bucket/data/: NoSuchBucket"),
+        // outside Capstan's bucket: one answer whether the bucket exists or not (no oracle)
+        ("s3://no-such-bucket/data/", "is not open to this team"),
+        ("s3://external/private/", "is not open to this team"),
         ("s3://capstan/nothing-here/", "no objects under s3://capstan/nothing-here/"),
         // another team's area of Capstan's bucket cannot be named
         ("s3://capstan/datasets/other/secret/v1/", "use s3://capstan/datasets/ml/"),
@@ -500,6 +533,30 @@ fn parquet_bytes() -> Vec<u8> {
     out
 }
 
+/// One row holding `len` zero bytes, zstd-compressed to almost nothing.
+fn parquet_zeros(len: usize) -> Vec<u8> {
+    use parquet::basic::{Compression, ZstdLevel};
+    use parquet::data_type::{ByteArray, ByteArrayType};
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+    use std::sync::Arc;
+    let schema =
+        Arc::new(parquet::schema::parser::parse_message_type("message m { required binary blob; }").expect("schema"));
+    let props = WriterProperties::builder()
+        .set_dictionary_enabled(false)
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .build();
+    let mut out = Vec::new();
+    let mut writer = SerializedFileWriter::new(&mut out, schema, Arc::new(props)).expect("writer");
+    let mut rg = writer.next_row_group().expect("row group");
+    let mut col = rg.next_column().expect("col").expect("blob");
+    col.typed::<ByteArrayType>().write_batch(&[ByteArray::from(vec![0_u8; len])], None, None).expect("write");
+    col.close().expect("close");
+    rg.close().expect("close rg");
+    writer.close().expect("close");
+    out
+}
+
 #[sqlx::test(migrator = "server::MIGRATOR")]
 async fn previews_read_the_head_or_footer_of_each_format(pool: PgPool) {
     let f = fixture(pool).await;
@@ -513,6 +570,12 @@ async fn previews_read_the_head_or_footer_of_each_format(pool: PgPool) {
     f.app.put("capstan", "p/data.parquet", parquet_bytes()).await;
     f.app.put("capstan", "p/broken.parquet", b"PAR1 this is not parquet at all PAR1".to_vec()).await;
     f.app.put("capstan", "p/image.png", vec![137, 80, 78, 71]).await;
+    let mut huge_footer = vec![0_u8; 17 << 20];
+    let n = huge_footer.len();
+    huge_footer[n - 8..n - 4].copy_from_slice(&u32::try_from(n - 12).expect("u32").to_le_bytes());
+    huge_footer[n - 4..].copy_from_slice(b"PAR1");
+    f.app.put("capstan", "p/huge-footer.parquet", huge_footer).await;
+    f.app.put("capstan", "p/zeros.parquet", parquet_zeros(70 << 20)).await;
     let v = f.register("s3://capstan/p/", false).await;
     let id = v["id"].as_str().expect("id");
     let preview = |key: &str| {
@@ -547,6 +610,16 @@ async fn previews_read_the_head_or_footer_of_each_format(pool: PgPool) {
     let broken = preview("broken.parquet").await;
     assert_eq!(broken.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", broken.text());
     assert!(broken.json()["errors"][0]["message"].as_str().expect("m").starts_with("Could not read this Parquet file"));
+    // A footer that claims 17 MiB is refused before it is read.
+    let footer = preview("huge-footer.parquet").await;
+    assert_eq!(footer.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", footer.text());
+    assert!(footer.text().contains("previews read at most 16.8 MB"), "{}", footer.text());
+    // A small file whose row group decodes to 70 MiB of zeros: schema and
+    // count are shown, the rows are not decoded.
+    let bomb = preview("zeros.parquet").await.json();
+    assert_eq!(bomb["row_count"], 1, "{bomb}");
+    assert_eq!(bomb["rows"], json!([]));
+    assert!(bomb["note"].as_str().is_some_and(|n| n.contains("previews decode at most 67.1 MB")), "{bomb}");
     let png = preview("image.png").await.json();
     assert_eq!(png["format"], Value::Null);
     assert_eq!(png["note"], "Preview not available for this format.");

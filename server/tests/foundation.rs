@@ -6,7 +6,7 @@ mod common;
 
 use common::{Auth, PASSWORD, TestApp};
 use http::{Method, StatusCode, header};
-use serde_json::json;
+use serde_json::{Value, json};
 use sqlx::PgPool;
 
 fn bearer(u: &common::TestUser) -> Auth {
@@ -194,6 +194,169 @@ async fn sign_in_is_rate_limited_and_audited(pool: PgPool) {
     assert_eq!(app.audit_count("auth.login").await, 1);
 }
 
+/// Attempts checked together used to all pass the limit before any was
+/// counted; now each is counted before its password is checked.
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn concurrent_sign_in_attempts_cannot_outrun_the_limit(pool: PgPool) {
+    let settings =
+        app::state::Settings { login_max_failures: 3, login_window: time::Duration::minutes(15), ..Default::default() };
+    let app = TestApp::with_settings(pool, settings, server::HttpOptions::default()).await;
+    let _ada = app.user("ada@example.com", false).await;
+    let attempts = (0..12).map(|i| {
+        let app = &app;
+        async move { app.login("ada@example.com", &format!("wrong password {i:02}")).await.expect_err("wrong").status }
+    });
+    let statuses = futures_util::future::join_all(attempts).await;
+    let checked = statuses.iter().filter(|s| **s == StatusCode::UNPROCESSABLE_ENTITY).count();
+    let limited = statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
+    assert_eq!((checked, limited), (3, 9), "{statuses:?}");
+    assert_eq!(app.audit_count("auth.login_failed").await, 3);
+}
+
+/// A stranger failing on purpose delays the owner's next attempt by seconds,
+/// not the whole window; the owner's own address is not limited by it.
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn failures_from_elsewhere_delay_an_account_but_do_not_lock_it(pool: PgPool) {
+    let proxy: std::net::IpAddr = "10.0.0.2".parse().expect("ip");
+    let settings = app::state::Settings {
+        login_max_failures: 3,
+        login_window: time::Duration::minutes(15),
+        trusted_proxies: vec![proxy],
+        ..Default::default()
+    };
+    let app = TestApp::with_settings(pool, settings, server::HttpOptions::default()).await;
+    let _ada = app.user("ada@example.com", false).await;
+    let login_from = |client: &'static str, password: &'static str| {
+        let mut req = http::Request::builder()
+            .method(Method::POST)
+            .uri("/rpc/login")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ACCEPT, "application/json")
+            .header("x-forwarded-for", client)
+            .body(axum::body::Body::from(format!("email=ada%40example.com&password={}", common::urlencode(password))))
+            .expect("request");
+        req.extensions_mut().insert(axum::extract::ConnectInfo(std::net::SocketAddr::new(proxy, 40000)));
+        app.send(req)
+    };
+    for _ in 0..3 {
+        assert_eq!(login_from("203.0.113.66", "wrong password!!").await.status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    // the attacker's address is now limited for the window
+    assert_eq!(login_from("203.0.113.66", PASSWORD).await.status, StatusCode::TOO_MANY_REQUESTS);
+    // the owner, elsewhere, waits out the account's short delay, then signs in
+    let res = login_from("198.51.100.5", PASSWORD).await;
+    assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS, "{}", res.text());
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let res = login_from("198.51.100.5", PASSWORD).await;
+    assert!(res.status.is_success() || res.status.is_redirection(), "{}: {}", res.status, res.text());
+    let addrs: Vec<String> = sqlx::query_scalar("select distinct client_addr from login_attempt order by 1")
+        .fetch_all(&app.pool)
+        .await
+        .expect("attempts");
+    assert!(addrs.contains(&"198.51.100.5".to_owned()) && addrs.contains(&"203.0.113.66".to_owned()), "{addrs:?}");
+}
+
+/// A changed password used to leave every other session signed in.
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn a_password_change_ends_other_sessions_and_sign_out_everywhere_ends_all(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ada = app.user("ada@example.com", false).await;
+    let laptop = Auth::Cookie(app.login("ada@example.com", PASSWORD).await.expect("login"));
+    let phone = Auth::Cookie(app.login("ada@example.com", PASSWORD).await.expect("login"));
+    let new_password = "a brand new password 42";
+    let res = app
+        .server_fn("change_password", &laptop, &[("current_password", PASSWORD), ("new_password", new_password)])
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    // the session that changed it goes on under a new cookie; the other ends
+    let laptop = match res
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("capstan_session="))
+    {
+        Some(c) => Auth::Cookie(c.split(';').next().unwrap_or_default().to_owned()),
+        None => laptop,
+    };
+    assert_eq!(app.call(Method::GET, "/api/v1/me", &laptop, None).await.status, StatusCode::OK);
+    assert_eq!(app.call(Method::GET, "/api/v1/me", &phone, None).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.call(Method::GET, "/api/v1/me", &bearer(&ada), None).await.status, StatusCode::OK, "tokens stay");
+
+    let other = Auth::Cookie(app.login("ada@example.com", new_password).await.expect("login"));
+    let res = app.server_fn("sign_out_everywhere", &laptop, &[]).await;
+    assert!(res.status.is_success() || res.status.is_redirection(), "{}", res.text());
+    assert_eq!(app.call(Method::GET, "/api/v1/me", &laptop, None).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.call(Method::GET, "/api/v1/me", &other, None).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.audit_count("user.signed_out_everywhere").await, 1);
+}
+
+/// Sessions had only an idle expiry: an active one lived for ever.
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn sessions_end_at_their_absolute_lifetime(pool: PgPool) {
+    let settings = app::state::Settings { session_max_age: time::Duration::seconds(2), ..Default::default() };
+    let app = TestApp::with_settings(pool, settings, server::HttpOptions::default()).await;
+    let ada = app.user("ada@example.com", false).await;
+    let cookie = Auth::Cookie(ada.cookie.clone());
+    assert_eq!(app.call(Method::GET, "/api/v1/me", &cookie, None).await.status, StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(app.call(Method::GET, "/api/v1/me", &cookie, None).await.status, StatusCode::UNAUTHORIZED);
+}
+
+/// Site admins disable an account: its sessions and tokens stop at once.
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn a_disabled_account_loses_its_sessions_and_tokens_at_once(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let root = app.user("root@example.com", true).await;
+    let ada = app.user("ada@example.com", false).await;
+    let path = format!("/api/v1/users/{}", ada.id);
+    let res = app.call(Method::PATCH, &path, &bearer(&ada), Some(json!({"disabled": true}))).await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN, "only site admins");
+    let res = app
+        .call(Method::PATCH, &format!("/api/v1/users/{}", root.id), &bearer(&root), Some(json!({"disabled": true})))
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "not one's own");
+    let res = app.call(Method::PATCH, &path, &bearer(&root), Some(json!({"disabled": true}))).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(res.json()["disabled"], true);
+    assert_eq!(app.call(Method::GET, "/api/v1/me", &bearer(&ada), None).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.call(Method::GET, "/api/v1/me", &Auth::Cookie(ada.cookie.clone()), None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let res = app.login("ada@example.com", PASSWORD).await.expect_err("disabled");
+    assert!(res.text().contains("disabled"), "{}", res.text());
+    let res = app.call(Method::PATCH, &path, &bearer(&root), Some(json!({"disabled": false}))).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(
+        app.call(Method::GET, "/api/v1/me", &bearer(&ada), None).await.status,
+        StatusCode::OK,
+        "tokens work again"
+    );
+    assert_eq!(app.audit_count("user.disabled").await, 1);
+    assert_eq!(app.audit_count("user.enabled").await, 1);
+}
+
+/// A short-lived token used to mint one that never expires.
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn a_token_cannot_mint_a_token_that_outlives_it(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ada = app.user("ada@example.com", false).await;
+    let res = app
+        .server_fn("create_token", &Auth::Cookie(ada.cookie.clone()), &[("name", "ci"), ("expires_in_days", "1")])
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    let short = Auth::Bearer(res.json()["secret"].as_str().expect("secret").to_owned());
+    let res = app.call(Method::POST, "/api/v1/tokens", &short, Some(json!({"name": "forever"}))).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let expires = res.json()["token"]["expires_at"].clone();
+    assert!(expires.is_string(), "capped at the creating token's expiry: {}", res.text());
+    let until =
+        time::OffsetDateTime::parse(expires.as_str().expect("str"), &time::format_description::well_known::Rfc3339)
+            .expect("time");
+    assert!(until <= time::OffsetDateTime::now_utc() + time::Duration::days(1));
+}
+
 #[sqlx::test(migrator = "server::MIGRATOR")]
 async fn sessions_cycle_on_login_and_die_on_logout(pool: PgPool) {
     let app = TestApp::new(pool).await;
@@ -296,6 +459,41 @@ async fn audit_verify_finds_an_edited_event(pool: PgPool) {
     assert_eq!(broken.event_id, Some(victim));
 }
 
+/// Whoever can write the database can rebuild a chain that checks out; the
+/// anchor, signed with a key the database does not hold, shows the rewrite.
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn an_anchor_reveals_a_chain_rebuilt_after_it(pool: PgPool) {
+    use app::audit::ssr::{check_anchor, take_anchor, verify};
+    let app = TestApp::new(pool).await;
+    let ada = app.user("ada@example.com", false).await;
+    app.call(Method::POST, "/api/v1/teams", &bearer(&ada), Some(json!({"slug": "one", "name": "one"}))).await;
+    app.call(Method::PATCH, "/api/v1/teams/one", &bearer(&ada), Some(json!({"name": "Renamed"}))).await;
+    let key = b"an anchor key kept outside the database";
+    let anchor = take_anchor(&app.pool, key).await.expect("anchor");
+    assert_eq!(check_anchor(&app.pool, &anchor, key).await.expect("check"), None);
+    // later events are fine: the anchor pins only what came before it
+    app.call(Method::PATCH, "/api/v1/teams/one", &bearer(&ada), Some(json!({"name": "Again"}))).await;
+    assert_eq!(check_anchor(&app.pool, &anchor, key).await.expect("check"), None);
+    let forged = app::audit::ssr::Anchor { mac: "00".repeat(32), ..anchor.clone() };
+    let wrong = check_anchor(&app.pool, &forged, key).await.expect("check").expect("signature refused");
+    assert!(wrong.reason.contains("signature"), "{}", wrong.reason);
+
+    // a database writer erases the team's history and writes a new, consistent one
+    let chain: String = sqlx::query_scalar("select chain_key from audit_event where action = 'team.created'")
+        .fetch_one(&app.pool)
+        .await
+        .expect("chain");
+    sqlx::query("delete from audit_event where chain_key = $1").bind(&chain).execute(&app.pool).await.expect("delete");
+    sqlx::query("delete from audit_chain where chain_key = $1").bind(&chain).execute(&app.pool).await.expect("delete");
+    for name in ["Quiet", "Nothing happened"] {
+        app.call(Method::PATCH, "/api/v1/teams/one", &bearer(&ada), Some(json!({"name": name}))).await;
+    }
+    assert_eq!(verify(&app.pool).await.expect("verify").broken, None, "the rebuilt chain checks out by itself");
+    let found = check_anchor(&app.pool, &anchor, key).await.expect("check").expect("the rewrite is found");
+    assert_eq!(found.chain_key, chain);
+    assert!(found.reason.contains("rewritten before the anchor"), "{}", found.reason);
+}
+
 #[sqlx::test(migrator = "server::MIGRATOR")]
 async fn audit_verify_finds_a_deleted_event(pool: PgPool) {
     let app = TestApp::new(pool).await;
@@ -373,6 +571,34 @@ async fn a_non_bearer_authorization_header_neither_skips_csrf_nor_uses_the_cooki
     assert_eq!(app.send(lower).await.status, StatusCode::OK);
 }
 
+/// A client's `x-request-id` went into the audit chain as is: ids are the
+/// server's own now, and HSTS is sent when the public URL is https.
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn request_ids_are_the_servers_and_https_sites_send_hsts(pool: PgPool) {
+    let opts = server::HttpOptions { public_origin: Some("https://capstan.example.com".into()), ..Default::default() };
+    let app = TestApp::with_settings(pool, Default::default(), opts).await;
+    let ada = app.user("ada@example.com", false).await;
+    let req = http::Request::builder()
+        .method(Method::POST)
+        .uri("/api/v1/teams")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::AUTHORIZATION, format!("Bearer {}", ada.token))
+        .header("x-request-id", "forged-id")
+        .body(axum::body::Body::from(r#"{"slug":"one","name":"One"}"#))
+        .expect("request");
+    let res = app.send(req).await;
+    assert_eq!(res.status, StatusCode::CREATED);
+    let id = res.headers["x-request-id"].to_str().expect("id").to_owned();
+    assert!(uuid::Uuid::parse_str(&id).is_ok(), "a server-made id: {id}");
+    assert!(res.headers[header::STRICT_TRANSPORT_SECURITY].to_str().expect("hsts").contains("max-age="));
+    let recorded: Option<String> =
+        sqlx::query_scalar("select request_id from audit_event where action = 'team.created'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("event");
+    assert_eq!(recorded.as_deref(), Some(id.as_str()));
+}
+
 /// NUL reached PostgreSQL and came back as 500; it is the caller's input.
 #[sqlx::test(migrator = "server::MIGRATOR")]
 async fn nul_bytes_in_paths_and_bodies_are_client_errors(pool: PgPool) {
@@ -420,6 +646,15 @@ async fn operational_endpoints_and_headers(pool: PgPool) {
     let res = app.call(Method::GET, "/healthz", &Auth::None, None).await;
     assert_eq!(res.status, StatusCode::OK);
     assert!(res.headers.contains_key("x-request-id"));
+    assert!(!res.headers.contains_key(header::STRICT_TRANSPORT_SECURITY), "no HSTS over plain http");
+    // /metrics can be kept for a scraper holding a token
+    let opts = server::HttpOptions { metrics_token: Some("scrape-token-123".into()), ..Default::default() };
+    let locked = TestApp::with_settings(app.pool.clone(), Default::default(), opts).await;
+    assert_eq!(locked.call(Method::GET, "/metrics", &Auth::None, None).await.status, StatusCode::UNAUTHORIZED);
+    let wrong = Auth::Bearer("scrape-token-124".into());
+    assert_eq!(locked.call(Method::GET, "/metrics", &wrong, None).await.status, StatusCode::UNAUTHORIZED);
+    let right = Auth::Bearer("scrape-token-123".into());
+    assert_eq!(locked.call(Method::GET, "/metrics", &right, None).await.status, StatusCode::OK);
     let csp = res.headers[header::CONTENT_SECURITY_POLICY].to_str().expect("csp");
     assert!(csp.contains("frame-ancestors 'none'"));
     assert_eq!(res.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
@@ -635,4 +870,86 @@ async fn unknown_json_fields_are_refused_by_name_and_write_nothing(pool: PgPool)
     assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text());
     assert_eq!(res.json()["errors"][0]["field"], "owner");
     assert_eq!(app.count("select count(*) from team").await, 0);
+}
+
+/// `body` with one string at a time replaced by `value`.
+fn with_each_string(body: &Value, value: &str) -> Vec<Value> {
+    fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
+        match v {
+            Value::String(_) => out.push(at),
+            Value::Array(items) => items.iter().enumerate().for_each(|(i, x)| pointers(x, format!("{at}/{i}"), out)),
+            Value::Object(map) => map.iter().for_each(|(k, x)| pointers(x, format!("{at}/{k}"), out)),
+            _ => {}
+        }
+    }
+    let mut at = Vec::new();
+    pointers(body, String::new(), &mut at);
+    at.into_iter()
+        .map(|p| {
+            let mut b = body.clone();
+            if let Some(slot) = b.pointer_mut(&p) {
+                *slot = Value::String(value.to_owned());
+            }
+            b
+        })
+        .collect()
+}
+
+/// NUL and other control characters in every string field of every create
+/// and update route: refused as the caller's input, never a 5xx.
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn control_characters_in_any_field_never_answer_5xx(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ada = app.user("ada@example.com", true).await;
+    let auth = bearer(&ada);
+    assert_eq!(
+        app.call(Method::POST, "/api/v1/teams", &auth, Some(json!({"slug": "ml", "name": "ML"}))).await.status,
+        201
+    );
+    let res = app.call(Method::POST, "/api/v1/teams/ml/datasets", &auth, Some(json!({"name": "base"}))).await;
+    let dataset = res.json()["id"].as_str().expect("id").to_owned();
+    let routes: Vec<(Method, String, Value)> = vec![
+        (Method::POST, "/api/v1/teams".into(), json!({"slug": "t-one", "name": "T"})),
+        (
+            Method::PATCH,
+            "/api/v1/teams/ml".into(),
+            json!({"name": "ML", "sagemaker_role_arn": "arn:aws:iam::123456789012:role/X"}),
+        ),
+        (Method::POST, "/api/v1/teams/ml/members".into(), json!({"email": "bob@example.com", "role": "viewer"})),
+        (Method::POST, "/api/v1/tokens".into(), json!({"name": "ci", "expires_at": "2030-01-01T00:00:00Z"})),
+        (
+            Method::POST,
+            "/api/v1/users".into(),
+            json!({"email": "c@example.com", "display_name": "C", "password": "long enough password"}),
+        ),
+        (Method::POST, "/api/v1/teams/ml/datasets".into(), json!({"name": "d1", "description": "x", "tags": ["a"]})),
+        (Method::PATCH, format!("/api/v1/datasets/{dataset}"), json!({"description": "y", "tags": ["b"]})),
+        (Method::POST, format!("/api/v1/datasets/{dataset}/versions"), json!({"source_uri": "s3://capstan/fuzz/"})),
+        (Method::POST, format!("/api/v1/datasets/{dataset}/uploads"), json!({"files": [{"path": "a.csv", "size": 3}]})),
+        (
+            Method::POST,
+            "/api/v1/teams/ml/training-jobs".into(),
+            json!({"name": "j", "entry_point": "train.py", "source_uri": "s3://capstan/jobs/ml/sources/x/sourcedir.tar.gz",
+                   "instance_type": "ml.m5.large", "hyperparameters": [{"key": "k", "value": "v"}],
+                   "metric_definitions": [{"name": "loss", "regex": "loss=([0-9.]+)"}], "tags": [{"key": "a", "value": "b"}],
+                   "output_uri": "s3://capstan/jobs/ml/", "role_arn": "", "framework": "sklearn-1.2"}),
+        ),
+    ];
+    let mut fives = Vec::new();
+    for (method, path, body) in &routes {
+        for value in ["\u{0}", "a\u{0}b", "\u{1b}[2J", "x\u{7f}", "\u{0}/../x"] {
+            for variant in with_each_string(body, value) {
+                let res = app.call(method.clone(), path, &auth, Some(variant.clone())).await;
+                if res.status.is_server_error() {
+                    fives.push(format!("{method} {path} {variant}: {} {}", res.status, res.text()));
+                }
+            }
+        }
+        // and in the path
+        let res = app.call(method.clone(), &format!("{path}%00"), &auth, Some(body.clone())).await;
+        if res.status.is_server_error() {
+            fives.push(format!("{method} {path}%00: {}", res.status));
+        }
+    }
+    assert!(fives.is_empty(), "5xx answers:\n{}", fives.join("\n"));
 }

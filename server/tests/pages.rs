@@ -166,6 +166,7 @@ fn assert_nonced(path: &str, res: &common::Response) {
     let csp = res.headers.get(header::CONTENT_SECURITY_POLICY).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let nonce = csp.split("'nonce-").nth(1).and_then(|r| r.split('\'').next()).unwrap_or_default();
     assert!(!nonce.is_empty(), "{path}: CSP without a nonce: {csp}");
+    assert!(!csp.contains("unsafe-inline"), "{path}: pages need no inline styles or scripts: {csp}");
     let html = res.text();
     let scripts = html.matches("<script").count();
     assert!(scripts > 0, "{path} has its hydration script");

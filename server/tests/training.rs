@@ -308,6 +308,12 @@ if a.pg:
         pass
 if os.path.exists("/proc/%s" % a.host_pid):
     leaks.append("sees Capstan's process")
+job = os.path.dirname(os.environ["SM_MODEL_DIR"])
+for own in ("state.json", "logs.jsonl"):
+    try:
+        open(os.path.join(job, own), "a").write("forged")
+    except OSError:
+        pass
 print("uid=%d" % os.getuid())
 print("leaks=" + json.dumps(leaks))
 os.makedirs(os.environ["SM_MODEL_DIR"], exist_ok=True)
@@ -332,7 +338,10 @@ async fn a_local_job_cannot_reach_capstan_or_other_jobs(pool: PgPool) {
         .and_then(|u| u.split("host=").nth(1).map(|h| h.split('&').next().unwrap_or_default().replace("%2F", "/")))
         .map(|dir| format!("{dir}/.s.PGSQL.5432"))
         .unwrap_or_default();
-    let source = upload_source(app, &f.member, &[("train.py", ESCAPE)]).await.json()["source_uri"]
+    // with a requirements file, so the script runs from its team's own virtual environment
+    let source = upload_source(app, &f.member, &[("train.py", ESCAPE), ("requirements.txt", "# nothing to install\n")])
+        .await
+        .json()["source_uri"]
         .as_str()
         .expect("uri")
         .to_owned();
@@ -362,6 +371,58 @@ async fn a_local_job_cannot_reach_capstan_or_other_jobs(pool: PgPool) {
     assert!(text.contains("uid=65534"), "the script runs as an unprivileged user:\n{text}");
     assert!(text.contains("leaks=[]"), "nothing outside the job's folder is reachable:\n{text}");
     assert!(!root.join("planted.txt").exists());
+    assert!(text.contains("Installing requirements.txt"), "{text}");
+    let team = app.call(Method::GET, "/api/v1/teams/ml", &f.member, None).await.json();
+    let venvs = root.join("venvs").join(team["id"].as_str().expect("team id"));
+    assert!(venvs.is_dir(), "virtual environments are kept per team");
+    // the runner's own files of the job are out of the script's reach
+    let job_dir = root.join("jobs").join(job["engine_name"].as_str().expect("engine name"));
+    for own in ["state.json", "logs.jsonl"] {
+        let text = std::fs::read_to_string(job_dir.join(own)).expect("runner file");
+        assert!(!text.contains("forged"), "{own} was changed by the script");
+    }
+}
+
+/// Each open live log stream holds a server task polling the database: one
+/// user may hold a few, not thousands.
+#[sqlx::test(migrations = "../migrations")]
+async fn live_log_streams_are_capped_per_user(pool: PgPool) {
+    use tower::ServiceExt as _;
+    let f = fixture(TestApp::new(pool).await).await;
+    let app = &f.app;
+    let source = upload_source(app, &f.member, &[("train.py", TRAIN)]).await.json()["source_uri"]
+        .as_str()
+        .expect("uri")
+        .to_owned();
+    let res = app
+        .call(
+            Method::POST,
+            "/api/v1/teams/ml/training-jobs",
+            &f.member,
+            Some(launch_body("s", &source, &f.version, json!([]))),
+        )
+        .await;
+    let id = res.json()["id"].as_str().expect("id").to_owned();
+    let open = |auth: &Auth| {
+        let Auth::Bearer(token) = auth else { unreachable!() };
+        let req = http::Request::builder()
+            .uri(format!("/api/v1/training-jobs/{id}/logs"))
+            .header("accept", "text/event-stream")
+            .header("authorization", format!("Bearer {token}"))
+            .body(axum::body::Body::empty())
+            .expect("request");
+        app.router.clone().oneshot(req)
+    };
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        let res = open(&f.member).await.expect("response");
+        assert_eq!(res.status(), StatusCode::OK);
+        held.push(res);
+    }
+    assert_eq!(open(&f.member).await.expect("response").status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(open(&f.viewer).await.expect("response").status(), StatusCode::OK, "other users have their own");
+    held.pop();
+    assert_eq!(open(&f.member).await.expect("response").status(), StatusCode::OK, "a closed stream frees its slot");
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -434,6 +495,12 @@ async fn bad_launches_name_each_field_and_write_nothing(pool: PgPool) {
         .collect();
     fields.sort();
     assert_eq!(fields, ["checkpoint_uri", "output_uri"], "both locations refused, nothing else");
+    // ... and another team's source archive through `..`
+    let mut body = launch_body("x", &source, &f.version, json!([]));
+    body["source_uri"] = json!(source.replacen("/jobs/ml/", "/jobs/ml/../other/", 1));
+    let res = app.call(Method::POST, "/api/v1/teams/ml/training-jobs", &f.member, Some(body)).await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text());
+    assert_eq!(res.json()["errors"][0]["field"], "source_uri");
     let mut body = launch_body("x", &source, &f.version, json!([]));
     body["entry_point"] = json!("missing.py");
     let res = app.call(Method::POST, "/api/v1/teams/ml/training-jobs", &f.member, Some(body)).await;

@@ -9,6 +9,7 @@
 //! benchmarks of what the emulator (moto) lacks: StopTrainingJob, jobs that
 //! stay in progress, "already exists" on a repeated name, call counting.
 
+pub mod archive;
 pub mod local;
 pub mod sagemaker;
 pub mod sandbox;

@@ -496,7 +496,7 @@ async fn prepare(inner: &Inner, spec: &JobSpec, dir: &Path, log: &LogSink) -> an
     log.line("capstan", &format!("Downloading the training code from {}", script.source_uri)).await;
     let archive = download_object(&inner.s3, &script.source_uri).await?;
     let target = code.clone();
-    tokio::task::spawn_blocking(move || unpack(&archive, &target)).await??;
+    tokio::task::spawn_blocking(move || crate::archive::unpack(&archive, &target)).await??;
     anyhow::ensure!(
         code.join(&script.entry_point).is_file(),
         "the entry point {} is not in the source archive",
@@ -624,10 +624,14 @@ async fn execute(
             (python, bin)
         }
     };
-    let workdir = dir.join("code");
+    // The job folder's own files (state.json, logs.jsonl) stay outside: a
+    // script that could rewrite them could claim any status or artifact.
+    let (workdir, model, output, input) = (dir.join("code"), dir.join("model"), dir.join("output"), dir.join("input"));
+    let mut read_only = vec![input.as_path()];
+    read_only.extend(venv);
     let mounts = crate::sandbox::Mounts {
-        writable: vec![dir],
-        read_only: venv.into_iter().collect(),
+        writable: vec![&workdir, &model, &output],
+        read_only,
         network: false,
         workdir: &workdir,
     };
@@ -635,7 +639,7 @@ async fn execute(
     command
         .arg(&script.entry_point)
         .env("PATH", format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display()))
-        .env("HOME", dir)
+        .env("HOME", "/tmp")
         .env("LANG", "C.UTF-8")
         .env("PYTHONUNBUFFERED", "1")
         .env("SM_MODEL_DIR", path("model"))
@@ -777,12 +781,6 @@ async fn download_prefix(s3: &storage::aws_sdk_s3::Client, uri: &str, into: &Pat
         files += 1;
     }
     Ok((files, bytes))
-}
-
-/// Unpacks a `.tar.gz` (paths escaping the target are refused by `tar`).
-fn unpack(archive: &[u8], into: &Path) -> anyhow::Result<()> {
-    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(archive));
-    tar.unpack(into).context("the source archive is not a readable .tar.gz")
 }
 
 /// Packs the contents of `folder` into a `.tar.gz` at `target`.

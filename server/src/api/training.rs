@@ -133,30 +133,20 @@ async fn logs(
         headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/event-stream"));
     if wants_stream {
         let job = app::training::ssr::authorize_read(&ctx, id).await?;
+        let slot = ctx.state.stream_slot(ctx.actor()?.user_id, MAX_STREAMS_PER_USER)?;
         let last_event = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
         let after = last_event.or(params.after).unwrap_or(0);
-        return Ok(stream(ctx.state.clone(), id, after, job.status).into_response());
+        return Ok(stream(ctx, slot, id, after, job.status).into_response());
     }
     if params.format.as_deref() == Some("text") {
         let job = app::training::ssr::authorize_read(&ctx, id).await?;
-        let mut out = String::new();
-        let mut after = 0;
-        loop {
-            let lines = app::training::ssr::lines_after(&ctx.state.pool, id, after, None, 5000).await?;
-            let Some(last) = lines.last() else { break };
-            after = last.seq;
-            for l in &lines {
-                let at = l.at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
-                out.push_str(&format!("{at} [{}] {}\n", l.stream, l.text));
-            }
-        }
         let disposition = format!("attachment; filename=\"{}.log\"", job.engine_name);
         return Ok((
             [
                 (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_owned()),
                 (header::CONTENT_DISPOSITION, disposition),
             ],
-            out,
+            axum::body::Body::from_stream(text_log(ctx.state.pool.clone(), id)),
         )
             .into_response());
     }
@@ -167,24 +157,69 @@ async fn logs(
     .into_response())
 }
 
-/// Server-sent events of new log lines, polling the stored log.
+/// Live log streams one user may have open at once (tabs, scripts).
+const MAX_STREAMS_PER_USER: usize = 8;
+/// How often an open stream checks that its caller may still read the job.
+const RECHECK: Duration = Duration::from_secs(30);
+
+/// The whole log as text, read and sent a page at a time (never held whole).
+fn text_log(
+    pool: sqlx::PgPool,
+    id: Uuid,
+) -> impl futures_util::Stream<Item = Result<axum::body::Bytes, std::io::Error>> {
+    futures_util::stream::unfold(Some(0_i64), move |after| {
+        let pool = pool.clone();
+        async move {
+            let after = after?;
+            match app::training::ssr::lines_after(&pool, id, after, None, 5000).await {
+                Ok(lines) if lines.is_empty() => None,
+                Ok(lines) => {
+                    let mut out = String::new();
+                    for l in &lines {
+                        let at = l.at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+                        out.push_str(&format!("{at} [{}] {}\n", l.stream, l.text));
+                    }
+                    Some((Ok(axum::body::Bytes::from(out)), lines.last().map(|l| l.seq)))
+                }
+                Err(e) => {
+                    tracing::warn!(job = %id, error = ?e, "log download failed midway");
+                    Some((Err(std::io::Error::other("the log could not be read")), None))
+                }
+            }
+        }
+    })
+}
+
+/// Server-sent events of new log lines, polling the stored log. The caller's
+/// access is checked again every [`RECHECK`]: a member removed from the team
+/// stops receiving lines.
 fn stream(
-    state: AppState,
+    ctx: Ctx,
+    slot: app::state::StreamSlot,
     id: Uuid,
     after: i64,
     status: String,
 ) -> Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>> {
     struct Cursor {
-        state: AppState,
+        ctx: Ctx,
+        _slot: app::state::StreamSlot,
+        checked: tokio::time::Instant,
         after: i64,
         status: String,
         announced: bool,
         ended: bool,
     }
-    let start = Cursor { state, after, status, announced: false, ended: false };
+    let checked = tokio::time::Instant::now();
+    let start = Cursor { ctx, _slot: slot, checked, after, status, announced: false, ended: false };
     let events = futures_util::stream::unfold(start, move |mut c| async move {
         if c.ended {
             return None;
+        }
+        if c.checked.elapsed() >= RECHECK {
+            if app::training::ssr::authorize_read(&c.ctx, id).await.is_err() {
+                return None;
+            }
+            c.checked = tokio::time::Instant::now();
         }
         if !c.announced {
             c.announced = true;
@@ -192,7 +227,7 @@ fn stream(
             return Some((vec![Ok(event)], c));
         }
         loop {
-            match app::training::ssr::lines_after(&c.state.pool, id, c.after, None, 500).await {
+            match app::training::ssr::lines_after(&c.ctx.state.pool, id, c.after, None, 500).await {
                 Ok(lines) if !lines.is_empty() => {
                     c.after = lines.last().map_or(c.after, |l| l.seq);
                     let events = lines
@@ -211,7 +246,7 @@ fn stream(
                     return None;
                 }
             }
-            match app::training::ssr::progress(&c.state.pool, id).await {
+            match app::training::ssr::progress(&c.ctx.state.pool, id).await {
                 Ok((status, logs_done)) => {
                     if status != c.status {
                         c.status = status.clone();
@@ -223,6 +258,9 @@ fn stream(
                     }
                 }
                 Err(_) => return None,
+            }
+            if c.checked.elapsed() >= RECHECK {
+                return Some((Vec::new(), c));
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }

@@ -1,17 +1,17 @@
 //! `/api/v1/users`: accounts on this site (site admins only).
 
-use super::{ApiJson, ApiQuery, PageParams};
+use super::{ApiJson, ApiPath, ApiQuery, PageParams};
 use app::error::AppError;
 use app::error::ssr::Problem;
 use app::page::Page;
 use app::state::{AppState, Ctx};
-use app::users::{NewUserRequest, User, ssr};
+use app::users::{NewUserRequest, User, UserUpdate, ssr};
 use axum::Json;
 use http::StatusCode;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list, create))
+    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(update))
 }
 
 /// All accounts, by email (site admins).
@@ -27,4 +27,17 @@ async fn list(ctx: Ctx, ApiQuery(p): ApiQuery<PageParams>) -> Result<Json<Page<U
               (status = 422, body = Problem)))]
 async fn create(ctx: Ctx, ApiJson(input): ApiJson<NewUserRequest>) -> Result<(StatusCode, Json<User>), AppError> {
     Ok((StatusCode::CREATED, Json(ssr::create(&ctx, input).await?)))
+}
+
+/// Disables or enables an account (site admins; not their own). A disabled
+/// account cannot sign in, and its sessions and tokens stop working at once.
+#[utoipa::path(patch, path = "/users/{id}", tag = "users", params(("id" = uuid::Uuid, Path)), request_body = UserUpdate,
+    responses((status = 200, body = User), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn update(
+    ctx: Ctx,
+    ApiPath(id): ApiPath<uuid::Uuid>,
+    ApiJson(input): ApiJson<UserUpdate>,
+) -> Result<Json<User>, AppError> {
+    Ok(Json(ssr::update(&ctx, id, input).await?))
 }
