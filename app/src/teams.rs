@@ -26,6 +26,9 @@ pub struct Team {
     /// Locations outside Capstan's bucket (`s3://bucket/prefix/`) the team may
     /// name; everything else outside the bucket is refused. Set by site admins.
     pub allowed_sources: Vec<String>,
+    /// IAM roles besides the team's own that its launches may name in
+    /// `role_arn`. Set by site admins.
+    pub allowed_role_arns: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,6 +68,10 @@ pub struct TeamUpdate {
     /// `s3://bucket/prefix/`); absent keeps them. Site admins only.
     #[serde(default)]
     pub allowed_sources: Option<Vec<String>>,
+    /// Replaces the IAM roles besides the team's own that launches may name;
+    /// absent keeps them. Site admins only.
+    #[serde(default)]
+    pub allowed_role_arns: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -108,11 +115,17 @@ pub async fn update_team(
     name: Option<String>,
     sagemaker_role_arn: Option<String>,
     allowed_sources: Option<String>,
+    allowed_role_arns: Option<String>,
 ) -> Result<Team, AppError> {
     let ctx = crate::state::server_ctx().await?;
-    let allowed_sources =
-        allowed_sources.map(|text| text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect());
-    crate::state::finish(ssr::update(&ctx, &team, TeamUpdate { name, sagemaker_role_arn, allowed_sources }).await)
+    let lines = |text: String| text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect();
+    let input = TeamUpdate {
+        name,
+        sagemaker_role_arn,
+        allowed_sources: allowed_sources.map(lines),
+        allowed_role_arns: allowed_role_arns.map(lines),
+    };
+    crate::state::finish(ssr::update(&ctx, &team, input).await)
 }
 
 #[server(prefix = "/rpc", endpoint = "list_members")]
@@ -314,6 +327,12 @@ pub fn MembersPage() -> impl IntoView {
                                     </label>
                                     <p class="muted">"One s3://bucket/prefix/ per line: dataset sources and training locations the team may name besides its own area of Capstan's bucket. Only site admins change them."</p>
                                     <FieldMessage error=rename_err field="allowed_sources"/>
+                                    <label>"Other IAM roles launches may name"
+                                        <textarea name="allowed_role_arns" rows="2" readonly=!site_admin()
+                                            placeholder="arn:aws:iam::123456789012:role/GpuTraining">{t.allowed_role_arns.join("\n")}</textarea>
+                                    </label>
+                                    <p class="muted">"One role ARN per line, besides the execution role above, that a launch may choose. Only site admins change them."</p>
+                                    <FieldMessage error=rename_err field="allowed_role_arns"/>
                                     <button type="submit" class="secondary">"Save settings"</button>
                                 </ActionForm>
                             </section>
@@ -344,7 +363,7 @@ pub mod ssr {
         let actor = ctx.actor()?;
         let row = sqlx::query!(
             r#"select t.team_id, t.slug, t.name, t.created_at, t.sagemaker_role_arn, t.allowed_sources,
-                      m.role as "role?: Role"
+                      t.allowed_role_arns, m.role as "role?: Role"
                from team t left join team_member m on m.team_id = t.team_id and m.user_id = $2
                where t.slug = $1"#,
             slug,
@@ -365,6 +384,7 @@ pub mod ssr {
             my_role: row.role,
             sagemaker_role_arn: row.sagemaker_role_arn,
             allowed_sources: row.allowed_sources,
+            allowed_role_arns: row.allowed_role_arns,
         };
         Ok((team, row.role))
     }
@@ -375,7 +395,7 @@ pub mod ssr {
         let after: Option<String> = page::ssr::decode(cursor)?;
         let rows = sqlx::query!(
             r#"select t.team_id, t.slug, t.name, t.created_at, t.sagemaker_role_arn, t.allowed_sources,
-                      m.role as "role?: Role"
+                      t.allowed_role_arns, m.role as "role?: Role"
                from team t left join team_member m on m.team_id = t.team_id and m.user_id = $1
                where ($2 or m.user_id is not null) and t.slug > $3
                order by t.slug
@@ -397,6 +417,7 @@ pub mod ssr {
                 my_role: r.role,
                 sagemaker_role_arn: r.sagemaker_role_arn,
                 allowed_sources: r.allowed_sources,
+                allowed_role_arns: r.allowed_role_arns,
             })
             .collect();
         Ok(page::ssr::build(items, limit, |t: &Team| t.slug.clone()))
@@ -447,6 +468,7 @@ pub mod ssr {
             my_role: Some(Role::Admin),
             sagemaker_role_arn: None,
             allowed_sources: Vec::new(),
+            allowed_role_arns: Vec::new(),
         })
     }
 
@@ -497,16 +519,34 @@ pub mod ssr {
             }
             _ => None,
         };
+        let new_roles = match &input.allowed_role_arns {
+            Some(list) if *list != team.allowed_role_arns => {
+                crate::roles::authorize_site(&ctx.actor()?.principal(), crate::roles::SiteAction::GrantIamRoles)?;
+                let many = list.len() > 1;
+                let mut clean = Vec::new();
+                for (i, raw) in list.iter().enumerate() {
+                    let field = if many { format!("allowed_role_arns[{i}]") } else { "allowed_role_arns".to_owned() };
+                    if let Some(arn) = errors.check(&field, crate::training::ssr::role_arn(raw.trim())) {
+                        clean.push(arn);
+                    }
+                }
+                if list.len() > 20 {
+                    errors.check::<()>("allowed_role_arns", Err("Allow at most 20 roles.".into()));
+                }
+                Some(clean)
+            }
+            _ => None,
+        };
         errors.finish()?;
-        if new_name.is_none() && new_role.is_none() && new_sources.is_none() {
+        if new_name.is_none() && new_role.is_none() && new_sources.is_none() && new_roles.is_none() {
             return Err(AppError::field(
                 "name",
-                "Nothing to change: give a name, a sagemaker_role_arn or allowed_sources.",
+                "Nothing to change: give a name, a sagemaker_role_arn, allowed_sources or allowed_role_arns.",
             ));
         }
         let mut tx = ctx.pool().begin().await?;
         let old = sqlx::query!(
-            "select name, sagemaker_role_arn, allowed_sources from team where team_id = $1 for update",
+            "select name, sagemaker_role_arn, allowed_sources, allowed_role_arns from team where team_id = $1 for update",
             team.id
         )
         .fetch_one(&mut *tx)
@@ -514,13 +554,16 @@ pub mod ssr {
         let name_after = new_name.unwrap_or_else(|| old.name.clone());
         let role_after = new_role.unwrap_or_else(|| old.sagemaker_role_arn.clone());
         let sources_after = new_sources.unwrap_or_else(|| old.allowed_sources.clone());
+        let roles_after = new_roles.unwrap_or_else(|| old.allowed_role_arns.clone());
         sqlx::query!(
-            "update team set name = $2, sagemaker_role_arn = $3, allowed_sources = $4, updated_at = now()
+            "update team set name = $2, sagemaker_role_arn = $3, allowed_sources = $4, allowed_role_arns = $5,
+                    updated_at = now()
              where team_id = $1",
             team.id,
             name_after,
             role_after,
             &sources_after,
+            &roles_after,
         )
         .execute(&mut *tx)
         .await?;
@@ -533,14 +576,21 @@ pub mod ssr {
                 target_id: Some(team.id.to_string()),
                 summary: json!({
                     "before": { "name": old.name, "sagemaker_role_arn": old.sagemaker_role_arn,
-                                "allowed_sources": old.allowed_sources },
-                    "after": { "name": name_after, "sagemaker_role_arn": role_after, "allowed_sources": sources_after },
+                                "allowed_sources": old.allowed_sources, "allowed_role_arns": old.allowed_role_arns },
+                    "after": { "name": name_after, "sagemaker_role_arn": role_after, "allowed_sources": sources_after,
+                               "allowed_role_arns": roles_after },
                 }),
             },
         )
         .await?;
         tx.commit().await?;
-        Ok(Team { name: name_after, sagemaker_role_arn: role_after, allowed_sources: sources_after, ..team })
+        Ok(Team {
+            name: name_after,
+            sagemaker_role_arn: role_after,
+            allowed_sources: sources_after,
+            allowed_role_arns: roles_after,
+            ..team
+        })
     }
 
     pub async fn list_members(

@@ -768,11 +768,15 @@ pub mod ssr {
             let granted = team_role.or_else(|| state.settings.sagemaker_role_arn.clone());
             let named = r.role_arn.as_deref().map(str::trim).filter(|s| !s.is_empty());
             match (named, granted) {
+                // another role only if a site admin put it on the team's list
+                (Some(named), _) if owner.allowed_role_arns.iter().any(|a| a == named) => {
+                    errors.check("role_arn", role_arn(named))
+                }
                 (Some(named), granted) if granted.as_deref() != Some(named) => {
                     errors.check::<()>(
                         "role_arn",
-                        Err("This team's jobs run as the IAM role a site admin set for it; leave role_arn empty \
-                             or name that role."
+                        Err("This team's jobs run as the IAM role a site admin set for it (or one of the roles a \
+                             site admin allowed it); leave role_arn empty or name one of those."
                             .into()),
                     );
                     None

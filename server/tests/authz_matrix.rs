@@ -256,6 +256,12 @@ fn cases() -> Vec<Case> {
             input: json!({"source_uri": "s3://capstan/datasets/beta/matrix/"}),
             expect: "401 403 422 422 422 404 422",
         },
+        // only site admins allow a team other IAM roles
+        Case {
+            call: "PATCH /api/v1/teams/alpha",
+            input: json!({"allowed_role_arns": ["arn:aws:iam::123456789012:role/R-{caller_slug}"]}),
+            expect: "401 403 403 403 403 404 200",
+        },
         // only site admins open outside locations to a team
         Case {
             call: "PATCH /api/v1/teams/alpha",

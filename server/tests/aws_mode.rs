@@ -250,9 +250,30 @@ async fn training_jobs_on_the_emulated_sagemaker_api(pool: PgPool) {
     assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text());
     assert_eq!(res.json()["errors"][0]["field"], "role_arn");
     assert_eq!(app.count("select count(*) from training_job").await, 3);
-    assert_eq!(app::training_engine::launch_due(&app.state).await.expect("launch"), 3);
+    // ... unless a site admin allowed that role for the team (a team admin cannot)
+    let allow = json!({"allowed_role_arns": ["arn:aws:iam::123456789012:role/GpuTraining"]});
+    let res = app.call(Method::PATCH, "/api/v1/teams/ml", &auth, Some(allow.clone())).await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    let site = Auth::Bearer(app.user("roles-admin@example.com", true).await.token);
+    assert_eq!(app.call(Method::PATCH, "/api/v1/teams/ml", &site, Some(allow)).await.status, StatusCode::OK);
+    let res = app
+        .call(
+            Method::POST,
+            "/api/v1/teams/ml/training-jobs",
+            &auth,
+            Some(json!({
+                "name": "on-gpu-role", "entry_point": "train.py", "framework": "sklearn-1.2",
+                "source_uri": "s3://capstan-aws/jobs/ml/sources/x/sourcedir.tar.gz", "instance_type": "ml.m5.xlarge",
+                "role_arn": "arn:aws:iam::123456789012:role/GpuTraining",
+                "channels": [{"name": "train", "version_id": version}]
+            })),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    ids.push(res.json()["id"].as_str().expect("id").to_owned());
+    assert_eq!(app::training_engine::launch_due(&app.state).await.expect("launch"), 4);
     let stats = app::training_engine::reconcile(&app.state).await.expect("reconcile");
-    assert_eq!((stats.in_flight, stats.list_calls, stats.describe_calls), (3, 1, 3));
+    assert_eq!((stats.in_flight, stats.list_calls, stats.describe_calls), (4, 1, 4));
     for id in &ids {
         let job = app.call(Method::GET, &format!("/api/v1/training-jobs/{id}"), &auth, None).await.json();
         assert_eq!(job["status"], "completed", "{job}");
@@ -281,6 +302,7 @@ async fn training_jobs_on_the_emulated_sagemaker_api(pool: PgPool) {
     );
     assert_eq!(described.role_arn(), Some("arn:aws:iam::123456789012:role/SageMakerTraining"));
     assert_eq!(describe(&ids[2]).await.role_arn(), Some(TEAM_ROLE));
+    assert_eq!(describe(&ids[3]).await.role_arn(), Some("arn:aws:iam::123456789012:role/GpuTraining"));
     let channel = &described.input_data_config()[0];
     assert_eq!(channel.channel_name(), Some("train"));
     assert_eq!(

@@ -423,6 +423,15 @@ async fn live_log_streams_are_capped_per_user(pool: PgPool) {
     assert_eq!(open(&f.viewer).await.expect("response").status(), StatusCode::OK, "other users have their own");
     held.pop();
     assert_eq!(open(&f.member).await.expect("response").status(), StatusCode::OK, "a closed stream frees its slot");
+    // who may open one: not a visitor, not another team (who learns nothing)
+    let stranger = Auth::Bearer(app.user("stranger@example.com", false).await.token);
+    assert_eq!(open(&stranger).await.expect("response").status(), StatusCode::NOT_FOUND);
+    let anonymous = http::Request::builder()
+        .uri(format!("/api/v1/training-jobs/{id}/logs"))
+        .header("accept", "text/event-stream")
+        .body(axum::body::Body::empty())
+        .expect("request");
+    assert_eq!(app.router.clone().oneshot(anonymous).await.expect("response").status(), StatusCode::UNAUTHORIZED);
 }
 
 #[sqlx::test(migrations = "../migrations")]
