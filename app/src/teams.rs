@@ -490,53 +490,34 @@ pub mod ssr {
             "" => Some(None),
             r => errors.check("sagemaker_role_arn", crate::training::ssr::role_arn(r)).map(Some),
         });
-        // the same rule: which outside data a team may read is a site decision
-        let new_sources = match &input.allowed_sources {
-            Some(list) if *list != team.allowed_sources => {
-                crate::roles::authorize_site(&ctx.actor()?.principal(), crate::roles::SiteAction::GrantIamRoles)?;
-                let mut clean = Vec::new();
-                for (i, raw) in list.iter().enumerate() {
-                    let field = if input.allowed_sources.as_ref().is_some_and(|l| l.len() > 1) {
-                        format!("allowed_sources[{i}]")
+        // the same rule: which outside data and roles a team may use is a site decision
+        let bucket = &ctx.state.storage.bucket;
+        let new_sources = granted_list(
+            ctx,
+            &mut errors,
+            "allowed_sources",
+            input.allowed_sources.as_ref(),
+            &team.allowed_sources,
+            100,
+            |raw| {
+                storage::S3Uri::parse(raw).and_then(|u| {
+                    if u.bucket == *bucket {
+                        Err(format!("{u} is in Capstan's own bucket, whose team areas need no allowing."))
                     } else {
-                        "allowed_sources".to_owned()
-                    };
-                    let parsed = storage::S3Uri::parse(raw).and_then(|u| {
-                        if u.bucket == ctx.state.storage.bucket {
-                            Err(format!("{u} is in Capstan's own bucket, whose team areas need no allowing."))
-                        } else {
-                            Ok(u.to_string())
-                        }
-                    });
-                    if let Some(u) = errors.check(&field, parsed) {
-                        clean.push(u);
+                        Ok(u.to_string())
                     }
-                }
-                if list.len() > 100 {
-                    errors.check::<()>("allowed_sources", Err("Allow at most 100 locations.".into()));
-                }
-                Some(clean)
-            }
-            _ => None,
-        };
-        let new_roles = match &input.allowed_role_arns {
-            Some(list) if *list != team.allowed_role_arns => {
-                crate::roles::authorize_site(&ctx.actor()?.principal(), crate::roles::SiteAction::GrantIamRoles)?;
-                let many = list.len() > 1;
-                let mut clean = Vec::new();
-                for (i, raw) in list.iter().enumerate() {
-                    let field = if many { format!("allowed_role_arns[{i}]") } else { "allowed_role_arns".to_owned() };
-                    if let Some(arn) = errors.check(&field, crate::training::ssr::role_arn(raw.trim())) {
-                        clean.push(arn);
-                    }
-                }
-                if list.len() > 20 {
-                    errors.check::<()>("allowed_role_arns", Err("Allow at most 20 roles.".into()));
-                }
-                Some(clean)
-            }
-            _ => None,
-        };
+                })
+            },
+        )?;
+        let new_roles = granted_list(
+            ctx,
+            &mut errors,
+            "allowed_role_arns",
+            input.allowed_role_arns.as_ref(),
+            &team.allowed_role_arns,
+            20,
+            |raw| crate::training::ssr::role_arn(raw.trim()),
+        )?;
         errors.finish()?;
         if new_name.is_none() && new_role.is_none() && new_sources.is_none() && new_roles.is_none() {
             return Err(AppError::field(
@@ -591,6 +572,34 @@ pub mod ssr {
             allowed_role_arns: roles_after,
             ..team
         })
+    }
+
+    /// A list only site admins grant a team (allowed sources, allowed roles):
+    /// `None` when not asked or unchanged (anyone may send it back as it is,
+    /// as the settings form does); otherwise each entry checked by `parse`
+    /// (errors named `field[i]` when there are several) and at most `max`.
+    fn granted_list(
+        ctx: &Ctx,
+        errors: &mut Errors,
+        field: &str,
+        asked: Option<&Vec<String>>,
+        current: &[String],
+        max: usize,
+        parse: impl Fn(&str) -> Result<String, String>,
+    ) -> Result<Option<Vec<String>>, AppError> {
+        let Some(list) = asked.filter(|l| l.as_slice() != current) else { return Ok(None) };
+        crate::roles::authorize_site(&ctx.actor()?.principal(), crate::roles::SiteAction::GrantIamRoles)?;
+        let mut clean = Vec::new();
+        for (i, raw) in list.iter().enumerate() {
+            let name = if list.len() > 1 { format!("{field}[{i}]") } else { field.to_owned() };
+            if let Some(entry) = errors.check(&name, parse(raw)) {
+                clean.push(entry);
+            }
+        }
+        if list.len() > max {
+            errors.check::<()>(field, Err(format!("Allow at most {max} entries.")));
+        }
+        Ok(Some(clean))
     }
 
     pub async fn list_members(
