@@ -952,4 +952,12 @@ async fn control_characters_in_any_field_never_answer_5xx(pool: PgPool) {
         }
     }
     assert!(fives.is_empty(), "5xx answers:\n{}", fives.join("\n"));
+    // and the field is named, nothing written
+    let body = json!({"name": "d2", "description": "ok", "tags": ["fine", "bad\u{0}"]});
+    let res = app.call(Method::POST, "/api/v1/teams/ml/datasets", &auth, Some(body)).await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text());
+    assert_eq!(res.json()["errors"][0]["field"], "tags[1]");
+    let body = json!({"name": "d3", "description": "two\nlines\twith a tab"});
+    let res = app.call(Method::POST, "/api/v1/teams/ml/datasets", &auth, Some(body)).await;
+    assert_eq!(res.status, StatusCode::CREATED, "line breaks and tabs are text: {}", res.text());
 }

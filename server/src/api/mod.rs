@@ -88,8 +88,25 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+        match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(v)) => {
+                let mut bad = Vec::new();
+                control_characters(&v, "", &mut bad);
+                if !bad.is_empty() {
+                    return Err(AppError::Validation(
+                        bad.into_iter()
+                            .map(|field| {
+                                app::error::FieldError::new(
+                                    &field,
+                                    "Remove the control characters (only tabs and line breaks are kept).",
+                                )
+                            })
+                            .collect(),
+                    ));
+                }
+                // the path names the field in type errors (`instance_count: invalid type …`)
+                serde_path_to_error::deserialize(v).map(ApiJson).map_err(|e| data_error(&e.to_string()))
+            }
             Err(JsonRejection::MissingJsonContentType(_)) => {
                 Err(AppError::UnsupportedMediaType("Send a JSON body with Content-Type: application/json.".into()))
             }
@@ -98,6 +115,31 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             Err(e) if e.status() == http::StatusCode::PAYLOAD_TOO_LARGE => Err(AppError::PayloadTooLarge),
             Err(e) => Err(AppError::BadRequest(e.body_text())),
         }
+    }
+}
+
+/// Where text enters, NUL and other control characters are refused by field
+/// (tabs and line breaks are text): they would otherwise reach PostgreSQL
+/// (which refuses NUL) or a terminal reading logs. Fields are named as in
+/// validation errors: `name`, `tags[1]`, `hyperparameters[0].value`.
+fn control_characters(v: &serde_json::Value, at: &str, out: &mut Vec<String>) {
+    use serde_json::Value;
+    match v {
+        Value::String(s) if s.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')) => {
+            out.push(if at.is_empty() { "body".to_owned() } else { at.to_owned() });
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                control_characters(item, &format!("{at}[{i}]"), out);
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map {
+                let path = if at.is_empty() { key.clone() } else { format!("{at}.{key}") };
+                control_characters(item, &path, out);
+            }
+        }
+        _ => {}
     }
 }
 
