@@ -432,12 +432,55 @@ pub mod ssr {
         }
         let data = read(start, end - start).await?;
         fetched += i64::try_from(data.len()).unwrap_or_default();
+        // each page declares its own uncompressed size, which parquet-rs
+        // allocates before decompressing: a page may not claim more than the cap
+        if let Some(note) = oversized_page(&data, start, group).map_err(bad)? {
+            return Ok((columns, Vec::new(), row_count, fetched, Some(note)));
+        }
         let sparse = Sparse { len: size, parts: vec![(start, data), (footer_start, footer)] };
         let rows = tokio::task::spawn_blocking(move || first_rows(sparse, max_rows))
             .await
             .map_err(|_| AppError::Internal)?
             .map_err(bad)?;
         Ok((columns, rows, row_count, fetched, None))
+    }
+
+    /// Walks the page headers of the first row group's column chunks (their
+    /// bytes fetched from `base`) and names the first page that declares more
+    /// than [`MAX_DECODED`] uncompressed bytes. (`parquet::format` is
+    /// deprecated and goes away in parquet 59: before upgrading, read these
+    /// two fields another way.)
+    #[allow(deprecated)]
+    fn oversized_page(
+        data: &Bytes,
+        base: u64,
+        group: &parquet::file::metadata::RowGroupMetaData,
+    ) -> Result<Option<String>, String> {
+        use parquet::thrift::TSerializable as _;
+        for column in group.columns() {
+            let (start, len) = column.byte_range();
+            let from = usize::try_from(start.saturating_sub(base)).map_err(|e| e.to_string())?;
+            let to = from.saturating_add(usize::try_from(len).map_err(|e| e.to_string())?).min(data.len());
+            let mut at = from;
+            while at < to {
+                let mut cursor = std::io::Cursor::new(&data[at..to]);
+                let mut protocol = thrift::protocol::TCompactInputProtocol::new(&mut cursor);
+                let header = parquet::format::PageHeader::read_from_in_protocol(&mut protocol)
+                    .map_err(|e| format!("a page header is unreadable: {e}"))?;
+                let declared = u64::try_from(header.uncompressed_page_size).unwrap_or(u64::MAX);
+                if declared > MAX_DECODED {
+                    return Ok(Some(format!(
+                        "Rows not shown: a page declares {} uncompressed (previews decode at most {}).",
+                        size_text(declared),
+                        size_text(MAX_DECODED)
+                    )));
+                }
+                let header_len = usize::try_from(cursor.position()).map_err(|e| e.to_string())?;
+                let body = usize::try_from(header.compressed_page_size).map_err(|_| "a page has a negative size")?;
+                at = at.saturating_add(header_len).saturating_add(body);
+            }
+        }
+        Ok(None)
     }
 
     /// `String` from `String`, `Timestamp` from `Timestamp { .. }`.

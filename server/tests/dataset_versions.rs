@@ -533,6 +533,26 @@ fn parquet_bytes() -> Vec<u8> {
     out
 }
 
+/// A real file whose first page header claims 1 GiB uncompressed (the page
+/// itself is tiny): parquet-rs would allocate the claim before decompressing.
+#[allow(deprecated)] // parquet::format: see app::preview::ssr::oversized_page
+fn parquet_lying_page() -> Vec<u8> {
+    use parquet::thrift::TSerializable as _;
+    let mut bytes = parquet_bytes();
+    let mut cursor = std::io::Cursor::new(&bytes[4..]);
+    let mut input = thrift::protocol::TCompactInputProtocol::new(&mut cursor);
+    let mut header = parquet::format::PageHeader::read_from_in_protocol(&mut input).expect("first page header");
+    let old_len = usize::try_from(cursor.position()).expect("len");
+    header.uncompressed_page_size = 1 << 30;
+    let mut out = Vec::new();
+    let mut output = thrift::protocol::TCompactOutputProtocol::new(&mut out);
+    header.write_to_out_protocol(&mut output).expect("write header");
+    thrift::protocol::TOutputProtocol::flush(&mut output).expect("flush");
+    drop(output);
+    bytes.splice(4..4 + old_len, out);
+    bytes
+}
+
 /// One row holding `len` zero bytes, zstd-compressed to almost nothing.
 fn parquet_zeros(len: usize) -> Vec<u8> {
     use parquet::basic::{Compression, ZstdLevel};
@@ -576,6 +596,7 @@ async fn previews_read_the_head_or_footer_of_each_format(pool: PgPool) {
     huge_footer[n - 4..].copy_from_slice(b"PAR1");
     f.app.put("capstan", "p/huge-footer.parquet", huge_footer).await;
     f.app.put("capstan", "p/zeros.parquet", parquet_zeros(70 << 20)).await;
+    f.app.put("capstan", "p/lying.parquet", parquet_lying_page()).await;
     let v = f.register("s3://capstan/p/", false).await;
     let id = v["id"].as_str().expect("id");
     let preview = |key: &str| {
@@ -620,6 +641,9 @@ async fn previews_read_the_head_or_footer_of_each_format(pool: PgPool) {
     assert_eq!(bomb["row_count"], 1, "{bomb}");
     assert_eq!(bomb["rows"], json!([]));
     assert!(bomb["note"].as_str().is_some_and(|n| n.contains("previews decode at most 67.1 MB")), "{bomb}");
+    let lying = preview("lying.parquet").await.json();
+    assert_eq!(lying["rows"], json!([]), "{lying}");
+    assert!(lying["note"].as_str().is_some_and(|n| n.contains("a page declares 1.1 GB uncompressed")), "{lying}");
     let png = preview("image.png").await.json();
     assert_eq!(png["format"], Value::Null);
     assert_eq!(png["note"], "Preview not available for this format.");
