@@ -63,6 +63,7 @@ impl LocalPostgres {
     /// Works out the cluster's folders and owner without starting anything.
     pub fn locate(data_dir: &Path, bin: Option<&Path>) -> anyhow::Result<Self> {
         let bin = find_bin(bin)?;
+        let fresh = !data_dir.exists();
         std::fs::create_dir_all(data_dir).with_context(|| format!("failed to create {}", data_dir.display()))?;
         let data_dir = data_dir.canonicalize().context("failed to resolve the data directory")?;
         let root = data_dir.join("postgres");
@@ -83,10 +84,13 @@ impl LocalPostgres {
         } else {
             None
         };
-        // Nobody else lists the data directory; the postgres user (when
-        // Capstan runs as root) only passes through it to its own folder.
-        std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o711))
-            .with_context(|| format!("failed to restrict {}", data_dir.display()))?;
+        // Nobody else lists a data directory Capstan made; the postgres user
+        // (when Capstan runs as root) only passes through it to its own
+        // folder. A folder the user named that already existed keeps its mode.
+        if fresh {
+            std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o711))
+                .with_context(|| format!("failed to restrict {}", data_dir.display()))?;
+        }
         for dir in [&root, &socket_dir] {
             std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
