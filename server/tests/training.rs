@@ -107,6 +107,15 @@ fn launch_body(name: &str, source: &str, version: &str, hps: Value) -> Value {
     })
 }
 
+/// Launches `launch_body(name, source, the team's version, hps)` as the
+/// team's member and returns the new job.
+async fn launch_as_member(f: &Fixture, name: &str, source: &str, hps: Value) -> Value {
+    let body = launch_body(name, source, &f.version, hps);
+    let res = f.app.call(Method::POST, "/api/v1/teams/ml/training-jobs", &f.member, Some(body)).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    res.json()
+}
+
 /// Runs the worker's steps until `done` holds for the job (up to 90 s).
 async fn drive(app: &TestApp, auth: &Auth, id: &str, done: impl Fn(&Value) -> bool) -> Value {
     for _ in 0..900 {
@@ -136,16 +145,7 @@ async fn local_runner_runs_the_example_script_end_to_end(pool: PgPool) {
     assert_eq!(again.json()["source_uri"], source.as_str());
 
     let hps = json!([{"key": "epochs", "value": "6"}, {"key": "learning-rate", "value": "0.2"}]);
-    let res = app
-        .call(
-            Method::POST,
-            "/api/v1/teams/ml/training-jobs",
-            &f.member,
-            Some(launch_body("churn-lr", &source, &f.version, hps)),
-        )
-        .await;
-    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
-    let job = res.json();
+    let job = launch_as_member(&f, "churn-lr", &source, hps).await;
     assert_eq!(job["status"], "requested");
     assert_eq!(job["backend"], "local");
     let id = job["id"].as_str().expect("id").to_owned();
@@ -246,15 +246,7 @@ async fn stopping_a_running_local_job_terminates_the_script(pool: PgPool) {
         .expect("uri")
         .to_owned();
     let hps = json!([{"key": "epochs", "value": "1000"}, {"key": "seconds-per-epoch", "value": "0.2"}]);
-    let res = app
-        .call(
-            Method::POST,
-            "/api/v1/teams/ml/training-jobs",
-            &f.member,
-            Some(launch_body("long", &source, &f.version, hps)),
-        )
-        .await;
-    let id = res.json()["id"].as_str().expect("id").to_owned();
+    let id = launch_as_member(&f, "long", &source, hps).await["id"].as_str().expect("id").to_owned();
     drive(app, &f.member, &id, |j| j["status"] == "training" && j["log_lines"].as_i64().unwrap_or(0) > 3).await;
     let viewer_stop = app.call(Method::POST, &format!("/api/v1/training-jobs/{id}/stop"), &f.viewer, None).await;
     assert_eq!(viewer_stop.status, StatusCode::FORBIDDEN);
@@ -353,16 +345,7 @@ async fn a_local_job_cannot_reach_capstan_or_other_jobs(pool: PgPool) {
         {"key": "pg", "value": pg},
         {"key": "host-pid", "value": std::process::id().to_string()},
     ]);
-    let res = app
-        .call(
-            Method::POST,
-            "/api/v1/teams/ml/training-jobs",
-            &f.member,
-            Some(launch_body("escape", &source, &f.version, hps)),
-        )
-        .await;
-    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
-    let id = res.json()["id"].as_str().expect("id").to_owned();
+    let id = launch_as_member(&f, "escape", &source, hps).await["id"].as_str().expect("id").to_owned();
     let job = drive(app, &f.member, &id, |j| app::training::is_final(j["status"].as_str().unwrap_or_default())).await;
     assert_eq!(job["status"], "completed", "{job:#}");
     drive(app, &f.member, &id, |_| true).await;
@@ -394,15 +377,7 @@ async fn live_log_streams_are_capped_per_user(pool: PgPool) {
         .as_str()
         .expect("uri")
         .to_owned();
-    let res = app
-        .call(
-            Method::POST,
-            "/api/v1/teams/ml/training-jobs",
-            &f.member,
-            Some(launch_body("s", &source, &f.version, json!([]))),
-        )
-        .await;
-    let id = res.json()["id"].as_str().expect("id").to_owned();
+    let id = launch_as_member(&f, "s", &source, json!([])).await["id"].as_str().expect("id").to_owned();
     let open = |auth: &Auth| {
         let Auth::Bearer(token) = auth else { unreachable!() };
         let req = http::Request::builder()
