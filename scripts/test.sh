@@ -22,6 +22,9 @@ fi
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "import rules (ARCHITECTURE.md)"
+python3 scripts/check-imports.py
+
 step "clippy (ssr)"
 cargo clippy -p app -p server -p storage -p training --all-targets -- -D warnings
 step "clippy (hydrate, wasm32)"
@@ -40,6 +43,21 @@ if [ -z "${DATABASE_URL:-}" ]; then
   DATABASE_URL="$("$bin" --data-dir "$pgdir" db start)"
   export DATABASE_URL
 fi
+
+step "offline query data (.sqlx) matches the queries and the migrations"
+# The query macros check every query against a migrated database and write
+# what they learn; the result must equal the committed .sqlx/ (which builds
+# use offline). Touching the crate makes the macros run again; clippy with
+# the arguments of the clippy step above reuses what that step compiled.
+"$bin" migrate >/dev/null
+sqlx_now="$(mktemp -d)"
+touch app/src/lib.rs
+SQLX_OFFLINE=false SQLX_OFFLINE_DIR="$sqlx_now" cargo clippy -q -p app -p server -p storage -p training --all-targets -- -D warnings
+if ! diff -r -q .sqlx "$sqlx_now"; then
+  echo "error: .sqlx/ is out of date with the queries; regenerate it as the README's Layout section says" >&2
+  exit 1
+fi
+rm -rf "$sqlx_now"
 
 export MOTO_SERVER="${CAPSTAN_TOOLS_DIR:-$HOME/.cache/capstan-tools}/venv/bin/moto_server"
 

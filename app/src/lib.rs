@@ -1,36 +1,26 @@
 //! Capstan's web application: pages, components and server functions, with
-//! the domain logic (queries, validation, authorization) in `ssr` modules
-//! that the REST API in `server` calls as well.
+//! the domain logic (queries, validation, authorization, audit) in modules
+//! built for the server only, which the REST API in `server` calls as well.
 //!
-//! Tour: [`roles`] holds the one authorization rule, [`state`] the request
-//! context, [`audit`] the hash-chained log, then one module per noun:
-//! [`accounts`], [`users`], [`teams`], [`tokens`].
+//! [`kernel`] holds what every capability shares and imports none of them.
+//! Each capability has a folder with the same file roles: `types` (wire types
+//! shared by server and browser), `rpc` (server functions), `pages`
+//! (components) and, on the server only, its domain files (SQL, rules,
+//! audit). Capabilities build on each other in one direction:
+//! [`accounts`] < [`teams`] < [`tokens`] < [`audit`] < [`datasets`] <
+//! [`training`], and [`layout`] frames the pages. `ARCHITECTURE.md` has the
+//! rules; `scripts/check-imports.sh` enforces them.
 #![recursion_limit = "256"]
+
+pub mod kernel;
 
 pub mod accounts;
 pub mod audit;
-pub mod dataset_pages;
 pub mod datasets;
-pub mod demo;
-pub mod error;
-pub mod page;
-pub mod preview;
-pub mod prices;
-pub mod roles;
-#[cfg(feature = "ssr")]
-pub mod state;
+pub mod layout;
 pub mod teams;
 pub mod tokens;
 pub mod training;
-#[cfg(feature = "ssr")]
-pub mod training_engine;
-pub mod training_pages;
-pub mod ui;
-pub mod upload;
-pub mod uploader;
-pub mod users;
-pub mod validate;
-pub mod versions;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Title, provide_meta_context};
@@ -81,30 +71,36 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+/// The teams page, offering the demo while the caller has no team.
+#[component]
+fn HomePage() -> impl IntoView {
+    view! { <teams::pages::TeamsPage first_steps=|| view! { <training::pages::demo::DemoButton/> }/> }
+}
+
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
     view! {
         <Title formatter=|t: String| if t.is_empty() { "Capstan".to_owned() } else { format!("{t} · Capstan") }/>
         <Router>
-            <Routes fallback=ui::NotFound>
-                <Route path=path!("/login") view=accounts::LoginPage ssr=SsrMode::Async/>
-                <Route path=path!("/setup") view=accounts::SetupPage ssr=SsrMode::Async/>
-                <ParentRoute path=path!("") view=ui::Layout ssr=SsrMode::Async>
-                    <Route path=path!("") view=teams::TeamsPage ssr=SsrMode::Async/>
-                    <Route path=path!("/teams") view=teams::TeamsPage ssr=SsrMode::Async/>
-                    <Route path=path!("/teams/:team") view=teams::MembersPage ssr=SsrMode::Async/>
-                    <Route path=path!("/teams/:team/datasets") view=datasets::DatasetsPage ssr=SsrMode::Async/>
-                    <Route path=path!("/teams/:team/datasets/:id") view=dataset_pages::DatasetPage ssr=SsrMode::Async/>
-                    <Route path=path!("/teams/:team/versions/:vid") view=dataset_pages::VersionPage ssr=SsrMode::Async/>
-                    <Route path=path!("/teams/:team/training") view=training_pages::TrainingListPage ssr=SsrMode::Async/>
-                    <Route path=path!("/teams/:team/training/new") view=training_pages::LaunchPage ssr=SsrMode::Async/>
-                    <Route path=path!("/teams/:team/training/:id") view=training_pages::JobPage ssr=SsrMode::Async/>
-                    <Route path=path!("/tokens") view=tokens::TokensPage ssr=SsrMode::Async/>
-                    <Route path=path!("/admin/prices") view=prices::PricesPage ssr=SsrMode::Async/>
-                    <Route path=path!("/audit") view=audit::AuditPage ssr=SsrMode::Async/>
-                    <Route path=path!("/account") view=accounts::AccountPage ssr=SsrMode::Async/>
-                    <Route path=path!("/admin/users") view=users::UsersPage ssr=SsrMode::Async/>
+            <Routes fallback=layout::pages::NotFound>
+                <Route path=path!("/login") view=accounts::pages::LoginPage ssr=SsrMode::Async/>
+                <Route path=path!("/setup") view=accounts::pages::SetupPage ssr=SsrMode::Async/>
+                <ParentRoute path=path!("") view=layout::pages::Layout ssr=SsrMode::Async>
+                    <Route path=path!("") view=HomePage ssr=SsrMode::Async/>
+                    <Route path=path!("/teams") view=HomePage ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team") view=teams::pages::MembersPage ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/datasets") view=datasets::pages::DatasetsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/datasets/:id") view=datasets::pages::DatasetPage ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/versions/:vid") view=datasets::pages::VersionPage ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/training") view=training::pages::list::TrainingListPage ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/training/new") view=training::pages::launch::LaunchPage ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/training/:id") view=training::pages::job::JobPage ssr=SsrMode::Async/>
+                    <Route path=path!("/tokens") view=tokens::pages::TokensPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/prices") view=training::pages::prices::PricesPage ssr=SsrMode::Async/>
+                    <Route path=path!("/audit") view=audit::pages::AuditPage ssr=SsrMode::Async/>
+                    <Route path=path!("/account") view=accounts::pages::AccountPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/users") view=accounts::pages::UsersPage ssr=SsrMode::Async/>
                 </ParentRoute>
             </Routes>
         </Router>

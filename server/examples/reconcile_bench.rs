@@ -34,7 +34,8 @@ async fn run(url: &str, jobs: usize) -> anyhow::Result<()> {
         force_path_style: true,
     };
     let storage = storage::Storage::new(&s3, None, "capstan").await;
-    let state = server::state(pool.clone(), "target/site", app::state::Settings::default(), storage, backend.clone());
+    let state =
+        server::state(pool.clone(), "target/site", app::kernel::state::Settings::default(), storage, backend.clone());
 
     let user = uuid::Uuid::now_v7();
     let team = uuid::Uuid::now_v7();
@@ -49,7 +50,7 @@ async fn run(url: &str, jobs: usize) -> anyhow::Result<()> {
     let started = Instant::now();
     for i in 0..jobs {
         let id = uuid::Uuid::now_v7();
-        let name = app::training::ssr::engine_name(&format!("bench-{i}"), id);
+        let name = app::training::validate::engine_name(&format!("bench-{i}"), id);
         let spec = training::JobSpec {
             name: name.clone(),
             job_id: id.to_string(),
@@ -94,7 +95,7 @@ async fn run(url: &str, jobs: usize) -> anyhow::Result<()> {
         async move {
             standin.reset_calls();
             let t = Instant::now();
-            let stats = app::training_engine::reconcile(&state).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let stats = app::training::engine::reconcile(&state).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             let ms = t.elapsed().as_secs_f64() * 1000.0;
             println!(
                 "{label:<28} {ms:>8.1} ms   AWS calls {:>5} (list {:>3}, describe {:>4})   rows updated {:>4}",

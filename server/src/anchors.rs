@@ -5,7 +5,7 @@
 //! `CAPSTAN_AUDIT_ANCHOR_KEY`.
 
 use anyhow::Context as _;
-use app::audit::ssr::Anchor;
+use app::audit::domain::Anchor;
 use std::path::{Path, PathBuf};
 use storage::Storage;
 

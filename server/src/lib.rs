@@ -12,7 +12,7 @@ pub mod objects;
 pub mod security;
 pub mod workers;
 
-use app::state::AppState;
+use app::kernel::state::AppState;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
@@ -65,7 +65,7 @@ impl Default for HttpOptions {
 pub fn state(
     pool: sqlx::PgPool,
     site_root: &str,
-    settings: app::state::Settings,
+    settings: app::kernel::state::Settings,
     storage: storage::Storage,
     training: Arc<dyn training::Backend>,
 ) -> AppState {
@@ -148,11 +148,11 @@ pub fn router(state: AppState, opts: &HttpOptions) -> Router {
                 move |State(state): State<AppState>, headers: http::HeaderMap| async move {
                     use axum::response::IntoResponse as _;
                     let allowed = token.as_deref().is_none_or(|t| {
-                        matches!(app::state::credentials(&headers), app::state::Credentials::Bearer(s)
-                            if app::accounts::ssr::constant_time_eq(s.as_bytes(), t.as_bytes()))
+                        matches!(app::kernel::context::credentials(&headers), app::kernel::context::Credentials::Bearer(s)
+                            if app::accounts::domain::constant_time_eq(s.as_bytes(), t.as_bytes()))
                     });
                     if !allowed {
-                        return app::error::AppError::Unauthenticated.into_response();
+                        return app::kernel::error::AppError::Unauthenticated.into_response();
                     }
                     ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics.render(&state.pool))
                         .into_response()
@@ -205,12 +205,18 @@ async fn server_fn_status(req: axum::extract::Request, next: axum::middleware::N
         *res.status_mut() = StatusCode::SEE_OTHER;
         return res;
     }
-    if res.status() != StatusCode::INTERNAL_SERVER_ERROR {
+    // only a server function's own error (marked by server_fn's header) is
+    // read; any other 500 (a page, a stream) passes through untouched
+    let own_error = res.headers().contains_key(leptos::server_fn::error::SERVER_FN_ERROR_HEADER);
+    if res.status() != StatusCode::INTERNAL_SERVER_ERROR || !own_error {
         return res;
     }
     let (mut parts, body) = res.into_parts();
-    let bytes = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
-    if let Ok(err) = serde_json::from_slice::<app::error::AppError>(&bytes)
+    // our own serialized error: small, and never cut (a cut body would be lost)
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return axum::response::Response::from_parts(parts, axum::body::Body::empty());
+    };
+    if let Ok(err) = serde_json::from_slice::<app::kernel::error::AppError>(&bytes)
         && let Ok(status) = StatusCode::from_u16(err.status())
     {
         parts.status = status;

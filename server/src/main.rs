@@ -1,7 +1,7 @@
 //! `capstan`: reads configuration and dispatches to the server or a CLI command.
 
 use anyhow::{Context as _, bail};
-use app::audit::ssr::{AuditActor, AuditMeta};
+use app::kernel::audit::{AuditActor, AuditMeta};
 use clap::Parser as _;
 use server::config::{AuditCommand, Cli, Command, Config, DbCommand, TokenCommand, UserCommand};
 use server::localdb::LocalPostgres;
@@ -38,8 +38,9 @@ async fn run() -> anyhow::Result<()> {
             migrate(&db).await?;
             let password = read_password()?;
             let name = name.unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_owned());
-            let input = app::accounts::ssr::NewUser::parse(&email, &name, &password, site_admin).map_err(user_error)?;
-            let id = app::accounts::ssr::create_user(&db, &cli_actor(), &AuditMeta::default(), input)
+            let input =
+                app::accounts::domain::NewUser::parse(&email, &name, &password, site_admin).map_err(user_error)?;
+            let id = app::accounts::domain::create_user(&db, &cli_actor(), &AuditMeta::default(), input)
                 .await
                 .map_err(user_error)?;
             println!("created user {email} ({id}){}", if site_admin { " as site admin" } else { "" });
@@ -57,13 +58,13 @@ async fn run() -> anyhow::Result<()> {
                 .fetch_optional(&db)
                 .await?
                 .with_context(|| format!("no user with email {email}"))?;
-            let actor = app::accounts::ssr::actor_by_id(&db, user_id)
+            let actor = app::kernel::context::actor_by_id(&db, user_id)
                 .await
                 .map_err(user_error)?
                 .with_context(|| format!("no user with email {email}"))?;
             let audit_actor = AuditActor { user_id: Some(actor.user_id), token_id: None, label: actor.email.clone() };
             let meta = AuditMeta { request_id: None, client_addr: Some("cli".into()) };
-            let created = app::tokens::ssr::create_for(&db, &actor, &audit_actor, &meta, &name, expires_at)
+            let created = app::tokens::domain::create_for(&db, &actor, &audit_actor, &meta, &name, expires_at)
                 .await
                 .map_err(user_error)?;
             eprintln!("Created token {} ({}). It is shown only once:", created.token.name, created.token.id);
@@ -73,7 +74,7 @@ async fn run() -> anyhow::Result<()> {
         Command::Audit(AuditCommand::Anchor { out }) => {
             let key = anchor_key(&cli.config)?;
             let (db, local) = connect(&cli.config).await?;
-            let anchor = app::audit::ssr::take_anchor(&db, &key).await.map_err(user_error);
+            let anchor = app::audit::domain::take_anchor(&db, &key).await.map_err(user_error);
             finish(db, local).await?;
             let anchor = anchor?;
             let place = match out {
@@ -95,10 +96,10 @@ async fn run() -> anyhow::Result<()> {
             };
             let key = if anchor.is_some() { anchor_key(&cli.config)? } else { Vec::new() };
             let (db, local) = connect(&cli.config).await?;
-            let report = app::audit::ssr::verify(&db).await.map_err(user_error);
+            let report = app::audit::domain::verify(&db).await.map_err(user_error);
             let anchored = match (&report, &anchor) {
                 (Ok(r), Some(a)) if r.broken.is_none() => {
-                    app::audit::ssr::check_anchor(&db, a, &key).await.map_err(user_error)
+                    app::audit::domain::check_anchor(&db, a, &key).await.map_err(user_error)
                 }
                 _ => Ok(None),
             };
@@ -163,9 +164,9 @@ fn init_tracing(config: &Config) {
 }
 
 /// A user-facing CLI error from a domain error.
-fn user_error(e: app::error::AppError) -> anyhow::Error {
+fn user_error(e: app::kernel::error::AppError) -> anyhow::Error {
     match e {
-        app::error::AppError::Validation(fields) => anyhow::anyhow!(
+        app::kernel::error::AppError::Validation(fields) => anyhow::anyhow!(
             "{}",
             fields.iter().map(|f| format!("{}: {}", f.field, f.message)).collect::<Vec<_>>().join("; ")
         ),
@@ -230,7 +231,7 @@ async fn serve(config: Config, demo: Option<Option<String>>) -> anyhow::Result<(
     let sandbox = server::engines::sandbox(&config)?;
     let (pool, local) = connect(&config).await?;
     migrate(&pool).await?;
-    let settings = app::state::Settings {
+    let settings = app::kernel::state::Settings {
         login_max_failures: config.login_max_failures,
         login_window: time::Duration::minutes(config.login_window_minutes),
         region: config.region(),
@@ -241,8 +242,9 @@ async fn serve(config: Config, demo: Option<Option<String>>) -> anyhow::Result<(
     let (storage, local_s3) = server::objects::connect(&config).await?;
     let backend = server::engines::training_backend(&config, &storage, sandbox).await;
     let state = server::state(pool.clone(), &config.site_root.to_string_lossy(), settings, storage, backend);
-    app::prices::ssr::seed(&pool).await.map_err(user_error)?;
-    if app::accounts::ssr::user_count(&pool).await.map_err(user_error)? == 0 {
+    app::training::launch::check_bundled_data().map_err(anyhow::Error::msg)?;
+    app::training::prices::seed(&pool).await.map_err(user_error)?;
+    if app::accounts::domain::user_count(&pool).await.map_err(user_error)? == 0 {
         let token = {
             use rand::RngCore as _;
             let mut bytes = [0u8; 24];
@@ -265,7 +267,7 @@ async fn serve(config: Config, demo: Option<Option<String>>) -> anyhow::Result<(
         public_origin: config.public_origin(),
         metrics_token: config.metrics_token.as_ref().map(|t| t.expose().to_owned()),
     };
-    app::versions::ssr::resume_scans(state.clone()).await;
+    app::datasets::versions::resume_scans(state.clone()).await;
     let stop = CancellationToken::new();
     let worker = tokio::spawn(server::workers::housekeeping(state.clone(), stop.clone()));
     let anchoring = match config.audit_anchor_key.is_some() {
@@ -328,7 +330,10 @@ async fn shutdown_signal() {
 
 /// The demo for `email` (default: the first site admin; with no account at
 /// all, a new site admin `demo@example.com` whose password is printed once).
-async fn create_demo(state: &app::state::AppState, email: Option<&str>) -> anyhow::Result<app::training::TrainingJob> {
+async fn create_demo(
+    state: &app::kernel::state::AppState,
+    email: Option<&str>,
+) -> anyhow::Result<app::training::types::TrainingJob> {
     let pool = &state.pool;
     let user_id = match email {
         Some(email) => sqlx::query_scalar::<_, uuid::Uuid>("select user_id from app_user where email = $1")
@@ -351,9 +356,9 @@ async fn create_demo(state: &app::state::AppState, email: Option<&str>) -> anyho
                         rand::rng().fill_bytes(&mut bytes);
                         hex::encode(bytes)
                     };
-                    let input = app::accounts::ssr::NewUser::parse("demo@example.com", "Demo", &password, true)
+                    let input = app::accounts::domain::NewUser::parse("demo@example.com", "Demo", &password, true)
                         .map_err(user_error)?;
-                    let id = app::accounts::ssr::create_user(pool, &cli_actor(), &AuditMeta::default(), input)
+                    let id = app::accounts::domain::create_user(pool, &cli_actor(), &AuditMeta::default(), input)
                         .await
                         .map_err(user_error)?;
                     println!("Created the site admin demo@example.com with password {password} (shown only once).");
@@ -365,10 +370,17 @@ async fn create_demo(state: &app::state::AppState, email: Option<&str>) -> anyho
             }
         }
     };
-    let actor =
-        app::accounts::ssr::actor_by_id(pool, user_id).await.map_err(user_error)?.context("the demo user vanished")?;
-    let ctx = app::state::Ctx { state: state.clone(), actor: Some(actor), request_id: None, client_addr: "cli".into() };
-    app::demo::ssr::create(&ctx).await.map_err(user_error)
+    let actor = app::kernel::context::actor_by_id(pool, user_id)
+        .await
+        .map_err(user_error)?
+        .context("the demo user vanished")?;
+    let ctx = app::kernel::context::Ctx {
+        state: state.clone(),
+        actor: Some(actor),
+        request_id: None,
+        client_addr: "cli".into(),
+    };
+    app::training::demo::create(&ctx).await.map_err(user_error)
 }
 
 /// The audit anchor key, required by the commands that sign or check anchors.

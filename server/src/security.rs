@@ -1,8 +1,8 @@
 //! Browser-facing protections: security headers on every response and a
 //! CSRF check for cookie-authenticated mutations.
 
-use app::error::AppError;
-use app::state::{Credentials, credentials};
+use app::kernel::context::{Credentials, credentials};
+use app::kernel::error::AppError;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};

@@ -8,7 +8,7 @@ use tower_sessions::session_store::ExpiredDeletion as _;
 use tower_sessions_sqlx_store::PostgresStore;
 
 /// Runs until `stop` is cancelled.
-pub async fn housekeeping(state: app::state::AppState, stop: CancellationToken) {
+pub async fn housekeeping(state: app::kernel::state::AppState, stop: CancellationToken) {
     let pool = state.pool.clone();
     let store = PostgresStore::new(pool.clone());
     let mut tick = tokio::time::interval(Duration::from_secs(300));
@@ -25,7 +25,7 @@ pub async fn housekeeping(state: app::state::AppState, stop: CancellationToken) 
                 if let Err(e) = old {
                     tracing::warn!(error = %e, "failed to delete old login attempts");
                 }
-                match app::upload::ssr::clean_stale(&state, time::Duration::days(1)).await {
+                match app::datasets::upload::clean_stale(&state, time::Duration::days(1)).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(versions = n, "aborted unfinished uploads older than a day"),
                     Err(e) => tracing::warn!(error = %e, "failed to clean up unfinished uploads"),
@@ -40,8 +40,8 @@ pub async fn housekeeping(state: app::state::AppState, stop: CancellationToken) 
 /// jobs, reconciles in-flight ones and reads their logs every `every`
 /// (sooner when woken by a launch or stop), backing off up to a minute
 /// while the engine throttles.
-pub async fn training(state: app::state::AppState, every: Duration, stop: CancellationToken) {
-    use app::training_engine::{StepError, follow_logs, launch_due, reconcile};
+pub async fn training(state: app::kernel::state::AppState, every: Duration, stop: CancellationToken) {
+    use app::training::engine::{StepError, follow_logs, launch_due, reconcile};
     let mut delay = every;
     loop {
         let mut throttled = false;
@@ -74,7 +74,7 @@ pub async fn training(state: app::state::AppState, every: Duration, stop: Cancel
 /// Signs the audit chains' heads every `every` and keeps the anchor outside
 /// the database, until `stop` is cancelled (one last anchor on the way out).
 pub async fn anchoring(
-    state: app::state::AppState,
+    state: app::kernel::state::AppState,
     key: Vec<u8>,
     store: crate::anchors::AnchorStore,
     every: Duration,
@@ -86,7 +86,7 @@ pub async fn anchoring(
             () = stop.cancelled() => true,
             _ = tick.tick() => false,
         };
-        match app::audit::ssr::take_anchor(&state.pool, &key).await {
+        match app::audit::domain::take_anchor(&state.pool, &key).await {
             Ok(anchor) => match store.save(&anchor).await {
                 Ok(place) => tracing::info!(%place, chains = anchor.heads.len(), "audit anchor written"),
                 Err(e) => tracing::warn!(error = ?e, "failed to store the audit anchor"),

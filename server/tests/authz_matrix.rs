@@ -465,7 +465,7 @@ async fn add(app: &TestApp, team: &str, by: &TestUser, email: &str, role: &str) 
 async fn every_route_and_server_function_against_every_caller(pool: PgPool) {
     // every caller fails a password from the same address here: the sign-in
     // limits are tested elsewhere and must not answer for authorization
-    let settings = app::state::Settings { login_max_failures: 1000, ..Default::default() };
+    let settings = app::kernel::state::Settings { login_max_failures: 1000, ..Default::default() };
     let app = TestApp::with_settings(pool, settings, Default::default()).await;
     let admin = app.user("admin@example.com", false).await;
     let other_admin = app.user("other@example.com", false).await;
@@ -506,27 +506,27 @@ async fn every_route_and_server_function_against_every_caller(pool: PgPool) {
     let mut victims2 = HashMap::new();
     for caller in CALLERS {
         for prefix in ["extra", "more"] {
-            let input = app::accounts::ssr::NewUser::parse(
+            let input = app::accounts::domain::NewUser::parse(
                 &format!("{prefix}-{caller}@example.com"),
                 "x",
                 common::PASSWORD,
                 false,
             )
             .expect("valid");
-            let actor = app::audit::ssr::AuditActor { user_id: None, token_id: None, label: "test".into() };
-            app::accounts::ssr::create_user(&app.pool, &actor, &Default::default(), input).await.expect("user");
+            let actor = app::kernel::audit::AuditActor { user_id: None, token_id: None, label: "test".into() };
+            app::accounts::domain::create_user(&app.pool, &actor, &Default::default(), input).await.expect("user");
         }
         for (map, prefix) in [(&mut victims, "victim"), (&mut victims2, "victimb")] {
-            let input = app::accounts::ssr::NewUser::parse(
+            let input = app::accounts::domain::NewUser::parse(
                 &format!("{prefix}-{caller}@example.com"),
                 "x",
                 common::PASSWORD,
                 false,
             )
             .expect("valid");
-            let actor = app::audit::ssr::AuditActor { user_id: None, token_id: None, label: "test".into() };
+            let actor = app::kernel::audit::AuditActor { user_id: None, token_id: None, label: "test".into() };
             let id =
-                app::accounts::ssr::create_user(&app.pool, &actor, &Default::default(), input).await.expect("user");
+                app::accounts::domain::create_user(&app.pool, &actor, &Default::default(), input).await.expect("user");
             add(&app, "alpha", &admin, &format!("{prefix}-{caller}@example.com"), "member").await;
             map.insert(caller, id);
         }

@@ -154,7 +154,7 @@ async fn training_jobs_on_the_emulated_sagemaker_api(pool: PgPool) {
         storage::sdk_config(Some("us-east-1"), Some(&("testing".to_owned(), "testing".to_owned())), Some(&moto.url))
             .await;
     let backend = std::sync::Arc::new(training::sagemaker::SageMaker::new(&shared, None, None));
-    let settings = app::state::Settings {
+    let settings = app::kernel::state::Settings {
         sagemaker_role_arn: Some("arn:aws:iam::123456789012:role/SageMakerTraining".into()),
         ..Default::default()
     };
@@ -271,8 +271,8 @@ async fn training_jobs_on_the_emulated_sagemaker_api(pool: PgPool) {
         .await;
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
     ids.push(res.json()["id"].as_str().expect("id").to_owned());
-    assert_eq!(app::training_engine::launch_due(&app.state).await.expect("launch"), 4);
-    let stats = app::training_engine::reconcile(&app.state).await.expect("reconcile");
+    assert_eq!(app::training::engine::launch_due(&app.state).await.expect("launch"), 4);
+    let stats = app::training::engine::reconcile(&app.state).await.expect("reconcile");
     assert_eq!((stats.in_flight, stats.list_calls, stats.describe_calls), (4, 1, 4));
     for id in &ids {
         let job = app.call(Method::GET, &format!("/api/v1/training-jobs/{id}"), &auth, None).await.json();

@@ -347,7 +347,7 @@ async fn a_scan_that_fails_midway_keeps_nothing_and_says_why(pool: PgPool) {
         .execute(&f.app.pool)
         .await
         .expect("sql");
-    app::versions::ssr::scan(f.app.state.clone(), id).await;
+    app::datasets::versions::scan(f.app.state.clone(), id).await;
     let v = f.app.call(Method::GET, &format!("/api/v1/dataset-versions/{id}"), &f.member, None).await.json();
     assert_eq!(v["status"], "failed");
     assert_eq!(v["failure"], "no objects under s3://capstan/vanished/");
@@ -482,7 +482,7 @@ async fn uploads_refuse_bad_files_and_can_be_cancelled_or_expire(pool: PgPool) {
         .execute(&f.app.pool)
         .await
         .expect("age it");
-    let cleaned = app::upload::ssr::clean_stale(&f.app.state, time::Duration::days(1)).await.expect("clean");
+    let cleaned = app::datasets::upload::clean_stale(&f.app.state, time::Duration::days(1)).await.expect("clean");
     assert_eq!(cleaned, 1);
     let v = f.app.call(Method::GET, &format!("/api/v1/dataset-versions/{stale_id}"), &f.member, None).await.json();
     assert_eq!(v["status"], "failed");
@@ -535,7 +535,7 @@ fn parquet_bytes() -> Vec<u8> {
 
 /// A real file whose first page header claims 1 GiB uncompressed (the page
 /// itself is tiny): parquet-rs would allocate the claim before decompressing.
-#[allow(deprecated)] // parquet::format: see app::preview::ssr::oversized_page
+#[allow(deprecated)] // parquet::format: see app::datasets::preview::oversized_page
 fn parquet_lying_page() -> Vec<u8> {
     use parquet::thrift::TSerializable as _;
     let mut bytes = parquet_bytes();
@@ -666,7 +666,8 @@ async fn a_referenced_version_cannot_be_deleted_and_a_deleted_one_takes_its_copy
     sqlx::query("insert into lineage_probe values ($1::uuid)").bind(id).execute(&f.app.pool).await.expect("sql");
     let res = f.app.call(Method::DELETE, &path, &f.admin, None).await;
     assert_eq!(res.status, StatusCode::CONFLICT, "{}", res.text());
-    assert!(res.json()["detail"].as_str().expect("detail").contains("referenced by lineage_probe"));
+    let detail = res.json()["detail"].as_str().expect("detail").to_owned();
+    assert!(detail.contains("cannot be deleted") && !detail.contains("lineage_probe"), "no table names: {detail}");
     assert_eq!(f.app.call(Method::DELETE, &path, &f.member, None).await.status, StatusCode::FORBIDDEN, "admins delete");
 
     sqlx::query("delete from lineage_probe").execute(&f.app.pool).await.expect("sql");
@@ -723,7 +724,7 @@ async fn a_scan_cut_short_by_a_restart_starts_over_and_counts_each_object_once(p
     .fetch_one(&f.app.pool)
     .await
     .expect("check");
-    app::versions::ssr::resume_scans(f.app.state.clone()).await;
+    app::datasets::versions::resume_scans(f.app.state.clone()).await;
     let (status, failure): (String, Option<String>) =
         sqlx::query_as("select status, failure from dataset_check where check_id = $1")
             .bind(check)

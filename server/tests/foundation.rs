@@ -179,8 +179,11 @@ async fn tokens_are_shown_once_hashed_and_stop_working_when_revoked_or_expired(p
 
 #[sqlx::test(migrator = "server::MIGRATOR")]
 async fn sign_in_is_rate_limited_and_audited(pool: PgPool) {
-    let settings =
-        app::state::Settings { login_max_failures: 3, login_window: time::Duration::minutes(15), ..Default::default() };
+    let settings = app::kernel::state::Settings {
+        login_max_failures: 3,
+        login_window: time::Duration::minutes(15),
+        ..Default::default()
+    };
     let app = TestApp::with_settings(pool, settings, server::HttpOptions::default()).await;
     let _ada = app.user("ada@example.com", false).await;
     for _ in 0..3 {
@@ -198,8 +201,11 @@ async fn sign_in_is_rate_limited_and_audited(pool: PgPool) {
 /// counted; now each is counted before its password is checked.
 #[sqlx::test(migrator = "server::MIGRATOR")]
 async fn concurrent_sign_in_attempts_cannot_outrun_the_limit(pool: PgPool) {
-    let settings =
-        app::state::Settings { login_max_failures: 3, login_window: time::Duration::minutes(15), ..Default::default() };
+    let settings = app::kernel::state::Settings {
+        login_max_failures: 3,
+        login_window: time::Duration::minutes(15),
+        ..Default::default()
+    };
     let app = TestApp::with_settings(pool, settings, server::HttpOptions::default()).await;
     let _ada = app.user("ada@example.com", false).await;
     let attempts = (0..12).map(|i| {
@@ -218,7 +224,7 @@ async fn concurrent_sign_in_attempts_cannot_outrun_the_limit(pool: PgPool) {
 #[sqlx::test(migrator = "server::MIGRATOR")]
 async fn failures_from_elsewhere_delay_an_account_but_do_not_lock_it(pool: PgPool) {
     let proxy: std::net::IpAddr = "10.0.0.2".parse().expect("ip");
-    let settings = app::state::Settings {
+    let settings = app::kernel::state::Settings {
         login_max_failures: 3,
         login_window: time::Duration::minutes(15),
         trusted_proxies: vec![proxy],
@@ -294,7 +300,7 @@ async fn a_password_change_ends_other_sessions_and_sign_out_everywhere_ends_all(
 /// Sessions had only an idle expiry: an active one lived for ever.
 #[sqlx::test(migrator = "server::MIGRATOR")]
 async fn sessions_end_at_their_absolute_lifetime(pool: PgPool) {
-    let settings = app::state::Settings { session_max_age: time::Duration::seconds(2), ..Default::default() };
+    let settings = app::kernel::state::Settings { session_max_age: time::Duration::seconds(2), ..Default::default() };
     let app = TestApp::with_settings(pool, settings, server::HttpOptions::default()).await;
     let ada = app.user("ada@example.com", false).await;
     let cookie = Auth::Cookie(ada.cookie.clone());
@@ -439,7 +445,7 @@ async fn audit_verify_finds_an_edited_event(pool: PgPool) {
         app.call(Method::POST, "/api/v1/teams", &bearer(&ada), Some(json!({"slug": slug, "name": slug}))).await;
     }
     app.call(Method::PATCH, "/api/v1/teams/one", &bearer(&ada), Some(json!({"name": "Renamed"}))).await;
-    let report = app::audit::ssr::verify(&app.pool).await.expect("verify");
+    let report = app::audit::domain::verify(&app.pool).await.expect("verify");
     assert!(report.broken.is_none(), "{report:?}");
     assert!(report.events >= 5 && report.chains == 3, "{report:?}");
 
@@ -454,7 +460,7 @@ async fn audit_verify_finds_an_edited_event(pool: PgPool) {
         .execute(&app.pool)
         .await
         .expect("tamper");
-    let report = app::audit::ssr::verify(&app.pool).await.expect("verify");
+    let report = app::audit::domain::verify(&app.pool).await.expect("verify");
     let broken = report.broken.expect("tampering detected");
     assert_eq!(broken.event_id, Some(victim));
 }
@@ -463,7 +469,7 @@ async fn audit_verify_finds_an_edited_event(pool: PgPool) {
 /// anchor, signed with a key the database does not hold, shows the rewrite.
 #[sqlx::test(migrator = "server::MIGRATOR")]
 async fn an_anchor_reveals_a_chain_rebuilt_after_it(pool: PgPool) {
-    use app::audit::ssr::{check_anchor, take_anchor, verify};
+    use app::audit::domain::{check_anchor, take_anchor, verify};
     let app = TestApp::new(pool).await;
     let ada = app.user("ada@example.com", false).await;
     app.call(Method::POST, "/api/v1/teams", &bearer(&ada), Some(json!({"slug": "one", "name": "one"}))).await;
@@ -474,7 +480,7 @@ async fn an_anchor_reveals_a_chain_rebuilt_after_it(pool: PgPool) {
     // later events are fine: the anchor pins only what came before it
     app.call(Method::PATCH, "/api/v1/teams/one", &bearer(&ada), Some(json!({"name": "Again"}))).await;
     assert_eq!(check_anchor(&app.pool, &anchor, key).await.expect("check"), None);
-    let forged = app::audit::ssr::Anchor { mac: "00".repeat(32), ..anchor.clone() };
+    let forged = app::audit::domain::Anchor { mac: "00".repeat(32), ..anchor.clone() };
     let wrong = check_anchor(&app.pool, &forged, key).await.expect("check").expect("signature refused");
     assert!(wrong.reason.contains("signature"), "{}", wrong.reason);
 
@@ -501,7 +507,7 @@ async fn audit_verify_finds_a_deleted_event(pool: PgPool) {
     app.call(Method::POST, "/api/v1/teams", &bearer(&ada), Some(json!({"slug": "one", "name": "one"}))).await;
     app.call(Method::PATCH, "/api/v1/teams/one", &bearer(&ada), Some(json!({"name": "Renamed"}))).await;
     sqlx::query("delete from audit_event where action = 'team.updated'").execute(&app.pool).await.expect("delete");
-    let report = app::audit::ssr::verify(&app.pool).await.expect("verify");
+    let report = app::audit::domain::verify(&app.pool).await.expect("verify");
     assert!(report.broken.is_some(), "removing the newest event must be detected");
 }
 

@@ -52,7 +52,7 @@ async fn ready_version(app: &TestApp, auth: &Auth, team: &str, name: &str) -> St
         app.call(Method::POST, &format!("/api/v1/teams/{team}/datasets"), auth, Some(json!({"name": name}))).await;
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
     let dataset = res.json()["id"].as_str().expect("id").to_owned();
-    app.put("capstan", &format!("datasets/{team}/{name}/raw/train.csv"), app::demo::ssr::churn_csv(200)).await;
+    app.put("capstan", &format!("datasets/{team}/{name}/raw/train.csv"), app::training::demo::churn_csv(200)).await;
     let res = app
         .call(
             Method::POST,
@@ -119,9 +119,9 @@ async fn launch_as_member(f: &Fixture, name: &str, source: &str, hps: Value) -> 
 /// Runs the worker's steps until `done` holds for the job (up to 90 s).
 async fn drive(app: &TestApp, auth: &Auth, id: &str, done: impl Fn(&Value) -> bool) -> Value {
     for _ in 0..900 {
-        app::training_engine::launch_due(&app.state).await.expect("launch");
-        app::training_engine::reconcile(&app.state).await.expect("reconcile");
-        app::training_engine::follow_logs(&app.state).await.expect("logs");
+        app::training::engine::launch_due(&app.state).await.expect("launch");
+        app::training::engine::reconcile(&app.state).await.expect("reconcile");
+        app::training::engine::follow_logs(&app.state).await.expect("logs");
         let job = app.call(Method::GET, &format!("/api/v1/training-jobs/{id}"), auth, None).await.json();
         if done(&job) {
             return job;
@@ -151,7 +151,8 @@ async fn local_runner_runs_the_example_script_end_to_end(pool: PgPool) {
     let id = job["id"].as_str().expect("id").to_owned();
     assert_eq!(app.audit_count("training_job.launched").await, 1);
 
-    let job = drive(app, &f.viewer, &id, |j| app::training::is_final(j["status"].as_str().unwrap_or_default())).await;
+    let job =
+        drive(app, &f.viewer, &id, |j| app::training::types::is_final(j["status"].as_str().unwrap_or_default())).await;
     assert_eq!(job["status"], "completed", "{job:#}");
     let engine_name = job["engine_name"].as_str().expect("name");
 
@@ -201,7 +202,7 @@ async fn local_runner_runs_the_example_script_end_to_end(pool: PgPool) {
     let text = app.call(Method::GET, &format!("/api/v1/training-jobs/{id}/logs?format=text"), &f.viewer, None).await;
     assert!(text.text().contains("model written to"), "{}", text.text());
     // The live stream: every line as an event, then `end` once the job is done.
-    app::training_engine::follow_logs(&app.state).await.expect("logs");
+    app::training::engine::follow_logs(&app.state).await.expect("logs");
     let Auth::Bearer(viewer_token) = &f.viewer else { unreachable!() };
     let req = http::Request::builder()
         .uri(format!("/api/v1/training-jobs/{id}/logs"))
@@ -229,6 +230,7 @@ async fn local_runner_runs_the_example_script_end_to_end(pool: PgPool) {
     let admin = Auth::Bearer(app.user("admin2@example.com", true).await.token);
     let res = app.call(Method::DELETE, &format!("/api/v1/dataset-versions/{}", f.version), &admin, None).await;
     assert_eq!(res.status, StatusCode::CONFLICT, "{}", res.text());
+    assert!(res.text().contains("trained a job"), "{}", res.text());
 
     // Listed with its cost, and in the month's total.
     let list = app.call(Method::GET, "/api/v1/teams/ml/training-jobs?status=completed", &f.viewer, None).await.json();
@@ -346,7 +348,8 @@ async fn a_local_job_cannot_reach_capstan_or_other_jobs(pool: PgPool) {
         {"key": "host-pid", "value": std::process::id().to_string()},
     ]);
     let id = launch_as_member(&f, "escape", &source, hps).await["id"].as_str().expect("id").to_owned();
-    let job = drive(app, &f.member, &id, |j| app::training::is_final(j["status"].as_str().unwrap_or_default())).await;
+    let job =
+        drive(app, &f.member, &id, |j| app::training::types::is_final(j["status"].as_str().unwrap_or_default())).await;
     assert_eq!(job["status"], "completed", "{job:#}");
     drive(app, &f.member, &id, |_| true).await;
     let text =
@@ -533,7 +536,7 @@ async fn sagemaker_app(pool: PgPool, standin: &training::standin::StandIn) -> Fi
     let shared =
         storage::sdk_config(Some("us-east-1"), Some(&("testing".to_owned(), "testing".to_owned())), None).await;
     let backend = Arc::new(training::sagemaker::SageMaker::new(&shared, Some(&standin.url), Some(&standin.url)));
-    let settings = app::state::Settings {
+    let settings = app::kernel::state::Settings {
         sagemaker_role_arn: Some("arn:aws:iam::123456789012:role/SageMakerTraining".into()),
         ..Default::default()
     };
@@ -562,14 +565,14 @@ async fn a_worker_killed_after_the_create_call_launches_exactly_one_job(pool: Pg
     // The worker dies after SageMaker created the job, before it recorded that.
     let created = standin.hold_next_create();
     let state = app.state.clone();
-    let worker = tokio::spawn(async move { app::training_engine::launch_due(&state).await });
+    let worker = tokio::spawn(async move { app::training::engine::launch_due(&state).await });
     created.await.expect("the create call reached SageMaker");
     worker.abort();
     assert!(worker.await.is_err(), "the worker was killed mid-call");
     let row = app.call(Method::GET, &format!("/api/v1/training-jobs/{id}"), &f.member, None).await.json();
     assert_eq!(row["status"], "requested", "nothing recorded yet");
     // Restart: the next worker retries, hits "already exists", sees our tag.
-    let launched = app::training_engine::launch_due(&app.state).await.expect("launch");
+    let launched = app::training::engine::launch_due(&app.state).await.expect("launch");
     assert_eq!(launched, 1);
     assert_eq!(standin.job_names().len(), 1);
     assert_eq!(standin.calls("CreateTrainingJob"), 2);
@@ -581,7 +584,7 @@ async fn a_worker_killed_after_the_create_call_launches_exactly_one_job(pool: Pg
     assert_eq!(request["Tags"][0], json!({"Key": "capstan:job-id", "Value": id}));
     assert_eq!(request["RoleArn"], "arn:aws:iam::123456789012:role/SageMakerTraining");
     // Further passes change nothing.
-    app::training_engine::launch_due(&app.state).await.expect("launch");
+    app::training::engine::launch_due(&app.state).await.expect("launch");
     assert_eq!(standin.calls("CreateTrainingJob"), 2);
 }
 
@@ -595,14 +598,14 @@ async fn an_aws_error_on_create_is_shown_on_the_job_and_creates_nothing(pool: Pg
     let id = launch_image_job(&f, "quota").await;
     let message = "The account-level service limit 'ml.m5.xlarge for training job usage' is 0 Instances";
     standin.fail_next_create("ResourceLimitExceeded", message);
-    app::training_engine::launch_due(&app.state).await.expect("launch pass");
+    app::training::engine::launch_due(&app.state).await.expect("launch pass");
     let job = app.call(Method::GET, &format!("/api/v1/training-jobs/{id}"), &f.member, None).await.json();
     assert_eq!(job["status"], "failed", "{job}");
     assert_eq!(job["error_code"], "ResourceLimitExceeded", "{job}");
     assert!(job["failure_reason"].as_str().is_some_and(|r| r.contains(message)), "{job}");
     assert!(standin.job_names().is_empty(), "nothing half-created");
     // a failed launch is final: later passes do not retry it
-    app::training_engine::launch_due(&app.state).await.expect("launch pass");
+    app::training::engine::launch_due(&app.state).await.expect("launch pass");
     assert_eq!(standin.calls("CreateTrainingJob"), 1);
 }
 
@@ -617,14 +620,14 @@ async fn reconciling_250_jobs_costs_calls_per_page_not_per_job(pool: PgPool) {
             .await;
         assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
     }
-    while app::training_engine::launch_due(&app.state).await.expect("launch") > 0 {}
+    while app::training::engine::launch_due(&app.state).await.expect("launch") > 0 {}
     assert_eq!(standin.job_names().len(), 250);
     // The first cycle learns every job's LastModifiedTime.
-    let first = app::training_engine::reconcile(&app.state).await.expect("reconcile");
+    let first = app::training::engine::reconcile(&app.state).await.expect("reconcile");
     assert_eq!((first.in_flight, first.list_calls), (250, 3));
     // Nothing changed: three pages of 100, no describes.
     standin.reset_calls();
-    let quiet = app::training_engine::reconcile(&app.state).await.expect("reconcile");
+    let quiet = app::training::engine::reconcile(&app.state).await.expect("reconcile");
     assert_eq!((quiet.list_calls, quiet.describe_calls), (3, 0));
     assert_eq!(standin.total_calls(), 3);
     // Five jobs move on: five describes on top of the pages.
@@ -634,7 +637,7 @@ async fn reconciling_250_jobs_costs_calls_per_page_not_per_job(pool: PgPool) {
     }
     standin.set_status(&names[4], "Failed", "Failed", Some("AlgorithmError: out of memory"));
     standin.reset_calls();
-    let busy = app::training_engine::reconcile(&app.state).await.expect("reconcile");
+    let busy = app::training::engine::reconcile(&app.state).await.expect("reconcile");
     assert_eq!((busy.list_calls, busy.describe_calls, busy.updated), (3, 5, 5));
     assert_eq!(standin.total_calls(), 8);
     assert_eq!(app.count("select count(*) from training_job where status = 'training'").await, 4);
@@ -646,8 +649,8 @@ async fn reconciling_250_jobs_costs_calls_per_page_not_per_job(pool: PgPool) {
     // Throttling is reported so the worker backs off.
     standin.throttle(10);
     assert!(matches!(
-        app::training_engine::reconcile(&app.state).await,
-        Err(app::training_engine::StepError::Throttled(_))
+        app::training::engine::reconcile(&app.state).await,
+        Err(app::training::engine::StepError::Throttled(_))
     ));
     // Stop goes to SageMaker's StopTrainingJob.
     let id = sqlx::query_scalar::<_, uuid::Uuid>("select job_id from training_job where status = 'training' limit 1")
@@ -658,7 +661,7 @@ async fn reconciling_250_jobs_costs_calls_per_page_not_per_job(pool: PgPool) {
     let res = app.call(Method::POST, &format!("/api/v1/training-jobs/{id}/stop"), &f.member, None).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text());
     assert_eq!(standin.calls("StopTrainingJob"), 1);
-    app::training_engine::reconcile(&app.state).await.expect("reconcile");
+    app::training::engine::reconcile(&app.state).await.expect("reconcile");
     let row = app.call(Method::GET, &format!("/api/v1/training-jobs/{id}"), &f.member, None).await.json();
     assert_eq!(row["status"], "stopped");
 }

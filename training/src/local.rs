@@ -30,8 +30,7 @@ use time::OffsetDateTime;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
 use tokio::sync::{Semaphore, watch};
 
-/// The single host name a local job runs as.
-pub const HOST: &str = "algo-1";
+use crate::sandbox::HOST;
 
 /// How many stderr lines a failure reason quotes.
 const FAILURE_TAIL: usize = 12;

@@ -17,6 +17,9 @@ use std::time::Duration;
 /// The uid and gid user code runs as inside the sandbox ("nobody").
 pub const SANDBOX_UID: u32 = 65534;
 
+/// The single host name a sandboxed process runs as (SageMaker's first host).
+pub const HOST: &str = "algo-1";
+
 /// The interpreter that runs scripts, resolved once: `python3` on `PATH` is
 /// often a shim (pyenv) that cannot work inside a sandbox.
 #[derive(Clone, Debug)]
@@ -134,7 +137,7 @@ impl Sandbox {
                 c.env_clear().process_group(0);
                 c.args(["--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]);
                 c.args(["--uid", &SANDBOX_UID.to_string(), "--gid", &SANDBOX_UID.to_string(), "--hostname"]);
-                c.arg(crate::local::HOST);
+                c.arg(HOST);
                 if mounts.network {
                     c.arg("--share-net");
                 }

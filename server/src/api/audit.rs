@@ -1,11 +1,13 @@
 //! `GET /api/v1/audit-events`: the audit log, filtered and paginated.
 
 use super::ApiQuery;
-use app::audit::{AuditEvent, AuditQuery, ssr};
-use app::error::AppError;
-use app::error::ssr::Problem;
-use app::page::Page;
-use app::state::{AppState, Ctx};
+use app::audit::domain;
+use app::audit::types::{AuditEvent, AuditQuery};
+use app::kernel::context::Ctx;
+use app::kernel::error::AppError;
+use app::kernel::error::ssr::Problem;
+use app::kernel::page::Page;
+use app::kernel::state::AppState;
 use axum::Json;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -19,5 +21,5 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses((status = 200, body = Page<AuditEvent>), (status = 400, body = Problem), (status = 404, body = Problem),
               (status = 422, body = Problem)))]
 async fn list(ctx: Ctx, ApiQuery(q): ApiQuery<AuditQuery>) -> Result<Json<Page<AuditEvent>>, AppError> {
-    Ok(Json(ssr::list(&ctx, q).await?))
+    Ok(Json(domain::list(&ctx, q).await?))
 }

@@ -2,11 +2,13 @@
 //! find, edit and archive datasets.
 
 use super::{ApiJson, ApiPath, ApiQuery};
-use app::datasets::{Dataset, DatasetQuery, DatasetUpdate, NewDataset, ssr};
-use app::error::AppError;
-use app::error::ssr::Problem;
-use app::page::Page;
-use app::state::{AppState, Ctx};
+use app::datasets::domain;
+use app::datasets::types::{Dataset, DatasetQuery, DatasetUpdate, NewDataset};
+use app::kernel::context::Ctx;
+use app::kernel::error::AppError;
+use app::kernel::error::ssr::Problem;
+use app::kernel::page::Page;
+use app::kernel::state::AppState;
 use axum::Json;
 use http::StatusCode;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -25,7 +27,7 @@ async fn list(
     ApiPath(team): ApiPath<String>,
     ApiQuery(q): ApiQuery<DatasetQuery>,
 ) -> Result<Json<Page<Dataset>>, AppError> {
-    Ok(Json(ssr::list(&ctx, &team, q).await?))
+    Ok(Json(domain::list(&ctx, &team, q).await?))
 }
 
 /// Registers a dataset (members and up).
@@ -38,14 +40,14 @@ async fn create(
     ApiPath(team): ApiPath<String>,
     ApiJson(input): ApiJson<NewDataset>,
 ) -> Result<(StatusCode, Json<Dataset>), AppError> {
-    Ok((StatusCode::CREATED, Json(ssr::create(&ctx, &team, input).await?)))
+    Ok((StatusCode::CREATED, Json(domain::create(&ctx, &team, input).await?)))
 }
 
 /// One dataset, archived or not.
 #[utoipa::path(get, path = "/datasets/{id}", tag = "datasets", params(("id" = Uuid, Path)),
     responses((status = 200, body = Dataset), (status = 404, body = Problem)))]
 async fn get_one(ctx: Ctx, ApiPath(id): ApiPath<Uuid>) -> Result<Json<Dataset>, AppError> {
-    Ok(Json(ssr::get(&ctx, id).await?))
+    Ok(Json(domain::get(&ctx, id).await?))
 }
 
 /// Changes the description or tags (members and up).
@@ -57,12 +59,12 @@ async fn update(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(input): ApiJson<DatasetUpdate>,
 ) -> Result<Json<Dataset>, AppError> {
-    Ok(Json(ssr::update(&ctx, id, input).await?))
+    Ok(Json(domain::update(&ctx, id, input).await?))
 }
 
 /// Archives a dataset (team admins): hidden from lists, still resolvable.
 #[utoipa::path(post, path = "/datasets/{id}/archive", tag = "datasets", params(("id" = Uuid, Path)),
     responses((status = 200, body = Dataset), (status = 403, body = Problem), (status = 404, body = Problem)))]
 async fn archive(ctx: Ctx, ApiPath(id): ApiPath<Uuid>) -> Result<Json<Dataset>, AppError> {
-    Ok(Json(ssr::archive(&ctx, id).await?))
+    Ok(Json(domain::archive(&ctx, id).await?))
 }

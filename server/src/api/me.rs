@@ -1,8 +1,9 @@
 //! `GET /api/v1/me`: who the caller is.
 
-use app::accounts::Me;
-use app::error::AppError;
-use app::state::{AppState, Ctx};
+use app::accounts::types::Me;
+use app::kernel::context::Ctx;
+use app::kernel::error::AppError;
+use app::kernel::state::AppState;
 use axum::Json;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -12,7 +13,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The authenticated user.
 #[utoipa::path(get, path = "/me", tag = "me",
-    responses((status = 200, body = Me), (status = 401, body = app::error::ssr::Problem)))]
+    responses((status = 200, body = Me), (status = 401, body = app::kernel::error::ssr::Problem)))]
 async fn get_me(ctx: Ctx) -> Result<Json<Me>, AppError> {
-    Ok(Json(app::accounts::ssr::me(ctx.actor()?)))
+    Ok(Json(app::accounts::domain::me(ctx.actor()?)))
 }

@@ -1,11 +1,13 @@
 //! `/api/v1/teams/{team}/members`: who is in a team, with which role.
 
 use super::{ApiJson, ApiPath, ApiQuery, PageParams};
-use app::error::AppError;
-use app::error::ssr::Problem;
-use app::page::Page;
-use app::state::{AppState, Ctx};
-use app::teams::{Member, NewMember, RoleChange, ssr};
+use app::kernel::context::Ctx;
+use app::kernel::error::AppError;
+use app::kernel::error::ssr::Problem;
+use app::kernel::page::Page;
+use app::kernel::state::AppState;
+use app::teams::domain;
+use app::teams::types::{Member, NewMember, RoleChange};
 use axum::Json;
 use http::StatusCode;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -24,7 +26,7 @@ async fn list(
     ApiPath(team): ApiPath<String>,
     ApiQuery(p): ApiQuery<PageParams>,
 ) -> Result<Json<Page<Member>>, AppError> {
-    Ok(Json(ssr::list_members(&ctx, &team, p.cursor.as_deref(), p.limit).await?))
+    Ok(Json(domain::list_members(&ctx, &team, p.cursor.as_deref(), p.limit).await?))
 }
 
 /// Adds an existing user to the team (team admins).
@@ -37,7 +39,7 @@ async fn add(
     ApiPath(team): ApiPath<String>,
     ApiJson(input): ApiJson<NewMember>,
 ) -> Result<(StatusCode, Json<Member>), AppError> {
-    Ok((StatusCode::CREATED, Json(ssr::add_member(&ctx, &team, input).await?)))
+    Ok((StatusCode::CREATED, Json(domain::add_member(&ctx, &team, input).await?)))
 }
 
 /// Changes a member's role (team admins). The last admin cannot be demoted.
@@ -50,7 +52,7 @@ async fn change_role(
     ApiPath((team, user_id)): ApiPath<(String, Uuid)>,
     ApiJson(input): ApiJson<RoleChange>,
 ) -> Result<Json<Member>, AppError> {
-    Ok(Json(ssr::change_role(&ctx, &team, user_id, input).await?))
+    Ok(Json(domain::change_role(&ctx, &team, user_id, input).await?))
 }
 
 /// Removes a member (team admins). The last admin cannot be removed.
@@ -58,6 +60,6 @@ async fn change_role(
     params(("team" = String, Path, description = "Team slug"), ("user_id" = Uuid, Path)),
     responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 async fn remove(ctx: Ctx, ApiPath((team, user_id)): ApiPath<(String, Uuid)>) -> Result<StatusCode, AppError> {
-    ssr::remove_member(&ctx, &team, user_id).await?;
+    domain::remove_member(&ctx, &team, user_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -12,8 +12,8 @@ pub mod training;
 pub mod users;
 mod versions;
 
-use app::error::AppError;
-use app::state::AppState;
+use app::kernel::error::AppError;
+use app::kernel::state::AppState;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use http::request::Parts;
@@ -35,7 +35,7 @@ use utoipa_axum::router::OpenApiRouter;
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    components(schemas(app::error::ssr::Problem)),
+    components(schemas(app::kernel::error::ssr::Problem)),
     tags(
         (name = "me", description = "The caller"),
         (name = "teams", description = "Teams and their members"),
@@ -96,7 +96,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                     return Err(AppError::Validation(
                         bad.into_iter()
                             .map(|field| {
-                                app::error::FieldError::new(
+                                app::kernel::error::FieldError::new(
                                     &field,
                                     "Remove the control characters (only tabs and line breaks are kept).",
                                 )

@@ -1,11 +1,13 @@
 //! `/api/v1/teams`: list, create, get and update teams.
 
 use super::{ApiJson, ApiPath, ApiQuery, PageParams};
-use app::error::AppError;
-use app::error::ssr::Problem;
-use app::page::Page;
-use app::state::{AppState, Ctx};
-use app::teams::{NewTeam, Team, TeamUpdate, ssr};
+use app::kernel::context::Ctx;
+use app::kernel::error::AppError;
+use app::kernel::error::ssr::Problem;
+use app::kernel::page::Page;
+use app::kernel::state::AppState;
+use app::teams::domain;
+use app::teams::types::{NewTeam, Team, TeamUpdate};
 use axum::Json;
 use http::StatusCode;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -18,21 +20,21 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[utoipa::path(get, path = "/teams", tag = "teams", params(PageParams),
     responses((status = 200, body = Page<Team>), (status = 400, body = Problem), (status = 401, body = Problem)))]
 async fn list(ctx: Ctx, ApiQuery(p): ApiQuery<PageParams>) -> Result<Json<Page<Team>>, AppError> {
-    Ok(Json(ssr::list(&ctx, p.cursor.as_deref(), p.limit).await?))
+    Ok(Json(domain::list(&ctx, p.cursor.as_deref(), p.limit).await?))
 }
 
 /// Creates a team; the caller becomes its admin.
 #[utoipa::path(post, path = "/teams", tag = "teams", request_body = NewTeam,
     responses((status = 201, body = Team), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn create(ctx: Ctx, ApiJson(input): ApiJson<NewTeam>) -> Result<(StatusCode, Json<Team>), AppError> {
-    Ok((StatusCode::CREATED, Json(ssr::create(&ctx, input).await?)))
+    Ok((StatusCode::CREATED, Json(domain::create(&ctx, input).await?)))
 }
 
 /// One team, by slug.
 #[utoipa::path(get, path = "/teams/{team}", tag = "teams", params(("team" = String, Path, description = "Team slug")),
     responses((status = 200, body = Team), (status = 404, body = Problem)))]
 async fn get_one(ctx: Ctx, ApiPath(team): ApiPath<String>) -> Result<Json<Team>, AppError> {
-    Ok(Json(ssr::get(&ctx, &team).await?))
+    Ok(Json(domain::get(&ctx, &team).await?))
 }
 
 /// Changes a team's display name and/or the IAM role its SageMaker jobs run
@@ -45,5 +47,5 @@ async fn update(
     ApiPath(team): ApiPath<String>,
     ApiJson(input): ApiJson<TeamUpdate>,
 ) -> Result<Json<Team>, AppError> {
-    Ok(Json(ssr::update(&ctx, &team, input).await?))
+    Ok(Json(domain::update(&ctx, &team, input).await?))
 }

@@ -3,11 +3,12 @@
 //! the source-folder upload that script mode launches from.
 
 use super::{ApiJson, ApiPath, ApiQuery};
-use app::error::AppError;
-use app::error::ssr::Problem;
-use app::page::Page;
-use app::state::{AppState, Ctx};
-use app::training::{
+use app::kernel::context::Ctx;
+use app::kernel::error::AppError;
+use app::kernel::error::ssr::Problem;
+use app::kernel::page::Page;
+use app::kernel::state::AppState;
+use app::training::types::{
     JobQuery, LaunchRequest, LogLine, LogQuery, MetricSeries, MonthCost, SourceArchive, TrainingJob, TrainingJobSummary,
 };
 use axum::Json;
@@ -37,7 +38,7 @@ async fn list(
     ApiPath(team): ApiPath<String>,
     ApiQuery(q): ApiQuery<JobQuery>,
 ) -> Result<Json<Page<TrainingJobSummary>>, AppError> {
-    Ok(Json(app::training::ssr::list(&ctx, &team, q).await?))
+    Ok(Json(app::training::jobs::list(&ctx, &team, q).await?))
 }
 
 /// Launches a training job (members and up). The job is recorded as
@@ -51,7 +52,7 @@ async fn launch(
     ApiPath(team): ApiPath<String>,
     ApiJson(input): ApiJson<LaunchRequest>,
 ) -> Result<(StatusCode, Json<TrainingJob>), AppError> {
-    Ok((StatusCode::CREATED, Json(app::training::ssr::launch(&ctx, &team, input).await?)))
+    Ok((StatusCode::CREATED, Json(app::training::launch::launch(&ctx, &team, input).await?)))
 }
 
 /// The team's training spend this month (UTC): finished jobs' actual cost
@@ -59,7 +60,7 @@ async fn launch(
 #[utoipa::path(get, path = "/teams/{team}/training-cost", tag = "training", params(("team" = String, Path)),
     responses((status = 200, body = MonthCost), (status = 404, body = Problem)))]
 async fn month_cost(ctx: Ctx, ApiPath(team): ApiPath<String>) -> Result<Json<MonthCost>, AppError> {
-    Ok(Json(app::training::ssr::month_cost(&ctx, &team).await?))
+    Ok(Json(app::training::jobs::month_cost(&ctx, &team).await?))
 }
 
 /// Stores a script-mode source folder (members and up): `multipart/form-data`
@@ -82,14 +83,14 @@ async fn upload_source(
         let body = field.bytes().await.map_err(bad)?;
         files.push((path, body.to_vec()));
     }
-    Ok((StatusCode::CREATED, Json(app::training::ssr::store_source(&ctx, &team, files).await?)))
+    Ok((StatusCode::CREATED, Json(app::training::launch::store_source(&ctx, &team, files).await?)))
 }
 
 /// One job: status, timeline, channels, cost, artifact and final metrics.
 #[utoipa::path(get, path = "/training-jobs/{id}", tag = "training", params(("id" = Uuid, Path)),
     responses((status = 200, body = TrainingJob), (status = 404, body = Problem)))]
 async fn get_one(ctx: Ctx, ApiPath(id): ApiPath<Uuid>) -> Result<Json<TrainingJob>, AppError> {
-    Ok(Json(app::training::ssr::get(&ctx, id).await?))
+    Ok(Json(app::training::jobs::get(&ctx, id).await?))
 }
 
 /// Stops a job (members and up): a job not launched yet never will be; a
@@ -98,7 +99,7 @@ async fn get_one(ctx: Ctx, ApiPath(id): ApiPath<Uuid>) -> Result<Json<TrainingJo
     responses((status = 200, body = TrainingJob), (status = 403, body = Problem), (status = 404, body = Problem),
               (status = 409, body = Problem)))]
 async fn stop(ctx: Ctx, ApiPath(id): ApiPath<Uuid>) -> Result<Json<TrainingJob>, AppError> {
-    Ok(Json(app::training::ssr::stop(&ctx, id).await?))
+    Ok(Json(app::training::jobs::stop(&ctx, id).await?))
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
@@ -132,14 +133,14 @@ async fn logs(
     let wants_stream =
         headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/event-stream"));
     if wants_stream {
-        let job = app::training::ssr::authorize_read(&ctx, id).await?;
+        let job = app::training::jobs::authorize_read(&ctx, id).await?;
         let slot = ctx.state.stream_slot(ctx.actor()?.user_id, MAX_STREAMS_PER_USER)?;
         let last_event = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
         let after = last_event.or(params.after).unwrap_or(0);
         return Ok(stream(ctx, slot, id, after, job.status).into_response());
     }
     if params.format.as_deref() == Some("text") {
-        let job = app::training::ssr::authorize_read(&ctx, id).await?;
+        let job = app::training::jobs::authorize_read(&ctx, id).await?;
         let disposition = format!("attachment; filename=\"{}.log\"", job.engine_name);
         return Ok((
             [
@@ -151,7 +152,7 @@ async fn logs(
             .into_response());
     }
     Ok(Json(
-        app::training::ssr::logs(&ctx, id, LogQuery { q: params.q, cursor: params.cursor, limit: params.limit })
+        app::training::logs::logs(&ctx, id, LogQuery { q: params.q, cursor: params.cursor, limit: params.limit })
             .await?,
     )
     .into_response())
@@ -171,7 +172,7 @@ fn text_log(
         let pool = pool.clone();
         async move {
             let after = after?;
-            match app::training::ssr::lines_after(&pool, id, after, None, 5000).await {
+            match app::training::logs::lines_after(&pool, id, after, None, 5000).await {
                 Ok(lines) if lines.is_empty() => None,
                 Ok(lines) => {
                     let mut out = String::new();
@@ -195,14 +196,14 @@ fn text_log(
 /// stops receiving lines.
 fn stream(
     ctx: Ctx,
-    slot: app::state::StreamSlot,
+    slot: app::kernel::state::StreamSlot,
     id: Uuid,
     after: i64,
     status: String,
 ) -> Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>> {
     struct Cursor {
         ctx: Ctx,
-        _slot: app::state::StreamSlot,
+        _slot: app::kernel::state::StreamSlot,
         checked: tokio::time::Instant,
         after: i64,
         status: String,
@@ -216,7 +217,7 @@ fn stream(
             return None;
         }
         if c.checked.elapsed() >= RECHECK {
-            if app::training::ssr::authorize_read(&c.ctx, id).await.is_err() {
+            if app::training::jobs::authorize_read(&c.ctx, id).await.is_err() {
                 return None;
             }
             c.checked = tokio::time::Instant::now();
@@ -227,7 +228,7 @@ fn stream(
             return Some((vec![Ok(event)], c));
         }
         loop {
-            match app::training::ssr::lines_after(&c.ctx.state.pool, id, c.after, None, 500).await {
+            match app::training::logs::lines_after(&c.ctx.state.pool, id, c.after, None, 500).await {
                 Ok(lines) if !lines.is_empty() => {
                     c.after = lines.last().map_or(c.after, |l| l.seq);
                     let events = lines
@@ -246,13 +247,13 @@ fn stream(
                     return None;
                 }
             }
-            match app::training::ssr::progress(&c.ctx.state.pool, id).await {
+            match app::training::jobs::progress(&c.ctx.state.pool, id).await {
                 Ok((status, logs_done)) => {
                     if status != c.status {
                         c.status = status.clone();
                         return Some((vec![Ok(Event::default().event("status").data(status))], c));
                     }
-                    if app::training::is_final(&status) && logs_done {
+                    if app::training::types::is_final(&status) && logs_done {
                         c.ended = true;
                         return Some((vec![Ok(Event::default().event("end").data(status))], c));
                     }
@@ -273,5 +274,5 @@ fn stream(
 #[utoipa::path(get, path = "/training-jobs/{id}/metrics", tag = "training", params(("id" = Uuid, Path)),
     responses((status = 200, body = Vec<MetricSeries>), (status = 404, body = Problem)))]
 async fn metrics(ctx: Ctx, ApiPath(id): ApiPath<Uuid>) -> Result<Json<Vec<MetricSeries>>, AppError> {
-    Ok(Json(app::training::ssr::metrics(&ctx, id).await?))
+    Ok(Json(app::training::jobs::metrics(&ctx, id).await?))
 }

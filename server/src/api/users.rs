@@ -1,11 +1,13 @@
 //! `/api/v1/users`: accounts on this site (site admins only).
 
 use super::{ApiJson, ApiPath, ApiQuery, PageParams};
-use app::error::AppError;
-use app::error::ssr::Problem;
-use app::page::Page;
-use app::state::{AppState, Ctx};
-use app::users::{NewUserRequest, User, UserUpdate, ssr};
+use app::accounts::types::{NewUserRequest, User, UserUpdate};
+use app::accounts::users;
+use app::kernel::context::Ctx;
+use app::kernel::error::AppError;
+use app::kernel::error::ssr::Problem;
+use app::kernel::page::Page;
+use app::kernel::state::AppState;
 use axum::Json;
 use http::StatusCode;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -18,7 +20,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[utoipa::path(get, path = "/users", tag = "users", params(PageParams),
     responses((status = 200, body = Page<User>), (status = 401, body = Problem), (status = 403, body = Problem)))]
 async fn list(ctx: Ctx, ApiQuery(p): ApiQuery<PageParams>) -> Result<Json<Page<User>>, AppError> {
-    Ok(Json(ssr::list(&ctx, p.cursor.as_deref(), p.limit).await?))
+    Ok(Json(users::list(&ctx, p.cursor.as_deref(), p.limit).await?))
 }
 
 /// Creates an account (site admins). Team admins can then add it to teams.
@@ -26,7 +28,7 @@ async fn list(ctx: Ctx, ApiQuery(p): ApiQuery<PageParams>) -> Result<Json<Page<U
     responses((status = 201, body = User), (status = 403, body = Problem), (status = 409, body = Problem),
               (status = 422, body = Problem)))]
 async fn create(ctx: Ctx, ApiJson(input): ApiJson<NewUserRequest>) -> Result<(StatusCode, Json<User>), AppError> {
-    Ok((StatusCode::CREATED, Json(ssr::create(&ctx, input).await?)))
+    Ok((StatusCode::CREATED, Json(users::create(&ctx, input).await?)))
 }
 
 /// Disables or enables an account (site admins; not their own). A disabled
@@ -39,5 +41,5 @@ async fn update(
     ApiPath(id): ApiPath<uuid::Uuid>,
     ApiJson(input): ApiJson<UserUpdate>,
 ) -> Result<Json<User>, AppError> {
-    Ok(Json(ssr::update(&ctx, id, input).await?))
+    Ok(Json(users::update(&ctx, id, input).await?))
 }

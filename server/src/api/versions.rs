@@ -3,13 +3,16 @@
 //! objects and check for drift.
 
 use super::{ApiJson, ApiPath, ApiQuery};
-use app::error::AppError;
-use app::error::ssr::Problem;
-use app::page::Page;
-use app::preview::{Preview, PreviewQuery};
-use app::state::{AppState, Ctx};
-use app::upload::{NewUpload, PartUrl, PartsRequest, UploadCompletion, UploadStarted};
-use app::versions::{Check, DatasetVersion, Drift, DriftQuery, ManifestEntry, ManifestQuery, NewVersion, VersionQuery};
+use app::datasets::types::{
+    Check, DatasetVersion, Drift, DriftQuery, ManifestEntry, ManifestQuery, NewVersion, VersionQuery,
+};
+use app::datasets::types::{NewUpload, PartUrl, PartsRequest, UploadCompletion, UploadStarted};
+use app::datasets::types::{Preview, PreviewQuery};
+use app::kernel::context::Ctx;
+use app::kernel::error::AppError;
+use app::kernel::error::ssr::Problem;
+use app::kernel::page::Page;
+use app::kernel::state::AppState;
 use axum::Json;
 use http::StatusCode;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -37,7 +40,7 @@ async fn list(
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(q): ApiQuery<VersionQuery>,
 ) -> Result<Json<Page<DatasetVersion>>, AppError> {
-    Ok(Json(app::versions::ssr::list(&ctx, id, q).await?))
+    Ok(Json(app::datasets::versions::list(&ctx, id, q).await?))
 }
 
 /// Registers a version from an S3 prefix (members and up). The prefix is
@@ -51,14 +54,14 @@ async fn create(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(input): ApiJson<NewVersion>,
 ) -> Result<(StatusCode, Json<DatasetVersion>), AppError> {
-    Ok((StatusCode::CREATED, Json(app::versions::ssr::create(&ctx, id, input).await?)))
+    Ok((StatusCode::CREATED, Json(app::datasets::versions::create(&ctx, id, input).await?)))
 }
 
 /// One version with its totals and digest (live counts while scanning).
 #[utoipa::path(get, path = "/dataset-versions/{id}", tag = "datasets", params(("id" = Uuid, Path)),
     responses((status = 200, body = DatasetVersion), (status = 404, body = Problem)))]
 async fn get_one(ctx: Ctx, ApiPath(id): ApiPath<Uuid>) -> Result<Json<DatasetVersion>, AppError> {
-    Ok(Json(app::versions::ssr::get(&ctx, id).await?))
+    Ok(Json(app::datasets::versions::get(&ctx, id).await?))
 }
 
 /// Deletes a version (team admins) and Capstan's copy of its objects.
@@ -67,7 +70,7 @@ async fn get_one(ctx: Ctx, ApiPath(id): ApiPath<Uuid>) -> Result<Json<DatasetVer
 #[utoipa::path(delete, path = "/dataset-versions/{id}", tag = "datasets", params(("id" = Uuid, Path)),
     responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 async fn delete(ctx: Ctx, ApiPath(id): ApiPath<Uuid>) -> Result<StatusCode, AppError> {
-    app::versions::ssr::delete(&ctx, id).await?;
+    app::datasets::versions::delete(&ctx, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -79,7 +82,7 @@ async fn manifest(
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(q): ApiQuery<ManifestQuery>,
 ) -> Result<Json<Page<ManifestEntry>>, AppError> {
-    Ok(Json(app::versions::ssr::manifest(&ctx, id, q).await?))
+    Ok(Json(app::datasets::versions::manifest(&ctx, id, q).await?))
 }
 
 /// First rows and inferred columns of a CSV, TSV, JSON Lines or Parquet object (ranged reads only).
@@ -91,7 +94,7 @@ async fn preview(
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(q): ApiQuery<PreviewQuery>,
 ) -> Result<Json<Preview>, AppError> {
-    Ok(Json(app::preview::ssr::preview(&ctx, id, q).await?))
+    Ok(Json(app::datasets::preview::preview(&ctx, id, q).await?))
 }
 
 /// Starts a drift check (members and up): the location is re-listed and
@@ -100,14 +103,14 @@ async fn preview(
     responses((status = 202, body = Check), (status = 403, body = Problem), (status = 404, body = Problem),
               (status = 409, body = Problem)))]
 async fn verify(ctx: Ctx, ApiPath(id): ApiPath<Uuid>) -> Result<(StatusCode, Json<Check>), AppError> {
-    Ok((StatusCode::ACCEPTED, Json(app::versions::ssr::verify(&ctx, id).await?)))
+    Ok((StatusCode::ACCEPTED, Json(app::datasets::versions::verify(&ctx, id).await?)))
 }
 
 /// The latest drift check.
 #[utoipa::path(get, path = "/dataset-versions/{id}/verify", tag = "datasets", params(("id" = Uuid, Path)),
     responses((status = 200, body = Check), (status = 404, body = Problem)))]
 async fn latest_check(ctx: Ctx, ApiPath(id): ApiPath<Uuid>) -> Result<Json<Check>, AppError> {
-    app::versions::ssr::latest_check(&ctx, id).await?.map(Json).ok_or_else(|| AppError::NotFound("Check".into()))
+    app::datasets::versions::latest_check(&ctx, id).await?.map(Json).ok_or_else(|| AppError::NotFound("Check".into()))
 }
 
 /// Objects added, removed or changed, as found by a check (the latest by default).
@@ -118,7 +121,7 @@ async fn drift(
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(q): ApiQuery<DriftQuery>,
 ) -> Result<Json<Page<Drift>>, AppError> {
-    Ok(Json(app::versions::ssr::drift(&ctx, id, q).await?))
+    Ok(Json(app::datasets::versions::drift(&ctx, id, q).await?))
 }
 
 /// Starts an upload into a new version (members and up): one S3 multipart
@@ -131,7 +134,7 @@ async fn start_upload(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(input): ApiJson<NewUpload>,
 ) -> Result<(StatusCode, Json<UploadStarted>), AppError> {
-    Ok((StatusCode::CREATED, Json(app::upload::ssr::start(&ctx, id, input).await?)))
+    Ok((StatusCode::CREATED, Json(app::datasets::upload::start(&ctx, id, input).await?)))
 }
 
 /// Presigned `PUT` URLs for parts of one file (valid for an hour).
@@ -144,7 +147,7 @@ async fn presign_parts(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(input): ApiJson<PartsRequest>,
 ) -> Result<Json<Vec<PartUrl>>, AppError> {
-    Ok(Json(app::upload::ssr::presign(&ctx, id, input).await?))
+    Ok(Json(app::datasets::upload::presign(&ctx, id, input).await?))
 }
 
 /// Completes every file's multipart upload (all parts with their ETags) and
@@ -158,12 +161,12 @@ async fn complete_upload(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(input): ApiJson<UploadCompletion>,
 ) -> Result<Json<DatasetVersion>, AppError> {
-    Ok(Json(app::upload::ssr::complete(&ctx, id, input).await?))
+    Ok(Json(app::datasets::upload::complete(&ctx, id, input).await?))
 }
 
 /// Cancels an upload: the multipart uploads are aborted and the version marked failed.
 #[utoipa::path(post, path = "/dataset-versions/{id}/upload/abort", tag = "datasets", params(("id" = Uuid, Path)),
     responses((status = 200, body = DatasetVersion), (status = 404, body = Problem), (status = 409, body = Problem)))]
 async fn abort_upload(ctx: Ctx, ApiPath(id): ApiPath<Uuid>) -> Result<Json<DatasetVersion>, AppError> {
-    Ok(Json(app::upload::ssr::abort(&ctx, id).await?))
+    Ok(Json(app::datasets::upload::abort(&ctx, id).await?))
 }

@@ -15,7 +15,7 @@ use uuid::Uuid;
 pub struct TestApp {
     pub router: Router,
     pub pool: PgPool,
-    pub state: app::state::AppState,
+    pub state: app::kernel::state::AppState,
     /// The local S3 endpoint behind `state.storage` (a fresh folder per test).
     pub s3: Option<storage::local::LocalS3>,
     s3_dir: TempDir,
@@ -83,10 +83,14 @@ pub const PASSWORD: &str = "correct horse battery staple";
 
 impl TestApp {
     pub async fn new(pool: PgPool) -> Self {
-        Self::with_settings(pool, app::state::Settings::default(), server::HttpOptions::default()).await
+        Self::with_settings(pool, app::kernel::state::Settings::default(), server::HttpOptions::default()).await
     }
 
-    pub async fn with_settings(pool: PgPool, settings: app::state::Settings, opts: server::HttpOptions) -> Self {
+    pub async fn with_settings(
+        pool: PgPool,
+        settings: app::kernel::state::Settings,
+        opts: server::HttpOptions,
+    ) -> Self {
         let s3_dir = TempDir::new();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let s3 = storage::local::LocalS3::start(&s3_dir.0, listener, ("test-key", "test-secret"), vec![])
@@ -109,7 +113,7 @@ impl TestApp {
     /// An app whose bucket is `storage` (AWS mode against an emulator).
     pub async fn with_storage(
         pool: PgPool,
-        settings: app::state::Settings,
+        settings: app::kernel::state::Settings,
         opts: server::HttpOptions,
         storage: storage::Storage,
     ) -> Self {
@@ -131,13 +135,13 @@ impl TestApp {
     /// An app whose training engine is `backend` (SageMaker against an emulator or stand-in).
     pub async fn with_backend(
         pool: PgPool,
-        settings: app::state::Settings,
+        settings: app::kernel::state::Settings,
         opts: server::HttpOptions,
         storage: storage::Storage,
         backend: std::sync::Arc<dyn training::Backend>,
     ) -> Self {
         server::migrate_sessions(&pool).await.expect("session table");
-        app::prices::ssr::seed(&pool).await.expect("prices");
+        app::training::prices::seed(&pool).await.expect("prices");
         let state = server::state(pool.clone(), "target/site", settings, storage, backend);
         let router = server::router(state.clone(), &opts);
         Self { router, pool, state, s3: None, s3_dir: TempDir::new(), work_dir: TempDir::new() }
@@ -147,10 +151,13 @@ impl TestApp {
     pub fn with_engine(
         mut self,
         backend: std::sync::Arc<dyn training::Backend>,
-        settings: app::state::Settings,
+        settings: app::kernel::state::Settings,
     ) -> Self {
-        let state =
-            app::state::AppState { training: backend, settings: std::sync::Arc::new(settings), ..self.state.clone() };
+        let state = app::kernel::state::AppState {
+            training: backend,
+            settings: std::sync::Arc::new(settings),
+            ..self.state.clone()
+        };
         self.router = server::router(state.clone(), &server::HttpOptions::default());
         self.state = state;
         self
@@ -190,10 +197,11 @@ impl TestApp {
     /// Creates a user directly (as the CLI would), then signs in through the
     /// login server function and creates a token through the REST API.
     pub async fn user(&self, email: &str, site_admin: bool) -> TestUser {
-        let input = app::accounts::ssr::NewUser::parse(email, email, PASSWORD, site_admin).expect("valid user");
-        let actor = app::audit::ssr::AuditActor { user_id: None, token_id: None, label: "test".into() };
-        let id =
-            app::accounts::ssr::create_user(&self.pool, &actor, &Default::default(), input).await.expect("create user");
+        let input = app::accounts::domain::NewUser::parse(email, email, PASSWORD, site_admin).expect("valid user");
+        let actor = app::kernel::audit::AuditActor { user_id: None, token_id: None, label: "test".into() };
+        let id = app::accounts::domain::create_user(&self.pool, &actor, &Default::default(), input)
+            .await
+            .expect("create user");
         let cookie = self.login(email, PASSWORD).await.expect("login succeeds");
         let res = self
             .call(

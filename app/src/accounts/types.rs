@@ -1,0 +1,59 @@
+//! Wire types of accounts: the signed-in user and the site admins' view of
+//! users; [`CurrentUser`] is how pages inside the layout read the caller.
+
+use crate::kernel::error::AppError;
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The signed-in user, as the UI and `GET /api/v1/me` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Me {
+    pub id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    pub is_site_admin: bool,
+    /// Set when this request was authenticated with an API token.
+    pub token_id: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct User {
+    pub id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    pub is_site_admin: bool,
+    /// Disabled accounts cannot sign in; their sessions and tokens stop working.
+    pub disabled: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
+    pub created_at: time::OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UserUpdate {
+    /// `true` disables the account at once (sign-in, sessions, tokens);
+    /// `false` enables it again.
+    pub disabled: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewUserRequest {
+    pub email: String,
+    pub display_name: String,
+    /// At least 12 characters; share it with the user, who can change it on the Account page.
+    pub password: String,
+    #[serde(default)]
+    pub is_site_admin: bool,
+}
+
+/// The signed-in user (`None` for visitors), as a load every page inside the
+/// layout can read (inside a `Suspense`).
+#[derive(Debug, Clone, Copy)]
+pub struct CurrentUser(pub Resource<Result<Option<Me>, AppError>>);

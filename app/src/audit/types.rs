@@ -1,0 +1,47 @@
+//! Wire types of the audit log: one recorded event and the list's filters.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// One recorded mutation, as shown to users.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema, sqlx::FromRow))]
+pub struct AuditEvent {
+    pub id: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
+    pub occurred_at: time::OffsetDateTime,
+    /// Who acted: an email, or the attempted email for failed logins.
+    pub actor: String,
+    pub actor_user_id: Option<Uuid>,
+    /// Set when the actor used an API token.
+    pub actor_token_id: Option<Uuid>,
+    pub team_id: Option<Uuid>,
+    pub team_slug: Option<String>,
+    pub action: String,
+    pub target_type: String,
+    pub target_id: Option<String>,
+    /// Before/after summary of the change.
+    #[cfg_attr(feature = "ssr", schema(value_type = Object))]
+    pub summary: serde_json::Value,
+    pub request_id: Option<String>,
+    pub client_addr: Option<String>,
+}
+
+/// Filters for the audit list; every field is optional.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::IntoParams))]
+pub struct AuditQuery {
+    /// Team slug.
+    pub team: Option<String>,
+    /// Actor email.
+    pub actor: Option<String>,
+    /// Exact action, e.g. `team.member_added`.
+    pub action: Option<String>,
+    /// Earliest time (RFC 3339), inclusive.
+    pub from: Option<String>,
+    /// Latest time (RFC 3339), exclusive.
+    pub to: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+}

@@ -1,0 +1,170 @@
+//! The audit recorder: one event per mutation, written in the mutation's own
+//! transaction and hash-chained per team so tampering shows up in `verify`.
+//!
+//! Chain design: one chain per team plus one site-wide chain (logins, users,
+//! tokens). Appending takes a row lock on the chain's head row only, so writers
+//! in different teams never wait on each other, and each event is sealed the
+//! moment it commits (no window in which a fresh event is unprotected).
+
+use crate::kernel::context::Ctx;
+use crate::kernel::error::AppError;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use sqlx::PgConnection;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Who an event is attributed to.
+#[derive(Debug, Clone)]
+pub struct AuditActor {
+    pub user_id: Option<Uuid>,
+    pub token_id: Option<Uuid>,
+    pub label: String,
+}
+
+/// Where the request came from.
+#[derive(Debug, Clone, Default)]
+pub struct AuditMeta {
+    pub request_id: Option<String>,
+    pub client_addr: Option<String>,
+}
+
+/// What happened.
+#[derive(Debug, Clone)]
+pub struct NewEvent<'a> {
+    pub team_id: Option<Uuid>,
+    pub action: &'a str,
+    pub target_type: &'a str,
+    pub target_id: Option<String>,
+    pub summary: Value,
+}
+
+impl Ctx {
+    /// The audit attribution and request metadata of this request.
+    pub fn audit(&self) -> (AuditActor, AuditMeta) {
+        let actor = match &self.actor {
+            Some(a) => AuditActor { user_id: Some(a.user_id), token_id: a.token_id, label: a.email.clone() },
+            None => AuditActor { user_id: None, token_id: None, label: "anonymous".into() },
+        };
+        (actor, AuditMeta { request_id: self.request_id.clone(), client_addr: Some(self.client_addr.clone()) })
+    }
+}
+
+impl Ctx {
+    /// Appends `event`, attributed to this request's caller, in `conn`'s transaction.
+    pub async fn record(&self, conn: &mut PgConnection, event: NewEvent<'_>) -> Result<Uuid, AppError> {
+        let (actor, meta) = self.audit();
+        record(conn, &actor, &meta, event).await
+    }
+}
+
+pub(crate) fn chain_key(team_id: Option<Uuid>) -> String {
+    team_id.map_or_else(|| "site".to_owned(), |t| format!("team:{t}"))
+}
+
+/// The bytes hashed for one event: a JSON array with every recorded field.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn digest(
+    prev_hash: &[u8],
+    chain_key: &str,
+    chain_seq: i64,
+    id: Uuid,
+    occurred_at: OffsetDateTime,
+    actor_user_id: Option<Uuid>,
+    actor_token_id: Option<Uuid>,
+    actor_label: &str,
+    team_id: Option<Uuid>,
+    action: &str,
+    target_type: &str,
+    target_id: Option<&str>,
+    summary: &Value,
+    request_id: Option<&str>,
+    client_addr: Option<&str>,
+) -> Vec<u8> {
+    let at = occurred_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    let canonical = json!([
+        hex::encode(prev_hash),
+        chain_key,
+        chain_seq,
+        id,
+        at,
+        actor_user_id,
+        actor_token_id,
+        actor_label,
+        team_id,
+        action,
+        target_type,
+        target_id,
+        summary,
+        request_id,
+        client_addr
+    ]);
+    Sha256::digest(serde_json::to_vec(&canonical).unwrap_or_default()).to_vec()
+}
+
+/// Appends one event to its chain inside the caller's transaction.
+pub async fn record(
+    conn: &mut PgConnection,
+    actor: &AuditActor,
+    meta: &AuditMeta,
+    event: NewEvent<'_>,
+) -> Result<Uuid, AppError> {
+    let key = chain_key(event.team_id);
+    // Postgres keeps microseconds; hash exactly what will be stored.
+    let now = OffsetDateTime::now_utc();
+    let occurred_at = now.replace_nanosecond(now.nanosecond() / 1000 * 1000).unwrap_or(now);
+    let id = Uuid::now_v7();
+    let head = sqlx::query!(
+        r#"insert into audit_chain (chain_key, last_seq, last_hash) values ($1, 1, $2)
+           on conflict (chain_key) do update set last_seq = audit_chain.last_seq + 1
+           returning last_seq, last_hash"#,
+        key,
+        &[0u8; 32][..],
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let prev_hash = if head.last_seq == 1 { vec![0u8; 32] } else { head.last_hash };
+    let hash = digest(
+        &prev_hash,
+        &key,
+        head.last_seq,
+        id,
+        occurred_at,
+        actor.user_id,
+        actor.token_id,
+        &actor.label,
+        event.team_id,
+        event.action,
+        event.target_type,
+        event.target_id.as_deref(),
+        &event.summary,
+        meta.request_id.as_deref(),
+        meta.client_addr.as_deref(),
+    );
+    sqlx::query!(
+        r#"insert into audit_event (audit_event_id, occurred_at, chain_key, chain_seq, prev_hash, hash,
+               actor_user_id, actor_token_id, actor_label, team_id, action, target_type, target_id,
+               summary, request_id, client_addr)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"#,
+        id,
+        occurred_at,
+        key,
+        head.last_seq,
+        prev_hash,
+        hash,
+        actor.user_id,
+        actor.token_id,
+        actor.label,
+        event.team_id,
+        event.action,
+        event.target_type,
+        event.target_id,
+        event.summary,
+        meta.request_id,
+        meta.client_addr,
+    )
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query!("update audit_chain set last_hash = $2 where chain_key = $1", key, hash).execute(&mut *conn).await?;
+    Ok(id)
+}

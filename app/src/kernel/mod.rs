@@ -1,0 +1,26 @@
+//! The kernel: what every capability shares and nothing else. It imports no
+//! capability (checked by `scripts/check-imports.sh`).
+//!
+//! - [`error`]: the one error type, with its HTTP status and problem+json body
+//! - [`roles`]: team roles and the one authorization rule
+//! - [`page`]: keyset pagination
+//! - [`validate`]: validated newtypes and field checks
+//! - [`format`]: how numbers, bytes, money and query values are written
+//! - [`widgets`]: the shared UI pieces (page header, form errors, times, buttons)
+//! - `state`, `context`, `audit` (server only): the application state, the
+//!   request context with session and token authentication, and the audit
+//!   recorder every mutation writes through
+
+pub mod error;
+pub mod format;
+pub mod page;
+pub mod roles;
+pub mod validate;
+pub mod widgets;
+
+#[cfg(feature = "ssr")]
+pub mod audit;
+#[cfg(feature = "ssr")]
+pub mod context;
+#[cfg(feature = "ssr")]
+pub mod state;

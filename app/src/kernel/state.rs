@@ -1,0 +1,91 @@
+//! Server-side application state: the pool, the settings, storage, the
+//! training backend, and the counters of open live streams.
+
+use crate::kernel::error::AppError;
+use axum::extract::FromRef;
+use leptos::config::LeptosOptions;
+use sqlx::PgPool;
+use std::sync::{Arc, Mutex};
+use uuid::Uuid;
+
+/// Tunables the domain needs (the server's config fills them in).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Failed logins allowed per account and per client address in `login_window`.
+    pub login_max_failures: i64,
+    pub login_window: time::Duration,
+    /// The AWS region jobs run in (and whose prices apply).
+    pub region: String,
+    /// The IAM role SageMaker jobs run as, unless the team sets its own.
+    pub sagemaker_role_arn: Option<String>,
+    /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` headers name the
+    /// client; from anyone else those headers are ignored.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// A browser session ends this long after sign-in, however active.
+    pub session_max_age: time::Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            login_max_failures: 10,
+            login_window: time::Duration::minutes(15),
+            region: "us-east-1".into(),
+            sagemaker_role_arn: None,
+            trusted_proxies: Vec::new(),
+            session_max_age: time::Duration::days(7),
+        }
+    }
+}
+
+/// Everything handlers and server functions share; cheap to clone.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub leptos_options: LeptosOptions,
+    pub settings: Arc<Settings>,
+    /// The one-time setup token, present only while no user exists.
+    pub setup_token: Arc<Mutex<Option<String>>>,
+    /// Capstan's bucket (local endpoint or AWS S3).
+    pub storage: storage::Storage,
+    /// Where training jobs run: SageMaker or the local runner.
+    pub training: Arc<dyn training::Backend>,
+    /// Wakes the training worker (a job was launched or stopped).
+    pub training_wake: Arc<tokio::sync::Notify>,
+    /// Live streams (server-sent events) open per user, to cap them.
+    pub open_streams: Arc<Mutex<std::collections::HashMap<Uuid, usize>>>,
+}
+
+/// One open live stream of a user, counted in [`AppState::open_streams`]
+/// until it is dropped (the client went away or the stream ended).
+pub struct StreamSlot {
+    streams: Arc<Mutex<std::collections::HashMap<Uuid, usize>>>,
+    user: Uuid,
+}
+
+impl AppState {
+    /// Takes one of a user's `max` live stream slots; `RateLimited` when all
+    /// are in use.
+    pub fn stream_slot(&self, user: Uuid, max: usize) -> Result<StreamSlot, AppError> {
+        let mut open = self.open_streams.lock().map_err(|_| AppError::Internal)?;
+        let n = open.entry(user).or_default();
+        if *n >= max {
+            return Err(AppError::RateLimited { retry_after_secs: 10 });
+        }
+        *n += 1;
+        Ok(StreamSlot { streams: self.open_streams.clone(), user })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.streams.lock()
+            && let Some(n) = open.get_mut(&self.user)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.user);
+            }
+        }
+    }
+}
