@@ -20,7 +20,7 @@ pub enum AnchorStore {
 impl AnchorStore {
     /// The bucket in AWS mode, `$CAPSTAN_DATA_DIR/audit-anchors` in local mode.
     pub fn for_mode(config: &crate::config::Config, storage: &Storage) -> Self {
-        if config.mode == "aws" {
+        if config.mode == crate::config::Mode::Aws {
             Self::Bucket(storage.clone())
         } else {
             Self::Folder(config.data_dir.join("audit-anchors"))

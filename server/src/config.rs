@@ -89,8 +89,8 @@ pub struct Config {
     pub db_max_connections: u32,
 
     /// `local` (no AWS account: private S3 endpoint, local runners) or `aws`.
-    #[arg(long, env = "CAPSTAN_MODE", default_value = "local", global = true)]
-    pub mode: String,
+    #[arg(long, env = "CAPSTAN_MODE", value_enum, default_value_t = Mode::Local, global = true)]
+    pub mode: Mode,
 
     /// The bucket Capstan keeps its data in (created in local mode).
     #[arg(long, env = "CAPSTAN_S3_BUCKET", default_value = "capstan", global = true)]
@@ -201,7 +201,7 @@ impl Config {
     }
 
     pub fn training_poll(&self) -> std::time::Duration {
-        let default = if self.mode == "aws" { 10 } else { 2 };
+        let default = if self.mode == Mode::Aws { 10 } else { 2 };
         std::time::Duration::from_secs(self.training_poll_secs.unwrap_or(default).max(1))
     }
 
@@ -228,7 +228,6 @@ impl Config {
         anyhow::ensure!(self.login_max_failures > 0, "CAPSTAN_LOGIN_MAX_FAILURES must be positive");
         anyhow::ensure!(self.login_window_minutes > 0, "CAPSTAN_LOGIN_WINDOW_MINUTES must be positive");
         anyhow::ensure!(self.request_timeout_secs > 0, "CAPSTAN_REQUEST_TIMEOUT_SECS must be positive");
-        anyhow::ensure!(matches!(self.mode.as_str(), "local" | "aws"), "CAPSTAN_MODE must be `local` or `aws`");
         anyhow::ensure!(self.local_max_jobs > 0, "CAPSTAN_LOCAL_MAX_JOBS must be positive");
         anyhow::ensure!(
             matches!(self.log_format.as_str(), "text" | "json"),
@@ -242,6 +241,15 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Where Capstan keeps data and runs work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// No AWS account: a private S3 endpoint and local runners.
+    Local,
+    /// S3 and SageMaker in an AWS account.
+    Aws,
 }
 
 #[derive(Debug, Subcommand)]

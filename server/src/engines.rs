@@ -11,7 +11,7 @@ use training::sandbox::Sandbox;
 /// runs it); an error when bubblewrap is missing and unsandboxed runs are not
 /// allowed.
 pub fn sandbox(config: &Config) -> anyhow::Result<Option<Sandbox>> {
-    if config.mode == "aws" {
+    if config.mode == crate::config::Mode::Aws {
         return Ok(None);
     }
     Sandbox::detect(&config.python, config.allow_unsandboxed_jobs).map(Some)

@@ -396,7 +396,7 @@ fn anchor_key(config: &Config) -> anyhow::Result<Vec<u8>> {
 /// Where the CLI keeps anchors: the bucket in AWS mode, the data directory in local mode.
 async fn anchor_store(config: &Config) -> anyhow::Result<server::anchors::AnchorStore> {
     // (local mode's folder needs no object store: serve may hold its port)
-    if config.mode == "aws" {
+    if config.mode == server::config::Mode::Aws {
         let (storage, _) = server::objects::connect(config).await?;
         Ok(server::anchors::AnchorStore::Bucket(storage))
     } else {

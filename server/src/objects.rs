@@ -13,7 +13,7 @@ use storage::{S3Config, Storage};
 /// Connects to the configured object store; the endpoint is returned too
 /// when this process serves it (local mode), so it can be stopped.
 pub async fn connect(config: &Config) -> anyhow::Result<(Storage, Option<LocalS3>)> {
-    if config.mode == "aws" {
+    if config.mode == crate::config::Mode::Aws {
         let s3 = S3Config {
             endpoint: config.s3_endpoint.clone(),
             region: None,

@@ -3,6 +3,7 @@
 //! talks to [`local::LocalS3`], an S3-compatible endpoint on loopback backed by
 //! a folder, so presigned URLs, multipart uploads and listings behave alike.
 
+#[cfg(any(test, feature = "test-support"))]
 pub mod emulator;
 pub mod local;
 

@@ -13,6 +13,7 @@ pub mod archive;
 pub mod local;
 pub mod sagemaker;
 pub mod sandbox;
+#[cfg(any(test, feature = "test-support"))]
 pub mod standin;
 
 pub use aws_sdk_sagemaker;
