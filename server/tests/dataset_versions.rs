@@ -474,6 +474,25 @@ async fn uploads_refuse_bad_files_and_can_be_cancelled_or_expire(pool: PgPool) {
         .await;
     assert_eq!(res.status, StatusCode::CONFLICT);
 
+    // two cancels at once: one cancels (with one audit event), the other is told
+    let up = upload(&f, &[("c.csv", b"c\n3\n".to_vec())]).await;
+    let id = up["id"].as_str().expect("id");
+    let path = format!("/api/v1/dataset-versions/{id}/upload/abort");
+    let (a, b) = tokio::join!(
+        f.app.call(Method::POST, &path, &f.member, None),
+        f.app.call(Method::POST, &path, &f.member, None)
+    );
+    let mut statuses = [a.status, b.status];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::CONFLICT], "{} / {}", a.text(), b.text());
+    let events = f
+        .app
+        .count(&format!(
+            "select count(*) from audit_event where action = 'dataset_version.upload_cancelled' and target_id = '{id}'"
+        ))
+        .await;
+    assert_eq!(events, 1, "one cancel, one audit event");
+
     // a day-old unfinished upload is aborted by housekeeping
     let stale = upload(&f, &[("b.csv", b"b\n2\n".to_vec())]).await;
     let stale_id: uuid::Uuid = stale["id"].as_str().expect("id").parse().expect("uuid");

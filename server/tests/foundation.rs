@@ -686,6 +686,30 @@ async fn operational_endpoints_and_headers(pool: PgPool) {
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} documented");
     }
+    // errors are documented as they are sent: problem+json, with 401 on every
+    // operation (all need a token) and 415 wherever a JSON body is taken
+    let mut operations = 0;
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item
+            .as_object()
+            .expect("item")
+            .iter()
+            .filter(|(m, _)| ["get", "put", "post", "delete", "patch"].contains(&m.as_str()))
+        {
+            operations += 1;
+            let responses = op["responses"].as_object().expect("responses");
+            assert!(responses.contains_key("401"), "{method} {path} documents 401");
+            if op["requestBody"]["content"].get("application/json").is_some() {
+                assert!(responses.contains_key("415"), "{method} {path} documents 415");
+            }
+            for (code, response) in responses.iter().filter(|(c, _)| c.starts_with('4') || c.starts_with('5')) {
+                let types: Vec<&String> =
+                    response["content"].as_object().map(|c| c.keys().collect()).unwrap_or_default();
+                assert_eq!(types, ["application/problem+json"], "{method} {path} {code}");
+            }
+        }
+    }
+    assert!(operations > 30, "{operations} operations documented");
     let docs = app.call(Method::GET, "/api/docs/", &Auth::None, None).await;
     assert_eq!(docs.status, StatusCode::OK);
     assert!(!docs.text().contains("cdn"), "API reference is served locally");

@@ -7,6 +7,7 @@
 
 mod common;
 
+use app::training::types::TrainingStatus;
 use common::{Auth, TestApp};
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -116,6 +117,11 @@ async fn launch_as_member(f: &Fixture, name: &str, source: &str, hps: Value) -> 
     res.json()
 }
 
+/// Whether a job as the API returns it has finished.
+fn finished(job: &Value) -> bool {
+    job["status"].as_str().and_then(|s| s.parse::<TrainingStatus>().ok()).is_some_and(TrainingStatus::is_final)
+}
+
 /// Runs the worker's steps until `done` holds for the job (up to 90 s).
 async fn drive(app: &TestApp, auth: &Auth, id: &str, done: impl Fn(&Value) -> bool) -> Value {
     for _ in 0..900 {
@@ -151,8 +157,7 @@ async fn local_runner_runs_the_example_script_end_to_end(pool: PgPool) {
     let id = job["id"].as_str().expect("id").to_owned();
     assert_eq!(app.audit_count("training_job.launched").await, 1);
 
-    let job =
-        drive(app, &f.viewer, &id, |j| app::training::types::is_final(j["status"].as_str().unwrap_or_default())).await;
+    let job = drive(app, &f.viewer, &id, finished).await;
     assert_eq!(job["status"], "completed", "{job:#}");
     let engine_name = job["engine_name"].as_str().expect("name");
 
@@ -348,8 +353,7 @@ async fn a_local_job_cannot_reach_capstan_or_other_jobs(pool: PgPool) {
         {"key": "host-pid", "value": std::process::id().to_string()},
     ]);
     let id = launch_as_member(&f, "escape", &source, hps).await["id"].as_str().expect("id").to_owned();
-    let job =
-        drive(app, &f.member, &id, |j| app::training::types::is_final(j["status"].as_str().unwrap_or_default())).await;
+    let job = drive(app, &f.member, &id, finished).await;
     assert_eq!(job["status"], "completed", "{job:#}");
     drive(app, &f.member, &id, |_| true).await;
     let text =
@@ -664,4 +668,23 @@ async fn reconciling_250_jobs_costs_calls_per_page_not_per_job(pool: PgPool) {
     app::training::engine::reconcile(&app.state).await.expect("reconcile");
     let row = app.call(Method::GET, &format!("/api/v1/training-jobs/{id}"), &f.member, None).await.json();
     assert_eq!(row["status"], "stopped");
+}
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn the_database_and_the_app_agree_on_which_statuses_are_final(pool: PgPool) {
+    for status in TrainingStatus::ALL {
+        let sql: bool = sqlx::query_scalar("select training_status_is_final($1::text::training_status)")
+            .bind(status.as_str())
+            .fetch_one(&pool)
+            .await
+            .expect("query");
+        assert_eq!(sql, status.is_final(), "{status}");
+    }
+    // and every status the database knows is one the app knows
+    let known: Vec<String> = sqlx::query_scalar("select unnest(enum_range(null::training_status))::text")
+        .fetch_all(&pool)
+        .await
+        .expect("query");
+    let ours: Vec<String> = TrainingStatus::ALL.iter().map(|s| s.as_str().to_owned()).collect();
+    assert_eq!(known, ours);
 }

@@ -13,6 +13,7 @@
 
 use crate::kernel::error::AppError;
 use crate::kernel::state::AppState;
+use crate::training::types::TrainingStatus;
 use serde_json::json;
 use std::collections::HashMap;
 use time::OffsetDateTime;
@@ -145,10 +146,11 @@ async fn mark_started(state: &AppState, id: Uuid, name: &str) -> Result<(), Step
     .rows_affected();
     if moved == 0 {
         // Stopped while the create call was under way: stop what was created.
-        let status = sqlx::query_scalar!(r#"select status::text as "s!" from training_job where job_id = $1"#, id)
-            .fetch_one(&state.pool)
-            .await?;
-        if status == "stopped" {
+        let status =
+            sqlx::query_scalar!(r#"select status as "s: TrainingStatus" from training_job where job_id = $1"#, id)
+                .fetch_one(&state.pool)
+                .await?;
+        if status == TrainingStatus::Stopped {
             if let Err(e) = state.training.stop(name).await {
                 tracing::warn!(job = %id, error = %e, "stopping a job stopped during launch failed");
             }
@@ -179,7 +181,7 @@ async fn fail_launch(state: &AppState, id: Uuid, code: &str, message: &str) -> R
 
 struct InFlight {
     id: Uuid,
-    status: String,
+    status: TrainingStatus,
     modified: Option<OffsetDateTime>,
 }
 
@@ -191,7 +193,7 @@ fn micros(t: OffsetDateTime) -> i128 {
 pub async fn reconcile(state: &AppState) -> Result<CycleStats, StepError> {
     let backend = state.training.clone();
     let rows = sqlx::query!(
-        r#"select job_id, engine_name, status::text as "status!", engine_modified_at, created_at from training_job
+        r#"select job_id, engine_name, status as "status: TrainingStatus", engine_modified_at, created_at from training_job
            where backend = $1 and status in ('starting', 'downloading', 'training', 'uploading', 'stopping')"#,
         backend.kind()
     )
@@ -252,20 +254,35 @@ pub async fn reconcile(state: &AppState) -> Result<CycleStats, StepError> {
     Ok(stats)
 }
 
+/// The job status an engine phase stands for.
+fn status_of(phase: Phase) -> TrainingStatus {
+    match phase {
+        Phase::Starting => TrainingStatus::Starting,
+        Phase::Downloading => TrainingStatus::Downloading,
+        Phase::Training => TrainingStatus::Training,
+        Phase::Uploading => TrainingStatus::Uploading,
+        Phase::Stopping => TrainingStatus::Stopping,
+        Phase::Completed => TrainingStatus::Completed,
+        Phase::Failed => TrainingStatus::Failed,
+        Phase::Stopped => TrainingStatus::Stopped,
+    }
+}
+
 /// Writes what the engine reported onto the row.
 async fn apply(state: &AppState, row: &InFlight, d: &Description) -> Result<(), StepError> {
     let phase = d.phase();
+    let reported = status_of(phase);
     // A stop was asked for: keep showing `stopping` until the engine stops.
-    let status = if row.status == "stopping" && !phase.is_final() {
+    let status = if row.status == TrainingStatus::Stopping && !reported.is_final() {
         if !matches!(phase, Phase::Stopping) {
             // The earlier stop call did not take (or failed): ask again.
             if let Err(e) = state.training.stop(&d.name).await {
                 tracing::warn!(job = %row.id, error = %e, "stop call failed; will retry");
             }
         }
-        "stopping"
+        TrainingStatus::Stopping
     } else {
-        phase.as_str()
+        reported
     };
     let final_metrics: serde_json::Map<String, serde_json::Value> =
         d.final_metrics.iter().map(|(name, value)| (name.clone(), json!(value))).collect();
@@ -278,7 +295,7 @@ async fn apply(state: &AppState, row: &InFlight, d: &Description) -> Result<(), 
              engine_modified_at = $12, last_error = null, updated_at = now()
          where job_id = $1",
         row.id,
-        status,
+        status.as_str(),
         d.secondary_status,
         d.failure_reason,
         serde_json::to_value(&d.transitions).unwrap_or_else(|_| json!([])),
@@ -286,7 +303,7 @@ async fn apply(state: &AppState, row: &InFlight, d: &Description) -> Result<(), 
         d.billable_seconds,
         d.training_seconds,
         d.training_start,
-        d.training_end.filter(|_| phase.is_final()),
+        d.training_end.filter(|_| reported.is_final()),
         serde_json::Value::Object(final_metrics),
         d.last_modified,
     )
@@ -300,7 +317,7 @@ async fn apply(state: &AppState, row: &InFlight, d: &Description) -> Result<(), 
 pub async fn follow_logs(state: &AppState) -> Result<usize, StepError> {
     let backend = state.training.clone();
     let rows = sqlx::query!(
-        r#"select job_id, engine_name, status::text as "status!", log_cursor, log_seq, spec -> 'metric_definitions' as defs
+        r#"select job_id, engine_name, status as "status: TrainingStatus", log_cursor, log_seq, spec -> 'metric_definitions' as defs
            from training_job where backend = $1 and status <> 'requested' and not logs_done"#,
         backend.kind()
     )
@@ -308,7 +325,7 @@ pub async fn follow_logs(state: &AppState) -> Result<usize, StepError> {
     .await?;
     let mut stored = 0;
     for row in rows {
-        let finished = crate::training::types::is_final(&row.status);
+        let finished = row.status.is_final();
         let chunk = match backend.logs(&row.engine_name, row.log_cursor.as_deref()).await {
             Ok(chunk) => chunk,
             Err(BackendError::NotFound(_)) if finished => training::LogChunk::default(),

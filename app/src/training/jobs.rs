@@ -8,7 +8,7 @@ use crate::kernel::page::Page;
 use crate::kernel::roles::{Action, Role, authorize_owned};
 use crate::training::types::{
     Cost, FinalMetric, JobChannel, JobQuery, LaunchRequest, MetricPoint, MetricSeries, MonthCost, TrainingJob,
-    TrainingJobSummary, is_final, worst_case,
+    TrainingJobSummary, TrainingStatus, worst_case,
 };
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -19,7 +19,7 @@ use uuid::Uuid;
 pub(crate) async fn load(ctx: &Ctx, id: Uuid, action: Action) -> Result<(TrainingJob, Uuid), AppError> {
     let actor = ctx.actor()?;
     let row = sqlx::query!(
-        r#"select j.job_id, j.team_id, t.slug, j.name, j.engine_name, j.backend, j.status::text as "status!",
+        r#"select j.job_id, j.team_id, t.slug, j.name, j.engine_name, j.backend, j.status as "status: TrainingStatus",
                   j.secondary_status, j.failure_reason, j.error_code, j.last_error, j.request, j.region,
                   j.usd_per_hour, j.instance_count, j.max_runtime_seconds, j.spot,
                   j.output_uri, j.artifact_uri, j.transitions, j.final_metrics, j.billable_seconds,
@@ -47,7 +47,7 @@ pub(crate) async fn load(ctx: &Ctx, id: Uuid, action: Action) -> Result<(Trainin
     let request: LaunchRequest = serde_json::from_value(row.request).map_err(anyhow::Error::from)?;
     let final_metrics: BTreeMap<String, f64> = serde_json::from_value(row.final_metrics).unwrap_or_default();
     let cost = cost(
-        &row.status,
+        row.status,
         row.usd_per_hour,
         row.instance_count,
         row.max_runtime_seconds,
@@ -89,7 +89,7 @@ pub(crate) async fn load(ctx: &Ctx, id: Uuid, action: Action) -> Result<(Trainin
 /// Cost from the launch price, the runtime limits and the times reported.
 #[allow(clippy::too_many_arguments)]
 pub fn cost(
-    status: &str,
+    status: TrainingStatus,
     usd_per_hour: Option<f64>,
     count: i32,
     max_runtime_seconds: i32,
@@ -100,8 +100,8 @@ pub fn cost(
 ) -> Cost {
     let Some(price) = usd_per_hour else { return Cost::default() };
     let per_second = price * f64::from(count) / 3600.0;
-    let finished = is_final(status);
-    let accrued = (!finished && status != "requested")
+    let finished = status.is_final();
+    let accrued = (!finished && status != TrainingStatus::Requested)
         .then(|| started.map(|s| (OffsetDateTime::now_utc() - s).whole_seconds().max(0) as f64 * per_second))
         .flatten();
     let actual = finished.then(|| billable_seconds.map_or(0.0, |b| b as f64 * per_second));
@@ -126,33 +126,24 @@ pub async fn list(ctx: &Ctx, team: &str, q: JobQuery) -> Result<Page<TrainingJob
     let (team, _) = crate::teams::domain::load(ctx, team, Action::ReadTeam).await?;
     let limit = crate::kernel::page::limit(q.limit)?;
     let status = q.status.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
-    const STATUSES: [&str; 10] = [
-        "requested",
-        "starting",
-        "downloading",
-        "training",
-        "uploading",
-        "stopping",
-        "completed",
-        "failed",
-        "stopped",
-        "running",
-    ];
+    // a status, or `running` for every job not finished
     if let Some(s) = &status
-        && !STATUSES.contains(&s.as_str())
+        && s != "running"
+        && s.parse::<TrainingStatus>().is_err()
     {
-        return Err(AppError::query("status", format!("Use one of: {}.", STATUSES.join(", "))));
+        let all: Vec<&str> = TrainingStatus::ALL.iter().map(|s| s.as_str()).chain(["running"]).collect();
+        return Err(AppError::query("status", format!("Use one of: {}.", all.join(", "))));
     }
     let after: Option<(OffsetDateTime, Uuid)> = crate::kernel::page::ssr::decode(q.cursor.as_deref())?;
     let (after_at, after_id) = after.unwrap_or((OffsetDateTime::now_utc() + time::Duration::days(36500), Uuid::max()));
     let rows = sqlx::query!(
-        r#"select j.job_id, j.name, j.backend, j.status::text as "status!", j.instance_type, j.instance_count,
+        r#"select j.job_id, j.name, j.backend, j.status as "status: TrainingStatus", j.instance_type, j.instance_count,
                   j.max_runtime_seconds, j.spot, j.usd_per_hour, j.training_started_at, j.training_ended_at,
                   j.billable_seconds, j.training_seconds, u.email as created_by, j.created_at
            from training_job j join app_user u on u.user_id = j.created_by
            where j.team_id = $1 and (j.created_at, j.job_id) < ($2, $3)
              and ($4::text is null
-                  or ($4 = 'running' and j.status not in ('completed', 'failed', 'stopped'))
+                  or ($4 = 'running' and not training_status_is_final(j.status))
                   or j.status::text = $4)
            order by j.created_at desc, j.job_id desc limit $5"#,
         team.id,
@@ -168,7 +159,7 @@ pub async fn list(ctx: &Ctx, team: &str, q: JobQuery) -> Result<Page<TrainingJob
         .into_iter()
         .map(|r| TrainingJobSummary {
             cost: cost(
-                &r.status,
+                r.status,
                 r.usd_per_hour,
                 r.instance_count,
                 r.max_runtime_seconds,
@@ -197,10 +188,10 @@ pub async fn month_cost(ctx: &Ctx, team: &str) -> Result<MonthCost, AppError> {
     let now = OffsetDateTime::now_utc();
     let month_start = now.replace_day(1).map_err(anyhow::Error::from)?.replace_time(time::Time::MIDNIGHT);
     let rows = sqlx::query!(
-        r#"select j.status::text as "status!", j.usd_per_hour, j.instance_count, j.max_runtime_seconds, j.spot,
+        r#"select j.status as "status: TrainingStatus", j.usd_per_hour, j.instance_count, j.max_runtime_seconds, j.spot,
                   j.training_started_at, j.billable_seconds, j.training_seconds
            from training_job j
-           where j.team_id = $1 and (j.training_ended_at >= $2 or j.status not in ('completed', 'failed', 'stopped'))"#,
+           where j.team_id = $1 and (j.training_ended_at >= $2 or not training_status_is_final(j.status))"#,
         team.id,
         month_start
     )
@@ -210,7 +201,7 @@ pub async fn month_cost(ctx: &Ctx, team: &str) -> Result<MonthCost, AppError> {
         .iter()
         .filter_map(|r| {
             cost(
-                &r.status,
+                r.status,
                 r.usd_per_hour,
                 r.instance_count,
                 r.max_runtime_seconds,
@@ -251,7 +242,7 @@ pub async fn stop(ctx: &Ctx, id: Uuid) -> Result<TrainingJob, AppError> {
     if !stopped_before_launch {
         sqlx::query!(
             "update training_job set status = 'stopping', stop_requested_by = $2, updated_at = now()
-             where job_id = $1 and status not in ('completed', 'failed', 'stopped')",
+             where job_id = $1 and not training_status_is_final(status)",
             id,
             actor.user_id
         )
@@ -287,10 +278,11 @@ pub async fn authorize_read(ctx: &Ctx, id: Uuid) -> Result<TrainingJob, AppError
 }
 
 /// The job's status and how many log lines it has, for the log stream.
-pub async fn progress(pool: &sqlx::PgPool, id: Uuid) -> Result<(String, bool), AppError> {
-    let row = sqlx::query!(r#"select status::text as "status!", logs_done from training_job where job_id = $1"#, id)
-        .fetch_one(pool)
-        .await?;
+pub async fn progress(pool: &sqlx::PgPool, id: Uuid) -> Result<(TrainingStatus, bool), AppError> {
+    let row =
+        sqlx::query!(r#"select status as "status: TrainingStatus", logs_done from training_job where job_id = $1"#, id)
+            .fetch_one(pool)
+            .await?;
     Ok((row.status, row.logs_done))
 }
 
@@ -315,16 +307,17 @@ pub async fn metrics(ctx: &Ctx, id: Uuid) -> Result<Vec<MetricSeries>, AppError>
 #[cfg(test)]
 mod tests {
     use super::cost;
+    use crate::training::types::TrainingStatus;
     use time::OffsetDateTime;
 
     #[test]
     fn costs() {
-        let c = cost("completed", Some(3.6), 2, 7200, true, None, Some(600), Some(1000));
+        let c = cost(TrainingStatus::Completed, Some(3.6), 2, 7200, true, None, Some(600), Some(1000));
         assert!((c.actual_usd.unwrap_or_default() - 1.2).abs() < 1e-9);
         assert!((c.worst_case_usd.unwrap_or_default() - 14.4).abs() < 1e-9);
         assert!((c.spot_savings.unwrap_or_default() - 0.4).abs() < 1e-9);
         let running = cost(
-            "training",
+            TrainingStatus::Training,
             Some(3.6),
             1,
             7200,

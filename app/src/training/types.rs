@@ -204,8 +204,7 @@ pub struct TrainingJob {
     pub engine_name: String,
     /// `sagemaker` or `local`.
     pub backend: String,
-    /// requested, starting, downloading, training, uploading, stopping, completed, failed, stopped
-    pub status: String,
+    pub status: TrainingStatus,
     pub secondary_status: Option<String>,
     pub failure_reason: Option<String>,
     pub error_code: Option<String>,
@@ -238,12 +237,75 @@ pub struct TrainingJob {
 
 impl TrainingJob {
     pub fn is_final(&self) -> bool {
-        is_final(&self.status)
+        self.status.is_final()
     }
 }
 
-pub fn is_final(status: &str) -> bool {
-    matches!(status, "completed" | "failed" | "stopped")
+/// Where a training job is: SageMaker's statuses, lowercase, plus
+/// `requested` (written, not yet created on the engine) and `stopping`.
+/// The database has the same enum (`training_status`); its
+/// `training_status_is_final` is the same rule as [`Self::is_final`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema, sqlx::Type))]
+#[cfg_attr(feature = "ssr", sqlx(type_name = "training_status", rename_all = "lowercase"))]
+pub enum TrainingStatus {
+    Requested,
+    Starting,
+    Downloading,
+    Training,
+    Uploading,
+    Stopping,
+    Completed,
+    Failed,
+    Stopped,
+}
+
+impl TrainingStatus {
+    pub const ALL: [Self; 9] = [
+        Self::Requested,
+        Self::Starting,
+        Self::Downloading,
+        Self::Training,
+        Self::Uploading,
+        Self::Stopping,
+        Self::Completed,
+        Self::Failed,
+        Self::Stopped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Requested => "requested",
+            Self::Starting => "starting",
+            Self::Downloading => "downloading",
+            Self::Training => "training",
+            Self::Uploading => "uploading",
+            Self::Stopping => "stopping",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Stopped => "stopped",
+        }
+    }
+
+    /// Finished: nothing more will happen to the job (its logs may still be read).
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed | Self::Stopped)
+    }
+}
+
+impl std::fmt::Display for TrainingStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for TrainingStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s).ok_or_else(|| format!("`{s}` is not a training status"))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -252,7 +314,7 @@ pub struct TrainingJobSummary {
     pub id: Uuid,
     pub name: String,
     pub backend: String,
-    pub status: String,
+    pub status: TrainingStatus,
     pub instance_type: String,
     pub instance_count: i32,
     pub created_by: String,

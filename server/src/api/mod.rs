@@ -72,9 +72,59 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(datasets::router())
         .merge(versions::router())
         .merge(training::router());
-    let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1).split_for_parts();
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1).split_for_parts();
+    document_problems(&mut doc);
     let router = router.route("/api/v1/{*rest}", axum::routing::any(not_found));
     (router, doc)
+}
+
+/// Makes the document say what the server does with errors: every error
+/// answer is `application/problem+json` (the handlers' `body = Problem`
+/// alone would say `application/json`), and the answers any operation can
+/// give are listed on each one: 401 on every operation (all need a token),
+/// 400 where there are query parameters or a body, 413 and 415 where there
+/// is a JSON body.
+fn document_problems(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::ParameterIn;
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    const PROBLEM: &str = "application/problem+json";
+    let problem = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(PROBLEM, ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build())
+            .build()
+    };
+    for item in doc.paths.paths.values_mut() {
+        let shared_query = item.parameters.iter().flatten().any(|p| p.parameter_in == ParameterIn::Query);
+        for op in [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch]
+            .into_iter()
+            .filter_map(Option::as_mut)
+        {
+            for (code, response) in &mut op.responses.responses {
+                if (code.starts_with('4') || code.starts_with('5'))
+                    && let RefOr::T(response) = response
+                    && let Some(content) = response.content.shift_remove("application/json")
+                {
+                    response.content.insert(PROBLEM.to_owned(), content);
+                }
+            }
+            let query = shared_query || op.parameters.iter().flatten().any(|p| p.parameter_in == ParameterIn::Query);
+            let json_body =
+                op.request_body.as_ref().is_some_and(|b| b.content.keys().any(|k| k.starts_with("application/json")));
+            let responses = &mut op.responses.responses;
+            let mut add = |code: &str, description: &str| {
+                responses.entry(code.to_owned()).or_insert_with(|| RefOr::T(problem(description)));
+            };
+            add("401", "No valid API token: missing, unknown, expired or revoked.");
+            if query || op.request_body.is_some() {
+                add("400", "A query parameter or the body is invalid; `errors` names each field.");
+            }
+            if json_body {
+                add("413", "The body is too large.");
+                add("415", "The body is not JSON (`Content-Type: application/json`).");
+            }
+        }
+    }
 }
 
 async fn not_found() -> AppError {

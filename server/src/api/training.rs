@@ -9,7 +9,8 @@ use app::kernel::error::ssr::Problem;
 use app::kernel::page::Page;
 use app::kernel::state::AppState;
 use app::training::types::{
-    JobQuery, LaunchRequest, LogLine, LogQuery, MetricSeries, MonthCost, SourceArchive, TrainingJob, TrainingJobSummary,
+    JobQuery, LaunchRequest, LogLine, LogQuery, MetricSeries, MonthCost, SourceArchive, TrainingJob,
+    TrainingJobSummary, TrainingStatus,
 };
 use axum::Json;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -199,14 +200,14 @@ fn stream(
     slot: app::kernel::state::StreamSlot,
     id: Uuid,
     after: i64,
-    status: String,
+    status: TrainingStatus,
 ) -> Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>> {
     struct Cursor {
         ctx: Ctx,
         _slot: app::kernel::state::StreamSlot,
         checked: tokio::time::Instant,
         after: i64,
-        status: String,
+        status: TrainingStatus,
         announced: bool,
         ended: bool,
     }
@@ -224,7 +225,7 @@ fn stream(
         }
         if !c.announced {
             c.announced = true;
-            let event = Event::default().event("status").data(c.status.clone());
+            let event = Event::default().event("status").data(c.status.as_str());
             return Some((vec![Ok(event)], c));
         }
         loop {
@@ -250,12 +251,12 @@ fn stream(
             match app::training::jobs::progress(&c.ctx.state.pool, id).await {
                 Ok((status, logs_done)) => {
                     if status != c.status {
-                        c.status = status.clone();
-                        return Some((vec![Ok(Event::default().event("status").data(status))], c));
+                        c.status = status;
+                        return Some((vec![Ok(Event::default().event("status").data(status.as_str()))], c));
                     }
-                    if app::training::types::is_final(&status) && logs_done {
+                    if status.is_final() && logs_done {
                         c.ended = true;
-                        return Some((vec![Ok(Event::default().event("end").data(status))], c));
+                        return Some((vec![Ok(Event::default().event("end").data(status.as_str()))], c));
                     }
                 }
                 Err(_) => return None,

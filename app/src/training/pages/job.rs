@@ -77,9 +77,9 @@ fn JobView(
     view! {
         <PageHeader title=j.name.clone() subtitle=format!("{} job {}", if local { "Local" } else { "SageMaker" }, j.engine_name)/>
         <p class="crumbs"><a href=format!("/teams/{}/training", j.team)>"← Training"</a>
-            <JobStatus status=j.status.clone()/>
+            <JobStatus status=j.status/>
             // SageMaker's secondary status adds something only when it says more than the status
-            {j.secondary_status.clone().filter(|s| !s.eq_ignore_ascii_case(&j.status)).map(|s| view! { <span class="muted" data-testid="secondary-status">" "{s}</span> })}
+            {j.secondary_status.clone().filter(|s| !s.eq_ignore_ascii_case(j.status.as_str())).map(|s| view! { <span class="muted" data-testid="secondary-status">" "{s}</span> })}
         </p>
         <div class="toolbar">
             {running.then(|| view! {

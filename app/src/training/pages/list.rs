@@ -23,7 +23,7 @@ pub fn TrainingListPage() -> impl IntoView {
     let month = Resource::new(move || (team(), tick.get()), |(t, _)| training_month_cost(t));
     Effect::new(move |_| {
         if let Some(Ok(page)) = jobs.get() {
-            active.set(page.items.iter().any(|j| !crate::training::types::is_final(&j.status)));
+            active.set(page.items.iter().any(|j| !j.status.is_final()));
         }
     });
     let selected = move |s: &str| status().as_deref() == Some(s);
@@ -85,7 +85,7 @@ fn job_row(team: &str, j: TrainingJobSummary) -> impl IntoView + use<> {
         <tr data-name=j.name.clone()>
             <td><a href=format!("/teams/{team}/training/{}", j.id)><strong>{j.name.clone()}</strong></a>
                 {(j.backend == "local").then(|| view! { <span class="pill">"local"</span> })}</td>
-            <td><JobStatus status=j.status.clone()/></td>
+            <td><JobStatus status=j.status/></td>
             <td><code>{j.instance_type.clone()}</code>" × "{j.instance_count}</td>
             <td>{j.duration_seconds.map_or_else(|| "—".to_owned(), duration)}</td>
             <td>{cost}</td>

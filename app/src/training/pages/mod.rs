@@ -8,17 +8,18 @@ pub mod launch;
 pub mod list;
 pub mod prices;
 
+use crate::training::types::TrainingStatus;
 use leptos::prelude::*;
 
 #[component]
-pub(super) fn JobStatus(#[prop(into)] status: String) -> impl IntoView {
-    let class = match status.as_str() {
-        "completed" => "pill ok",
-        "failed" => "pill danger",
-        "stopped" => "pill",
+pub(super) fn JobStatus(status: TrainingStatus) -> impl IntoView {
+    let class = match status {
+        TrainingStatus::Completed => "pill ok",
+        TrainingStatus::Failed => "pill danger",
+        TrainingStatus::Stopped => "pill",
         _ => "pill busy",
     };
-    view! { <span class=class data-status=status.clone()>{status.clone()}</span> }
+    view! { <span class=class data-status=status.as_str()>{status.as_str()}</span> }
 }
 
 pub(super) fn duration(seconds: i64) -> String {
