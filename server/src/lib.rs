@@ -87,6 +87,7 @@ pub fn state(
         training,
         training_wake: Arc::new(tokio::sync::Notify::new()),
         open_streams: Arc::default(),
+        instance: uuid::Uuid::now_v7(),
     }
 }
 

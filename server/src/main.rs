@@ -267,8 +267,9 @@ async fn serve(config: Config, demo: Option<Option<String>>) -> anyhow::Result<(
         public_origin: config.public_origin(),
         metrics_token: config.metrics_token.as_ref().map(|t| t.expose().to_owned()),
     };
-    app::datasets::versions::resume_scans(state.clone()).await;
     let stop = CancellationToken::new();
+    // scans left by a stopped process (here or elsewhere) start again at once
+    let scanner = tokio::spawn(server::workers::scans(state.clone(), std::time::Duration::from_secs(10), stop.clone()));
     let worker = tokio::spawn(server::workers::housekeeping(state.clone(), stop.clone()));
     let anchoring = match config.audit_anchor_key.is_some() {
         true => {
@@ -302,6 +303,7 @@ async fn serve(config: Config, demo: Option<Option<String>>) -> anyhow::Result<(
     tracing::info!("draining finished; stopping workers");
     stop.cancel();
     let _ = worker.await;
+    let _ = scanner.await;
     let _ = trainer.await;
     if let Some(task) = anchoring {
         let _ = task.await;

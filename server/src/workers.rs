@@ -36,6 +36,22 @@ pub async fn housekeeping(state: app::kernel::state::AppState, stop: Cancellatio
     tracing::info!("housekeeping stopped");
 }
 
+/// Takes over dataset scans and drift checks that no live process holds
+/// (their process stopped or died: its leases ran out), every `every`, until
+/// `stop` is cancelled. Several Capstan processes on one database each run
+/// this; a lease makes sure each scan runs in one of them.
+pub async fn scans(state: app::kernel::state::AppState, every: Duration, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tick.tick() => {
+                app::datasets::versions::resume_scans(state.clone()).await;
+            }
+        }
+    }
+}
+
 /// Runs the training worker until `stop` is cancelled: launches requested
 /// jobs, reconciles in-flight ones and reads their logs every `every`
 /// (sooner when woken by a launch or stop), backing off up to a minute

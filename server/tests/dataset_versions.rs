@@ -750,10 +750,99 @@ async fn a_scan_cut_short_by_a_restart_starts_over_and_counts_each_object_once(p
             .fetch_one(&f.app.pool)
             .await
             .expect("row");
-    assert_eq!((status.as_str(), failure.as_deref()), ("failed", Some("Interrupted by a restart: verify again.")));
+    assert_eq!((status.as_str(), failure.as_deref()), ("failed", Some("Interrupted (Capstan stopped): verify again.")));
     let resumed =
         f.app.wait_for(&format!("/api/v1/dataset-versions/{second}"), &f.member, |v| v["status"] != "scanning").await;
     assert_eq!(resumed["status"], "ready", "{resumed}");
     assert_eq!(resumed["object_count"], 5);
     assert_eq!(resumed["digest"], digest, "the same objects give the same digest");
+}
+
+/// Versions left `scanning` by nobody (as a crash leaves them), numbered
+/// from `from`, on the same location as version `like`.
+async fn orphan_scans(f: &Fixture, like: uuid::Uuid, from: i32, n: i32) -> Vec<uuid::Uuid> {
+    sqlx::query_scalar::<_, uuid::Uuid>(
+        "insert into dataset_version (version_id, dataset_id, team_id, number, source, source_uri, snapshot, bucket,
+                                      prefix, status, created_by)
+         select gen_random_uuid(), dataset_id, team_id, n, source, source_uri, snapshot, bucket, prefix, 'scanning',
+                created_by
+         from dataset_version, generate_series($2::int, $2::int + $3::int - 1) n where version_id = $1
+         returning version_id",
+    )
+    .bind(like)
+    .bind(from)
+    .bind(n)
+    .fetch_all(&f.app.pool)
+    .await
+    .expect("rows")
+}
+
+async fn wait_ready(f: &Fixture, ids: &[uuid::Uuid]) {
+    for _ in 0..300 {
+        let ready: i64 =
+            sqlx::query_scalar("select count(*) from dataset_version where version_id = any($1) and status = 'ready'")
+                .bind(ids)
+                .fetch_one(&f.app.pool)
+                .await
+                .expect("count");
+        if ready == ids.len() as i64 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("scans did not finish");
+}
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn two_processes_on_one_database_run_each_scan_once_and_take_over_a_dead_ones(pool: PgPool) {
+    let f = fixture(pool).await;
+    for i in 0..3 {
+        f.app.put("capstan", &format!("shared/{i}.csv"), format!("x\n{i}\n")).await;
+    }
+    let v = f.register("s3://capstan/shared/", false).await;
+    let first: uuid::Uuid = v["id"].as_str().expect("id").parse().expect("uuid");
+    // two Capstan processes: the same database and bucket, each its own leases
+    let here = f.app.state.clone();
+    let there = app::kernel::state::AppState { instance: uuid::Uuid::now_v7(), ..here.clone() };
+
+    // 20 scans nobody holds: both processes look for work at once, each scan starts once
+    let orphans = orphan_scans(&f, first, 2, 20).await;
+    let (a, b) = tokio::join!(
+        app::datasets::versions::resume_scans(here.clone()),
+        app::datasets::versions::resume_scans(there.clone())
+    );
+    assert_eq!(a + b, 20, "each scan started once: {a} here, {b} there");
+    wait_ready(&f, &orphans).await;
+    let counts: Vec<i64> = sqlx::query_scalar("select object_count from dataset_version where version_id = any($1)")
+        .bind(&orphans)
+        .fetch_all(&f.app.pool)
+        .await
+        .expect("counts");
+    assert!(counts.iter().all(|c| *c == 3), "{counts:?}");
+
+    // a scan a live process holds is left alone; once its lease runs out
+    // (the process died), the other process takes it over and finishes it
+    let held = orphan_scans(&f, first, 22, 1).await;
+    sqlx::query(
+        "update dataset_version set lease_owner = $2, lease_until = now() + interval '1 minute' where version_id = $1",
+    )
+    .bind(held[0])
+    .bind(here.instance)
+    .execute(&f.app.pool)
+    .await
+    .expect("lease");
+    assert_eq!(app::datasets::versions::resume_scans(there.clone()).await, 0, "a live lease is respected");
+    sqlx::query("update dataset_version set lease_until = now() - interval '1 second' where version_id = $1")
+        .bind(held[0])
+        .execute(&f.app.pool)
+        .await
+        .expect("lapse");
+    assert_eq!(app::datasets::versions::resume_scans(there.clone()).await, 1, "a lapsed lease is taken over");
+    wait_ready(&f, &held).await;
+    let owner: Option<uuid::Uuid> = sqlx::query_scalar("select lease_owner from dataset_version where version_id = $1")
+        .bind(held[0])
+        .fetch_one(&f.app.pool)
+        .await
+        .expect("owner");
+    assert_eq!(owner, Some(there.instance));
 }

@@ -295,7 +295,7 @@ pub async fn complete(ctx: &Ctx, id: Uuid, input: UploadCompletion) -> Result<Da
     )
     .await?;
     tx.commit().await?;
-    tokio::spawn(crate::datasets::versions::scan(ctx.state.clone(), id));
+    crate::datasets::versions::start_scan(&ctx.state, id).await;
     crate::datasets::versions::get(ctx, id).await
 }
 

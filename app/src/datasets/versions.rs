@@ -234,7 +234,7 @@ pub async fn create(ctx: &Ctx, dataset_id: Uuid, input: NewVersion) -> Result<Da
     )
     .await?;
     tx.commit().await?;
-    tokio::spawn(scan(ctx.state.clone(), id));
+    start_scan(&ctx.state, id).await;
     get(ctx, id).await
 }
 
@@ -387,38 +387,119 @@ fn counts(key: &str, size: i64) -> bool {
     !(key.ends_with('/') && size == 0)
 }
 
-/// Versions left `scanning` by a previous run start over; drift checks
-/// it left running are marked failed (verify again).
-pub async fn resume_scans(state: AppState) {
+/// How long a scan's or a check's lease lasts; the holder renews it every
+/// third of that while it works.
+const LEASE_SECS: f64 = 60.0;
+
+/// Takes the scan of version `id` for this process, unless another live
+/// process holds it. True when this process should run it.
+pub async fn claim_scan(state: &AppState, id: Uuid) -> Result<bool, sqlx::Error> {
+    let taken = sqlx::query!(
+        "update dataset_version set lease_owner = $2, lease_until = now() + make_interval(secs => $3)
+         where version_id = $1 and status = 'scanning'
+           and (lease_until is null or lease_until < now() or lease_owner = $2)",
+        id,
+        state.instance,
+        LEASE_SECS
+    )
+    .execute(&state.pool)
+    .await?;
+    Ok(taken.rows_affected() == 1)
+}
+
+/// Starts the scan of version `id` here if this process could take it.
+pub async fn start_scan(state: &AppState, id: Uuid) -> bool {
+    match claim_scan(state, id).await {
+        Ok(true) => {
+            tokio::spawn(scan(state.clone(), id));
+            true
+        }
+        Ok(false) => false,
+        Err(e) => {
+            tracing::error!(version = %id, error = %e, "failed to take a dataset scan");
+            false
+        }
+    }
+}
+
+/// Takes over what no live process holds: versions `scanning` without a
+/// lease or with one that ran out start over here, and drift checks whose
+/// process died are closed as interrupted. Run at start-up and every few
+/// seconds; returns how many scans it started.
+pub async fn resume_scans(state: AppState) -> usize {
     let interrupted = sqlx::query!(
-        "update dataset_check set status = 'failed', failure = 'Interrupted by a restart: verify again.',
+        "update dataset_check set status = 'failed', failure = 'Interrupted (Capstan stopped): verify again.',
                 checked_at = now()
-         where status = 'running'"
+         where status = 'running' and (lease_until is null or lease_until < now())"
     )
     .execute(&state.pool)
     .await;
     if let Err(e) = interrupted {
         tracing::error!(error = %e, "failed to close interrupted drift checks");
     }
-    let ids = sqlx::query_scalar!("select version_id from dataset_version where status = 'scanning'")
-        .fetch_all(&state.pool)
-        .await;
+    let ids = sqlx::query_scalar!(
+        "select version_id from dataset_version
+         where status = 'scanning' and (lease_until is null or lease_until < now())"
+    )
+    .fetch_all(&state.pool)
+    .await;
+    let mut started = 0;
     match ids {
         Ok(ids) => {
             for id in ids {
-                tracing::info!(version = %id, "resuming dataset scan");
-                tokio::spawn(scan(state.clone(), id));
+                if start_scan(&state, id).await {
+                    tracing::info!(version = %id, "resuming dataset scan");
+                    started += 1;
+                }
             }
         }
         Err(e) => tracing::error!(error = %e, "failed to find unfinished dataset scans"),
     }
+    started
+}
+
+/// Renews this process's lease on a scan (or, with `check`, a drift check)
+/// until the returned task is aborted.
+fn renew_lease(state: &AppState, id: Uuid, check: bool) -> tokio::task::JoinHandle<()> {
+    let (pool, me) = (state.pool.clone(), state.instance);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs_f64(LEASE_SECS / 3.0)).await;
+            let renewed = if check {
+                sqlx::query!(
+                    "update dataset_check set lease_until = now() + make_interval(secs => $3)
+                     where check_id = $1 and lease_owner = $2",
+                    id,
+                    me,
+                    LEASE_SECS
+                )
+                .execute(&pool)
+                .await
+            } else {
+                sqlx::query!(
+                    "update dataset_version set lease_until = now() + make_interval(secs => $3)
+                     where version_id = $1 and lease_owner = $2",
+                    id,
+                    me,
+                    LEASE_SECS
+                )
+                .execute(&pool)
+                .await
+            };
+            if let Err(e) = renewed {
+                tracing::warn!(id = %id, error = %e, "failed to renew a work lease");
+            }
+        }
+    })
 }
 
 /// Lists (and for snapshots copies) the version's objects, records the
 /// manifest, and marks the version ready, or failed with the reason and
 /// no manifest rows.
 pub async fn scan(state: AppState, id: Uuid) {
+    let lease = renew_lease(&state, id, false);
     let outcome = scan_objects(&state, id).await;
+    lease.abort();
     let result = match outcome {
         Ok(()) => Ok(()),
         Err(reason) => {
@@ -627,10 +708,13 @@ pub async fn verify(ctx: &Ctx, id: Uuid) -> Result<Check, AppError> {
     let check_id = Uuid::now_v7();
     let mut tx = ctx.pool().begin().await?;
     sqlx::query!(
-        "insert into dataset_check (check_id, version_id, status, checked_by) values ($1, $2, 'running', $3)",
+        "insert into dataset_check (check_id, version_id, status, checked_by, lease_owner, lease_until)
+         values ($1, $2, 'running', $3, $4, now() + make_interval(secs => $5))",
         check_id,
         id,
-        actor.user_id
+        actor.user_id,
+        ctx.state.instance,
+        LEASE_SECS
     )
     .execute(&mut *tx)
     .await?;
@@ -706,7 +790,9 @@ pub async fn drift(ctx: &Ctx, id: Uuid, q: DriftQuery) -> Result<Page<Drift>, Ap
 
 /// Re-lists the version's location and records every difference from the manifest.
 pub async fn run_check(state: AppState, check_id: Uuid, id: Uuid, bucket: String, prefix: String) {
+    let lease = renew_lease(&state, check_id, true);
     let result = compare(&state, check_id, id, &S3Uri { bucket, prefix }).await;
+    lease.abort();
     let recorded = match result {
         Ok((added, removed, changed)) => {
             sqlx::query!(

@@ -54,6 +54,9 @@ pub struct AppState {
     pub training_wake: Arc<tokio::sync::Notify>,
     /// Live streams (server-sent events) open per user, to cap them.
     pub open_streams: Arc<Mutex<std::collections::HashMap<Uuid, usize>>>,
+    /// This process, as the owner of the work leases it holds (several
+    /// processes may share one database).
+    pub instance: Uuid,
 }
 
 /// One open live stream of a user, counted in [`AppState::open_streams`]
