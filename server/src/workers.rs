@@ -1,6 +1,9 @@
-//! Background housekeeping: expired sessions and old login attempts are
-//! deleted, and browser uploads left unfinished for a day are aborted, every
-//! few minutes until shutdown.
+//! Every background loop of a Capstan process: housekeeping (expired
+//! sessions and old login attempts deleted, browser uploads left unfinished
+//! for a day aborted), dataset scans left by a stopped process, training,
+//! and audit anchors. Several processes may share one database: housekeeping
+//! and anchoring run in one of them at a time (an advisory lock), scans and
+//! drift checks hold leases (see `app::datasets::versions`).
 
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -9,31 +12,61 @@ use tower_sessions_sqlx_store::PostgresStore;
 
 /// Runs until `stop` is cancelled.
 pub async fn housekeeping(state: app::kernel::state::AppState, stop: CancellationToken) {
-    let pool = state.pool.clone();
-    let store = PostgresStore::new(pool.clone());
     let mut tick = tokio::time::interval(Duration::from_secs(300));
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = tick.tick() => {
-                if let Err(e) = store.delete_expired().await {
-                    tracing::warn!(error = %e, "failed to delete expired sessions");
-                }
-                let old = sqlx::query("delete from login_attempt where created_at < now() - interval '1 day'")
-                    .execute(&pool)
-                    .await;
-                if let Err(e) = old {
-                    tracing::warn!(error = %e, "failed to delete old login attempts");
-                }
-                match app::datasets::upload::clean_stale(&state, time::Duration::days(1)).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(versions = n, "aborted unfinished uploads older than a day"),
-                    Err(e) => tracing::warn!(error = %e, "failed to clean up unfinished uploads"),
+                if let Err(e) = housekeep_once(&state).await {
+                    tracing::warn!(error = %e, "housekeeping could not take its lock");
                 }
             }
         }
     }
     tracing::info!("housekeeping stopped");
+}
+
+/// Advisory lock keys of the loops that run once per deployment.
+pub const HOUSEKEEPING_LOCK: i64 = 0x6361_7073_0001;
+const ANCHORING_LOCK: i64 = 0x6361_7073_0002;
+
+/// Runs `work` if no other process on this database is running the same
+/// loop (`key`) right now; `Ok(false)` when one is. The lock is held for the
+/// transaction, so a process that dies lets go of it at once.
+async fn once_per_deployment<F: std::future::Future<Output = ()>>(
+    pool: &sqlx::PgPool,
+    key: i64,
+    work: F,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let locked: bool = sqlx::query_scalar("select pg_try_advisory_xact_lock($1)").bind(key).fetch_one(&mut *tx).await?;
+    if locked {
+        work.await;
+    }
+    tx.commit().await?;
+    Ok(locked)
+}
+
+/// One round of housekeeping, unless another process is doing it; true when
+/// this process did it.
+pub async fn housekeep_once(state: &app::kernel::state::AppState) -> Result<bool, sqlx::Error> {
+    let pool = state.pool.clone();
+    once_per_deployment(&state.pool, HOUSEKEEPING_LOCK, async {
+        if let Err(e) = PostgresStore::new(pool.clone()).delete_expired().await {
+            tracing::warn!(error = %e, "failed to delete expired sessions");
+        }
+        let old =
+            sqlx::query("delete from login_attempt where created_at < now() - interval '1 day'").execute(&pool).await;
+        if let Err(e) = old {
+            tracing::warn!(error = %e, "failed to delete old login attempts");
+        }
+        match app::datasets::upload::clean_stale(state, time::Duration::days(1)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(versions = n, "aborted unfinished uploads older than a day"),
+            Err(e) => tracing::warn!(error = %e, "failed to clean up unfinished uploads"),
+        }
+    })
+    .await
 }
 
 /// Takes over dataset scans and drift checks that no live process holds
@@ -102,12 +135,19 @@ pub async fn anchoring(
             () = stop.cancelled() => true,
             _ = tick.tick() => false,
         };
-        match app::audit::domain::take_anchor(&state.pool, &key).await {
-            Ok(anchor) => match store.save(&anchor).await {
-                Ok(place) => tracing::info!(%place, chains = anchor.heads.len(), "audit anchor written"),
-                Err(e) => tracing::warn!(error = ?e, "failed to store the audit anchor"),
-            },
-            Err(e) => tracing::warn!(error = ?e, "failed to take an audit anchor"),
+        // one anchor per period for the deployment, whichever process writes it
+        let anchored = once_per_deployment(&state.pool, ANCHORING_LOCK, async {
+            match app::audit::domain::take_anchor(&state.pool, &key).await {
+                Ok(anchor) => match store.save(&anchor).await {
+                    Ok(place) => tracing::info!(%place, chains = anchor.heads.len(), "audit anchor written"),
+                    Err(e) => tracing::warn!(error = ?e, "failed to store the audit anchor"),
+                },
+                Err(e) => tracing::warn!(error = ?e, "failed to take an audit anchor"),
+            }
+        })
+        .await;
+        if let Err(e) = anchored {
+            tracing::warn!(error = %e, "audit anchoring could not take its lock");
         }
         if last {
             break;

@@ -991,3 +991,25 @@ async fn control_characters_in_any_field_never_answer_5xx(pool: PgPool) {
     let res = app.call(Method::POST, "/api/v1/teams/ml/datasets", &auth, Some(body)).await;
     assert_eq!(res.status, StatusCode::CREATED, "line breaks and tabs are text: {}", res.text());
 }
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn housekeeping_runs_in_one_process_at_a_time(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let old = "insert into login_attempt (email, client_addr, succeeded, created_at)
+               values ('old@example.com', '203.0.113.9', false, now() - interval '2 days')";
+    sqlx::query(old).execute(&app.pool).await.expect("row");
+    // another process is housekeeping (it holds the lock): this one skips its round
+    let mut other = app.pool.begin().await.expect("tx");
+    let held: bool = sqlx::query_scalar("select pg_try_advisory_xact_lock($1)")
+        .bind(server::workers::HOUSEKEEPING_LOCK)
+        .fetch_one(&mut *other)
+        .await
+        .expect("lock");
+    assert!(held);
+    assert!(!server::workers::housekeep_once(&app.state).await.expect("round"), "skipped while another runs it");
+    assert_eq!(app.count("select count(*) from login_attempt").await, 1, "nothing done");
+    // the other process finished (or died): this one does the round
+    other.rollback().await.expect("release");
+    assert!(server::workers::housekeep_once(&app.state).await.expect("round"));
+    assert_eq!(app.count("select count(*) from login_attempt").await, 0, "old attempts deleted");
+}
