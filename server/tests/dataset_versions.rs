@@ -837,6 +837,14 @@ async fn two_processes_on_one_database_run_each_scan_once_and_take_over_a_dead_o
         .execute(&f.app.pool)
         .await
         .expect("lapse");
+    // the process whose lease it is not does nothing with it, even asked directly
+    app::datasets::versions::scan(there.clone(), held[0]).await;
+    let status: String = sqlx::query_scalar("select status::text from dataset_version where version_id = $1")
+        .bind(held[0])
+        .fetch_one(&f.app.pool)
+        .await
+        .expect("status");
+    assert_eq!(status, "scanning", "only the lease holder scans");
     assert_eq!(app::datasets::versions::resume_scans(there.clone()).await, 1, "a lapsed lease is taken over");
     wait_ready(&f, &held).await;
     let owner: Option<uuid::Uuid> = sqlx::query_scalar("select lease_owner from dataset_version where version_id = $1")

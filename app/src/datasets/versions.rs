@@ -537,10 +537,12 @@ async fn fail(state: &AppState, id: Uuid, reason: &str) -> Result<(), sqlx::Erro
 
 async fn scan_objects(state: &AppState, id: Uuid) -> Result<(), String> {
     let db = internal;
+    // only the lease holder scans (another process may have taken it over)
     let Some(v) = sqlx::query!(
         "select source, source_uri, snapshot, bucket, prefix from dataset_version
-         where version_id = $1 and status = 'scanning'",
-        id
+         where version_id = $1 and status = 'scanning' and lease_owner = $2",
+        id,
+        state.instance
     )
     .fetch_optional(&state.pool)
     .await
@@ -581,15 +583,21 @@ async fn scan_objects(state: &AppState, id: Uuid) -> Result<(), String> {
         return Err(format!("no objects under {source}"));
     }
     let digest = manifest_digest(&state.pool, id).await.map_err(db)?;
-    sqlx::query!(
+    let done = sqlx::query!(
         "update dataset_version set status = 'ready', digest = $2, finished_at = now()
-         where version_id = $1 and status = 'scanning'",
+         where version_id = $1 and status = 'scanning' and lease_owner = $3",
         id,
-        digest
+        digest,
+        state.instance
     )
     .execute(&state.pool)
     .await
     .map_err(db)?;
+    if done.rows_affected() == 0 {
+        // the lease lapsed while this process was stalled: the new holder finishes it
+        tracing::warn!(version = %id, "lost the lease of a dataset scan; leaving it to its new holder");
+        return Ok(());
+    }
     tracing::info!(version = %id, objects, bytes, list_calls, "dataset version ready");
     Ok(())
 }
