@@ -577,7 +577,10 @@ async fn scan_objects(state: &AppState, id: Uuid) -> Result<(), String> {
         }
         objects += i64::try_from(entries.len()).unwrap_or(i64::MAX);
         bytes += entries.iter().map(|e| e.size).sum::<i64>();
-        insert_entries(&state.pool, id, &entries, objects, bytes).await.map_err(db)?;
+        if !insert_entries(state, id, &entries, objects, bytes).await.map_err(db)? {
+            tracing::warn!(version = %id, "lost the lease of a dataset scan; leaving it to its new holder");
+            return Ok(());
+        }
     }
     if objects == 0 {
         return Err(format!("no objects under {source}"));
@@ -639,18 +642,20 @@ async fn copy_page(
 }
 
 /// Appends a page of manifest rows and updates the live totals.
+/// Records one listing page of the manifest, under the scan's lease: false
+/// (and nothing written) when this process no longer holds it.
 async fn insert_entries(
-    pool: &sqlx::PgPool,
+    state: &AppState,
     id: Uuid,
     entries: &[ManifestEntry],
     objects: i64,
     bytes: i64,
-) -> Result<(), sqlx::Error> {
+) -> Result<bool, sqlx::Error> {
     let keys: Vec<&str> = entries.iter().map(|e| e.key.as_str()).collect();
     let sizes: Vec<i64> = entries.iter().map(|e| e.size).collect();
     let etags: Vec<&str> = entries.iter().map(|e| e.etag.as_str()).collect();
     let times: Vec<Option<time::OffsetDateTime>> = entries.iter().map(|e| e.last_modified).collect();
-    let mut tx = pool.begin().await?;
+    let mut tx = state.pool.begin().await?;
     sqlx::query!(
         "insert into dataset_object (version_id, key, size, etag, last_modified)
          select $1, * from unnest($2::text[], $3::bigint[], $4::text[], $5::timestamptz[])
@@ -663,15 +668,23 @@ async fn insert_entries(
     )
     .execute(&mut *tx)
     .await?;
-    sqlx::query!(
-        "update dataset_version set object_count = $2, byte_count = $3 where version_id = $1",
+    let held = sqlx::query!(
+        "update dataset_version set object_count = $2, byte_count = $3 where version_id = $1 and lease_owner = $4",
         id,
         objects,
-        bytes
+        bytes,
+        state.instance
     )
     .execute(&mut *tx)
-    .await?;
-    tx.commit().await
+    .await?
+    .rows_affected()
+        == 1;
+    if !held {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// SHA-256 over the manifest in key order.
