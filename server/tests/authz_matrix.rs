@@ -632,16 +632,7 @@ async fn every_route_and_server_function_against_every_caller(pool: PgPool) {
     let viewer_token2 = spare_token("spare2").await;
     // training: a source archive in the team's area, one shared job, and per caller two jobs to stop
     let source = "s3://capstan/jobs/alpha/sources/matrix/sourcedir.tar.gz";
-    let archive = {
-        let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
-        let body = b"print('hi')\n";
-        let mut header = tar::Header::new_gnu();
-        header.set_size(body.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        tar.append_data(&mut header, "train.py", &body[..]).expect("tar");
-        tar.into_inner().expect("tar").finish().expect("gzip")
-    };
+    let archive = common::source_archive(&[("train.py", b"print('hi')\n")]);
     app.put("capstan", "jobs/alpha/sources/matrix/sourcedir.tar.gz", archive.clone()).await;
     let beta_source = "s3://capstan/jobs/beta/sources/matrix/sourcedir.tar.gz";
     app.put("capstan", "jobs/beta/sources/matrix/sourcedir.tar.gz", archive).await;

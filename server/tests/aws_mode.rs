@@ -178,16 +178,7 @@ async fn training_jobs_on_the_emulated_sagemaker_api(pool: PgPool) {
         .await;
     let version = res.json()["id"].as_str().expect("id").to_owned();
     app.wait_for(&format!("/api/v1/dataset-versions/{version}"), &auth, |v| v["status"] == "ready").await;
-    let archive = {
-        let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
-        let body = b"print('epoch=1 loss=0.5')\n";
-        let mut header = tar::Header::new_gnu();
-        header.set_size(body.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        tar.append_data(&mut header, "train.py", &body[..]).expect("tar");
-        tar.into_inner().expect("tar").finish().expect("gzip")
-    };
+    let archive = common::source_archive(&[("train.py", b"print('epoch=1 loss=0.5')\n")]);
     app.put("capstan-aws", "jobs/ml/sources/x/sourcedir.tar.gz", archive).await;
     let mut ids = Vec::new();
     const TEAM_ROLE: &str = "arn:aws:iam::210987654321:role/MlTeamTraining";

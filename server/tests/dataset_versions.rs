@@ -27,13 +27,7 @@ async fn fixture(pool: PgPool) -> Fixture {
     let viewer = app.user("viewer@example.com", false).await;
     let outsider = app.user("outsider@example.com", false).await;
     let a = Auth::Bearer(admin.token.clone());
-    let res = app.call(Method::POST, "/api/v1/teams", &a, Some(json!({"slug": "ml", "name": "ML"}))).await;
-    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
-    for (email, role) in [("member@example.com", "member"), ("viewer@example.com", "viewer")] {
-        let res =
-            app.call(Method::POST, "/api/v1/teams/ml/members", &a, Some(json!({"email": email, "role": role}))).await;
-        assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
-    }
+    app.team_with_members("ml", &a, &[("member@example.com", "member"), ("viewer@example.com", "viewer")]).await;
     let res = app
         .call(
             Method::POST,

@@ -32,13 +32,7 @@ async fn fixture(app: TestApp) -> Fixture {
     let viewer = app.user("viewer@example.com", false).await;
     let outsider = app.user("outsider@example.com", false).await;
     let a = Auth::Bearer(admin.token.clone());
-    let res = app.call(Method::POST, "/api/v1/teams", &a, Some(json!({"slug": "ml", "name": "ML"}))).await;
-    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
-    for (email, role) in [("member@example.com", "member"), ("viewer@example.com", "viewer")] {
-        let res =
-            app.call(Method::POST, "/api/v1/teams/ml/members", &a, Some(json!({"email": email, "role": role}))).await;
-        assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
-    }
+    app.team_with_members("ml", &a, &[("member@example.com", "member"), ("viewer@example.com", "viewer")]).await;
     let member = Auth::Bearer(member.token.clone());
     let version = ready_version(&app, &member, "ml", "churn").await;
     let o = Auth::Bearer(outsider.token.clone());

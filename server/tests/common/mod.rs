@@ -285,6 +285,34 @@ impl TestApp {
     pub async fn count(&self, sql: &str) -> i64 {
         sqlx::query_scalar(sql).fetch_one(&self.pool).await.expect("count")
     }
+
+    /// Creates team `slug` as `admin` and adds each `(email, role)` member.
+    pub async fn team_with_members(&self, slug: &str, admin: &Auth, members: &[(&str, &str)]) {
+        let res = self
+            .call(Method::POST, "/api/v1/teams", admin, Some(serde_json::json!({"slug": slug, "name": slug})))
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+        for (email, role) in members {
+            let path = format!("/api/v1/teams/{slug}/members");
+            let res =
+                self.call(Method::POST, &path, admin, Some(serde_json::json!({"email": email, "role": role}))).await;
+            assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+        }
+    }
+}
+
+/// A source folder packed as SageMaker's `sourcedir.tar.gz`: each `(path, body)`.
+#[allow(dead_code)] // not every test file packs sources
+pub fn source_archive(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+    for (path, body) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(body.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, path, *body).expect("tar");
+    }
+    tar.into_inner().expect("tar").finish().expect("gzip")
 }
 
 pub fn urlencode(s: &str) -> String {
