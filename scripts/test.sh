@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, clippy (ssr and hydrate), unit and
-# integration tests against a real PostgreSQL, and end-to-end tests in Chromium.
+# The whole test suite: formatting, the import rules of ARCHITECTURE.md,
+# clippy (ssr and hydrate), the offline query data (.sqlx) against the
+# migrations, unit and integration tests against a real PostgreSQL, and
+# end-to-end tests in Chromium.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
