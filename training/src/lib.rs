@@ -83,7 +83,8 @@ pub struct Channel {
 }
 
 /// Where a job is, in Capstan's terms (SageMaker's primary status refined
-/// by its secondary status).
+/// by its secondary status). The app maps it onto its job status
+/// (`TrainingStatus`), which holds the one rule for what is final.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
@@ -98,23 +99,6 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Starting => "starting",
-            Self::Downloading => "downloading",
-            Self::Training => "training",
-            Self::Uploading => "uploading",
-            Self::Stopping => "stopping",
-            Self::Completed => "completed",
-            Self::Failed => "failed",
-            Self::Stopped => "stopped",
-        }
-    }
-
-    pub fn is_final(self) -> bool {
-        matches!(self, Self::Completed | Self::Failed | Self::Stopped)
-    }
-
     /// Maps SageMaker's `TrainingJobStatus` + `SecondaryStatus`.
     pub fn from_sagemaker(status: &str, secondary: &str) -> Self {
         match status {
@@ -282,7 +266,6 @@ mod tests {
         assert_eq!(Phase::from_sagemaker("Stopping", "Stopping"), Phase::Stopping);
         assert_eq!(Phase::from_sagemaker("Stopped", "MaxRuntimeExceeded"), Phase::Stopped);
         assert_eq!(Phase::from_sagemaker("Failed", "Failed"), Phase::Failed);
-        assert!(Phase::Completed.is_final() && !Phase::Uploading.is_final());
     }
 
     #[test]
