@@ -3,7 +3,8 @@
 //! for a day aborted), dataset scans left by a stopped process, training,
 //! and audit anchors. Several processes may share one database: housekeeping
 //! and anchoring run in one of them at a time (an advisory lock), scans and
-//! drift checks hold leases (see `app::datasets::versions`).
+//! drift checks hold leases (see `app::datasets::versions`), and so do
+//! training jobs (see `app::training::engine`).
 
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -90,7 +91,22 @@ pub async fn scans(state: app::kernel::state::AppState, every: Duration, stop: C
 /// (sooner when woken by a launch or stop), backing off up to a minute
 /// while the engine throttles.
 pub async fn training(state: app::kernel::state::AppState, every: Duration, stop: CancellationToken) {
-    use app::training::engine::{StepError, follow_logs, launch_due, reconcile};
+    use app::training::engine::{
+        LEASE_SECS, StepError, follow_logs, launch_due, reconcile, release_leases, renew_leases,
+    };
+    // the leases of this process's jobs stay fresh however long a cycle or a back-off takes
+    let renewer = tokio::spawn({
+        let state = state.clone();
+        async move {
+            let mut tick = tokio::time::interval(Duration::from_secs_f64(LEASE_SECS / 3.0));
+            loop {
+                tick.tick().await;
+                if let Err(e) = renew_leases(&state).await {
+                    tracing::warn!(error = %e, "failed to renew training job leases");
+                }
+            }
+        }
+    });
     let mut delay = every;
     loop {
         let mut throttled = false;
@@ -116,6 +132,13 @@ pub async fn training(state: app::kernel::state::AppState, every: Duration, stop
             _ = state.training_wake.notified() => {}
             _ = tokio::time::sleep(delay) => {}
         }
+    }
+    renewer.abort();
+    // another process takes this one's jobs over at once (its local jobs stop with it)
+    match release_leases(&state).await {
+        Ok(n) if n > 0 => tracing::info!(jobs = n, "released training job leases"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "failed to release training job leases"),
     }
     tracing::info!("training worker stopped");
 }

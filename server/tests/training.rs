@@ -682,3 +682,135 @@ async fn the_database_and_the_app_agree_on_which_statuses_are_final(pool: PgPool
     let ours: Vec<String> = TrainingStatus::ALL.iter().map(|s| s.as_str().to_owned()).collect();
     assert_eq!(known, ours);
 }
+
+/// Another Capstan process on the same database and bucket as `app`: its
+/// own instance id and its own local runner (its own machine's folder).
+fn second_local_process(app: &TestApp, root: &std::path::Path, max_jobs: usize) -> app::kernel::state::AppState {
+    let runner = training::local::LocalRunner::new(
+        training::local::LocalConfig {
+            root: root.to_owned(),
+            sandbox: common::sandbox().clone(),
+            max_jobs,
+            stop_grace: std::time::Duration::from_secs(3),
+        },
+        app.s3().clone(),
+    );
+    app::kernel::state::AppState { instance: uuid::Uuid::now_v7(), training: Arc::new(runner), ..app.state.clone() }
+}
+
+/// Jobs by status, as in the database.
+async fn statuses(app: &TestApp) -> std::collections::BTreeMap<String, i64> {
+    sqlx::query_as::<_, (String, i64)>("select status::text, count(*) from training_job group by 1")
+        .fetch_all(&app.pool)
+        .await
+        .expect("statuses")
+        .into_iter()
+        .collect()
+}
+
+/// Two processes share the queue: each launches only what its runner can
+/// run, no job runs twice, and when one dies the other runs its job again
+/// from the start (a local job dies with its process) and finishes the rest.
+#[sqlx::test(migrations = "../migrations")]
+async fn two_processes_run_each_local_job_once_and_run_a_dead_ones_job_again(pool: PgPool) {
+    let f = fixture(TestApp::new(pool).await).await;
+    let app = &f.app;
+    let res = upload_source(app, &f.member, &[("train.py", TRAIN)]).await;
+    let source = res.json()["source_uri"].as_str().expect("uri").to_owned();
+    let here = app.state.clone(); // one slot (TestApp's runner)
+    let there_dir = common::TempDir::new();
+    let there = second_local_process(app, &there_dir.0, 2);
+    for i in 0..20 {
+        launch_as_member(&f, &format!("job-{i}"), &source, json!([{"key": "epochs", "value": "2"}])).await;
+    }
+    // both look for work at once: each takes what it has room for, no job twice
+    let (a, b) = tokio::join!(app::training::engine::launch_due(&here), app::training::engine::launch_due(&there));
+    assert_eq!((a.expect("here"), b.expect("there")), (1, 2));
+    let owners: Vec<(uuid::Uuid, String)> = sqlx::query_as(
+        "select lease_owner, engine_name from training_job where status <> 'requested' order by lease_owner",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("owners");
+    assert_eq!(owners.iter().filter(|(o, _)| *o == here.instance).count(), 1, "{owners:?}");
+    assert_eq!(owners.iter().filter(|(o, _)| *o == there.instance).count(), 2, "{owners:?}");
+    let killed = owners.iter().find(|(o, _)| *o == here.instance).map(|(_, n)| n.clone()).expect("here's job");
+
+    // `here` dies: its script dies with it, and its lease runs out
+    here.training.stop(&killed).await.expect("stop the script");
+    sqlx::query("update training_job set lease_until = now() - interval '1 second' where lease_owner = $1")
+        .bind(here.instance)
+        .execute(&app.pool)
+        .await
+        .expect("lapse");
+    // `there` takes the job over and runs everything
+    for _ in 0..1800 {
+        app::training::engine::reconcile(&there).await.expect("reconcile");
+        app::training::engine::launch_due(&there).await.expect("launch");
+        app::training::engine::follow_logs(&there).await.expect("logs");
+        if statuses(app).await.get("completed") == Some(&20) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(statuses(app).await, [("completed".to_owned(), 20)].into(), "every job completed");
+    // each job ran once in `there`'s folder; `here` ran only the one it was killed on
+    assert_eq!(std::fs::read_dir(there_dir.0.join("jobs")).expect("jobs").count(), 20);
+    let here_jobs: Vec<String> = std::fs::read_dir(app.work_dir.0.join("jobs"))
+        .expect("jobs")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(here_jobs, std::slice::from_ref(&killed));
+    // the job taken over says so in its log, then holds one whole run
+    let (id, restarts): (uuid::Uuid, i32) =
+        sqlx::query_as("select job_id, restarts from training_job where engine_name = $1")
+            .bind(&killed)
+            .fetch_one(&app.pool)
+            .await
+            .expect("job");
+    assert_eq!(restarts, 1);
+    assert_eq!(app.count("select count(*) from training_job where restarts > 0").await, 1);
+    let text = app.call(Method::GET, &format!("/api/v1/training-jobs/{id}/logs?format=text"), &f.viewer, None).await;
+    let text = text.text();
+    assert_eq!(text.matches("runs again from the start").count(), 1, "{text}");
+    assert_eq!(text.matches("model written to").count(), 1, "{text}");
+    let job = app.call(Method::GET, &format!("/api/v1/training-jobs/{id}"), &f.viewer, None).await.json();
+    assert!(job["artifact_uri"].as_str().is_some_and(|u| u.ends_with("/output/model.tar.gz")), "{job}");
+}
+
+/// On SageMaker, jobs outlive the process that launched them: two processes
+/// create each job once, and when one dies the other follows its jobs on
+/// without creating anything again.
+#[sqlx::test(migrations = "../migrations")]
+async fn two_processes_create_each_sagemaker_job_once_and_follow_a_dead_ones_jobs(pool: PgPool) {
+    let standin = training::standin::StandIn::start().await.expect("stand-in");
+    let f = sagemaker_app(pool, &standin).await;
+    let app = &f.app;
+    for i in 0..20 {
+        launch_image_job(&f, &format!("job-{i}")).await;
+    }
+    let here = app.state.clone();
+    let there = app::kernel::state::AppState { instance: uuid::Uuid::now_v7(), ..here.clone() };
+    let (a, b) = tokio::join!(app::training::engine::launch_due(&here), app::training::engine::launch_due(&there));
+    let (a, b) = (a.expect("here"), b.expect("there"));
+    assert_eq!(a + b, 20, "each job launched once: {a} here, {b} there");
+    assert_eq!(standin.calls("CreateTrainingJob"), 20, "one create call per job");
+    assert_eq!(standin.job_names().len(), 20);
+    // each follows only its own jobs
+    let (x, y) = tokio::join!(app::training::engine::reconcile(&here), app::training::engine::reconcile(&there));
+    assert_eq!(x.expect("here").in_flight + y.expect("there").in_flight, 20);
+    // `here` dies; once its leases run out, `there` follows every job
+    sqlx::query("update training_job set lease_until = now() - interval '1 second' where lease_owner = $1")
+        .bind(here.instance)
+        .execute(&app.pool)
+        .await
+        .expect("lapse");
+    for name in standin.job_names() {
+        standin.set_status(&name, "Completed", "Completed", None);
+    }
+    let stats = app::training::engine::reconcile(&there).await.expect("reconcile");
+    assert_eq!((stats.in_flight, stats.updated), (20, 20));
+    assert_eq!(statuses(app).await, [("completed".to_owned(), 20)].into());
+    assert_eq!(standin.calls("CreateTrainingJob"), 20, "nothing was created again");
+    assert_eq!(app.count("select count(*) from training_job where restarts > 0").await, 0);
+}

@@ -230,6 +230,17 @@ impl BackendError {
 pub trait Backend: Send + Sync {
     /// `"sagemaker"` or `"local"`.
     fn kind(&self) -> &'static str;
+    /// How many more jobs this engine takes now; `None` when it queues
+    /// them itself (SageMaker). A local runner takes only what it can run,
+    /// so the jobs spread over the Capstan processes sharing a database.
+    fn free_slots(&self) -> Option<usize> {
+        None
+    }
+    /// Whether a job lives on when the Capstan process that launched it
+    /// dies (SageMaker), or dies with it (the local runner).
+    fn outlives_process(&self) -> bool {
+        true
+    }
     /// Creates the job; [`BackendError::AlreadyExists`] when the name is taken.
     async fn create(&self, spec: &JobSpec) -> Result<(), BackendError>;
     /// The `capstan:job-id` tag of an existing job (to tell whether it is ours).

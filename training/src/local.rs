@@ -18,6 +18,11 @@
 //! a virtual environment cached by the file's hash. At most `max_jobs` run at
 //! once; the rest wait for a slot. Stop sends SIGTERM to the script's process
 //! group, then SIGKILL after the grace period.
+//!
+//! A job's script dies with the Capstan process that runs it. When another
+//! process (or this one, restarted) is asked to create a job whose folder a
+//! dead process left unfinished, it clears the folder and runs the job again;
+//! the log cursor names the run, so readers start the new run's log afresh.
 
 use crate::{Backend, BackendError, Description, JobSpec, LogChunk, LogLine, Page, Summary, Transition};
 use anyhow::Context as _;
@@ -65,6 +70,9 @@ struct Inner {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct State {
     job_id: String,
+    /// Tells one run of the job from a later one in the same folder.
+    #[serde(default)]
+    run: String,
     #[serde(with = "time::serde::rfc3339")]
     created: OffsetDateTime,
     description: Description,
@@ -111,6 +119,22 @@ impl Inner {
         std::fs::write(&tmp, text)
             .and_then(|()| std::fs::rename(&tmp, dir.join("state.json")))
             .map_err(|e| local_error(format!("cannot write the state of {}: {e}", state.description.name)))
+    }
+
+    /// Whether the folder of job `name` is what a dead process left of the
+    /// same job: not running here and not finished (or never written).
+    fn is_leftover(&self, name: &str, job_id: &str) -> bool {
+        let ours = self.running.lock().map(|r| r.contains_key(name)).unwrap_or(true);
+        if ours {
+            return false;
+        }
+        match self.load(name) {
+            Ok(state) => {
+                state.job_id == job_id
+                    && !matches!(state.description.status.as_str(), "Completed" | "Failed" | "Stopped")
+            }
+            Err(_) => true,
+        }
     }
 
     /// Applies `change` to the saved state (read, modify, write).
@@ -188,6 +212,15 @@ impl Backend for LocalRunner {
         "local"
     }
 
+    fn free_slots(&self) -> Option<usize> {
+        let running = self.inner.running.lock().map(|r| r.len()).unwrap_or(usize::MAX);
+        Some(self.inner.config.max_jobs.max(1).saturating_sub(running))
+    }
+
+    fn outlives_process(&self) -> bool {
+        false
+    }
+
     async fn create(&self, spec: &JobSpec) -> Result<(), BackendError> {
         if !crate::is_legal_job_name(&spec.name) {
             return Err(BackendError::Aws { code: "ValidationException".into(), message: "bad job name".into() });
@@ -198,7 +231,13 @@ impl Backend for LocalRunner {
         match std::fs::create_dir(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(BackendError::AlreadyExists(spec.name.clone()));
+                if !self.inner.is_leftover(&spec.name, &spec.job_id) {
+                    return Err(BackendError::AlreadyExists(spec.name.clone()));
+                }
+                // The process that ran it died with its script: run it again.
+                std::fs::remove_dir_all(&dir)
+                    .and_then(|()| std::fs::create_dir(&dir))
+                    .map_err(|e| local_error(format!("cannot clear {}: {e}", dir.display())))?;
             }
             Err(e) => return Err(local_error(format!("cannot create {}: {e}", dir.display()))),
         }
@@ -209,6 +248,7 @@ impl Backend for LocalRunner {
         }
         let state = State {
             job_id: spec.job_id.clone(),
+            run: now.unix_timestamp_nanos().to_string(),
             created: now,
             description: Description {
                 name: spec.name.clone(),
@@ -322,11 +362,18 @@ impl Backend for LocalRunner {
 
     async fn logs(&self, name: &str, cursor: Option<&str>) -> Result<LogChunk, BackendError> {
         use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
-        self.inner.load(name)?;
-        let offset: u64 = cursor.and_then(|c| c.parse().ok()).unwrap_or(0);
+        let state = self.inner.load(name)?;
+        // `<run>:<offset>`; a cursor of an earlier run starts this run's log from the top
+        // (a plain offset is a cursor from before runs were named)
+        let offset: u64 = match cursor.map(|c| (c, c.split_once(':'))) {
+            Some((_, Some((run, offset)))) if run == state.run => offset.parse().unwrap_or(0),
+            Some((plain, None)) => plain.parse().unwrap_or(0),
+            _ => 0,
+        };
+        let cursor_at = |offset: u64| Some(format!("{}:{offset}", state.run));
         let path = self.inner.job_dir(name).join("logs.jsonl");
         let Ok(mut file) = tokio::fs::File::open(&path).await else {
-            return Ok(LogChunk { lines: Vec::new(), cursor: Some(offset.to_string()) });
+            return Ok(LogChunk { lines: Vec::new(), cursor: cursor_at(offset) });
         };
         file.seek(std::io::SeekFrom::Start(offset)).await.map_err(|e| local_error(e.to_string()))?;
         let mut buf = Vec::new();
@@ -338,7 +385,7 @@ impl Backend for LocalRunner {
             .filter(|l| !l.is_empty())
             .filter_map(|l| serde_json::from_slice::<LogLine>(l).ok())
             .collect();
-        Ok(LogChunk { lines, cursor: Some((offset + complete as u64).to_string()) })
+        Ok(LogChunk { lines, cursor: cursor_at(offset + complete as u64) })
     }
 }
 

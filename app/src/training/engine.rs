@@ -10,6 +10,14 @@
 //!   LastModifiedTime moved, so calls grow with pages, not jobs.
 //! - [`follow_logs`] stores new log lines and the metric values the job's
 //!   metric definitions find in them.
+//!
+//! Several Capstan processes may share one database. Each job is worked on
+//! by the process holding its lease (`lease_owner`, `lease_until`): a launch
+//! claims its row, the worker renews its leases ([`renew_leases`]), and
+//! [`reconcile`] first takes over the jobs whose process died ([`take_over`]).
+//! A SageMaker job is simply followed on from the new process; a local job
+//! died with its process and runs again in the new one, up to
+//! [`MAX_RESTARTS`] times.
 
 use crate::kernel::error::AppError;
 use crate::kernel::state::AppState;
@@ -74,17 +82,39 @@ impl std::fmt::Display for StepError {
     }
 }
 
-/// Creates the engine jobs of due `requested` rows. Returns how many were launched.
+/// How long a job's lease lasts; the worker renews its leases every third of that.
+pub const LEASE_SECS: f64 = 60.0;
+
+/// How often a local job interrupted by the death of its process runs again
+/// before it is failed (a job that kills its process must not loop forever).
+pub const MAX_RESTARTS: i32 = 3;
+
+/// Creates the engine jobs of due `requested` rows that no other live
+/// process has claimed, as many as the engine takes now. Returns how many
+/// were launched.
 pub async fn launch_due(state: &AppState) -> Result<usize, StepError> {
     let backend = state.training.clone();
-    let rows = sqlx::query!(
-        r#"select job_id, engine_name, spec, launch_attempts from training_job
-           where backend = $1 and status = 'requested' and next_attempt_at <= now()
-           order by created_at limit 20"#,
-        backend.kind()
+    let room = backend.free_slots().unwrap_or(20).min(20);
+    if room == 0 {
+        return Ok(0);
+    }
+    let mut rows = sqlx::query!(
+        r#"update training_job set lease_owner = $2, lease_until = now() + make_interval(secs => $3)
+           where job_id in (
+               select job_id from training_job
+               where backend = $1 and status = 'requested' and next_attempt_at <= now()
+                 and (lease_until is null or lease_until < now() or lease_owner = $2)
+               order by created_at limit $4
+               for update skip locked)
+           returning job_id, engine_name, spec, launch_attempts, created_at"#,
+        backend.kind(),
+        state.instance,
+        LEASE_SECS,
+        room as i64
     )
     .fetch_all(&state.pool)
     .await?;
+    rows.sort_by_key(|r| r.created_at);
     let mut launched = 0;
     for row in rows {
         let spec: training::JobSpec = match serde_json::from_value(row.spec) {
@@ -189,13 +219,104 @@ fn micros(t: OffsetDateTime) -> i128 {
     t.unix_timestamp_nanos() / 1000
 }
 
-/// One reconcile cycle over the in-flight jobs of this backend.
+/// Renews the leases of the jobs this process works on; returns how many.
+pub async fn renew_leases(state: &AppState) -> Result<u64, sqlx::Error> {
+    let renewed = sqlx::query!(
+        "update training_job set lease_until = now() + make_interval(secs => $2)
+         where lease_owner = $1 and not (training_status_is_final(status) and logs_done)",
+        state.instance,
+        LEASE_SECS
+    )
+    .execute(&state.pool)
+    .await?;
+    Ok(renewed.rows_affected())
+}
+
+/// Lets go of this process's leases (on a clean shutdown), so another
+/// process takes the jobs over at once instead of after the lease.
+pub async fn release_leases(state: &AppState) -> Result<u64, sqlx::Error> {
+    let released = sqlx::query!("update training_job set lease_until = null where lease_owner = $1", state.instance)
+        .execute(&state.pool)
+        .await?;
+    Ok(released.rows_affected())
+}
+
+/// Takes over the launched jobs of this backend that no live process holds
+/// (their process died, or they predate leases). A local job's script died
+/// with its process: it is queued to run again here, or failed after
+/// [`MAX_RESTARTS`]; one that was being stopped is stopped. Returns how many
+/// jobs were taken over.
+pub async fn take_over(state: &AppState) -> Result<usize, StepError> {
+    let backend = state.training.clone();
+    let rows = sqlx::query!(
+        r#"update training_job set lease_owner = $2, lease_until = now() + make_interval(secs => $3)
+           where backend = $1 and status <> 'requested' and not (training_status_is_final(status) and logs_done)
+             and (lease_until is null or lease_until < now())
+           returning job_id, status as "status: TrainingStatus", restarts"#,
+        backend.kind(),
+        state.instance,
+        LEASE_SECS
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    if backend.outlives_process() {
+        return Ok(rows.len());
+    }
+    for row in rows.iter().filter(|r| !r.status.is_final()) {
+        let (status, message) = if row.status == TrainingStatus::Stopping {
+            (TrainingStatus::Stopped, "The Capstan process running this job stopped while it was being stopped.")
+        } else if row.restarts >= MAX_RESTARTS {
+            (
+                TrainingStatus::Failed,
+                "Interrupted: the Capstan process running this job stopped too often. Clone it to run it again.",
+            )
+        } else {
+            (
+                TrainingStatus::Requested,
+                "The Capstan process running this job stopped; another takes it over, and the job runs again from the start.",
+            )
+        };
+        tracing::warn!(job = %row.job_id, from = row.status.as_str(), to = status.as_str(), "took over a local job whose process stopped");
+        // the row and a log line saying what happened, in one statement
+        sqlx::query!(
+            "with moved as (
+                 update training_job set status = $3::text::training_status,
+                     secondary_status = case when $3 = 'requested' then null else initcap($3) end,
+                     failure_reason = case when $3 = 'failed' then $4 else failure_reason end,
+                     error_code = case when $3 = 'failed' then 'Interrupted' else error_code end,
+                     restarts = restarts + (case when $3 = 'requested' then 1 else 0 end),
+                     next_attempt_at = now(), engine_modified_at = null,
+                     training_ended_at = case when $3 = 'requested' then null else now() end,
+                     log_seq = log_seq + 1, updated_at = now(),
+                     -- queued again: any process may launch it
+                     lease_owner = case when $3 = 'requested' then null else lease_owner end,
+                     lease_until = case when $3 = 'requested' then null else lease_until end
+                 where job_id = $1 and lease_owner = $2
+                 returning job_id, log_seq)
+             insert into training_log (job_id, seq, at, stream, line)
+             select job_id, log_seq, now(), 'capstan', $4 from moved",
+            row.job_id,
+            state.instance,
+            status.as_str(),
+            message
+        )
+        .execute(&state.pool)
+        .await?;
+    }
+    Ok(rows.len())
+}
+
+/// One reconcile cycle over the in-flight jobs this process holds, after
+/// taking over those nobody holds.
 pub async fn reconcile(state: &AppState) -> Result<CycleStats, StepError> {
+    take_over(state).await?;
     let backend = state.training.clone();
     let rows = sqlx::query!(
         r#"select job_id, engine_name, status as "status: TrainingStatus", engine_modified_at, created_at from training_job
-           where backend = $1 and status in ('starting', 'downloading', 'training', 'uploading', 'stopping')"#,
-        backend.kind()
+           where backend = $1 and status in ('starting', 'downloading', 'training', 'uploading', 'stopping')
+             and lease_owner = $2"#,
+        backend.kind(),
+        state.instance
     )
     .fetch_all(&state.pool)
     .await?;
@@ -318,8 +439,9 @@ pub async fn follow_logs(state: &AppState) -> Result<usize, StepError> {
     let backend = state.training.clone();
     let rows = sqlx::query!(
         r#"select job_id, engine_name, status as "status: TrainingStatus", log_cursor, log_seq, spec -> 'metric_definitions' as defs
-           from training_job where backend = $1 and status <> 'requested' and not logs_done"#,
-        backend.kind()
+           from training_job where backend = $1 and status <> 'requested' and not logs_done and lease_owner = $2"#,
+        backend.kind(),
+        state.instance
     )
     .fetch_all(&state.pool)
     .await?;
