@@ -64,6 +64,12 @@ if [ "$mode" = test ]; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q "moto[server]==$MOTO_VERSION"
   fi
+  # The OpenAPI contract checker the end-to-end suite runs against the API.
+  SCHEMATHESIS_VERSION=4.32.5
+  if ! "$venv/bin/st" --version 2>/dev/null | grep -q " $SCHEMATHESIS_VERSION\$"; then
+    log "installing schemathesis $SCHEMATHESIS_VERSION (OpenAPI contract tests) into $venv"
+    "$venv/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
+  fi
   if [ ! -d end2end/node_modules/playwright-core ]; then
     log "installing end-to-end test packages"
     (cd end2end && npm ci --no-audit --no-fund)

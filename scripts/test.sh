@@ -2,7 +2,7 @@
 # The whole test suite: formatting, the import rules of ARCHITECTURE.md,
 # clippy (ssr and hydrate), the offline query data (.sqlx) against the
 # migrations, unit and integration tests against a real PostgreSQL, and
-# end-to-end tests in Chromium.
+# end-to-end tests in Chromium, and the OpenAPI contract (schemathesis).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -62,9 +62,10 @@ fi
 rm -rf "$sqlx_now"
 
 export MOTO_SERVER="${CAPSTAN_TOOLS_DIR:-$HOME/.cache/capstan-tools}/venv/bin/moto_server"
+export SCHEMATHESIS="${CAPSTAN_TOOLS_DIR:-$HOME/.cache/capstan-tools}/venv/bin/st"
 
 step "unit and integration tests"
 cargo test -p app -p server -p storage -p training
 
-step "end-to-end tests (Chromium)"
+step "end-to-end tests (Chromium) and the OpenAPI contract (schemathesis)"
 (cd end2end && CAPSTAN_BIN="$bin" LEPTOS_SITE_ROOT="$root/target/site" node run.mjs)

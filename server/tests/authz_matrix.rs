@@ -449,18 +449,6 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-async fn add(app: &TestApp, team: &str, by: &TestUser, email: &str, role: &str) {
-    let res = app
-        .call(
-            Method::POST,
-            &format!("/api/v1/teams/{team}/members"),
-            &Auth::Bearer(by.token.clone()),
-            Some(json!({"email": email, "role": role})),
-        )
-        .await;
-    assert_eq!(res.status, 201, "adding {email}: {}", res.text());
-}
-
 #[sqlx::test(migrator = "server::MIGRATOR")]
 async fn every_route_and_server_function_against_every_caller(pool: PgPool) {
     // every caller fails a password from the same address here: the sign-in
@@ -474,21 +462,14 @@ async fn every_route_and_server_function_against_every_caller(pool: PgPool) {
     let member = app.user("member@example.com", false).await;
     let approver = app.user("approver@example.com", false).await;
     let target = app.user("target@example.com", false).await;
-    for (team, by) in [("alpha", &admin), ("beta", &other_admin)] {
-        let res = app
-            .call(
-                Method::POST,
-                "/api/v1/teams",
-                &Auth::Bearer(by.token.clone()),
-                Some(json!({"slug": team, "name": team})),
-            )
-            .await;
-        assert_eq!(res.status, 201, "{}", res.text());
-    }
-    add(&app, "alpha", &admin, &viewer.email, "viewer").await;
-    add(&app, "alpha", &admin, &member.email, "member").await;
-    add(&app, "alpha", &admin, &approver.email, "approver").await;
-    add(&app, "alpha", &admin, &target.email, "viewer").await;
+    let members = [
+        (viewer.email.as_str(), "viewer"),
+        (member.email.as_str(), "member"),
+        (approver.email.as_str(), "approver"),
+        (target.email.as_str(), "viewer"),
+    ];
+    app.team_with_members("alpha", &Auth::Bearer(admin.token.clone()), &members).await;
+    app.team_with_members("beta", &Auth::Bearer(other_admin.token.clone()), &[]).await;
 
     let users: HashMap<&str, &TestUser> = [
         ("viewer", &viewer),
@@ -527,7 +508,8 @@ async fn every_route_and_server_function_against_every_caller(pool: PgPool) {
             let actor = app::kernel::audit::AuditActor { user_id: None, token_id: None, label: "test".into() };
             let id =
                 app::accounts::domain::create_user(&app.pool, &actor, &Default::default(), input).await.expect("user");
-            add(&app, "alpha", &admin, &format!("{prefix}-{caller}@example.com"), "member").await;
+            let email = format!("{prefix}-{caller}@example.com");
+            app.add_member("alpha", &Auth::Bearer(admin.token.clone()), &email, "member").await;
             map.insert(caller, id);
         }
     }

@@ -22,10 +22,7 @@ async fn datasets_in_aws_mode_against_the_emulator(pool: PgPool) {
     let app = TestApp::with_storage(pool, Default::default(), Default::default(), storage).await;
     let user = app.user("ml@example.com", false).await;
     let auth = Auth::Bearer(user.token.clone());
-    assert_eq!(
-        app.call(Method::POST, "/api/v1/teams", &auth, Some(json!({"slug": "ml", "name": "ML"}))).await.status,
-        201
-    );
+    app.team_with_members("ml", &auth, &[]).await;
     // another bucket is open to the team only once a site admin allows it
     let site = Auth::Bearer(app.user("site@example.com", true).await.token);
     let allow = json!({"allowed_sources": ["s3://raw-data/clicks/", "s3://missing-bucket/x/"]});
@@ -161,10 +158,7 @@ async fn training_jobs_on_the_emulated_sagemaker_api(pool: PgPool) {
     let app = TestApp::with_backend(pool, settings, Default::default(), storage, backend).await;
     let user = app.user("ml@example.com", false).await;
     let auth = Auth::Bearer(user.token.clone());
-    assert_eq!(
-        app.call(Method::POST, "/api/v1/teams", &auth, Some(json!({"slug": "ml", "name": "ML"}))).await.status,
-        201
-    );
+    app.team_with_members("ml", &auth, &[]).await;
     let res = app.call(Method::POST, "/api/v1/teams/ml/datasets", &auth, Some(json!({"name": "churn"}))).await;
     let dataset = res.json()["id"].as_str().expect("id").to_owned();
     app.put("capstan-aws", "datasets/ml/churn/raw/train.csv", "a,b,y\n1,2,0\n").await;
@@ -204,7 +198,7 @@ async fn training_jobs_on_the_emulated_sagemaker_api(pool: PgPool) {
             assert_eq!(res.status, 200, "{}", res.text());
             assert_eq!(
                 (res.json()["name"].as_str(), res.json()["sagemaker_role_arn"].as_str()),
-                (Some("ML"), Some(TEAM_ROLE))
+                (Some("ml"), Some(TEAM_ROLE))
             );
         }
         let res = app

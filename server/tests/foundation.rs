@@ -707,9 +707,40 @@ async fn operational_endpoints_and_headers(pool: PgPool) {
                     response["content"].as_object().map(|c| c.keys().collect()).unwrap_or_default();
                 assert_eq!(types, ["application/problem+json"], "{method} {path} {code}");
             }
+            // a parameter is in the path only if the path names it; the others are in the query
+            for param in op["parameters"].as_array().into_iter().flatten() {
+                let name = param["name"].as_str().expect("name");
+                let place = if path.contains(&format!("{{{name}}}")) { "path" } else { "query" };
+                assert_eq!(param["in"], place, "{method} {path} {name}");
+                if name == "limit" {
+                    assert_eq!(param["schema"]["minimum"], 1, "{method} {path} limit");
+                    assert!(param["schema"]["maximum"].as_i64().is_some(), "{method} {path} limit");
+                }
+            }
+            // a body is required where one is taken, and a JSON body refuses unknown fields
+            if let Some(body) = op.get("requestBody") {
+                assert_eq!(body["required"], true, "{method} {path}");
+                if let Some(schema) = body["content"]["application/json"]["schema"]["$ref"].as_str() {
+                    let name = schema.rsplit('/').next().expect("name");
+                    let component = &doc["components"]["schemas"][name];
+                    assert_eq!(component["additionalProperties"], false, "{method} {path} {name}");
+                }
+            }
         }
     }
     assert!(operations > 30, "{operations} operations documented");
+    // text fields say which characters they take, and named fields their own rules
+    let team = &doc["components"]["schemas"]["NewTeam"]["properties"];
+    assert_eq!(team["slug"]["pattern"], "^[a-z0-9-]{2,40}$");
+    let text = doc["components"]["schemas"]["NewDataset"]["properties"]["description"]["pattern"].as_str();
+    assert!(text.is_some_and(|p| p.contains("\\x00-\\x08")), "{text:?}");
+    // authentication comes first: no credentials is a 401 even with a bad query or body
+    let res = app
+        .call(Method::GET, &format!("/api/v1/dataset-versions/{}/preview", uuid::Uuid::nil()), &Auth::None, None)
+        .await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED, "{}", res.text());
+    let res = app.call(Method::GET, "/api/v1/teams?limit=0", &Auth::None, None).await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED, "{}", res.text());
     let docs = app.call(Method::GET, "/api/docs/", &Auth::None, None).await;
     assert_eq!(docs.status, StatusCode::OK);
     assert!(!docs.text().contains("cdn"), "API reference is served locally");
@@ -723,6 +754,27 @@ async fn operational_endpoints_and_headers(pool: PgPool) {
     assert_eq!(res.status, StatusCode::BAD_REQUEST, "{}", res.text());
     let res = app.call(Method::GET, "/api/v1/nope", &bearer(&ada), None).await;
     assert_eq!(res.status, StatusCode::NOT_FOUND);
+    assert_eq!(res.headers[header::CONTENT_TYPE], "application/problem+json");
+    // a whole number written with a fraction is an integer, as JSON Schema counts it
+    let res = app.call(Method::POST, "/api/v1/teams", &bearer(&ada), Some(json!({"slug": "ok", "name": "Ok"}))).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let dataset = app
+        .call(Method::POST, "/api/v1/teams/ok/datasets", &bearer(&ada), Some(json!({"name": "d"})))
+        .await
+        .json()["id"]
+        .as_str()
+        .expect("dataset")
+        .to_owned();
+    let files = json!({"files": [{"path": "a.csv", "size": 3.0}]});
+    let res = app.call(Method::POST, &format!("/api/v1/datasets/{dataset}/uploads"), &bearer(&ada), Some(files)).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    // an empty expiry is not a time (omit it, or send null, for a token that does not expire)
+    let res =
+        app.call(Method::POST, "/api/v1/tokens", &bearer(&ada), Some(json!({"name": "t", "expires_at": ""}))).await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text());
+    // an upload that is not multipart is a 415, as problem+json
+    let res = app.call(Method::POST, "/api/v1/teams/ok/training-sources", &bearer(&ada), Some(json!({}))).await;
+    assert_eq!(res.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{}", res.text());
     assert_eq!(res.headers[header::CONTENT_TYPE], "application/problem+json");
 }
 
@@ -932,10 +984,7 @@ async fn control_characters_in_any_field_never_answer_5xx(pool: PgPool) {
     let app = TestApp::new(pool).await;
     let ada = app.user("ada@example.com", true).await;
     let auth = bearer(&ada);
-    assert_eq!(
-        app.call(Method::POST, "/api/v1/teams", &auth, Some(json!({"slug": "ml", "name": "ML"}))).await.status,
-        201
-    );
+    app.team_with_members("ml", &auth, &[]).await;
     let res = app.call(Method::POST, "/api/v1/teams/ml/datasets", &auth, Some(json!({"name": "base"}))).await;
     let dataset = res.json()["id"].as_str().expect("id").to_owned();
     let routes: Vec<(Method, String, Value)> = vec![

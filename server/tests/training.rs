@@ -36,8 +36,7 @@ async fn fixture(app: TestApp) -> Fixture {
     let member = Auth::Bearer(member.token.clone());
     let version = ready_version(&app, &member, "ml", "churn").await;
     let o = Auth::Bearer(outsider.token.clone());
-    let res = app.call(Method::POST, "/api/v1/teams", &o, Some(json!({"slug": "other", "name": "Other"}))).await;
-    assert_eq!(res.status, StatusCode::CREATED);
+    app.team_with_members("other", &o, &[]).await;
     let outsider_version = ready_version(&app, &o, "other", "theirs").await;
     Fixture { app, member, viewer: Auth::Bearer(viewer.token.clone()), outsider_version, version }
 }

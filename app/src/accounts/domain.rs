@@ -204,8 +204,8 @@ pub async fn login(ctx: &Ctx, session: &Session, email: &str, password: &str) ->
     errors.check("email", Email::parse(email));
     if password.is_empty() {
         errors.check::<()>("password", Err("Enter your password.".into()));
-    } else if password.len() > Password::MAX_BYTES {
-        errors.check::<()>("password", Err(format!("Use at most {} bytes.", Password::MAX_BYTES)));
+    } else if password.chars().count() > Password::MAX_CHARS {
+        errors.check::<()>("password", Err(format!("Use at most {} characters.", Password::MAX_CHARS)));
     }
     errors.finish()?;
     let attempt = begin_attempt(ctx, &email_norm).await?;

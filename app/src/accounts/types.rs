@@ -45,9 +45,21 @@ pub struct UserUpdate {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewUserRequest {
+    #[cfg_attr(
+        feature = "ssr",
+        schema(max_length = 254, pattern = r"^[^\s@\x00-\x1F\x7F-\x9F]{1,64}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$")
+    )]
     pub email: String,
+    #[cfg_attr(
+        feature = "ssr",
+        schema(pattern = r"^[^\s\x00-\x1F\x7F-\x9F](?:[^\x00-\x1F\x7F-\x9F]{0,98}[^\s\x00-\x1F\x7F-\x9F])?$")
+    )]
     pub display_name: String,
     /// At least 12 characters; share it with the user, who can change it on the Account page.
+    #[cfg_attr(
+        feature = "ssr",
+        schema(min_length = 12, max_length = 1024, pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$")
+    )]
     pub password: String,
     #[serde(default)]
     pub is_site_admin: bool,

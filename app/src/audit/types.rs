@@ -31,6 +31,7 @@ pub struct AuditEvent {
 /// Filters for the audit list; every field is optional.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
 pub struct AuditQuery {
     /// Team slug.
     pub team: Option<String>,
@@ -39,9 +40,12 @@ pub struct AuditQuery {
     /// Exact action, e.g. `team.member_added`.
     pub action: Option<String>,
     /// Earliest time (RFC 3339), inclusive.
+    #[cfg_attr(feature = "ssr", param(format = DateTime))]
     pub from: Option<String>,
     /// Latest time (RFC 3339), exclusive.
+    #[cfg_attr(feature = "ssr", param(format = DateTime))]
     pub to: Option<String>,
     pub cursor: Option<String>,
+    #[cfg_attr(feature = "ssr", param(minimum = 1, maximum = 200))]
     pub limit: Option<i64>,
 }

@@ -31,6 +31,7 @@ pub struct Dataset {
 #[serde(deny_unknown_fields)]
 pub struct NewDataset {
     /// 1-100 of `a-z 0-9 . _ -`, unique in the team.
+    #[cfg_attr(feature = "ssr", schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,99}$"))]
     pub name: String,
     #[serde(default)]
     pub description: String,
@@ -50,6 +51,7 @@ pub struct DatasetUpdate {
 /// Filters for a team's dataset list.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
 pub struct DatasetQuery {
     /// Matches names containing this text, or this exact tag.
     pub q: Option<String>,
@@ -57,6 +59,7 @@ pub struct DatasetQuery {
     #[serde(default)]
     pub archived: bool,
     pub cursor: Option<String>,
+    #[cfg_attr(feature = "ssr", param(minimum = 1, maximum = 200))]
     pub limit: Option<i64>,
 }
 
@@ -150,17 +153,21 @@ pub struct ManifestEntry {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
 pub struct ManifestQuery {
     /// Only keys starting with this text.
     pub prefix: Option<String>,
     pub cursor: Option<String>,
+    #[cfg_attr(feature = "ssr", param(minimum = 1, maximum = 200))]
     pub limit: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
 pub struct VersionQuery {
     pub cursor: Option<String>,
+    #[cfg_attr(feature = "ssr", param(minimum = 1, maximum = 200))]
     pub limit: Option<i64>,
 }
 
@@ -201,10 +208,12 @@ pub struct Drift {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
 pub struct DriftQuery {
     /// A check id; the latest check when omitted.
     pub check: Option<Uuid>,
     pub cursor: Option<String>,
+    #[cfg_attr(feature = "ssr", param(minimum = 1, maximum = 200))]
     pub limit: Option<i64>,
 }
 
@@ -215,6 +224,7 @@ pub struct UploadFile {
     /// Path inside the version, e.g. `train.csv` or `images/001.png`.
     pub path: String,
     /// Bytes; at least 1.
+    #[cfg_attr(feature = "ssr", schema(minimum = 1))]
     pub size: i64,
 }
 
@@ -250,6 +260,7 @@ pub struct UploadStarted {
 pub struct PartsRequest {
     pub path: String,
     /// Part numbers (1-based), at most 1000 per call.
+    #[cfg_attr(feature = "ssr", schema(max_items = 1000))]
     pub parts: Vec<i32>,
 }
 
@@ -264,7 +275,9 @@ pub struct PartUrl {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct UploadedPart {
+    #[cfg_attr(feature = "ssr", schema(minimum = 1, maximum = 10000))]
     pub number: i32,
     pub etag: String,
 }
@@ -340,9 +353,11 @@ pub struct Preview {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
 pub struct PreviewQuery {
     /// The object's key relative to the version (as in the manifest).
     pub key: String,
     /// Rows to show, 1-500 (default 50).
+    #[cfg_attr(feature = "ssr", param(minimum = 1, maximum = 500))]
     pub rows: Option<usize>,
 }

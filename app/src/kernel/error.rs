@@ -119,6 +119,42 @@ impl AppError {
     }
 }
 
+impl AppError {
+    /// The error a REST answer's problem+json body (`status`, `body`) stands
+    /// for, so a page that calls the REST API (the launch form's upload)
+    /// shows its errors as every other form does, field by field.
+    pub fn from_problem(status: u16, body: &str) -> Self {
+        #[derive(Deserialize)]
+        struct Body {
+            #[serde(rename = "type", default)]
+            kind: String,
+            #[serde(default)]
+            detail: String,
+            #[serde(default)]
+            errors: Vec<FieldError>,
+        }
+        let Ok(p) = serde_json::from_str::<Body>(body) else {
+            return Self::Transport(format!("HTTP {status}"));
+        };
+        match p.kind.trim_start_matches("/problems/") {
+            "unauthenticated" => Self::Unauthenticated,
+            "forbidden" => Self::Forbidden,
+            "not-found" => Self::NotFound(p.detail.trim_end_matches(" not found.").to_owned()),
+            "validation" => Self::Validation(p.errors),
+            "invalid-query" => Self::InvalidQuery(p.errors),
+            "conflict" => Self::Conflict { field: p.errors.into_iter().next().map(|e| e.field), message: p.detail },
+            "rate-limited" => Self::RateLimited {
+                retry_after_secs: p.detail.split_whitespace().find_map(|w| w.parse().ok()).unwrap_or(60),
+            },
+            "bad-request" => Self::BadRequest(p.detail),
+            "unsupported-media-type" => Self::UnsupportedMediaType(p.detail),
+            "payload-too-large" => Self::PayloadTooLarge,
+            "internal" => Self::Internal,
+            _ => Self::Transport(format!("HTTP {status}")),
+        }
+    }
+}
+
 impl FromServerFnError for AppError {
     type Encoder = JsonEncoding;
 
@@ -228,5 +264,35 @@ pub mod ssr {
             }
             response
         }
+    }
+}
+
+#[cfg(all(test, feature = "ssr"))]
+mod tests {
+    use super::*;
+
+    /// What the REST API sends is read back as the same error, so the pages
+    /// that call it show the same messages, under the same fields.
+    #[test]
+    fn a_problem_body_reads_back_as_the_error_it_was_made_from() {
+        let errors = [
+            AppError::Unauthenticated,
+            AppError::Forbidden,
+            AppError::NotFound("Team".into()),
+            AppError::Validation(vec![FieldError::new("files[0]", "Use a relative path.")]),
+            AppError::InvalidQuery(vec![FieldError::new("limit", "Use a limit from 1 to 200.")]),
+            AppError::Conflict { field: Some("name".into()), message: "Taken.".into() },
+            AppError::Conflict { field: None, message: "The version is not uploading.".into() },
+            AppError::RateLimited { retry_after_secs: 30 },
+            AppError::BadRequest("Unreadable upload.".into()),
+            AppError::UnsupportedMediaType("Send JSON.".into()),
+            AppError::PayloadTooLarge,
+            AppError::Internal,
+        ];
+        for error in errors {
+            let body = serde_json::to_string(&ssr::Problem::from_error(&error)).expect("json");
+            assert_eq!(AppError::from_problem(error.status(), &body), error, "{body}");
+        }
+        assert_eq!(AppError::from_problem(502, "<html>bad gateway</html>"), AppError::Transport("HTTP 502".into()));
     }
 }

@@ -39,7 +39,7 @@ impl Email {
         if email.is_empty() {
             return Err("Enter an email address.".into());
         }
-        if email.len() > 254 {
+        if email.chars().count() > 254 {
             return Err("An email address is at most 254 characters.".into());
         }
         let Some((local, domain)) = email.split_once('@') else {
@@ -52,7 +52,7 @@ impl Email {
             && domain.contains('.')
             && domain.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
         let local_ok = !local.is_empty()
-            && local.len() <= 64
+            && local.chars().count() <= 64
             && !local.chars().any(|c| c.is_whitespace() || c == '@' || c.is_control());
         if !domain_ok || !local_ok {
             return Err("Enter an email address like name@example.com.".into());
@@ -77,14 +77,14 @@ impl std::fmt::Debug for Password {
 
 impl Password {
     pub const MIN_CHARS: usize = 12;
-    pub const MAX_BYTES: usize = 1024;
+    pub const MAX_CHARS: usize = 1024;
 
     pub fn parse(raw: &str) -> Result<Self, String> {
         if raw.chars().count() < Self::MIN_CHARS {
             return Err(format!("Use at least {} characters.", Self::MIN_CHARS));
         }
-        if raw.len() > Self::MAX_BYTES {
-            return Err(format!("Use at most {} bytes.", Self::MAX_BYTES));
+        if raw.chars().count() > Self::MAX_CHARS {
+            return Err(format!("Use at most {} characters.", Self::MAX_CHARS));
         }
         Ok(Self(raw.to_owned()))
     }

@@ -43,7 +43,12 @@ pub struct Member {
 #[serde(deny_unknown_fields)]
 pub struct NewTeam {
     /// `[a-z0-9-]{2,40}`, unique on this site.
+    #[cfg_attr(feature = "ssr", schema(pattern = r"^[a-z0-9-]{2,40}$"))]
     pub slug: String,
+    #[cfg_attr(
+        feature = "ssr",
+        schema(pattern = r"^[^\s\x00-\x1F\x7F-\x9F](?:[^\x00-\x1F\x7F-\x9F]{0,98}[^\s\x00-\x1F\x7F-\x9F])?$")
+    )]
     pub name: String,
 }
 
@@ -53,6 +58,10 @@ pub struct NewTeam {
 pub struct TeamUpdate {
     /// New display name; absent keeps it.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "ssr",
+        schema(pattern = r"^[^\s\x00-\x1F\x7F-\x9F](?:[^\x00-\x1F\x7F-\x9F]{0,98}[^\s\x00-\x1F\x7F-\x9F])?$")
+    )]
     pub name: Option<String>,
     /// IAM role ARN for this team's SageMaker jobs; an empty string clears
     /// the override (jobs then use the site's role); absent keeps it. Only
@@ -73,8 +82,13 @@ pub struct TeamUpdate {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewMember {
+    #[cfg_attr(
+        feature = "ssr",
+        schema(max_length = 254, pattern = r"^[^\s@\x00-\x1F\x7F-\x9F]{1,64}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$")
+    )]
     pub email: String,
     /// viewer, member, approver or admin.
+    #[cfg_attr(feature = "ssr", schema(pattern = r"^(viewer|member|approver|admin)$"))]
     pub role: String,
 }
 
@@ -82,5 +96,6 @@ pub struct NewMember {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RoleChange {
+    #[cfg_attr(feature = "ssr", schema(pattern = r"^(viewer|member|approver|admin)$"))]
     pub role: String,
 }

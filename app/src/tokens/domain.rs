@@ -34,15 +34,14 @@ pub async fn list(ctx: &Ctx, cursor: Option<&str>, limit: Option<i64>) -> Result
     Ok(page::ssr::build(items, limit, |t: &ApiToken| (t.created_at, t.id)))
 }
 
-/// Validates an expiry given as RFC 3339 text (REST) into a time.
+/// Validates an expiry given as RFC 3339 text (REST) into a time; `null` or
+/// no field means no expiry, anything else must be a time.
 pub fn parse_expiry(raw: Option<&str>) -> Result<Option<OffsetDateTime>, AppError> {
-    raw.map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-                .map_err(|_| AppError::field("expires_at", "Use an RFC 3339 time such as 2027-01-31T00:00:00Z."))
-        })
-        .transpose()
+    raw.map(|s| {
+        OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+            .map_err(|_| AppError::field("expires_at", "Use an RFC 3339 time such as 2027-01-31T00:00:00Z."))
+    })
+    .transpose()
 }
 
 /// Creates a token for the caller (or, from the CLI, for `owner`).

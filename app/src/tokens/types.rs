@@ -38,7 +38,12 @@ pub struct CreatedToken {
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
     /// 1 to 100 characters.
+    #[cfg_attr(
+        feature = "ssr",
+        schema(pattern = r"^[^\s\x00-\x1F\x7F-\x9F](?:[^\x00-\x1F\x7F-\x9F]{0,98}[^\s\x00-\x1F\x7F-\x9F])?$")
+    )]
     pub name: String,
     /// RFC 3339 time in the future; omit for a token that does not expire.
+    #[cfg_attr(feature = "ssr", schema(format = DateTime))]
     pub expires_at: Option<String>,
 }

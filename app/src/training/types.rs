@@ -70,6 +70,7 @@ fn default_runtime() -> i32 {
 #[serde(deny_unknown_fields)]
 pub struct LaunchRequest {
     /// 1-50 letters, digits and hyphens; unique in the team.
+    #[cfg_attr(feature = "ssr", schema(max_length = 50, pattern = r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$"))]
     pub name: String,
     /// A container image URI (ECR), for a custom training image.
     #[serde(default)]
@@ -85,10 +86,13 @@ pub struct LaunchRequest {
     pub framework: Option<String>,
     pub instance_type: String,
     #[serde(default = "default_count")]
+    #[cfg_attr(feature = "ssr", schema(minimum = 1, maximum = 100))]
     pub instance_count: i32,
     #[serde(default = "default_volume")]
+    #[cfg_attr(feature = "ssr", schema(minimum = 1, maximum = 16384))]
     pub volume_gb: i32,
     #[serde(default = "default_runtime")]
+    #[cfg_attr(feature = "ssr", schema(minimum = 1, maximum = 2419200))]
     pub max_runtime_seconds: i32,
     /// Managed spot training.
     #[serde(default)]
@@ -329,10 +333,12 @@ pub struct TrainingJobSummary {
 /// Filters for a team's job list.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
 pub struct JobQuery {
     /// Only jobs with this status (`running` means any not finished).
     pub status: Option<String>,
     pub cursor: Option<String>,
+    #[cfg_attr(feature = "ssr", param(minimum = 1, maximum = 200))]
     pub limit: Option<i64>,
 }
 
@@ -360,10 +366,12 @@ pub struct LogLine {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
 pub struct LogQuery {
     /// Only lines containing this text (case-insensitive).
     pub q: Option<String>,
     pub cursor: Option<String>,
+    #[cfg_attr(feature = "ssr", param(minimum = 1, maximum = 5000))]
     pub limit: Option<i64>,
 }
 

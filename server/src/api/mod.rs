@@ -74,8 +74,136 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(training::router());
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1).split_for_parts();
     document_problems(&mut doc);
-    let router = router.route("/api/v1/{*rest}", axum::routing::any(not_found));
+    let doc = document_inputs(doc);
+    let router = router
+        .route("/api/v1/{*rest}", axum::routing::any(not_found))
+        .layer(axum::middleware::from_fn(credentials_first));
     (router, doc)
+}
+
+/// Authentication comes first: a request with neither a token nor a session
+/// cookie is answered 401 before its query or body is read (a bad query
+/// would otherwise answer 400 to someone who may not call at all). Whether
+/// the credentials are valid is the handler's `Ctx` to decide.
+async fn credentials_first(req: Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let bearer =
+        matches!(app::kernel::context::credentials(req.headers()), app::kernel::context::Credentials::Bearer(_));
+    let cookie = req
+        .headers()
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(';').any(|c| c.trim_start().starts_with("capstan_session=")));
+    if bearer || cookie { next.run(req).await } else { AppError::Unauthenticated.into_response() }
+}
+
+/// No control characters but tabs and line breaks: what every JSON string
+/// field accepts ([`control_characters`]).
+const TEXT_PATTERN: &str = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$";
+
+/// Makes the request schemas say what the server accepts: a string field
+/// with no pattern, format or list of values of its own gets the rule every
+/// text field follows ([`TEXT_PATTERN`]); every request object refuses
+/// unknown fields; the source upload is described part by part.
+fn document_inputs(doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    use serde_json::{Value, json};
+    let Ok(mut doc) = serde_json::to_value(&doc) else { return doc };
+    // the components a request body reaches, directly or through others
+    let mut reached = std::collections::BTreeSet::new();
+    let mut todo: Vec<Value> = Vec::new();
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for op in paths.values_mut().filter_map(Value::as_object_mut).flat_map(|item| item.values_mut()) {
+            let Some(content) = op.pointer_mut("/requestBody/content").and_then(Value::as_object_mut) else {
+                continue;
+            };
+            if let Some(multipart) = content.get_mut("multipart/form-data") {
+                multipart["schema"] = json!({
+                    "type": "object",
+                    "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"},
+                                            "description": "One part per file; the part's file name is its path."}},
+                    "additionalProperties": false
+                });
+            }
+            for body in content.values_mut() {
+                if let Some(schema) = body.get_mut("schema") {
+                    constrain(schema);
+                    todo.push(schema.clone());
+                }
+            }
+            // every operation that takes a body needs one
+            if let Some(body) = op.pointer_mut("/requestBody").and_then(Value::as_object_mut) {
+                body.insert("required".into(), Value::Bool(true));
+            }
+        }
+    }
+    while let Some(schema) = todo.pop() {
+        refs(&schema, &mut |name| {
+            if reached.insert(name.to_owned())
+                && let Some(component) = doc.pointer(&format!("/components/schemas/{name}"))
+            {
+                todo.push(component.clone());
+            }
+        });
+    }
+    for name in reached {
+        if let Some(component) = doc.pointer_mut(&format!("/components/schemas/{name}")) {
+            constrain(component);
+        }
+    }
+    serde_json::from_value(doc.clone()).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the OpenAPI post-processing produced an unreadable document");
+        utoipa::openapi::OpenApi::default()
+    })
+}
+
+/// Calls `found` with the name of every component `schema` refers to.
+fn refs(schema: &serde_json::Value, found: &mut impl FnMut(&str)) {
+    use serde_json::Value;
+    match schema {
+        Value::Object(map) => {
+            if let Some(name) = map.get("$ref").and_then(Value::as_str).and_then(|r| r.rsplit('/').next()) {
+                found(name);
+            }
+            map.values().for_each(|v| refs(v, found));
+        }
+        Value::Array(items) => items.iter().for_each(|v| refs(v, found)),
+        _ => {}
+    }
+}
+
+/// The text rule on every plain string of a request schema, and no unknown
+/// fields on its objects.
+fn constrain(schema: &mut serde_json::Value) {
+    use serde_json::Value;
+    let Some(map) = schema.as_object_mut() else { return };
+    let is = |t: &str| match map.get("type") {
+        Some(Value::String(s)) => s == t,
+        Some(Value::Array(ts)) => ts.iter().any(|s| s == t),
+        _ => false,
+    };
+    let (string, object) = (is("string"), is("object"));
+    if string && !["pattern", "format", "enum"].iter().any(|k| map.contains_key(*k)) {
+        map.insert("pattern".into(), Value::String(TEXT_PATTERN.into()));
+    }
+    if object && map.contains_key("properties") && !map.contains_key("additionalProperties") {
+        map.insert("additionalProperties".into(), Value::Bool(false));
+    }
+    for key in ["properties"] {
+        if let Some(Value::Object(props)) = map.get_mut(key) {
+            props.values_mut().for_each(constrain);
+        }
+    }
+    for key in ["items", "additionalProperties"] {
+        if let Some(inner) = map.get_mut(key) {
+            constrain(inner);
+        }
+    }
+    for key in ["allOf", "oneOf", "anyOf"] {
+        if let Some(Value::Array(parts)) = map.get_mut(key) {
+            parts.iter_mut().for_each(constrain);
+        }
+    }
 }
 
 /// Makes the document say what the server does with errors: every error
@@ -109,8 +237,7 @@ fn document_problems(doc: &mut utoipa::openapi::OpenApi) {
                 }
             }
             let query = shared_query || op.parameters.iter().flatten().any(|p| p.parameter_in == ParameterIn::Query);
-            let json_body =
-                op.request_body.as_ref().is_some_and(|b| b.content.keys().any(|k| k.starts_with("application/json")));
+            let json_body = op.request_body.is_some();
             let responses = &mut op.responses.responses;
             let mut add = |code: &str, description: &str| {
                 responses.entry(code.to_owned()).or_insert_with(|| RefOr::T(problem(description)));
@@ -121,7 +248,7 @@ fn document_problems(doc: &mut utoipa::openapi::OpenApi) {
             }
             if json_body {
                 add("413", "The body is too large.");
-                add("415", "The body is not JSON (`Content-Type: application/json`).");
+                add("415", "The body is not of the media type the operation takes.");
             }
         }
     }
@@ -139,7 +266,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match axum::Json::<serde_json::Value>::from_request(req, state).await {
-            Ok(axum::Json(v)) => {
+            Ok(axum::Json(mut v)) => {
+                whole_numbers(&mut v);
                 let mut bad = Vec::new();
                 control_characters(&v, "", &mut bad);
                 if !bad.is_empty() {
@@ -165,6 +293,22 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             Err(e) if e.status() == http::StatusCode::PAYLOAD_TOO_LARGE => Err(AppError::PayloadTooLarge),
             Err(e) => Err(AppError::BadRequest(e.body_text())),
         }
+    }
+}
+
+/// JSON Schema counts `3.0` as an integer, as many clients write it: whole
+/// numbers written with a fraction become integers before the body is read.
+fn whole_numbers(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0 && f.abs() < 9.0e15) {
+                *v = Value::from(f as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers),
+        Value::Object(map) => map.values_mut().for_each(whole_numbers),
+        _ => {}
     }
 }
 
@@ -242,6 +386,7 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// 1 to 200; default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

@@ -75,8 +75,11 @@ async fn month_cost(ctx: Ctx, ApiPath(team): ApiPath<String>) -> Result<Json<Mon
 async fn upload_source(
     ctx: Ctx,
     ApiPath(team): ApiPath<String>,
-    mut form: axum::extract::Multipart,
+    form: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<(StatusCode, Json<SourceArchive>), AppError> {
+    let mut form = form.map_err(|_| {
+        AppError::UnsupportedMediaType("Send the files as multipart/form-data, one part per file.".into())
+    })?;
     let bad = |e: axum::extract::multipart::MultipartError| AppError::BadRequest(format!("Unreadable upload: {e}"));
     let mut files = Vec::new();
     while let Some(field) = form.next_field().await.map_err(bad)? {
@@ -104,11 +107,13 @@ async fn stop(ctx: Ctx, ApiPath(id): ApiPath<Uuid>) -> Result<Json<TrainingJob>,
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct LogParams {
     /// Only lines containing this text (case-insensitive).
     q: Option<String>,
     cursor: Option<String>,
     /// 1-5000, default 500.
+    #[param(minimum = 1, maximum = 5000)]
     limit: Option<i64>,
     /// `text` downloads every line as plain text.
     format: Option<String>,

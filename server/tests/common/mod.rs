@@ -286,18 +286,24 @@ impl TestApp {
         sqlx::query_scalar(sql).fetch_one(&self.pool).await.expect("count")
     }
 
-    /// Creates team `slug` as `admin` and adds each `(email, role)` member.
+    /// Creates team `slug` (named as its slug) as `admin`, who becomes its
+    /// admin, and adds each `(email, role)` member. Every test that needs a
+    /// team makes it here.
     pub async fn team_with_members(&self, slug: &str, admin: &Auth, members: &[(&str, &str)]) {
         let res = self
             .call(Method::POST, "/api/v1/teams", admin, Some(serde_json::json!({"slug": slug, "name": slug})))
             .await;
         assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
         for (email, role) in members {
-            let path = format!("/api/v1/teams/{slug}/members");
-            let res =
-                self.call(Method::POST, &path, admin, Some(serde_json::json!({"email": email, "role": role}))).await;
-            assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+            self.add_member(slug, admin, email, role).await;
         }
+    }
+
+    /// Adds `email` to team `slug` with `role`, as the team's `admin`.
+    pub async fn add_member(&self, slug: &str, admin: &Auth, email: &str, role: &str) {
+        let path = format!("/api/v1/teams/{slug}/members");
+        let res = self.call(Method::POST, &path, admin, Some(serde_json::json!({"email": email, "role": role}))).await;
+        assert_eq!(res.status, StatusCode::CREATED, "adding {email}: {}", res.text());
     }
 }
 

@@ -154,6 +154,8 @@ struct Fields {
     source: RwSignal<String>,
     source_files: RwSignal<Vec<String>>,
     source_state: RwSignal<String>,
+    /// Why the last source upload failed, shown as every form shows errors.
+    source_error: RwSignal<Option<AppError>>,
     framework: RwSignal<String>,
     instance_type: RwSignal<String>,
     count: RwSignal<String>,
@@ -192,6 +194,7 @@ impl Fields {
             source: RwSignal::new(start.source_uri.clone().unwrap_or_default()),
             source_files: RwSignal::new(Vec::new()),
             source_state: RwSignal::new(String::new()),
+            source_error: RwSignal::new(None),
             framework: RwSignal::new(
                 start
                     .framework
@@ -325,6 +328,7 @@ fn WhatToRun(f: Fields, team: String, frameworks: Vec<crate::training::types::Fr
             let Some(files) = input.files() else { return };
             let team = team.clone();
             f.source_state.set("Uploading the source folder…".into());
+            f.source_error.set(None);
             leptos::task::spawn_local(async move {
                 match upload_source(&team, &files).await {
                     Ok(archive) => {
@@ -341,7 +345,10 @@ fn WhatToRun(f: Fields, team: String, frameworks: Vec<crate::training::types::Fr
                         }
                         f.source_files.set(archive.files);
                     }
-                    Err(message) => f.source_state.set(message),
+                    Err(error) => {
+                        f.source_state.set("The source folder was not stored.".into());
+                        f.source_error.set(Some(error));
+                    }
                 }
             });
         }
@@ -365,6 +372,7 @@ fn WhatToRun(f: Fields, team: String, frameworks: Vec<crate::training::types::Fr
                     <input type="file" id="source-files" multiple prop:webkitdirectory=true on:change=on_files/>
                 </label>
                 <p class="muted" data-testid="source-state">{move || f.source_state.get()}</p>
+                {move || f.source_error.get().map(|error| view! { <ErrorBox error/> })}
                 <label>"…or a stored source archive" <input name="source_uri" placeholder="s3://…/sourcedir.tar.gz" prop:value=move || f.source.get() on:input=move |ev| f.source.set(event_target_value(&ev))/>{f.message("source_uri")}</label>
                 <label>"Entry point" <input name="entry_point" list="source-file-list" prop:value=move || f.entry.get() on:input=move |ev| f.entry.set(event_target_value(&ev))/>{f.message("entry_point")}</label>
                 <datalist id="source-file-list">{move || f.source_files.get().into_iter().map(|file| view! { <option value=file/> }).collect_view()}</datalist>
@@ -539,9 +547,13 @@ fn Output(f: Fields) -> impl IntoView {
 
 /// Posts the chosen folder's files to the source endpoint (browser only).
 #[cfg(feature = "hydrate")]
-async fn upload_source(team: &str, files: &web_sys::FileList) -> Result<crate::training::types::SourceArchive, String> {
+async fn upload_source(
+    team: &str,
+    files: &web_sys::FileList,
+) -> Result<crate::training::types::SourceArchive, AppError> {
     use wasm_bindgen::JsCast as _;
-    let form = web_sys::FormData::new().map_err(|_| "The browser cannot build a form.".to_owned())?;
+    let browser = |what: &str| AppError::Transport(what.to_owned());
+    let form = web_sys::FormData::new().map_err(|_| browser("The browser cannot build a form."))?;
     for i in 0..files.length() {
         let Some(file) = files.get(i) else { continue };
         // A folder pick names files "<folder>/<path>": keep the path inside the folder.
@@ -551,30 +563,27 @@ async fn upload_source(team: &str, files: &web_sys::FileList) -> Result<crate::t
             .filter(|p| !p.is_empty())
             .map(|p| p.split_once('/').map_or(p.clone(), |(_, rest)| rest.to_owned()))
             .unwrap_or_else(|| file.name());
-        form.append_with_blob_and_filename("file", &file, &relative).map_err(|_| "Could not add a file.".to_owned())?;
+        form.append_with_blob_and_filename("file", &file, &relative).map_err(|_| browser("Could not add a file."))?;
     }
     let init = web_sys::RequestInit::new();
     init.set_method("POST");
     init.set_body(&form);
     let url = format!("/api/v1/teams/{team}/training-sources");
-    let request = web_sys::Request::new_with_str_and_init(&url, &init).map_err(|_| "Bad request.".to_owned())?;
-    let window = web_sys::window().ok_or("no window")?;
+    let request = web_sys::Request::new_with_str_and_init(&url, &init).map_err(|_| browser("Bad request."))?;
+    let window = web_sys::window().ok_or_else(|| browser("No window."))?;
     let response: web_sys::Response = wasm_bindgen_futures::JsFuture::from(window.fetch_with_request(&request))
         .await
-        .map_err(|_| "Could not reach Capstan.".to_owned())?
+        .map_err(|_| browser("Could not reach Capstan."))?
         .dyn_into()
-        .map_err(|_| "Unexpected response.".to_owned())?;
-    let text = wasm_bindgen_futures::JsFuture::from(response.text().map_err(|_| "Unreadable response.".to_owned())?)
+        .map_err(|_| browser("Unexpected response."))?;
+    let text = wasm_bindgen_futures::JsFuture::from(response.text().map_err(|_| browser("Unreadable response."))?)
         .await
         .ok()
         .and_then(|v| v.as_string())
         .unwrap_or_default();
     if !response.ok() {
-        let detail = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v["detail"].as_str().map(str::to_owned))
-            .unwrap_or_else(|| format!("HTTP {}", response.status()));
-        return Err(format!("The source folder was not stored: {detail}"));
+        // problem+json, read back into the error the server raised
+        return Err(AppError::from_problem(response.status(), &text));
     }
-    serde_json::from_str(&text).map_err(|e| format!("Unexpected response: {e}"))
+    serde_json::from_str(&text).map_err(|e| browser(&format!("Unexpected response: {e}")))
 }
