@@ -8,7 +8,7 @@
 //! (components) and, on the server only, its domain files (SQL, rules,
 //! audit). Capabilities build on each other in one direction:
 //! [`accounts`] < [`teams`] < [`tokens`] < [`audit`] < [`datasets`] <
-//! [`training`], and [`layout`] frames the pages. `ARCHITECTURE.md` has the
+//! [`training`] < [`registry`], and [`layout`] frames the pages. `ARCHITECTURE.md` has the
 //! rules; `scripts/check-imports.sh` enforces them.
 #![recursion_limit = "256"]
 
@@ -18,6 +18,7 @@ pub mod accounts;
 pub mod audit;
 pub mod datasets;
 pub mod layout;
+pub mod registry;
 pub mod teams;
 pub mod tokens;
 pub mod training;
@@ -71,6 +72,15 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+/// A training job's page; a completed job offers to become a model version.
+#[component]
+fn JobRoute() -> impl IntoView {
+    fn register(team: String, job: uuid::Uuid, name: String) -> AnyView {
+        view! { <registry::pages::RegisterJob team job suggested=name/> }.into_any()
+    }
+    view! { <training::pages::job::JobPage on_completed=register/> }
+}
+
 /// The teams page, offering the demo while the caller has no team.
 #[component]
 fn HomePage() -> impl IntoView {
@@ -95,7 +105,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/teams/:team/versions/:vid") view=datasets::pages::VersionPage ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team/training") view=training::pages::list::TrainingListPage ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team/training/new") view=training::pages::launch::LaunchPage ssr=SsrMode::Async/>
-                    <Route path=path!("/teams/:team/training/:id") view=training::pages::job::JobPage ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/training/:id") view=JobRoute ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/models") view=registry::pages::ModelsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/models/:id") view=registry::pages::ModelPage ssr=SsrMode::Async/>
                     <Route path=path!("/tokens") view=tokens::pages::TokensPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/prices") view=training::pages::prices::PricesPage ssr=SsrMode::Async/>
                     <Route path=path!("/audit") view=audit::pages::AuditPage ssr=SsrMode::Async/>

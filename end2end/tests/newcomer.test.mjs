@@ -44,7 +44,7 @@ test('every page survives a full load with real ids', async () => {
   const routes = [
     '/', '/teams', '/teams/demo', '/teams/demo/datasets', `/teams/demo/datasets/${ids.dataset}`,
     `/teams/demo/versions/${ids.version}`, `/teams/demo/versions/${ids.version}?key=train.csv`,
-    '/teams/demo/training', '/teams/demo/training?status=completed', '/teams/demo/training/new',
+    '/teams/demo/training', '/teams/demo/training?status=completed', '/teams/demo/training/new', '/teams/demo/models',
     `/teams/demo/training/new?clone=${ids.job}`, `/teams/demo/training/${ids.job}`,
     '/tokens', '/admin/prices', '/admin/users', '/audit', '/audit?team=demo&action=training_job&from=2026-01-01',
     '/account', '/api/docs/',

@@ -54,6 +54,31 @@ test('run the demo, watch logs and metrics live, see it complete with its cost; 
   await page.waitForSelector('#jobs [data-status=completed]');
   assert.match(await page.textContent('[data-testid=month-cost]'), /\$\d/);
 
+  // the completed job becomes version 1 of a model of our choosing, with its metrics and lineage
+  await go(jobUrl.replace(capstan.base, ''));
+  await page.fill('#register-job input[name=model]', 'churn-candidates');
+  await page.click('#register-job button[type=submit]');
+  await page.waitForSelector('#register-job .notice:has-text("Registered as version 1 of")');
+  await page.click('#register-job .notice a');
+  await page.waitForURL(/\/teams\/demo\/models\/[0-9a-f-]+$/);
+  await page.waitForSelector('#versions tr[data-number="1"]');
+  const row = await page.textContent('#versions tr[data-number="1"]');
+  assert.ok(row.includes('loss = ') && row.includes('epochs = 40') && row.includes('training job'), row);
+  // name it: staging → v1
+  await page.fill('#versions tr[data-number="1"] .set-alias input[name=alias]', 'staging');
+  await page.click('#versions tr[data-number="1"] .set-alias button[type=submit]');
+  await page.waitForSelector('#aliases li[data-alias=staging]:has-text("→ v1")');
+  // the demo registered its own job as version 1 of churn, named champion, by itself
+  for (let i = 0; ; i++) {
+    await go('/teams/demo/models');
+    const names = await page.$$eval('#models td a strong', (s) => s.map((e) => e.textContent));
+    if (names.includes('churn') && names.includes('churn-candidates')) break;
+    assert.ok(i < 20, `the demo registers its completed job; models: ${names}`);
+    await page.waitForTimeout(500);
+  }
+  await page.click('#models td a:has(strong:text-is("churn"))');
+  await page.waitForSelector('#aliases li[data-alias=champion]:has-text("→ v1")');
+
   // clone it into a long run, then stop it
   await go(jobUrl.replace(capstan.base, ''));
   await page.click('a:has-text("Clone")');

@@ -200,6 +200,89 @@ fn cases() -> Vec<Case> {
             input: json!(null),
             expect: "401 403 200 200 200 404 200",
         },
+        // the model registry; {beta_job} is a completed job of team beta, unknown to alpha's models
+        Case { call: "GET /api/v1/teams/alpha/models", input: json!(null), expect: "401 200 200 200 200 404 200" },
+        Case {
+            call: "POST /api/v1/teams/alpha/models",
+            input: json!({"name": "m-{caller_slug}"}),
+            expect: "401 403 201 201 201 404 201",
+        },
+        Case { call: "GET /api/v1/models/{model}", input: json!(null), expect: "401 200 200 200 200 404 200" },
+        Case {
+            call: "PATCH /api/v1/models/{model}",
+            input: json!({"description": "by {caller}"}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case {
+            call: "POST /api/v1/models/{model_archive}/archive",
+            input: json!(null),
+            expect: "401 403 403 403 200 404 200",
+        },
+        Case { call: "GET /api/v1/models/{model}/versions", input: json!(null), expect: "401 200 200 200 200 404 200" },
+        // authorized callers get as far as validation: the shared job has not completed
+        Case {
+            call: "POST /api/v1/models/{model}/versions",
+            input: json!({"training_job_id": "{job}"}),
+            expect: "401 403 422 422 422 404 422",
+        },
+        Case {
+            call: "POST /api/v1/models/{model}/versions",
+            input: json!({"training_job_id": "{beta_job}"}),
+            expect: "401 403 422 422 422 404 422",
+        },
+        Case {
+            call: "GET /api/v1/model-versions/{model_version}",
+            input: json!(null),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case {
+            call: "PATCH /api/v1/model-versions/{model_version}",
+            input: json!({"description": "by {caller}"}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case { call: "GET /api/v1/models/{model}/aliases", input: json!(null), expect: "401 200 200 200 200 404 200" },
+        Case {
+            call: "GET /api/v1/models/{model}/aliases/shared",
+            input: json!(null),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case {
+            call: "GET /api/v1/models/{model}/aliases/shared/history",
+            input: json!(null),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case {
+            call: "PUT /api/v1/models/{model}/aliases/a-{caller_slug}",
+            input: json!({"version_id": "{model_version}"}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        // a version of team beta's model is not a version of alpha's
+        Case {
+            call: "PUT /api/v1/models/{model}/aliases/b-{caller_slug}",
+            input: json!({"version_id": "{beta_model_version}"}),
+            expect: "401 403 422 422 422 404 422",
+        },
+        Case {
+            call: "DELETE /api/v1/models/{model}/aliases/d-{caller_slug}",
+            input: json!(null),
+            expect: "401 403 204 204 204 404 204",
+        },
+        Case {
+            call: "POST /api/v1/models/{model}/aliases/p-{caller_slug}/protect",
+            input: json!(null),
+            expect: "401 403 403 403 200 404 200",
+        },
+        Case {
+            call: "POST /api/v1/models/{model}/aliases/shared/unprotect",
+            input: json!(null),
+            expect: "401 403 403 403 200 404 200",
+        },
+        // each caller decides on its own pending version
+        Case {
+            call: "POST /api/v1/model-versions/{pending_version}/status",
+            input: json!({"status": "Approved", "reason": "by {caller}"}),
+            expect: "401 403 403 200 200 404 200",
+        },
         Case { call: "GET /api/v1/openapi.json", input: json!(null), expect: "200 200 200 200 200 200 200" },
         Case {
             call: "upload /api/v1/teams/alpha/training-sources",
@@ -355,6 +438,42 @@ fn cases() -> Vec<Case> {
             expect: "401 403 200 200 200 404 200",
         },
         Case { call: "fn get_dataset", input: json!({"id": "{dataset}"}), expect: "401 200 200 200 200 404 200" },
+        // the model registry's server functions
+        Case {
+            call: "fn list_models",
+            input: json!({"team": "alpha", "query[archived]": "false"}),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case {
+            call: "fn create_model",
+            input: json!({"team": "alpha", "name": "fm-{caller_slug}", "description": ""}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case { call: "fn get_model", input: json!({"id": "{model}"}), expect: "401 200 200 200 200 404 200" },
+        Case { call: "fn list_model_versions", input: json!({"id": "{model}"}), expect: "401 200 200 200 200 404 200" },
+        // authorized callers get as far as validation: the shared job has not completed
+        Case {
+            call: "fn register_job",
+            input: json!({"team": "alpha", "model": "shared", "job": "{job}"}),
+            expect: "401 403 422 422 422 404 422",
+        },
+        // a job of team beta is unknown to alpha
+        Case {
+            call: "fn register_job",
+            input: json!({"team": "alpha", "model": "shared", "job": "{beta_job}"}),
+            expect: "401 403 422 422 422 404 422",
+        },
+        Case { call: "fn list_aliases", input: json!({"id": "{model}"}), expect: "401 200 200 200 200 404 200" },
+        Case {
+            call: "fn point_alias",
+            input: json!({"model": "{model}", "alias": "f-{caller_slug}", "version": "{model_version}"}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case {
+            call: "fn set_version_status",
+            input: json!({"id": "{pending_version2}", "status": "Rejected"}),
+            expect: "401 403 403 200 200 404 200",
+        },
         Case {
             call: "fn update_dataset",
             input: json!({"id": "{dataset}", "description": "d", "tags": "t"}),
@@ -642,6 +761,103 @@ async fn every_route_and_server_function_against_every_caller(pool: PgPool) {
         }
     }
 
+    // the registry: a model of alpha with one version, per caller a model to archive,
+    // and a completed job of beta
+    let completed = |job: String| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query(
+                "update training_job set status = 'completed', artifact_uri = 's3://capstan/jobs/x/model.tar.gz'
+                 where job_id = $1::uuid",
+            )
+            .bind(&job)
+            .execute(&pool)
+            .await
+            .expect("complete");
+            job
+        }
+    };
+    let alpha_admin = Auth::Bearer(admin.token.clone());
+    let new_model = |name: String| {
+        let app = &app;
+        let auth = alpha_admin.clone();
+        async move {
+            let res = app.call(Method::POST, "/api/v1/teams/alpha/models", &auth, Some(json!({"name": name}))).await;
+            assert_eq!(res.status, 201, "{}", res.text());
+            res.json()["id"].as_str().expect("id").to_owned()
+        }
+    };
+    let model = new_model("shared".into()).await;
+    let registered = completed(launch("registered".into()).await).await;
+    let res = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/models/{model}/versions"),
+            &alpha_admin,
+            Some(json!({"training_job_id": registered})),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.text());
+    let model_version = res.json()["id"].as_str().expect("id").to_owned();
+    let mut archivable: HashMap<&str, String> = HashMap::new();
+    let mut pending: HashMap<(&str, u8), String> = HashMap::new();
+    for caller in CALLERS {
+        archivable.insert(caller, new_model(format!("archive-{}", caller.replace('_', "-"))).await);
+        for set in [1, 2] {
+            let job = completed(launch(format!("pending-{}-{set}", caller.replace('_', "-"))).await).await;
+            let res = app
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/models/{model}/versions"),
+                    &alpha_admin,
+                    Some(json!({"training_job_id": job})),
+                )
+                .await;
+            assert_eq!(res.status, 201, "{}", res.text());
+            pending.insert((caller, set), res.json()["id"].as_str().expect("id").to_owned());
+        }
+    }
+    let res = app
+        .call(
+            Method::POST,
+            "/api/v1/teams/beta/training-jobs",
+            &beta,
+            Some(json!({"name": "theirs", "entry_point": "train.py", "source_uri": beta_source, "instance_type": "ml.m5.large"})),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.text());
+    let beta_job = completed(res.json()["id"].as_str().expect("id").to_owned()).await;
+    let res = app.call(Method::POST, "/api/v1/teams/beta/models", &beta, Some(json!({"name": "theirs"}))).await;
+    assert_eq!(res.status, 201, "{}", res.text());
+    let beta_model = res.json()["id"].as_str().expect("id").to_owned();
+    let res = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/models/{beta_model}/versions"),
+            &beta,
+            Some(json!({"training_job_id": beta_job})),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.text());
+    let beta_model_version = res.json()["id"].as_str().expect("id").to_owned();
+    // aliases of the shared model: one to read, and per caller one to delete and one to protect
+    let mut alias_names = vec!["shared".to_owned()];
+    for caller in CALLERS {
+        let slug = caller.replace('_', "-");
+        alias_names.extend([format!("d-{slug}"), format!("p-{slug}")]);
+    }
+    for alias in alias_names {
+        let res = app
+            .call(
+                Method::PUT,
+                &format!("/api/v1/models/{model}/aliases/{alias}"),
+                &alpha_admin,
+                Some(json!({"version_id": model_version})),
+            )
+            .await;
+        assert_eq!(res.status, 200, "{}", res.text());
+    }
+
     let mut failures = Vec::new();
     for case in cases() {
         let expected: Vec<u16> = case.expect.split_whitespace().map(|s| s.parse().expect("status")).collect();
@@ -667,6 +883,13 @@ async fn every_route_and_server_function_against_every_caller(pool: PgPool) {
                     .replace("{job_stop2}", &jobs[&(*caller, 2)])
                     .replace("{job_stop}", &jobs[&(*caller, 1)])
                     .replace("{job}", &job)
+                    .replace("{beta_job}", &beta_job)
+                    .replace("{model_archive}", &archivable[caller])
+                    .replace("{model_version}", &model_version)
+                    .replace("{beta_model_version}", &beta_model_version)
+                    .replace("{pending_version2}", &pending[&(*caller, 2)])
+                    .replace("{pending_version}", &pending[&(*caller, 1)])
+                    .replace("{model}", &model)
             };
             let user = users.get(caller);
             let got = if let Some(name) = case.call.strip_prefix("json ") {

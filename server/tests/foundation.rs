@@ -729,6 +729,13 @@ async fn operational_endpoints_and_headers(pool: PgPool) {
         }
     }
     assert!(operations > 30, "{operations} operations documented");
+    // one component per wire type: the model and the dataset version statuses are two
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["ModelVersionStatus"]["enum"],
+        json!(["PendingManualApproval", "Approved", "Rejected", "Archived"])
+    );
+    assert!(schemas["VersionStatus"]["enum"].as_array().is_some_and(|e| e.contains(&json!("ready"))));
     // text fields say which characters they take, and named fields their own rules
     let team = &doc["components"]["schemas"]["NewTeam"]["properties"];
     assert_eq!(team["slug"]["pattern"], "^[a-z0-9-]{2,40}$");
@@ -772,6 +779,15 @@ async fn operational_endpoints_and_headers(pool: PgPool) {
     let res =
         app.call(Method::POST, "/api/v1/tokens", &bearer(&ada), Some(json!({"name": "t", "expires_at": ""}))).await;
     assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text());
+    // a body is an object: serde would read a struct of optional fields from an array
+    let res = app.call(Method::PATCH, "/api/v1/teams/ok", &bearer(&ada), Some(json!([null, null]))).await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST, "{}", res.text());
+    // a team is addressed by its slug or its id
+    let team = app.call(Method::GET, "/api/v1/teams/ok", &bearer(&ada), None).await.json();
+    let by_id = app
+        .call(Method::GET, &format!("/api/v1/teams/{}", team["id"].as_str().expect("id")), &bearer(&ada), None)
+        .await;
+    assert_eq!((by_id.status, by_id.json()["slug"].as_str()), (StatusCode::OK, Some("ok")));
     // an upload that is not multipart is a 415, as problem+json
     let res = app.call(Method::POST, "/api/v1/teams/ok/training-sources", &bearer(&ada), Some(json!({}))).await;
     assert_eq!(res.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{}", res.text());

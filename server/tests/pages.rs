@@ -131,6 +131,7 @@ async fn every_page_renders_in_full_with_nonced_scripts_and_no_inline_handlers(p
         "/teams/demo/training/new".into(),
         format!("/teams/demo/training/new?clone={job}"),
         format!("/teams/demo/training/{job}"),
+        "/teams/demo/models".into(),
         "/tokens".into(),
         "/admin/prices".into(),
         "/admin/users".into(),

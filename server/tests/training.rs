@@ -8,7 +8,7 @@
 mod common;
 
 use app::training::types::TrainingStatus;
-use common::{Auth, TestApp};
+use common::{Auth, TestApp, drive, finished, launch_body, ready_version};
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -41,66 +41,6 @@ async fn fixture(app: TestApp) -> Fixture {
     Fixture { app, member, viewer: Auth::Bearer(viewer.token.clone()), outsider_version, version }
 }
 
-async fn ready_version(app: &TestApp, auth: &Auth, team: &str, name: &str) -> String {
-    let res =
-        app.call(Method::POST, &format!("/api/v1/teams/{team}/datasets"), auth, Some(json!({"name": name}))).await;
-    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
-    let dataset = res.json()["id"].as_str().expect("id").to_owned();
-    app.put("capstan", &format!("datasets/{team}/{name}/raw/train.csv"), app::training::demo::churn_csv(200)).await;
-    let res = app
-        .call(
-            Method::POST,
-            &format!("/api/v1/datasets/{dataset}/versions"),
-            auth,
-            Some(json!({"source_uri": format!("s3://capstan/datasets/{team}/{name}/raw/")})),
-        )
-        .await;
-    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
-    let id = res.json()["id"].as_str().expect("id").to_owned();
-    app.wait_for(&format!("/api/v1/dataset-versions/{id}"), auth, |v| v["status"] == "ready").await;
-    id
-}
-
-/// Uploads a source folder through the REST multipart route.
-async fn upload_source(app: &TestApp, auth: &Auth, files: &[(&str, &str)]) -> common::Response {
-    let boundary = "capstan-test-boundary";
-    let mut body = Vec::new();
-    for (path, content) in files {
-        body.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{path}\"\r\nContent-Type: application/octet-stream\r\n\r\n{content}\r\n"
-            )
-            .as_bytes(),
-        );
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    let mut req = http::Request::builder()
-        .method(Method::POST)
-        .uri("/api/v1/teams/ml/training-sources")
-        .header("content-type", format!("multipart/form-data; boundary={boundary}"));
-    if let Auth::Bearer(t) = auth {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    app.send(req.body(axum::body::Body::from(body)).expect("request")).await
-}
-
-fn launch_body(name: &str, source: &str, version: &str, hps: Value) -> Value {
-    json!({
-        "name": name,
-        "entry_point": "train.py",
-        "source_uri": source,
-        "instance_type": "ml.m5.large",
-        "max_runtime_seconds": 600,
-        "hyperparameters": hps,
-        "metric_definitions": [
-            {"name": "loss", "regex": "loss=([0-9.]+)"},
-            {"name": "accuracy", "regex": "accuracy=([0-9.]+)"}
-        ],
-        "channels": [{"name": "train", "version_id": version}],
-        "tags": [{"key": "project", "value": "churn"}]
-    })
-}
-
 /// Launches `launch_body(name, source, the team's version, hps)` as the
 /// team's member and returns the new job.
 async fn launch_as_member(f: &Fixture, name: &str, source: &str, hps: Value) -> Value {
@@ -110,37 +50,17 @@ async fn launch_as_member(f: &Fixture, name: &str, source: &str, hps: Value) -> 
     res.json()
 }
 
-/// Whether a job as the API returns it has finished.
-fn finished(job: &Value) -> bool {
-    job["status"].as_str().and_then(|s| s.parse::<TrainingStatus>().ok()).is_some_and(TrainingStatus::is_final)
-}
-
-/// Runs the worker's steps until `done` holds for the job (up to 90 s).
-async fn drive(app: &TestApp, auth: &Auth, id: &str, done: impl Fn(&Value) -> bool) -> Value {
-    for _ in 0..900 {
-        app::training::engine::launch_due(&app.state).await.expect("launch");
-        app::training::engine::reconcile(&app.state).await.expect("reconcile");
-        app::training::engine::follow_logs(&app.state).await.expect("logs");
-        let job = app.call(Method::GET, &format!("/api/v1/training-jobs/{id}"), auth, None).await.json();
-        if done(&job) {
-            return job;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("job {id} did not get there");
-}
-
 #[sqlx::test(migrations = "../migrations")]
 async fn local_runner_runs_the_example_script_end_to_end(pool: PgPool) {
     let f = fixture(TestApp::new(pool).await).await;
     let app = &f.app;
-    let res = upload_source(app, &f.member, &[("train.py", TRAIN), ("lib/helper.py", "X = 1\n")]).await;
+    let res = common::upload_source(app, &f.member, "ml", &[("train.py", TRAIN), ("lib/helper.py", "X = 1\n")]).await;
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
     let source = res.json()["source_uri"].as_str().expect("uri").to_owned();
     assert!(source.starts_with("s3://capstan/jobs/ml/sources/") && source.ends_with("/sourcedir.tar.gz"));
     assert_eq!(res.json()["files"], json!(["lib/helper.py", "train.py"]));
     // The same folder gives the same URI (content-addressed).
-    let again = upload_source(app, &f.member, &[("lib/helper.py", "X = 1\n"), ("train.py", TRAIN)]).await;
+    let again = common::upload_source(app, &f.member, "ml", &[("lib/helper.py", "X = 1\n"), ("train.py", TRAIN)]).await;
     assert_eq!(again.json()["source_uri"], source.as_str());
 
     let hps = json!([{"key": "epochs", "value": "6"}, {"key": "learning-rate", "value": "0.2"}]);
@@ -241,7 +161,7 @@ async fn local_runner_runs_the_example_script_end_to_end(pool: PgPool) {
 async fn stopping_a_running_local_job_terminates_the_script(pool: PgPool) {
     let f = fixture(TestApp::new(pool).await).await;
     let app = &f.app;
-    let source = upload_source(app, &f.member, &[("train.py", TRAIN)]).await.json()["source_uri"]
+    let source = common::upload_source(app, &f.member, "ml", &[("train.py", TRAIN)]).await.json()["source_uri"]
         .as_str()
         .expect("uri")
         .to_owned();
@@ -331,9 +251,14 @@ async fn a_local_job_cannot_reach_capstan_or_other_jobs(pool: PgPool) {
         .map(|dir| format!("{dir}/.s.PGSQL.5432"))
         .unwrap_or_default();
     // with a requirements file, so the script runs from its team's own virtual environment
-    let source = upload_source(app, &f.member, &[("train.py", ESCAPE), ("requirements.txt", "# nothing to install\n")])
-        .await
-        .json()["source_uri"]
+    let source = common::upload_source(
+        app,
+        &f.member,
+        "ml",
+        &[("train.py", ESCAPE), ("requirements.txt", "# nothing to install\n")],
+    )
+    .await
+    .json()["source_uri"]
         .as_str()
         .expect("uri")
         .to_owned();
@@ -373,7 +298,7 @@ async fn live_log_streams_are_capped_per_user(pool: PgPool) {
     use tower::ServiceExt as _;
     let f = fixture(TestApp::new(pool).await).await;
     let app = &f.app;
-    let source = upload_source(app, &f.member, &[("train.py", TRAIN)]).await.json()["source_uri"]
+    let source = common::upload_source(app, &f.member, "ml", &[("train.py", TRAIN)]).await.json()["source_uri"]
         .as_str()
         .expect("uri")
         .to_owned();
@@ -413,7 +338,7 @@ async fn live_log_streams_are_capped_per_user(pool: PgPool) {
 async fn bad_launches_name_each_field_and_write_nothing(pool: PgPool) {
     let f = fixture(TestApp::new(pool).await).await;
     let app = &f.app;
-    let source = upload_source(app, &f.member, &[("train.py", TRAIN)]).await.json()["source_uri"]
+    let source = common::upload_source(app, &f.member, "ml", &[("train.py", TRAIN)]).await.json()["source_uri"]
         .as_str()
         .expect("uri")
         .to_owned();
@@ -506,7 +431,7 @@ async fn bad_launches_name_each_field_and_write_nothing(pool: PgPool) {
         .await;
     assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
     // Viewers can neither store sources nor launch.
-    let res = upload_source(app, &f.viewer, &[("train.py", TRAIN)]).await;
+    let res = common::upload_source(app, &f.viewer, "ml", &[("train.py", TRAIN)]).await;
     assert_eq!(res.status, StatusCode::FORBIDDEN, "{}", res.text());
     let res = app
         .call(
@@ -714,7 +639,7 @@ async fn statuses(app: &TestApp) -> std::collections::BTreeMap<String, i64> {
 async fn two_processes_run_each_local_job_once_and_run_a_dead_ones_job_again(pool: PgPool) {
     let f = fixture(TestApp::new(pool).await).await;
     let app = &f.app;
-    let res = upload_source(app, &f.member, &[("train.py", TRAIN)]).await;
+    let res = common::upload_source(app, &f.member, "ml", &[("train.py", TRAIN)]).await;
     let source = res.json()["source_uri"].as_str().expect("uri").to_owned();
     let here = app.state.clone(); // one slot (TestApp's runner)
     let there_dir = common::TempDir::new();

@@ -28,6 +28,20 @@ pub struct AuditEvent {
     pub client_addr: Option<String>,
 }
 
+/// A time filter as the document states it: empty (no filter), a date, or
+/// an RFC 3339 time.
+#[cfg(feature = "ssr")]
+fn time_filter() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{AnyOfBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    let string = || ObjectBuilder::new().schema_type(Type::String);
+    AnyOfBuilder::new()
+        .item(string().max_length(Some(0)))
+        .item(string().format(Some(SchemaFormat::KnownFormat(KnownFormat::Date))))
+        .item(string().format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))))
+        .build()
+        .into()
+}
+
 /// Filters for the audit list; every field is optional.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::IntoParams))]
@@ -39,11 +53,11 @@ pub struct AuditQuery {
     pub actor: Option<String>,
     /// Exact action, e.g. `team.member_added`.
     pub action: Option<String>,
-    /// Earliest time (RFC 3339), inclusive.
-    #[cfg_attr(feature = "ssr", param(format = DateTime))]
+    /// Earliest time, inclusive: an RFC 3339 time, or a date (its start).
+    #[cfg_attr(feature = "ssr", param(schema_with = time_filter))]
     pub from: Option<String>,
-    /// Latest time (RFC 3339), exclusive.
-    #[cfg_attr(feature = "ssr", param(format = DateTime))]
+    /// Latest time, exclusive: an RFC 3339 time, or a date (up to its end).
+    #[cfg_attr(feature = "ssr", param(schema_with = time_filter))]
     pub to: Option<String>,
     pub cursor: Option<String>,
     #[cfg_attr(feature = "ssr", param(minimum = 1, maximum = 200))]

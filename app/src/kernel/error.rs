@@ -180,6 +180,8 @@ pub mod ssr {
         ("team_member_pkey", "email", "This user is already a member of the team."),
         ("dataset_team_name_key", "name", "This team already has a dataset with this name."),
         ("training_job_name_key", "name", "This team already has a training job with this name."),
+        ("model_team_name_key", "name", "This team already has a model with this name."),
+        ("model_version_job_key", "training_job_id", "This job is already a version of the model."),
     ];
 
     impl From<sqlx::Error> for AppError {

@@ -59,6 +59,8 @@ pub enum Action {
     Contribute,
     /// Archive what the team owns.
     Archive,
+    /// Decide on what needs a reviewer (a model version's status).
+    Approve,
 }
 
 impl Action {
@@ -67,6 +69,7 @@ impl Action {
         match self {
             Action::ReadTeam => Role::Viewer,
             Action::Contribute => Role::Member,
+            Action::Approve => Role::Approver,
             Action::UpdateTeam | Action::ManageMembers | Action::Archive => Role::Admin,
         }
     }

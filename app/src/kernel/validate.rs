@@ -105,6 +105,10 @@ impl Slug {
         if !(2..=40).contains(&slug.len()) || !ok_chars {
             return Err("Use 2 to 40 characters: lowercase letters, digits and hyphens.".into());
         }
+        // a team is addressed by its slug or its id: a slug cannot be an id
+        if slug.len() == 36 && uuid::Uuid::parse_str(slug).is_ok() {
+            return Err("Choose a slug that does not look like a team id.".into());
+        }
         Ok(Self(slug.to_owned()))
     }
 
@@ -213,7 +217,9 @@ mod tests {
         assert!(Slug::parse("ml-platform").is_ok());
         assert!(Slug::parse("a1").is_ok());
         assert!(Slug::parse(&"a".repeat(40)).is_ok());
-        for bad in ["a", "ML", "ml_platform", "ml platform", "ünï", &"a".repeat(41)] {
+        // a slug shaped like a team id would shadow that team's id in URLs
+        let id_like = "01a23ad3-2840-7418-bd03-89a7bf99036e";
+        for bad in ["a", "ML", "ml_platform", "ml platform", "ünï", &"a".repeat(41), id_like] {
             assert!(Slug::parse(bad).is_err(), "{bad:?} should be rejected");
         }
     }

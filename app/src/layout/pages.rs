@@ -129,10 +129,13 @@ fn TopBar(user: Me, teams: Vec<crate::teams::types::Team>) -> impl IntoView {
                     let training = format!("/teams/{slug}/training");
                     let on_datasets = path.starts_with(&datasets) || path.starts_with(&format!("/teams/{slug}/versions/"));
                     let on_training = path.starts_with(&training);
+                    let models = format!("/teams/{slug}/models");
+                    let on_models = path.starts_with(&models);
                     view! {
                         <a href=datasets class:active=on_datasets>"Datasets"</a>
                         <a href=training class:active=on_training>"Training"</a>
-                        <a href=members class:active=!on_datasets && !on_training>"Members"</a>
+                        <a href=models class:active=on_models>"Models"</a>
+                        <a href=members class:active=!on_datasets && !on_training && !on_models>"Members"</a>
                     }
                 })}
                 {link("/tokens", "API tokens")}

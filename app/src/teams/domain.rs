@@ -12,15 +12,16 @@ use crate::teams::types::{Member, NewMember, NewTeam, RoleChange, Team, TeamUpda
 use serde_json::json;
 use uuid::Uuid;
 
-/// Loads a team by slug and checks the caller may take `action` on it.
-/// Returns the team and the caller's role in it.
+/// Loads a team by slug (or by id: both address a team in URLs) and checks
+/// the caller may take `action` on it. Returns the team and the caller's
+/// role in it.
 pub async fn load(ctx: &Ctx, slug: &str, action: Action) -> Result<(Team, Option<Role>), AppError> {
     let actor = ctx.actor()?;
     let row = sqlx::query!(
         r#"select t.team_id, t.slug, t.name, t.created_at, t.sagemaker_role_arn, t.allowed_sources,
                   t.allowed_role_arns, m.role as "role?: Role"
            from team t left join team_member m on m.team_id = t.team_id and m.user_id = $2
-           where t.slug = $1"#,
+           where t.slug = $1 or t.team_id::text = $1"#,
         slug,
         actor.user_id,
     )

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod datasets;
 pub mod me;
 pub mod members;
+pub mod models;
 pub mod teams;
 pub mod tokens;
 pub mod training;
@@ -30,7 +31,8 @@ use utoipa_axum::router::OpenApiRouter;
         description = "Control plane for ML teams. Authenticate with `Authorization: Bearer <token>` \
                        (create tokens on the API tokens page or with `capstan token create`). \
                        Lists are keyset-paginated with `limit` (1-200, default 50) and the opaque \
-                       `cursor` from the previous page's `next_cursor`. Errors are RFC 9457 \
+                       `cursor` from the previous page's `next_cursor`. A team in a path is its \
+                       slug or its id. Errors are RFC 9457 \
                        `application/problem+json`."
     ),
     modifiers(&BearerAuth),
@@ -44,6 +46,7 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "audit", description = "The audit log"),
         (name = "datasets", description = "Datasets a team trains on, their immutable versions, uploads, previews and drift checks"),
         (name = "training", description = "Training jobs on SageMaker or the local runner: launch, status, logs, metrics, stop, cost"),
+        (name = "registry", description = "The model registry: models and their immutable versions, registered from training jobs"),
     )
 )]
 struct ApiDoc;
@@ -71,7 +74,8 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(audit::router())
         .merge(datasets::router())
         .merge(versions::router())
-        .merge(training::router());
+        .merge(training::router())
+        .merge(models::router());
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1).split_for_parts();
     document_problems(&mut doc);
     let doc = document_inputs(doc);
@@ -267,6 +271,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match axum::Json::<serde_json::Value>::from_request(req, state).await {
             Ok(axum::Json(mut v)) => {
+                // every body is an object (serde would read a struct from an array)
+                if !v.is_object() {
+                    return Err(AppError::BadRequest("The body must be a JSON object.".into()));
+                }
                 whole_numbers(&mut v);
                 let mut bad = Vec::new();
                 control_characters(&v, "", &mut bad);

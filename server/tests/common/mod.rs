@@ -7,7 +7,7 @@ use axum::Router;
 use axum::body::Body;
 use http::{Method, Request, StatusCode, header};
 use http_body_util::BodyExt as _;
-use serde_json::Value;
+use serde_json::{Value, json};
 use sqlx::PgPool;
 use tower::ServiceExt as _;
 use uuid::Uuid;
@@ -361,4 +361,94 @@ pub fn sandbox() -> &'static training::sandbox::Sandbox {
         let python = std::env::var("CAPSTAN_PYTHON").unwrap_or_else(|_| "python3".into());
         training::sandbox::Sandbox::detect(&python, false).expect("the training sandbox (bubblewrap)")
     })
+}
+
+/// A dataset `name` of `team` with one ready version holding the demo CSV; its id.
+#[allow(dead_code)] // not every test file trains
+pub async fn ready_version(app: &TestApp, auth: &Auth, team: &str, name: &str) -> String {
+    let res =
+        app.call(Method::POST, &format!("/api/v1/teams/{team}/datasets"), auth, Some(json!({"name": name}))).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let dataset = res.json()["id"].as_str().expect("id").to_owned();
+    app.put("capstan", &format!("datasets/{team}/{name}/raw/train.csv"), app::training::demo::churn_csv(200)).await;
+    let res = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/datasets/{dataset}/versions"),
+            auth,
+            Some(json!({"source_uri": format!("s3://capstan/datasets/{team}/{name}/raw/")})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let id = res.json()["id"].as_str().expect("id").to_owned();
+    app.wait_for(&format!("/api/v1/dataset-versions/{id}"), auth, |v| v["status"] == "ready").await;
+    id
+}
+
+/// Uploads a source folder of `team` through the REST multipart route.
+#[allow(dead_code)]
+pub async fn upload_source(app: &TestApp, auth: &Auth, team: &str, files: &[(&str, &str)]) -> Response {
+    let boundary = "capstan-test-boundary";
+    let mut body = Vec::new();
+    for (path, content) in files {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{path}\"\r\nContent-Type: application/octet-stream\r\n\r\n{content}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    let mut req = http::Request::builder()
+        .method(Method::POST)
+        .uri(format!("/api/v1/teams/{team}/training-sources"))
+        .header("content-type", format!("multipart/form-data; boundary={boundary}"));
+    if let Auth::Bearer(t) = auth {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    app.send(req.body(axum::body::Body::from(body)).expect("request")).await
+}
+
+/// A script-mode launch of `examples/train.py` on `version`.
+#[allow(dead_code)]
+pub fn launch_body(name: &str, source: &str, version: &str, hps: Value) -> Value {
+    json!({
+        "name": name,
+        "entry_point": "train.py",
+        "source_uri": source,
+        "instance_type": "ml.m5.large",
+        "max_runtime_seconds": 600,
+        "hyperparameters": hps,
+        "metric_definitions": [
+            {"name": "loss", "regex": "loss=([0-9.]+)"},
+            {"name": "accuracy", "regex": "accuracy=([0-9.]+)"}
+        ],
+        "channels": [{"name": "train", "version_id": version}],
+        "tags": [{"key": "project", "value": "churn"}]
+    })
+}
+
+/// Whether a job as the API returns it has finished.
+#[allow(dead_code)]
+pub fn finished(job: &Value) -> bool {
+    job["status"]
+        .as_str()
+        .and_then(|s| s.parse::<app::training::types::TrainingStatus>().ok())
+        .is_some_and(app::training::types::TrainingStatus::is_final)
+}
+
+/// Runs the worker's steps until `done` holds for the job (up to 90 s).
+#[allow(dead_code)]
+pub async fn drive(app: &TestApp, auth: &Auth, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..900 {
+        app::training::engine::launch_due(&app.state).await.expect("launch");
+        app::training::engine::reconcile(&app.state).await.expect("reconcile");
+        app::training::engine::follow_logs(&app.state).await.expect("logs");
+        let job = app.call(Method::GET, &format!("/api/v1/training-jobs/{id}"), auth, None).await.json();
+        if done(&job) {
+            return job;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("job {id} did not get there");
 }

@@ -12,7 +12,13 @@ use uuid::Uuid;
 
 /// `/teams/:team/training/:id`
 #[component]
-pub fn JobPage() -> impl IntoView {
+pub fn JobPage(
+    /// What a completed job's page offers next (the registry's "register as
+    /// model version", given by the app so training need not know it):
+    /// called with the team, the job's id and its name.
+    #[prop(optional)]
+    on_completed: Option<fn(String, Uuid, String) -> AnyView>,
+) -> impl IntoView {
     let params = use_params_map();
     let id = move || params.with(|p| p.get("id").and_then(|s| s.parse::<Uuid>().ok()));
     let active = RwSignal::new(false);
@@ -46,7 +52,12 @@ pub fn JobPage() -> impl IntoView {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || job.get().map(|res| match res {
                 Err(e) => view! { <ErrorBox error=e/> }.into_any(),
-                Ok(j) => view! { <JobView job=j stop=stop stop_err=stop_err/> }.into_any(),
+                Ok(j) => {
+                    let next = on_completed
+                        .filter(|_| j.status == crate::training::types::TrainingStatus::Completed && j.artifact_uri.is_some())
+                        .map(|f| f(j.team.clone(), j.id, j.name.clone()));
+                    view! { <JobView job=j stop=stop stop_err=stop_err/> {next} }.into_any()
+                }
             })}
         </Suspense>
         <section class="card">

@@ -1,0 +1,246 @@
+//! Aliases: a model's names for one of its versions (`champion`,
+//! `challenger`, `staging`). Members set, move and delete them; every change
+//! is kept in the alias history (who, when, from → to, why) and audited.
+//! Admins protect an alias: a protected alias is not moved or deleted
+//! directly (409): a change request does it, through the same functions
+//! with [`Route::ChangeRequest`], once the approvals issue lands.
+
+use crate::kernel::audit::NewEvent;
+use crate::kernel::context::Ctx;
+use crate::kernel::error::AppError;
+use crate::kernel::page::{self, Page};
+use crate::kernel::roles::Action;
+use crate::registry::domain::description;
+use crate::registry::types::{Alias, AliasChange, ModelVersion, SetAlias};
+use serde_json::json;
+use uuid::Uuid;
+
+/// How a change reaches an alias: directly (refused on a protected alias),
+/// or by an approved change request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Direct,
+    ChangeRequest,
+}
+
+/// An alias name: a lowercase letter, then up to 39 lowercase letters, digits and hyphens.
+pub fn alias_name(raw: &str) -> Result<String, String> {
+    let ok = (1..=40).contains(&raw.len())
+        && raw.starts_with(|c: char| c.is_ascii_lowercase())
+        && raw.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(raw.to_owned())
+    } else {
+        Err("Use 1 to 40 characters: lowercase letters, digits and '-', starting with a letter.".into())
+    }
+}
+
+fn protected_error(alias: &str) -> AppError {
+    AppError::Conflict { field: None, message: format!("alias `{alias}` is protected: open a change request") }
+}
+
+/// The model's aliases by name.
+pub async fn list(ctx: &Ctx, model: Uuid) -> Result<Vec<Alias>, AppError> {
+    crate::registry::domain::load(ctx, model, Action::ReadTeam).await?;
+    Ok(sqlx::query_as!(
+        Alias,
+        r#"select a.alias, a.version_id, v.number, a.protected, u.email as updated_by, a.updated_at
+           from model_alias a join model_version v on v.version_id = a.version_id
+           join app_user u on u.user_id = a.updated_by
+           where a.model_id = $1 order by a.alias"#,
+        model
+    )
+    .fetch_all(ctx.pool())
+    .await?)
+}
+
+/// The version an alias names.
+pub async fn resolve(ctx: &Ctx, model: Uuid, alias: &str) -> Result<ModelVersion, AppError> {
+    crate::registry::domain::load(ctx, model, Action::ReadTeam).await?;
+    let version =
+        sqlx::query_scalar!("select version_id from model_alias where model_id = $1 and alias = $2", model, alias)
+            .fetch_optional(ctx.pool())
+            .await?
+            .ok_or_else(|| AppError::NotFound("Alias".into()))?;
+    crate::registry::versions::get(ctx, version).await
+}
+
+/// Points `alias` at a version of the same model, creating or moving it
+/// (members and up). A protected alias moves only by change request.
+pub async fn set(ctx: &Ctx, model: Uuid, alias: &str, input: SetAlias, route: Route) -> Result<Alias, AppError> {
+    let (model_row, team_id) = crate::registry::domain::load(ctx, model, Action::Contribute).await?;
+    let actor = ctx.actor()?;
+    let name = alias_name(alias).map_err(|m| AppError::field("alias", m))?;
+    let reason = description(&input.reason).map_err(|m| AppError::field("reason", m))?;
+    let number = sqlx::query_scalar!(
+        "select number from model_version where version_id = $1 and model_id = $2",
+        input.version_id,
+        model
+    )
+    .fetch_optional(ctx.pool())
+    .await?
+    .ok_or_else(|| AppError::field("version_id", "Name a version of this model."))?;
+    let mut tx = ctx.pool().begin().await?;
+    // one change of the model's aliases at a time: the history stays in order
+    sqlx::query!("select model_id from model where model_id = $1 for update", model).fetch_one(&mut *tx).await?;
+    let before =
+        sqlx::query!("select version_id, protected from model_alias where model_id = $1 and alias = $2", model, name)
+            .fetch_optional(&mut *tx)
+            .await?;
+    if before.as_ref().is_some_and(|b| b.protected) && route == Route::Direct {
+        return Err(protected_error(&name));
+    }
+    let from = before.as_ref().map(|b| b.version_id);
+    sqlx::query!(
+        "insert into model_alias (model_id, alias, version_id, updated_by) values ($1, $2, $3, $4)
+         on conflict (model_id, alias) do update set version_id = $3, updated_by = $4, updated_at = now()",
+        model,
+        name,
+        input.version_id,
+        actor.user_id
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query!(
+        "insert into model_alias_history (event_id, model_id, alias, from_version, to_version, reason, changed_by)
+         values ($1, $2, $3, $4, $5, $6, $7)",
+        Uuid::now_v7(),
+        model,
+        name,
+        from,
+        input.version_id,
+        reason,
+        actor.user_id
+    )
+    .execute(&mut *tx)
+    .await?;
+    ctx.record(
+        &mut tx,
+        NewEvent {
+            team_id: Some(team_id),
+            action: "model_alias.set",
+            target_type: "model",
+            target_id: Some(model.to_string()),
+            summary: json!({ "model": model_row.name, "alias": name, "before": from, "after": input.version_id,
+                             "number": number, "reason": reason }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    one(ctx, model, &name).await
+}
+
+/// Deletes `alias` (members and up). A protected alias goes only by change request.
+pub async fn delete(ctx: &Ctx, model: Uuid, alias: &str, route: Route) -> Result<(), AppError> {
+    let (model_row, team_id) = crate::registry::domain::load(ctx, model, Action::Contribute).await?;
+    let actor = ctx.actor()?;
+    let mut tx = ctx.pool().begin().await?;
+    sqlx::query!("select model_id from model where model_id = $1 for update", model).fetch_one(&mut *tx).await?;
+    let before =
+        sqlx::query!("select version_id, protected from model_alias where model_id = $1 and alias = $2", model, alias)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| AppError::NotFound("Alias".into()))?;
+    if before.protected && route == Route::Direct {
+        return Err(protected_error(alias));
+    }
+    sqlx::query!("delete from model_alias where model_id = $1 and alias = $2", model, alias).execute(&mut *tx).await?;
+    sqlx::query!(
+        "insert into model_alias_history (event_id, model_id, alias, from_version, to_version, changed_by)
+         values ($1, $2, $3, $4, null, $5)",
+        Uuid::now_v7(),
+        model,
+        alias,
+        before.version_id,
+        actor.user_id
+    )
+    .execute(&mut *tx)
+    .await?;
+    ctx.record(
+        &mut tx,
+        NewEvent {
+            team_id: Some(team_id),
+            action: "model_alias.deleted",
+            target_type: "model",
+            target_id: Some(model.to_string()),
+            summary: json!({ "model": model_row.name, "alias": alias, "before": before.version_id }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Marks `alias` protected or not (team admins).
+pub async fn protect(ctx: &Ctx, model: Uuid, alias: &str, protected: bool) -> Result<Alias, AppError> {
+    let (model_row, team_id) = crate::registry::domain::load(ctx, model, Action::UpdateTeam).await?;
+    let mut tx = ctx.pool().begin().await?;
+    let changed = sqlx::query!(
+        "update model_alias set protected = $3 where model_id = $1 and alias = $2 and protected <> $3",
+        model,
+        alias,
+        protected
+    )
+    .execute(&mut *tx)
+    .await?;
+    if changed.rows_affected() == 1 {
+        ctx.record(
+            &mut tx,
+            NewEvent {
+                team_id: Some(team_id),
+                action: if protected { "model_alias.protected" } else { "model_alias.unprotected" },
+                target_type: "model",
+                target_id: Some(model.to_string()),
+                summary: json!({ "model": model_row.name, "alias": alias }),
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    one(ctx, model, alias).await
+}
+
+async fn one(ctx: &Ctx, model: Uuid, alias: &str) -> Result<Alias, AppError> {
+    sqlx::query_as!(
+        Alias,
+        r#"select a.alias, a.version_id, v.number, a.protected, u.email as updated_by, a.updated_at
+           from model_alias a join model_version v on v.version_id = a.version_id
+           join app_user u on u.user_id = a.updated_by
+           where a.model_id = $1 and a.alias = $2"#,
+        model,
+        alias
+    )
+    .fetch_optional(ctx.pool())
+    .await?
+    .ok_or_else(|| AppError::NotFound("Alias".into()))
+}
+
+/// Every change of `alias`, newest first.
+pub async fn history(
+    ctx: &Ctx,
+    model: Uuid,
+    alias: &str,
+    cursor: Option<&str>,
+    limit: Option<i64>,
+) -> Result<Page<AliasChange>, AppError> {
+    crate::registry::domain::load(ctx, model, Action::ReadTeam).await?;
+    let limit = page::limit(limit)?;
+    let after: Option<Uuid> = page::ssr::decode(cursor)?;
+    let items = sqlx::query_as!(
+        AliasChange,
+        r#"select h.event_id as id, h.alias, h.from_version, f.number as "from_number?", h.to_version,
+                  t.number as "to_number?", h.reason, u.email as changed_by, h.changed_at
+           from model_alias_history h join app_user u on u.user_id = h.changed_by
+           left join model_version f on f.version_id = h.from_version
+           left join model_version t on t.version_id = h.to_version
+           where h.model_id = $1 and h.alias = $2 and h.event_id < $3
+           order by h.event_id desc limit $4"#,
+        model,
+        alias,
+        after.unwrap_or(Uuid::max()),
+        limit + 1
+    )
+    .fetch_all(ctx.pool())
+    .await?;
+    Ok(page::ssr::build(items, limit, |c: &AliasChange| c.id))
+}

@@ -1,0 +1,53 @@
+//! The demo's registry: once the demo's training job has completed, it
+//! becomes version 1 of model `churn` in the demo team, and alias
+//! `champion` names it, so a new user lands on a populated registry. Run
+//! by the training worker after each reconcile; any process may run it
+//! (registering a job twice in one model is refused by the database).
+
+use crate::kernel::context::{Ctx, actor_by_id};
+use crate::kernel::error::AppError;
+use crate::kernel::state::AppState;
+use crate::registry::aliases::{self, Route};
+use crate::registry::types::{NewModelVersion, SetAlias};
+
+/// The model the demo registers into, and the alias it sets.
+pub const MODEL: &str = "churn";
+pub const ALIAS: &str = "champion";
+
+/// Registers every completed demo job (tagged `purpose=demo`, launched by
+/// the demo in the last day) that is no version yet; returns how many.
+pub async fn register_finished(state: &AppState) -> Result<usize, AppError> {
+    let jobs = sqlx::query!(
+        r#"select j.job_id, j.created_by, t.slug
+           from training_job j join team t on t.team_id = j.team_id
+           where j.status = 'completed' and j.artifact_uri is not null
+             and j.name like 'churn-demo-%' and j.request -> 'tags' @> '[{"key": "purpose", "value": "demo"}]'
+             and j.created_at > now() - interval '1 day'
+             and not exists (select 1 from model_version v where v.training_job_id = j.job_id)"#
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    let mut registered = 0;
+    for job in jobs {
+        // as the person who ran the demo
+        let Some(actor) = actor_by_id(&state.pool, job.created_by).await? else { continue };
+        let ctx = Ctx { state: state.clone(), actor: Some(actor), request_id: None, client_addr: "demo".into() };
+        let input = NewModelVersion {
+            training_job_id: job.job_id,
+            description: "The demo's training run on the generated churn data.".into(),
+            ..NewModelVersion::default()
+        };
+        let version = match crate::registry::versions::register_by_name(&ctx, &job.slug, MODEL, input).await {
+            Ok(version) => version,
+            // another process registered it first
+            Err(AppError::Conflict { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        if aliases::list(&ctx, version.model_id).await?.iter().all(|a| a.alias != ALIAS) {
+            let set = SetAlias { version_id: version.id, reason: "The demo's first version.".into() };
+            aliases::set(&ctx, version.model_id, ALIAS, set, Route::Direct).await?;
+        }
+        registered += 1;
+    }
+    Ok(registered)
+}
