@@ -70,6 +70,12 @@ if [ "$mode" = test ]; then
     log "installing schemathesis $SCHEMATHESIS_VERSION (OpenAPI contract tests) into $venv"
     "$venv/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
   fi
+  # MLflow's own client, for the MLflow-compatible registry API test.
+  MLFLOW_VERSION=3.18.0
+  if ! "$venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('mlflow-skinny') != '$MLFLOW_VERSION')" 2>/dev/null; then
+    log "installing mlflow-skinny $MLFLOW_VERSION (MLflow's client) into $venv"
+    "$venv/bin/pip" install -q "mlflow-skinny==$MLFLOW_VERSION"
+  fi
   if [ ! -d end2end/node_modules/playwright-core ]; then
     log "installing end-to-end test packages"
     (cd end2end && npm ci --no-audit --no-fund)

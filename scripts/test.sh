@@ -63,6 +63,8 @@ rm -rf "$sqlx_now"
 
 export MOTO_SERVER="${CAPSTAN_TOOLS_DIR:-$HOME/.cache/capstan-tools}/venv/bin/moto_server"
 export SCHEMATHESIS="${CAPSTAN_TOOLS_DIR:-$HOME/.cache/capstan-tools}/venv/bin/st"
+# the tools venv's python runs clients nobody here wrote (mlflow-skinny)
+export TOOLS_PYTHON="${CAPSTAN_TOOLS_DIR:-$HOME/.cache/capstan-tools}/venv/bin/python"
 
 step "unit and integration tests"
 cargo test -p app -p server -p storage -p training

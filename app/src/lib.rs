@@ -76,7 +76,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 fn JobRoute() -> impl IntoView {
     fn register(team: String, job: uuid::Uuid, name: String) -> AnyView {
-        view! { <registry::pages::RegisterJob team job suggested=name/> }.into_any()
+        view! { <registry::pages::register::RegisterJob team job suggested=name/> }.into_any()
     }
     view! { <training::pages::job::JobPage on_completed=register/> }
 }
@@ -106,8 +106,11 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/teams/:team/training") view=training::pages::list::TrainingListPage ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team/training/new") view=training::pages::launch::LaunchPage ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team/training/:id") view=JobRoute ssr=SsrMode::Async/>
-                    <Route path=path!("/teams/:team/models") view=registry::pages::ModelsPage ssr=SsrMode::Async/>
-                    <Route path=path!("/teams/:team/models/:id") view=registry::pages::ModelPage ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/models") view=registry::pages::models::ModelsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/models/:id") view=registry::pages::model::ModelPage ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/model-versions") view=registry::pages::search::VersionSearchPage ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/model-versions/:id") view=registry::pages::version::VersionPage ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/compare") view=registry::pages::compare::ComparePage ssr=SsrMode::Async/>
                     <Route path=path!("/tokens") view=tokens::pages::TokensPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/prices") view=training::pages::prices::PricesPage ssr=SsrMode::Async/>
                     <Route path=path!("/audit") view=audit::pages::AuditPage ssr=SsrMode::Async/>

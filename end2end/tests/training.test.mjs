@@ -1,6 +1,7 @@
 // Training in the browser: run the demo from the empty home page, watch the
 // job's log stream in and its metric charts appear, see it complete with
-// its cost; then clone it into a long job and stop it from the job page.
+// its cost; register it, set an alias and see its lineage; clone it into a
+// long job and stop it; run a shorter one, register it, and compare the two.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { openSession, closeSession, hydrated } from './harness.mjs';
@@ -63,11 +64,21 @@ test('run the demo, watch logs and metrics live, see it complete with its cost; 
   await page.waitForURL(/\/teams\/demo\/models\/[0-9a-f-]+$/);
   await page.waitForSelector('#versions tr[data-number="1"]');
   const row = await page.textContent('#versions tr[data-number="1"]');
-  assert.ok(row.includes('loss = ') && row.includes('epochs = 40') && row.includes('training job'), row);
+  assert.ok(row.includes('epochs = 40') && row.includes('training job'), row);
+  assert.match(await page.textContent('#versions tr[data-number="1"] td[data-metric=loss]'), /^\d+\.\d{4}$/);
   // name it: staging → v1
   await page.fill('#versions tr[data-number="1"] .set-alias input[name=alias]', 'staging');
   await page.click('#versions tr[data-number="1"] .set-alias button[type=submit]');
   await page.waitForSelector('#aliases li[data-alias=staging]:has-text("→ v1")');
+  // its page draws where it came from: dataset version → training job → version, each a link
+  await page.click('#versions tr[data-number="1"] td a:has(strong)');
+  await page.waitForURL(/\/teams\/demo\/model-versions\/[0-9a-f-]+$/);
+  await page.waitForSelector('#lineage svg');
+  const nodes = await page.$$eval('#lineage g.node', (g) => g.map((e) => e.getAttribute('class')));
+  assert.deepEqual(nodes, ['node dataset', 'node job', 'node version']);
+  assert.equal(await page.getAttribute('#lineage a:has(g.job)', 'href'), jobUrl.replace(capstan.base, ''));
+  assert.ok((await page.textContent('#metrics')).includes('loss'));
+  assert.equal(await page.getAttribute('#version-status', 'data-status'), 'PendingManualApproval');
   // the demo registered its own job as version 1 of churn, named champion, by itself
   for (let i = 0; ; i++) {
     await go('/teams/demo/models');
@@ -103,4 +114,35 @@ test('run the demo, watch logs and metrics live, see it complete with its cost; 
   await page.click('button:has-text("Stop")');
   await page.waitForSelector('.crumbs [data-status=stopped]', { timeout: 60_000 });
   await page.waitForFunction(() => document.querySelector('#log')?.textContent.includes('SIGTERM received'), null, { timeout: 30_000 });
+
+  // a second run with other hyperparameters becomes version 2 of the same model
+  await go(jobUrl.replace(capstan.base, ''));
+  await page.click('a:has-text("Clone")');
+  await page.waitForURL(/\/training\/new\?clone=/);
+  await hydrated(page);
+  await page.fill('#launch-form input[name=name]', 'short-run');
+  await page.fill('[data-value=hyperparameter-0]', '20');
+  await page.click('#launch-form button[type=submit]');
+  await page.waitForURL(/\/teams\/demo\/training\/[0-9a-f-]+$/, { timeout: 30_000 });
+  await page.waitForSelector('.crumbs [data-status=completed]', { timeout: 120_000 });
+  await hydrated(page);
+  await page.fill('#register-job input[name=model]', 'churn-candidates');
+  await page.click('#register-job button[type=submit]');
+  await page.waitForSelector('#register-job .notice:has-text("Registered as version 2 of")');
+
+  // search the model's versions, pick both, and compare: one chart per metric with both curves
+  await go(`/teams/demo/model-versions?filter=${encodeURIComponent("model = 'churn-candidates'")}&order_by=number+asc`);
+  const found = await page.$$eval('#search-results tbody tr', (rows) => rows.map((r) => r.dataset.version));
+  assert.deepEqual(found, ['churn-candidates/1', 'churn-candidates/2']);
+  await page.check('#search-results tr[data-version="churn-candidates/1"] input[name=v]');
+  await page.check('#search-results tr[data-version="churn-candidates/2"] input[name=v]');
+  await page.click('#compare-form button[type=submit]');
+  await page.waitForURL(/\/teams\/demo\/compare\?v=/);
+  await page.waitForSelector('#compare-charts figure.chart[data-metric=loss][data-lines="2"]');
+  assert.equal(await page.locator('#compare-charts figure.chart[data-metric=loss] polyline').count(), 2);
+  const epochs = await page.$$eval('#compare tr[data-param=epochs] td', (tds) => tds.map((t) => t.textContent));
+  assert.deepEqual(epochs, ['40', '20']);
+  // a shared link shows the same comparison after a full load
+  await go(page.url().replace(capstan.base, ''));
+  await page.waitForSelector('#compare-charts figure.chart[data-metric=accuracy][data-lines="2"]');
 });

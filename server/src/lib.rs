@@ -88,6 +88,7 @@ pub fn state(
         training_wake: Arc::new(tokio::sync::Notify::new()),
         open_streams: Arc::default(),
         instance: uuid::Uuid::now_v7(),
+        cache: Arc::default(),
     }
 }
 
@@ -170,6 +171,7 @@ pub fn router(state: AppState, opts: &HttpOptions) -> Router {
         .merge(ops)
         .merge(docs)
         .merge(api)
+        .merge(api::mlflow::router())
         .merge(pages)
         .layer(axum::middleware::from_fn_with_state(security::PublicOrigin(opts.public_origin.clone()), security::csrf))
         .layer(sessions)

@@ -268,6 +268,8 @@ async fn serve(config: Config, demo: Option<Option<String>>) -> anyhow::Result<(
         metrics_token: config.metrics_token.as_ref().map(|t| t.expose().to_owned()),
     };
     let stop = CancellationToken::new();
+    // the cache of hot reads is used while this process hears the database's invalidations
+    let cache_listener = tokio::spawn(app::kernel::cache::listen(state.pool.clone(), state.cache.clone()));
     // scans left by a stopped process (here or elsewhere) start again at once
     let scanner = tokio::spawn(server::workers::scans(state.clone(), std::time::Duration::from_secs(10), stop.clone()));
     let worker = tokio::spawn(server::workers::housekeeping(state.clone(), stop.clone()));
@@ -302,6 +304,7 @@ async fn serve(config: Config, demo: Option<Option<String>>) -> anyhow::Result<(
         .context("server error")?;
     tracing::info!("draining finished; stopping workers");
     stop.cancel();
+    cache_listener.abort();
     let _ = worker.await;
     let _ = scanner.await;
     let _ = trainer.await;

@@ -219,6 +219,27 @@ fn cases() -> Vec<Case> {
             expect: "401 403 403 403 200 404 200",
         },
         Case { call: "GET /api/v1/models/{model}/versions", input: json!(null), expect: "401 200 200 200 200 404 200" },
+        Case {
+            call: "GET /api/v1/teams/alpha/model-versions",
+            input: json!(null),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case {
+            call: "GET /api/v1/teams/alpha/model-versions/compare?ids={model_version},{pending_version}",
+            input: json!(null),
+            expect: "401 200 200 200 200 404 200",
+        },
+        // a version of team beta is not one of alpha's to compare
+        Case {
+            call: "GET /api/v1/teams/alpha/model-versions/compare?ids={model_version},{beta_model_version}",
+            input: json!(null),
+            expect: "401 404 404 404 404 404 404",
+        },
+        Case {
+            call: "GET /api/v1/teams/alpha/models/shared/aliases/shared",
+            input: json!(null),
+            expect: "401 200 200 200 200 404 200",
+        },
         // authorized callers get as far as validation: the shared job has not completed
         Case {
             call: "POST /api/v1/models/{model}/versions",
@@ -230,10 +251,36 @@ fn cases() -> Vec<Case> {
             input: json!({"training_job_id": "{beta_job}"}),
             expect: "401 403 422 422 422 404 422",
         },
+        // an artifact in team beta's area of the bucket is not alpha's to register
+        Case {
+            call: "POST /api/v1/models/{model}/versions",
+            input: json!({"artifact_uri": "s3://capstan/models/beta/model.tar.gz"}),
+            expect: "401 403 422 422 422 404 422",
+        },
         Case {
             call: "GET /api/v1/model-versions/{model_version}",
             input: json!(null),
             expect: "401 200 200 200 200 404 200",
+        },
+        Case {
+            call: "GET /api/v1/model-versions/{model_version}/card",
+            input: json!(null),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case {
+            call: "PUT /api/v1/model-versions/{model_version}/card",
+            input: json!({"markdown": "by {caller}"}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case {
+            call: "GET /api/v1/model-versions/{model_version}/lineage",
+            input: json!(null),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case {
+            call: "GET /api/v1/model-versions/{model_version}/download",
+            input: json!(null),
+            expect: "401 303 303 303 303 404 303",
         },
         Case {
             call: "PATCH /api/v1/model-versions/{model_version}",
@@ -356,6 +403,48 @@ fn cases() -> Vec<Case> {
             input: json!({"source_uri": "s3://capstan/datasets/alpha/../beta/matrix/"}),
             expect: "401 403 422 422 422 404 422",
         },
+        // ---- the MLflow-compatible registry API (errors in MLflow's shape, same roles) ----
+        Case {
+            call: "GET /api/2.0/mlflow/registered-models/get?name=alpha/shared",
+            input: json!(null),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case {
+            call: "POST /api/2.0/mlflow/registered-models/create",
+            input: json!({"name": "alpha/mlflow-{caller_slug}"}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case {
+            call: "POST /api/2.0/mlflow/registered-models/alias",
+            input: json!({"name": "alpha/shared", "alias": "m-{caller_slug}", "version": "1"}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case {
+            call: "GET /api/2.0/mlflow/registered-models/alias?name=alpha/shared&alias=shared",
+            input: json!(null),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case {
+            call: "POST /api/2.0/mlflow/model-versions/set-tag",
+            input: json!({"name": "alpha/shared", "version": "1", "key": "by", "value": "{caller}"}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case {
+            call: "GET /api/2.0/mlflow/model-versions/get-download-uri?name=alpha/shared&version=1",
+            input: json!(null),
+            expect: "401 200 200 200 200 404 200",
+        },
+        // a search only looks through the caller's own teams
+        Case {
+            call: "GET /api/2.0/mlflow/model-versions/search?filter=name%3D%27alpha%2Fshared%27",
+            input: json!(null),
+            expect: "401 200 200 200 200 200 200",
+        },
+        Case {
+            call: "DELETE /api/2.0/mlflow/registered-models/delete",
+            input: json!({"name": "alpha/archive-{caller_slug}"}),
+            expect: "401 403 403 403 200 404 200",
+        },
         // ---- server functions ----
         Case { call: "fn get_me", input: json!({}), expect: "200 200 200 200 200 200 200" },
         // anyone signed in may create their own demo team and job
@@ -451,6 +540,34 @@ fn cases() -> Vec<Case> {
         },
         Case { call: "fn get_model", input: json!({"id": "{model}"}), expect: "401 200 200 200 200 404 200" },
         Case { call: "fn list_model_versions", input: json!({"id": "{model}"}), expect: "401 200 200 200 200 404 200" },
+        Case { call: "fn search_versions", input: json!({"team": "alpha"}), expect: "401 200 200 200 200 404 200" },
+        Case {
+            call: "fn compare_versions",
+            input: json!({"team": "alpha", "ids": "{model_version},{beta_model_version}"}),
+            expect: "401 404 404 404 404 404 404",
+        },
+        Case {
+            call: "fn get_model_version",
+            input: json!({"id": "{model_version}"}),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case { call: "fn get_card", input: json!({"id": "{model_version}"}), expect: "401 200 200 200 200 404 200" },
+        Case {
+            call: "fn save_card",
+            input: json!({"id": "{model_version}", "markdown": "by {caller}", "signature": ""}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case { call: "fn preview_card", input: json!({"markdown": "# hi"}), expect: "401 200 200 200 200 200 200" },
+        Case {
+            call: "fn version_lineage",
+            input: json!({"id": "{model_version}"}),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case {
+            call: "fn register_artifact",
+            input: json!({"model": "{model}", "artifact_uri": "s3://capstan/models/beta/model.tar.gz", "image": "", "description": ""}),
+            expect: "401 403 422 422 422 404 422",
+        },
         // authorized callers get as far as validation: the shared job has not completed
         Case {
             call: "fn register_job",

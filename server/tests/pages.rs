@@ -7,7 +7,7 @@ mod common;
 
 use common::{Auth, TestApp};
 use http::{Method, Request, StatusCode, header};
-use serde_json::Value;
+use serde_json::{Value, json};
 use sqlx::PgPool;
 
 /// The demo (team, dataset, ready version, job) for a signed-in site admin.
@@ -118,6 +118,16 @@ fn normalized(html: &str) -> String {
 async fn every_page_renders_in_full_with_nonced_scripts_and_no_inline_handlers(pool: PgPool) {
     let d = demo(pool).await;
     let job = d.job["id"].as_str().expect("job id");
+    // a model with a version registered from an artifact (the demo's job registers itself only once done)
+    let bearer = Auth::Bearer(d.app.user("pages@example.com", false).await.token);
+    d.app.team_with_members("pages", &bearer, &[]).await;
+    d.app.put("capstan", "models/pages/model.tar.gz", b"weights".to_vec()).await;
+    let model = d.app.call(Method::POST, "/api/v1/teams/pages/models", &bearer, Some(json!({"name": "m"}))).await;
+    let model = model.json()["id"].as_str().expect("model id").to_owned();
+    let artifact = json!({"artifact_uri": "s3://capstan/models/pages/model.tar.gz", "metrics": {"auc": 0.9}});
+    let res = d.app.call(Method::POST, &format!("/api/v1/models/{model}/versions"), &bearer, Some(artifact)).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let version = res.json()["id"].as_str().expect("version id").to_owned();
     let routes = [
         "/".to_owned(),
         "/teams".into(),
@@ -132,6 +142,8 @@ async fn every_page_renders_in_full_with_nonced_scripts_and_no_inline_handlers(p
         format!("/teams/demo/training/new?clone={job}"),
         format!("/teams/demo/training/{job}"),
         "/teams/demo/models".into(),
+        format!("/teams/pages/models/{model}"),
+        format!("/teams/pages/model-versions/{version}"),
         "/tokens".into(),
         "/admin/prices".into(),
         "/admin/users".into(),

@@ -87,6 +87,20 @@ async fn a_completed_job_becomes_version_1_with_its_metrics_parameters_and_linea
     assert_eq!(app.audit_count("model_version.registered").await, 1);
     let v1_path = format!("/api/v1/model-versions/{}", v1["id"].as_str().expect("id"));
     assert_eq!(app.call(Method::GET, &v1_path, &viewer, None).await.json(), v1);
+    // its lineage: the dataset version fed the job's `train` channel, the job made the version
+    let lineage = app.call(Method::GET, &format!("{v1_path}/lineage"), &viewer, None).await.json();
+    let ids: Vec<&str> = lineage["nodes"].as_array().expect("nodes").iter().filter_map(|n| n["id"].as_str()).collect();
+    let (dv_node, job_node, v_node) = (
+        format!("dataset_version:{dataset_version}"),
+        format!("training_job:{job}"),
+        format!("model_version:{}", v1["id"].as_str().expect("id")),
+    );
+    assert_eq!(ids, [dv_node.as_str(), job_node.as_str(), v_node.as_str()], "{lineage}");
+    assert_eq!(
+        lineage["edges"],
+        json!([{"from": dv_node, "to": job_node, "label": "train"}, {"from": job_node, "to": v_node, "label": "registered"}])
+    );
+    assert_eq!(lineage["nodes"][1]["url"], format!("/teams/ml/training/{job}"));
 
     // the same job twice in one model is refused, naming the version; nothing is written
     let res = app.call(Method::POST, &path, &member, Some(register.clone())).await;
@@ -361,4 +375,237 @@ async fn the_demos_completed_job_becomes_champion_of_model_churn(pool: PgPool) {
         (Some(1), Some(job.as_str()))
     );
     assert!(champion.json()["metrics"]["accuracy"].as_f64().is_some(), "{}", champion.text());
+}
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn an_artifact_that_exists_in_the_teams_area_becomes_a_version_and_a_bad_one_writes_nothing(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let admin = Auth::Bearer(app.user("admin@example.com", false).await.token);
+    let member = Auth::Bearer(app.user("member@example.com", false).await.token);
+    app.team_with_members("ml", &admin, &[("member@example.com", "member")]).await;
+    let bucket = app.state.storage.bucket.clone();
+    app.put(&bucket, "models/ml/churn/model.tar.gz", b"the weights".to_vec()).await;
+    app.put(&bucket, "models/ml/bundle/weights.bin", b"folder weights".to_vec()).await;
+    app.put(&bucket, "models/other/model.tar.gz", b"another team's".to_vec()).await;
+    let model = app.call(Method::POST, "/api/v1/teams/ml/models", &member, Some(json!({"name": "churn"}))).await;
+    let model = model.json()["id"].as_str().expect("id").to_owned();
+    let path = format!("/api/v1/models/{model}/versions");
+    let file = format!("s3://{bucket}/models/ml/churn/model.tar.gz");
+    let events = app.count("select count(*) from audit_event").await;
+
+    for (body, field, says) in [
+        (json!({"artifact_uri": "https://example.com/model.tar.gz"}), "artifact_uri", "s3://"),
+        (json!({"artifact_uri": format!("s3://{bucket}/models/ml/missing.tar.gz")}), "artifact_uri", "Nothing is at"),
+        (json!({"artifact_uri": format!("s3://{bucket}/models/ml/nothing-here/")}), "artifact_uri", "Nothing is at"),
+        (json!({"artifact_uri": format!("s3://{bucket}/models/other/model.tar.gz")}), "artifact_uri", "models/ml/"),
+        (json!({"artifact_uri": "s3://someone-elses-bucket/model.tar.gz"}), "artifact_uri", "not open to this team"),
+        (json!({"artifact_uri": file, "image": "docker.io/library/python:3"}), "image", "ECR"),
+        (json!({"artifact_uri": file, "metrics": {"": 1.0}}), "metrics", "not allowed"),
+        (json!({"artifact_uri": file, "framework": "sk learn"}), "framework", "letters"),
+        (json!({"artifact_uri": file, "training_job_id": uuid::Uuid::now_v7()}), "artifact_uri", "from the job"),
+        (json!({"description": "neither"}), "training_job_id", "artifact_uri"),
+    ] {
+        let res = app.call(Method::POST, &path, &member, Some(body.clone())).await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {}", res.text());
+        assert_eq!(res.json()["errors"][0]["field"], field, "{body}: {}", res.text());
+        assert!(res.text().contains(says), "{body}: {}", res.text());
+    }
+    assert_eq!(app.count("select count(*) from model_version").await, 0, "nothing registered");
+    assert_eq!(app.count("select count(*) from audit_event").await, events, "nothing audited");
+
+    let body = json!({
+        "artifact_uri": file,
+        "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/serve:1.0",
+        "framework": "sklearn",
+        "parameters": {"C": "1.0"},
+        "metrics": {"auc": 0.91},
+    });
+    let res = app.call(Method::POST, &path, &member, Some(body)).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let v1 = res.json();
+    assert_eq!((v1["number"].as_i64(), v1["source"].as_str()), (Some(1), Some("artifact")));
+    assert_eq!((&v1["artifact_uri"], &v1["training_job_id"]), (&json!(file), &Value::Null));
+    assert_eq!((&v1["metrics"]["auc"], &v1["parameters"]["C"]), (&json!(0.91), &json!("1.0")));
+    assert_eq!(v1["framework"], "sklearn");
+    // a folder named without its slash is found by listing, and kept as a folder
+    let folder = json!({"artifact_uri": format!("s3://{bucket}/models/ml/bundle")});
+    let v2 = app.call(Method::POST, &path, &member, Some(folder)).await;
+    assert_eq!(v2.status, StatusCode::CREATED, "{}", v2.text());
+    let v2 = v2.json();
+    assert_eq!(v2["artifact_uri"], format!("s3://{bucket}/models/ml/bundle/"));
+    assert_eq!(app.audit_count("model_version.registered").await, 2);
+
+    // its lineage is the artifact, and its file downloads through a short-lived link
+    let v1_id = v1["id"].as_str().expect("id");
+    let lineage = app.call(Method::GET, &format!("/api/v1/model-versions/{v1_id}/lineage"), &member, None).await.json();
+    let kinds: Vec<&str> =
+        lineage["nodes"].as_array().expect("nodes").iter().filter_map(|n| n["kind"].as_str()).collect();
+    assert_eq!(kinds, ["artifact", "model_version"], "{lineage}");
+    assert_eq!(lineage["edges"][0]["to"], format!("model_version:{v1_id}"));
+    let res = app.call(Method::GET, &format!("/api/v1/model-versions/{v1_id}/download"), &member, None).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text());
+    let link = res.headers.get("location").and_then(|l| l.to_str().ok()).expect("a location").to_owned();
+    assert_eq!(common::presigned_get(&link).await, (200, b"the weights".to_vec()));
+    let v2_id = v2["id"].as_str().expect("id");
+    let res = app.call(Method::GET, &format!("/api/v1/model-versions/{v2_id}/download"), &member, None).await;
+    assert_eq!(res.status, StatusCode::CONFLICT, "a folder has no single file: {}", res.text());
+    // another team's caller neither sees the graph nor gets the link
+    let other = Auth::Bearer(app.user("other@example.com", false).await.token);
+    app.team_with_members("other", &other, &[]).await;
+    for route in ["lineage", "download"] {
+        let res = app.call(Method::GET, &format!("/api/v1/model-versions/{v1_id}/{route}"), &other, None).await;
+        assert_eq!(res.status, StatusCode::NOT_FOUND, "{route}");
+    }
+}
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn versions_are_searched_by_metric_parameter_and_tag_and_paged_in_metric_order(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let admin = Auth::Bearer(app.user("admin@example.com", false).await.token);
+    let viewer = Auth::Bearer(app.user("viewer@example.com", false).await.token);
+    app.team_with_members("ml", &admin, &[("viewer@example.com", "viewer")]).await;
+    app.put("capstan", "models/ml/model.tar.gz", b"w".to_vec()).await;
+    let mut ids = std::collections::HashMap::new();
+    // model a: auc 0.7, 0.9, 0.8, 0.95 and one version without auc; model b: auc 0.99, 0.6
+    for (model, versions) in
+        [("a", vec![Some(0.7), Some(0.9), Some(0.8), Some(0.95), None]), ("b", vec![Some(0.99), Some(0.6)])]
+    {
+        let res = app.call(Method::POST, "/api/v1/teams/ml/models", &admin, Some(json!({"name": model}))).await;
+        let model_id = res.json()["id"].as_str().expect("id").to_owned();
+        for (i, auc) in versions.into_iter().enumerate() {
+            let metrics = auc.map_or_else(|| json!({"loss": 1.0}), |auc| json!({"auc": auc, "loss": 1.0 - auc}));
+            let body = json!({
+                "artifact_uri": "s3://capstan/models/ml/model.tar.gz",
+                "metrics": metrics,
+                "parameters": {"C": if i % 2 == 0 { "1.0" } else { "0.1" }},
+                "tags": {"stage": if i == 1 { "prod" } else { "dev" }},
+            });
+            let res = app.call(Method::POST, &format!("/api/v1/models/{model_id}/versions"), &admin, Some(body)).await;
+            assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+            ids.insert(res.json()["id"].as_str().expect("id").to_owned(), format!("{model}{}", i + 1));
+        }
+    }
+    let search = |query: &str| {
+        let (app, viewer, ids) = (&app, &viewer, &ids);
+        let path = format!("/api/v1/teams/ml/model-versions?{query}");
+        async move {
+            let res = app.call(Method::GET, &path, viewer, None).await;
+            assert_eq!(res.status, StatusCode::OK, "{path}: {}", res.text());
+            let page = res.json();
+            let names: Vec<String> = page["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .map(|v| ids[v["id"].as_str().expect("id")].clone())
+                .collect();
+            (names, page["next_cursor"].as_str().map(str::to_owned))
+        }
+    };
+    let q = |filter: &str, order: &str| {
+        format!("filter={}&order_by={}", common::urlencode(filter), common::urlencode(order))
+    };
+
+    let (found, _) = search(&q("metrics.auc > 0.75 and model = 'a'", "metrics.auc desc")).await;
+    assert_eq!(found, ["a4", "a2", "a3"]);
+    // number ties are broken by registration order
+    let (found, _) =
+        search(&q("params.C = '0.1' and (tags.stage = 'prod' or metrics.auc >= 0.95)", "number asc")).await;
+    assert_eq!(found, ["a2", "b2", "a4"]);
+    let (found, _) = search(&q("tags.stage != 'dev' and name like 'a%'", "")).await;
+    assert_eq!(found, ["a2"]);
+    let (found, _) = search(&q("metrics.auc < 0.5", "")).await;
+    assert!(found.is_empty());
+
+    // paging in metric order visits every version once, those without the metric last
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut query = format!("{}&limit=2", q("", "metrics.auc desc"));
+        if let Some(c) = &cursor {
+            query.push_str(&format!("&cursor={c}"));
+        }
+        let (page, next) = search(&query).await;
+        seen.extend(page);
+        match next {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["b1", "a4", "a2", "a3", "a1", "b2", "a5"]);
+    let (asc, _) = search(&q("model = 'a'", "metrics.auc asc")).await;
+    assert_eq!(asc, ["a1", "a3", "a2", "a4", "a5"]);
+
+    // syntax errors name the position and what was expected
+    for (filter, says) in [
+        ("metrics.auc", "expected a comparison (= != < <= > >= like) after 'metrics.auc', found the end at 12"),
+        ("metrics.auc > 'high'", "with a number"),
+        ("colour = 'red'", "unknown field 'colour'"),
+        ("(metrics.auc > 1", "expected ')'"),
+    ] {
+        let path = format!("/api/v1/teams/ml/model-versions?filter={}", common::urlencode(filter));
+        let res = app.call(Method::GET, &path, &viewer, None).await;
+        assert_eq!(res.status, StatusCode::BAD_REQUEST, "{filter}: {}", res.text());
+        assert_eq!(res.json()["errors"][0]["field"], "filter");
+        assert!(
+            res.json()["errors"][0]["message"].as_str().is_some_and(|m| m.contains(says)),
+            "{filter}: {}",
+            res.text()
+        );
+    }
+    let res = app.call(Method::GET, "/api/v1/teams/ml/model-versions?order_by=params.C", &viewer, None).await;
+    assert_eq!((res.status, res.json()["errors"][0]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("order_by")));
+    // another team's caller learns nothing
+    let other = Auth::Bearer(app.user("other@example.com", false).await.token);
+    app.team_with_members("other", &other, &[]).await;
+    let res = app.call(Method::GET, "/api/v1/teams/ml/model-versions", &other, None).await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+}
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn a_versions_card_is_edited_by_members_rendered_safely_and_audited(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let admin = Auth::Bearer(app.user("admin@example.com", false).await.token);
+    let viewer = Auth::Bearer(app.user("viewer@example.com", false).await.token);
+    app.team_with_members("ml", &admin, &[("viewer@example.com", "viewer")]).await;
+    app.put("capstan", "models/ml/model.tar.gz", b"w".to_vec()).await;
+    let model = app.call(Method::POST, "/api/v1/teams/ml/models", &admin, Some(json!({"name": "churn"}))).await;
+    let model = model.json()["id"].as_str().expect("id").to_owned();
+    let body = json!({"artifact_uri": "s3://capstan/models/ml/model.tar.gz"});
+    let v = app.call(Method::POST, &format!("/api/v1/models/{model}/versions"), &admin, Some(body)).await;
+    let card = format!("/api/v1/model-versions/{}/card", v.json()["id"].as_str().expect("id"));
+
+    let empty = app.call(Method::GET, &card, &viewer, None).await.json();
+    assert_eq!((&empty["markdown"], &empty["signature"]), (&json!(""), &Value::Null));
+    let markdown =
+        "## Intended use\n\nChurn risk <script>alert(1)</script>\n\n![x](https://tracker.example.com/p.png)\n";
+    let signature = json!({"inputs": [{"name": "tenure", "type": "double"}], "outputs": [{"name": "churn", "type": "double", "optional": false}]});
+    let update = json!({"markdown": markdown, "signature": signature});
+    let res = app.call(Method::PUT, &card, &viewer, Some(update.clone())).await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN, "viewers read cards only");
+    let res = app.call(Method::PUT, &card, &admin, Some(update)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    let saved = app.call(Method::GET, &card, &viewer, None).await.json();
+    assert_eq!(saved["markdown"], markdown);
+    assert_eq!(saved["signature"]["inputs"][0]["name"], "tenure");
+    assert_eq!(saved["updated_by"], "admin@example.com");
+    let html = saved["html"].as_str().expect("html");
+    assert!(html.contains("<h2>Intended use</h2>") && html.contains("&lt;script&gt;"), "{html}");
+    assert!(!html.contains("<script") && !html.contains("<img") && !html.contains("tracker.example.com"), "{html}");
+    assert_eq!(app.audit_count("model_version.card_updated").await, 1);
+
+    // too big, a bad signature: refused, nothing changes
+    for (body, field) in [
+        (json!({"markdown": "x".repeat(256 * 1024 + 1)}), "markdown"),
+        (json!({"markdown": "ok", "signature": {"inputs": [{"name": "", "type": "double"}]}}), "signature"),
+        (json!({"markdown": "ok", "signature": {"inputs": [{"name": "a", "type": "<b>"}]}}), "signature"),
+    ] {
+        let res = app.call(Method::PUT, &card, &admin, Some(body)).await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text());
+        assert_eq!(res.json()["errors"][0]["field"], field);
+    }
+    assert_eq!(app.call(Method::GET, &card, &viewer, None).await.json()["markdown"], markdown);
+    assert_eq!(app.audit_count("model_version.card_updated").await, 1);
+    // what the version is made of is untouched by its card
+    let res = app.call(Method::GET, &card.replace("/card", ""), &viewer, None).await.json();
+    assert_eq!(res["artifact_uri"], "s3://capstan/models/ml/model.tar.gz");
 }

@@ -365,7 +365,7 @@ fn own_area(bucket: &str, team: &str, uri: &S3Uri) -> Result<(), String> {
 }
 
 /// One small listing: the bucket must answer and the prefix hold objects.
-async fn probe(state: &AppState, uri: &S3Uri) -> Result<(), String> {
+pub(crate) async fn probe(state: &AppState, uri: &S3Uri) -> Result<(), String> {
     let out = state
         .storage
         .client

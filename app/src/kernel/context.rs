@@ -3,7 +3,7 @@
 //! and the helpers server functions use to build it and report its errors.
 
 use crate::kernel::error::AppError;
-use crate::kernel::roles::Principal;
+use crate::kernel::roles::{Principal, Role};
 use crate::kernel::state::AppState;
 use axum::extract::FromRequestParts;
 use http::request::Parts;
@@ -53,36 +53,52 @@ pub fn token_hash(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }
 
+/// How long a verified token is served from the cache before the database
+/// is asked again (which also stamps its last use, at most once a minute).
+/// A revoked token leaves every process's cache as soon as the revocation
+/// commits (see [`crate::kernel::cache`]).
+const TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Resolves a bearer secret to its user; `None` for unknown, revoked or
-/// expired tokens.
-pub async fn authenticate(pool: &PgPool, secret: &str) -> Result<Option<Actor>, AppError> {
+/// expired tokens. A verified token is served from the cache without a
+/// database round trip.
+pub async fn authenticate(state: &AppState, secret: &str) -> Result<Option<Actor>, AppError> {
     if !secret.starts_with(TOKEN_PREFIX) || secret.len() > 200 {
         return Ok(None);
     }
+    let hash = token_hash(secret);
+    let key = format!("token:{}", hash.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    let now = time::OffsetDateTime::now_utc();
+    if let Some((actor, expires_at)) = state.cache.get::<(Actor, Option<time::OffsetDateTime>)>(&key) {
+        return Ok(expires_at.is_none_or(|e| e > now).then_some(actor));
+    }
+    let ticket = state.cache.ticket();
     let row = sqlx::query!(
-        r#"select t.token_id, u.user_id, u.email, u.display_name, u.is_site_admin,
+        r#"select t.token_id, u.user_id, u.email, u.display_name, u.is_site_admin, t.expires_at,
                   (t.last_used_at is null or t.last_used_at < now() - interval '1 minute') as "stale!"
            from api_token t join app_user u on u.user_id = t.user_id
            where t.secret_hash = $1 and t.revoked_at is null and (t.expires_at is null or t.expires_at > now())
              and u.disabled_at is null"#,
-        token_hash(secret)
+        hash
     )
-    .fetch_optional(pool)
+    .fetch_optional(&state.pool)
     .await?;
     let Some(row) = row else { return Ok(None) };
     if row.stale {
         // At most one write a minute per token keeps hot API paths read-only.
         sqlx::query!("update api_token set last_used_at = now() where token_id = $1", row.token_id)
-            .execute(pool)
+            .execute(&state.pool)
             .await?;
     }
-    Ok(Some(Actor {
+    let actor = Actor {
         user_id: row.user_id,
         email: row.email,
         display_name: row.display_name,
         is_site_admin: row.is_site_admin,
         token_id: Some(row.token_id),
-    }))
+    };
+    state.cache.put(key, (actor.clone(), row.expires_at), ticket, TOKEN_TTL);
+    Ok(Some(actor))
 }
 
 /// The authenticated caller.
@@ -135,6 +151,28 @@ impl Ctx {
         self.actor.as_ref().ok_or(AppError::Unauthenticated)
     }
 
+    /// The caller's role in team `team` (`None`: not a member), from the
+    /// cache when it can (a membership change reaches every process's cache
+    /// when it commits).
+    pub async fn role_in(&self, team: Uuid) -> Result<Option<Role>, AppError> {
+        let actor = self.actor()?;
+        let key = format!("member:{team}:{}", actor.user_id);
+        let cache = &self.state.cache;
+        if let Some(role) = cache.get::<Option<Role>>(&key) {
+            return Ok(role);
+        }
+        let ticket = cache.ticket();
+        let role = sqlx::query_scalar!(
+            r#"select role as "role: Role" from team_member where team_id = $1 and user_id = $2"#,
+            team,
+            actor.user_id
+        )
+        .fetch_optional(self.pool())
+        .await?;
+        cache.put(key, role, ticket, std::time::Duration::from_secs(300));
+        Ok(role)
+    }
+
     /// Builds the context from request parts: a bearer token wins over the
     /// session cookie; a bad bearer token is an error, never a fallback.
     pub async fn from_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
@@ -146,9 +184,9 @@ impl Ctx {
         };
 
         let actor = match credentials(&parts.headers) {
-            Credentials::Bearer(secret) => Some(
-                crate::kernel::context::authenticate(&state.pool, &secret).await?.ok_or(AppError::Unauthenticated)?,
-            ),
+            Credentials::Bearer(secret) => {
+                Some(crate::kernel::context::authenticate(state, &secret).await?.ok_or(AppError::Unauthenticated)?)
+            }
             // Basic or Negotiate from a proxy in front: browsers add those to
             // cross-site posts too, so they never stand in for the cookie.
             Credentials::Other => None,

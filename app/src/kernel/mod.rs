@@ -5,12 +5,15 @@
 //! - [`roles`]: team roles and the one authorization rule
 //! - [`page`]: keyset pagination
 //! - [`validate`]: validated newtypes and field checks
+//! - [`chart`]: line charts of metric values by step
 //! - [`format`]: how numbers, bytes, money and query values are written
 //! - [`widgets`]: the shared UI pieces (page header, form errors, times, buttons)
-//! - `state`, `context`, `audit` (server only): the application state, the
-//!   request context with session and token authentication, and the audit
-//!   recorder every mutation writes through
+//! - `state`, `context`, `audit`, `cache` (server only): the application
+//!   state, the request context with session and token authentication, the
+//!   audit recorder every mutation writes through, and the in-process cache
+//!   of hot reads that database notifications keep coherent across processes
 
+pub mod chart;
 pub mod error;
 pub mod format;
 pub mod page;
@@ -20,6 +23,8 @@ pub mod widgets;
 
 #[cfg(feature = "ssr")]
 pub mod audit;
+#[cfg(feature = "ssr")]
+pub mod cache;
 #[cfg(feature = "ssr")]
 pub mod context;
 #[cfg(feature = "ssr")]

@@ -57,6 +57,9 @@ pub struct AppState {
     /// This process, as the owner of the work leases it holds (several
     /// processes may share one database).
     pub instance: Uuid,
+    /// Hot reads (verified tokens, memberships, aliases), invalidated on
+    /// every process by database notifications.
+    pub cache: Arc<crate::kernel::cache::Cache>,
 }
 
 /// One open live stream of a user, counted in [`AppState::open_streams`]

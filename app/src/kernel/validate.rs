@@ -23,6 +23,11 @@ impl Errors {
         }
     }
 
+    /// Records a message for `field`.
+    pub fn push(&mut self, field: &str, message: impl Into<String>) {
+        self.0.push(FieldError::new(field, message));
+    }
+
     /// `Ok(())` when nothing was recorded.
     pub fn finish(self) -> Result<(), AppError> {
         if self.0.is_empty() { Ok(()) } else { Err(AppError::Validation(self.0)) }

@@ -9,10 +9,11 @@ use crate::kernel::audit::NewEvent;
 use crate::kernel::context::Ctx;
 use crate::kernel::error::AppError;
 use crate::kernel::page::{self, Page};
-use crate::kernel::roles::Action;
+use crate::kernel::roles::{Action, authorize_owned};
 use crate::registry::domain::description;
 use crate::registry::types::{Alias, AliasChange, ModelVersion, SetAlias};
 use serde_json::json;
+use std::time::Duration;
 use uuid::Uuid;
 
 /// How a change reaches an alias: directly (refused on a protected alias),
@@ -54,15 +55,58 @@ pub async fn list(ctx: &Ctx, model: Uuid) -> Result<Vec<Alias>, AppError> {
     .await?)
 }
 
-/// The version an alias names.
+/// How long a resolved alias is served from the cache at most (a move
+/// reaches every process's cache as soon as it commits; this bounds a lost
+/// notification).
+const ALIAS_TTL: Duration = Duration::from_secs(300);
+
+/// The version an alias names: the hottest read of the registry, served
+/// from the cache (with the caller's membership) without a database round
+/// trip while nothing changed.
 pub async fn resolve(ctx: &Ctx, model: Uuid, alias: &str) -> Result<ModelVersion, AppError> {
-    crate::registry::domain::load(ctx, model, Action::ReadTeam).await?;
+    let actor = ctx.actor()?;
+    let cache = &ctx.state.cache;
+    let key = format!("alias:{model}:{alias}");
+    if let Some((version, team_id)) = cache.get::<(ModelVersion, Uuid)>(&key) {
+        authorize_owned(&actor.principal(), Action::ReadTeam, ctx.role_in(team_id).await?, "Model")?;
+        return Ok(version);
+    }
+    let ticket = cache.ticket();
+    let (_, team_id) = crate::registry::domain::load(ctx, model, Action::ReadTeam).await?;
     let version =
         sqlx::query_scalar!("select version_id from model_alias where model_id = $1 and alias = $2", model, alias)
             .fetch_optional(ctx.pool())
             .await?
             .ok_or_else(|| AppError::NotFound("Alias".into()))?;
-    crate::registry::versions::get(ctx, version).await
+    let version = crate::registry::versions::get(ctx, version).await?;
+    cache.put(key, (version.clone(), team_id), ticket, ALIAS_TTL);
+    Ok(version)
+}
+
+/// The version `alias` names of the team's model `name` (the team by slug or id).
+pub async fn resolve_by_name(ctx: &Ctx, team: &str, name: &str, alias: &str) -> Result<ModelVersion, AppError> {
+    ctx.actor()?;
+    let cache = &ctx.state.cache;
+    let key = format!("model-name:{team}:{name}");
+    let model = match cache.get::<Uuid>(&key) {
+        Some(model) => model,
+        None => {
+            let ticket = cache.ticket();
+            // an unknown team and an unknown model read the same; resolve() checks the caller
+            let model = sqlx::query_scalar!(
+                "select m.model_id from model m join team t on t.team_id = m.team_id
+                 where (t.slug = $1 or t.team_id::text = $1) and m.name = $2",
+                team,
+                name
+            )
+            .fetch_optional(ctx.pool())
+            .await?
+            .ok_or_else(|| AppError::NotFound("Model".into()))?;
+            cache.put(key, model, ticket, ALIAS_TTL);
+            model
+        }
+    };
+    resolve(ctx, model, alias).await
 }
 
 /// Points `alias` at a version of the same model, creating or moving it
@@ -127,6 +171,8 @@ pub async fn set(ctx: &Ctx, model: Uuid, alias: &str, input: SetAlias, route: Ro
     )
     .await?;
     tx.commit().await?;
+    // this process reads its own write at once; the others on notification
+    ctx.state.cache.invalidate(&format!("alias:{model}:{name}"));
     one(ctx, model, &name).await
 }
 
@@ -168,6 +214,7 @@ pub async fn delete(ctx: &Ctx, model: Uuid, alias: &str, route: Route) -> Result
     )
     .await?;
     tx.commit().await?;
+    ctx.state.cache.invalidate(&format!("alias:{model}:{alias}"));
     Ok(())
 }
 

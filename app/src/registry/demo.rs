@@ -33,7 +33,7 @@ pub async fn register_finished(state: &AppState) -> Result<usize, AppError> {
         let Some(actor) = actor_by_id(&state.pool, job.created_by).await? else { continue };
         let ctx = Ctx { state: state.clone(), actor: Some(actor), request_id: None, client_addr: "demo".into() };
         let input = NewModelVersion {
-            training_job_id: job.job_id,
+            training_job_id: Some(job.job_id),
             description: "The demo's training run on the generated churn data.".into(),
             ..NewModelVersion::default()
         };

@@ -245,3 +245,51 @@ pub async fn archive(ctx: &Ctx, id: Uuid) -> Result<Model, AppError> {
     tx.commit().await?;
     get(ctx, id).await
 }
+
+/// Renames a model (members and up); the new name follows the same rules
+/// and must be free in the team.
+pub async fn rename(ctx: &Ctx, id: Uuid, new_name: &str) -> Result<Model, AppError> {
+    let (before, team_id) = load(ctx, id, Action::Contribute).await?;
+    let name = model_name(new_name).map_err(|m| AppError::field("name", m))?;
+    let mut tx = ctx.pool().begin().await?;
+    sqlx::query!("update model set name = $2, updated_at = now() where model_id = $1", id, name)
+        .execute(&mut *tx)
+        .await?;
+    ctx.record(
+        &mut tx,
+        NewEvent {
+            team_id: Some(team_id),
+            action: "model.renamed",
+            target_type: "model",
+            target_id: Some(id.to_string()),
+            summary: json!({ "before": { "name": before.name }, "after": { "name": name } }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    ctx.state.cache.invalidate("model-name:");
+    get(ctx, id).await
+}
+
+/// Deletes a model with its versions, aliases and their history (team
+/// admins). Training jobs and dataset versions stay.
+pub async fn delete(ctx: &Ctx, id: Uuid) -> Result<(), AppError> {
+    let (before, team_id) = load(ctx, id, Action::Archive).await?;
+    let mut tx = ctx.pool().begin().await?;
+    sqlx::query!("delete from model where model_id = $1", id).execute(&mut *tx).await?;
+    ctx.record(
+        &mut tx,
+        NewEvent {
+            team_id: Some(team_id),
+            action: "model.deleted",
+            target_type: "model",
+            target_id: Some(id.to_string()),
+            summary: json!({ "before": { "name": before.name, "versions": before.version_count } }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    ctx.state.cache.invalidate("model-name:");
+    ctx.state.cache.invalidate(&format!("alias:{id}:"));
+    Ok(())
+}

@@ -2,9 +2,11 @@
 
 use crate::kernel::error::AppError;
 use crate::kernel::page::Page;
-use crate::registry::types::{Alias, Model, ModelQuery, ModelVersion, ModelVersionStatus};
+use crate::registry::types::{
+    Alias, Comparison, Lineage, Model, ModelCard, ModelQuery, ModelVersion, ModelVersionStatus,
+};
 #[cfg(feature = "ssr")]
-use crate::registry::types::{ModelVersionQuery, NewModel, NewModelVersion, StatusChange};
+use crate::registry::types::{NewModel, NewModelVersion, StatusChange, VersionSearch};
 use leptos::prelude::*;
 use uuid::Uuid;
 
@@ -27,12 +29,113 @@ pub async fn get_model(id: Uuid) -> Result<Model, AppError> {
     crate::kernel::context::finish(crate::registry::domain::get(&ctx, id).await)
 }
 
-/// A model's versions, newest first, from `cursor` on.
+/// A model's versions, newest first or in `order_by` order, from `cursor` on.
 #[server(prefix = "/rpc", endpoint = "list_model_versions")]
-pub async fn list_model_versions(id: Uuid, cursor: Option<String>) -> Result<Page<ModelVersion>, AppError> {
+pub async fn list_model_versions(
+    id: Uuid,
+    order_by: Option<String>,
+    cursor: Option<String>,
+) -> Result<Page<ModelVersion>, AppError> {
+    use crate::registry::search::{Scope, search};
     let ctx = crate::kernel::context::server_ctx().await?;
-    let query = ModelVersionQuery { cursor, limit: None };
-    crate::kernel::context::finish(crate::registry::versions::list(&ctx, id, query).await)
+    let query = VersionSearch { order_by, cursor, ..Default::default() };
+    crate::kernel::context::finish(search(&ctx, Scope::Model(id), query).await)
+}
+
+/// The team's versions matching `filter`, in `order_by` order, from `cursor` on.
+#[server(prefix = "/rpc", endpoint = "search_versions")]
+pub async fn search_versions(
+    team: String,
+    filter: Option<String>,
+    order_by: Option<String>,
+    cursor: Option<String>,
+) -> Result<Page<ModelVersion>, AppError> {
+    use crate::registry::search::{Scope, search};
+    let ctx = crate::kernel::context::server_ctx().await?;
+    let query = VersionSearch { filter, order_by, cursor, limit: None };
+    crate::kernel::context::finish(search(&ctx, Scope::Team(&team), query).await)
+}
+
+#[server(prefix = "/rpc", endpoint = "get_model_version")]
+pub async fn get_model_version(id: Uuid) -> Result<ModelVersion, AppError> {
+    let ctx = crate::kernel::context::server_ctx().await?;
+    crate::kernel::context::finish(crate::registry::versions::get(&ctx, id).await)
+}
+
+/// Where a version came from: dataset versions → training job → version.
+#[server(prefix = "/rpc", endpoint = "version_lineage")]
+pub async fn version_lineage(id: Uuid) -> Result<Lineage, AppError> {
+    let ctx = crate::kernel::context::server_ctx().await?;
+    crate::kernel::context::finish(crate::registry::lineage::of_version(&ctx, id).await)
+}
+
+#[server(prefix = "/rpc", endpoint = "get_card")]
+pub async fn get_card(id: Uuid) -> Result<ModelCard, AppError> {
+    let ctx = crate::kernel::context::server_ctx().await?;
+    crate::kernel::context::finish(crate::registry::card::get(&ctx, id).await)
+}
+
+/// Saves a version's card; `signature` is its JSON (`{"inputs": […], "outputs": […]}`) or empty.
+#[server(prefix = "/rpc", endpoint = "save_card")]
+pub async fn save_card(id: Uuid, markdown: String, signature: String) -> Result<ModelCard, AppError> {
+    let ctx = crate::kernel::context::server_ctx().await?;
+    let signature = match signature.trim() {
+        "" => Ok(None),
+        raw => serde_json::from_str(raw).map(Some).map_err(|e| {
+            AppError::field(
+                "signature",
+                format!("Give the signature as JSON {{\"inputs\": […], \"outputs\": […]}}: {e}"),
+            )
+        }),
+    };
+    let result = match signature {
+        Ok(signature) => {
+            let update = crate::registry::types::CardUpdate { markdown, signature };
+            crate::registry::card::set(&ctx, id, update).await
+        }
+        Err(e) => Err(e),
+    };
+    crate::kernel::context::finish(result)
+}
+
+/// The card as it will look, for the editor's live preview (signed-in callers).
+#[server(prefix = "/rpc", endpoint = "preview_card")]
+pub async fn preview_card(markdown: String) -> Result<String, AppError> {
+    let ctx = crate::kernel::context::server_ctx().await?;
+    let result = match ctx.actor() {
+        Err(e) => Err(e),
+        Ok(_) if markdown.chars().count() > crate::registry::types::CARD_MAX_CHARS => {
+            Err(AppError::field("markdown", "A card holds at most 256 Ki characters."))
+        }
+        Ok(_) => Ok(crate::registry::card::render(&markdown)),
+    };
+    crate::kernel::context::finish(result)
+}
+
+/// 2 to 5 versions of the team side by side; `ids` comma separated.
+#[server(prefix = "/rpc", endpoint = "compare_versions")]
+pub async fn compare_versions(team: String, ids: String) -> Result<Comparison, AppError> {
+    let ctx = crate::kernel::context::server_ctx().await?;
+    let result = match crate::registry::compare::ids(&[ids]) {
+        Ok(ids) => crate::registry::compare::compare(&ctx, &team, &ids).await,
+        Err(e) => Err(e),
+    };
+    crate::kernel::context::finish(result)
+}
+
+/// Registers an artifact in S3 (a model.tar.gz or a folder) as the model's
+/// next version; `image` is optional.
+#[server(prefix = "/rpc", endpoint = "register_artifact")]
+pub async fn register_artifact(
+    model: Uuid,
+    artifact_uri: String,
+    image: String,
+    description: String,
+) -> Result<ModelVersion, AppError> {
+    let ctx = crate::kernel::context::server_ctx().await?;
+    let image = Some(image.trim().to_owned()).filter(|i| !i.is_empty());
+    let input = NewModelVersion { artifact_uri: Some(artifact_uri), image, description, ..Default::default() };
+    crate::kernel::context::finish(crate::registry::versions::register(&ctx, model, input).await)
 }
 
 /// Registers a completed training job as the next version of the team's
@@ -41,7 +144,7 @@ pub async fn list_model_versions(id: Uuid, cursor: Option<String>) -> Result<Pag
 #[server(prefix = "/rpc", endpoint = "register_job")]
 pub async fn register_job(team: String, model: String, job: Uuid) -> Result<ModelVersion, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
-    let input = NewModelVersion { training_job_id: job, ..Default::default() };
+    let input = NewModelVersion { training_job_id: Some(job), ..Default::default() };
     crate::kernel::context::finish(crate::registry::versions::register_by_name(&ctx, &team, &model, input).await)
 }
 

@@ -140,14 +140,37 @@ pub struct ModelVersion {
     pub created_at: time::OffsetDateTime,
 }
 
-/// Registers a version from a completed training job of the model's team:
-/// its artifact, image, entry point, hyperparameters, final metrics and
-/// input dataset versions are taken from the job.
+/// Registers a version either from a completed training job of the model's
+/// team (its artifact, image, entry point, hyperparameters, final metrics and
+/// input dataset versions are taken from the job) or from an artifact that
+/// already exists in S3 (a `model.tar.gz` or a folder), with the image,
+/// parameters and metrics given here. Give exactly one of `training_job_id`
+/// and `artifact_uri`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewModelVersion {
-    pub training_job_id: Uuid,
+    #[serde(default)]
+    pub training_job_id: Option<Uuid>,
+    /// `s3://bucket/key/model.tar.gz` or `s3://bucket/folder/`, in the team's
+    /// area of Capstan's bucket or a location a site admin allowed for it.
+    #[serde(default)]
+    #[cfg_attr(feature = "ssr", schema(max_length = 1024))]
+    pub artifact_uri: Option<String>,
+    /// The inference image (an ECR URI), for an artifact.
+    #[serde(default)]
+    #[cfg_attr(feature = "ssr", schema(max_length = 255))]
+    pub image: Option<String>,
+    /// The framework the artifact was made with (`sklearn`, `pytorch` …), for an artifact.
+    #[serde(default)]
+    #[cfg_attr(feature = "ssr", schema(max_length = 64))]
+    pub framework: Option<String>,
+    /// Parameters the artifact was trained with, for an artifact.
+    #[serde(default)]
+    pub parameters: BTreeMap<String, String>,
+    /// Final metrics of the artifact (finite numbers), for an artifact.
+    #[serde(default)]
+    pub metrics: BTreeMap<String, f64>,
     #[serde(default)]
     #[cfg_attr(feature = "ssr", schema(max_length = 2000))]
     pub description: String,
@@ -155,11 +178,22 @@ pub struct NewModelVersion {
     pub tags: BTreeMap<String, String>,
 }
 
-/// Pages through a model's versions, newest first.
+/// Searches the team's versions: `filter` in the registry's filter language
+/// (`metrics.auc > 0.9 and params.C = '1.0'`), `order_by` a metric, the
+/// creation time or the number, ascending or descending.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::IntoParams))]
 #[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
-pub struct ModelVersionQuery {
+pub struct VersionSearch {
+    /// `metrics.<name>`, `params.<name>`, `tags.<key>`, `status`, `created_at`,
+    /// `number`, `model`, `source`, `artifact_uri`, `run_id`, compared with
+    /// `= != < <= > >= like ilike`, joined by `and`, `or` and parentheses.
+    #[cfg_attr(feature = "ssr", param(max_length = 4000))]
+    pub filter: Option<String>,
+    /// `metrics.<name>`, `created_at` or `number`, then `asc` or `desc`
+    /// (default `created_at desc`).
+    #[cfg_attr(feature = "ssr", param(max_length = 300))]
+    pub order_by: Option<String>,
     pub cursor: Option<String>,
     #[cfg_attr(feature = "ssr", param(minimum = 1, maximum = 200))]
     pub limit: Option<i64>,
@@ -234,4 +268,141 @@ pub struct AliasChange {
     #[serde(with = "time::serde::rfc3339")]
     #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
     pub changed_at: time::OffsetDateTime,
+}
+
+/// What a node of a lineage graph stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum LineageKind {
+    DatasetVersion,
+    TrainingJob,
+    Artifact,
+    ModelVersion,
+}
+
+/// One thing a model version came from (or the version itself).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct LineageNode {
+    /// `<kind>:<id>`, unique in the graph
+    pub id: String,
+    pub kind: LineageKind,
+    /// What people call it: `churn v2`, `churn-lr`, `churn v1 (model)`
+    pub label: String,
+    /// A second line: a status, a location
+    pub detail: String,
+    /// Its page in Capstan, if it has one
+    pub url: Option<String>,
+}
+
+/// `from` went into `to`; `label` says how (a channel name, `trained`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct LineageEdge {
+    pub from: String,
+    pub to: String,
+    pub label: String,
+}
+
+/// Where a model version came from: dataset versions → training job →
+/// model version (or artifact → model version). Endpoints join it later.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Lineage {
+    pub nodes: Vec<LineageNode>,
+    pub edges: Vec<LineageEdge>,
+}
+
+/// 2 to 5 versions side by side: the versions in the order asked, which one
+/// has the best value of each metric, the metric series of their training
+/// jobs (for overlaid charts) and their lineage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Comparison {
+    pub versions: Vec<ModelVersion>,
+    /// metric name → the version with the best value (highest, or lowest
+    /// for the names in `lower_is_better`)
+    pub best: BTreeMap<String, Uuid>,
+    /// metrics where lower is better: losses, errors, latencies
+    pub lower_is_better: Vec<String>,
+    /// each version's training-job metric series, in `versions` order
+    /// (empty for a version registered from an artifact)
+    pub series: Vec<Vec<crate::training::types::MetricSeries>>,
+    /// each version's lineage, in `versions` order
+    pub lineages: Vec<Lineage>,
+}
+
+/// Whether lower values of metric `name` are better (losses, errors,
+/// latencies); higher is better otherwise.
+pub fn lower_is_better(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.contains("loss")
+        || n.contains("error")
+        || n.split(|c: char| !c.is_ascii_alphanumeric()).any(|part| {
+            ["err", "rmse", "mse", "mae", "mape", "latency", "perplexity", "wer", "cost", "p50", "p90", "p99"]
+                .contains(&part)
+        })
+}
+
+/// The most a model card may hold, in characters (256 Ki).
+pub const CARD_MAX_CHARS: usize = 256 * 1024;
+
+/// What a new model card starts from.
+pub const CARD_TEMPLATE: &str = "## Intended use\n\nWhat the model predicts, for whom, and the decisions it supports.\n\n\
+## Limitations\n\nWhere it is known to fail: data it has not seen, populations it underserves, drift to watch.\n\n\
+## Evaluation\n\nThe data it was evaluated on, the metrics, and how they compare with the baseline.\n\n\
+## Ethical considerations\n\nRisks of harm, fairness checks done, and who to ask before using it elsewhere.\n";
+
+/// One named, typed column of a signature.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SignatureField {
+    #[cfg_attr(feature = "ssr", schema(min_length = 1, max_length = 250))]
+    pub name: String,
+    /// `double`, `long`, `string`, `boolean`, a tensor type …
+    #[serde(rename = "type")]
+    #[cfg_attr(feature = "ssr", schema(pattern = r"^[A-Za-z0-9_\-\[\](), ]{1,64}$"))]
+    pub kind: String,
+    #[serde(default)]
+    pub optional: bool,
+}
+
+/// What a version takes in and gives out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Signature {
+    #[serde(default)]
+    #[cfg_attr(feature = "ssr", schema(max_items = 250))]
+    pub inputs: Vec<SignatureField>,
+    #[serde(default)]
+    #[cfg_attr(feature = "ssr", schema(max_items = 250))]
+    pub outputs: Vec<SignatureField>,
+}
+
+/// A version's model card: its markdown, the same rendered safely (no
+/// script, no raw HTML, no remote images), and its signature.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ModelCard {
+    pub markdown: String,
+    pub html: String,
+    pub signature: Option<Signature>,
+    pub updated_by: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
+    pub updated_at: Option<time::OffsetDateTime>,
+}
+
+/// A new model card: markdown of at most 256 Ki characters, and optionally a signature.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CardUpdate {
+    #[cfg_attr(feature = "ssr", schema(max_length = 262144))]
+    pub markdown: String,
+    #[serde(default)]
+    pub signature: Option<Signature>,
 }

@@ -6,20 +6,20 @@
 use crate::kernel::audit::NewEvent;
 use crate::kernel::context::Ctx;
 use crate::kernel::error::AppError;
-use crate::kernel::page::{self, Page};
 use crate::kernel::roles::{Action, Role, authorize_owned};
 use crate::kernel::validate::Errors;
 use crate::registry::domain::{description, key_value_tags};
-use crate::registry::types::{
-    ModelVersion, ModelVersionQuery, ModelVersionStatus, ModelVersionUpdate, NewModelVersion, StatusChange,
-};
+use crate::registry::types::{ModelVersion, ModelVersionStatus, ModelVersionUpdate, NewModelVersion, StatusChange};
 use crate::training::types::{LaunchRequest, TrainingStatus};
 use serde_json::json;
 use std::collections::BTreeMap;
+use storage::{S3Failure, S3Uri};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-struct Row {
+/// A version as the queries read it.
+#[derive(sqlx::FromRow)]
+pub(crate) struct Row {
     version_id: Uuid,
     model_id: Uuid,
     model: String,
@@ -119,10 +119,75 @@ pub async fn load(ctx: &Ctx, id: Uuid, action: Action) -> Result<(ModelVersion, 
     Ok((version, team_id))
 }
 
+/// A link to a version's artifact that works for an hour (a file artifact;
+/// a folder answers a conflict naming it).
+pub async fn download_url(ctx: &Ctx, id: Uuid) -> Result<String, AppError> {
+    let version = get(ctx, id).await?;
+    let uri = S3Uri::parse(&version.artifact_uri).map_err(|_| AppError::Internal)?;
+    if version.artifact_uri.ends_with('/') {
+        return Err(AppError::Conflict {
+            field: None,
+            message: format!("{} is a folder: copy its files with an S3 client.", version.artifact_uri),
+        });
+    }
+    let config = storage::aws_sdk_s3::presigning::PresigningConfig::expires_in(std::time::Duration::from_secs(3600))
+        .map_err(|_| AppError::Internal)?;
+    let presigned = ctx
+        .state
+        .storage
+        .presigner()
+        .get_object()
+        .bucket(&uri.bucket)
+        .key(uri.prefix.trim_end_matches('/'))
+        .presigned(config)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "presigning failed");
+            AppError::Internal
+        })?;
+    Ok(presigned.uri().to_owned())
+}
+
+/// Deletes a version (team admins) that no alias names; its number is not
+/// given out again. Its alias history keeps the move, without the version.
+pub async fn delete(ctx: &Ctx, id: Uuid) -> Result<(), AppError> {
+    let (before, team_id) = load(ctx, id, Action::Archive).await?;
+    let mut tx = ctx.pool().begin().await?;
+    let aliases: Vec<String> =
+        sqlx::query_scalar!("select alias from model_alias where version_id = $1 order by alias for update", id)
+            .fetch_all(&mut *tx)
+            .await?;
+    if !aliases.is_empty() {
+        return Err(AppError::Conflict {
+            field: None,
+            message: format!(
+                "Version {} is named by alias {}: move or delete the alias first.",
+                before.number,
+                aliases.join(", ")
+            ),
+        });
+    }
+    sqlx::query!("delete from model_version where version_id = $1", id).execute(&mut *tx).await?;
+    ctx.record(
+        &mut tx,
+        NewEvent {
+            team_id: Some(team_id),
+            action: "model_version.deleted",
+            target_type: "model_version",
+            target_id: Some(id.to_string()),
+            summary: json!({ "before": { "model": before.model, "number": before.number,
+                                         "artifact_uri": before.artifact_uri } }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Changes a version's description or tags (members and up); audited with
 /// before and after.
 pub async fn update(ctx: &Ctx, id: Uuid, input: ModelVersionUpdate) -> Result<ModelVersion, AppError> {
-    let (_, team_id) = load(ctx, id, Action::Contribute).await?;
+    let (current, team_id) = load(ctx, id, Action::Contribute).await?;
     let mut errors = Errors::new();
     let desc = input.description.as_deref().map(|d| errors.check("description", description(d)));
     let tags = input.tags.as_ref().map(|t| errors.check("tags", key_value_tags(t)));
@@ -156,6 +221,8 @@ pub async fn update(ctx: &Ctx, id: Uuid, input: ModelVersionUpdate) -> Result<Mo
     )
     .await?;
     tx.commit().await?;
+    // aliases of the model serve this version: this process drops them now, the others on notification
+    ctx.state.cache.invalidate(&format!("alias:{}:", current.model_id));
     get(ctx, id).await
 }
 
@@ -164,7 +231,7 @@ pub async fn update(ctx: &Ctx, id: Uuid, input: ModelVersionUpdate) -> Result<Mo
 /// into the audit log. The approvals issue will call this from an applied
 /// change request.
 pub async fn set_status(ctx: &Ctx, id: Uuid, change: StatusChange) -> Result<ModelVersion, AppError> {
-    let (_, team_id) = load(ctx, id, Action::Approve).await?;
+    let (current, team_id) = load(ctx, id, Action::Approve).await?;
     let reason = description(&change.reason).map_err(|m| AppError::field("reason", m))?;
     let mut tx = ctx.pool().begin().await?;
     let from = sqlx::query_scalar!(
@@ -199,58 +266,9 @@ pub async fn set_status(ctx: &Ctx, id: Uuid, change: StatusChange) -> Result<Mod
     )
     .await?;
     tx.commit().await?;
+    // aliases of the model serve this version: this process drops them now, the others on notification
+    ctx.state.cache.invalidate(&format!("alias:{}:", current.model_id));
     get(ctx, id).await
-}
-
-/// A model's versions, newest first.
-pub async fn list(ctx: &Ctx, model: Uuid, q: ModelVersionQuery) -> Result<Page<ModelVersion>, AppError> {
-    crate::registry::domain::load(ctx, model, Action::ReadTeam).await?;
-    let limit = page::limit(q.limit)?;
-    let after: Option<i32> = page::ssr::decode(q.cursor.as_deref())?;
-    let rows = sqlx::query!(
-        r#"select v.version_id, v.model_id, m.name as model, t.slug as team, v.number, v.status as "status: ModelVersionStatus",
-                  v.source, v.artifact_uri, v.image, v.framework, v.entry_point, v.parameters, v.metrics,
-                  v.training_job_id,
-                  array(select c.version_id from training_job_channel c where c.job_id = v.training_job_id
-                        order by c.name) as dataset_versions,
-                  v.description, v.tags, u.email as created_by, v.created_at
-           from model_version v join model m on m.model_id = v.model_id join team t on t.team_id = m.team_id
-           join app_user u on u.user_id = v.created_by
-           where v.model_id = $1 and v.number < $2
-           order by v.number desc limit $3"#,
-        model,
-        after.unwrap_or(i32::MAX),
-        limit + 1,
-    )
-    .fetch_all(ctx.pool())
-    .await?;
-    let items = rows
-        .into_iter()
-        .map(|row| {
-            ModelVersion::from(Row {
-                version_id: row.version_id,
-                model_id: row.model_id,
-                model: row.model,
-                team: row.team,
-                number: row.number,
-                status: row.status,
-                source: row.source,
-                artifact_uri: row.artifact_uri,
-                image: row.image,
-                framework: row.framework,
-                entry_point: row.entry_point,
-                parameters: row.parameters,
-                metrics: row.metrics,
-                training_job_id: row.training_job_id,
-                dataset_versions: row.dataset_versions,
-                description: row.description,
-                tags: row.tags,
-                created_by: row.created_by,
-                created_at: row.created_at,
-            })
-        })
-        .collect();
-    Ok(page::ssr::build(items, limit, |v: &ModelVersion| v.number))
 }
 
 /// What a version takes from its training job.
@@ -290,18 +308,79 @@ async fn registrable_job(ctx: &Ctx, team_id: Uuid, id: Uuid) -> Result<(JobForVe
     }
 }
 
-/// Registers a completed training job of the model's team as the model's
-/// next version (members and up). The job's artifact, image, entry point,
-/// hyperparameters and final metrics are copied; the job is referenced.
+/// What a new version is made of, wherever it comes from.
+struct Draft {
+    source: &'static str,
+    artifact_uri: String,
+    image: Option<String>,
+    framework: Option<String>,
+    entry_point: Option<String>,
+    parameters: BTreeMap<String, String>,
+    metrics: BTreeMap<String, f64>,
+    training_job_id: Option<Uuid>,
+}
+
+/// Registers the model's next version (members and up), from a completed
+/// training job of the model's team or from an artifact in S3 (see
+/// [`NewModelVersion`]).
 pub async fn register(ctx: &Ctx, model: Uuid, input: NewModelVersion) -> Result<ModelVersion, AppError> {
     let (model, team_id) = crate::registry::domain::load(ctx, model, Action::Contribute).await?;
-    let actor = ctx.actor()?;
     let mut errors = Errors::new();
     let desc = errors.check("description", description(&input.description));
     let tags = errors.check("tags", key_value_tags(&input.tags));
+    let from_job = input.training_job_id.is_some();
+    if from_job {
+        for (field, given) in [
+            ("artifact_uri", input.artifact_uri.is_some()),
+            ("image", input.image.is_some()),
+            ("framework", input.framework.is_some()),
+            ("parameters", !input.parameters.is_empty()),
+            ("metrics", !input.metrics.is_empty()),
+        ] {
+            if given {
+                errors.push(field, "A version registered from a training job takes this from the job: leave it out.");
+            }
+        }
+    } else if input.artifact_uri.is_none() {
+        errors.push(
+            "training_job_id",
+            "Give training_job_id (a completed job of the team) or artifact_uri (an s3:// URI of a model.tar.gz \
+             or a folder).",
+        );
+    }
+    let artifact = (!from_job).then(|| {
+        (
+            input.image.as_deref().map(|i| errors.check("image", crate::training::validate::image_uri(i))),
+            input.framework.as_deref().map(|f| errors.check("framework", framework(f))),
+            errors.check("parameters", parameters(&input.parameters)),
+            errors.check("metrics", metrics(&input.metrics)),
+        )
+    });
     errors.finish()?;
     let (Some(desc), Some(tags)) = (desc, tags) else { return Err(AppError::Internal) };
-    let (job, artifact_uri) = registrable_job(ctx, team_id, input.training_job_id).await?;
+    let draft = match (input.training_job_id, artifact) {
+        (Some(job), _) => job_draft(ctx, team_id, job).await?,
+        (None, Some((image, framework, Some(parameters), Some(metrics)))) => {
+            let uri = input.artifact_uri.as_deref().unwrap_or_default();
+            Draft {
+                source: "artifact",
+                artifact_uri: existing_artifact(ctx, &model.team, uri).await?,
+                image: image.flatten(),
+                framework: framework.flatten(),
+                entry_point: None,
+                parameters,
+                metrics,
+                training_job_id: None,
+            }
+        }
+        _ => return Err(AppError::Internal),
+    };
+    insert(ctx, &model, team_id, draft, desc, tags).await
+}
+
+/// What a version takes from a registrable job of the team.
+async fn job_draft(ctx: &Ctx, team_id: Uuid, id: Uuid) -> Result<Draft, AppError> {
+    let (job, artifact_uri) = registrable_job(ctx, team_id, id).await?;
     let request: LaunchRequest = serde_json::from_value(job.request).map_err(anyhow::Error::from)?;
     let parameters: BTreeMap<String, String> =
         request.hyperparameters.iter().map(|kv| (kv.key.clone(), kv.value.clone())).collect();
@@ -318,24 +397,124 @@ pub async fn register(ctx: &Ctx, model: Uuid, input: NewModelVersion) -> Result<
     .collect();
     metrics.extend(serde_json::from_value::<BTreeMap<String, f64>>(job.final_metrics).unwrap_or_default());
     metrics.retain(|_, v| v.is_finite());
+    Ok(Draft {
+        source: "training_job",
+        artifact_uri,
+        image: job.image.or(request.image.clone()),
+        framework: request.framework,
+        entry_point: request.entry_point,
+        parameters,
+        metrics,
+        training_job_id: Some(job.job_id),
+    })
+}
+
+/// The artifact `raw` names, if the team may reach it and it exists: one
+/// object (checked with HEAD), or else a folder holding objects (checked with
+/// a listing). Returns the URI as it is stored: a folder ends with `/`.
+async fn existing_artifact(ctx: &Ctx, team: &str, raw: &str) -> Result<String, AppError> {
+    let field = |m: String| AppError::field("artifact_uri", m);
+    let uri = S3Uri::parse(raw).map_err(field)?;
+    let (team, _) = crate::teams::domain::load(ctx, team, Action::Contribute).await?;
+    crate::datasets::versions::reachable(&ctx.state.storage.bucket, &team, &uri).map_err(field)?;
+    let key = uri.prefix.trim_end_matches('/');
+    let mut head_failure = None;
+    if !raw.trim().ends_with('/') {
+        let head = ctx.state.storage.client.head_object().bucket(&uri.bucket).key(key).send().await;
+        match head.map_err(S3Failure::from) {
+            Ok(_) => return Ok(format!("s3://{}/{key}", uri.bucket)),
+            // not an object (some stores answer a folder's name with an error of their own): maybe a folder
+            Err(e) => head_failure = Some(e),
+        }
+    }
+    match crate::datasets::versions::probe(&ctx.state, &uri).await {
+        Ok(()) => Ok(uri.to_string()),
+        Err(_) => match head_failure {
+            Some(e) if matches!(e.code.as_str(), "AccessDenied" | "Forbidden" | "ConnectionFailed" | "Timeout") => {
+                Err(field(format!("s3://{}/{key}: {e}", uri.bucket)))
+            }
+            _ => Err(field(format!(
+                "Nothing is at s3://{}/{key}: give a model.tar.gz or a folder that holds the model.",
+                uri.bucket
+            ))),
+        },
+    }
+}
+
+/// A framework name: 1-64 of letters, digits, `.`, `_`, `-`.
+fn framework(raw: &str) -> Result<String, String> {
+    let f = raw.trim();
+    let ok =
+        (1..=64).contains(&f.len()) && f.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok { Ok(f.to_owned()) } else { Err("Use 1 to 64 letters, digits, '.', '_' or '-' (like sklearn).".into()) }
+}
+
+/// Parameters of an artifact: at most 200, keys of 1-250 characters, values of at most 1000.
+fn parameters(raw: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, String> {
+    if raw.len() > 200 {
+        return Err("Give at most 200 parameters.".into());
+    }
+    for (key, value) in raw {
+        if !metric_or_param_name(key) {
+            return Err(format!("Parameter {key:?} is not allowed: 1 to 250 characters, no control characters."));
+        }
+        if value.chars().count() > 1000 {
+            return Err(format!("The value of parameter {key:?} is too long: at most 1000 characters."));
+        }
+    }
+    Ok(raw.clone())
+}
+
+/// Metrics of an artifact: at most 200 names of 1-250 characters with finite values.
+fn metrics(raw: &BTreeMap<String, f64>) -> Result<BTreeMap<String, f64>, String> {
+    if raw.len() > 200 {
+        return Err("Give at most 200 metrics.".into());
+    }
+    for (name, value) in raw {
+        if !metric_or_param_name(name) {
+            return Err(format!("Metric {name:?} is not allowed: 1 to 250 characters, no control characters."));
+        }
+        if !value.is_finite() {
+            return Err(format!("Metric {name:?} must be a finite number."));
+        }
+    }
+    Ok(raw.clone())
+}
+
+fn metric_or_param_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().count() <= 250 && !name.chars().any(char::is_control)
+}
+
+/// Writes `draft` as the model's next version, with its audit event.
+async fn insert(
+    ctx: &Ctx,
+    model: &crate::registry::types::Model,
+    team_id: Uuid,
+    draft: Draft,
+    desc: String,
+    tags: BTreeMap<String, String>,
+) -> Result<ModelVersion, AppError> {
+    let actor = ctx.actor()?;
     let mut tx = ctx.pool().begin().await?;
     // one registration at a time per model, so numbers follow each other
     sqlx::query!("select model_id from model where model_id = $1 for update", model.id).fetch_one(&mut *tx).await?;
-    if let Some(number) = sqlx::query_scalar!(
-        "select number from model_version where model_id = $1 and training_job_id = $2",
-        model.id,
-        job.job_id
-    )
-    .fetch_optional(&mut *tx)
-    .await?
+    if let Some(job) = draft.training_job_id
+        && let Some(number) = sqlx::query_scalar!(
+            "select number from model_version where model_id = $1 and training_job_id = $2",
+            model.id,
+            job
+        )
+        .fetch_optional(&mut *tx)
+        .await?
     {
         return Err(AppError::Conflict {
             field: Some("training_job_id".into()),
             message: format!("This job is already version {number} of model {}.", model.name),
         });
     }
+    // numbers are never given out twice, even after a version is deleted
     let number: i32 = sqlx::query_scalar!(
-        r#"select coalesce(max(number), 0) + 1 as "n!" from model_version where model_id = $1"#,
+        "update model set last_number = last_number + 1 where model_id = $1 returning last_number",
         model.id
     )
     .fetch_one(&mut *tx)
@@ -344,17 +523,18 @@ pub async fn register(ctx: &Ctx, model: Uuid, input: NewModelVersion) -> Result<
     sqlx::query!(
         "insert into model_version (version_id, model_id, number, source, artifact_uri, image, framework, entry_point,
                                     parameters, metrics, training_job_id, description, tags, created_by)
-         values ($1, $2, $3, 'training_job', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         id,
         model.id,
         number,
-        artifact_uri,
-        job.image.or(request.image.clone()),
-        request.framework,
-        request.entry_point,
-        json!(parameters),
-        json!(metrics),
-        job.job_id,
+        draft.source,
+        draft.artifact_uri,
+        draft.image,
+        draft.framework,
+        draft.entry_point,
+        json!(draft.parameters),
+        json!(draft.metrics),
+        draft.training_job_id,
         desc,
         json!(tags),
         actor.user_id,
@@ -369,8 +549,8 @@ pub async fn register(ctx: &Ctx, model: Uuid, input: NewModelVersion) -> Result<
             target_type: "model_version",
             target_id: Some(id.to_string()),
             summary: json!({ "after": {
-                "model": model.name, "number": number, "training_job_id": job.job_id,
-                "artifact_uri": artifact_uri, "metrics": metrics,
+                "model": model.name, "number": number, "source": draft.source,
+                "training_job_id": draft.training_job_id, "artifact_uri": draft.artifact_uri, "metrics": draft.metrics,
             } }),
         },
     )
@@ -389,7 +569,9 @@ pub async fn register_by_name(
 ) -> Result<ModelVersion, AppError> {
     let (team_row, _) = crate::teams::domain::load(ctx, team, Action::Contribute).await?;
     // a refused job creates no model either
-    registrable_job(ctx, team_row.id, input.training_job_id).await?;
+    if let Some(job) = input.training_job_id {
+        registrable_job(ctx, team_row.id, job).await?;
+    }
     let existing =
         sqlx::query_scalar!("select model_id from model where team_id = $1 and name = $2", team_row.id, name)
             .fetch_optional(ctx.pool())

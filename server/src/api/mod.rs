@@ -1,11 +1,14 @@
 //! The REST API under `/api/v1`: one module per noun, each handler a thin
 //! shell over the same domain function the UI's server functions call.
 //! Errors are RFC 9457 problem+json; the OpenAPI document is generated here.
+//! Beside it, [`mlflow`] speaks MLflow's model-registry API under
+//! `/api/2.0/mlflow/` for MLflow's own client.
 
 pub mod audit;
 pub mod datasets;
 pub mod me;
 pub mod members;
+pub mod mlflow;
 pub mod models;
 pub mod teams;
 pub mod tokens;

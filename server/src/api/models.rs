@@ -8,9 +8,10 @@ use app::kernel::error::ssr::Problem;
 use app::kernel::page::Page;
 use app::kernel::state::AppState;
 use app::registry::aliases::Route;
+use app::registry::search::{self, Scope};
 use app::registry::types::{
-    Alias, AliasChange, Model, ModelQuery, ModelUpdate, ModelVersion, ModelVersionQuery, ModelVersionUpdate, NewModel,
-    NewModelVersion, SetAlias, StatusChange,
+    Alias, AliasChange, CardUpdate, Comparison, Lineage, Model, ModelCard, ModelQuery, ModelUpdate, ModelVersion,
+    ModelVersionUpdate, NewModel, NewModelVersion, SetAlias, StatusChange, VersionSearch,
 };
 use app::registry::{aliases, domain, versions};
 use axum::Json;
@@ -24,10 +25,16 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_one, update))
         .routes(routes!(archive))
         .routes(routes!(list_versions, register))
+        .routes(routes!(search_versions))
+        .routes(routes!(compare))
         .routes(routes!(get_version, update_version))
         .routes(routes!(set_status))
+        .routes(routes!(lineage))
+        .routes(routes!(get_card, set_card))
+        .routes(routes!(download))
         .routes(routes!(list_aliases))
         .routes(routes!(resolve_alias, set_alias, delete_alias))
+        .routes(routes!(resolve_alias_by_name))
         .routes(routes!(alias_history))
         .routes(routes!(protect_alias))
         .routes(routes!(unprotect_alias))
@@ -84,20 +91,67 @@ async fn archive(ctx: Ctx, ApiPath(id): ApiPath<Uuid>) -> Result<Json<Model>, Ap
     Ok(Json(domain::archive(&ctx, id).await?))
 }
 
-/// The model's versions, newest first.
-#[utoipa::path(get, path = "/models/{id}/versions", tag = "registry", params(("id" = Uuid, Path), ModelVersionQuery),
+/// The model's versions, newest first, or as `order_by` says; `filter`
+/// narrows them as in the team-wide search (`GET /teams/{team}/model-versions`).
+#[utoipa::path(get, path = "/models/{id}/versions", tag = "registry", params(("id" = Uuid, Path), VersionSearch),
     responses((status = 200, body = Page<ModelVersion>), (status = 400, body = Problem), (status = 404, body = Problem)))]
 async fn list_versions(
     ctx: Ctx,
     ApiPath(id): ApiPath<Uuid>,
-    ApiQuery(q): ApiQuery<ModelVersionQuery>,
+    ApiQuery(q): ApiQuery<VersionSearch>,
 ) -> Result<Json<Page<ModelVersion>>, AppError> {
-    Ok(Json(versions::list(&ctx, id, q).await?))
+    Ok(Json(search::search(&ctx, Scope::Model(id), q).await?))
 }
 
-/// Registers a completed training job of the team as the model's next
-/// version (members and up): its artifact, image, entry point,
-/// hyperparameters, final metrics and input dataset versions come with it.
+/// Searches the team's versions of every model. `filter` takes comparisons
+/// of `metrics.<name>`, `params.<name>`, `tags.<key>`, `status`,
+/// `created_at`, `number`, `model`, `source`, `artifact_uri` and `run_id`
+/// (`= != < <= > >= like ilike`) joined by `and`, `or` and parentheses, e.g.
+/// `metrics.auc > 0.9 and params.C = '1.0'`; a syntax error answers 400
+/// naming the position and what was expected there. `order_by` is
+/// `metrics.<name>`, `created_at` or `number`, then `asc` or `desc`
+/// (versions without the metric come last).
+#[utoipa::path(get, path = "/teams/{team}/model-versions", tag = "registry",
+    params(("team" = String, Path, description = "Team slug"), VersionSearch),
+    responses((status = 200, body = Page<ModelVersion>), (status = 400, body = Problem), (status = 404, body = Problem)))]
+async fn search_versions(
+    ctx: Ctx,
+    ApiPath(team): ApiPath<String>,
+    ApiQuery(q): ApiQuery<VersionSearch>,
+) -> Result<Json<Page<ModelVersion>>, AppError> {
+    Ok(Json(search::search(&ctx, Scope::Team(&team), q).await?))
+}
+
+/// 2 to 5 versions of the team's models side by side (`ids`, comma
+/// separated): the best value of each metric, each version's training-job
+/// metric series for overlaid charts, and each version's lineage.
+#[utoipa::path(get, path = "/teams/{team}/model-versions/compare", tag = "registry",
+    params(("team" = String, Path, description = "Team slug"), CompareQuery),
+    responses((status = 200, body = Comparison), (status = 400, body = Problem), (status = 404, body = Problem)))]
+async fn compare(
+    ctx: Ctx,
+    ApiPath(team): ApiPath<String>,
+    ApiQuery(q): ApiQuery<CompareQuery>,
+) -> Result<Json<Comparison>, AppError> {
+    let ids = app::registry::compare::ids(&[q.ids])?;
+    Ok(Json(app::registry::compare::compare(&ctx, &team, &ids).await?))
+}
+
+/// Which versions to compare.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct CompareQuery {
+    /// 2 to 5 version ids, comma separated
+    #[param(max_length = 200)]
+    ids: String,
+}
+
+/// Registers the model's next version (members and up), either from a
+/// completed training job of the team (`training_job_id`: its artifact,
+/// image, entry point, hyperparameters, final metrics and input dataset
+/// versions come with it) or from an artifact that exists in S3
+/// (`artifact_uri` of a `model.tar.gz` or a folder, checked with HEAD or a
+/// listing; `image`, `framework`, `parameters` and `metrics` given here).
 #[utoipa::path(post, path = "/models/{id}/versions", tag = "registry", params(("id" = Uuid, Path)),
     request_body = NewModelVersion,
     responses((status = 201, body = ModelVersion), (status = 403, body = Problem), (status = 404, body = Problem),
@@ -115,6 +169,46 @@ async fn register(
     responses((status = 200, body = ModelVersion), (status = 404, body = Problem)))]
 async fn get_version(ctx: Ctx, ApiPath(id): ApiPath<Uuid>) -> Result<Json<ModelVersion>, AppError> {
     Ok(Json(versions::get(&ctx, id).await?))
+}
+
+/// Where the version came from: dataset versions → training job → version,
+/// or artifact → version, as nodes (each with its page) and edges.
+#[utoipa::path(get, path = "/model-versions/{id}/lineage", tag = "registry", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Lineage), (status = 404, body = Problem)))]
+async fn lineage(ctx: Ctx, ApiPath(id): ApiPath<Uuid>) -> Result<Json<Lineage>, AppError> {
+    Ok(Json(app::registry::lineage::of_version(&ctx, id).await?))
+}
+
+/// A version's model card: its markdown, the same rendered safely (no
+/// script, no raw HTML, no remote images), and its signature.
+#[utoipa::path(get, path = "/model-versions/{id}/card", tag = "registry", params(("id" = Uuid, Path)),
+    responses((status = 200, body = ModelCard), (status = 404, body = Problem)))]
+async fn get_card(ctx: Ctx, ApiPath(id): ApiPath<Uuid>) -> Result<Json<ModelCard>, AppError> {
+    Ok(Json(app::registry::card::get(&ctx, id).await?))
+}
+
+/// Replaces a version's model card (markdown, at most 256 KiB) and signature
+/// (members and up); audited.
+#[utoipa::path(put, path = "/model-versions/{id}/card", tag = "registry", params(("id" = Uuid, Path)),
+    request_body = CardUpdate,
+    responses((status = 200, body = ModelCard), (status = 403, body = Problem), (status = 404, body = Problem),
+              (status = 422, body = Problem)))]
+async fn set_card(
+    ctx: Ctx,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(input): ApiJson<CardUpdate>,
+) -> Result<Json<ModelCard>, AppError> {
+    Ok(Json(app::registry::card::set(&ctx, id, input).await?))
+}
+
+/// Downloads a version's artifact: redirects to a link to the object that
+/// works for an hour. A folder artifact has no single file: it answers 409
+/// naming the folder, to copy with an S3 client.
+#[utoipa::path(get, path = "/model-versions/{id}/download", tag = "registry", params(("id" = Uuid, Path)),
+    responses((status = 303, description = "To a presigned link to the artifact"), (status = 404, body = Problem),
+              (status = 409, body = Problem)))]
+async fn download(ctx: Ctx, ApiPath(id): ApiPath<Uuid>) -> Result<axum::response::Redirect, AppError> {
+    Ok(axum::response::Redirect::to(&versions::download_url(&ctx, id).await?))
 }
 
 /// Changes a version's description or tags (members and up). What the
@@ -163,6 +257,20 @@ async fn resolve_alias(
     ApiPath((id, alias)): ApiPath<(Uuid, String)>,
 ) -> Result<Json<ModelVersion>, AppError> {
     Ok(Json(aliases::resolve(&ctx, id, &alias).await?))
+}
+
+/// The version an alias names, with the model named by its team and name
+/// (what a serving script knows: `ml/churn@champion`).
+#[utoipa::path(get, path = "/teams/{team}/models/{name}/aliases/{alias}", tag = "registry",
+    params(("team" = String, Path, description = "Team slug"),
+           ("name" = String, Path, pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"),
+           ("alias" = String, Path, pattern = r"^[a-z][a-z0-9-]{0,39}$")),
+    responses((status = 200, body = ModelVersion), (status = 404, body = Problem)))]
+async fn resolve_alias_by_name(
+    ctx: Ctx,
+    ApiPath((team, name, alias)): ApiPath<(String, String, String)>,
+) -> Result<Json<ModelVersion>, AppError> {
+    Ok(Json(aliases::resolve_by_name(&ctx, &team, &name, &alias).await?))
 }
 
 /// Points an alias at a version of this model, creating or moving it

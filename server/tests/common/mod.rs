@@ -23,6 +23,53 @@ pub struct TestApp {
     pub work_dir: TempDir,
 }
 
+/// A second process of a [`TestApp`]: see [`TestApp::replica`].
+#[allow(dead_code)]
+pub struct Replica {
+    pub router: axum::Router,
+    pub state: app::kernel::state::AppState,
+}
+
+#[allow(dead_code)]
+impl Replica {
+    pub async fn call(&self, method: Method, path: &str, auth: &Auth, body: Option<Value>) -> Response {
+        send_to(&self.router, rest_request(method, path, auth, body)).await
+    }
+}
+
+/// Starts the cache invalidation listener of `state`'s process, as `capstan
+/// serve` does, and waits until it listens.
+#[allow(dead_code)]
+pub async fn listen(state: &app::kernel::state::AppState) -> tokio::task::JoinHandle<()> {
+    let task = tokio::spawn(app::kernel::cache::listen(state.pool.clone(), state.cache.clone()));
+    for _ in 0..500 {
+        if state.cache.is_live() {
+            return task;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the cache listener did not connect");
+}
+
+async fn send_to(router: &axum::Router, req: Request<Body>) -> Response {
+    let res = router.clone().oneshot(req).await.expect("router is infallible");
+    let status = res.status();
+    let headers = res.headers().clone();
+    let body = res.into_body().collect().await.expect("body").to_bytes().to_vec();
+    Response { status, headers, body }
+}
+
+fn rest_request(method: Method, path: &str, auth: &Auth, body: Option<Value>) -> Request<Body> {
+    let b = TestApp::builder(method, path, auth);
+    match body {
+        Some(v) => {
+            b.header(header::CONTENT_TYPE, "application/json").body(Body::from(serde_json::to_vec(&v).expect("json")))
+        }
+        None => b.body(Body::empty()),
+    }
+    .expect("request")
+}
+
 /// A temporary folder removed on drop.
 pub struct TempDir(pub std::path::PathBuf);
 
@@ -234,11 +281,19 @@ impl TestApp {
     }
 
     pub async fn send(&self, req: Request<Body>) -> Response {
-        let res = self.router.clone().oneshot(req).await.expect("router is infallible");
-        let status = res.status();
-        let headers = res.headers().clone();
-        let body = res.into_body().collect().await.expect("body").to_bytes().to_vec();
-        Response { status, headers, body }
+        send_to(&self.router, req).await
+    }
+
+    /// Another Capstan process on the same database and bucket, with its own
+    /// cache and instance id.
+    #[allow(dead_code)]
+    pub fn replica(&self) -> Replica {
+        let state = app::kernel::state::AppState {
+            instance: uuid::Uuid::now_v7(),
+            cache: std::sync::Arc::default(),
+            ..self.state.clone()
+        };
+        Replica { router: server::router(state.clone(), &server::HttpOptions::default()), state }
     }
 
     fn builder(method: Method, path: &str, auth: &Auth) -> http::request::Builder {
@@ -252,15 +307,7 @@ impl TestApp {
 
     /// A REST call with an optional JSON body.
     pub async fn call(&self, method: Method, path: &str, auth: &Auth, body: Option<Value>) -> Response {
-        let b = Self::builder(method, path, auth);
-        let req = match body {
-            Some(v) => b
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(serde_json::to_vec(&v).expect("json"))),
-            None => b.body(Body::empty()),
-        }
-        .expect("request");
-        self.send(req).await
+        self.send(rest_request(method, path, auth, body)).await
     }
 
     /// Calls a server function as the browser's JavaScript does (form-encoded POST).
@@ -335,22 +382,39 @@ pub fn urlencode(s: &str) -> String {
 /// Sends `body` with a raw HTTP/1.1 PUT to a presigned URL, as a browser
 /// would; returns the status and the ETag header.
 pub async fn presigned_put(url: &str, body: &[u8]) -> (u16, Option<String>) {
+    let (status, head, _) = presigned("PUT", url, body).await;
+    let etag = head.lines().find_map(|l| {
+        l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("etag")).map(|(_, v)| v.trim().to_owned())
+    });
+    (status, etag)
+}
+
+/// GETs a presigned URL as a browser would: the status and the body.
+#[allow(dead_code)]
+pub async fn presigned_get(url: &str) -> (u16, Vec<u8>) {
+    let (status, _, body) = presigned("GET", url, b"").await;
+    (status, body)
+}
+
+/// One HTTP/1.1 request to a presigned URL, sent as it is (no client that
+/// could re-encode it): the status, the response head and the body.
+async fn presigned(method: &str, url: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let rest = url.strip_prefix("http://").expect("http URL");
     let (host, path) = rest.split_once('/').expect("path");
     let mut stream = tokio::net::TcpStream::connect(host).await.expect("connect");
-    let head =
-        format!("PUT /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+    let head = format!(
+        "{method} /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
     stream.write_all(head.as_bytes()).await.expect("write head");
     stream.write_all(body).await.expect("write body");
     let mut out = Vec::new();
     stream.read_to_end(&mut out).await.expect("read");
-    let text = String::from_utf8_lossy(&out);
-    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let etag = text.lines().find_map(|l| {
-        l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("etag")).map(|(_, v)| v.trim().to_owned())
-    });
-    (status, etag)
+    let split = out.windows(4).position(|w| w == b"\r\n\r\n").map_or(out.len(), |i| i + 4);
+    let head = String::from_utf8_lossy(&out[..split]).into_owned();
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, head, out[split..].to_vec())
 }
 
 /// Local runs go through the same sandbox as in `capstan serve` (detected

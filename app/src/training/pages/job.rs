@@ -1,11 +1,12 @@
 //! The job page: status, timeline, cost, metric charts and the live log.
 
+use crate::kernel::chart::{ChartLine, LineChart};
 use crate::kernel::error::AppError;
 use crate::kernel::format::usd;
 use crate::kernel::widgets::{ErrorBox, FormError, PageHeader, Time, use_refresh};
 use crate::training::pages::{JobStatus, duration};
 use crate::training::rpc::{get_training_job, training_metrics};
-use crate::training::types::{LogLine, MetricSeries, TrainingJob};
+use crate::training::types::{LogLine, TrainingJob};
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 use uuid::Uuid;
@@ -66,7 +67,10 @@ pub fn JobPage(
                 {move || metrics.get().map(|res| match res {
                     Err(e) => view! { <ErrorBox error=e/> }.into_any(),
                     Ok(series) if series.is_empty() => view! { <p class="muted">"No metric values yet. Values appear as log lines match the metric definitions."</p> }.into_any(),
-                    Ok(series) => view! { <div class="charts">{series.into_iter().map(|s| view! { <Chart series=s/> }).collect_view()}</div> }.into_any(),
+                    Ok(series) => view! { <div class="charts">{series.into_iter().map(|s| {
+                        let line = ChartLine { label: s.name.clone(), values: s.points.iter().map(|p| p.value).collect() };
+                        view! { <LineChart name=s.name lines=vec![line]/> }
+                    }).collect_view()}</div> }.into_any(),
                 })}
             </Transition>
         </section>
@@ -149,83 +153,6 @@ fn JobView(
             </dl>
         </section>
     }
-}
-
-/// A chart's value axis: rates (every value in 0..1) run from 0 to 1, so a
-/// move from 0.863 to 0.877 looks as small as it is; other metrics get a
-/// range rounded out to whole ticks. Returns (low, high, tick step).
-fn value_axis(values: &[f64]) -> (f64, f64, f64) {
-    let (min, max) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
-    if !min.is_finite() {
-        return (0.0, 1.0, 0.25);
-    }
-    if min >= 0.0 && max <= 1.0 {
-        return (0.0, 1.0, 0.25);
-    }
-    let span = if max > min { max - min } else { max.abs().max(1.0) };
-    let raw = span / 4.0;
-    let magnitude = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * magnitude).find(|s| *s >= raw).unwrap_or(10.0 * magnitude);
-    let low = (min / step).floor() * step;
-    let mut high = (max / step).ceil() * step;
-    if high <= low {
-        high = low + step;
-    }
-    (low, high, step)
-}
-
-/// A tick label with as many decimals as the step needs.
-fn tick_label(v: f64, step: f64) -> String {
-    let decimals = (0..6).find(|d| ((step * 10f64.powi(*d)).fract()).abs() < 1e-9).unwrap_or(6) as usize;
-    format!("{v:.decimals$}")
-}
-
-/// One metric as an SVG line chart: the value against the step (the order
-/// of the log lines it was read from), with labelled axes and a readout per
-/// point on hover.
-#[component]
-fn Chart(series: MetricSeries) -> impl IntoView {
-    let (w, h) = (360.0_f64, 190.0_f64);
-    let (left, right, top, bottom) = (46.0_f64, 12.0_f64, 10.0_f64, 30.0_f64);
-    let values: Vec<f64> = series.points.iter().map(|p| p.value).collect();
-    let (lo, hi, step) = value_axis(&values);
-    let n = values.len();
-    let x = move |i: usize| left + (w - left - right) * i as f64 / (n.max(2) - 1) as f64;
-    let y = move |v: f64| top + (h - top - bottom) * (1.0 - (v - lo) / (hi - lo));
-    let points: String =
-        values.iter().enumerate().map(|(i, v)| format!("{:.1},{:.1}", x(i), y(*v))).collect::<Vec<_>>().join(" ");
-    let ticks: Vec<f64> = (0..).map(|k| lo + step * f64::from(k)).take_while(|t| *t <= hi + step / 1000.0).collect();
-    let mut steps: Vec<usize> = vec![0, n / 2, n.saturating_sub(1)];
-    steps.dedup();
-    // a dot per point to hover (thinned out on long runs; the line keeps every point)
-    let every = n.div_ceil(120).max(1);
-    let last = values.last().copied().unwrap_or_default();
-    let (min, max) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v)));
-    let name = series.name.clone();
-    view! {
-        <figure class="chart" data-metric=series.name.clone()>
-            <figcaption><strong>{series.name.clone()}</strong>" "<span class="muted">{format!("last {last:.4} · min {min:.4} · max {max:.4} · {}", crate::kernel::format::count(n as u64, "point", "points"))}</span></figcaption>
-            <svg viewBox=format!("0 0 {w} {h}") role="img" aria-label=format!("{} by step", series.name)>
-                <rect x=left y=top width=w - left - right height=h - top - bottom class="chart-bg"/>
-                {ticks.iter().map(|t| {
-                    let ty = y(*t);
-                    view! {
-                        <line x1=left x2=w - right y1=ty y2=ty class="chart-grid"/>
-                        <text x=left - 6.0 y=ty + 4.0 class="chart-tick" text-anchor="end">{tick_label(*t, step)}</text>
-                    }
-                }).collect_view()}
-                {steps.into_iter().map(|i| view! {
-                    <text x=x(i) y=h - bottom + 14.0 class="chart-tick" text-anchor="middle">{(i + 1).to_string()}</text>
-                }).collect_view()}
-                <text x=left + (w - left - right) / 2.0 y=h - 2.0 class="chart-axis" text-anchor="middle">"step"</text>
-                <polyline points=points class="chart-line"/>
-                {values.iter().enumerate().filter(|(i, _)| i % every == 0 || *i + 1 == n).map(|(i, v)| view! {
-                    <circle cx=x(i) cy=y(*v) r="3" class="chart-dot"><title>{format!("{name} at step {}: {v}", i + 1)}</title></circle>
-                }).collect_view()}
-            </svg>
-        </figure>
-    }
-    .into_any()
 }
 
 /// The live log: server-sent events from the log endpoint, with follow,
@@ -319,28 +246,5 @@ fn LogViewer(id: Uuid) -> impl IntoView {
                 <pre class="log" id="log" node_ref=log_box>{shown}</pre>
             </Suspense>
         </section>
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{tick_label, value_axis};
-
-    #[test]
-    fn rates_are_drawn_from_zero_to_one() {
-        assert_eq!(value_axis(&[0.863, 0.877]), (0.0, 1.0, 0.25));
-    }
-
-    #[test]
-    fn other_metrics_get_a_range_of_whole_ticks() {
-        let (lo, hi, step) = value_axis(&[0.69, 1.7, 3.2]);
-        assert!(lo <= 0.69 && hi >= 3.2, "{lo}..{hi}");
-        assert_eq!(step, 1.0);
-        assert_eq!(tick_label(2.0, step), "2");
-        assert_eq!(tick_label(0.25, 0.25), "0.25");
-        assert_eq!(tick_label(0.5, 0.25), "0.50");
-        assert_eq!(tick_label(-2.5, 2.5), "-2.5");
-        let (lo, hi, _) = value_axis(&[120.0, 120.0]);
-        assert!(lo < hi, "a flat series still has a range");
     }
 }

@@ -1,95 +1,18 @@
-//! Registry pages: the team's models (search, new model) and a model's page
-//! (its versions with their metrics, parameters and lineage), and the form
-//! that registers a completed training job, shown on the job's page.
+//! A model's page: its aliases, its versions (status, metrics, parameters,
+//! lineage, approve/reject, set alias), and registering an artifact.
 
 use crate::kernel::error::AppError;
 use crate::kernel::format::encode;
 use crate::kernel::roles::Role;
 use crate::kernel::widgets::{ErrorBox, FieldMessage, FormError, PageHeader, Time};
+use crate::registry::pages::status_class;
 use crate::registry::rpc::{
-    CreateModel, PointAlias, RegisterJob, SetVersionStatus, get_model, list_aliases, list_model_versions, list_models,
+    PointAlias, RegisterArtifact, SetVersionStatus, get_model, list_aliases, list_model_versions,
 };
-use crate::registry::types::{ModelQuery, ModelVersionStatus};
+use crate::registry::types::{ModelVersion, ModelVersionStatus};
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 use uuid::Uuid;
-
-#[component]
-pub fn ModelsPage() -> impl IntoView {
-    let params = use_params_map();
-    let query = use_query_map();
-    let team = move || params.with(|p| p.get("team").unwrap_or_default());
-    let create = ServerAction::<CreateModel>::new();
-    let err = Signal::derive(move || create.value().get().and_then(Result::err));
-    let filter = move || {
-        let q = query.get();
-        ModelQuery {
-            q: q.get("q").filter(|v| !v.is_empty()),
-            cursor: q.get("cursor").filter(|v| !v.is_empty()),
-            ..ModelQuery::default()
-        }
-    };
-    let models = Resource::new(move || (team(), filter(), create.version().get()), |(t, f, _)| list_models(t, f));
-    let q_value = move || query.with(|q| q.get("q").unwrap_or_default());
-    view! {
-        <PageHeader title="Models" subtitle="The team's models and their versions. Register a completed training job from its page, or create a model here."/>
-        <div class="grid-2 wide-left">
-            <section class="card">
-                <form method="get" class="filters">
-                    <label>"Search" <input name="q" placeholder="name" value=q_value/></label>
-                    <button type="submit" class="secondary">"Search"</button>
-                </form>
-                <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                    {move || models.get().map(|res| match res {
-                        Err(e) => view! { <ErrorBox error=e/> }.into_any(),
-                        Ok(page) if page.items.is_empty() => view! {
-                            <p class="empty">"No models yet. Run a training job (or the demo), then register it from the job's page."</p>
-                        }.into_any(),
-                        Ok(page) => view! {
-                            <div class="table-wrap"><table class="data" id="models">
-                                <thead><tr><th>"Name"</th><th>"Versions"</th><th>"Created"</th></tr></thead>
-                                <tbody>
-                                {page.items.into_iter().map(|m| view! {
-                                    <tr>
-                                        <td><a href=format!("/teams/{}/models/{}", m.team, m.id)><strong>{m.name.clone()}</strong></a><br/><span class="muted">{m.description.clone()}</span></td>
-                                        <td>{m.version_count}{m.latest_version.map(|n| view! { <br/><span class="muted">{format!("latest v{n}")}</span> })}</td>
-                                        <td><Time at=m.created_at/><br/><span class="muted">{m.created_by.clone()}</span></td>
-                                    </tr>
-                                }).collect_view()}
-                                </tbody>
-                            </table></div>
-                            {page.next_cursor.map(|c| {
-                                let q = query.with(|q| q.get("q")).unwrap_or_default();
-                                view! { <p><a href=format!("?q={}&cursor={c}", encode(&q))>"Next page →"</a></p> }
-                            })}
-                        }.into_any(),
-                    })}
-                </Suspense>
-            </section>
-            <section class="card">
-                <h2>"New model"</h2>
-                <ActionForm action=create node_ref=crate::kernel::widgets::cleared_on_success(create) attr:class="stack" attr:id="create-model">
-                    <FormError error=err/>
-                    <input type="hidden" name="team" value=team/>
-                    <label>"Name" <input name="name" placeholder="churn" required/></label>
-                    <FieldMessage error=err field="name"/>
-                    <label>"Description" <input name="description" placeholder="What it predicts, for whom"/></label>
-                    <FieldMessage error=err field="description"/>
-                    <button type="submit" disabled=move || create.pending().get()>"Create model"</button>
-                </ActionForm>
-            </section>
-        </div>
-    }
-}
-
-fn status_class(status: ModelVersionStatus) -> &'static str {
-    match status {
-        ModelVersionStatus::Approved => "pill ok",
-        ModelVersionStatus::Rejected => "pill danger",
-        ModelVersionStatus::Archived => "pill",
-        ModelVersionStatus::PendingManualApproval => "pill busy",
-    }
-}
 
 #[component]
 pub fn ModelPage() -> impl IntoView {
@@ -98,6 +21,7 @@ pub fn ModelPage() -> impl IntoView {
     let team = move || params.with(|p| p.get("team").unwrap_or_default());
     let id = move || params.with(|p| p.get("id").and_then(|s| s.parse::<Uuid>().ok()));
     let cursor = move || query.with(|q| q.get("cursor").filter(|c| !c.is_empty()));
+    let order = move || query.with(|q| q.get("order_by").filter(|c| !c.is_empty()));
     let decide = ServerAction::<SetVersionStatus>::new();
     let decide_err = Signal::derive(move || decide.value().get().and_then(Result::err));
     let team_info = Resource::new(team, crate::teams::rpc::get_team);
@@ -118,11 +42,13 @@ pub fn ModelPage() -> impl IntoView {
             None => Err(AppError::NotFound("Model".into())),
         }
     });
+    let register = ServerAction::<RegisterArtifact>::new();
+    let register_err = Signal::derive(move || register.value().get().and_then(Result::err));
     let versions = Resource::new(
-        move || (id(), cursor(), decide.version().get(), set_alias.version().get()),
-        |(id, cursor, ..)| async move {
+        move || (id(), order(), cursor(), decide.version().get(), set_alias.version().get(), register.version().get()),
+        |(id, order, cursor, ..)| async move {
             match id {
-                Some(id) => list_model_versions(id, cursor).await,
+                Some(id) => list_model_versions(id, order, cursor).await,
                 None => Err(AppError::NotFound("Model".into())),
             }
         },
@@ -173,13 +99,23 @@ pub fn ModelPage() -> impl IntoView {
                     Ok(page) if page.items.is_empty() => view! {
                         <p class="empty">"No versions yet. Open a completed training job and register it as a version of this model."</p>
                     }.into_any(),
-                    Ok(page) => view! {
+                    Ok(page) => {
+                    let columns = metric_columns(&page.items);
+                    let current = order().unwrap_or_default();
+                    view! {
                         <div class="table-wrap"><table class="data" id="versions">
-                            <thead><tr><th>"Version"</th><th>"Status"</th><th>"Metrics"</th><th>"Parameters"</th><th>"Lineage"</th><th>"Registered"</th><th></th></tr></thead>
+                            <thead><tr>
+                                <th>"Version"</th><th>"Status"</th>
+                                {columns.iter().map(|name| {
+                                    let (href, mark) = sort_link(name, &current);
+                                    view! { <th class="num"><a href=href data-sort=name.clone()>{name.clone()}{mark}</a></th> }
+                                }).collect_view()}
+                                <th>"Parameters"</th><th>"Lineage"</th><th>"Registered"</th><th></th>
+                            </tr></thead>
                             <tbody>
                             {page.items.into_iter().map(|v| view! {
                                 <tr data-number=v.number>
-                                    <td><strong>{format!("v{}", v.number)}</strong><br/><span class="muted mono">{v.artifact_uri.clone()}</span></td>
+                                    <td><a href=format!("/teams/{}/model-versions/{}", v.team, v.id)><strong>{format!("v{}", v.number)}</strong></a><br/><span class="muted mono">{v.artifact_uri.clone()}</span></td>
                                     <td>
                                         <span class=status_class(v.status) data-status=v.status.as_str()>{v.status.as_str()}</span>
                                         {can_decide.then(|| [ModelVersionStatus::Approved, ModelVersionStatus::Rejected]
@@ -194,7 +130,9 @@ pub fn ModelPage() -> impl IntoView {
                                             })
                                             .collect_view())}
                                     </td>
-                                    <td>{v.metrics.iter().map(|(k, x)| view! { <span class="pill">{format!("{k} = {x:.4}")}</span> }).collect_view()}</td>
+                                    {columns.iter().map(|name| view! {
+                                        <td class="num" data-metric=name.clone()>{v.metrics.get(name).map(|x| format!("{x:.4}"))}</td>
+                                    }).collect_view()}
                                     <td>{v.parameters.iter().map(|(k, x)| view! { <span class="pill">{format!("{k} = {x}")}</span> }).collect_view()}</td>
                                     <td>
                                         {v.training_job_id.map(|j| view! { <a href=format!("/teams/{}/training/{j}", v.team)>"training job"</a> })}
@@ -213,40 +151,52 @@ pub fn ModelPage() -> impl IntoView {
                             }).collect_view()}
                             </tbody>
                         </table></div>
-                        {page.next_cursor.map(|c| view! { <p><a href=format!("?cursor={c}")>"Older versions →"</a></p> })}
-                    }.into_any(),
+                        {page.next_cursor.map(|c| {
+                            let order = current.clone();
+                            view! { <p><a href=format!("?order_by={}&cursor={c}", encode(&order))>"More versions →"</a></p> }
+                        })}
+                    }.into_any()
+                    }
                 })
                 }}
             </Suspense>
         </section>
+        <section class="card">
+            <h2>"Register an artifact"</h2>
+            <p class="muted">"A model trained elsewhere: name its model.tar.gz (or its folder) in the team's area of the bucket, or in a location a site admin allowed for the team."</p>
+            <ActionForm action=register node_ref=crate::kernel::widgets::cleared_on_success(register) attr:class="stack" attr:id="register-artifact">
+                <FormError error=register_err/>
+                <input type="hidden" name="model" value=move || id().map(|i| i.to_string()).unwrap_or_default()/>
+                <label>"Artifact" <input name="artifact_uri" placeholder="s3://bucket/models/team/model.tar.gz" required/></label>
+                <FieldMessage error=register_err field="artifact_uri"/>
+                <label>"Inference image (optional)" <input name="image" placeholder="123456789012.dkr.ecr.us-east-1.amazonaws.com/serve:1.0"/></label>
+                <FieldMessage error=register_err field="image"/>
+                <label>"Description" <input name="description"/></label>
+                <FieldMessage error=register_err field="description"/>
+                <button type="submit" disabled=move || register.pending().get()>"Register version"</button>
+            </ActionForm>
+        </section>
     }
 }
 
-/// "Register as model version": on a completed job's page, registers the job
-/// as the next version of the named model (created if new).
-#[component]
-pub fn RegisterJob(team: String, job: Uuid, suggested: String) -> impl IntoView {
-    let register = ServerAction::<RegisterJob>::new();
-    let err = Signal::derive(move || register.value().get().and_then(Result::err));
-    let done = move || register.value().get().and_then(Result::ok);
-    view! {
-        <section class="card" id="register-job">
-            <h2>"Register as model version"</h2>
-            {move || done().map(|v| view! {
-                <p class="notice" role="status">
-                    {format!("Registered as version {} of ", v.number)}
-                    <a href=format!("/teams/{}/models/{}", v.team, v.model_id)>{v.model.clone()}</a>"."
-                </p>
-            })}
-            <ActionForm action=register attr:class="inline">
-                <FormError error=err/>
-                <input type="hidden" name="team" value=team/>
-                <input type="hidden" name="job" value=job.to_string()/>
-                <label>"Model " <input name="model" value=suggested required/></label>
-                <FieldMessage error=err field="model"/>
-                <FieldMessage error=err field="training_job_id"/>
-                <button type="submit" disabled=move || register.pending().get()>"Register"</button>
-            </ActionForm>
-        </section>
+/// The metric columns of a page of versions: the names its versions report,
+/// at most six.
+fn metric_columns(versions: &[ModelVersion]) -> Vec<String> {
+    let names: std::collections::BTreeSet<&String> = versions.iter().flat_map(|v| v.metrics.keys()).collect();
+    names.into_iter().take(6).cloned().collect()
+}
+
+/// The link that sorts by metric `name` (best first: descending, then
+/// ascending on a second click), and the mark of the current order.
+fn sort_link(name: &str, current: &str) -> (String, &'static str) {
+    let plain = name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    let field = if plain { format!("metrics.{name}") } else { format!("metrics.`{name}`") };
+    let desc = format!("{field} desc");
+    if current == desc {
+        (format!("?order_by={}", encode(&format!("{field} asc"))), " ▼")
+    } else if current == format!("{field} asc") {
+        (format!("?order_by={}", encode(&desc)), " ▲")
+    } else {
+        (format!("?order_by={}", encode(&desc)), "")
     }
 }

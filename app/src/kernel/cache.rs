@@ -1,0 +1,206 @@
+//! An in-process cache for the hottest reads (alias resolution, verified
+//! API tokens), kept coherent across every Capstan process on one database
+//! through PostgreSQL `LISTEN/NOTIFY`: a write sends the keys it changed on
+//! channel [`CHANNEL`] in its own transaction (delivered on commit), and
+//! every process's [`listen`] task drops them. While a process is not
+//! listening (starting up, or its channel dropped) its cache is bypassed
+//! and every read goes to the database; reconnecting starts from empty.
+//!
+//! A read that missed takes a [`Cache::ticket`] before asking the database
+//! and stores its answer only if nothing was invalidated meanwhile, so an
+//! answer read before a write can never outlive the write's notification.
+
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// The notification channel.
+pub const CHANNEL: &str = "capstan_cache";
+
+/// At most this many entries; a full cache starts again from empty.
+const MAX_ENTRIES: usize = 100_000;
+
+/// A value and when it stops being served (a bound on staleness should a
+/// notification ever be lost, and a rhythm for work done on a miss).
+type Entry = (Instant, Arc<dyn Any + Send + Sync>);
+
+#[derive(Default)]
+pub struct Cache {
+    entries: RwLock<HashMap<String, Entry>>,
+    /// Bumped by every invalidation; see [`Cache::ticket`].
+    generation: AtomicU64,
+    /// Whether this process hears invalidations now.
+    live: AtomicBool,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+/// Proof of when a read started: see [`Cache::put`].
+#[derive(Debug, Clone, Copy)]
+pub struct Ticket(u64);
+
+impl Cache {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The cached value of `key`, if this process is listening and has one.
+    pub fn get<T: Clone + Send + Sync + 'static>(&self, key: &str) -> Option<T> {
+        if !self.live.load(Ordering::Acquire) {
+            return None;
+        }
+        let found = self
+            .entries
+            .read()
+            .ok()?
+            .get(key)
+            .filter(|(until, _)| *until > Instant::now())
+            .and_then(|(_, v)| v.downcast_ref::<T>().cloned());
+        let counter = if found.is_some() { &self.hits } else { &self.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    /// Taken before reading what will be stored with [`Cache::put`].
+    pub fn ticket(&self) -> Ticket {
+        Ticket(self.generation.load(Ordering::Acquire))
+    }
+
+    /// Stores `value` under `key` for at most `ttl`, unless something was
+    /// invalidated since `ticket` was taken (the value may be stale) or the
+    /// process is not listening.
+    pub fn put<T: Send + Sync + 'static>(&self, key: String, value: T, ticket: Ticket, ttl: Duration) {
+        if !self.live.load(Ordering::Acquire) {
+            return;
+        }
+        let Ok(mut entries) = self.entries.write() else { return };
+        // checked under the lock that invalidation also takes
+        if self.generation.load(Ordering::Acquire) != ticket.0 {
+            return;
+        }
+        if entries.len() >= MAX_ENTRIES {
+            let now = Instant::now();
+            entries.retain(|_, (until, _)| *until > now);
+            if entries.len() >= MAX_ENTRIES {
+                entries.clear();
+            }
+        }
+        entries.insert(key, (Instant::now() + ttl, Arc::new(value)));
+    }
+
+    /// Drops `key`, or every key starting with it when it ends with `:`.
+    pub fn invalidate(&self, key: &str) {
+        let Ok(mut entries) = self.entries.write() else { return };
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        if key.ends_with(':') {
+            entries.retain(|k, _| !k.starts_with(key));
+        } else {
+            entries.remove(key);
+        }
+    }
+
+    /// Drops everything.
+    pub fn clear(&self) {
+        if let Ok(mut entries) = self.entries.write() {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+            entries.clear();
+        }
+    }
+
+    /// Whether invalidations reach this process (else the cache is bypassed).
+    pub fn is_live(&self) -> bool {
+        self.live.load(Ordering::Acquire)
+    }
+
+    fn set_live(&self, live: bool) {
+        // empty either way: nothing heard while deaf may be trusted
+        self.clear();
+        self.live.store(live, Ordering::Release);
+    }
+
+    /// (hits, misses) since start.
+    pub fn stats(&self) -> (u64, u64) {
+        (self.hits.load(Ordering::Relaxed), self.misses.load(Ordering::Relaxed))
+    }
+}
+
+/// Tells every process to drop `key` (see [`Cache::invalidate`]) when the
+/// transaction `conn` belongs to commits.
+pub async fn notify(conn: &mut sqlx::PgConnection, key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("select pg_notify($1, $2)").bind(CHANNEL).bind(key).execute(conn).await?;
+    Ok(())
+}
+
+/// Listens for invalidations for as long as the process runs: the cache
+/// is live while the channel is up, bypassed (and emptied) while it is
+/// down, and reconnected every second until it is back.
+pub async fn listen(pool: PgPool, cache: Arc<Cache>) {
+    loop {
+        let mut listener = match connect(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "cache invalidation channel unavailable; reading from the database");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        cache.set_live(true);
+        while let Ok(Some(n)) = listener.try_recv().await {
+            cache.invalidate(n.payload());
+        }
+        // the connection dropped: what was missed meanwhile is unknown
+        cache.set_live(false);
+        tracing::warn!("cache invalidation channel dropped; reading from the database until it is back");
+    }
+}
+
+async fn connect(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    // the session is named, so operators (and tests) can find it
+    sqlx::query("set application_name = 'capstan-cache-listener'").execute(&mut listener).await?;
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn a_value_read_before_an_invalidation_is_not_stored() {
+        let cache = Cache::new();
+        cache.live.store(true, Ordering::Release);
+        let before = cache.ticket();
+        cache.invalidate("alias:m:champion");
+        cache.put("alias:m:champion".into(), 1_u32, before, MINUTE);
+        assert_eq!(cache.get::<u32>("alias:m:champion"), None);
+        cache.put("alias:m:champion".into(), 2_u32, cache.ticket(), MINUTE);
+        assert_eq!(cache.get::<u32>("alias:m:champion"), Some(2));
+        cache.put("short".into(), 3_u32, cache.ticket(), Duration::ZERO);
+        assert_eq!(cache.get::<u32>("short"), None, "expired");
+    }
+
+    #[test]
+    fn prefixes_drop_every_key_under_them_and_a_deaf_cache_is_bypassed() {
+        let cache = Cache::new();
+        cache.set_live(true);
+        for key in ["alias:m:a", "alias:m:b", "alias:n:a"] {
+            cache.put(key.into(), key.to_owned(), cache.ticket(), MINUTE);
+        }
+        cache.invalidate("alias:m:");
+        assert_eq!(cache.get::<String>("alias:m:a"), None);
+        assert_eq!(cache.get::<String>("alias:m:b"), None);
+        assert_eq!(cache.get::<String>("alias:n:a").as_deref(), Some("alias:n:a"));
+        cache.set_live(false);
+        assert_eq!(cache.get::<String>("alias:n:a"), None);
+        cache.put("alias:n:a".into(), "x".to_owned(), cache.ticket(), MINUTE);
+        cache.set_live(true);
+        assert_eq!(cache.get::<String>("alias:n:a"), None, "nothing survives a reconnect");
+    }
+}

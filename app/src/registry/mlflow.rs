@@ -1,0 +1,265 @@
+//! How the MLflow-compatible API names Capstan's models. An MLflow name is
+//! `<team>/<model>`; a caller who belongs to exactly one team may also use
+//! the bare `<model>` (and sees bare names in answers). Searches look
+//! through every team of the caller, or the one team a `name` in the
+//! filter names (`name = 'ml/churn'`, `name like 'ml/%'`).
+
+use crate::kernel::context::Ctx;
+use crate::kernel::error::AppError;
+use crate::kernel::page::{self, Page};
+use crate::registry::filter::{self, Expr, Field, Value};
+use crate::registry::types::Model;
+use sqlx::{Postgres, QueryBuilder};
+use uuid::Uuid;
+
+/// The caller's teams, which decide how names are read and written.
+pub struct Naming {
+    /// (team id, slug) of each team the caller belongs to
+    teams: Vec<(Uuid, String)>,
+}
+
+impl Naming {
+    pub async fn of(ctx: &Ctx) -> Result<Self, AppError> {
+        let actor = ctx.actor()?;
+        let teams = sqlx::query!(
+            "select t.team_id, t.slug from team_member m join team t on t.team_id = m.team_id
+             where m.user_id = $1 order by t.slug",
+            actor.user_id
+        )
+        .fetch_all(ctx.pool())
+        .await?
+        .into_iter()
+        .map(|r| (r.team_id, r.slug))
+        .collect();
+        Ok(Self { teams })
+    }
+
+    fn only_team(&self) -> Option<&str> {
+        match self.teams.as_slice() {
+            [(_, slug)] => Some(slug),
+            _ => None,
+        }
+    }
+
+    /// The MLflow name of model `model` of team `team` (slug).
+    pub fn name(&self, team: &str, model: &str) -> String {
+        if self.only_team() == Some(team) { model.to_owned() } else { format!("{team}/{model}") }
+    }
+
+    /// The team (slug) and model name an MLflow name stands for.
+    pub fn split(&self, name: &str) -> Result<(String, String), AppError> {
+        let name = name.trim();
+        if let Some((team, model)) = name.split_once('/') {
+            return Ok((team.to_owned(), model.to_owned()));
+        }
+        match self.only_team() {
+            Some(team) => Ok((team.to_owned(), name.to_owned())),
+            None if self.teams.is_empty() => Err(AppError::field(
+                "name",
+                format!("You belong to no team: name the model as '<team>/{name}' (a team a site admin may reach)."),
+            )),
+            None => Err(AppError::field(
+                "name",
+                format!(
+                    "You belong to {} teams ({}): name the model as '<team>/{name}'.",
+                    self.teams.len(),
+                    self.teams.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            )),
+        }
+    }
+
+    /// The model an MLflow name addresses. Whether the caller may act on it
+    /// is checked by the domain function that acts.
+    pub async fn model(&self, ctx: &Ctx, name: &str) -> Result<Uuid, AppError> {
+        let (team, model) = self.split(name)?;
+        sqlx::query_scalar!(
+            "select m.model_id from model m join team t on t.team_id = m.team_id where t.slug = $1 and m.name = $2",
+            team,
+            model
+        )
+        .fetch_optional(ctx.pool())
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("Registered model '{name}'")))
+    }
+
+    /// The version `version` (its number, as text) of the model an MLflow name addresses.
+    pub async fn version(&self, ctx: &Ctx, name: &str, version: &str) -> Result<Uuid, AppError> {
+        let number: i32 = version
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| AppError::field("version", format!("'{version}' is not a version number.")))?;
+        let model = self.model(ctx, name).await?;
+        sqlx::query_scalar!("select version_id from model_version where model_id = $1 and number = $2", model, number)
+            .fetch_optional(ctx.pool())
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("Model version '{name}' version {number}")))
+    }
+
+    /// The teams a search looks through: the one a `name` in `filter` names
+    /// with `team/…` (which must be one of the caller's), else all of them.
+    pub fn search_teams(&self, filter: Option<&Expr>) -> Vec<Uuid> {
+        let named = filter.and_then(named_team);
+        self.teams.iter().filter(|(_, slug)| named.as_deref().is_none_or(|n| n == slug)).map(|(id, _)| *id).collect()
+    }
+}
+
+/// The team a filter's `name` comparison names (`name = 'ml/churn'`), if
+/// the filter requires it (it sits under `and`s only).
+fn named_team(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Compare { field: Field::Model, value: Value::Text(v), .. } => {
+            v.split_once('/').map(|(team, _)| team.to_owned()).filter(|t| !t.contains(['%', '_']))
+        }
+        Expr::And(a, b) => named_team(a).or_else(|| named_team(b)),
+        _ => None,
+    }
+}
+
+/// Registered models of the caller's teams matching an MLflow filter
+/// (`name` and `tags.<key>` comparisons), ordered by name (`name ASC`, the
+/// default, or `name DESC`).
+pub async fn search_models(
+    ctx: &Ctx,
+    naming: &Naming,
+    filter: &str,
+    order_by: Option<&str>,
+    limit: i64,
+    cursor: Option<&str>,
+) -> Result<Page<Model>, AppError> {
+    let expr = filter::parse(filter).map_err(|e| AppError::query("filter", e.to_string()))?;
+    if let Some(expr) = &expr {
+        only_names_and_tags(expr)?;
+    }
+    let descending = match order_by.map(|o| o.trim().to_ascii_lowercase()) {
+        None => false,
+        Some(o) if o.is_empty() || o == "name" || o == "name asc" => false,
+        Some(o) if o == "name desc" => true,
+        Some(o) => {
+            return Err(AppError::query(
+                "order_by",
+                format!("'{o}': registered models are ordered by name ASC or DESC."),
+            ));
+        }
+    };
+    let after: Option<(String, String)> = page::ssr::decode(cursor)?;
+    let teams = naming.search_teams(expr.as_ref());
+    let mut sql = QueryBuilder::<Postgres>::new(
+        r#"select m.model_id as id, t.slug as team, m.name, m.description, m.tags, u.email as created_by,
+                  m.created_at, m.archived_at,
+                  (select count(*) from model_version v where v.model_id = m.model_id) as version_count,
+                  (select max(number) from model_version v where v.model_id = m.model_id) as latest_version
+           from model m join team t on t.team_id = m.team_id join app_user u on u.user_id = m.created_by
+           where m.archived_at is null and m.team_id = any("#,
+    );
+    sql.push_bind(teams);
+    sql.push(")");
+    if let Some(expr) = &expr {
+        sql.push(" and ");
+        model_condition(&mut sql, expr);
+    }
+    let dir = if descending { "desc" } else { "asc" };
+    if let Some((team, name)) = after {
+        sql.push(format!(" and (t.slug, m.name) {} (", if descending { "<" } else { ">" }));
+        sql.push_bind(team);
+        sql.push(", ");
+        sql.push_bind(name);
+        sql.push(")");
+    }
+    sql.push(format!(" order by t.slug {dir}, m.name {dir} limit "));
+    sql.push_bind(limit + 1);
+    let rows: Vec<ModelRow> = sql.build_query_as().fetch_all(ctx.pool()).await?;
+    let items = rows.into_iter().map(Model::from).collect();
+    Ok(page::ssr::build(items, limit, |m: &Model| (m.team.clone(), m.name.clone())))
+}
+
+#[derive(sqlx::FromRow)]
+struct ModelRow {
+    id: Uuid,
+    team: String,
+    name: String,
+    description: String,
+    tags: serde_json::Value,
+    created_by: String,
+    created_at: time::OffsetDateTime,
+    archived_at: Option<time::OffsetDateTime>,
+    version_count: Option<i64>,
+    latest_version: Option<i32>,
+}
+
+impl From<ModelRow> for Model {
+    fn from(r: ModelRow) -> Self {
+        Self {
+            id: r.id,
+            team: r.team,
+            name: r.name,
+            description: r.description,
+            tags: serde_json::from_value(r.tags).unwrap_or_default(),
+            created_by: r.created_by,
+            created_at: r.created_at,
+            archived_at: r.archived_at,
+            version_count: r.version_count.unwrap_or_default(),
+            latest_version: r.latest_version,
+        }
+    }
+}
+
+fn only_names_and_tags(expr: &Expr) -> Result<(), AppError> {
+    match expr {
+        Expr::And(a, b) | Expr::Or(a, b) => only_names_and_tags(a).and_then(|()| only_names_and_tags(b)),
+        Expr::Compare { field: Field::Model | Field::Tag(_), .. } => Ok(()),
+        Expr::Compare { .. } => {
+            Err(AppError::query("filter", "Registered models are searched by name and tags.<key> only."))
+        }
+    }
+}
+
+fn model_condition(sql: &mut QueryBuilder<'_, Postgres>, expr: &Expr) {
+    match expr {
+        Expr::And(a, b) | Expr::Or(a, b) => {
+            sql.push("(");
+            model_condition(sql, a);
+            sql.push(if matches!(expr, Expr::And(..)) { " and " } else { " or " });
+            model_condition(sql, b);
+            sql.push(")");
+        }
+        Expr::Compare { field, op, value } => {
+            let text = match value {
+                Value::Text(t) => t.clone(),
+                Value::Number(n) => n.to_string(),
+            };
+            let o = op.sql();
+            match field {
+                Field::Tag(key) => {
+                    sql.push("(m.tags ->> ");
+                    sql.push_bind(key.clone());
+                    sql.push(format!("::text) {o} "));
+                    sql.push_bind(text);
+                }
+                _ => {
+                    let column = if text.contains('/') { "(t.slug || '/' || m.name)" } else { "m.name" };
+                    sql.push(format!("{column} {o} "));
+                    sql.push_bind(text);
+                }
+            }
+        }
+    }
+}
+
+/// The aliases naming each of `versions`.
+pub async fn aliases_of(
+    ctx: &Ctx,
+    versions: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, Vec<String>>, AppError> {
+    let mut named: std::collections::HashMap<Uuid, Vec<String>> = std::collections::HashMap::new();
+    let rows =
+        sqlx::query!("select version_id, alias from model_alias where version_id = any($1) order by alias", versions)
+            .fetch_all(ctx.pool())
+            .await?;
+    for r in rows {
+        named.entry(r.version_id).or_default().push(r.alias);
+    }
+    Ok(named)
+}
