@@ -76,6 +76,8 @@ assert [v.version for v in found] == ["2"], found
 found = client.search_model_versions(f"name = '{NAME}'", order_by=["version_number ASC"])
 assert [v.version for v in found] == ["1", "2"], found
 assert [m.name for m in client.search_registered_models("name LIKE 'churn-ml%'")] == [NAME]
+# (the client itself leaves out prompts with `tags.`mlflow.prompt.is_prompt` != 'true'`)
+assert NAME in [m.name for m in client.search_registered_models()]
 refused(lambda: client.search_model_versions("tags.stage = 'prod' and"), "INVALID_PARAMETER_VALUE", "at 24")
 assert [v.version for v in client.get_latest_versions(NAME)] == ["2"]
 

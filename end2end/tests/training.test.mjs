@@ -87,6 +87,7 @@ test('run the demo, watch logs and metrics live, see it complete with its cost; 
     assert.ok(i < 20, `the demo registers its completed job; models: ${names}`);
     await page.waitForTimeout(500);
   }
+  await page.waitForSelector('#models tr:has(strong:text-is("churn")) [data-alias=champion]:has-text("→ v1")');
   await page.click('#models td a:has(strong:text-is("churn"))');
   await page.waitForSelector('#aliases li[data-alias=champion]:has-text("→ v1")');
 

@@ -280,6 +280,13 @@ async fn aliases_name_versions_keep_their_history_and_protected_ones_do_not_move
     let res = app.call(Method::PUT, &champion, &member, Some(json!({"version_id": v2, "reason": "better auc"}))).await;
     assert_eq!(res.json()["number"], 2);
     assert_eq!(app.call(Method::GET, &champion, &viewer, None).await.json()["number"], 2);
+    // the model and the models list show where each alias points
+    assert_eq!(
+        app.call(Method::GET, &format!("/api/v1/models/{model}"), &viewer, None).await.json()["aliases"],
+        json!({"champion": 2})
+    );
+    let list = app.call(Method::GET, "/api/v1/teams/ml/models", &viewer, None).await.json();
+    assert_eq!(list["items"][0]["aliases"], json!({"champion": 2}));
 
     // the history: newest first, who, from → to, why
     let history = app.call(Method::GET, &format!("{champion}/history"), &viewer, None).await.json();
@@ -513,6 +520,9 @@ async fn versions_are_searched_by_metric_parameter_and_tag_and_paged_in_metric_o
     assert_eq!(found, ["a2", "b2", "a4"]);
     let (found, _) = search(&q("tags.stage != 'dev' and name like 'a%'", "")).await;
     assert_eq!(found, ["a2"]);
+    // a version without the tag is not equal to any value (as MLflow's client expects)
+    let (found, _) = search(&q("tags.absent != 'x' and model = 'b'", "number asc")).await;
+    assert_eq!(found, ["b1", "b2"]);
     let (found, _) = search(&q("metrics.auc < 0.5", "")).await;
     assert!(found.is_empty());
 

@@ -7,14 +7,12 @@ use crate::registry::types::{Comparison, lower_is_better};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
-/// Parses `a,b,c` (or repeated values) into 2 to 5 distinct version ids.
+/// Parses `a,b,c` (or repeated values) into 2 to 5 version ids, in order
+/// (one named twice shows twice).
 pub fn ids(raw: &[String]) -> Result<Vec<Uuid>, AppError> {
     let mut ids = Vec::new();
     for part in raw.iter().flat_map(|r| r.split(',')).map(str::trim).filter(|p| !p.is_empty()) {
-        let id = Uuid::parse_str(part).map_err(|_| AppError::query("ids", format!("'{part}' is not a version id.")))?;
-        if !ids.contains(&id) {
-            ids.push(id);
-        }
+        ids.push(Uuid::parse_str(part).map_err(|_| AppError::query("ids", format!("'{part}' is not a version id.")))?);
     }
     if !(2..=5).contains(&ids.len()) {
         return Err(AppError::query("ids", "Pick 2 to 5 versions to compare."));

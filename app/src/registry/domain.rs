@@ -58,7 +58,10 @@ pub async fn load(ctx: &Ctx, id: Uuid, action: Action) -> Result<(Model, Uuid), 
         r#"select m.model_id, m.team_id, t.slug, m.name, m.description, m.tags, u.email as created_by,
                   m.created_at, m.archived_at, tm.role as "role?: Role",
                   (select count(*) from model_version v where v.model_id = m.model_id) as "version_count!",
-                  (select max(number) from model_version v where v.model_id = m.model_id) as latest_version
+                  (select max(number) from model_version v where v.model_id = m.model_id) as latest_version,
+                  coalesce((select jsonb_object_agg(a.alias, av.number) from model_alias a
+                            join model_version av on av.version_id = a.version_id where a.model_id = m.model_id),
+                           '{}') as "aliases!"
            from model m join team t on t.team_id = m.team_id join app_user u on u.user_id = m.created_by
            left join team_member tm on tm.team_id = m.team_id and tm.user_id = $2
            where m.model_id = $1"#,
@@ -80,6 +83,7 @@ pub async fn load(ctx: &Ctx, id: Uuid, action: Action) -> Result<(Model, Uuid), 
         archived_at: row.archived_at,
         version_count: row.version_count,
         latest_version: row.latest_version,
+        aliases: serde_json::from_value(row.aliases).unwrap_or_default(),
     };
     Ok((model, row.team_id))
 }
@@ -105,7 +109,10 @@ pub async fn list(ctx: &Ctx, team: &str, q: ModelQuery) -> Result<Page<Model>, A
         r#"select m.model_id, t.slug, m.name, m.description, m.tags, u.email as created_by,
                   m.created_at, m.archived_at,
                   (select count(*) from model_version v where v.model_id = m.model_id) as "version_count!",
-                  (select max(number) from model_version v where v.model_id = m.model_id) as latest_version
+                  (select max(number) from model_version v where v.model_id = m.model_id) as latest_version,
+                  coalesce((select jsonb_object_agg(a.alias, av.number) from model_alias a
+                            join model_version av on av.version_id = a.version_id where a.model_id = m.model_id),
+                           '{}') as "aliases!"
            from model m join team t on t.team_id = m.team_id join app_user u on u.user_id = m.created_by
            where m.team_id = $1 and m.name > $2 and ($3 or m.archived_at is null)
              and ($4::text is null or strpos(lower(m.name), $4) > 0)
@@ -135,6 +142,7 @@ pub async fn list(ctx: &Ctx, team: &str, q: ModelQuery) -> Result<Page<Model>, A
             archived_at: r.archived_at,
             version_count: r.version_count,
             latest_version: r.latest_version,
+            aliases: serde_json::from_value(r.aliases).unwrap_or_default(),
         })
         .collect();
     Ok(page::ssr::build(items, limit, |m: &Model| m.name.clone()))

@@ -150,7 +150,10 @@ pub async fn search_models(
         r#"select m.model_id as id, t.slug as team, m.name, m.description, m.tags, u.email as created_by,
                   m.created_at, m.archived_at,
                   (select count(*) from model_version v where v.model_id = m.model_id) as version_count,
-                  (select max(number) from model_version v where v.model_id = m.model_id) as latest_version
+                  (select max(number) from model_version v where v.model_id = m.model_id) as latest_version,
+                  coalesce((select jsonb_object_agg(a.alias, av.number) from model_alias a
+                            join model_version av on av.version_id = a.version_id where a.model_id = m.model_id),
+                           '{}') as aliases
            from model m join team t on t.team_id = m.team_id join app_user u on u.user_id = m.created_by
            where m.archived_at is null and m.team_id = any("#,
     );
@@ -187,6 +190,7 @@ struct ModelRow {
     archived_at: Option<time::OffsetDateTime>,
     version_count: Option<i64>,
     latest_version: Option<i32>,
+    aliases: serde_json::Value,
 }
 
 impl From<ModelRow> for Model {
@@ -202,6 +206,7 @@ impl From<ModelRow> for Model {
             archived_at: r.archived_at,
             version_count: r.version_count.unwrap_or_default(),
             latest_version: r.latest_version,
+            aliases: serde_json::from_value(r.aliases).unwrap_or_default(),
         }
     }
 }
@@ -233,6 +238,9 @@ fn model_condition(sql: &mut QueryBuilder<'_, Postgres>, expr: &Expr) {
             let o = op.sql();
             match field {
                 Field::Tag(key) => {
+                    // a model without the tag is not equal to any value (MLflow's own client
+                    // leaves prompts out with `tags.`mlflow.prompt.is_prompt` != 'true'`)
+                    let o = if *op == filter::Op::Ne { "is distinct from" } else { o };
                     sql.push("(m.tags ->> ");
                     sql.push_bind(key.clone());
                     sql.push(format!("::text) {o} "));

@@ -187,6 +187,8 @@ fn compare(sql: &mut QueryBuilder<'_, Postgres>, teams: &[Uuid], field: &Field, 
                 sql.push_bind(text());
                 sql.push("::text)");
             } else {
+                // a version without the key is not equal to any value
+                let o = if op == Op::Ne { "is distinct from" } else { o };
                 sql.push(format!("({column} ->> "));
                 sql.push_bind(key.clone());
                 sql.push(format!("::text) {o} "));

@@ -26,6 +26,9 @@ pub struct Model {
     pub version_count: i64,
     /// The newest version's number.
     pub latest_version: Option<i32>,
+    /// Alias → the number of the version it names.
+    #[serde(default)]
+    pub aliases: BTreeMap<String, i32>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -142,7 +142,9 @@ async fn compare(
 #[into_params(parameter_in = Query)]
 struct CompareQuery {
     /// 2 to 5 version ids, comma separated
-    #[param(max_length = 200)]
+    #[param(
+        pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(,[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}){1,4}$"
+    )]
     ids: String,
 }
 

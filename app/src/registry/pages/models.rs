@@ -41,12 +41,13 @@ pub fn ModelsPage() -> impl IntoView {
                         }.into_any(),
                         Ok(page) => view! {
                             <div class="table-wrap"><table class="data" id="models">
-                                <thead><tr><th>"Name"</th><th>"Versions"</th><th>"Created"</th></tr></thead>
+                                <thead><tr><th>"Name"</th><th>"Versions"</th><th>"Aliases"</th><th>"Created"</th></tr></thead>
                                 <tbody>
                                 {page.items.into_iter().map(|m| view! {
                                     <tr>
                                         <td><a href=format!("/teams/{}/models/{}", m.team, m.id)><strong>{m.name.clone()}</strong></a><br/><span class="muted">{m.description.clone()}</span></td>
                                         <td>{m.version_count}{m.latest_version.map(|n| view! { <br/><span class="muted">{format!("latest v{n}")}</span> })}</td>
+                                        <td>{m.aliases.iter().map(|(a, n)| view! { <span class="pill" data-alias=a.clone()>{format!("{a} → v{n}")}</span> }).collect_view()}</td>
                                         <td><Time at=m.created_at/><br/><span class="muted">{m.created_by.clone()}</span></td>
                                     </tr>
                                 }).collect_view()}

@@ -4,7 +4,7 @@ use crate::kernel::format::usd;
 use crate::kernel::widgets::{ErrorBox, PageHeader, Time, use_refresh};
 use crate::training::pages::{JobStatus, duration};
 use crate::training::rpc::{list_training_jobs, training_month_cost};
-use crate::training::types::TrainingJobSummary;
+use crate::training::types::{TrainingJobSummary, TrainingStatus};
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
@@ -85,7 +85,11 @@ fn job_row(team: &str, j: TrainingJobSummary) -> impl IntoView + use<> {
         <tr data-name=j.name.clone()>
             <td><a href=format!("/teams/{team}/training/{}", j.id)><strong>{j.name.clone()}</strong></a>
                 {(j.backend == "local").then(|| view! { <span class="pill">"local"</span> })}</td>
-            <td><JobStatus status=j.status/></td>
+            <td><JobStatus status=j.status/>
+                // a completed job's page offers to register it in the model registry
+                {(j.status == TrainingStatus::Completed).then(|| view! {
+                    <br/><a class="small" href=format!("/teams/{team}/training/{}#register-job", j.id)>"Register as model version"</a>
+                })}</td>
             <td><code>{j.instance_type.clone()}</code>" × "{j.instance_count}</td>
             <td>{j.duration_seconds.map_or_else(|| "—".to_owned(), duration)}</td>
             <td>{cost}</td>
