@@ -1,6 +1,7 @@
 //! How the MLflow-compatible API names Capstan's models. An MLflow name is
-//! `<team>/<model>`; a caller who belongs to exactly one team may also use
-//! the bare `<model>` (and sees bare names in answers). Searches look
+//! `<team>/<model>`, or `<team>~<model>` where MLflow's own client refuses a
+//! `/` (its alias calls); a caller who belongs to exactly one team may also
+//! use the bare `<model>` (and sees bare names in answers). Searches look
 //! through every team of the caller, or the one team a `name` in the
 //! filter names (`name = 'ml/churn'`, `name like 'ml/%'`).
 
@@ -49,7 +50,7 @@ impl Naming {
     /// The team (slug) and model name an MLflow name stands for.
     pub fn split(&self, name: &str) -> Result<(String, String), AppError> {
         let name = name.trim();
-        if let Some((team, model)) = name.split_once('/') {
+        if let Some((team, model)) = name.split_once(['/', '~']) {
             return Ok((team.to_owned(), model.to_owned()));
         }
         match self.only_team() {
@@ -111,7 +112,7 @@ impl Naming {
 fn named_team(expr: &Expr) -> Option<String> {
     match expr {
         Expr::Compare { field: Field::Model, value: Value::Text(v), .. } => {
-            v.split_once('/').map(|(team, _)| team.to_owned()).filter(|t| !t.contains(['%', '_']))
+            v.split_once(['/', '~']).map(|(team, _)| team.to_owned()).filter(|t| !t.contains(['%', '_']))
         }
         Expr::And(a, b) => named_team(a).or_else(|| named_team(b)),
         _ => None,
@@ -247,7 +248,11 @@ fn model_condition(sql: &mut QueryBuilder<'_, Postgres>, expr: &Expr) {
                     sql.push_bind(text);
                 }
                 _ => {
-                    let column = if text.contains('/') { "(t.slug || '/' || m.name)" } else { "m.name" };
+                    let column = match &text {
+                        t if t.contains('/') => "(t.slug || '/' || m.name)",
+                        t if t.contains('~') => "(t.slug || '~' || m.name)",
+                        _ => "m.name",
+                    };
                     sql.push(format!("{column} {o} "));
                     sql.push_bind(text);
                 }

@@ -209,7 +209,11 @@ fn compare(sql: &mut QueryBuilder<'_, Postgres>, teams: &[Uuid], field: &Field, 
         }
         Field::Model => {
             // `team/model`, as the MLflow-compatible API names models, or the bare name
-            let column = if text().contains('/') { "(t.slug || '/' || m.name)" } else { "m.name" };
+            let column = match text() {
+                t if t.contains('/') => "(t.slug || '/' || m.name)",
+                t if t.contains('~') => "(t.slug || '~' || m.name)",
+                _ => "m.name",
+            };
             sql.push(format!("{column} {o} "));
             sql.push_bind(text());
         }
