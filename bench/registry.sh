@@ -38,9 +38,9 @@ insert into model_alias (model_id, alias, version_id, updated_by)
 select v.model_id, 'champion', v.version_id, v.created_by from model_version v where v.number = $VERSIONS;
 analyze;
 SQL
-# an artifact that exists, for the writes (the local S3 serves the data dir's s3/ folder)
-mkdir -p "$data/s3/capstan/models/bench"
-head -c 4096 /dev/urandom >"$data/s3/capstan/models/bench/model.tar.gz"
+# an artifact that exists, for the writes (the local S3 serves the data dir's s3/data/ folder)
+mkdir -p "$data/s3/data/capstan/models/bench"
+head -c 4096 /dev/urandom >"$data/s3/data/capstan/models/bench/model.tar.gz"
 
 mid=$(( MODELS / 2 ))
 name="model-$(printf '%05d' "$mid")"
@@ -62,7 +62,7 @@ run() {
   RPS[$label@$conns]=$(awk '/Requests\/sec/{printf "%d", $2}' <<<"$out")
   P50[$label@$conns]=$(ms "$(awk '$1=="50%"{print $2}' <<<"$out")")
   P99[$label@$conns]=$(ms "$(awk '$1=="99%"{print $2}' <<<"$out")")
-  local errors; errors=$(awk '/Non-2xx/{print $4}' <<<"$out")
+  local errors; errors=$(awk '/Non-2xx/{print $NF}' <<<"$out")
   [ -z "$errors" ] || echo "  ($label: $errors non-2xx answers)" >&2
 }
 peak=0
@@ -104,6 +104,11 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"artifact_uri": "s3://capstan/models/bench/model.tar.gz", "metrics": {"auc": 0.9}}'
 LUA
+# one write by hand first: a refusal is shown, not averaged away
+body='{"artifact_uri": "s3://capstan/models/bench/model.tar.gz", "metrics": {"auc": 0.9}}'
+code=$(curl -s -o "$data/write.out" -w '%{http_code}' -X POST "${auth[@]}" -H 'content-type: application/json' \
+  -d "$body" "$api/api/v1/models/$writer_model/versions")
+[ "$code" = 201 ] || { echo "a registration was refused ($code): $(cat "$data/write.out")" >&2; exit 1; }
 before=$(psql -tA "$url" -c "select count(*) from model_version")
 run "create versions" "$api/api/v1/models/$writer_model/versions" 8 "$writes"
 sample
