@@ -248,12 +248,7 @@ fn model_condition(sql: &mut QueryBuilder<'_, Postgres>, expr: &Expr) {
                     sql.push_bind(text);
                 }
                 _ => {
-                    let column = match &text {
-                        t if t.contains('/') => "(t.slug || '/' || m.name)",
-                        t if t.contains('~') => "(t.slug || '~' || m.name)",
-                        _ => "m.name",
-                    };
-                    sql.push(format!("{column} {o} "));
+                    sql.push(format!("{} {o} ", crate::registry::search::model_name_column(&text)));
                     sql.push_bind(text);
                 }
             }

@@ -209,12 +209,7 @@ fn compare(sql: &mut QueryBuilder<'_, Postgres>, teams: &[Uuid], field: &Field, 
         }
         Field::Model => {
             // `team/model`, as the MLflow-compatible API names models, or the bare name
-            let column = match text() {
-                t if t.contains('/') => "(t.slug || '/' || m.name)",
-                t if t.contains('~') => "(t.slug || '~' || m.name)",
-                _ => "m.name",
-            };
-            sql.push(format!("{column} {o} "));
+            sql.push(format!("{} {o} ", model_name_column(&text())));
             sql.push_bind(text());
         }
         Field::Source => {
@@ -229,6 +224,18 @@ fn compare(sql: &mut QueryBuilder<'_, Postgres>, teams: &[Uuid], field: &Field, 
             sql.push(format!("v.training_job_id {o} "));
             sql.push_bind(Uuid::parse_str(&text()).unwrap_or_default());
         }
+    }
+}
+
+/// What a `name`/`model` comparison with `value` reads: `team/model` or
+/// `team~model` as the MLflow-compatible API names models, or the bare name.
+pub(crate) fn model_name_column(value: &str) -> &'static str {
+    if value.contains('/') {
+        "(t.slug || '/' || m.name)"
+    } else if value.contains('~') {
+        "(t.slug || '~' || m.name)"
+    } else {
+        "m.name"
     }
 }
 

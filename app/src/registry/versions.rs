@@ -496,8 +496,14 @@ async fn insert(
 ) -> Result<ModelVersion, AppError> {
     let actor = ctx.actor()?;
     let mut tx = ctx.pool().begin().await?;
-    // one registration at a time per model, so numbers follow each other
-    sqlx::query!("select model_id from model where model_id = $1 for update", model.id).fetch_one(&mut *tx).await?;
+    // the model's next number, never given out twice (even after a version is deleted); taking it
+    // locks the model's row, so registrations of one model follow each other (a refusal rolls it back)
+    let number: i32 = sqlx::query_scalar!(
+        "update model set last_number = last_number + 1 where model_id = $1 returning last_number",
+        model.id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
     if let Some(job) = draft.training_job_id
         && let Some(number) = sqlx::query_scalar!(
             "select number from model_version where model_id = $1 and training_job_id = $2",
@@ -512,13 +518,6 @@ async fn insert(
             message: format!("This job is already version {number} of model {}.", model.name),
         });
     }
-    // numbers are never given out twice, even after a version is deleted
-    let number: i32 = sqlx::query_scalar!(
-        "update model set last_number = last_number + 1 where model_id = $1 returning last_number",
-        model.id
-    )
-    .fetch_one(&mut *tx)
-    .await?;
     let id = Uuid::now_v7();
     sqlx::query!(
         "insert into model_version (version_id, model_id, number, source, artifact_uri, image, framework, entry_point,

@@ -198,13 +198,16 @@ async fn versions_json(ctx: &Ctx, naming: &Naming, list: &[ModelVersion]) -> Res
     Ok(list.iter().map(|v| model_version(naming, v, named.get(&v.id).map_or(&[][..], Vec::as_slice))).collect())
 }
 
+/// The model's newest version, if it has one (MLflow's "latest versions": Capstan has no stages).
+async fn latest_version(ctx: &Ctx, model: Uuid) -> Result<Vec<ModelVersion>, AppError> {
+    let query = VersionSearch { order_by: Some("number desc".into()), limit: Some(1), ..Default::default() };
+    Ok(search::search(ctx, Scope::Model(model), query).await?.items)
+}
+
 /// A model as MLflow shows it, with its latest version and aliases.
 async fn registered_model(ctx: &Ctx, naming: &Naming, m: &Model) -> Result<Value, AppError> {
     let latest = match m.latest_version {
-        Some(_) => {
-            let query = VersionSearch { order_by: Some("number desc".into()), limit: Some(1), ..Default::default() };
-            search::search(ctx, Scope::Model(m.id), query).await?.items
-        }
+        Some(_) => latest_version(ctx, m.id).await?,
         None => Vec::new(),
     };
     let aliases = aliases::list(ctx, m.id).await?;
@@ -312,9 +315,7 @@ async fn operate(
             // Capstan has no stages: every version is in stage "None"
             let stages = p.list("stages");
             let latest = if stages.is_empty() || stages.iter().any(|s| s.eq_ignore_ascii_case("none")) {
-                let query =
-                    VersionSearch { order_by: Some("number desc".into()), limit: Some(1), ..Default::default() };
-                search::search(ctx, Scope::Model(id), query).await?.items
+                latest_version(ctx, id).await?
             } else {
                 Vec::new()
             };
