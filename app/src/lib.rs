@@ -107,6 +107,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/teams/:team/training/new") view=training::pages::launch::LaunchPage ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team/training/:id") view=JobRoute ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team/models") view=registry::pages::models::ModelsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/sagemaker/import") view=registry::pages::import::ImportPage ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team/models/:id") view=registry::pages::model::ModelPage ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team/model-versions") view=registry::pages::search::VersionSearchPage ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team/model-versions/:id") view=registry::pages::version::VersionPage ssr=SsrMode::Async/>

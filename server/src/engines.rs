@@ -41,3 +41,13 @@ pub async fn training_backend(
         storage.client.clone(),
     ))
 }
+
+/// SageMaker's model registry, which Capstan's mirrors in AWS mode; `None`
+/// in local mode.
+pub async fn model_packages(config: &Config) -> Option<Arc<dyn training::packages::ModelPackages>> {
+    if config.mode != crate::config::Mode::Aws {
+        return None;
+    }
+    let shared = storage::sdk_config(Some(&config.region()), None, None).await;
+    Some(Arc::new(SageMaker::new(&shared, config.sagemaker_endpoint.as_deref(), config.logs_endpoint.as_deref())))
+}

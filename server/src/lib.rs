@@ -86,6 +86,7 @@ pub fn state(
         storage,
         training,
         training_wake: Arc::new(tokio::sync::Notify::new()),
+        packages: None,
         open_streams: Arc::default(),
         instance: uuid::Uuid::now_v7(),
         cache: Arc::default(),

@@ -241,7 +241,8 @@ async fn serve(config: Config, demo: Option<Option<String>>) -> anyhow::Result<(
     };
     let (storage, local_s3) = server::objects::connect(&config).await?;
     let backend = server::engines::training_backend(&config, &storage, sandbox).await;
-    let state = server::state(pool.clone(), &config.site_root.to_string_lossy(), settings, storage, backend);
+    let mut state = server::state(pool.clone(), &config.site_root.to_string_lossy(), settings, storage, backend);
+    state.packages = server::engines::model_packages(&config).await;
     app::training::launch::check_bundled_data().map_err(anyhow::Error::msg)?;
     app::training::prices::seed(&pool).await.map_err(user_error)?;
     if app::accounts::domain::user_count(&pool).await.map_err(user_error)? == 0 {

@@ -128,6 +128,15 @@ pub async fn training(state: app::kernel::state::AppState, every: Duration, stop
             Ok(n) => tracing::info!(jobs = n, "registered the demo's training job in the model registry"),
             Err(e) => tracing::warn!(error = %e, "registering the demo's training job failed"),
         }
+        // AWS mode: registered versions and status changes reach SageMaker's model registry
+        match app::registry::packages::sync_due(&state).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(versions = n, "synced model versions to SageMaker"),
+            Err(e) => {
+                throttled |= matches!(e, StepError::Throttled(_));
+                tracing::warn!(error = %e, "syncing model versions to SageMaker failed");
+            }
+        }
         if let Err(e) = follow_logs(&state).await {
             throttled |= matches!(e, StepError::Throttled(_));
             tracing::warn!(error = %e, "reading training logs failed");

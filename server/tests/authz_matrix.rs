@@ -445,6 +445,91 @@ fn cases() -> Vec<Case> {
             input: json!({"name": "alpha/archive-{caller_slug}"}),
             expect: "401 403 403 403 200 404 200",
         },
+        Case {
+            call: "POST /api/2.0/mlflow/registered-models/rename",
+            input: json!({"name": "alpha/rename-{caller_slug}", "new_name": "alpha/renamed-{caller_slug}"}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case {
+            call: "PATCH /api/2.0/mlflow/registered-models/update",
+            input: json!({"name": "alpha/shared", "description": "by {caller}"}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        // a search only looks through the caller's own teams
+        Case {
+            call: "GET /api/2.0/mlflow/registered-models/search?filter=name%3D%27alpha%2Fshared%27",
+            input: json!(null),
+            expect: "401 200 200 200 200 200 200",
+        },
+        Case {
+            call: "DELETE /api/2.0/mlflow/registered-models/delete-tag",
+            input: json!({"name": "alpha/shared", "key": "none"}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case {
+            call: "POST /api/2.0/mlflow/registered-models/get-latest-versions",
+            input: json!({"name": "alpha/shared"}),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case {
+            call: "POST /api/2.0/mlflow/model-versions/create",
+            input: json!({"name": "alpha/shared", "source": "s3://capstan/models/alpha/matrix/model.tar.gz"}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        // an artifact in another team's area is refused before anything is looked up
+        Case {
+            call: "POST /api/2.0/mlflow/model-versions/create",
+            input: json!({"name": "alpha/shared", "source": "s3://capstan/models/beta/model.tar.gz"}),
+            expect: "401 403 400 400 400 404 400",
+        },
+        Case {
+            call: "GET /api/2.0/mlflow/model-versions/get?name=alpha/shared&version=1",
+            input: json!(null),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case {
+            call: "PATCH /api/2.0/mlflow/model-versions/update",
+            input: json!({"name": "alpha/shared", "version": "1", "description": "by {caller}"}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case {
+            call: "DELETE /api/2.0/mlflow/model-versions/delete-tag",
+            input: json!({"name": "alpha/shared", "version": "1", "key": "none"}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        // each caller's own first pending version (no alias names it)
+        Case {
+            call: "DELETE /api/2.0/mlflow/model-versions/delete",
+            input: json!({"name": "alpha/shared", "version": "{pending_number}"}),
+            expect: "401 403 403 403 200 404 200",
+        },
+        // ---- SageMaker's model registry (AWS mode only: local mode answers 409 after the role check) ----
+        Case {
+            call: "GET /api/v1/model-versions/{model_version}/sagemaker",
+            input: json!(null),
+            expect: "401 404 404 404 404 404 404",
+        },
+        Case {
+            call: "GET /api/v1/teams/alpha/sagemaker/model-package-groups",
+            input: json!(null),
+            expect: "401 403 403 403 409 404 409",
+        },
+        Case {
+            call: "POST /api/v1/teams/alpha/models/import",
+            input: json!({"group": "fraud-detector"}),
+            expect: "401 403 403 403 409 404 409",
+        },
+        Case {
+            call: "fn version_package",
+            input: json!({"id": "{model_version}"}),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case { call: "fn package_groups", input: json!({"team": "alpha"}), expect: "401 403 403 403 200 404 200" },
+        Case {
+            call: "fn import_group",
+            input: json!({"team": "alpha", "group": "fraud-detector", "name": ""}),
+            expect: "401 403 403 403 409 404 409",
+        },
         // ---- server functions ----
         Case { call: "fn get_me", input: json!({}), expect: "200 200 200 200 200 200 200" },
         // anyone signed in may create their own demo team and job
@@ -920,6 +1005,7 @@ async fn every_route_and_server_function_against_every_caller(pool: PgPool) {
     let mut pending: HashMap<(&str, u8), String> = HashMap::new();
     for caller in CALLERS {
         archivable.insert(caller, new_model(format!("archive-{}", caller.replace('_', "-"))).await);
+        new_model(format!("rename-{}", caller.replace('_', "-"))).await;
         for set in [1, 2] {
             let job = completed(launch(format!("pending-{}-{set}", caller.replace('_', "-"))).await).await;
             let res = app
@@ -975,6 +1061,9 @@ async fn every_route_and_server_function_against_every_caller(pool: PgPool) {
         assert_eq!(res.status, 200, "{}", res.text());
     }
 
+    // MLflow addresses versions by number: v1 is `model_version`, then each caller's pending pair in order
+    let pending_number: HashMap<&str, usize> = CALLERS.iter().enumerate().map(|(i, c)| (*c, 2 + 2 * i)).collect();
+    app.put("capstan", "models/alpha/matrix/model.tar.gz", "model").await;
     let mut failures = Vec::new();
     for case in cases() {
         let expected: Vec<u16> = case.expect.split_whitespace().map(|s| s.parse().expect("status")).collect();
@@ -1006,6 +1095,7 @@ async fn every_route_and_server_function_against_every_caller(pool: PgPool) {
                     .replace("{beta_model_version}", &beta_model_version)
                     .replace("{pending_version2}", &pending[&(*caller, 2)])
                     .replace("{pending_version}", &pending[&(*caller, 1)])
+                    .replace("{pending_number}", &pending_number[caller].to_string())
                     .replace("{model}", &model)
             };
             let user = users.get(caller);

@@ -302,3 +302,206 @@ async fn aws_sdk_sagemaker_client(moto: &Moto) -> training_sdk::Client {
             .await;
     training_sdk::Client::new(&shared)
 }
+
+/// AWS mode mirrors the registry in SageMaker's (moto 5.2.1 has every call
+/// used: Create/DescribeModelPackageGroup, ListTags, ListModelPackageGroups,
+/// Create/List/Describe/UpdateModelPackage): a model becomes a Model
+/// Package Group, a version a Model Package with its image, artifact and
+/// metrics, a status change its ModelApprovalStatus — once each, also when a
+/// process died after SageMaker answered. Existing groups are imported.
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn model_packages_on_the_emulated_sagemaker_api(pool: PgPool) {
+    use app::registry::packages::sync_due;
+    let moto = Moto::start().await;
+    let storage = storage::Storage::new(&moto.config(), None, "capstan-aws").await;
+    storage::ensure_bucket(&storage.client, "capstan-aws").await.expect("bucket");
+    let shared =
+        storage::sdk_config(Some("us-east-1"), Some(&("testing".to_owned(), "testing".to_owned())), Some(&moto.url))
+            .await;
+    let sagemaker = std::sync::Arc::new(training::sagemaker::SageMaker::new(&shared, None, None));
+    let app = TestApp::with_backend(pool, Default::default(), Default::default(), storage, sagemaker.clone())
+        .await
+        .with_packages(sagemaker);
+    let user = app.user("ml@example.com", false).await;
+    let auth = Auth::Bearer(user.token.clone());
+    let dev = app.user("dev@example.com", false).await;
+    let member = Auth::Bearer(dev.token.clone());
+    app.team_with_members("ml", &auth, &[("dev@example.com", "member")]).await;
+    let client = aws_sdk_sagemaker_client(&moto).await;
+    const IMAGE: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/churn-serve:1";
+
+    let res = app.call(Method::POST, "/api/v1/teams/ml/models", &auth, Some(json!({"name": "churn"}))).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let model = res.json()["id"].as_str().expect("id").to_owned();
+    app.put("capstan-aws", "models/ml/churn/1/model.tar.gz", "model bytes").await;
+    let register = async |image: Option<&str>| {
+        let mut body = json!({"artifact_uri": "s3://capstan-aws/models/ml/churn/1/model.tar.gz",
+                              "framework": "sklearn", "metrics": {"auc": 0.91, "loss (train)": 0.2}});
+        if let Some(image) = image {
+            body["image"] = json!(image);
+        }
+        let res = app.call(Method::POST, &format!("/api/v1/models/{model}/versions"), &auth, Some(body)).await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+        res.json()["id"].as_str().expect("id").to_owned()
+    };
+    let sync_of =
+        async |id: &str| app.call(Method::GET, &format!("/api/v1/model-versions/{id}/sagemaker"), &auth, None).await;
+
+    // Registering writes the intent; nothing is called before the worker runs.
+    let v1 = register(Some(IMAGE)).await;
+    let pending = sync_of(&v1).await.json();
+    assert_eq!((pending["group"].as_str(), pending["pending"].as_bool()), (Some("capstan-ml-churn"), Some(true)));
+    assert_eq!(pending["package_arn"], json!(null));
+    assert_eq!(sync_due(&app.state).await.expect("sync"), 1);
+    let synced = sync_of(&v1).await.json();
+    assert_eq!(
+        (synced["pending"].as_bool(), synced["synced_status"].as_str()),
+        (Some(false), Some("PendingManualApproval"))
+    );
+    let arn = synced["package_arn"].as_str().expect("arn").to_owned();
+    let package = client.describe_model_package().model_package_name(&arn).send().await.expect("describe");
+    assert_eq!(package.model_package_group_name(), Some("capstan-ml-churn"));
+    let container = &package.inference_specification().expect("inference").containers()[0];
+    assert_eq!(container.image(), Some(IMAGE));
+    assert_eq!(container.model_data_url(), Some("s3://capstan-aws/models/ml/churn/1/model.tar.gz"));
+    let metadata = package.customer_metadata_properties().expect("metadata");
+    assert_eq!(metadata["capstan:version-id"], v1);
+    assert_eq!(metadata["metric:auc"], "0.91");
+    assert!(!metadata.contains_key("metric:loss (train)"), "SageMaker refuses '(' in metadata keys: {metadata:?}");
+    let group = client.describe_model_package_group().model_package_group_name("capstan-ml-churn").send().await;
+    let tags = client.list_tags().resource_arn(group.expect("group").model_package_group_arn().expect("arn")).send();
+    assert!(
+        tags.await
+            .expect("tags")
+            .tags()
+            .iter()
+            .any(|t| t.key() == Some("capstan:model-id") && t.value() == Some(&model))
+    );
+
+    // A process that died after CreateModelPackage answered, before recording it:
+    // the retry finds the package by its capstan:version-id instead of making a second.
+    let v2 = register(Some(IMAGE)).await;
+    assert_eq!(sync_due(&app.state).await.expect("sync"), 1);
+    sqlx::query("update model_package_sync set package_arn = null, synced_status = null, dirty = true where version_id = $1::uuid")
+        .bind(&v2)
+        .execute(&app.pool)
+        .await
+        .expect("forget");
+    let v2_arn_before = sync_of(&v2).await.json()["package_arn"].clone();
+    assert_eq!(v2_arn_before, json!(null));
+    assert_eq!(sync_due(&app.state).await.expect("sync"), 1);
+    let packages =
+        client.list_model_packages().model_package_group_name("capstan-ml-churn").send().await.expect("list");
+    assert_eq!(packages.model_package_summary_list().len(), 2, "one package per version, after a retry too");
+    assert!(sync_of(&v2).await.json()["package_arn"].as_str().is_some());
+
+    // A status change reaches the package; an archived version is Rejected there.
+    for (status, in_sagemaker) in [("Approved", "Approved"), ("Archived", "Rejected")] {
+        let res = app
+            .call(Method::POST, &format!("/api/v1/model-versions/{v1}/status"), &auth, Some(json!({"status": status})))
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+        assert_eq!(sync_of(&v1).await.json()["pending"], true);
+        assert_eq!(sync_due(&app.state).await.expect("sync"), 1);
+        let package = client.describe_model_package().model_package_name(&arn).send().await.expect("describe");
+        assert_eq!(package.model_approval_status().map(|s| s.as_str()), Some(in_sagemaker));
+        assert_eq!(package.customer_metadata_properties().expect("metadata")["capstan:status"], status);
+        assert_eq!(sync_of(&v1).await.json()["synced_status"], status);
+    }
+    assert_eq!(sync_due(&app.state).await.expect("sync"), 0, "nothing left to do");
+
+    // SageMaker needs an image: the version is kept, the reason shown, and retried later.
+    let v3 = register(None).await;
+    assert_eq!(sync_due(&app.state).await.expect("sync"), 0);
+    let failed = sync_of(&v3).await.json();
+    assert_eq!(failed["pending"], true);
+    assert!(failed["last_error"].as_str().is_some_and(|e| e.contains("image")), "{failed}");
+
+    // Import: a group made outside Capstan, one package in the team's area, one elsewhere.
+    client.create_model_package_group().model_package_group_name("fraud-detector").send().await.expect("group");
+    for (uri, status) in [
+        ("s3://capstan-aws/models/ml/fraud/model.tar.gz", "Approved"),
+        ("s3://someone-elses-bucket/fraud/model.tar.gz", "PendingManualApproval"),
+    ] {
+        let spec = training_sdk::types::InferenceSpecification::builder()
+            .containers(
+                training_sdk::types::ModelPackageContainerDefinition::builder()
+                    .image(IMAGE)
+                    .model_data_url(uri)
+                    .build(),
+            )
+            .supported_content_types("text/csv")
+            .supported_response_mime_types("text/csv")
+            .build();
+        client
+            .create_model_package()
+            .model_package_group_name("fraud-detector")
+            .inference_specification(spec)
+            .model_approval_status(status.into())
+            .customer_metadata_properties("accuracy", "0.87")
+            .customer_metadata_properties("owner", "risk-team")
+            .send()
+            .await
+            .expect("package");
+    }
+    let groups = app.call(Method::GET, "/api/v1/teams/ml/sagemaker/model-package-groups", &auth, None).await;
+    assert_eq!(groups.status, StatusCode::OK, "{}", groups.text());
+    let listed: Vec<(String, Option<String>)> = groups
+        .json()
+        .as_array()
+        .expect("groups")
+        .iter()
+        .map(|g| (g["name"].as_str().unwrap_or_default().to_owned(), g["model"].as_str().map(str::to_owned)))
+        .collect();
+    assert_eq!(
+        listed,
+        [("capstan-ml-churn".to_owned(), Some("ml/churn".to_owned())), ("fraud-detector".to_owned(), None)]
+    );
+    let models_before = app.count("select count(*) from model").await;
+    let import = async |who: &Auth, body: serde_json::Value| {
+        app.call(Method::POST, "/api/v1/teams/ml/models/import", who, Some(body)).await
+    };
+    // refusals write nothing: a member, an unknown group, a group another model mirrors
+    assert_eq!(import(&member, json!({"group": "fraud-detector"})).await.status, StatusCode::FORBIDDEN);
+    let res = import(&auth, json!({"group": "no-such-group"})).await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text());
+    assert_eq!(res.json()["errors"][0]["field"], "group");
+    let res = import(&auth, json!({"group": "capstan-ml-churn", "name": "again"})).await;
+    assert_eq!(res.status, StatusCode::CONFLICT, "{}", res.text());
+    assert!(res.text().contains("ml/churn"), "{}", res.text());
+    assert_eq!(app.count("select count(*) from model").await, models_before);
+    let res = import(&auth, json!({"group": "fraud-detector", "name": "fraud"})).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let imported = res.json();
+    assert_eq!(imported["versions"], 1);
+    assert!(
+        imported["skipped"][0]
+            .as_str()
+            .is_some_and(|s| s.contains("fraud-detector/2") && s.contains("someone-elses-bucket")),
+        "{imported}"
+    );
+    let fraud = imported["model"]["id"].as_str().expect("id").to_owned();
+    let versions = app.call(Method::GET, &format!("/api/v1/models/{fraud}/versions"), &auth, None).await.json();
+    let version = &versions["items"][0];
+    assert_eq!(
+        (version["number"].as_i64(), version["status"].as_str(), version["source"].as_str()),
+        (Some(1), Some("Approved"), Some("sagemaker"))
+    );
+    assert_eq!(version["metrics"]["accuracy"], 0.87);
+    assert_eq!(version["artifact_uri"], "s3://capstan-aws/models/ml/fraud/model.tar.gz");
+    assert_eq!(import(&auth, json!({"group": "fraud-detector", "name": "fraud2"})).await.status, StatusCode::CONFLICT);
+    assert_eq!(app.audit_count("model.imported").await, 1);
+    // an imported version's status change goes to its own package; no group is created
+    let fv = version["id"].as_str().expect("id").to_owned();
+    let res = app
+        .call(Method::POST, &format!("/api/v1/model-versions/{fv}/status"), &auth, Some(json!({"status": "Rejected"})))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(sync_due(&app.state).await.expect("sync"), 1);
+    let fraud_packages =
+        client.list_model_packages().model_package_group_name("fraud-detector").send().await.expect("list");
+    let first =
+        fraud_packages.model_package_summary_list().iter().find(|p| p.model_package_version() == Some(1)).expect("v1");
+    assert_eq!(first.model_approval_status().map(|s| s.as_str()), Some("Rejected"));
+    assert_eq!(fraud_packages.model_package_summary_list().len(), 2);
+}

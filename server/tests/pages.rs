@@ -144,6 +144,9 @@ async fn every_page_renders_in_full_with_nonced_scripts_and_no_inline_handlers(p
         "/teams/demo/models".into(),
         format!("/teams/pages/models/{model}"),
         format!("/teams/pages/model-versions/{version}"),
+        "/teams/pages/model-versions?filter=metrics.auc+%3E+0.5".into(),
+        format!("/teams/pages/compare?v={version}&v={version}"),
+        "/teams/demo/sagemaker/import".into(),
         "/tokens".into(),
         "/admin/prices".into(),
         "/admin/users".into(),
@@ -160,6 +163,9 @@ async fn every_page_renders_in_full_with_nonced_scripts_and_no_inline_handlers(p
         assert_eq!(inline_handlers(&html), Vec::<String>::new(), "{path} has inline event handlers");
         assert_nonced(path, &res);
     }
+    // local mode has no SageMaker to import from, and says so
+    let html = page(&d.app, "/teams/demo/sagemaker/import", &d.cookie).await.text();
+    assert!(html.contains("AWS mode only"), "{html}");
     for path in ["/login", "/setup"] {
         let res = page(&d.app, path, &Auth::None).await;
         assert_eq!(res.status, StatusCode::OK, "{path}");

@@ -11,6 +11,7 @@
 
 pub mod archive;
 pub mod local;
+pub mod packages;
 pub mod sagemaker;
 pub mod sandbox;
 #[cfg(any(test, feature = "test-support"))]

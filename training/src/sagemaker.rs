@@ -20,7 +20,7 @@ pub const LOG_GROUP: &str = "/aws/sagemaker/TrainingJobs";
 pub const PAGE_SIZE: i32 = 100;
 
 pub struct SageMaker {
-    client: Client,
+    pub(crate) client: Client,
     logs: aws_sdk_cloudwatchlogs::Client,
 }
 
@@ -70,7 +70,7 @@ fn offset_time(t: &DateTime) -> OffsetDateTime {
 }
 
 /// Classifies an SDK error by its AWS error code.
-fn classify<E, R>(err: aws_sdk_sagemaker::error::SdkError<E, R>) -> BackendError
+pub(crate) fn classify<E, R>(err: aws_sdk_sagemaker::error::SdkError<E, R>) -> BackendError
 where
     E: aws_sdk_sagemaker::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
@@ -98,7 +98,11 @@ pub(crate) fn from_code(code: String, message: String) -> BackendError {
         "ResourceInUse" | "ResourceInUseException" => BackendError::AlreadyExists(message),
         "ResourceNotFound" | "ResourceNotFoundException" => BackendError::NotFound(message),
         // SageMaker answers a describe of an unknown job with a validation error.
-        "ValidationException" if message.contains("not found") || message.contains("Could not find") => {
+        "ValidationException"
+            if message.contains("not found")
+                || message.contains("Could not find")
+                || message.contains("does not exist") =>
+        {
             BackendError::NotFound(message)
         }
         _ => BackendError::Aws { code, message },

@@ -46,6 +46,9 @@ pub enum AppError {
     UnsupportedMediaType(String),
     #[error("The request body is too large.")]
     PayloadTooLarge,
+    /// A service Capstan calls (SageMaker) refused or failed; the message says which and why.
+    #[error("{0}")]
+    Upstream(String),
     #[error("Something went wrong on our side. It has been logged.")]
     Internal,
     /// The request never reached the server function (network, encoding).
@@ -97,6 +100,7 @@ impl AppError {
             Self::BadRequest(_) | Self::Transport(_) => 400,
             Self::UnsupportedMediaType(_) => 415,
             Self::PayloadTooLarge => 413,
+            Self::Upstream(_) => 502,
             Self::Internal => 500,
         }
     }
@@ -114,6 +118,7 @@ impl AppError {
             Self::BadRequest(_) | Self::Transport(_) => "bad-request",
             Self::UnsupportedMediaType(_) => "unsupported-media-type",
             Self::PayloadTooLarge => "payload-too-large",
+            Self::Upstream(_) => "upstream",
             Self::Internal => "internal",
         }
     }
@@ -149,6 +154,7 @@ impl AppError {
             "bad-request" => Self::BadRequest(p.detail),
             "unsupported-media-type" => Self::UnsupportedMediaType(p.detail),
             "payload-too-large" => Self::PayloadTooLarge,
+            "upstream" => Self::Upstream(p.detail),
             "internal" => Self::Internal,
             _ => Self::Transport(format!("HTTP {status}")),
         }

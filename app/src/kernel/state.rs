@@ -52,6 +52,9 @@ pub struct AppState {
     pub training: Arc<dyn training::Backend>,
     /// Wakes the training worker (a job was launched or stopped).
     pub training_wake: Arc<tokio::sync::Notify>,
+    /// SageMaker's model registry, which the registry mirrors in AWS mode
+    /// (`None` in local mode).
+    pub packages: Option<Arc<dyn training::packages::ModelPackages>>,
     /// Live streams (server-sent events) open per user, to cap them.
     pub open_streams: Arc<Mutex<std::collections::HashMap<Uuid, usize>>>,
     /// This process, as the owner of the work leases it holds (several

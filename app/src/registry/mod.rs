@@ -17,6 +17,8 @@ pub mod filter;
 pub mod lineage;
 #[cfg(feature = "ssr")]
 pub mod mlflow;
+#[cfg(feature = "ssr")]
+pub mod packages;
 pub mod pages;
 pub mod rpc;
 #[cfg(feature = "ssr")]

@@ -3,7 +3,8 @@
 use crate::kernel::error::AppError;
 use crate::kernel::page::Page;
 use crate::registry::types::{
-    Alias, Comparison, Lineage, Model, ModelCard, ModelQuery, ModelVersion, ModelVersionStatus,
+    Alias, Comparison, Imported, Lineage, Model, ModelCard, ModelQuery, ModelVersion, ModelVersionStatus, PackageGroup,
+    PackageSync,
 };
 #[cfg(feature = "ssr")]
 use crate::registry::types::{NewModel, NewModelVersion, StatusChange, VersionSearch};
@@ -169,4 +170,35 @@ pub async fn point_alias(model: Uuid, alias: String, version: Uuid) -> Result<Al
     let input = crate::registry::types::SetAlias { version_id: version, reason: String::new() };
     let route = crate::registry::aliases::Route::Direct;
     crate::kernel::context::finish(crate::registry::aliases::set(&ctx, model, alias.trim(), input, route).await)
+}
+
+/// Where SageMaker's copy of a version stands (AWS mode); `None` when nothing mirrors it.
+#[server(prefix = "/rpc", endpoint = "version_package")]
+pub async fn version_package(id: Uuid) -> Result<Option<PackageSync>, AppError> {
+    let ctx = crate::kernel::context::server_ctx().await?;
+    crate::kernel::context::finish(crate::registry::packages::sync_state(&ctx, id).await)
+}
+
+/// The AWS account's Model Package Groups (team admins); `None` in local
+/// mode, where there is no SageMaker to import from.
+#[server(prefix = "/rpc", endpoint = "package_groups")]
+pub async fn package_groups(team: String) -> Result<Option<Vec<PackageGroup>>, AppError> {
+    use crate::kernel::roles::Action;
+    let ctx = crate::kernel::context::server_ctx().await?;
+    let result = match crate::teams::domain::load(&ctx, &team, Action::Archive).await {
+        Err(e) => Err(e),
+        Ok(_) if ctx.state.packages.is_none() => Ok(None),
+        Ok(_) => crate::registry::packages::groups(&ctx, &team).await.map(Some),
+    };
+    crate::kernel::context::finish(result)
+}
+
+/// Imports a Model Package Group as a new model of the team (team admins,
+/// AWS mode); `name` empty keeps the group's name.
+#[server(prefix = "/rpc", endpoint = "import_group")]
+pub async fn import_group(team: String, group: String, name: String) -> Result<Imported, AppError> {
+    let ctx = crate::kernel::context::server_ctx().await?;
+    let name = Some(name.trim().to_owned()).filter(|n| !n.is_empty());
+    let input = crate::registry::types::ImportGroup { group, name };
+    crate::kernel::context::finish(crate::registry::packages::import(&ctx, &team, input).await)
 }

@@ -409,3 +409,58 @@ pub struct CardUpdate {
     #[serde(default)]
     pub signature: Option<Signature>,
 }
+
+/// Where SageMaker's copy of a version stands (AWS mode): its Model Package
+/// in the model's Model Package Group, and whether the last status change
+/// reached it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct PackageSync {
+    /// The Model Package Group of the version's model.
+    pub group: String,
+    /// The version's Model Package, once created.
+    pub package_arn: Option<String>,
+    /// The approval status SageMaker holds (an archived version is `Rejected` there).
+    pub synced_status: Option<ModelVersionStatus>,
+    /// A creation or status change has not reached SageMaker yet.
+    pub pending: bool,
+    /// Why the last attempt failed; it is retried with a growing delay.
+    pub last_error: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
+    pub synced_at: Option<time::OffsetDateTime>,
+}
+
+/// A Model Package Group of the AWS account, as the import list shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct PackageGroup {
+    pub name: String,
+    pub arn: String,
+    pub description: Option<String>,
+    /// The Capstan model that already mirrors it (`team/model`), if any.
+    pub model: Option<String>,
+}
+
+/// Which Model Package Group to import into a team, as which model.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ImportGroup {
+    #[cfg_attr(feature = "ssr", schema(min_length = 1, max_length = 63))]
+    pub group: String,
+    /// The model's name; the group's name when left out.
+    #[serde(default)]
+    #[cfg_attr(feature = "ssr", schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"))]
+    pub name: Option<String>,
+}
+
+/// What an import made: the model, its versions (one per package, oldest
+/// first) and the packages left out, each with the reason.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Imported {
+    pub model: Model,
+    pub versions: i32,
+    pub skipped: Vec<String>,
+}

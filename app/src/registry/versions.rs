@@ -223,6 +223,9 @@ pub async fn update(ctx: &Ctx, id: Uuid, input: ModelVersionUpdate) -> Result<Mo
     tx.commit().await?;
     // aliases of the model serve this version: this process drops them now, the others on notification
     ctx.state.cache.invalidate(&format!("alias:{}:", current.model_id));
+    if ctx.state.packages.is_some() {
+        ctx.state.training_wake.notify_one();
+    }
     get(ctx, id).await
 }
 
@@ -265,9 +268,13 @@ pub async fn set_status(ctx: &Ctx, id: Uuid, change: StatusChange) -> Result<Mod
         },
     )
     .await?;
+    crate::registry::packages::status_changed(&mut tx, id).await?;
     tx.commit().await?;
     // aliases of the model serve this version: this process drops them now, the others on notification
     ctx.state.cache.invalidate(&format!("alias:{}:", current.model_id));
+    if ctx.state.packages.is_some() {
+        ctx.state.training_wake.notify_one();
+    }
     get(ctx, id).await
 }
 
@@ -554,7 +561,11 @@ async fn insert(
         },
     )
     .await?;
+    crate::registry::packages::want_package(&mut tx, &ctx.state, model.id, &model.team, &model.name, id).await?;
     tx.commit().await?;
+    if ctx.state.packages.is_some() {
+        ctx.state.training_wake.notify_one();
+    }
     get(ctx, id).await
 }
 

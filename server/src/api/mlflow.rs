@@ -41,6 +41,7 @@ fn error(e: &AppError) -> Response {
         AppError::Conflict { .. } => (StatusCode::CONFLICT, "RESOURCE_CONFLICT"),
         AppError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "REQUEST_LIMIT_EXCEEDED"),
         AppError::Internal | AppError::Transport(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR"),
+        AppError::Upstream(_) => (StatusCode::BAD_GATEWAY, "TEMPORARILY_UNAVAILABLE"),
         AppError::Validation(_)
         | AppError::InvalidQuery(_)
         | AppError::BadRequest(_)

@@ -10,8 +10,9 @@ use app::kernel::state::AppState;
 use app::registry::aliases::Route;
 use app::registry::search::{self, Scope};
 use app::registry::types::{
-    Alias, AliasChange, CardUpdate, Comparison, Lineage, Model, ModelCard, ModelQuery, ModelUpdate, ModelVersion,
-    ModelVersionUpdate, NewModel, NewModelVersion, SetAlias, StatusChange, VersionSearch,
+    Alias, AliasChange, CardUpdate, Comparison, ImportGroup, Imported, Lineage, Model, ModelCard, ModelQuery,
+    ModelUpdate, ModelVersion, ModelVersionUpdate, NewModel, NewModelVersion, PackageGroup, PackageSync, SetAlias,
+    StatusChange, VersionSearch,
 };
 use app::registry::{aliases, domain, versions};
 use axum::Json;
@@ -38,6 +39,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(alias_history))
         .routes(routes!(protect_alias))
         .routes(routes!(unprotect_alias))
+        .routes(routes!(package_sync))
+        .routes(routes!(package_groups))
+        .routes(routes!(import_group))
 }
 
 /// The team's models by name; `q` searches names, `tag` filters by tag.
@@ -179,6 +183,44 @@ async fn get_version(ctx: Ctx, ApiPath(id): ApiPath<Uuid>) -> Result<Json<ModelV
     responses((status = 200, body = Lineage), (status = 404, body = Problem)))]
 async fn lineage(ctx: Ctx, ApiPath(id): ApiPath<Uuid>) -> Result<Json<Lineage>, AppError> {
     Ok(Json(app::registry::lineage::of_version(&ctx, id).await?))
+}
+
+/// Where SageMaker's copy of the version stands (AWS mode): its Model
+/// Package, the approval status SageMaker holds, and whether a change is
+/// still on its way. 404 when nothing mirrors the version (local mode).
+#[utoipa::path(get, path = "/model-versions/{id}/sagemaker", tag = "registry", params(("id" = Uuid, Path)),
+    responses((status = 200, body = PackageSync), (status = 404, body = Problem)))]
+async fn package_sync(ctx: Ctx, ApiPath(id): ApiPath<Uuid>) -> Result<Json<PackageSync>, AppError> {
+    app::registry::packages::sync_state(&ctx, id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| AppError::NotFound("SageMaker model package of this version".into()))
+}
+
+/// The AWS account's Model Package Groups, each with the Capstan model that
+/// mirrors it (team admins; AWS mode only: 409 in local mode).
+#[utoipa::path(get, path = "/teams/{team}/sagemaker/model-package-groups", tag = "registry",
+    params(("team" = String, Path, description = "Team slug")),
+    responses((status = 200, body = Vec<PackageGroup>), (status = 403, body = Problem), (status = 404, body = Problem),
+              (status = 409, body = Problem), (status = 502, body = Problem)))]
+async fn package_groups(ctx: Ctx, ApiPath(team): ApiPath<String>) -> Result<Json<Vec<PackageGroup>>, AppError> {
+    Ok(Json(app::registry::packages::groups(&ctx, &team).await?))
+}
+
+/// Imports a Model Package Group of the account as a new model of the team
+/// (team admins; AWS mode only): one version per package whose artifact
+/// the team may reach, with its approval status; the others are listed in
+/// `skipped`.
+#[utoipa::path(post, path = "/teams/{team}/models/import", tag = "registry",
+    params(("team" = String, Path, description = "Team slug")), request_body = ImportGroup,
+    responses((status = 201, body = Imported), (status = 403, body = Problem), (status = 404, body = Problem),
+              (status = 409, body = Problem), (status = 422, body = Problem), (status = 502, body = Problem)))]
+async fn import_group(
+    ctx: Ctx,
+    ApiPath(team): ApiPath<String>,
+    ApiJson(input): ApiJson<ImportGroup>,
+) -> Result<(StatusCode, Json<Imported>), AppError> {
+    Ok((StatusCode::CREATED, Json(app::registry::packages::import(&ctx, &team, input).await?)))
 }
 
 /// A version's model card: its markdown, the same rendered safely (no

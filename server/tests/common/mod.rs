@@ -210,6 +210,14 @@ impl TestApp {
         self
     }
 
+    /// The same app with SageMaker's model registry mirrored (AWS mode).
+    pub fn with_packages(mut self, packages: std::sync::Arc<dyn training::packages::ModelPackages>) -> Self {
+        let state = app::kernel::state::AppState { packages: Some(packages), ..self.state.clone() };
+        self.router = server::router(state.clone(), &server::HttpOptions::default());
+        self.state = state;
+        self
+    }
+
     /// The S3 client Capstan itself uses.
     pub fn s3(&self) -> &storage::aws_sdk_s3::Client {
         &self.state.storage.client

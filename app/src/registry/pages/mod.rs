@@ -6,6 +6,7 @@
 
 pub mod card;
 pub mod compare;
+pub mod import;
 pub mod lineage;
 pub mod model;
 pub mod models;

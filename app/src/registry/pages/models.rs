@@ -26,7 +26,8 @@ pub fn ModelsPage() -> impl IntoView {
     let q_value = move || query.with(|q| q.get("q").unwrap_or_default());
     view! {
         <PageHeader title="Models" subtitle="The team's models and their versions. Register a completed training job from its page, or create a model here."/>
-        <p><a href=move || format!("/teams/{}/model-versions", team()) id="search-versions">"Search versions by metric, parameter or tag →"</a></p>
+        <p><a href=move || format!("/teams/{}/model-versions", team()) id="search-versions">"Search versions by metric, parameter or tag →"</a>
+            " · "<a href=move || format!("/teams/{}/sagemaker/import", team()) id="import-sagemaker">"Import from SageMaker (AWS mode) →"</a></p>
         <div class="grid-2 wide-left">
             <section class="card">
                 <form method="get" class="filters">

@@ -8,8 +8,8 @@ use crate::kernel::widgets::{ErrorBox, FormError, PageHeader, Time};
 use crate::registry::pages::card::CardSection;
 use crate::registry::pages::lineage::LineageGraph;
 use crate::registry::pages::status_class;
-use crate::registry::rpc::{SetVersionStatus, get_model_version, version_lineage};
-use crate::registry::types::{ModelVersion, ModelVersionStatus};
+use crate::registry::rpc::{SetVersionStatus, get_model_version, version_lineage, version_package};
+use crate::registry::types::{ModelVersion, ModelVersionStatus, PackageSync};
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 use uuid::Uuid;
@@ -31,6 +31,15 @@ pub fn VersionPage() -> impl IntoView {
             }
         },
     );
+    let package = Resource::new(
+        move || (id(), decide.version().get()),
+        |(id, _)| async move {
+            match id {
+                Some(id) => version_package(id).await,
+                None => Ok(None),
+            }
+        },
+    );
     let lineage = Resource::new(id, |id| async move {
         match id {
             Some(id) => version_lineage(id).await,
@@ -47,6 +56,9 @@ pub fn VersionPage() -> impl IntoView {
                     view! { <Summary v can_decide decide decide_err/> }.into_any()
                 }
             })}
+        </Suspense>
+        <Suspense fallback=|| ()>
+            {move || package.get().and_then(Result::ok).flatten().map(|p| view! { <Package p/> })}
         </Suspense>
         {move || id().map(|id| {
             // members and up (and site admins) edit the card
@@ -103,7 +115,11 @@ fn Summary(
                 </p>
                 <dl class="facts">
                     <dt>"Registered"</dt><dd><Time at=v.created_at/>" by "{v.created_by.clone()}</dd>
-                    <dt>"From"</dt><dd>{if v.source == "training_job" { "a training job" } else { "an artifact" }}</dd>
+                    <dt>"From"</dt><dd>{match v.source.as_str() {
+                        "training_job" => "a training job",
+                        "sagemaker" => "a SageMaker model package (imported)",
+                        _ => "an artifact",
+                    }}</dd>
                     <dt>"Artifact"</dt>
                     <dd>
                         <span class="mono">{v.artifact_uri.clone()}</span>
@@ -141,5 +157,31 @@ fn Summary(
                 }}
             </section>
         </div>
+    }
+}
+
+/// SageMaker's copy of the version (AWS mode).
+#[component]
+fn Package(p: PackageSync) -> impl IntoView {
+    let state = match (&p.package_arn, p.pending) {
+        (_, true) => "pill busy",
+        (Some(_), false) => "pill ok",
+        (None, false) => "pill",
+    };
+    view! {
+        <section class="card" id="sagemaker-package">
+            <h2>"SageMaker model package"</h2>
+            <dl class="facts">
+                <dt>"Group"</dt><dd class="mono">{p.group.clone()}</dd>
+                <dt>"Package"</dt><dd class="mono">{p.package_arn.clone().unwrap_or_else(|| "not created yet".into())}</dd>
+                <dt>"In SageMaker"</dt>
+                <dd>
+                    <span class=state>{if p.pending { "sync pending" } else { "in sync" }}</span>
+                    {p.synced_status.map(|s| format!(" approval status {}", if s == ModelVersionStatus::Archived { "Rejected (archived here)" } else { s.as_str() }))}
+                    {p.synced_at.map(|at| view! { " · " <Time at/> })}
+                </dd>
+                {p.last_error.clone().map(|e| view! { <dt>"Last attempt"</dt><dd class="error">{e}" (retried automatically)"</dd> })}
+            </dl>
+        </section>
     }
 }
