@@ -74,6 +74,15 @@ async fn changes_through_one_process_reach_the_others_cache_and_a_dropped_channe
     let res = a.call(Method::POST, &status, &admin, Some(json!({"status": "Approved"}))).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text());
     until(&b, &alias, &viewer_auth, |_, v| v["status"] == "Approved").await;
+    // versions by id are cached too: a change through A reaches B, and A reads its own write at once
+    let version_path = format!("/api/v1/model-versions/{}", versions[1]);
+    for _ in 0..2 {
+        assert_eq!(b.call(Method::GET, &version_path, &viewer_auth, None).await.json()["status"], "Approved");
+    }
+    let res = a.call(Method::PATCH, &version_path, &admin, Some(json!({"description": "retrained"}))).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(a.call(Method::GET, &version_path, &viewer_auth, None).await.json()["description"], "retrained");
+    until(&b, &version_path, &viewer_auth, |_, v| v["description"] == "retrained").await;
 
     // removing the viewer from the team closes B's door to them
     let res = a.call(Method::DELETE, &format!("/api/v1/teams/ml/members/{}", viewer.id), &admin, None).await;
@@ -111,4 +120,12 @@ async fn changes_through_one_process_reach_the_others_cache_and_a_dropped_channe
     let res = a.call(Method::PUT, &alias, &admin, Some(json!({"version_id": versions[1]}))).await;
     assert_eq!(res.status, StatusCode::OK);
     until(&b, &alias, &admin, |s, v| s == StatusCode::OK && v["number"] == 2).await;
+
+    // a renamed model: the versions B has cached carry the new name
+    let version_path = format!("/api/v1/model-versions/{}", versions[0]);
+    assert_eq!(b.call(Method::GET, &version_path, &admin, None).await.json()["model"], "churn");
+    let rename = json!({"name": "ml/churn", "new_name": "ml/churn-2"});
+    let res = a.call(Method::POST, "/api/2.0/mlflow/registered-models/rename", &admin, Some(rename)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    until(&b, &version_path, &admin, |_, v| v["model"] == "churn-2").await;
 }

@@ -276,6 +276,8 @@ pub async fn rename(ctx: &Ctx, id: Uuid, new_name: &str) -> Result<Model, AppErr
     .await?;
     tx.commit().await?;
     ctx.state.cache.invalidate("model-name:");
+    // cached versions carry the model's name
+    ctx.state.cache.invalidate("version:");
     get(ctx, id).await
 }
 
@@ -299,5 +301,6 @@ pub async fn delete(ctx: &Ctx, id: Uuid) -> Result<(), AppError> {
     tx.commit().await?;
     ctx.state.cache.invalidate("model-name:");
     ctx.state.cache.invalidate(&format!("alias:{id}:"));
+    ctx.state.cache.invalidate("version:");
     Ok(())
 }

@@ -104,6 +104,21 @@ pub async fn search(ctx: &Ctx, scope: Scope<'_>, q: VersionSearch) -> Result<Pag
     Ok(page::ssr::build(items, limit, key))
 }
 
+/// The newest version of each of `models`, in one query. For callers that
+/// have already checked the caller may read these models (a page of them).
+pub async fn latest_of(ctx: &Ctx, models: &[Uuid]) -> Result<std::collections::HashMap<Uuid, ModelVersion>, AppError> {
+    let mut sql = QueryBuilder::<Postgres>::new(COLUMNS);
+    sql.push(
+        " from model_version v join model m on m.model_id = v.model_id join team t on t.team_id = m.team_id \
+         join app_user u on u.user_id = v.created_by \
+         join (select model_id, max(number) as number from model_version where model_id = any(",
+    );
+    sql.push_bind(models.to_vec());
+    sql.push(") group by model_id) l on l.model_id = v.model_id and l.number = v.number");
+    let rows: Vec<Row> = sql.build_query_as().fetch_all(ctx.pool()).await?;
+    Ok(rows.into_iter().map(ModelVersion::from).map(|v| (v.model_id, v)).collect())
+}
+
 /// The versions after `after` in `order`.
 fn keyset(sql: &mut QueryBuilder<'_, Postgres>, order: &Order, after: &Cursor) {
     let (beyond, id_beyond) = if order.descending { ("<", "<") } else { (">", ">") };

@@ -67,9 +67,33 @@ impl From<Row> for ModelVersion {
     }
 }
 
-/// One version, if the caller may read its team.
+/// How long a version is served from the cache at most (a change reaches
+/// every process's cache as soon as it commits; this bounds a lost
+/// notification).
+const VERSION_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// One version, if the caller may read its team: served from the cache
+/// (with the caller's membership) without a database round trip while
+/// nothing changed.
 pub async fn get(ctx: &Ctx, id: Uuid) -> Result<ModelVersion, AppError> {
-    Ok(load(ctx, id, Action::ReadTeam).await?.0)
+    let actor = ctx.actor()?;
+    let cache = &ctx.state.cache;
+    let key = format!("version:{id}");
+    if let Some((version, team_id)) = cache.get::<(ModelVersion, Uuid)>(&key) {
+        authorize_owned(&actor.principal(), Action::ReadTeam, ctx.role_in(team_id).await?, "Model version")?;
+        return Ok(version);
+    }
+    let ticket = cache.ticket();
+    let (version, team_id) = load(ctx, id, Action::ReadTeam).await?;
+    cache.put(key, (version.clone(), team_id), ticket, VERSION_TTL);
+    Ok(version)
+}
+
+/// Drops the version from this process's cache after a write (the others
+/// hear of it from the database).
+fn forget(ctx: &Ctx, version: &ModelVersion) {
+    ctx.state.cache.invalidate(&format!("alias:{}:", version.model_id));
+    ctx.state.cache.invalidate(&format!("version:{}", version.id));
 }
 
 /// Loads a version with its team's id and checks `action` against the caller's role.
@@ -181,6 +205,7 @@ pub async fn delete(ctx: &Ctx, id: Uuid) -> Result<(), AppError> {
     )
     .await?;
     tx.commit().await?;
+    forget(ctx, &before);
     Ok(())
 }
 
@@ -222,7 +247,7 @@ pub async fn update(ctx: &Ctx, id: Uuid, input: ModelVersionUpdate) -> Result<Mo
     .await?;
     tx.commit().await?;
     // aliases of the model serve this version: this process drops them now, the others on notification
-    ctx.state.cache.invalidate(&format!("alias:{}:", current.model_id));
+    forget(ctx, &current);
     if ctx.state.packages.is_some() {
         ctx.state.training_wake.notify_one();
     }
@@ -271,7 +296,7 @@ pub async fn set_status(ctx: &Ctx, id: Uuid, change: StatusChange) -> Result<Mod
     crate::registry::packages::status_changed(&mut tx, id).await?;
     tx.commit().await?;
     // aliases of the model serve this version: this process drops them now, the others on notification
-    ctx.state.cache.invalidate(&format!("alias:{}:", current.model_id));
+    forget(ctx, &current);
     if ctx.state.packages.is_some() {
         ctx.state.training_wake.notify_one();
     }

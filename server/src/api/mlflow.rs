@@ -201,27 +201,39 @@ async fn versions_json(ctx: &Ctx, naming: &Naming, list: &[ModelVersion]) -> Res
 
 /// The model's newest version, if it has one (MLflow's "latest versions": Capstan has no stages).
 async fn latest_version(ctx: &Ctx, model: Uuid) -> Result<Vec<ModelVersion>, AppError> {
-    let query = VersionSearch { order_by: Some("number desc".into()), limit: Some(1), ..Default::default() };
-    Ok(search::search(ctx, Scope::Model(model), query).await?.items)
+    // checks the caller may read the model
+    domain::get(ctx, model).await?;
+    Ok(search::latest_of(ctx, &[model]).await?.into_values().collect())
+}
+
+/// Models as MLflow shows them, each with its latest version and aliases:
+/// three queries for a whole page, whatever its length.
+async fn registered_models(ctx: &Ctx, naming: &Naming, models: &[Model]) -> Result<Vec<Value>, AppError> {
+    let ids: Vec<Uuid> = models.iter().filter(|m| m.latest_version.is_some()).map(|m| m.id).collect();
+    let mut latest = if ids.is_empty() { Default::default() } else { search::latest_of(ctx, &ids).await? };
+    let versions: Vec<ModelVersion> = models.iter().filter_map(|m| latest.remove(&m.id)).collect();
+    let mut rendered: std::collections::HashMap<Uuid, Value> =
+        versions.iter().map(|v| v.model_id).zip(versions_json(ctx, naming, &versions).await?).collect();
+    Ok(models
+        .iter()
+        .map(|m| {
+            json!({
+                "name": naming.name(&m.team, &m.name),
+                "creation_timestamp": millis(m.created_at),
+                "last_updated_timestamp": millis(m.created_at),
+                "user_id": m.created_by,
+                "description": m.description,
+                "tags": tag_list(&m.tags),
+                "latest_versions": rendered.remove(&m.id).into_iter().collect::<Vec<_>>(),
+                "aliases": m.aliases.iter().map(|(a, n)| json!({ "alias": a, "version": n.to_string() })).collect::<Vec<_>>(),
+            })
+        })
+        .collect())
 }
 
 /// A model as MLflow shows it, with its latest version and aliases.
 async fn registered_model(ctx: &Ctx, naming: &Naming, m: &Model) -> Result<Value, AppError> {
-    let latest = match m.latest_version {
-        Some(_) => latest_version(ctx, m.id).await?,
-        None => Vec::new(),
-    };
-    let aliases = aliases::list(ctx, m.id).await?;
-    Ok(json!({
-        "name": naming.name(&m.team, &m.name),
-        "creation_timestamp": millis(m.created_at),
-        "last_updated_timestamp": millis(m.created_at),
-        "user_id": m.created_by,
-        "description": m.description,
-        "tags": tag_list(&m.tags),
-        "latest_versions": versions_json(ctx, naming, &latest).await?,
-        "aliases": aliases.iter().map(|a| json!({ "alias": a.alias, "version": a.number.to_string() })).collect::<Vec<_>>(),
-    }))
+    Ok(registered_models(ctx, naming, std::slice::from_ref(m)).await?.remove(0))
 }
 
 /// One MLflow operation; `None` for one Capstan does not offer.
@@ -278,10 +290,7 @@ async fn operate(
                 page_token.as_deref(),
             )
             .await?;
-            let mut models = Vec::with_capacity(page.items.len());
-            for m in &page.items {
-                models.push(registered_model(ctx, naming, m).await?);
-            }
+            let models = registered_models(ctx, naming, &page.items).await?;
             json!({ "registered_models": models, "next_page_token": page.next_cursor })
         }
         ("POST", "registered-models/alias") => {
