@@ -15,6 +15,7 @@
 pub mod kernel;
 
 pub mod accounts;
+pub mod approvals;
 pub mod audit;
 pub mod datasets;
 pub mod layout;
@@ -107,6 +108,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/teams/:team/training/new") view=training::pages::launch::LaunchPage ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team/training/:id") view=JobRoute ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team/models") view=registry::pages::models::ModelsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/reviews") view=approvals::pages::ReviewsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/reviews/new") view=approvals::pages::NewRequestPage ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/change-requests/:id") view=approvals::pages::RequestPage ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team/sagemaker/import") view=registry::pages::import::ImportPage ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team/models/:id") view=registry::pages::model::ModelPage ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team/model-versions") view=registry::pages::search::VersionSearchPage ssr=SsrMode::Async/>

@@ -137,6 +137,17 @@ pub async fn training(state: app::kernel::state::AppState, every: Duration, stop
                 tracing::warn!(error = %e, "syncing model versions to SageMaker failed");
             }
         }
+        // approved change requests applied exactly once; open ones past their time expire
+        match app::approvals::apply::expire_due(&state).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(requests = n, "expired change requests"),
+            Err(e) => tracing::warn!(error = %e, "expiring change requests failed"),
+        }
+        match app::approvals::apply::apply_due(&state).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(requests = n, "applied change requests"),
+            Err(e) => tracing::warn!(error = %e, "applying change requests failed"),
+        }
         if let Err(e) = follow_logs(&state).await {
             throttled |= matches!(e, StepError::Throttled(_));
             tracing::warn!(error = %e, "reading training logs failed");

@@ -530,6 +530,79 @@ fn cases() -> Vec<Case> {
             input: json!({"team": "alpha", "group": "fraud-detector", "name": ""}),
             expect: "401 403 403 403 409 404 409",
         },
+        // ---- change requests (member@ wrote every request below; each caller acts on its own) ----
+        Case {
+            call: "GET /api/v1/teams/alpha/approval-policies",
+            input: json!(null),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case {
+            call: "PUT /api/v1/teams/alpha/approval-policies",
+            input: json!({"policies": [{"kind": "alias.protect", "approvals_required": 1, "min_role": "admin", "expires_after_hours": 24}]}),
+            expect: "401 403 403 403 200 404 200",
+        },
+        Case {
+            call: "GET /api/v1/teams/alpha/change-requests",
+            input: json!(null),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case {
+            call: "POST /api/v1/teams/alpha/change-requests",
+            input: json!({"change": {"kind": "alias.move", "model_id": "{model}", "alias": "shared", "version_id": "{pending_version2}"}, "title": "by {caller}"}),
+            expect: "401 403 201 201 201 404 201",
+        },
+        // a version of team beta's model cannot be a target of alpha's request
+        Case {
+            call: "POST /api/v1/teams/alpha/change-requests",
+            input: json!({"change": {"kind": "alias.move", "model_id": "{model}", "alias": "shared", "version_id": "{beta_model_version}"}, "title": "by {caller}"}),
+            expect: "401 403 422 422 422 404 422",
+        },
+        Case {
+            call: "GET /api/v1/change-requests/{cr_edit}",
+            input: json!(null),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case {
+            call: "PATCH /api/v1/change-requests/{cr_edit}",
+            input: json!({"title": "edited by {caller}"}),
+            expect: "401 403 200 403 403 404 403",
+        },
+        Case {
+            call: "POST /api/v1/change-requests/{cr_approve}/approve",
+            input: json!({"comment": "by {caller}"}),
+            expect: "401 403 409 200 200 404 200",
+        },
+        Case {
+            call: "POST /api/v1/change-requests/{cr_reject}/reject",
+            input: json!({"comment": "by {caller}"}),
+            expect: "401 403 409 200 200 404 200",
+        },
+        Case {
+            call: "POST /api/v1/change-requests/{cr_withdraw}/withdraw",
+            input: json!({"comment": ""}),
+            expect: "401 403 200 403 200 404 200",
+        },
+        Case {
+            call: "fn list_change_requests",
+            input: json!({"team": "alpha", "tab": "review"}),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case {
+            call: "fn get_change_request",
+            input: json!({"id": "{cr_edit}"}),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case { call: "fn reviews_waiting", input: json!({}), expect: "200 200 200 200 200 200 200" },
+        Case {
+            call: "fn decide_change_request",
+            input: json!({"id": "{cr_decide}", "decision": "reject", "comment": ""}),
+            expect: "401 403 409 200 200 404 200",
+        },
+        Case {
+            call: "fn request_alias_move",
+            input: json!({"team": "alpha", "model": "{model}", "alias": "shared", "version": "{pending_version2}", "title": "t", "justification": ""}),
+            expect: "401 403 200 200 200 404 200",
+        },
         // ---- server functions ----
         Case { call: "fn get_me", input: json!({}), expect: "200 200 200 200 200 200 200" },
         // anyone signed in may create their own demo team and job
@@ -1064,6 +1137,18 @@ async fn every_route_and_server_function_against_every_caller(pool: PgPool) {
     // MLflow addresses versions by number: v1 is `model_version`, then each caller's pending pair in order
     let pending_number: HashMap<&str, usize> = CALLERS.iter().enumerate().map(|(i, c)| (*c, 2 + 2 * i)).collect();
     app.put("capstan", "models/alpha/matrix/model.tar.gz", "model").await;
+    // change requests written by the member: per caller one to edit, approve, reject, withdraw and decide
+    let member_auth = Auth::Bearer(member.token.clone());
+    let mut requests: HashMap<(&str, &str), String> = HashMap::new();
+    for caller in CALLERS {
+        for purpose in ["edit", "approve", "reject", "withdraw", "decide"] {
+            let body = json!({"change": {"kind": "alias.move", "model_id": model, "alias": "shared",
+                                         "version_id": pending[&(caller, 2)]}, "title": purpose});
+            let res = app.call(Method::POST, "/api/v1/teams/alpha/change-requests", &member_auth, Some(body)).await;
+            assert_eq!(res.status, 201, "{}", res.text());
+            requests.insert((caller, purpose), res.json()["id"].as_str().expect("id").to_owned());
+        }
+    }
     let mut failures = Vec::new();
     for case in cases() {
         let expected: Vec<u16> = case.expect.split_whitespace().map(|s| s.parse().expect("status")).collect();
@@ -1094,6 +1179,11 @@ async fn every_route_and_server_function_against_every_caller(pool: PgPool) {
                     .replace("{model_version}", &model_version)
                     .replace("{beta_model_version}", &beta_model_version)
                     .replace("{pending_version2}", &pending[&(*caller, 2)])
+                    .replace("{cr_edit}", &requests[&(*caller, "edit")])
+                    .replace("{cr_approve}", &requests[&(*caller, "approve")])
+                    .replace("{cr_reject}", &requests[&(*caller, "reject")])
+                    .replace("{cr_withdraw}", &requests[&(*caller, "withdraw")])
+                    .replace("{cr_decide}", &requests[&(*caller, "decide")])
                     .replace("{pending_version}", &pending[&(*caller, 1)])
                     .replace("{pending_number}", &pending_number[caller].to_string())
                     .replace("{model}", &model)

@@ -128,6 +128,29 @@ async fn every_page_renders_in_full_with_nonced_scripts_and_no_inline_handlers(p
     let res = d.app.call(Method::POST, &format!("/api/v1/models/{model}/versions"), &bearer, Some(artifact)).await;
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
     let version = res.json()["id"].as_str().expect("version id").to_owned();
+    // a protected alias and a request to move it, waiting for review
+    let artifact = json!({"artifact_uri": "s3://capstan/models/pages/model.tar.gz", "metrics": {"auc": 0.93}});
+    let res = d.app.call(Method::POST, &format!("/api/v1/models/{model}/versions"), &bearer, Some(artifact)).await;
+    let version2 = res.json()["id"].as_str().expect("version id").to_owned();
+    let alias = format!("/api/v1/models/{model}/aliases/champion");
+    d.app.call(Method::PUT, &alias, &bearer, Some(json!({"version_id": version}))).await;
+    d.app.call(Method::POST, &format!("{alias}/protect"), &bearer, None).await;
+    let change = json!({"kind": "alias.move", "model_id": model, "alias": "champion", "version_id": version2});
+    let res = d
+        .app
+        .call(
+            Method::POST,
+            "/api/v1/teams/pages/change-requests",
+            &bearer,
+            Some(json!({"change": change, "title": "Promote v2"})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let request = res.json()["id"].as_str().expect("request id").to_owned();
+    let html = page(&d.app, &format!("/teams/pages/change-requests/{request}"), &d.cookie).await.text();
+    assert!(html.contains("id=\"diff-before\">v1<") && html.contains("id=\"diff-after\">v2<"), "the diff: {html}");
+    assert!(html.contains("id=\"review-form\""), "a site admin may review: {html}");
+    assert!(html.contains("id=\"reviews-badge\""), "the badge counts the waiting request: {html}");
     let routes = [
         "/".to_owned(),
         "/teams".into(),
@@ -147,6 +170,11 @@ async fn every_page_renders_in_full_with_nonced_scripts_and_no_inline_handlers(p
         "/teams/pages/model-versions?filter=metrics.auc+%3E+0.5".into(),
         format!("/teams/pages/compare?v={version}&v={version}"),
         "/teams/demo/sagemaker/import".into(),
+        "/teams/pages/reviews".into(),
+        "/teams/pages/reviews?tab=all".into(),
+        "/teams/pages/reviews?tab=mine".into(),
+        format!("/teams/pages/change-requests/{request}"),
+        format!("/teams/pages/reviews/new?model={model}&alias=champion"),
         "/tokens".into(),
         "/admin/prices".into(),
         "/admin/users".into(),

@@ -11,7 +11,9 @@
 //! - `state`, `context`, `audit`, `cache` (server only): the application
 //!   state, the request context with session and token authentication, the
 //!   audit recorder every mutation writes through, and the in-process cache
-//!   of hot reads that database notifications keep coherent across processes
+//!   of hot reads that database notifications keep coherent across processes,
+//!   and (`changes`) what capabilities share about change requests: kinds,
+//!   whether a team's policy covers a target, and once-only application
 
 pub mod chart;
 pub mod error;
@@ -25,6 +27,8 @@ pub mod widgets;
 pub mod audit;
 #[cfg(feature = "ssr")]
 pub mod cache;
+#[cfg(feature = "ssr")]
+pub mod changes;
 #[cfg(feature = "ssr")]
 pub mod context;
 #[cfg(feature = "ssr")]

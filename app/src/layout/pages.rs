@@ -56,15 +56,17 @@ fn UserBar(me: Resource<Result<Option<Me>, AppError>>, visitor: fn() -> AnyView)
     // Loaded here, not in the top bar: the bar may be drawn more than once
     // while the page streams, and each drawing must not load anew.
     let teams = Resource::new(|| (), |_| crate::teams::rpc::list_teams(None, Some(200)));
+    let waiting = Resource::new(|| (), |_| crate::approvals::rpc::reviews_waiting());
     view! {
         <Transition fallback=|| view! { <div class="boot">"Loading…"</div> }>
             {move || Suspend::new(async move {
                 // both loads are awaited before the bar is drawn, so the server
                 // draws it as the browser will (a list still loading would not match)
-                let (me, teams) = (me.await, teams.await);
+                let (me, teams, waiting) = (me.await, teams.await, waiting.await);
                 let teams = teams.map(|page| page.items).unwrap_or_default();
+                let waiting = waiting.unwrap_or_default();
                 match me {
-                    Ok(Some(user)) => view! { <TopBar user=user teams=teams/> }.into_any(),
+                    Ok(Some(user)) => view! { <TopBar user=user teams=teams waiting/> }.into_any(),
                     Ok(None) => visitor(),
                     Err(e) => view! { <ErrorBox error=e/> }.into_any(),
                 }
@@ -97,7 +99,7 @@ pub fn NotFound() -> impl IntoView {
 }
 
 #[component]
-fn TopBar(user: Me, teams: Vec<crate::teams::types::Team>) -> impl IntoView {
+fn TopBar(user: Me, teams: Vec<crate::teams::types::Team>, waiting: i64) -> impl IntoView {
     let location = use_location();
     let team = move || current_team(&location.pathname.get());
     let logout = ServerAction::<Logout>::new();
@@ -131,11 +133,17 @@ fn TopBar(user: Me, teams: Vec<crate::teams::types::Team>) -> impl IntoView {
                     let on_training = path.starts_with(&training);
                     let models = format!("/teams/{slug}/models");
                     let on_models = path.starts_with(&models);
+                    let reviews = format!("/teams/{slug}/reviews");
+                    let on_reviews = path.starts_with(&reviews) || path.starts_with(&format!("/teams/{slug}/change-requests/"));
                     view! {
                         <a href=datasets class:active=on_datasets>"Datasets"</a>
                         <a href=training class:active=on_training>"Training"</a>
                         <a href=models class:active=on_models>"Models"</a>
-                        <a href=members class:active=!on_datasets && !on_training && !on_models>"Members"</a>
+                        <a href=reviews class:active=on_reviews id="nav-reviews">
+                            "Reviews"
+                            {(waiting > 0).then(|| view! { " "<span class="badge" id="reviews-badge" title="Requests waiting for your review">{waiting}</span> })}
+                        </a>
+                        <a href=members class:active=!on_datasets && !on_training && !on_models && !on_reviews>"Members"</a>
                     }
                 })}
                 {link("/tokens", "API tokens")}

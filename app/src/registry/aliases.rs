@@ -2,8 +2,9 @@
 //! `challenger`, `staging`). Members set, move and delete them; every change
 //! is kept in the alias history (who, when, from → to, why) and audited.
 //! Admins protect an alias: a protected alias is not moved or deleted
-//! directly (409): a change request does it, through the same functions
-//! with [`Route::ChangeRequest`], once the approvals issue lands.
+//! directly (409): an approved change request does it, through the same
+//! functions with [`Route::ChangeRequest`]. A team's approval policy can
+//! put the same gate in front of unprotected aliases and of protecting.
 
 use crate::kernel::audit::NewEvent;
 use crate::kernel::context::Ctx;
@@ -11,18 +12,11 @@ use crate::kernel::error::AppError;
 use crate::kernel::page::{self, Page};
 use crate::kernel::roles::{Action, authorize_owned};
 use crate::registry::domain::description;
+use crate::registry::gate::{Route, gate};
 use crate::registry::types::{Alias, AliasChange, ModelVersion, SetAlias};
 use serde_json::json;
 use std::time::Duration;
 use uuid::Uuid;
-
-/// How a change reaches an alias: directly (refused on a protected alias),
-/// or by an approved change request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
-    Direct,
-    ChangeRequest,
-}
 
 /// An alias name: a lowercase letter, then up to 39 lowercase letters, digits and hyphens.
 pub fn alias_name(raw: &str) -> Result<String, String> {
@@ -34,10 +28,6 @@ pub fn alias_name(raw: &str) -> Result<String, String> {
     } else {
         Err("Use 1 to 40 characters: lowercase letters, digits and '-', starting with a letter.".into())
     }
-}
-
-fn protected_error(alias: &str) -> AppError {
-    AppError::Conflict { field: None, message: format!("alias `{alias}` is protected: open a change request") }
 }
 
 /// The model's aliases by name.
@@ -131,9 +121,9 @@ pub async fn set(ctx: &Ctx, model: Uuid, alias: &str, input: SetAlias, route: Ro
         sqlx::query!("select version_id, protected from model_alias where model_id = $1 and alias = $2", model, name)
             .fetch_optional(&mut *tx)
             .await?;
-    if before.as_ref().is_some_and(|b| b.protected) && route == Route::Direct {
-        return Err(protected_error(&name));
-    }
+    let protected = before.as_ref().is_some_and(|b| b.protected);
+    let kind = crate::kernel::changes::kinds::ALIAS_MOVE;
+    gate(&mut tx, route, (&model_row.team, team_id), kind, (model, Some(&name)), protected).await?;
     let from = before.as_ref().map(|b| b.version_id);
     sqlx::query!(
         "insert into model_alias (model_id, alias, version_id, updated_by) values ($1, $2, $3, $4)
@@ -187,9 +177,8 @@ pub async fn delete(ctx: &Ctx, model: Uuid, alias: &str, route: Route) -> Result
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| AppError::NotFound("Alias".into()))?;
-    if before.protected && route == Route::Direct {
-        return Err(protected_error(alias));
-    }
+    let kind = crate::kernel::changes::kinds::ALIAS_DELETE;
+    gate(&mut tx, route, (&model_row.team, team_id), kind, (model, Some(alias)), before.protected).await?;
     sqlx::query!("delete from model_alias where model_id = $1 and alias = $2", model, alias).execute(&mut *tx).await?;
     sqlx::query!(
         "insert into model_alias_history (event_id, model_id, alias, from_version, to_version, changed_by)
@@ -218,10 +207,14 @@ pub async fn delete(ctx: &Ctx, model: Uuid, alias: &str, route: Route) -> Result
     Ok(())
 }
 
-/// Marks `alias` protected or not (team admins).
-pub async fn protect(ctx: &Ctx, model: Uuid, alias: &str, protected: bool) -> Result<Alias, AppError> {
+/// Marks `alias` protected or not (team admins; by change request where
+/// the team's policy covers it).
+pub async fn protect(ctx: &Ctx, model: Uuid, alias: &str, protected: bool, route: Route) -> Result<Alias, AppError> {
     let (model_row, team_id) = crate::registry::domain::load(ctx, model, Action::UpdateTeam).await?;
     let mut tx = ctx.pool().begin().await?;
+    use crate::kernel::changes::kinds::{ALIAS_PROTECT, ALIAS_UNPROTECT};
+    let kind = if protected { ALIAS_PROTECT } else { ALIAS_UNPROTECT };
+    gate(&mut tx, route, (&model_row.team, team_id), kind, (model, Some(alias)), false).await?;
     let changed = sqlx::query!(
         "update model_alias set protected = $3 where model_id = $1 and alias = $2 and protected <> $3",
         model,

@@ -7,7 +7,8 @@
 use crate::kernel::context::{Ctx, actor_by_id};
 use crate::kernel::error::AppError;
 use crate::kernel::state::AppState;
-use crate::registry::aliases::{self, Route};
+use crate::registry::aliases;
+use crate::registry::gate::Route;
 use crate::registry::types::{NewModelVersion, SetAlias};
 
 /// The model the demo registers into, and the alias it sets.

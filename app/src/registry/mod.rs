@@ -14,6 +14,8 @@ pub mod domain;
 #[cfg(feature = "ssr")]
 pub mod filter;
 #[cfg(feature = "ssr")]
+pub mod gate;
+#[cfg(feature = "ssr")]
 pub mod lineage;
 #[cfg(feature = "ssr")]
 pub mod mlflow;

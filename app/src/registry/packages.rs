@@ -149,7 +149,16 @@ pub(crate) async fn status_changed(tx: &mut sqlx::PgConnection, version_id: Uuid
 /// Where SageMaker's copy of a version stands; `None` when nothing mirrors
 /// it (local mode, or a version registered before AWS mode).
 pub async fn sync_state(ctx: &Ctx, version_id: Uuid) -> Result<Option<PackageSync>, AppError> {
-    crate::registry::versions::load(ctx, version_id, Action::ReadTeam).await?;
+    let actor = ctx.actor()?;
+    let team_id = sqlx::query_scalar!(
+        "select m.team_id from model_version v join model m on m.model_id = v.model_id where v.version_id = $1",
+        version_id
+    )
+    .fetch_optional(ctx.pool())
+    .await?
+    .ok_or_else(|| AppError::NotFound("Model version".into()))?;
+    let role = ctx.role_in(team_id).await?;
+    crate::kernel::roles::authorize_owned(&actor.principal(), Action::ReadTeam, role, "Model version")?;
     let row = sqlx::query!(
         r#"select m.package_group as "group!", s.package_arn, s.synced_status as "synced_status: ModelVersionStatus",
                   s.dirty, s.last_error, s.synced_at

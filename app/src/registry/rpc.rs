@@ -168,7 +168,7 @@ pub async fn list_aliases(id: Uuid) -> Result<Vec<Alias>, AppError> {
 pub async fn point_alias(model: Uuid, alias: String, version: Uuid) -> Result<Alias, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     let input = crate::registry::types::SetAlias { version_id: version, reason: String::new() };
-    let route = crate::registry::aliases::Route::Direct;
+    let route = crate::registry::gate::Route::Direct;
     crate::kernel::context::finish(crate::registry::aliases::set(&ctx, model, alias.trim(), input, route).await)
 }
 

@@ -259,9 +259,27 @@ pub async fn update(ctx: &Ctx, id: Uuid, input: ModelVersionUpdate) -> Result<Mo
 /// into the audit log. The approvals issue will call this from an applied
 /// change request.
 pub async fn set_status(ctx: &Ctx, id: Uuid, change: StatusChange) -> Result<ModelVersion, AppError> {
+    set_status_via(ctx, id, change, crate::registry::gate::Route::Direct).await
+}
+
+/// [`set_status`] on its route: directly (refused when the team's policy
+/// covers status decisions) or by an approved change request.
+pub async fn set_status_via(
+    ctx: &Ctx,
+    id: Uuid,
+    change: StatusChange,
+    route: crate::registry::gate::Route,
+) -> Result<ModelVersion, AppError> {
     let (current, team_id) = load(ctx, id, Action::Approve).await?;
     let reason = description(&change.reason).map_err(|m| AppError::field("reason", m))?;
     let mut tx = ctx.pool().begin().await?;
+    // archiving is housekeeping, not a decision: no policy covers it
+    if change.status != ModelVersionStatus::Archived || matches!(route, crate::registry::gate::Route::ChangeRequest(_))
+    {
+        let kind = crate::kernel::changes::kinds::VERSION_STATUS;
+        let target = (current.model_id, None);
+        crate::registry::gate::gate(&mut tx, route, (&current.team, team_id), kind, target, false).await?;
+    }
     let from = sqlx::query_scalar!(
         r#"select status as "status: ModelVersionStatus" from model_version where version_id = $1 for update"#,
         id

@@ -11,7 +11,8 @@ use app::kernel::context::Ctx;
 use app::kernel::error::AppError;
 use app::kernel::page::MAX_LIMIT;
 use app::kernel::state::AppState;
-use app::registry::aliases::{self, Route};
+use app::registry::aliases;
+use app::registry::gate::Route;
 use app::registry::mlflow::Naming;
 use app::registry::search::{self, Scope};
 use app::registry::types::{

@@ -4,6 +4,7 @@
 //! Beside it, [`mlflow`] speaks MLflow's model-registry API under
 //! `/api/2.0/mlflow/` for MLflow's own client.
 
+pub mod approvals;
 pub mod audit;
 pub mod datasets;
 pub mod me;
@@ -50,6 +51,7 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "datasets", description = "Datasets a team trains on, their immutable versions, uploads, previews and drift checks"),
         (name = "training", description = "Training jobs on SageMaker or the local runner: launch, status, logs, metrics, stop, cost"),
         (name = "registry", description = "The model registry: models and their immutable versions, registered from training jobs"),
+        (name = "approvals", description = "Change requests, the team policies that ask for them, and their reviews"),
     )
 )]
 struct ApiDoc;
@@ -78,7 +80,8 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(datasets::router())
         .merge(versions::router())
         .merge(training::router())
-        .merge(models::router());
+        .merge(models::router())
+        .merge(approvals::router());
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1).split_for_parts();
     document_problems(&mut doc);
     let doc = document_inputs(doc);
@@ -350,7 +353,8 @@ fn control_characters(v: &serde_json::Value, at: &str, out: &mut Vec<String>) {
 
 /// A body that parsed as JSON but does not fit: a field the endpoint does not
 /// know is an error on that field (a misspelt `expires_in_days` must not
-/// silently give a token that never expires); anything else is a 400.
+/// silently give a token that never expires), and so is a value outside an
+/// enumeration (`"min_role": "owner"`); anything else is a 400.
 fn data_error(text: &str) -> AppError {
     match text.split("unknown field `").nth(1).and_then(|rest| rest.split('`').next()) {
         Some(field) => {
@@ -360,7 +364,21 @@ fn data_error(text: &str) -> AppError {
                 .map(|e| format!(" Expected {}", e.split(" at line").next().unwrap_or(e)));
             AppError::field(field, format!("Unknown field `{field}`.{}", expected.unwrap_or_default()))
         }
-        None => AppError::BadRequest(text.to_owned()),
+        // a value outside an enumeration: a field error naming the allowed values
+        None => match text.split_once(": unknown variant `") {
+            Some((field, rest)) if !field.contains(' ') => {
+                let value = rest.split('`').next().unwrap_or_default();
+                let allowed = rest.split(", expected ").nth(1).map(|e| e.split(" at line").next().unwrap_or(e));
+                AppError::field(
+                    field,
+                    format!(
+                        "`{value}` is not allowed here: use {}.",
+                        allowed.unwrap_or("one of the documented values")
+                    ),
+                )
+            }
+            _ => AppError::BadRequest(text.to_owned()),
+        },
     }
 }
 

@@ -7,7 +7,7 @@ use app::kernel::error::AppError;
 use app::kernel::error::ssr::Problem;
 use app::kernel::page::Page;
 use app::kernel::state::AppState;
-use app::registry::aliases::Route;
+use app::registry::gate::Route;
 use app::registry::search::{self, Scope};
 use app::registry::types::{
     Alias, AliasChange, CardUpdate, Comparison, ImportGroup, Imported, Lineage, Model, ModelCard, ModelQuery,
@@ -361,7 +361,7 @@ async fn alias_history(
     params(("id" = Uuid, Path), ("alias" = String, Path, pattern = r"^[a-z][a-z0-9-]{0,39}$")),
     responses((status = 200, body = Alias), (status = 403, body = Problem), (status = 404, body = Problem)))]
 async fn protect_alias(ctx: Ctx, ApiPath((id, alias)): ApiPath<(Uuid, String)>) -> Result<Json<Alias>, AppError> {
-    Ok(Json(aliases::protect(&ctx, id, &alias, true).await?))
+    Ok(Json(aliases::protect(&ctx, id, &alias, true, Route::Direct).await?))
 }
 
 /// Lifts an alias's protection (team admins).
@@ -369,5 +369,5 @@ async fn protect_alias(ctx: Ctx, ApiPath((id, alias)): ApiPath<(Uuid, String)>) 
     params(("id" = Uuid, Path), ("alias" = String, Path, pattern = r"^[a-z][a-z0-9-]{0,39}$")),
     responses((status = 200, body = Alias), (status = 403, body = Problem), (status = 404, body = Problem)))]
 async fn unprotect_alias(ctx: Ctx, ApiPath((id, alias)): ApiPath<(Uuid, String)>) -> Result<Json<Alias>, AppError> {
-    Ok(Json(aliases::protect(&ctx, id, &alias, false).await?))
+    Ok(Json(aliases::protect(&ctx, id, &alias, false, Route::Direct).await?))
 }

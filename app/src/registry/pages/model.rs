@@ -79,6 +79,9 @@ pub fn ModelPage() -> impl IntoView {
                                 <li data-alias=a.alias.clone()>
                                     <strong>{a.alias.clone()}</strong>{format!(" → v{}", a.number)}
                                     {a.protected.then(|| view! { <span class="pill">"protected"</span> })}
+                                    {a.protected.then(|| view! {
+                                        " "<a class="request-move" href=format!("/teams/{}/reviews/new?model={}&alias={}", team(), id().map(|i| i.to_string()).unwrap_or_default(), a.alias)>"Request a move →"</a>
+                                    })}
                                     <span class="muted">" "{a.updated_by.clone()}" "</span><Time at=a.updated_at/>
                                 </li>
                             }).collect_view()}

@@ -1,0 +1,72 @@
+//! Server functions of change requests.
+
+#[cfg(feature = "ssr")]
+use crate::approvals::types::RequestQuery;
+use crate::approvals::types::{ChangeRequest, RequestSummary};
+use crate::kernel::error::AppError;
+use crate::kernel::page::Page;
+use leptos::prelude::*;
+use uuid::Uuid;
+
+/// The team's requests for one tab of the inbox: `review` (waiting for the
+/// caller's review), `mine` (the caller's own) or `all`.
+#[server(prefix = "/rpc", endpoint = "list_change_requests")]
+pub async fn list_change_requests(team: String, tab: String) -> Result<Page<RequestSummary>, AppError> {
+    let ctx = crate::kernel::context::server_ctx().await?;
+    let query = RequestQuery { needs_my_review: tab == "review", mine: tab == "mine", ..RequestQuery::default() };
+    let result = match tab.as_str() {
+        "review" | "mine" | "all" => crate::approvals::requests::list(&ctx, &team, query).await,
+        _ => Err(AppError::query("tab", "Use review, mine or all.")),
+    };
+    crate::kernel::context::finish(result)
+}
+
+#[server(prefix = "/rpc", endpoint = "get_change_request")]
+pub async fn get_change_request(id: Uuid) -> Result<ChangeRequest, AppError> {
+    let ctx = crate::kernel::context::server_ctx().await?;
+    crate::kernel::context::finish(crate::approvals::requests::get(&ctx, id).await)
+}
+
+/// How many open requests wait for the caller's review (the navigation badge).
+#[server(prefix = "/rpc", endpoint = "reviews_waiting")]
+pub async fn reviews_waiting() -> Result<i64, AppError> {
+    let ctx = crate::kernel::context::server_ctx().await?;
+    if ctx.actor.is_none() {
+        // visitors have nothing to review (and the sign-in page asks too)
+        return Ok(0);
+    }
+    crate::kernel::context::finish(crate::approvals::requests::waiting_for_me(&ctx).await)
+}
+
+/// Approves, rejects or withdraws a request (`decision`: approve, reject, withdraw).
+#[server(prefix = "/rpc", endpoint = "decide_change_request")]
+pub async fn decide_change_request(id: Uuid, decision: String, comment: String) -> Result<ChangeRequest, AppError> {
+    use crate::approvals::requests;
+    use crate::approvals::types::Decision;
+    let ctx = crate::kernel::context::server_ctx().await?;
+    let d = Decision { comment };
+    let result = match decision.as_str() {
+        "approve" => requests::approve(&ctx, id, d).await,
+        "reject" => requests::reject(&ctx, id, d).await,
+        "withdraw" => requests::withdraw(&ctx, id, d).await,
+        _ => Err(AppError::field("decision", "Use approve, reject or withdraw.")),
+    };
+    crate::kernel::context::finish(result)
+}
+
+/// Opens a request to move `alias` of `model` to `version` (the model page's form for a protected alias).
+#[server(prefix = "/rpc", endpoint = "request_alias_move")]
+pub async fn request_alias_move(
+    team: String,
+    model: Uuid,
+    alias: String,
+    version: Uuid,
+    title: String,
+    justification: String,
+) -> Result<ChangeRequest, AppError> {
+    use crate::approvals::types::{Change, NewRequest};
+    let ctx = crate::kernel::context::server_ctx().await?;
+    let change = Change::AliasMove { model_id: model, alias: alias.trim().to_owned(), version_id: version };
+    let input = NewRequest { change, title, justification };
+    crate::kernel::context::finish(crate::approvals::requests::create(&ctx, &team, input).await)
+}

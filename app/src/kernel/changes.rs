@@ -1,0 +1,84 @@
+//! What the registry (and later capabilities) and the approvals capability
+//! share about change requests, without importing each other:
+//!
+//! - the kinds of change a team's policy can cover ([`kinds`]);
+//! - [`requires_request`]: whether a direct change of a target is refused
+//!   because the team's policy covers it;
+//! - [`first_application`]: the once-only key a domain function writes in
+//!   the transaction of a change it applies for a request, so a retry after
+//!   a crash finds it applied instead of applying it twice.
+
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+/// Change kinds, as stored in policies and requests.
+pub mod kinds {
+    /// Move (or create) an alias to another version of its model.
+    pub const ALIAS_MOVE: &str = "alias.move";
+    pub const ALIAS_DELETE: &str = "alias.delete";
+    /// Set a model version's status to Approved or Rejected.
+    pub const VERSION_STATUS: &str = "version.status";
+    pub const ALIAS_PROTECT: &str = "alias.protect";
+    pub const ALIAS_UNPROTECT: &str = "alias.unprotect";
+    pub const ALL: [&str; 5] = [ALIAS_MOVE, ALIAS_DELETE, VERSION_STATUS, ALIAS_PROTECT, ALIAS_UNPROTECT];
+}
+
+/// Whether the team has a policy for `kind` that covers the target (the
+/// model's alias, the model, or every target of the kind): then the change
+/// goes through a change request.
+pub async fn requires_request(
+    conn: &mut PgConnection,
+    team_id: Uuid,
+    kind: &str,
+    model_id: Option<Uuid>,
+    alias: Option<&str>,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"select exists(select 1 from approval_policy
+                         where team_id = $1 and kind = $2
+                           and (model_id is null or model_id = $3)
+                           and (alias is null or alias = $4)) as "exists!""#,
+        team_id,
+        kind,
+        model_id,
+        alias
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// The once-only key of a change request's application.
+pub fn application_key(request: Uuid) -> String {
+    format!("change-request:{request}")
+}
+
+/// Records, in the transaction of the change, that `request` is being
+/// applied; false when it was applied already (the caller must then write
+/// nothing).
+pub async fn first_application(conn: &mut PgConnection, request: Uuid) -> Result<bool, sqlx::Error> {
+    let inserted =
+        sqlx::query!("insert into applied_once (key) values ($1) on conflict do nothing", application_key(request))
+            .execute(conn)
+            .await?;
+    Ok(inserted.rows_affected() == 1)
+}
+
+/// Whether `request` has been applied (its change committed).
+pub async fn applied(pool: &sqlx::PgPool, request: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"select exists(select 1 from applied_once where key = $1) as "exists!""#,
+        application_key(request)
+    )
+    .fetch_one(pool)
+    .await
+}
+
+/// Aborts the process at `point` when the test-only setting
+/// `CAPSTAN_FAULT_POINT` names it (the exactly-once test kills Capstan
+/// there); does nothing otherwise.
+pub fn fault_point(point: &str) {
+    if std::env::var("CAPSTAN_FAULT_POINT").is_ok_and(|p| p == point) {
+        eprintln!("fault point {point}: aborting");
+        std::process::abort();
+    }
+}

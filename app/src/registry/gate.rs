@@ -1,0 +1,61 @@
+//! The gate in front of every registry change that a change request can
+//! make: a direct change passes only where nothing asks for a request (a
+//! protected alias, or the team's approval policy for the kind), and a
+//! request's change passes once.
+
+use crate::kernel::error::AppError;
+use uuid::Uuid;
+
+/// How a change reaches a registry target: directly (refused where a
+/// protected alias or the team's policy asks for a change request), or by
+/// an approved change request, applied once (see
+/// [`crate::kernel::changes::first_application`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Direct,
+    ChangeRequest(Uuid),
+}
+
+/// Lets the change through on its route, inside its transaction: a direct
+/// change only where nothing asks for a request (`protected`, or a policy
+/// of the team for `kind` covering the target); a request's change only
+/// the first time.
+pub async fn gate(
+    tx: &mut sqlx::PgConnection,
+    route: Route,
+    team: (&str, Uuid),
+    kind: &str,
+    target: (Uuid, Option<&str>),
+    protected: bool,
+) -> Result<(), AppError> {
+    use crate::kernel::changes::{first_application, requires_request};
+    let (slug, team_id) = team;
+    match route {
+        Route::Direct if protected => Err(AppError::Conflict {
+            field: None,
+            message: format!(
+                "alias `{}` is protected: open a change request (POST /api/v1/teams/{slug}/change-requests)",
+                target.1.unwrap_or_default()
+            ),
+        }),
+        Route::Direct => {
+            if requires_request(tx, team_id, kind, Some(target.0), target.1).await? {
+                return Err(AppError::Conflict {
+                    field: None,
+                    message: format!(
+                        "team {slug}'s approval policy covers this change ({kind}): open a change request \
+                         (POST /api/v1/teams/{slug}/change-requests)"
+                    ),
+                });
+            }
+            Ok(())
+        }
+        Route::ChangeRequest(id) => {
+            if first_application(tx, id).await? {
+                Ok(())
+            } else {
+                Err(AppError::Conflict { field: None, message: format!("Change request {id} was applied already.") })
+            }
+        }
+    }
+}

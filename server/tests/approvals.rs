@@ -1,0 +1,410 @@
+//! Change requests: proposed by members, decided by the reviewers a team's
+//! policy names, applied once by the worker — with the refusals that write
+//! nothing, quorum, self-approval, expiry, staleness, edits that reset the
+//! approvals, a race of two approvers and a crash between applying and
+//! recording.
+
+mod common;
+
+use common::{Auth, TestApp};
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+struct Fixture {
+    app: TestApp,
+    admin: Auth,
+    admin_id: uuid::Uuid,
+    approver: Auth,
+    approver2: Auth,
+    member: Auth,
+    viewer: Auth,
+    outsider: Auth,
+    site_admin: Auth,
+    model: String,
+    v1: String,
+    v2: String,
+    v3: String,
+}
+
+/// Team `ml` (admin, two approvers, member, viewer) with model `churn`
+/// (versions 1-3 from artifacts), its protected alias `champion` on v1;
+/// team `beta` with its own admin.
+async fn fixture(pool: PgPool) -> Fixture {
+    let app = TestApp::new(pool).await;
+    let mut auth = Vec::new();
+    let mut admin_id = None;
+    for email in ["admin", "approver", "approver2", "member", "viewer", "outsider", "site"] {
+        let user = app.user(&format!("{email}@example.com"), email == "site").await;
+        admin_id = admin_id.or(Some(user.id));
+        auth.push(Auth::Bearer(user.token));
+    }
+    let Ok([admin, approver, approver2, member, viewer, outsider, site_admin]) = <[Auth; 7]>::try_from(auth) else {
+        panic!("7 users")
+    };
+    let members = [
+        ("approver@example.com", "approver"),
+        ("approver2@example.com", "approver"),
+        ("member@example.com", "member"),
+        ("viewer@example.com", "viewer"),
+    ];
+    app.team_with_members("ml", &admin, &members).await;
+    app.team_with_members("beta", &outsider, &[]).await;
+    let res = app.call(Method::POST, "/api/v1/teams/ml/models", &admin, Some(json!({"name": "churn"}))).await;
+    let model = res.json()["id"].as_str().expect("id").to_owned();
+    app.put("capstan", "models/ml/churn/model.tar.gz", "model").await;
+    let mut versions = Vec::new();
+    for auc in [0.81, 0.86, 0.84] {
+        let body = json!({"artifact_uri": "s3://capstan/models/ml/churn/model.tar.gz", "metrics": {"auc": auc}});
+        let res = app.call(Method::POST, &format!("/api/v1/models/{model}/versions"), &admin, Some(body)).await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+        versions.push(res.json()["id"].as_str().expect("id").to_owned());
+    }
+    let alias = format!("/api/v1/models/{model}/aliases/champion");
+    let res = app.call(Method::PUT, &alias, &admin, Some(json!({"version_id": versions[0]}))).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    let res = app.call(Method::POST, &format!("{alias}/protect"), &admin, None).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    let Ok([v1, v2, v3]) = <[String; 3]>::try_from(versions) else { panic!("3 versions") };
+    let admin_id = admin_id.expect("admin");
+    Fixture { app, admin, admin_id, approver, approver2, member, viewer, outsider, site_admin, model, v1, v2, v3 }
+}
+
+impl Fixture {
+    async fn open(&self, who: &Auth, change: Value) -> common::Response {
+        let body = json!({"change": change, "title": "Promote the better model", "justification": "AUC is higher"});
+        self.app.call(Method::POST, "/api/v1/teams/ml/change-requests", who, Some(body)).await
+    }
+
+    fn move_to(&self, version: &str) -> Value {
+        json!({"kind": "alias.move", "model_id": self.model, "alias": "champion", "version_id": version})
+    }
+
+    async fn decide(&self, who: &Auth, id: &str, decision: &str) -> common::Response {
+        let path = format!("/api/v1/change-requests/{id}/{decision}");
+        self.app.call(Method::POST, &path, who, Some(json!({"comment": "looked at it"}))).await
+    }
+
+    async fn request(&self, id: &str) -> Value {
+        self.app.call(Method::GET, &format!("/api/v1/change-requests/{id}"), &self.admin, None).await.json()
+    }
+
+    async fn champion(&self) -> i64 {
+        let path = format!("/api/v1/models/{}/aliases/champion", self.model);
+        self.app.call(Method::GET, &path, &self.viewer, None).await.json()["number"].as_i64().expect("number")
+    }
+
+    async fn apply(&self) -> usize {
+        app::approvals::apply::apply_due(&self.app.state).await.expect("apply")
+    }
+
+    async fn history_len(&self) -> i64 {
+        self.app.count("select count(*) from model_alias_history where alias = 'champion'").await
+    }
+}
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn a_protected_alias_moves_once_approved_by_an_eligible_reviewer_and_exactly_once(pool: PgPool) {
+    let f = fixture(pool).await;
+    // moving the protected alias directly points at change requests, and writes nothing
+    let path = format!("/api/v1/models/{}/aliases/champion", f.model);
+    let res = f.app.call(Method::PUT, &path, &f.member, Some(json!({"version_id": f.v2}))).await;
+    assert_eq!(res.status, StatusCode::CONFLICT, "{}", res.text());
+    assert!(res.text().contains("/api/v1/teams/ml/change-requests"), "{}", res.text());
+    assert_eq!(f.champion().await, 1);
+
+    // bad requests write nothing
+    let before = f.app.count("select count(*) from change_request").await;
+    for (who, change, status) in [
+        (&f.viewer, f.move_to(&f.v2), StatusCode::FORBIDDEN),
+        (&f.member, f.move_to(&f.v1), StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            &f.member,
+            json!({"kind": "alias.move", "model_id": f.model, "alias": "Champion!", "version_id": f.v2}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (&f.member, json!({"kind": "alias.delete", "model_id": f.model, "alias": "nobody"}), StatusCode::NOT_FOUND),
+        (
+            &f.member,
+            json!({"kind": "version.status", "version_id": f.v1, "status": "Archived"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (&f.outsider, f.move_to(&f.v2), StatusCode::NOT_FOUND),
+    ] {
+        let res = f.open(who, change.clone()).await;
+        assert_eq!(res.status, status, "{change}: {}", res.text());
+    }
+    let res = f
+        .app
+        .call(
+            Method::POST,
+            "/api/v1/teams/beta/change-requests",
+            &f.outsider,
+            Some(json!({"change": f.move_to(&f.v2), "title": "theirs"})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND, "another team's model is not found: {}", res.text());
+    let res = f
+        .app
+        .call(
+            Method::POST,
+            "/api/v1/teams/ml/change-requests",
+            &f.member,
+            Some(json!({"change": f.move_to(&f.v2), "title": " "})),
+        )
+        .await;
+    assert_eq!(
+        (res.status, res.json()["errors"][0]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("title"))
+    );
+    assert_eq!(f.app.count("select count(*) from change_request").await, before);
+
+    // the member proposes; the diff shows v1 → v2 with their metrics
+    let res = f.open(&f.member, f.move_to(&f.v2)).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let r = res.json();
+    let id = r["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        (r["state"].as_str(), r["diff"]["before"].as_str(), r["diff"]["after"].as_str()),
+        (Some("open"), Some("v1"), Some("v2"))
+    );
+    assert_eq!(r["diff"]["versions"][1]["metrics"]["auc"], 0.86);
+    assert_eq!(r["rule"], json!({"approvals_required": 1, "min_role": "approver", "require_admin": false}));
+
+    // who may decide: not the author, not a viewer or member, not another team
+    for (who, status) in [
+        (&Auth::None, StatusCode::UNAUTHORIZED),
+        (&f.member, StatusCode::CONFLICT),
+        (&f.viewer, StatusCode::FORBIDDEN),
+        (&f.outsider, StatusCode::NOT_FOUND),
+    ] {
+        assert_eq!(f.decide(who, &id, "approve").await.status, status);
+        assert_eq!(f.decide(who, &id, "reject").await.status, status);
+    }
+    assert_eq!(f.request(&id).await["state"], "open");
+    // the inbox and the badge count it for the approver, not for the author
+    let waiting = async |who: &Auth| {
+        let path = "/api/v1/teams/ml/change-requests?needs_my_review=true";
+        f.app.call(Method::GET, path, who, None).await.json()["items"].as_array().map_or(0, Vec::len)
+    };
+    assert_eq!((waiting(&f.approver).await, waiting(&f.member).await), (1, 0));
+
+    let res = f.decide(&f.approver, &id, "approve").await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(res.json()["state"], "approved");
+    assert_eq!(f.app.count("select count(*) from change_request_outbox").await, 1);
+    assert_eq!(
+        f.decide(&f.approver2, &id, "approve").await.status,
+        StatusCode::CONFLICT,
+        "approved: not open any more"
+    );
+    assert_eq!(f.apply().await, 1);
+    let r = f.request(&id).await;
+    assert_eq!(r["state"], "applied", "{r}");
+    assert_eq!(f.champion().await, 2);
+    let history = f
+        .app
+        .call(Method::GET, &format!("/api/v1/models/{}/aliases/champion/history", f.model), &f.viewer, None)
+        .await
+        .json();
+    let reason = history["items"][0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains(&id) && reason.contains("approver@example.com"), "{history}");
+    assert_eq!(history["items"][0]["changed_by"], "member@example.com", "who asked");
+    let timeline: Vec<&str> =
+        r["timeline"].as_array().expect("timeline").iter().filter_map(|e| e["action"].as_str()).collect();
+    assert_eq!(timeline, ["open", "approve", "apply", "succeed"]);
+    assert_eq!(f.apply().await, 0, "nothing left in the outbox");
+
+    // a crash after the change committed, before the request recorded it: the retry records, and does not move again
+    let id = f.open(&f.member, f.move_to(&f.v3)).await.json()["id"].as_str().expect("id").to_owned();
+    assert_eq!(f.decide(&f.approver, &id, "approve").await.status, StatusCode::OK);
+    let crashed = app::kernel::context::Ctx {
+        state: f.app.state.clone(),
+        actor: app::kernel::context::actor_by_id(&f.app.pool, f.admin_id).await.expect("actor"),
+        request_id: None,
+        client_addr: "test".into(),
+    };
+    let input = app::registry::types::SetAlias {
+        version_id: f.v3.parse().expect("uuid"),
+        reason: "applied, then the process died".into(),
+    };
+    let route = app::registry::gate::Route::ChangeRequest(id.parse().expect("uuid"));
+    app::registry::aliases::set(&crashed, f.model.parse().expect("uuid"), "champion", input, route)
+        .await
+        .expect("applied");
+    let moves = f.history_len().await;
+    assert_eq!(f.apply().await, 1);
+    assert_eq!((f.request(&id).await["state"].as_str(), f.champion().await), (Some("applied"), 3));
+    assert_eq!(f.history_len().await, moves, "applied once");
+    // and a second application of the same request is refused by the registry itself
+    let again = app::registry::types::SetAlias { version_id: f.v1.parse().expect("uuid"), reason: String::new() };
+    let res = app::registry::aliases::set(&crashed, f.model.parse().expect("uuid"), "champion", again, route).await;
+    assert!(matches!(res, Err(app::kernel::error::AppError::Conflict { .. })), "{res:?}");
+    assert_eq!(f.champion().await, 3);
+}
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn policies_set_the_quorum_and_edits_expiry_staleness_and_rejection_close_requests(pool: PgPool) {
+    let f = fixture(pool).await;
+    // bad policies write nothing
+    for (policy, field) in [
+        (
+            json!({"kind": "alias.move", "approvals_required": 0, "min_role": "approver", "expires_after_hours": 24}),
+            "policies[0].approvals_required",
+        ),
+        (
+            json!({"kind": "alias.move", "approvals_required": 11, "min_role": "approver", "expires_after_hours": 24}),
+            "policies[0].approvals_required",
+        ),
+        (
+            json!({"kind": "alias.rename", "approvals_required": 1, "min_role": "approver", "expires_after_hours": 24}),
+            "policies[0].kind",
+        ),
+        (
+            json!({"kind": "alias.move", "approvals_required": 1, "min_role": "approver", "expires_after_hours": 2161}),
+            "policies[0].expires_after_hours",
+        ),
+        (
+            json!({"kind": "alias.move", "approvals_required": 1, "min_role": "approver", "expires_after_hours": 0}),
+            "policies[0].expires_after_hours",
+        ),
+    ] {
+        let res = f
+            .app
+            .call(Method::PUT, "/api/v1/teams/ml/approval-policies", &f.admin, Some(json!({"policies": [policy]})))
+            .await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text());
+        assert_eq!(res.json()["errors"][0]["field"], field, "{}", res.text());
+    }
+    let res = f.app.call(Method::PUT, "/api/v1/teams/ml/approval-policies", &f.admin,
+        Some(json!({"policies": [{"kind": "alias.move", "approvals_required": 1, "min_role": "owner", "expires_after_hours": 24}]}))).await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "a role that is not one of the four: {}", res.text());
+    assert_eq!(res.json()["errors"][0]["field"], "policies[0].min_role");
+    assert_eq!(f.app.count("select count(*) from approval_policy").await, 0);
+    let policies = json!({"policies": [
+        {"kind": "alias.move", "model_id": f.model, "alias": "champion", "approvals_required": 2, "min_role": "approver",
+         "require_admin": true, "expires_after_hours": 24},
+        {"kind": "version.status", "approvals_required": 1, "min_role": "approver", "expires_after_hours": 24},
+    ]});
+    assert_eq!(
+        f.app.call(Method::PUT, "/api/v1/teams/ml/approval-policies", &f.member, Some(policies.clone())).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let res = f.app.call(Method::PUT, "/api/v1/teams/ml/approval-policies", &f.admin, Some(policies)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(f.app.audit_count("approval_policies.updated").await, 1);
+
+    // 2 approvals, one of them an admin's; an edit clears those given
+    let id = f.open(&f.member, f.move_to(&f.v2)).await.json()["id"].as_str().expect("id").to_owned();
+    assert_eq!(f.decide(&f.approver, &id, "approve").await.json()["approvals"], 1);
+    assert_eq!(f.decide(&f.approver, &id, "approve").await.json()["approvals"], 1, "the same approver counts once");
+    let res = f
+        .app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/change-requests/{id}"),
+            &f.member,
+            Some(json!({"title": "Promote v3 instead", "change": f.move_to(&f.v3)})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!((res.json()["approvals"].as_i64(), res.json()["revision"].as_i64()), (Some(0), Some(2)));
+    assert_eq!(
+        f.app
+            .call(
+                Method::PATCH,
+                &format!("/api/v1/change-requests/{id}"),
+                &f.approver,
+                Some(json!({"title": "mine now"}))
+            )
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(f.decide(&f.approver, &id, "approve").await.json()["state"], "open");
+    assert_eq!(f.decide(&f.approver2, &id, "approve").await.json()["state"], "open", "two approvers, but no admin yet");
+    assert_eq!(f.decide(&f.admin, &id, "approve").await.json()["state"], "approved");
+    f.apply().await;
+    assert_eq!(f.champion().await, 3);
+
+    // a status decision under a policy: not directly, but by request
+    let status = format!("/api/v1/model-versions/{}/status", f.v2);
+    let res = f.app.call(Method::POST, &status, &f.approver, Some(json!({"status": "Approved"}))).await;
+    assert_eq!(res.status, StatusCode::CONFLICT, "{}", res.text());
+    assert!(res.text().contains("change-requests"), "{}", res.text());
+    let id = f
+        .open(&f.member, json!({"kind": "version.status", "version_id": f.v2, "status": "Approved"}))
+        .await
+        .json()["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert_eq!(
+        f.decide(&f.site_admin, &id, "approve").await.json()["state"],
+        "approved",
+        "site admins review as admins"
+    );
+    f.apply().await;
+    let v2 = f.app.call(Method::GET, &format!("/api/v1/model-versions/{}", f.v2), &f.viewer, None).await.json();
+    assert_eq!(v2["status"], "Approved");
+
+    // rejection is final; withdrawal is the author's
+    let id = f.open(&f.member, f.move_to(&f.v1)).await.json()["id"].as_str().expect("id").to_owned();
+    assert_eq!(f.decide(&f.approver, &id, "reject").await.json()["state"], "rejected");
+    let res = f.decide(&f.admin, &id, "approve").await;
+    assert_eq!(res.status, StatusCode::CONFLICT);
+    assert!(res.text().contains("rejected"), "{}", res.text());
+    let id = f.open(&f.member, f.move_to(&f.v1)).await.json()["id"].as_str().expect("id").to_owned();
+    assert_eq!(f.decide(&f.approver, &id, "withdraw").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(f.decide(&f.member, &id, "withdraw").await.json()["state"], "withdrawn");
+
+    // expiry, by the worker
+    let id = f.open(&f.member, f.move_to(&f.v1)).await.json()["id"].as_str().expect("id").to_owned();
+    sqlx::query("update change_request set expires_at = now() - interval '1 minute' where request_id = $1::uuid")
+        .bind(&id)
+        .execute(&f.app.pool)
+        .await
+        .expect("age");
+    assert_eq!(app::approvals::apply::expire_due(&f.app.state).await.expect("expire"), 1);
+    let res = f.decide(&f.approver, &id, "approve").await;
+    assert_eq!(res.status, StatusCode::CONFLICT);
+    assert!(res.text().contains("expired"), "{}", res.text());
+
+    // stale: the target changed since the request was proposed
+    let id = f.open(&f.member, f.move_to(&f.v1)).await.json()["id"].as_str().expect("id").to_owned();
+    let alias = format!("/api/v1/models/{}/aliases/champion", f.model);
+    assert_eq!(
+        f.app
+            .call(Method::PUT, "/api/v1/teams/ml/approval-policies", &f.admin, Some(json!({"policies": []})))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(f.app.call(Method::POST, &format!("{alias}/unprotect"), &f.admin, None).await.status, StatusCode::OK);
+    assert_eq!(
+        f.app.call(Method::PUT, &alias, &f.admin, Some(json!({"version_id": f.v2}))).await.status,
+        StatusCode::OK
+    );
+    let res = f.decide(&f.approver, &id, "approve").await;
+    assert_eq!(res.status, StatusCode::CONFLICT, "{}", res.text());
+    assert_eq!(f.request(&id).await["state"], "stale");
+    assert_eq!(f.champion().await, 2, "a stale request changes nothing");
+}
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn two_approvers_at_the_same_instant_reach_the_quorum_once(pool: PgPool) {
+    let f = fixture(pool).await;
+    for round in 0..5 {
+        let to = if round % 2 == 0 { &f.v2 } else { &f.v1 };
+        let id = f.open(&f.member, f.move_to(to)).await.json()["id"].as_str().expect("id").to_owned();
+        let (a, b) = tokio::join!(f.decide(&f.approver, &id, "approve"), f.decide(&f.approver2, &id, "approve"));
+        let mut statuses = [a.status.as_u16(), b.status.as_u16()];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [200, 409], "one approval reaches the quorum, the other finds it approved");
+        assert_eq!(f.app.count("select count(*) from change_request_outbox").await, 1);
+        let moves = f.history_len().await;
+        f.apply().await;
+        assert_eq!(f.history_len().await, moves + 1, "applied once");
+        assert_eq!(f.request(&id).await["state"], "applied");
+    }
+}
