@@ -76,6 +76,12 @@ if [ "$mode" = test ]; then
     log "installing mlflow-skinny $MLFLOW_VERSION (MLflow's client) into $venv"
     "$venv/bin/pip" install -q "mlflow-skinny==$MLFLOW_VERSION"
   fi
+  # The Standard Webhooks reference library, for the webhook receiver of the tests.
+  STANDARDWEBHOOKS_VERSION=1.0.0
+  if ! "$venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('standardwebhooks') != '$STANDARDWEBHOOKS_VERSION')" 2>/dev/null; then
+    log "installing standardwebhooks $STANDARDWEBHOOKS_VERSION (webhook signatures) into $venv"
+    "$venv/bin/pip" install -q "standardwebhooks==$STANDARDWEBHOOKS_VERSION"
+  fi
   if [ ! -d end2end/node_modules/playwright-core ]; then
     log "installing end-to-end test packages"
     (cd end2end && npm ci --no-audit --no-fund)

@@ -23,6 +23,7 @@ pub mod registry;
 pub mod teams;
 pub mod tokens;
 pub mod training;
+pub mod webhooks;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Title, provide_meta_context};
@@ -109,6 +110,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/teams/:team/training/:id") view=JobRoute ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team/models") view=registry::pages::models::ModelsPage ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team/reviews") view=approvals::pages::ReviewsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/webhooks") view=webhooks::pages::WebhooksPage ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/webhooks/:id") view=webhooks::pages::WebhookPage ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team/reviews/new") view=approvals::pages::NewRequestPage ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team/change-requests/:id") view=approvals::pages::RequestPage ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team/sagemaker/import") view=registry::pages::import::ImportPage ssr=SsrMode::Async/>

@@ -169,6 +169,13 @@ pub struct Config {
     #[arg(long, env = "CAPSTAN_ALLOW_UNSANDBOXED_JOBS", default_value_t = false, global = true)]
     pub allow_unsandboxed_jobs: bool,
 
+    /// Webhooks may be delivered to loopback, private and link-local
+    /// addresses (a receiver inside the deployment's own network). Off by
+    /// default: a team admin must not reach the deployment's internal
+    /// services through a webhook URL.
+    #[arg(long, env = "CAPSTAN_WEBHOOKS_ALLOW_PRIVATE", default_value_t = false, global = true)]
+    pub webhooks_allow_private: bool,
+
     /// Local mode: seconds between SIGTERM and SIGKILL when a job is stopped.
     #[arg(long, env = "CAPSTAN_LOCAL_STOP_GRACE_SECS", default_value_t = 10, global = true)]
     pub local_stop_grace_secs: u64,

@@ -238,6 +238,8 @@ async fn serve(config: Config, demo: Option<Option<String>>) -> anyhow::Result<(
         sagemaker_role_arn: config.sagemaker_role_arn.clone(),
         trusted_proxies: config.trusted_proxies.clone(),
         session_max_age: time::Duration::days(config.session_max_days),
+        webhooks_allow_private: config.webhooks_allow_private,
+        webhooks_require_https: config.mode == server::config::Mode::Aws,
     };
     let (storage, local_s3) = server::objects::connect(&config).await?;
     let backend = server::engines::training_backend(&config, &storage, sandbox).await;
@@ -289,6 +291,7 @@ async fn serve(config: Config, demo: Option<Option<String>>) -> anyhow::Result<(
         false => None,
     };
     let trainer = tokio::spawn(server::workers::training(state.clone(), config.training_poll(), stop.clone()));
+    let hooks = tokio::spawn(server::workers::webhooks(state.clone(), std::time::Duration::from_secs(1), stop.clone()));
     if let Some(email) = demo {
         let job = create_demo(&state, email.as_deref()).await?;
         println!("Demo training job launched: {}/teams/{}/training/{}", config.public_url(), job.team, job.id);
@@ -309,6 +312,7 @@ async fn serve(config: Config, demo: Option<Option<String>>) -> anyhow::Result<(
     let _ = worker.await;
     let _ = scanner.await;
     let _ = trainer.await;
+    let _ = hooks.await;
     if let Some(task) = anchoring {
         let _ = task.await;
     }

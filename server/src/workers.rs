@@ -203,3 +203,21 @@ pub async fn anchoring(
         }
     }
 }
+
+/// Sends webhook deliveries every `every` (sooner when woken), until `stop`
+/// is cancelled; several processes share them by lease.
+pub async fn webhooks(state: app::kernel::state::AppState, every: Duration, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tick.tick() => {
+                match app::webhooks::deliver::deliver_due(&state).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(deliveries = n, "webhooks delivered"),
+                    Err(e) => tracing::warn!(error = %e, "delivering webhooks failed"),
+                }
+            }
+        }
+    }
+}

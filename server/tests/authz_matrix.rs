@@ -603,6 +603,56 @@ fn cases() -> Vec<Case> {
             input: json!({"team": "alpha", "model": "{model}", "alias": "shared", "version": "{pending_version2}", "title": "t", "justification": ""}),
             expect: "401 403 200 200 200 404 200",
         },
+        // ---- webhooks (team admins) ----
+        Case { call: "GET /api/v1/teams/alpha/webhooks", input: json!(null), expect: "401 403 403 403 200 404 200" },
+        Case {
+            call: "POST /api/v1/teams/alpha/webhooks",
+            input: json!({"url": "https://hooks.example.com/{caller_slug}", "event_types": ["*"]}),
+            expect: "401 403 403 403 201 404 201",
+        },
+        Case { call: "GET /api/v1/webhooks/{webhook}", input: json!(null), expect: "401 403 403 403 200 404 200" },
+        Case {
+            call: "PATCH /api/v1/webhooks/{webhook}",
+            input: json!({"description": "by {caller}"}),
+            expect: "401 403 403 403 200 404 200",
+        },
+        Case {
+            call: "GET /api/v1/webhooks/{webhook}/deliveries",
+            input: json!(null),
+            expect: "401 403 403 403 200 404 200",
+        },
+        Case {
+            call: "POST /api/v1/webhook-deliveries/{delivery}/redeliver",
+            input: json!(null),
+            expect: "401 403 403 403 200 404 200",
+        },
+        Case {
+            call: "DELETE /api/v1/webhooks/{webhook_del}",
+            input: json!(null),
+            expect: "401 403 403 403 204 404 204",
+        },
+        Case { call: "fn list_webhooks", input: json!({"team": "alpha"}), expect: "401 403 403 403 200 404 200" },
+        Case {
+            call: "fn create_webhook",
+            input: json!({"team": "alpha", "url": "https://hooks.example.com/f-{caller_slug}", "description": "", "event_types": "*"}),
+            expect: "401 403 403 403 200 404 200",
+        },
+        Case {
+            call: "fn set_webhook_active",
+            input: json!({"id": "{webhook}", "active": "true"}),
+            expect: "401 403 403 403 200 404 200",
+        },
+        Case { call: "fn get_webhook", input: json!({"id": "{webhook}"}), expect: "401 403 403 403 200 404 200" },
+        Case {
+            call: "fn webhook_deliveries",
+            input: json!({"id": "{webhook}"}),
+            expect: "401 403 403 403 200 404 200",
+        },
+        Case {
+            call: "fn redeliver_webhook",
+            input: json!({"delivery": "{delivery}"}),
+            expect: "401 403 403 403 200 404 200",
+        },
         // ---- server functions ----
         Case { call: "fn get_me", input: json!({}), expect: "200 200 200 200 200 200 200" },
         // anyone signed in may create their own demo team and job
@@ -1134,6 +1184,29 @@ async fn every_route_and_server_function_against_every_caller(pool: PgPool) {
         assert_eq!(res.status, 200, "{}", res.text());
     }
 
+    // a webhook of alpha with one delivery, and per caller one to delete
+    let hook = |url: String| {
+        let app = &app;
+        let auth = alpha_admin.clone();
+        async move {
+            let body = json!({"url": url, "event_types": ["*"]});
+            let res = app.call(Method::POST, "/api/v1/teams/alpha/webhooks", &auth, Some(body)).await;
+            assert_eq!(res.status, 201, "{}", res.text());
+            res.json()["webhook"]["id"].as_str().expect("id").to_owned()
+        }
+    };
+    let webhook = hook("https://hooks.example.com/shared".into()).await;
+    let mut doomed: HashMap<&str, String> = HashMap::new();
+    for caller in CALLERS {
+        doomed.insert(caller, hook(format!("https://hooks.example.com/del-{}", caller.replace('_', "-"))).await);
+    }
+    let delivery: String = sqlx::query_scalar(
+        "select delivery_id::text from webhook_delivery where webhook_id = $1::uuid order by delivery_id limit 1",
+    )
+    .bind(&webhook)
+    .fetch_one(&app.pool)
+    .await
+    .expect("a delivery of the webhook");
     // MLflow addresses versions by number: v1 is `model_version`, then each caller's pending pair in order
     let pending_number: HashMap<&str, usize> = CALLERS.iter().enumerate().map(|(i, c)| (*c, 2 + 2 * i)).collect();
     app.put("capstan", "models/alpha/matrix/model.tar.gz", "model").await;
@@ -1179,6 +1252,9 @@ async fn every_route_and_server_function_against_every_caller(pool: PgPool) {
                     .replace("{model_version}", &model_version)
                     .replace("{beta_model_version}", &beta_model_version)
                     .replace("{pending_version2}", &pending[&(*caller, 2)])
+                    .replace("{webhook_del}", &doomed[caller])
+                    .replace("{webhook}", &webhook)
+                    .replace("{delivery}", &delivery)
                     .replace("{cr_edit}", &requests[&(*caller, "edit")])
                     .replace("{cr_approve}", &requests[&(*caller, "approve")])
                     .replace("{cr_reject}", &requests[&(*caller, "reject")])

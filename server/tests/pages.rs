@@ -151,6 +151,10 @@ async fn every_page_renders_in_full_with_nonced_scripts_and_no_inline_handlers(p
     assert!(html.contains("id=\"diff-before\">v1<") && html.contains("id=\"diff-after\">v2<"), "the diff: {html}");
     assert!(html.contains("id=\"review-form\""), "a site admin may review: {html}");
     assert!(html.contains("id=\"reviews-badge\""), "the badge counts the waiting request: {html}");
+    let hook = json!({"url": "https://hooks.example.com/pages", "event_types": ["*"]});
+    let res = d.app.call(Method::POST, "/api/v1/teams/pages/webhooks", &bearer, Some(hook)).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let webhook = res.json()["webhook"]["id"].as_str().expect("webhook id").to_owned();
     let routes = [
         "/".to_owned(),
         "/teams".into(),
@@ -171,6 +175,8 @@ async fn every_page_renders_in_full_with_nonced_scripts_and_no_inline_handlers(p
         format!("/teams/pages/compare?v={version}&v={version}"),
         "/teams/demo/sagemaker/import".into(),
         "/teams/pages/reviews".into(),
+        "/teams/pages/webhooks".into(),
+        format!("/teams/pages/webhooks/{webhook}"),
         "/teams/pages/reviews?tab=all".into(),
         "/teams/pages/reviews?tab=mine".into(),
         format!("/teams/pages/change-requests/{request}"),

@@ -25,22 +25,36 @@ use crate::registry::types::{SetAlias, StatusChange};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-/// How long a claimed outbox row is this process's.
-const LEASE_SECS: f64 = 120.0;
+/// How long a claimed outbox row is this process's (applying takes
+/// milliseconds; a process that died mid-way delays its requests by this).
+const LEASE_SECS: f64 = 30.0;
 
 /// Moves open requests past their expiry to `expired`; returns how many.
 pub async fn expire_due(state: &AppState) -> Result<u64, AppError> {
     let to = next(State::Open, Event::Expire).map_err(|_| AppError::Internal)?;
+    let mut tx = state.pool.begin().await?;
     let expired = sqlx::query_scalar!(
-        "with gone as (
-             update change_request set state = $1, updated_at = now()
-             where state = 'open' and expires_at < now() returning request_id)
-         insert into change_request_event (event_id, request_id, action, from_state, to_state)
-         select gen_random_uuid(), request_id, 'expire', 'open', $1 from gone returning request_id",
+        "update change_request set state = $1, updated_at = now()
+         where request_id in (select request_id from change_request where state = 'open' and expires_at < now()
+                              for update skip locked)
+         returning request_id",
         to as State
     )
-    .fetch_all(&state.pool)
+    .fetch_all(&mut *tx)
     .await?;
+    for id in &expired {
+        sqlx::query!(
+            "insert into change_request_event (event_id, request_id, action, from_state, to_state)
+             values ($1, $2, 'expire', 'open', $3)",
+            Uuid::now_v7(),
+            id,
+            to as State
+        )
+        .execute(&mut *tx)
+        .await?;
+        worker_event(&mut tx, *id, to, Value::Null).await?;
+    }
+    tx.commit().await?;
     Ok(expired.len() as u64)
 }
 
@@ -128,9 +142,28 @@ async fn step(
     .await?;
     if to.is_final() {
         sqlx::query!("delete from change_request_outbox where request_id = $1", id).execute(&mut *tx).await?;
+        worker_event(&mut tx, id, to, json!({ "result": result, "error": error })).await?;
     }
     tx.commit().await?;
     Ok(to)
+}
+
+/// Records a transition the worker made in the team's audit log (where the
+/// team's history and webhooks read it), as Capstan.
+async fn worker_event(tx: &mut sqlx::PgConnection, id: Uuid, to: State, detail: Value) -> Result<(), AppError> {
+    let team_id =
+        sqlx::query_scalar!("select team_id from change_request where request_id = $1", id).fetch_one(&mut *tx).await?;
+    let action = format!("change_request.{}", to.as_str());
+    let actor = crate::kernel::audit::AuditActor { user_id: None, token_id: None, label: "capstan".into() };
+    let event = crate::kernel::audit::NewEvent {
+        team_id: Some(team_id),
+        action: &action,
+        target_type: "change_request",
+        target_id: Some(id.to_string()),
+        summary: json!({ "after": { "state": to.as_str() }, "detail": detail }),
+    };
+    crate::kernel::audit::record(tx, &actor, &Default::default(), event).await?;
+    Ok(())
 }
 
 async fn apply_one(state: &AppState, id: Uuid) -> Result<(), AppError> {

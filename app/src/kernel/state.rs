@@ -23,6 +23,10 @@ pub struct Settings {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// A browser session ends this long after sign-in, however active.
     pub session_max_age: time::Duration,
+    /// Webhooks may go to loopback, private and link-local addresses.
+    pub webhooks_allow_private: bool,
+    /// Webhook URLs must be https (AWS mode).
+    pub webhooks_require_https: bool,
 }
 
 impl Default for Settings {
@@ -34,6 +38,8 @@ impl Default for Settings {
             sagemaker_role_arn: None,
             trusted_proxies: Vec::new(),
             session_max_age: time::Duration::days(7),
+            webhooks_allow_private: false,
+            webhooks_require_https: false,
         }
     }
 }

@@ -91,6 +91,9 @@ pub fn MembersPage() -> impl IntoView {
                     let slug_v = t.slug.clone();
                     view! {
                         <PageHeader title=t.name.clone() subtitle=format!("Team {} · members and roles", t.slug)/>
+                        {is_admin.then(|| view! {
+                            <p class="muted"><a href=format!("/teams/{}/webhooks", t.slug) id="team-webhooks">"Webhooks →"</a></p>
+                        })}
                         <section class="card">
                             <h2>"Members"</h2>
                             <FormError error=change_err/>

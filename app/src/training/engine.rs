@@ -407,6 +407,7 @@ async fn apply(state: &AppState, row: &InFlight, d: &Description) -> Result<(), 
     };
     let final_metrics: serde_json::Map<String, serde_json::Value> =
         d.final_metrics.iter().map(|(name, value)| (name.clone(), json!(value))).collect();
+    let mut tx = state.pool.begin().await?;
     sqlx::query!(
         "update training_job set status = $2::text::training_status, secondary_status = $3,
              failure_reason = coalesce($4, failure_reason), transitions = $5, artifact_uri = coalesce($6, artifact_uri),
@@ -428,8 +429,27 @@ async fn apply(state: &AppState, row: &InFlight, d: &Description) -> Result<(), 
         serde_json::Value::Object(final_metrics),
         d.last_modified,
     )
-    .execute(&state.pool)
+    .execute(&mut *tx)
     .await?;
+    // the job's end is an event of its team (its audit trail and webhooks)
+    if status.is_final() && !row.status.is_final() {
+        let team_id = sqlx::query_scalar!("select team_id from training_job where job_id = $1", row.id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let action = format!("training_job.{}", status.as_str());
+        let actor = crate::kernel::audit::AuditActor { user_id: None, token_id: None, label: "capstan".into() };
+        let event = crate::kernel::audit::NewEvent {
+            team_id: Some(team_id),
+            action: &action,
+            target_type: "training_job",
+            target_id: Some(row.id.to_string()),
+            summary: json!({ "before": { "status": row.status.as_str() },
+                             "after": { "status": status.as_str(), "failure_reason": d.failure_reason,
+                                        "artifact_uri": d.artifact_uri } }),
+        };
+        crate::kernel::audit::record(&mut tx, &actor, &Default::default(), event).await?;
+    }
+    tx.commit().await?;
     Ok(())
 }
 

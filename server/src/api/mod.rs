@@ -16,6 +16,7 @@ pub mod tokens;
 pub mod training;
 pub mod users;
 mod versions;
+pub mod webhooks;
 
 use app::kernel::error::AppError;
 use app::kernel::state::AppState;
@@ -52,6 +53,7 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "training", description = "Training jobs on SageMaker or the local runner: launch, status, logs, metrics, stop, cost"),
         (name = "registry", description = "The model registry: models and their immutable versions, registered from training jobs"),
         (name = "approvals", description = "Change requests, the team policies that ask for them, and their reviews"),
+        (name = "webhooks", description = "Team endpoints that receive signed events, and their delivery logs"),
     )
 )]
 struct ApiDoc;
@@ -81,7 +83,8 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(versions::router())
         .merge(training::router())
         .merge(models::router())
-        .merge(approvals::router());
+        .merge(approvals::router())
+        .merge(webhooks::router());
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1).split_for_parts();
     document_problems(&mut doc);
     let doc = document_inputs(doc);

@@ -12,6 +12,8 @@ use sqlx::PgPool;
 use tower::ServiceExt as _;
 use uuid::Uuid;
 
+pub mod process;
+
 pub struct TestApp {
     pub router: Router,
     pub pool: PgPool,
