@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { openSession, closeSession, hydrated } from './harness.mjs';
+import { openSession, closeSession } from './harness.mjs';
 
 const AUTHOR = { email: 'ava@example.com', password: 'author password 123' };
 const APPROVER = { email: 'bo@example.com', password: 'approver password 123' };
@@ -21,16 +21,6 @@ before(async () => {
 });
 
 after(() => closeSession(session));
-
-async function signIn(user) {
-  await go('/login');
-  await page.fill('input[name=email]', user.email);
-  await page.fill('input[name=password]', user.password);
-  await page.click('button[type=submit]');
-  await page.waitForURL(capstan.base + '/');
-  await page.waitForSelector('text=Your teams');
-  await hydrated(page);
-}
 
 async function api(token, method, path, body) {
   const res = await fetch(capstan.base + '/api/v1' + path, {
@@ -61,7 +51,7 @@ test('an author requests a move of champion, an approver approves it, the alias 
   await api(token, 'POST', `/models/${model.id}/aliases/champion/protect`);
 
   // the author asks, from the model page
-  await signIn(AUTHOR);
+  await session.signIn(AUTHOR);
   await go(`/teams/ml/models/${model.id}`);
   await page.click('#aliases li[data-alias=champion] a.request-move');
   await page.waitForURL(/\/teams\/ml\/reviews\/new\?/);
@@ -73,12 +63,10 @@ test('an author requests a move of champion, an approver approves it, the alias 
   await page.click('#request-opened a');
   await page.waitForSelector('#request-state[data-state=open]');
   assert.equal(await page.$('#review-form'), null, 'the author cannot approve their own request');
-  await page.click('.user-menu summary');
-  await page.click('text=Sign out');
-  await page.waitForURL(/\/login$/);
+  await session.signOut();
 
   // the approver sees the badge, opens the request, reads the diff, approves
-  await signIn(APPROVER);
+  await session.signIn(APPROVER);
   await go('/teams/ml');
   assert.equal((await page.textContent('#reviews-badge')).trim(), '1');
   await page.click('#nav-reviews');

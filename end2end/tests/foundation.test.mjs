@@ -16,21 +16,6 @@ before(async () => {
 
 after(() => closeSession(session));
 
-async function signIn(user) {
-  await go('/login');
-  await page.fill('input[name=email]', user.email);
-  await page.fill('input[name=password]', user.password);
-  await page.click('button[type=submit]');
-  await page.waitForURL(capstan.base + '/');
-  await page.waitForSelector('text=Your teams');
-}
-
-async function signOut() {
-  await page.click('.user-menu summary');
-  await page.click('text=Sign out');
-  await page.waitForURL(/\/login$/);
-}
-
 test('first run: the setup link from the console creates the site admin', async () => {
   assert.ok(capstan.setupUrl, `setup link printed:\n${capstan.output()}`);
   const url = new URL(capstan.setupUrl);
@@ -48,7 +33,7 @@ test('first run: the setup link from the console creates the site admin', async 
   await page.fill('input[name=password]', ADMIN.password);
   await page.click('button[type=submit]');
   await page.waitForSelector('text=Your teams');
-  await signOut();
+  await session.signOut();
 });
 
 test('sign in: a wrong password is refused, the right one works', async () => {
@@ -57,7 +42,7 @@ test('sign in: a wrong password is refused, the right one works', async () => {
   await page.fill('input[name=password]', 'wrong password entirely');
   await page.click('button[type=submit]');
   await page.waitForSelector('text=Wrong email or password.');
-  await signIn(ADMIN);
+  await session.signIn(ADMIN);
 });
 
 test('an admin creates a team and adds a viewer', async () => {
@@ -86,11 +71,11 @@ test('an admin creates a team and adds a viewer', async () => {
   await page.waitForSelector('#team-settings .field-error', { state: 'detached' });
   await go('/teams/ml-platform');
   assert.equal(await page.inputValue(role), 'arn:aws:iam::123456789012:role/MlPlatform');
-  await signOut();
+  await session.signOut();
 });
 
 test('an admin registers a dataset; a bad name is refused with a field error', async () => {
-  await signIn(ADMIN);
+  await session.signIn(ADMIN);
   await go('/teams/ml-platform/datasets');
   await page.fill('#create-dataset input[name=name]', 'Bad Name');
   await page.click('#create-dataset button[type=submit]');
@@ -101,11 +86,11 @@ test('an admin registers a dataset; a bad name is refused with a field error', a
   await page.click('#create-dataset button[type=submit]');
   await page.waitForSelector('#datasets td:has-text("churn-events")');
   assert.equal(await page.locator('#datasets .pill').count(), 2);
-  await signOut();
+  await session.signOut();
 });
 
 test('a viewer sees no member controls and is refused by the server function', async () => {
-  await signIn(VIEWER);
+  await session.signIn(VIEWER);
   await go('/teams/ml-platform');
   await page.waitForSelector(`#members td:text("${ADMIN.email}")`);
   assert.equal(await page.locator('#add-member').count(), 0);
@@ -135,17 +120,17 @@ test('a token created in the UI authenticates /api/v1/me', async () => {
   const anon = await fetch(capstan.base + '/api/v1/me');
   assert.equal(anon.status, 401);
   assert.equal(anon.headers.get('content-type'), 'application/problem+json');
-  await signOut();
+  await session.signOut();
 });
 
 test('the audit page shows what happened, then sign-out ends the session', async () => {
-  await signIn(ADMIN);
+  await session.signIn(ADMIN);
   await go('/audit?team=ml-platform');
   await page.waitForSelector('code:text("team.created")');
   await page.waitForSelector('code:text("team.member_added")');
   await go('/audit');
   await page.waitForSelector('code:text("auth.login_failed")');
-  await signOut();
+  await session.signOut();
   await page.goto(capstan.base + '/tokens');
   await page.waitForURL(/\/login$/);
 });

@@ -143,6 +143,23 @@ export async function openSession() {
         }
       }
     },
+    /// Signs `user` in through the sign-in form and waits until the home
+    /// page has hydrated (a navigation started before that can stall).
+    async signIn(user) {
+      await this.go('/login');
+      await page.fill('input[name=email]', user.email);
+      await page.fill('input[name=password]', user.password);
+      await page.click('button[type=submit]');
+      await page.waitForURL(capstan.base + '/');
+      await page.waitForSelector('text=Your teams');
+      await hydrated(page);
+    },
+    /// Signs out through the user menu.
+    async signOut() {
+      await page.click('.user-menu summary');
+      await page.click('text=Sign out');
+      await page.waitForURL(/\/login$/);
+    },
     async close() {
       await browser.close();
       const alive = capstan.alive();
