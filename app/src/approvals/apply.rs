@@ -196,11 +196,7 @@ async fn apply_one(state: &AppState, id: Uuid) -> Result<(), AppError> {
     let change: Change = serde_json::from_value(r.proposal.clone()).map_err(anyhow::Error::from)?;
     {
         let mut conn = state.pool.acquire().await?;
-        let now = match crate::approvals::requests::target(&mut conn, r.team_id, &change).await {
-            Ok((_, base)) => Some(base),
-            Err(AppError::NotFound(_)) => None,
-            Err(e) => return Err(e),
-        };
+        let now = crate::approvals::requests::current_base(&mut conn, r.team_id, &change).await?;
         if now.as_ref() != Some(&r.base) {
             let why = "The target changed after the request was approved: it was not applied.".to_owned();
             step(state, id, current, Event::Invalidate, Value::Null, Some(why)).await?;

@@ -109,6 +109,20 @@ pub(crate) async fn target(
     Ok((Target { model_id, alias, version_id, model_name }, base))
 }
 
+/// The target's state now, to compare with a request's base; `None` when
+/// the target is gone.
+pub(crate) async fn current_base(
+    conn: &mut PgConnection,
+    team_id: Uuid,
+    change: &Change,
+) -> Result<Option<Value>, AppError> {
+    match target(conn, team_id, change).await {
+        Ok((_, base)) => Ok(Some(base)),
+        Err(AppError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Refuses a change that is malformed or changes nothing, with the field to blame.
 async fn check_change(conn: &mut PgConnection, change: &Change, target: &Target, base: &Value) -> Result<(), AppError> {
     if let Some(alias) = &target.alias {
@@ -383,12 +397,7 @@ async fn tally(conn: &mut PgConnection, id: Uuid, revision: i32) -> Result<(i32,
 /// Marks the request stale when its target changed since its base; true when it did.
 async fn went_stale(ctx: &Ctx, tx: &mut PgConnection, id: Uuid, r: &Row) -> Result<bool, AppError> {
     let change: Change = serde_json::from_value(r.proposal.clone()).map_err(anyhow::Error::from)?;
-    let now = match target(tx, r.team_id, &change).await {
-        Ok((_, base)) => Some(base),
-        Err(AppError::NotFound(_)) => None,
-        Err(e) => return Err(e),
-    };
-    if now.as_ref() == Some(&r.base) {
+    if current_base(tx, r.team_id, &change).await?.as_ref() == Some(&r.base) {
         return Ok(false);
     }
     let to = transition(r.state, Event::Invalidate)?;
@@ -645,10 +654,9 @@ pub async fn get(ctx: &Ctx, id: Uuid) -> Result<ChangeRequest, AppError> {
     })
     .collect();
     let diff = diff(&mut conn, &r, &change).await?;
-    let me = ctx.actor()?.user_id;
-    let decided =
-        reviews.iter().any(|v| v.revision == r.revision && ctx.actor.as_ref().is_some_and(|a| a.email == v.reviewer));
-    let can_review = r.state == State::Open && review_refusal(ctx, &r).is_none() && !decided && me != r.author_id;
+    let me = &ctx.actor()?.email;
+    let decided = reviews.iter().any(|v| v.revision == r.revision && v.reviewer == *me);
+    let can_review = r.state == State::Open && review_refusal(ctx, &r).is_none() && !decided;
     Ok(ChangeRequest {
         id,
         team: r.team.clone(),
