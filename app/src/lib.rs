@@ -116,6 +116,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/teams/:team/change-requests/:id") view=approvals::pages::RequestPage ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team/sagemaker/import") view=registry::pages::import::ImportPage ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team/models/:id") view=registry::pages::model::ModelPage ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/models/:id/aliases/:alias") view=registry::pages::alias::AliasPage ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team/model-versions") view=registry::pages::search::VersionSearchPage ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team/model-versions/:id") view=registry::pages::version::VersionPage ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team/compare") view=registry::pages::compare::ComparePage ssr=SsrMode::Async/>

@@ -63,6 +63,7 @@ test('an author requests a move of champion, an approver approves it, the alias 
   await page.click('#request-opened a');
   await page.waitForSelector('#request-state[data-state=open]');
   assert.equal(await page.$('#review-form'), null, 'the author cannot approve their own request');
+  assert.ok((await page.textContent('#waiting-on')).includes(APPROVER.email), 'who may still approve');
   await session.signOut();
 
   // the approver sees the badge, opens the request, reads the diff, approves
@@ -88,4 +89,13 @@ test('an author requests a move of champion, an approver approves it, the alias 
   const history = await api(token, 'GET', `/models/${model.id}/aliases/champion/history`);
   assert.equal(history.items[0].changed_by, AUTHOR.email);
   assert.ok(history.items[0].reason.includes(APPROVER.email), history.items[0].reason);
+  // the alias's page shows the same from the audit log: the request, who asked, who approved
+  await page.click('#aliases li[data-alias=champion] a.alias-page');
+  await page.waitForSelector('#changes tbody tr');
+  const row = '#changes tbody tr:first-child';
+  assert.equal(await page.textContent(`${row} td.what .change`), 'champion: v1 → v2');
+  assert.equal(await page.textContent(`${row} .author`), AUTHOR.email);
+  assert.equal(await page.textContent(`${row} .approvers`), APPROVER.email);
+  await page.click(`${row} td.request a`);
+  await page.waitForSelector('#request-state[data-state=applied]');
 });

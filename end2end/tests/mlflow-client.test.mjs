@@ -25,7 +25,7 @@ test('the mlflow client creates, versions, aliases, searches and tags models in 
       return JSON.parse(text);
     };
     // the demo: team `demo` and a training job whose artifact the client registers
-    const job = await call('POST', '/rpc/create_demo');
+    const { job } = await call('POST', '/rpc/create_demo');
     let done;
     for (let i = 0; i < 240; i++) {
       done = await call('GET', `/api/v1/training-jobs/${job.id}`);

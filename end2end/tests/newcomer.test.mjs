@@ -28,6 +28,11 @@ test('setup, then the demo from the empty home page; a used setup link says so a
   await page.waitForURL(capstan.base + '/');
   await hydrated(page);
   await page.click('#demo-form button[type=submit]');
+  // the first demo made a second user to approve change requests: its password is shown once
+  await page.waitForSelector('#demo-reviewer', { timeout: 60_000 });
+  assert.equal(await page.textContent('[data-testid=reviewer-email]'), 'reviewer@demo.example');
+  assert.match(await page.textContent('[data-testid=reviewer-password]'), /^[0-9a-f]{24}$/);
+  await page.click('#demo-continue');
   await page.waitForURL(/\/teams\/demo\/training\/[0-9a-f-]+$/, { timeout: 60_000 });
   const job = page.url().split('/').pop();
   const info = await page.evaluate(async (id) => (await fetch(`/api/v1/training-jobs/${id}`)).json(), job);

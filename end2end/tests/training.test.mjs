@@ -28,6 +28,7 @@ test('run the demo, watch logs and metrics live, see it complete with its cost; 
 
   // the empty home page offers the demo
   await page.click('#demo-form button[type=submit]');
+  await page.click('#demo-continue', { timeout: 60_000 });
   await page.waitForURL(/\/teams\/demo\/training\/[0-9a-f-]+$/, { timeout: 60_000 });
   const jobUrl = page.url();
   await hydrated(page);
@@ -90,6 +91,13 @@ test('run the demo, watch logs and metrics live, see it complete with its cost; 
   await page.waitForSelector('#models tr:has(strong:text-is("churn")) [data-alias=champion]:has-text("→ v1")');
   await page.click('#models td a:has(strong:text-is("churn"))');
   await page.waitForSelector('#aliases li[data-alias=champion]:has-text("→ v1")');
+  // protected by the demo, with its history from the audit log on the alias's page
+  await page.waitForSelector('#aliases li[data-alias=champion] .pill:has-text("protected")');
+  await page.click('#aliases li[data-alias=champion] a.alias-page');
+  await page.waitForURL(/\/teams\/demo\/models\/[0-9a-f-]+\/aliases\/champion$/);
+  await page.waitForSelector('#alias-now a.request-move');
+  const changes = await page.$$eval('#changes tbody tr td.what .change', (tds) => tds.map((t) => t.textContent));
+  assert.deepEqual(changes, ['champion protected', 'champion set → v1'], changes.join(' | '));
 
   // clone it into a long run, then stop it
   await go(jobUrl.replace(capstan.base, ''));

@@ -293,8 +293,16 @@ async fn serve(config: Config, demo: Option<Option<String>>) -> anyhow::Result<(
     let trainer = tokio::spawn(server::workers::training(state.clone(), config.training_poll(), stop.clone()));
     let hooks = tokio::spawn(server::workers::webhooks(state.clone(), std::time::Duration::from_secs(1), stop.clone()));
     if let Some(email) = demo {
-        let job = create_demo(&state, email.as_deref()).await?;
+        let demo = create_demo(&state, email.as_deref()).await?;
+        let job = &demo.job;
         println!("Demo training job launched: {}/teams/{}/training/{}", config.public_url(), job.team, job.id);
+        if let Some(r) = &demo.reviewer {
+            println!(
+                "Created the demo's reviewer {} with password {} (shown only once): sign in as them in a private \
+                 window to approve a change request.",
+                r.email, r.password
+            );
+        }
     }
     let app = server::router(state, &opts);
     let listener = tokio::net::TcpListener::bind(config.addr)
@@ -343,7 +351,7 @@ async fn shutdown_signal() {
 async fn create_demo(
     state: &app::kernel::state::AppState,
     email: Option<&str>,
-) -> anyhow::Result<app::training::types::TrainingJob> {
+) -> anyhow::Result<app::training::types::Demo> {
     let pool = &state.pool;
     let user_id = match email {
         Some(email) => sqlx::query_scalar::<_, uuid::Uuid>("select user_id from app_user where email = $1")

@@ -122,8 +122,8 @@ pub async fn training(state: app::kernel::state::AppState, every: Duration, stop
                 tracing::warn!(error = %e, "reconciling training jobs failed");
             }
         }
-        // the demo's completed job becomes version 1 of model `churn`, named `champion`
-        match app::registry::demo::register_finished(&state).await {
+        // the demo's completed job becomes version 1 of model `churn`, named `champion`, protected
+        match app::approvals::demo::step(&state).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(jobs = n, "registered the demo's training job in the model registry"),
             Err(e) => tracing::warn!(error = %e, "registering the demo's training job failed"),

@@ -214,6 +214,36 @@ async fn a_protected_alias_moves_once_approved_by_an_eligible_reviewer_and_exact
         r["timeline"].as_array().expect("timeline").iter().filter_map(|e| e["action"].as_str()).collect();
     assert_eq!(timeline, ["open", "approve", "apply", "succeed"]);
     assert_eq!(f.apply().await, 0, "nothing left in the outbox");
+    // the history of the alias and of both versions, read from the audit log, names the request and both people
+    let changes = f
+        .app
+        .call(Method::GET, &format!("/api/v1/models/{}/aliases/champion/changes", f.model), &f.viewer, None)
+        .await
+        .json();
+    let moved = &changes[0];
+    assert_eq!((moved["what"].as_str(), moved["by"].as_str()), (Some("champion: v1 → v2"), Some("member@example.com")));
+    assert_eq!(moved["request"]["id"], id.as_str(), "{changes}");
+    assert_eq!(moved["request"]["title"], "Promote the better model");
+    assert_eq!(moved["request"]["author"], "member@example.com");
+    assert_eq!(moved["request"]["approvers"], json!(["approver@example.com"]), "the approval that counted");
+    let kinds: Vec<&str> = changes.as_array().expect("list").iter().filter_map(|c| c["action"].as_str()).collect();
+    assert_eq!(kinds, ["model_alias.set", "model_alias.protected", "model_alias.set"], "newest first");
+    assert!(changes[1]["request"].is_null() && changes[2]["what"] == "champion set → v1", "{changes}");
+    for (version, what) in [(&f.v2, "champion: v1 → v2"), (&f.v1, "champion: v1 → v2")] {
+        let path = format!("/api/v1/model-versions/{version}/changes");
+        let list = f.app.call(Method::GET, &path, &f.viewer, None).await.json();
+        assert_eq!(list[0]["what"], what, "{list}");
+        assert_eq!(list[0]["request"]["approvers"], json!(["approver@example.com"]), "{list}");
+        assert_eq!(
+            list.as_array().and_then(|l| l.last()).map(|c| c["action"].clone()),
+            Some(json!("model_version.registered"))
+        );
+    }
+    let res = f
+        .app
+        .call(Method::GET, &format!("/api/v1/models/{}/aliases/champion/changes", f.model), &f.outsider, None)
+        .await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND, "another team's history is not there");
 
     // a crash after the change committed, before the request recorded it: the retry records, and does not move again
     let id = f.open(&f.member, f.move_to(&f.v3)).await.json()["id"].as_str().expect("id").to_owned();
@@ -407,4 +437,86 @@ async fn two_approvers_at_the_same_instant_reach_the_quorum_once(pool: PgPool) {
         assert_eq!(f.history_len().await, moves + 1, "applied once");
         assert_eq!(f.request(&id).await["state"], "applied");
     }
+}
+
+/// The demo lets one new user try a change request from both sides: a site
+/// admin's demo creates a second user (an approver of the demo team, its
+/// password shown once), and once the job is version 1 of `churn`,
+/// `champion` is protected with the policy "1 approval by an approver".
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn the_demo_gives_a_protected_champion_a_policy_and_a_second_user_to_approve(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ada = app.user("ada@example.com", true).await;
+    let ada_bearer = Auth::Bearer(ada.token.clone());
+    let res = app.server_fn("create_demo", &Auth::Cookie(ada.cookie.clone()), &[]).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    let demo = res.json();
+    let email = demo["reviewer"]["email"].as_str().expect("a reviewer").to_owned();
+    let password = demo["reviewer"]["password"].as_str().expect("its password").to_owned();
+    assert!(password.len() >= 12);
+    // the password is shown once: a second demo run does not show it again
+    let again = app.server_fn("create_demo", &Auth::Cookie(ada.cookie.clone()), &[]).await;
+    assert_eq!(again.status, StatusCode::OK, "a second run at once is a second job: {}", again.text());
+    let again = again.json();
+    assert!(again["reviewer"].is_null(), "{again}");
+    let stored = app.count(&format!("select count(*) from app_user where password_hash like '%{password}%'")).await;
+    assert_eq!(stored, 0, "kept only as a hash");
+    let reviewer = Auth::Cookie(app.login(&email, &password).await.expect("the reviewer signs in"));
+    let members = app.call(Method::GET, "/api/v1/teams/demo/members", &ada_bearer, None).await.json();
+    let role = members["items"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .find(|m| m["email"] == email.as_str())
+        .map(|m| m["role"].clone());
+    assert_eq!(role, Some(json!("approver")), "{members}");
+
+    let mut registered = 0;
+    for job in [&demo["job"], &again["job"]] {
+        let id = job["id"].as_str().expect("job");
+        let done = common::drive(&app, &ada_bearer, id, common::finished).await;
+        assert_eq!(done["status"], "completed", "{done}");
+        registered += app::approvals::demo::step(&app.state).await.expect("step");
+    }
+    assert_eq!(registered, 2, "both runs became versions of churn");
+    let models = app.call(Method::GET, "/api/v1/teams/demo/models", &ada_bearer, None).await.json();
+    let model = models["items"][0]["id"].as_str().expect("churn").to_owned();
+    let alias = app.call(Method::GET, &format!("/api/v1/models/{model}/aliases"), &ada_bearer, None).await.json();
+    assert_eq!(
+        (alias[0]["alias"].as_str(), alias[0]["protected"].as_bool()),
+        (Some("champion"), Some(true)),
+        "{alias}"
+    );
+    let policies = app.call(Method::GET, "/api/v1/teams/demo/approval-policies", &ada_bearer, None).await.json();
+    assert_eq!(
+        policies["policies"],
+        json!([{"kind": "alias.move", "model_id": model, "alias": "champion", "approvals_required": 1,
+                "min_role": "approver", "require_admin": false, "expires_after_hours": 168}])
+    );
+    let versions = app.call(Method::GET, &format!("/api/v1/models/{model}/versions"), &ada_bearer, None).await.json();
+    let v2 =
+        versions["items"].as_array().expect("versions").iter().find(|v| v["number"] == 2).expect("v2")["id"].clone();
+
+    // ada asks, the demo's reviewer approves, the worker moves champion
+    let direct = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/models/{model}/aliases/champion"),
+            &ada_bearer,
+            Some(json!({"version_id": v2})),
+        )
+        .await;
+    assert_eq!(direct.status, StatusCode::CONFLICT, "{}", direct.text());
+    let body = json!({"change": {"kind": "alias.move", "model_id": model, "alias": "champion", "version_id": v2},
+                      "title": "The second demo run is champion"});
+    let res = app.call(Method::POST, "/api/v1/teams/demo/change-requests", &ada_bearer, Some(body)).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let id = res.json()["id"].as_str().expect("id").to_owned();
+    let res =
+        app.call(Method::POST, &format!("/api/v1/change-requests/{id}/approve"), &reviewer, Some(json!({}))).await;
+    assert_eq!((res.status, res.json()["state"].clone()), (StatusCode::OK, json!("approved")), "{}", res.text());
+    assert_eq!(app::approvals::apply::apply_due(&app.state).await.expect("apply"), 1);
+    let now =
+        app.call(Method::GET, &format!("/api/v1/models/{model}/aliases/champion"), &ada_bearer, None).await.json();
+    assert_eq!(now["number"], 2, "{now}");
 }

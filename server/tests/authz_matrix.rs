@@ -278,6 +278,16 @@ fn cases() -> Vec<Case> {
             expect: "401 200 200 200 200 404 200",
         },
         Case {
+            call: "GET /api/v1/model-versions/{model_version}/changes",
+            input: json!(null),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case {
+            call: "GET /api/v1/models/{model}/aliases/shared/changes",
+            input: json!(null),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case {
             call: "GET /api/v1/model-versions/{model_version}/download",
             input: json!(null),
             expect: "401 303 303 303 303 404 303",
@@ -769,6 +779,16 @@ fn cases() -> Vec<Case> {
         Case {
             call: "fn version_lineage",
             input: json!({"id": "{model_version}"}),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case {
+            call: "fn version_changes",
+            input: json!({"id": "{model_version}"}),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case {
+            call: "fn alias_changes",
+            input: json!({"model": "{model}", "alias": "shared"}),
             expect: "401 200 200 200 200 404 200",
         },
         Case {

@@ -128,4 +128,41 @@ async fn changes_through_one_process_reach_the_others_cache_and_a_dropped_channe
     let res = a.call(Method::POST, "/api/2.0/mlflow/registered-models/rename", &admin, Some(rename)).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text());
     until(&b, &version_path, &admin, |_, v| v["model"] == "churn-2").await;
+
+    // whole pages of lists are cached too: a version registered through A shows in B's list, and in A's at once
+    let list = format!("/api/v1/models/{model}/versions?limit=50");
+    let models = "/api/v1/teams/ml/models";
+    for _ in 0..2 {
+        assert_eq!(b.call(Method::GET, &list, &admin, None).await.json()["items"].as_array().map(Vec::len), Some(2));
+        assert_eq!(b.call(Method::GET, models, &admin, None).await.json()["items"][0]["version_count"], 2);
+    }
+    let body = json!({"artifact_uri": "s3://capstan/models/ml/model.tar.gz"});
+    let res = a.call(Method::POST, &format!("/api/v1/models/{model}/versions"), &admin, Some(body)).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    assert_eq!(a.call(Method::GET, &list, &admin, None).await.json()["items"].as_array().map(Vec::len), Some(3));
+    until(&b, &list, &admin, |_, v| v["items"].as_array().map(Vec::len) == Some(3)).await;
+    until(&b, models, &admin, |_, v| v["items"][0]["version_count"] == 3).await;
+
+    // the MLflow API's lookups (the caller's teams, a model's name, a version's number, the aliases
+    // naming a version) are cached as well, and a change through A reaches them on B
+    let get = |name: &str| format!("/api/2.0/mlflow/model-versions/get?name={name}&version=1");
+    for _ in 0..2 {
+        let res = b.call(Method::GET, &get("churn-2"), &admin, None).await;
+        assert_eq!((res.status, res.json()["model_version"]["aliases"].clone()), (StatusCode::OK, json!([])));
+    }
+    let staging = format!("/api/v1/models/{model}/aliases/staging");
+    let res = a.call(Method::PUT, &staging, &admin, Some(json!({"version_id": versions[0]}))).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    until(&b, &get("churn-2"), &admin, |_, v| v["model_version"]["aliases"] == json!(["staging"])).await;
+    // a second team: the bare name no longer says which team's model
+    let res = a.call(Method::POST, "/api/v1/teams", &admin, Some(json!({"slug": "two", "name": "Two"}))).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    until(&b, &get("churn-2"), &admin, |s, _| s == StatusCode::BAD_REQUEST).await;
+    assert_eq!(b.call(Method::GET, &get("ml/churn-2"), &admin, None).await.status, StatusCode::OK);
+    // a renamed model's old name is gone on B
+    let rename = json!({"name": "ml/churn-2", "new_name": "ml/churn-3"});
+    let res = a.call(Method::POST, "/api/2.0/mlflow/registered-models/rename", &admin, Some(rename)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    until(&b, &get("ml/churn-2"), &admin, |s, _| s == StatusCode::NOT_FOUND).await;
+    assert_eq!(b.call(Method::GET, &get("ml/churn-3"), &admin, None).await.status, StatusCode::OK);
 }

@@ -25,7 +25,7 @@ async fn demo(pool: PgPool) -> Demo {
     let cookie = Auth::Cookie(ada.cookie.clone());
     let res = app.server_fn("create_demo", &cookie, &[]).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text());
-    let job = res.json();
+    let job = res.json()["job"].clone();
     let version = job["channels"][0]["version_id"].as_str().expect("version id").to_owned();
     let bearer = Auth::Bearer(ada.token.clone());
     let v = app.wait_for(&format!("/api/v1/dataset-versions/{version}"), &bearer, |v| v["status"] == "ready").await;
@@ -170,6 +170,7 @@ async fn every_page_renders_in_full_with_nonced_scripts_and_no_inline_handlers(p
         format!("/teams/demo/training/{job}"),
         "/teams/demo/models".into(),
         format!("/teams/pages/models/{model}"),
+        format!("/teams/pages/models/{model}/aliases/champion"),
         format!("/teams/pages/model-versions/{version}"),
         "/teams/pages/model-versions?filter=metrics.auc+%3E+0.5".into(),
         format!("/teams/pages/compare?v={version}&v={version}"),

@@ -364,14 +364,14 @@ async fn the_demos_completed_job_becomes_champion_of_model_churn(pool: PgPool) {
     let ada = app.user("ada@example.com", false).await;
     let res = app.server_fn("create_demo", &Auth::Cookie(ada.cookie.clone()), &[]).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text());
-    let job = res.json()["id"].as_str().expect("job").to_owned();
+    let job = res.json()["job"]["id"].as_str().expect("job").to_owned();
     let bearer = Auth::Bearer(ada.token.clone());
     // nothing to register while the job runs
-    assert_eq!(app::registry::demo::register_finished(&app.state).await.expect("step"), 0);
+    assert_eq!(app::registry::demo::register_finished(&app.state).await.expect("step").len(), 0);
     let done = common::drive(&app, &bearer, &job, common::finished).await;
     assert_eq!(done["status"], "completed", "{done}");
-    assert_eq!(app::registry::demo::register_finished(&app.state).await.expect("step"), 1);
-    assert_eq!(app::registry::demo::register_finished(&app.state).await.expect("step"), 0, "once");
+    assert_eq!(app::registry::demo::register_finished(&app.state).await.expect("step").len(), 1);
+    assert_eq!(app::registry::demo::register_finished(&app.state).await.expect("step").len(), 0, "once");
     let models = app.call(Method::GET, "/api/v1/teams/demo/models", &bearer, None).await.json();
     assert_eq!(models["items"][0]["name"], "churn");
     let model = models["items"][0]["id"].as_str().expect("id");

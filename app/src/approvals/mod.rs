@@ -5,6 +5,8 @@
 
 #[cfg(feature = "ssr")]
 pub mod apply;
+#[cfg(feature = "ssr")]
+pub mod demo;
 pub mod pages;
 #[cfg(feature = "ssr")]
 pub mod policies;

@@ -142,6 +142,11 @@ fn Request(
                 <h2>"Approvals"</h2>
                 <p id="rule">{rule}</p>
                 <p id="approvals">{format!("{} of {} given", r.approvals, r.rule.approvals_required)}{(open && still > 0).then(|| format!(" · {still} more needed"))}</p>
+                {(open && still > 0).then(|| if r.waiting_on.is_empty() {
+                    view! { <p class="error" id="waiting-on">"Nobody in the team may approve it: add a member with that role."</p> }.into_any()
+                } else {
+                    view! { <p class="muted" id="waiting-on">"May approve: "{r.waiting_on.join(", ")}</p> }.into_any()
+                })}
                 <FormError error=err/>
                 {r.can_review.then(|| {
                     let id = id.clone();

@@ -654,6 +654,26 @@ pub async fn get(ctx: &Ctx, id: Uuid) -> Result<ChangeRequest, AppError> {
     })
     .collect();
     let diff = diff(&mut conn, &r, &change).await?;
+    // who may still give an approval that counts: members of the rule's
+    // role or above, not the author, not disabled, undecided on this revision
+    let waiting_on = if r.state == State::Open {
+        sqlx::query_scalar!(
+            r#"select u.email from team_member m join app_user u on u.user_id = m.user_id
+               where m.team_id = $1 and m.role >= $2 and m.user_id <> $3 and u.disabled_at is null
+                 and not exists (select 1 from change_request_review v
+                                 where v.request_id = $4 and v.revision = $5 and v.reviewer_id = m.user_id)
+               order by (m.role = 'admin') desc, u.email limit 50"#,
+            r.team_id,
+            r.min_role as Role,
+            r.author_id,
+            id,
+            r.revision
+        )
+        .fetch_all(&mut *conn)
+        .await?
+    } else {
+        Vec::new()
+    };
     let me = &ctx.actor()?.email;
     let decided = reviews.iter().any(|v| v.revision == r.revision && v.reviewer == *me);
     let can_review = r.state == State::Open && review_refusal(ctx, &r).is_none() && !decided;
@@ -673,6 +693,7 @@ pub async fn get(ctx: &Ctx, id: Uuid) -> Result<ChangeRequest, AppError> {
         timeline,
         error: r.error.clone(),
         can_review,
+        waiting_on,
         expires_at: r.expires_at,
         created_at: r.created_at,
         applied_at: r.applied_at,

@@ -264,6 +264,9 @@ pub struct ChangeRequest {
     pub error: Option<String>,
     /// Whether the caller may approve or reject it now.
     pub can_review: bool,
+    /// Emails of who may still approve (open requests): members with the
+    /// rule's role or above, other than the author, undecided on this revision.
+    pub waiting_on: Vec<String>,
     #[serde(with = "time::serde::rfc3339")]
     #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
     pub expires_at: time::OffsetDateTime,

@@ -24,6 +24,13 @@ pub const CHANNEL: &str = "capstan_cache";
 /// At most this many entries; a full cache starts again from empty.
 const MAX_ENTRIES: usize = 100_000;
 
+/// Keys under this prefix are whole pages of a list (see [`Cache::put`]):
+/// large values, so held apart under a bound of their own.
+pub const PAGE_PREFIX: &str = "page:";
+
+/// At most this many pages (each up to a few hundred KB).
+const MAX_PAGES: usize = 1_000;
+
 /// A value and when it stops being served (a bound on staleness should a
 /// notification ever be lost, and a rhythm for work done on a miss).
 type Entry = (Instant, Arc<dyn Any + Send + Sync>);
@@ -31,6 +38,8 @@ type Entry = (Instant, Arc<dyn Any + Send + Sync>);
 #[derive(Default)]
 pub struct Cache {
     entries: RwLock<HashMap<String, Entry>>,
+    /// Whole pages of lists, by keys starting with [`PAGE_PREFIX`].
+    pages: RwLock<HashMap<String, Entry>>,
     /// Bumped by every invalidation; see [`Cache::ticket`].
     generation: AtomicU64,
     /// Whether this process hears invalidations now.
@@ -54,7 +63,7 @@ impl Cache {
             return None;
         }
         let found = self
-            .entries
+            .map(key)
             .read()
             .ok()?
             .get(key)
@@ -77,15 +86,16 @@ impl Cache {
         if !self.live.load(Ordering::Acquire) {
             return;
         }
-        let Ok(mut entries) = self.entries.write() else { return };
+        let max = if key.starts_with(PAGE_PREFIX) { MAX_PAGES } else { MAX_ENTRIES };
+        let Ok(mut entries) = self.map(&key).write() else { return };
         // checked under the lock that invalidation also takes
         if self.generation.load(Ordering::Acquire) != ticket.0 {
             return;
         }
-        if entries.len() >= MAX_ENTRIES {
+        if entries.len() >= max {
             let now = Instant::now();
             entries.retain(|_, (until, _)| *until > now);
-            if entries.len() >= MAX_ENTRIES {
+            if entries.len() >= max {
                 entries.clear();
             }
         }
@@ -94,21 +104,33 @@ impl Cache {
 
     /// Drops `key`, or every key starting with it when it ends with `:`.
     pub fn invalidate(&self, key: &str) {
-        let Ok(mut entries) = self.entries.write() else { return };
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        if key.ends_with(':') {
-            entries.retain(|k, _| !k.starts_with(key));
-        } else {
-            entries.remove(key);
+        // a prefix shorter than the page prefix ("" or "pa") may cover pages too
+        let maps: &[&RwLock<HashMap<String, Entry>>] =
+            if PAGE_PREFIX.starts_with(key) { &[&self.entries, &self.pages] } else { &[self.map(key)] };
+        for map in maps {
+            let Ok(mut entries) = map.write() else { return };
+            self.generation.fetch_add(1, Ordering::AcqRel);
+            if key.ends_with(':') || key.is_empty() {
+                entries.retain(|k, _| !k.starts_with(key));
+            } else {
+                entries.remove(key);
+            }
         }
     }
 
     /// Drops everything.
     pub fn clear(&self) {
-        if let Ok(mut entries) = self.entries.write() {
-            self.generation.fetch_add(1, Ordering::AcqRel);
-            entries.clear();
+        for map in [&self.entries, &self.pages] {
+            if let Ok(mut entries) = map.write() {
+                self.generation.fetch_add(1, Ordering::AcqRel);
+                entries.clear();
+            }
         }
+    }
+
+    /// The map that holds `key`.
+    fn map(&self, key: &str) -> &RwLock<HashMap<String, Entry>> {
+        if key.starts_with(PAGE_PREFIX) { &self.pages } else { &self.entries }
     }
 
     /// Whether invalidations reach this process (else the cache is bypassed).
@@ -184,6 +206,28 @@ mod tests {
         assert_eq!(cache.get::<u32>("alias:m:champion"), Some(2));
         cache.put("short".into(), 3_u32, cache.ticket(), Duration::ZERO);
         assert_eq!(cache.get::<u32>("short"), None, "expired");
+    }
+
+    #[test]
+    fn pages_are_held_apart_under_their_own_bound() {
+        let cache = Cache::new();
+        cache.set_live(true);
+        cache.put("alias:m:a".into(), 1_u32, cache.ticket(), MINUTE);
+        for n in 0..MAX_PAGES {
+            cache.put(format!("{PAGE_PREFIX}t:{n}"), n, cache.ticket(), MINUTE);
+        }
+        assert_eq!(cache.get::<usize>(&format!("{PAGE_PREFIX}t:7")), Some(7));
+        // one page too many starts the pages again from empty, and leaves the rest
+        cache.put(format!("{PAGE_PREFIX}t:x"), 0_usize, cache.ticket(), MINUTE);
+        assert_eq!(cache.get::<usize>(&format!("{PAGE_PREFIX}t:7")), None);
+        assert_eq!(cache.get::<usize>(&format!("{PAGE_PREFIX}t:x")), Some(0));
+        assert_eq!(cache.get::<u32>("alias:m:a"), Some(1));
+        // a team's prefix drops its pages only
+        cache.put(format!("{PAGE_PREFIX}u:1"), 1_usize, cache.ticket(), MINUTE);
+        cache.invalidate(&format!("{PAGE_PREFIX}t:"));
+        assert_eq!(cache.get::<usize>(&format!("{PAGE_PREFIX}t:x")), None);
+        assert_eq!(cache.get::<usize>(&format!("{PAGE_PREFIX}u:1")), Some(1));
+        assert_eq!(cache.get::<u32>("alias:m:a"), Some(1));
     }
 
     #[test]

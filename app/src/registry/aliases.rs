@@ -156,11 +156,12 @@ pub async fn set(ctx: &Ctx, model: Uuid, alias: &str, input: SetAlias, route: Ro
             target_type: "model",
             target_id: Some(model.to_string()),
             summary: json!({ "model": model_row.name, "alias": name, "before": from, "after": input.version_id,
-                             "number": number, "reason": reason }),
+                             "number": number, "reason": reason, "request": route.request() }),
         },
     )
     .await?;
     tx.commit().await?;
+    crate::registry::domain::pages_changed(ctx, team_id);
     // this process reads its own write at once; the others on notification
     ctx.state.cache.invalidate(&format!("alias:{model}:{name}"));
     one(ctx, model, &name).await
@@ -198,11 +199,13 @@ pub async fn delete(ctx: &Ctx, model: Uuid, alias: &str, route: Route) -> Result
             action: "model_alias.deleted",
             target_type: "model",
             target_id: Some(model.to_string()),
-            summary: json!({ "model": model_row.name, "alias": alias, "before": before.version_id }),
+            summary: json!({ "model": model_row.name, "alias": alias, "before": before.version_id,
+                             "request": route.request() }),
         },
     )
     .await?;
     tx.commit().await?;
+    crate::registry::domain::pages_changed(ctx, team_id);
     ctx.state.cache.invalidate(&format!("alias:{model}:{alias}"));
     Ok(())
 }
@@ -231,12 +234,13 @@ pub async fn protect(ctx: &Ctx, model: Uuid, alias: &str, protected: bool, route
                 action: if protected { "model_alias.protected" } else { "model_alias.unprotected" },
                 target_type: "model",
                 target_id: Some(model.to_string()),
-                summary: json!({ "model": model_row.name, "alias": alias }),
+                summary: json!({ "model": model_row.name, "alias": alias, "request": route.request() }),
             },
         )
         .await?;
     }
     tx.commit().await?;
+    crate::registry::domain::pages_changed(ctx, team_id);
     one(ctx, model, alias).await
 }
 

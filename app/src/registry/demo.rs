@@ -1,8 +1,10 @@
 //! The demo's registry: once the demo's training job has completed, it
 //! becomes version 1 of model `churn` in the demo team, and alias
-//! `champion` names it, so a new user lands on a populated registry. Run
-//! by the training worker after each reconcile; any process may run it
-//! (registering a job twice in one model is refused by the database).
+//! `champion` names it, protected, so a new user lands on a populated
+//! registry and moves `champion` by change request (a later demo run adds
+//! version 2 to move it to). Run by the training worker after each
+//! reconcile; any process may run it (registering a job twice in one model
+//! is refused by the database).
 
 use crate::kernel::context::{Ctx, actor_by_id};
 use crate::kernel::error::AppError;
@@ -15,9 +17,19 @@ use crate::registry::types::{NewModelVersion, SetAlias};
 pub const MODEL: &str = "churn";
 pub const ALIAS: &str = "champion";
 
+/// A demo job that became a version.
+pub struct Registered {
+    /// As the person who ran the demo.
+    pub ctx: Ctx,
+    pub team: String,
+    pub model_id: uuid::Uuid,
+    /// Whether this step set `champion` on it (the model's first).
+    pub champion: bool,
+}
+
 /// Registers every completed demo job (tagged `purpose=demo`, launched by
-/// the demo in the last day) that is no version yet; returns how many.
-pub async fn register_finished(state: &AppState) -> Result<usize, AppError> {
+/// the demo in the last day) that is no version yet; returns them.
+pub async fn register_finished(state: &AppState) -> Result<Vec<Registered>, AppError> {
     let jobs = sqlx::query!(
         r#"select j.job_id, j.created_by, t.slug
            from training_job j join team t on t.team_id = j.team_id
@@ -28,7 +40,7 @@ pub async fn register_finished(state: &AppState) -> Result<usize, AppError> {
     )
     .fetch_all(&state.pool)
     .await?;
-    let mut registered = 0;
+    let mut registered = Vec::new();
     for job in jobs {
         // as the person who ran the demo
         let Some(actor) = actor_by_id(&state.pool, job.created_by).await? else { continue };
@@ -44,11 +56,18 @@ pub async fn register_finished(state: &AppState) -> Result<usize, AppError> {
             Err(AppError::Conflict { .. }) => continue,
             Err(e) => return Err(e),
         };
-        if aliases::list(&ctx, version.model_id).await?.iter().all(|a| a.alias != ALIAS) {
+        let champion = aliases::list(&ctx, version.model_id).await?.iter().all(|a| a.alias != ALIAS);
+        if champion {
             let set = SetAlias { version_id: version.id, reason: "The demo's first version.".into() };
             aliases::set(&ctx, version.model_id, ALIAS, set, Route::Direct).await?;
+            // moved only by change request from now on (team admins protect;
+            // a demo run by a mere member of the demo team leaves it open)
+            match aliases::protect(&ctx, version.model_id, ALIAS, true, Route::Direct).await {
+                Ok(_) | Err(AppError::Forbidden) => {}
+                Err(e) => return Err(e),
+            }
         }
-        registered += 1;
+        registered.push(Registered { ctx, team: job.slug, model_id: version.model_id, champion });
     }
     Ok(registered)
 }

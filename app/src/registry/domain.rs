@@ -57,7 +57,7 @@ pub async fn load(ctx: &Ctx, id: Uuid, action: Action) -> Result<(Model, Uuid), 
     let row = sqlx::query!(
         r#"select m.model_id, m.team_id, t.slug, m.name, m.description, m.tags, u.email as created_by,
                   m.created_at, m.archived_at, tm.role as "role?: Role",
-                  (select count(*) from model_version v where v.model_id = m.model_id) as "version_count!",
+                  m.version_count::int8 as "version_count!",
                   (select max(number) from model_version v where v.model_id = m.model_id) as latest_version,
                   coalesce((select jsonb_object_agg(a.alias, av.number) from model_alias a
                             join model_version av on av.version_id = a.version_id where a.model_id = m.model_id),
@@ -95,6 +95,32 @@ pub async fn get(ctx: &Ctx, id: Uuid) -> Result<Model, AppError> {
 /// The team's models by name, filtered by name and tag.
 pub async fn list(ctx: &Ctx, team: &str, q: ModelQuery) -> Result<Page<Model>, AppError> {
     let (team, _) = crate::teams::domain::load(ctx, team, Action::ReadTeam).await?;
+    // a page the caller may read comes from the cache when it can: any
+    // change of the team's models, versions or aliases announces `page:<team>:`
+    let cache = &ctx.state.cache;
+    let key = format!("{}{}:models:{}", crate::kernel::cache::PAGE_PREFIX, team.id, serde_json::json!(q));
+    if let Some(found) = cache.get::<Page<Model>>(&key) {
+        return Ok(found);
+    }
+    let ticket = cache.ticket();
+    let found = list_uncached(ctx, team.id, q).await?;
+    cache.put(key, found.clone(), ticket, PAGE_TTL);
+    Ok(found)
+}
+
+/// How long a page of a list is served from the cache at most (a change
+/// of the team's registry drops it at once; this bounds a lost
+/// notification, and an account's email shown as creator).
+pub(crate) const PAGE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Drops this process's cached pages of `team`'s lists at once after a
+/// change committed (other processes drop them when the database's
+/// notification arrives), so a writer reads its own write.
+pub(crate) fn pages_changed(ctx: &Ctx, team: Uuid) {
+    ctx.state.cache.invalidate(&format!("{}{team}:", crate::kernel::cache::PAGE_PREFIX));
+}
+
+async fn list_uncached(ctx: &Ctx, team_id: Uuid, q: ModelQuery) -> Result<Page<Model>, AppError> {
     let limit = page::limit(q.limit)?;
     let after: Option<String> = page::ssr::decode(q.cursor.as_deref())?;
     let search = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_lowercase);
@@ -108,7 +134,7 @@ pub async fn list(ctx: &Ctx, team: &str, q: ModelQuery) -> Result<Page<Model>, A
     let rows = sqlx::query!(
         r#"select m.model_id, t.slug, m.name, m.description, m.tags, u.email as created_by,
                   m.created_at, m.archived_at,
-                  (select count(*) from model_version v where v.model_id = m.model_id) as "version_count!",
+                  m.version_count::int8 as "version_count!",
                   (select max(number) from model_version v where v.model_id = m.model_id) as latest_version,
                   coalesce((select jsonb_object_agg(a.alias, av.number) from model_alias a
                             join model_version av on av.version_id = a.version_id where a.model_id = m.model_id),
@@ -119,7 +145,7 @@ pub async fn list(ctx: &Ctx, team: &str, q: ModelQuery) -> Result<Page<Model>, A
              and ($5::text is null or m.tags ? $5)
              and ($6::text is null or m.tags ->> $5 = $6)
            order by m.name limit $7"#,
-        team.id,
+        team_id,
         after.unwrap_or_default(),
         q.archived,
         search,
@@ -183,6 +209,7 @@ pub async fn create(ctx: &Ctx, team: &str, input: NewModel) -> Result<Model, App
     )
     .await?;
     tx.commit().await?;
+    crate::registry::domain::pages_changed(ctx, team.id);
     get(ctx, id).await
 }
 
@@ -223,6 +250,7 @@ pub async fn update(ctx: &Ctx, id: Uuid, input: ModelUpdate) -> Result<Model, Ap
     )
     .await?;
     tx.commit().await?;
+    crate::registry::domain::pages_changed(ctx, team_id);
     get(ctx, id).await
 }
 
@@ -251,6 +279,7 @@ pub async fn archive(ctx: &Ctx, id: Uuid) -> Result<Model, AppError> {
     )
     .await?;
     tx.commit().await?;
+    crate::registry::domain::pages_changed(ctx, team_id);
     get(ctx, id).await
 }
 
@@ -275,6 +304,7 @@ pub async fn rename(ctx: &Ctx, id: Uuid, new_name: &str) -> Result<Model, AppErr
     )
     .await?;
     tx.commit().await?;
+    crate::registry::domain::pages_changed(ctx, team_id);
     ctx.state.cache.invalidate("model-name:");
     // cached versions carry the model's name
     ctx.state.cache.invalidate("version:");
@@ -299,6 +329,7 @@ pub async fn delete(ctx: &Ctx, id: Uuid) -> Result<(), AppError> {
     )
     .await?;
     tx.commit().await?;
+    crate::registry::domain::pages_changed(ctx, team_id);
     ctx.state.cache.invalidate("model-name:");
     ctx.state.cache.invalidate(&format!("alias:{id}:"));
     ctx.state.cache.invalidate("version:");

@@ -16,6 +16,17 @@ pub enum Route {
     ChangeRequest(Uuid),
 }
 
+impl Route {
+    /// The change request that carries the change, if any: recorded in the
+    /// change's audit event, where a target's history finds it.
+    pub fn request(self) -> Option<Uuid> {
+        match self {
+            Route::Direct => None,
+            Route::ChangeRequest(id) => Some(id),
+        }
+    }
+}
+
 /// Lets the change through on its route, inside its transaction: a direct
 /// change only where nothing asks for a request (`protected`, or a policy
 /// of the team for `kind` covering the target); a request's change only

@@ -13,6 +13,11 @@ use crate::registry::types::Model;
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
+/// How long a resolved name is served from the cache at most (a change
+/// reaches every process's cache when it commits; this bounds a lost
+/// notification).
+const NAME_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// The caller's teams, which decide how names are read and written.
 pub struct Naming {
     /// (team id, slug) of each team the caller belongs to
@@ -20,9 +25,17 @@ pub struct Naming {
 }
 
 impl Naming {
+    /// The caller's teams, from the cache when it can (a membership change
+    /// announces `teams-of:<user>`; team slugs never change).
     pub async fn of(ctx: &Ctx) -> Result<Self, AppError> {
         let actor = ctx.actor()?;
-        let teams = sqlx::query!(
+        let cache = &ctx.state.cache;
+        let key = format!("teams-of:{}", actor.user_id);
+        if let Some(teams) = cache.get::<Vec<(Uuid, String)>>(&key) {
+            return Ok(Self { teams });
+        }
+        let ticket = cache.ticket();
+        let teams: Vec<(Uuid, String)> = sqlx::query!(
             "select t.team_id, t.slug from team_member m join team t on t.team_id = m.team_id
              where m.user_id = $1 order by t.slug",
             actor.user_id
@@ -32,6 +45,7 @@ impl Naming {
         .into_iter()
         .map(|r| (r.team_id, r.slug))
         .collect();
+        cache.put(key, teams.clone(), ticket, NAME_TTL);
         Ok(Self { teams })
     }
 
@@ -74,14 +88,23 @@ impl Naming {
     /// is checked by the domain function that acts.
     pub async fn model(&self, ctx: &Ctx, name: &str) -> Result<Uuid, AppError> {
         let (team, model) = self.split(name)?;
-        sqlx::query_scalar!(
+        // the key the registry's name lookups share (a rename or delete announces `model-name:`)
+        let cache = &ctx.state.cache;
+        let key = format!("model-name:{team}:{model}");
+        if let Some(id) = cache.get::<Uuid>(&key) {
+            return Ok(id);
+        }
+        let ticket = cache.ticket();
+        let id = sqlx::query_scalar!(
             "select m.model_id from model m join team t on t.team_id = m.team_id where t.slug = $1 and m.name = $2",
             team,
             model
         )
         .fetch_optional(ctx.pool())
         .await?
-        .ok_or_else(|| AppError::NotFound(format!("Registered model '{name}'")))
+        .ok_or_else(|| AppError::NotFound(format!("Registered model '{name}'")))?;
+        cache.put(key, id, ticket, NAME_TTL);
+        Ok(id)
     }
 
     /// The version `version` (its number, as text) of the model an MLflow name addresses.
@@ -93,10 +116,23 @@ impl Naming {
             .filter(|n| *n >= 1)
             .ok_or_else(|| AppError::field("version", format!("'{version}' is not a version number.")))?;
         let model = self.model(ctx, name).await?;
-        sqlx::query_scalar!("select version_id from model_version where model_id = $1 and number = $2", model, number)
-            .fetch_optional(ctx.pool())
-            .await?
-            .ok_or_else(|| AppError::NotFound(format!("Model version '{name}' version {number}")))
+        // a version's number never changes; its delete announces the key
+        let cache = &ctx.state.cache;
+        let key = format!("version-number:{model}:{number}");
+        if let Some(id) = cache.get::<Uuid>(&key) {
+            return Ok(id);
+        }
+        let ticket = cache.ticket();
+        let id = sqlx::query_scalar!(
+            "select version_id from model_version where model_id = $1 and number = $2",
+            model,
+            number
+        )
+        .fetch_optional(ctx.pool())
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("Model version '{name}' version {number}")))?;
+        cache.put(key, id, ticket, NAME_TTL);
+        Ok(id)
     }
 
     /// The teams a search looks through: the one a `name` in `filter` names
@@ -150,7 +186,7 @@ pub async fn search_models(
     let mut sql = QueryBuilder::<Postgres>::new(
         r#"select m.model_id as id, t.slug as team, m.name, m.description, m.tags, u.email as created_by,
                   m.created_at, m.archived_at,
-                  (select count(*) from model_version v where v.model_id = m.model_id) as version_count,
+                  m.version_count::int8 as version_count,
                   (select max(number) from model_version v where v.model_id = m.model_id) as latest_version,
                   coalesce((select jsonb_object_agg(a.alias, av.number) from model_alias a
                             join model_version av on av.version_id = a.version_id where a.model_id = m.model_id),
@@ -256,14 +292,31 @@ fn model_condition(sql: &mut QueryBuilder<'_, Postgres>, expr: &Expr) {
     }
 }
 
-/// The aliases naming each of `versions`.
+/// The aliases naming each of `versions` (model id, version id): one
+/// version (MLflow's point reads) from the cache when it can, a page in
+/// one query.
 pub async fn aliases_of(
     ctx: &Ctx,
-    versions: &[Uuid],
+    versions: &[(Uuid, Uuid)],
 ) -> Result<std::collections::HashMap<Uuid, Vec<String>>, AppError> {
+    let cache = &ctx.state.cache;
+    if let [(model, version)] = versions {
+        // an alias change announces `aliases-of:<model>:`
+        let key = format!("aliases-of:{model}:{version}");
+        if let Some(names) = cache.get::<Vec<String>>(&key) {
+            return Ok([(*version, names)].into());
+        }
+        let ticket = cache.ticket();
+        let names = sqlx::query_scalar!("select alias from model_alias where version_id = $1 order by alias", version)
+            .fetch_all(ctx.pool())
+            .await?;
+        cache.put(key, names.clone(), ticket, NAME_TTL);
+        return Ok([(*version, names)].into());
+    }
+    let ids: Vec<Uuid> = versions.iter().map(|(_, v)| *v).collect();
     let mut named: std::collections::HashMap<Uuid, Vec<String>> = std::collections::HashMap::new();
     let rows =
-        sqlx::query!("select version_id, alias from model_alias where version_id = any($1) order by alias", versions)
+        sqlx::query!("select version_id, alias from model_alias where version_id = any($1) order by alias", &ids)
             .fetch_all(ctx.pool())
             .await?;
     for r in rows {

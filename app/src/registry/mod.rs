@@ -16,6 +16,8 @@ pub mod filter;
 #[cfg(feature = "ssr")]
 pub mod gate;
 #[cfg(feature = "ssr")]
+pub mod history;
+#[cfg(feature = "ssr")]
 pub mod lineage;
 #[cfg(feature = "ssr")]
 pub mod mlflow;

@@ -517,6 +517,7 @@ pub async fn import(ctx: &Ctx, team: &str, input: ImportGroup) -> Result<Importe
     )
     .await?;
     tx.commit().await?;
+    crate::registry::domain::pages_changed(ctx, team.id);
     let model = crate::registry::domain::get(ctx, model_id).await?;
     Ok(Imported { model, versions: i32::try_from(versions.len()).unwrap_or(i32::MAX), skipped })
 }

@@ -4,7 +4,7 @@ use crate::kernel::error::AppError;
 use crate::kernel::page::Page;
 use crate::registry::types::{
     Alias, Comparison, Imported, Lineage, Model, ModelCard, ModelQuery, ModelVersion, ModelVersionStatus, PackageGroup,
-    PackageSync,
+    PackageSync, TargetChange,
 };
 #[cfg(feature = "ssr")]
 use crate::registry::types::{NewModel, NewModelVersion, StatusChange, VersionSearch};
@@ -68,6 +68,20 @@ pub async fn get_model_version(id: Uuid) -> Result<ModelVersion, AppError> {
 pub async fn version_lineage(id: Uuid) -> Result<Lineage, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     crate::kernel::context::finish(crate::registry::lineage::of_version(&ctx, id).await)
+}
+
+/// Every change of a version and of the aliases that named it, from the audit log.
+#[server(prefix = "/rpc", endpoint = "version_changes")]
+pub async fn version_changes(id: Uuid) -> Result<Vec<TargetChange>, AppError> {
+    let ctx = crate::kernel::context::server_ctx().await?;
+    crate::kernel::context::finish(crate::registry::history::of_version(&ctx, id).await)
+}
+
+/// Every change of alias `alias` of model `model`, from the audit log.
+#[server(prefix = "/rpc", endpoint = "alias_changes")]
+pub async fn alias_changes(model: Uuid, alias: String) -> Result<Vec<TargetChange>, AppError> {
+    let ctx = crate::kernel::context::server_ctx().await?;
+    crate::kernel::context::finish(crate::registry::history::of_alias(&ctx, model, &alias).await)
 }
 
 #[server(prefix = "/rpc", endpoint = "get_card")]

@@ -11,6 +11,7 @@ use crate::registry::filter::{self, Expr, Field, Op, Order, OrderKey, Value};
 use crate::registry::types::{ModelVersion, VersionSearch};
 use crate::registry::versions::Row;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use sqlx::{Postgres, QueryBuilder};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -52,6 +53,29 @@ pub async fn search(ctx: &Ctx, scope: Scope<'_>, q: VersionSearch) -> Result<Pag
         }
         Scope::Teams(teams) => (teams, None),
     };
+    // one team's pages come from the cache when they can: any change of
+    // the team's models, versions or aliases announces `page:<team>:`
+    if let [team] = teams.as_slice() {
+        let cache = &ctx.state.cache;
+        let prefix = crate::kernel::cache::PAGE_PREFIX;
+        let key = format!("{prefix}{team}:versions:{}:{}", model.map(|m| m.to_string()).unwrap_or_default(), json!(q));
+        if let Some(found) = cache.get::<Page<ModelVersion>>(&key) {
+            return Ok(found);
+        }
+        let ticket = cache.ticket();
+        let found = run(ctx, teams, model, q).await?;
+        cache.put(key, found.clone(), ticket, crate::registry::domain::PAGE_TTL);
+        return Ok(found);
+    }
+    run(ctx, teams, model, q).await
+}
+
+async fn run(
+    ctx: &Ctx,
+    teams: Vec<Uuid>,
+    model: Option<Uuid>,
+    q: VersionSearch,
+) -> Result<Page<ModelVersion>, AppError> {
     let limit = page::limit(q.limit)?;
     let expr =
         filter::parse(q.filter.as_deref().unwrap_or_default()).map_err(|e| AppError::query("filter", e.to_string()))?;

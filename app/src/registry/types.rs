@@ -273,6 +273,40 @@ pub struct AliasChange {
     pub changed_at: time::OffsetDateTime,
 }
 
+/// The change request that carried a change, as the audit log tells it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct RequestRef {
+    pub id: Uuid,
+    pub title: String,
+    /// Email of who asked.
+    pub author: String,
+    /// Emails of the approvals that counted (those after its last edit).
+    pub approvers: Vec<String>,
+}
+
+/// One change of a registry target (an alias, a model version), read from
+/// the team's audit log: what changed, who made it, when it was applied,
+/// and the change request that carried it, if one did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct TargetChange {
+    /// The audit event's id.
+    pub id: Uuid,
+    /// The audit action, e.g. `model_alias.set`, `model_version.status_changed`.
+    pub action: String,
+    /// The change in words, e.g. `champion: v3 → v5`.
+    pub what: String,
+    /// Who made it: an email, or `capstan` for the system.
+    pub by: String,
+    pub reason: Option<String>,
+    pub request: Option<RequestRef>,
+    /// When it was applied.
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
+    pub at: time::OffsetDateTime,
+}
+
 /// What a node of a lineage graph stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]

@@ -205,6 +205,7 @@ pub async fn delete(ctx: &Ctx, id: Uuid) -> Result<(), AppError> {
     )
     .await?;
     tx.commit().await?;
+    crate::registry::domain::pages_changed(ctx, team_id);
     forget(ctx, &before);
     Ok(())
 }
@@ -246,6 +247,7 @@ pub async fn update(ctx: &Ctx, id: Uuid, input: ModelVersionUpdate) -> Result<Mo
     )
     .await?;
     tx.commit().await?;
+    crate::registry::domain::pages_changed(ctx, team_id);
     // aliases of the model serve this version: this process drops them now, the others on notification
     forget(ctx, &current);
     if ctx.state.packages.is_some() {
@@ -307,12 +309,13 @@ pub async fn set_status_via(
             target_type: "model_version",
             target_id: Some(id.to_string()),
             summary: json!({ "before": { "status": from.as_str() }, "after": { "status": change.status.as_str() },
-                             "reason": reason }),
+                             "reason": reason, "request": route.request() }),
         },
     )
     .await?;
     crate::registry::packages::status_changed(&mut tx, id).await?;
     tx.commit().await?;
+    crate::registry::domain::pages_changed(ctx, team_id);
     // aliases of the model serve this version: this process drops them now, the others on notification
     forget(ctx, &current);
     if ctx.state.packages.is_some() {
@@ -606,6 +609,7 @@ async fn insert(
     .await?;
     crate::registry::packages::want_package(&mut tx, &ctx.state, model.id, &model.team, &model.name, id).await?;
     tx.commit().await?;
+    crate::registry::domain::pages_changed(ctx, team_id);
     if ctx.state.packages.is_some() {
         ctx.state.training_wake.notify_one();
     }

@@ -1,11 +1,16 @@
 //! The demo: a team, a generated churn dataset, and a training job running
-//! `examples/train.py` on it, so a new user sees training work at once.
-//! Used by `capstan demo` and the button on an empty home page.
+//! `examples/train.py` on it, so a new user sees training work at once;
+//! and a second user, an approver of the demo team, so the same new user
+//! can try a change request from both sides (the registry's demo protects
+//! `champion` once the job is a version). Used by `capstan demo` and the
+//! button on an empty home page.
 
 use crate::datasets::types::NewVersion;
 use crate::kernel::context::Ctx;
 use crate::kernel::error::AppError;
-use crate::training::types::{ChannelInput, KeyValue, LaunchRequest, MetricDefinition, TrainingJob};
+use crate::training::types::{
+    ChannelInput, Demo, DemoReviewer, KeyValue, LaunchRequest, MetricDefinition, TrainingJob,
+};
 
 pub const TRAIN_SCRIPT: &str = include_str!("../../../examples/train.py");
 pub const SERVE_SCRIPT: &str = include_str!("../../../examples/serve.py");
@@ -57,9 +62,63 @@ async fn team(ctx: &Ctx) -> Result<crate::teams::types::Team, AppError> {
     Err(AppError::Conflict { field: None, message: "No free demo team name (demo … demo-19).".into() })
 }
 
-pub async fn create(ctx: &Ctx) -> Result<TrainingJob, AppError> {
+/// The demo's second user, an approver of the demo team.
+pub const REVIEWER_EMAIL: &str = "reviewer@demo.example";
+
+/// Creates the demo (or reuses its team and data) and launches its job;
+/// the reviewer's password is in the answer only when this call created
+/// the account.
+pub async fn create(ctx: &Ctx) -> Result<Demo, AppError> {
     ctx.actor()?;
     let team = team(ctx).await?;
+    let reviewer = reviewer(ctx, &team.slug).await?;
+    let job = launch(ctx, &team).await?;
+    Ok(Demo { job, reviewer })
+}
+
+/// Makes sure the demo's second user exists and is an approver of `team`.
+/// Only site admins create accounts, so for anyone else the reviewer joins
+/// only if a site admin's demo created it before. Its password is random,
+/// returned once, and kept nowhere but as a hash.
+async fn reviewer(ctx: &Ctx, team: &str) -> Result<Option<DemoReviewer>, AppError> {
+    let exists =
+        sqlx::query_scalar!(r#"select exists(select 1 from app_user where email = $1) as "e!""#, REVIEWER_EMAIL)
+            .fetch_one(ctx.pool())
+            .await?;
+    let mut created = None;
+    if !exists {
+        if !ctx.actor()?.is_site_admin {
+            return Ok(None);
+        }
+        let password = {
+            use rand::RngCore as _;
+            let mut bytes = [0u8; 12];
+            rand::rng().fill_bytes(&mut bytes);
+            hex::encode(bytes)
+        };
+        let input = crate::accounts::types::NewUserRequest {
+            email: REVIEWER_EMAIL.into(),
+            display_name: "Riley Reviewer (demo)".into(),
+            password: password.clone(),
+            is_site_admin: false,
+        };
+        match crate::accounts::users::create(ctx, input).await {
+            Ok(_) => created = Some(DemoReviewer { email: REVIEWER_EMAIL.into(), password }),
+            // another demo created it a moment ago
+            Err(AppError::Conflict { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let member = crate::teams::types::NewMember { email: REVIEWER_EMAIL.into(), role: "approver".into() };
+    match crate::teams::domain::add_member(ctx, team, member).await {
+        // a member already, or the caller may not add members (a demo team they only belong to)
+        Ok(_) | Err(AppError::Conflict { .. } | AppError::Forbidden) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(created)
+}
+
+async fn launch(ctx: &Ctx, team: &crate::teams::types::Team) -> Result<TrainingJob, AppError> {
     let dataset = match crate::datasets::domain::list(
         ctx,
         &team.slug,
@@ -125,13 +184,15 @@ pub async fn create(ctx: &Ctx) -> Result<TrainingJob, AppError> {
     let now = time::OffsetDateTime::now_utc();
     let request = LaunchRequest {
         name: format!(
-            "churn-demo-{}{:02}{:02}-{:02}{:02}{:02}",
+            // to the millisecond: two runs in one second are two jobs
+            "churn-demo-{}{:02}{:02}-{:02}{:02}{:02}-{:03}",
             now.year(),
             u8::from(now.month()),
             now.day(),
             now.hour(),
             now.minute(),
-            now.second()
+            now.second(),
+            now.millisecond()
         ),
         entry_point: Some("train.py".into()),
         source_uri: Some(source.source_uri),

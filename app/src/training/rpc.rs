@@ -15,7 +15,7 @@ use leptos::server_fn::codec::Json;
 use uuid::Uuid;
 
 #[leptos::server(prefix = "/rpc", endpoint = "create_demo")]
-pub async fn create_demo() -> Result<crate::training::types::TrainingJob, AppError> {
+pub async fn create_demo() -> Result<crate::training::types::Demo, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     crate::kernel::context::finish(crate::training::demo::create(&ctx).await)
 }

@@ -198,6 +198,21 @@ impl Cost {
     }
 }
 
+/// What running the demo made: its training job, and the demo's second
+/// user when this run created it (the password is shown only here, once).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Demo {
+    pub job: TrainingJob,
+    pub reviewer: Option<DemoReviewer>,
+}
+
+/// The demo's second user, an approver of the demo team.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DemoReviewer {
+    pub email: String,
+    pub password: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TrainingJob {

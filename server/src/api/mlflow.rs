@@ -195,7 +195,7 @@ fn model_version(naming: &Naming, v: &ModelVersion, aliases: &[String]) -> Value
 }
 
 async fn versions_json(ctx: &Ctx, naming: &Naming, list: &[ModelVersion]) -> Result<Vec<Value>, AppError> {
-    let ids: Vec<Uuid> = list.iter().map(|v| v.id).collect();
+    let ids: Vec<(Uuid, Uuid)> = list.iter().map(|v| (v.model_id, v.id)).collect();
     let named = app::registry::mlflow::aliases_of(ctx, &ids).await?;
     Ok(list.iter().map(|v| model_version(naming, v, named.get(&v.id).map_or(&[][..], Vec::as_slice))).collect())
 }

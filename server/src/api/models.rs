@@ -12,7 +12,7 @@ use app::registry::search::{self, Scope};
 use app::registry::types::{
     Alias, AliasChange, CardUpdate, Comparison, ImportGroup, Imported, Lineage, Model, ModelCard, ModelQuery,
     ModelUpdate, ModelVersion, ModelVersionUpdate, NewModel, NewModelVersion, PackageGroup, PackageSync, SetAlias,
-    StatusChange, VersionSearch,
+    StatusChange, TargetChange, VersionSearch,
 };
 use app::registry::{aliases, domain, versions};
 use axum::Json;
@@ -37,6 +37,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(resolve_alias, set_alias, delete_alias))
         .routes(routes!(resolve_alias_by_name))
         .routes(routes!(alias_history))
+        .routes(routes!(alias_changes))
+        .routes(routes!(version_changes))
         .routes(routes!(protect_alias))
         .routes(routes!(unprotect_alias))
         .routes(routes!(package_sync))
@@ -353,6 +355,30 @@ async fn alias_history(
     ApiQuery(page): ApiQuery<super::PageParams>,
 ) -> Result<Json<Page<AliasChange>>, AppError> {
     Ok(Json(aliases::history(&ctx, id, &alias, page.cursor.as_deref(), page.limit).await?))
+}
+
+/// Every change of an alias read from the team's audit log, newest first
+/// (at most 200): sets, moves, deletes and protection, who made each, when
+/// it was applied, and the change request (title, author, approvers) that
+/// carried it.
+#[utoipa::path(get, path = "/models/{id}/aliases/{alias}/changes", tag = "registry",
+    params(("id" = Uuid, Path), ("alias" = String, Path, pattern = r"^[a-z][a-z0-9-]{0,39}$")),
+    responses((status = 200, body = Vec<TargetChange>), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn alias_changes(
+    ctx: Ctx,
+    ApiPath((id, alias)): ApiPath<(Uuid, String)>,
+) -> Result<Json<Vec<TargetChange>>, AppError> {
+    Ok(Json(app::registry::history::of_alias(&ctx, id, &alias).await?))
+}
+
+/// Every change of a model version read from the team's audit log, newest
+/// first (at most 200): its registration, edits, status decisions, and the
+/// aliases that came to name it or left it, each with who, when, and the
+/// change request that carried it.
+#[utoipa::path(get, path = "/model-versions/{id}/changes", tag = "registry", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Vec<TargetChange>), (status = 404, body = Problem)))]
+async fn version_changes(ctx: Ctx, ApiPath(id): ApiPath<Uuid>) -> Result<Json<Vec<TargetChange>>, AppError> {
+    Ok(Json(app::registry::history::of_version(&ctx, id).await?))
 }
 
 /// Protects an alias (team admins): it is then moved or deleted only

@@ -1,11 +1,14 @@
 //! Registry pages: the team's models (search, new model), a model's page
 //! (aliases, versions sortable by metric, registering an artifact), a
 //! version's page (lineage graph, metrics, parameters, artifact, status),
-//! the team-wide version search, the comparison of 2 to 5 versions, and the
+//! an alias's page (what it names, its history from the audit log), the
+//! team-wide version search, the comparison of 2 to 5 versions, and the
 //! form that registers a completed training job, shown on the job's page.
 
+pub mod alias;
 pub mod card;
 pub mod compare;
+pub mod history;
 pub mod import;
 pub mod lineage;
 pub mod model;

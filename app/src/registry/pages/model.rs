@@ -77,7 +77,7 @@ pub fn ModelPage() -> impl IntoView {
                         <ul class="aliases" id="aliases">
                             {list.into_iter().map(|a| view! {
                                 <li data-alias=a.alias.clone()>
-                                    <strong>{a.alias.clone()}</strong>{format!(" → v{}", a.number)}
+                                    <a class="alias-page" href=format!("/teams/{}/models/{}/aliases/{}", team(), id().map(|i| i.to_string()).unwrap_or_default(), a.alias)><strong>{a.alias.clone()}</strong></a>{format!(" → v{}", a.number)}
                                     {a.protected.then(|| view! { <span class="pill">"protected"</span> })}
                                     {a.protected.then(|| view! {
                                         " "<a class="request-move" href=format!("/teams/{}/reviews/new?model={}&alias={}", team(), id().map(|i| i.to_string()).unwrap_or_default(), a.alias)>"Request a move →"</a>

@@ -1,14 +1,16 @@
 //! A model version's page: where it came from (the lineage graph), its
 //! metrics and parameters, its artifact with a download link, and its
-//! status with approve/reject for approvers.
+//! status with approve/reject for approvers, and its history (status
+//! decisions, edits, aliases that named it, with their change requests).
 
 use crate::kernel::error::AppError;
 use crate::kernel::roles::Role;
 use crate::kernel::widgets::{ErrorBox, FormError, PageHeader, Time};
 use crate::registry::pages::card::CardSection;
+use crate::registry::pages::history::ChangeHistory;
 use crate::registry::pages::lineage::LineageGraph;
 use crate::registry::pages::status_class;
-use crate::registry::rpc::{SetVersionStatus, get_model_version, version_lineage, version_package};
+use crate::registry::rpc::{SetVersionStatus, get_model_version, version_changes, version_lineage, version_package};
 use crate::registry::types::{ModelVersion, ModelVersionStatus, PackageSync};
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
@@ -37,6 +39,15 @@ pub fn VersionPage() -> impl IntoView {
             match id {
                 Some(id) => version_package(id).await,
                 None => Ok(None),
+            }
+        },
+    );
+    let changes = Resource::new(
+        move || (id(), decide.version().get()),
+        |(id, _)| async move {
+            match id {
+                Some(id) => version_changes(id).await,
+                None => Err(AppError::NotFound("Model version".into())),
             }
         },
     );
@@ -73,6 +84,15 @@ pub fn VersionPage() -> impl IntoView {
                 {move || lineage.get().map(|res| match res {
                     Err(e) => view! { <ErrorBox error=e/> }.into_any(),
                     Ok(l) => view! { <LineageGraph lineage=l/> }.into_any(),
+                })}
+            </Suspense>
+        </section>
+        <section class="card" id="version-history">
+            <h2>"History"</h2>
+            <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || changes.get().map(|res| match res {
+                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                    Ok(list) => view! { <ChangeHistory team=team() changes=list/> }.into_any(),
                 })}
             </Suspense>
         </section>
