@@ -16,9 +16,18 @@ step() { printf '\n\033[1;34m==> %s\033[0m\n' "$*"; }
 
 # The shared target folder outlives clones: drop test executables and
 # incremental caches unused for two days, or the disk fills up over time.
+# When less than 15 GiB is free (a build with its test executables takes
+# about that much), drop every incremental cache and test executable older
+# than an hour as well: they are rebuilt, the dependencies are kept.
 if [ -d "$CARGO_TARGET_DIR/debug" ]; then
   find "$CARGO_TARGET_DIR/debug/deps" -maxdepth 1 -type f -perm -u+x ! -name '*.*' -mtime +2 -delete 2>/dev/null || true
   find "$CARGO_TARGET_DIR/debug/incremental" -mindepth 1 -maxdepth 1 -mtime +2 -exec rm -rf {} + 2>/dev/null || true
+  free_kib=$(df -Pk "$CARGO_TARGET_DIR" | awk 'NR==2 {print $4}')
+  if [ "${free_kib:-0}" -lt $((15 * 1024 * 1024)) ]; then
+    echo "only $((free_kib / 1024 / 1024)) GiB free: dropping incremental caches and old test executables"
+    find "$CARGO_TARGET_DIR/debug/incremental" -mindepth 1 -maxdepth 1 -exec rm -rf {} + 2>/dev/null || true
+    find "$CARGO_TARGET_DIR/debug/deps" -maxdepth 1 -type f -perm -u+x ! -name '*.*' -mmin +60 -delete 2>/dev/null || true
+  fi
 fi
 
 step "cargo fmt --check"

@@ -164,6 +164,7 @@ pub async fn set(ctx: &Ctx, model: Uuid, alias: &str, input: SetAlias, route: Ro
     crate::registry::domain::pages_changed(ctx, team_id);
     // this process reads its own write at once; the others on notification
     ctx.state.cache.invalidate(&format!("alias:{model}:{name}"));
+    ctx.state.cache.invalidate(&format!("aliases-of:{model}:"));
     one(ctx, model, &name).await
 }
 
@@ -207,6 +208,7 @@ pub async fn delete(ctx: &Ctx, model: Uuid, alias: &str, route: Route) -> Result
     tx.commit().await?;
     crate::registry::domain::pages_changed(ctx, team_id);
     ctx.state.cache.invalidate(&format!("alias:{model}:{alias}"));
+    ctx.state.cache.invalidate(&format!("aliases-of:{model}:"));
     Ok(())
 }
 

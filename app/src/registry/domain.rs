@@ -332,6 +332,8 @@ pub async fn delete(ctx: &Ctx, id: Uuid) -> Result<(), AppError> {
     crate::registry::domain::pages_changed(ctx, team_id);
     ctx.state.cache.invalidate("model-name:");
     ctx.state.cache.invalidate(&format!("alias:{id}:"));
+    ctx.state.cache.invalidate(&format!("aliases-of:{id}:"));
+    ctx.state.cache.invalidate(&format!("version-number:{id}:"));
     ctx.state.cache.invalidate("version:");
     Ok(())
 }

@@ -183,6 +183,31 @@ pub async fn search_models(
     };
     let after: Option<(String, String)> = page::ssr::decode(cursor)?;
     let teams = naming.search_teams(expr.as_ref());
+    // one team's pages come from the cache when they can (see registry::domain::list)
+    if let [team] = teams.as_slice() {
+        let cache = &ctx.state.cache;
+        let prefix = crate::kernel::cache::PAGE_PREFIX;
+        let key = format!("{prefix}{team}:mlflow-models:{descending}:{limit}:{}:{filter}", cursor.unwrap_or_default());
+        if let Some(found) = cache.get::<Page<Model>>(&key) {
+            return Ok(found);
+        }
+        let ticket = cache.ticket();
+        let found = query_models(ctx, teams, expr.as_ref(), descending, limit, after).await?;
+        cache.put(key, found.clone(), ticket, crate::registry::domain::PAGE_TTL);
+        return Ok(found);
+    }
+    query_models(ctx, teams, expr.as_ref(), descending, limit, after).await
+}
+
+async fn query_models(
+    ctx: &Ctx,
+    teams: Vec<Uuid>,
+    expr: Option<&Expr>,
+    descending: bool,
+    limit: i64,
+    after: Option<(String, String)>,
+) -> Result<Page<Model>, AppError> {
+    let one_team = teams.len() == 1;
     let mut sql = QueryBuilder::<Postgres>::new(
         r#"select m.model_id as id, t.slug as team, m.name, m.description, m.tags, u.email as created_by,
                   m.created_at, m.archived_at,
@@ -196,7 +221,7 @@ pub async fn search_models(
     );
     sql.push_bind(teams);
     sql.push(")");
-    if let Some(expr) = &expr {
+    if let Some(expr) = expr {
         sql.push(" and ");
         model_condition(&mut sql, expr);
     }
@@ -208,7 +233,13 @@ pub async fn search_models(
         sql.push_bind(name);
         sql.push(")");
     }
-    sql.push(format!(" order by t.slug {dir}, m.name {dir} limit "));
+    // within one team the slug is the same on every row: ordering by name
+    // alone lets the (team, name) index serve the page without a sort
+    if one_team {
+        sql.push(format!(" order by m.name {dir} limit "));
+    } else {
+        sql.push(format!(" order by t.slug {dir}, m.name {dir} limit "));
+    }
     sql.push_bind(limit + 1);
     let rows: Vec<ModelRow> = sql.build_query_as().fetch_all(ctx.pool()).await?;
     let items = rows.into_iter().map(Model::from).collect();

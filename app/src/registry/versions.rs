@@ -94,6 +94,7 @@ pub async fn get(ctx: &Ctx, id: Uuid) -> Result<ModelVersion, AppError> {
 fn forget(ctx: &Ctx, version: &ModelVersion) {
     ctx.state.cache.invalidate(&format!("alias:{}:", version.model_id));
     ctx.state.cache.invalidate(&format!("version:{}", version.id));
+    ctx.state.cache.invalidate(&format!("version-number:{}:{}", version.model_id, version.number));
 }
 
 /// Loads a version with its team's id and checks `action` against the caller's role.

@@ -116,6 +116,7 @@ pub async fn create(ctx: &Ctx, input: NewTeam) -> Result<Team, AppError> {
     )
     .await?;
     tx.commit().await?;
+    membership_changed(ctx, id, actor.user_id);
     Ok(Team {
         id,
         slug: slug.as_str().to_owned(),
@@ -328,7 +329,16 @@ pub async fn add_member(ctx: &Ctx, slug: &str, input: NewMember) -> Result<Membe
     )
     .await?;
     tx.commit().await?;
+    membership_changed(ctx, team.id, user.user_id);
     Ok(Member { user_id: user.user_id, email: user.email, display_name: user.display_name, role, joined_at })
+}
+
+/// Drops this process's cached view of `user`'s membership in `team` at
+/// once after the change committed (other processes drop it when the
+/// database's notification arrives), so the next request reads the change.
+fn membership_changed(ctx: &Ctx, team: Uuid, user: Uuid) {
+    ctx.state.cache.invalidate(&format!("member:{team}:{user}"));
+    ctx.state.cache.invalidate(&format!("teams-of:{user}"));
 }
 
 /// Locks the team's admin rows and fails if `user_id` is its last admin.
@@ -385,6 +395,7 @@ pub async fn change_role(ctx: &Ctx, slug: &str, user_id: Uuid, input: RoleChange
     )
     .await?;
     tx.commit().await?;
+    membership_changed(ctx, team.id, user_id);
     Ok(Member { user_id, email: before.email, display_name: before.display_name, role, joined_at: before.created_at })
 }
 
@@ -414,5 +425,6 @@ pub async fn remove_member(ctx: &Ctx, slug: &str, user_id: Uuid) -> Result<(), A
     )
     .await?;
     tx.commit().await?;
+    membership_changed(ctx, team.id, user_id);
     Ok(())
 }
