@@ -102,6 +102,26 @@ impl Cache {
         entries.insert(key, (Instant::now() + ttl, Arc::new(value)));
     }
 
+    /// The cached value of `key`, or what `load` reads (after a ticket is
+    /// taken: the future runs only when awaited), stored for at most `ttl`.
+    pub async fn get_or_load<T, E>(
+        &self,
+        key: String,
+        ttl: Duration,
+        load: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E>
+    where
+        T: Clone + Send + Sync + 'static,
+    {
+        if let Some(found) = self.get::<T>(&key) {
+            return Ok(found);
+        }
+        let ticket = self.ticket();
+        let found = load.await?;
+        self.put(key, found.clone(), ticket, ttl);
+        Ok(found)
+    }
+
     /// Drops `key`, or every key starting with it when it ends with `:`.
     pub fn invalidate(&self, key: &str) {
         // a prefix shorter than the page prefix ("" or "pa") may cover pages too

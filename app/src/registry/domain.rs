@@ -99,13 +99,7 @@ pub async fn list(ctx: &Ctx, team: &str, q: ModelQuery) -> Result<Page<Model>, A
     // change of the team's models, versions or aliases announces `page:<team>:`
     let cache = &ctx.state.cache;
     let key = format!("{}{}:models:{}", crate::kernel::cache::PAGE_PREFIX, team.id, serde_json::json!(q));
-    if let Some(found) = cache.get::<Page<Model>>(&key) {
-        return Ok(found);
-    }
-    let ticket = cache.ticket();
-    let found = list_uncached(ctx, team.id, q).await?;
-    cache.put(key, found.clone(), ticket, PAGE_TTL);
-    Ok(found)
+    cache.get_or_load(key, PAGE_TTL, list_uncached(ctx, team.id, q)).await
 }
 
 /// How long a page of a list is served from the cache at most (a change

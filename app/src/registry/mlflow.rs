@@ -31,21 +31,21 @@ impl Naming {
         let actor = ctx.actor()?;
         let cache = &ctx.state.cache;
         let key = format!("teams-of:{}", actor.user_id);
-        if let Some(teams) = cache.get::<Vec<(Uuid, String)>>(&key) {
-            return Ok(Self { teams });
-        }
-        let ticket = cache.ticket();
-        let teams: Vec<(Uuid, String)> = sqlx::query!(
-            "select t.team_id, t.slug from team_member m join team t on t.team_id = m.team_id
+        let load = async {
+            Ok::<_, AppError>(
+                sqlx::query!(
+                    "select t.team_id, t.slug from team_member m join team t on t.team_id = m.team_id
              where m.user_id = $1 order by t.slug",
-            actor.user_id
-        )
-        .fetch_all(ctx.pool())
-        .await?
-        .into_iter()
-        .map(|r| (r.team_id, r.slug))
-        .collect();
-        cache.put(key, teams.clone(), ticket, NAME_TTL);
+                    actor.user_id
+                )
+                .fetch_all(ctx.pool())
+                .await?
+                .into_iter()
+                .map(|r| (r.team_id, r.slug))
+                .collect::<Vec<(Uuid, String)>>(),
+            )
+        };
+        let teams = cache.get_or_load(key, NAME_TTL, load).await?;
         Ok(Self { teams })
     }
 
@@ -91,20 +91,17 @@ impl Naming {
         // the key the registry's name lookups share (a rename or delete announces `model-name:`)
         let cache = &ctx.state.cache;
         let key = format!("model-name:{team}:{model}");
-        if let Some(id) = cache.get::<Uuid>(&key) {
-            return Ok(id);
-        }
-        let ticket = cache.ticket();
-        let id = sqlx::query_scalar!(
-            "select m.model_id from model m join team t on t.team_id = m.team_id where t.slug = $1 and m.name = $2",
-            team,
-            model
-        )
-        .fetch_optional(ctx.pool())
-        .await?
-        .ok_or_else(|| AppError::NotFound(format!("Registered model '{name}'")))?;
-        cache.put(key, id, ticket, NAME_TTL);
-        Ok(id)
+        let load = async {
+            sqlx::query_scalar!(
+                "select m.model_id from model m join team t on t.team_id = m.team_id where t.slug = $1 and m.name = $2",
+                team,
+                model
+            )
+            .fetch_optional(ctx.pool())
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("Registered model '{name}'")))
+        };
+        cache.get_or_load(key, NAME_TTL, load).await
     }
 
     /// The version `version` (its number, as text) of the model an MLflow name addresses.
@@ -119,20 +116,17 @@ impl Naming {
         // a version's number never changes; its delete announces the key
         let cache = &ctx.state.cache;
         let key = format!("version-number:{model}:{number}");
-        if let Some(id) = cache.get::<Uuid>(&key) {
-            return Ok(id);
-        }
-        let ticket = cache.ticket();
-        let id = sqlx::query_scalar!(
-            "select version_id from model_version where model_id = $1 and number = $2",
-            model,
-            number
-        )
-        .fetch_optional(ctx.pool())
-        .await?
-        .ok_or_else(|| AppError::NotFound(format!("Model version '{name}' version {number}")))?;
-        cache.put(key, id, ticket, NAME_TTL);
-        Ok(id)
+        let load = async {
+            sqlx::query_scalar!(
+                "select version_id from model_version where model_id = $1 and number = $2",
+                model,
+                number
+            )
+            .fetch_optional(ctx.pool())
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("Model version '{name}' version {number}")))
+        };
+        cache.get_or_load(key, NAME_TTL, load).await
     }
 
     /// The teams a search looks through: the one a `name` in `filter` names
@@ -188,13 +182,8 @@ pub async fn search_models(
         let cache = &ctx.state.cache;
         let prefix = crate::kernel::cache::PAGE_PREFIX;
         let key = format!("{prefix}{team}:mlflow-models:{descending}:{limit}:{}:{filter}", cursor.unwrap_or_default());
-        if let Some(found) = cache.get::<Page<Model>>(&key) {
-            return Ok(found);
-        }
-        let ticket = cache.ticket();
-        let found = query_models(ctx, teams, expr.as_ref(), descending, limit, after).await?;
-        cache.put(key, found.clone(), ticket, crate::registry::domain::PAGE_TTL);
-        return Ok(found);
+        let load = query_models(ctx, teams, expr.as_ref(), descending, limit, after);
+        return cache.get_or_load(key, crate::registry::domain::PAGE_TTL, load).await;
     }
     query_models(ctx, teams, expr.as_ref(), descending, limit, after).await
 }
@@ -334,14 +323,9 @@ pub async fn aliases_of(
     if let [(model, version)] = versions {
         // an alias change announces `aliases-of:<model>:`
         let key = format!("aliases-of:{model}:{version}");
-        if let Some(names) = cache.get::<Vec<String>>(&key) {
-            return Ok([(*version, names)].into());
-        }
-        let ticket = cache.ticket();
-        let names = sqlx::query_scalar!("select alias from model_alias where version_id = $1 order by alias", version)
-            .fetch_all(ctx.pool())
-            .await?;
-        cache.put(key, names.clone(), ticket, NAME_TTL);
+        let load = sqlx::query_scalar!("select alias from model_alias where version_id = $1 order by alias", version)
+            .fetch_all(ctx.pool());
+        let names = cache.get_or_load(key, NAME_TTL, load).await?;
         return Ok([(*version, names)].into());
     }
     let ids: Vec<Uuid> = versions.iter().map(|(_, v)| *v).collect();

@@ -59,13 +59,7 @@ pub async fn search(ctx: &Ctx, scope: Scope<'_>, q: VersionSearch) -> Result<Pag
         let cache = &ctx.state.cache;
         let prefix = crate::kernel::cache::PAGE_PREFIX;
         let key = format!("{prefix}{team}:versions:{}:{}", model.map(|m| m.to_string()).unwrap_or_default(), json!(q));
-        if let Some(found) = cache.get::<Page<ModelVersion>>(&key) {
-            return Ok(found);
-        }
-        let ticket = cache.ticket();
-        let found = run(ctx, teams, model, q).await?;
-        cache.put(key, found.clone(), ticket, crate::registry::domain::PAGE_TTL);
-        return Ok(found);
+        return cache.get_or_load(key, crate::registry::domain::PAGE_TTL, run(ctx, teams, model, q)).await;
     }
     run(ctx, teams, model, q).await
 }
