@@ -37,7 +37,7 @@ step "import rules (ARCHITECTURE.md)"
 python3 scripts/check-imports.py
 
 step "clippy (ssr)"
-cargo clippy -p app -p server -p storage -p training --all-targets -- -D warnings
+cargo clippy -p app -p server -p serving -p storage -p training --all-targets -- -D warnings
 step "clippy (hydrate, wasm32)"
 cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 
@@ -63,7 +63,7 @@ step "offline query data (.sqlx) matches the queries and the migrations"
 "$bin" migrate >/dev/null
 sqlx_now="$(mktemp -d)"
 touch app/src/lib.rs
-SQLX_OFFLINE=false SQLX_OFFLINE_DIR="$sqlx_now" cargo clippy -q -p app -p server -p storage -p training --all-targets -- -D warnings
+SQLX_OFFLINE=false SQLX_OFFLINE_DIR="$sqlx_now" cargo clippy -q -p app -p server -p serving -p storage -p training --all-targets -- -D warnings
 if ! diff -r -q .sqlx "$sqlx_now"; then
   echo "error: .sqlx/ is out of date with the queries; regenerate it as the README's Layout section says" >&2
   exit 1
@@ -76,7 +76,7 @@ export SCHEMATHESIS="${CAPSTAN_TOOLS_DIR:-$HOME/.cache/capstan-tools}/venv/bin/s
 export TOOLS_PYTHON="${CAPSTAN_TOOLS_DIR:-$HOME/.cache/capstan-tools}/venv/bin/python"
 
 step "unit and integration tests"
-cargo test -p app -p server -p storage -p training
+cargo test -p app -p server -p serving -p storage -p training
 
 step "end-to-end tests (Chromium) and the OpenAPI contract (schemathesis)"
 (cd end2end && CAPSTAN_BIN="$bin" LEPTOS_SITE_ROOT="$root/target/site" node run.mjs)

@@ -18,6 +18,7 @@ pub mod accounts;
 pub mod approvals;
 pub mod audit;
 pub mod datasets;
+pub mod endpoints;
 pub mod layout;
 pub mod registry;
 pub mod teams;
@@ -109,6 +110,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/teams/:team/training/new") view=training::pages::launch::LaunchPage ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team/training/:id") view=JobRoute ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team/models") view=registry::pages::models::ModelsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/endpoints") view=endpoints::pages::EndpointsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/endpoints/new") view=endpoints::pages::NewEndpointPage ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/endpoints/:id") view=endpoints::pages::EndpointPage ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team/reviews") view=approvals::pages::ReviewsPage ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team/webhooks") view=webhooks::pages::WebhooksPage ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team/webhooks/:id") view=webhooks::pages::WebhookPage ssr=SsrMode::Async/>

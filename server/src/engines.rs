@@ -51,3 +51,18 @@ pub async fn model_packages(config: &Config) -> Option<Arc<dyn training::package
     let shared = storage::sdk_config(Some(&config.region()), None, None).await;
     Some(Arc::new(SageMaker::new(&shared, config.sagemaker_endpoint.as_deref(), config.logs_endpoint.as_deref())))
 }
+
+/// Where endpoints run: the local serving runner in local mode (`None` in
+/// AWS mode until the SageMaker serving backend lands).
+pub fn serving_backend(
+    config: &Config,
+    storage: &Storage,
+    sandbox: Option<Sandbox>,
+) -> anyhow::Result<Option<Arc<dyn serving::Serving>>> {
+    let Some(sandbox) = sandbox else { return Ok(None) };
+    let local = serving::local::LocalServing::new(
+        serving::local::LocalServingConfig { root: config.data_dir.join("serving"), sandbox },
+        storage.client.clone(),
+    )?;
+    Ok(Some(Arc::new(local)))
+}

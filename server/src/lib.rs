@@ -6,6 +6,7 @@ pub mod anchors;
 pub mod api;
 pub mod config;
 pub mod engines;
+pub mod gateway;
 pub mod localdb;
 pub mod metrics;
 pub mod objects;
@@ -87,6 +88,8 @@ pub fn state(
         training,
         training_wake: Arc::new(tokio::sync::Notify::new()),
         packages: None,
+        serving: None,
+        serving_wake: Arc::new(tokio::sync::Notify::new()),
         open_streams: Arc::default(),
         instance: uuid::Uuid::now_v7(),
         cache: Arc::default(),
@@ -168,7 +171,7 @@ pub fn router(state: AppState, opts: &HttpOptions) -> Router {
         utoipa_swagger_ui::SwaggerUi::new("/api/docs").url("/api/v1/openapi.json", openapi).into();
 
     let request_id = http::HeaderName::from_static("x-request-id");
-    Router::new()
+    let site = Router::new()
         .merge(ops)
         .merge(docs)
         .merge(api)
@@ -178,7 +181,11 @@ pub fn router(state: AppState, opts: &HttpOptions) -> Router {
         .layer(sessions)
         .layer(DefaultBodyLimit::max(opts.max_body_bytes))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(opts.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, opts.request_timeout))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, opts.request_timeout));
+    // the gateway keeps SageMaker's limits (6 MB, 60 s) and needs no session
+    Router::new()
+        .merge(site)
+        .merge(gateway::router())
         .layer(axum::middleware::from_fn_with_state(
             security::Https(opts.public_origin.as_deref().is_some_and(|o| o.starts_with("https://"))),
             security::headers,

@@ -242,8 +242,10 @@ async fn serve(config: Config, demo: Option<Option<String>>) -> anyhow::Result<(
         webhooks_require_https: config.mode == server::config::Mode::Aws,
     };
     let (storage, local_s3) = server::objects::connect(&config).await?;
-    let backend = server::engines::training_backend(&config, &storage, sandbox).await;
+    let backend = server::engines::training_backend(&config, &storage, sandbox.clone()).await;
+    let serving = server::engines::serving_backend(&config, &storage, sandbox)?;
     let mut state = server::state(pool.clone(), &config.site_root.to_string_lossy(), settings, storage, backend);
+    state.serving = serving;
     state.packages = server::engines::model_packages(&config).await;
     app::training::launch::check_bundled_data().map_err(anyhow::Error::msg)?;
     app::training::prices::seed(&pool).await.map_err(user_error)?;
@@ -292,6 +294,8 @@ async fn serve(config: Config, demo: Option<Option<String>>) -> anyhow::Result<(
     };
     let trainer = tokio::spawn(server::workers::training(state.clone(), config.training_poll(), stop.clone()));
     let hooks = tokio::spawn(server::workers::webhooks(state.clone(), std::time::Duration::from_secs(1), stop.clone()));
+    let endpoints =
+        tokio::spawn(server::workers::serving(state.clone(), std::time::Duration::from_secs(1), stop.clone()));
     if let Some(email) = demo {
         let demo = create_demo(&state, email.as_deref()).await?;
         let job = &demo.job;
@@ -321,6 +325,7 @@ async fn serve(config: Config, demo: Option<Option<String>>) -> anyhow::Result<(
     let _ = scanner.await;
     let _ = trainer.await;
     let _ = hooks.await;
+    let _ = endpoints.await;
     if let Some(task) = anchoring {
         let _ = task.await;
     }

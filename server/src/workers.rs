@@ -221,3 +221,132 @@ pub async fn webhooks(state: app::kernel::state::AppState, every: Duration, stop
         }
     }
 }
+
+/// The advisory lock of the process that runs local endpoints' processes.
+const SERVING_LOCK: i64 = 0x6361_7073_0003;
+
+/// Runs endpoints: one process of the deployment (the holder of a
+/// session advisory lock, held on a connection of its own) starts every
+/// endpoint that should run, deploys each new generation of an endpoint's
+/// variants, removes deleted endpoints, and writes what its processes do
+/// (every `every`, sooner when woken). When that process dies its lock goes
+/// with its connection, and the next process to poll takes over and starts
+/// the endpoints again.
+pub async fn serving(state: app::kernel::state::AppState, every: Duration, stop: CancellationToken) {
+    use app::endpoints::domain;
+    let Some(backend) = state.serving.clone() else { return };
+    let mut holder: Option<sqlx::PgConnection> = None;
+    loop {
+        if holder.is_none() {
+            match take_serving_lock(&state.pool).await {
+                Ok(Some(conn)) => {
+                    holder = Some(conn);
+                    tracing::info!("this process runs the endpoints");
+                    match domain::running(&state.pool).await {
+                        Ok(specs) => {
+                            for (_, spec) in specs {
+                                if let Err(e) = backend.deploy(&spec).await {
+                                    tracing::warn!(endpoint = %spec.name, error = %e, "could not start an endpoint");
+                                }
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "could not read the endpoints to start"),
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "could not ask for the serving lock"),
+            }
+        }
+        if let Some(conn) = holder.as_mut() {
+            if sqlx::query("select 1").execute(&mut *conn).await.is_err() {
+                // the lock went with the connection: stop serving until it is ours again
+                tracing::warn!("lost the serving lock's connection; stopping this process's endpoints");
+                for name in backend.running() {
+                    backend.stop(&name);
+                }
+                holder = None;
+                continue;
+            }
+            serving_round(&state, backend.as_ref()).await;
+        }
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = state.serving_wake.notified() => {}
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+    for name in backend.running() {
+        backend.stop(&name);
+    }
+    tracing::info!("serving worker stopped");
+}
+
+async fn take_serving_lock(pool: &sqlx::PgPool) -> Result<Option<sqlx::PgConnection>, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let locked: bool =
+        sqlx::query_scalar("select pg_try_advisory_lock($1)").bind(SERVING_LOCK).fetch_one(&mut *conn).await?;
+    // a connection of its own, outside the pool: the lock lives as long as it does
+    Ok(if locked { Some(conn.detach()) } else { None })
+}
+
+/// One pass of the serving process: new generations deployed, deleted
+/// endpoints removed, processes' state written and endpoints' status settled.
+async fn serving_round(state: &app::kernel::state::AppState, backend: &dyn serving::Serving) {
+    use app::endpoints::domain;
+    match domain::pending(&state.pool).await {
+        Ok(pending) => {
+            for p in pending {
+                if p.deleted {
+                    match backend.remove(&p.engine_name).await {
+                        Ok(()) => {
+                            if let Err(e) = domain::removed(&state.pool, p.endpoint_id).await {
+                                tracing::warn!(endpoint = %p.engine_name, error = %e, "could not remove a deleted endpoint's rows");
+                            }
+                        }
+                        Err(e) => tracing::warn!(endpoint = %p.engine_name, error = %e, "could not remove an endpoint"),
+                    }
+                    continue;
+                }
+                match backend.deploy(&p.spec).await {
+                    Ok(()) => {
+                        if let Err(e) = domain::mark_deployed(&state.pool, p.endpoint_id, p.generation).await {
+                            tracing::warn!(endpoint = %p.engine_name, error = %e, "could not record a deployment");
+                        }
+                    }
+                    Err(serving::ServingError::Invalid(reason)) => {
+                        let done = async {
+                            domain::mark_deployed(&state.pool, p.endpoint_id, p.generation).await?;
+                            domain::set_status(&state.pool, p.endpoint_id, "Failed", Some(&reason)).await
+                        };
+                        if let Err(e) = done.await {
+                            tracing::warn!(endpoint = %p.engine_name, error = %e, "could not record a failed deployment");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(endpoint = %p.engine_name, error = %e, "deploying an endpoint failed; retrying")
+                    }
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not read the endpoints to deploy"),
+    }
+    let specs = match domain::running(&state.pool).await {
+        Ok(specs) => specs,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the running endpoints");
+            return;
+        }
+    };
+    for (id, spec) in specs {
+        let instances = backend.instances(&spec.name);
+        if let Err(e) = domain::save_instances(&state.pool, &spec.name, &instances).await {
+            tracing::warn!(endpoint = %spec.name, error = %e, "could not record an endpoint's processes");
+            continue;
+        }
+        if let Some((status, reason)) = domain::settled(&spec, &instances)
+            && let Err(e) = domain::set_status(&state.pool, id, status, reason.as_deref()).await
+        {
+            tracing::warn!(endpoint = %spec.name, error = %e, "could not record an endpoint's status");
+        }
+    }
+}

@@ -667,6 +667,80 @@ fn cases() -> Vec<Case> {
         Case { call: "fn get_me", input: json!({}), expect: "200 200 200 200 200 200 200" },
         // anyone signed in may create their own demo team and job
         Case { call: "fn create_demo", input: json!({}), expect: "401 200 200 200 200 200 200" },
+        // ---- endpoints ----
+        Case { call: "GET /api/v1/teams/alpha/endpoints", input: json!(null), expect: "401 200 200 200 200 404 200" },
+        Case {
+            call: "POST /api/v1/teams/alpha/endpoints",
+            input: json!({"name": "e-{caller_slug}", "variants": [{"name": "a", "version_id": "{model_version}",
+                          "instance_type": "ml.m5.large", "instance_count": 1, "weight": 1}]}),
+            expect: "401 403 201 201 201 404 201",
+        },
+        // a version of another team is not the caller's to deploy, whoever calls
+        Case {
+            call: "POST /api/v1/teams/alpha/endpoints",
+            input: json!({"name": "x-{caller_slug}", "variants": [{"name": "a", "version_id": "{beta_model_version}",
+                          "instance_type": "ml.m5.large", "instance_count": 1, "weight": 1}]}),
+            expect: "401 403 422 422 422 404 422",
+        },
+        Case { call: "GET /api/v1/endpoints/{endpoint}", input: json!(null), expect: "401 200 200 200 200 404 200" },
+        Case {
+            call: "PUT /api/v1/endpoints/{endpoint}/weights",
+            input: json!({"weights": [{"variant": "a", "weight": 2}]}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case {
+            call: "DELETE /api/v1/endpoints/{endpoint_del}",
+            input: json!(null),
+            expect: "401 403 403 403 204 404 204",
+        },
+        // the gateway answers in SageMaker Runtime's shapes: 403 AccessDenied, 400 for an endpoint
+        // the caller cannot see; this test process runs no model, so the allowed get 503
+        Case {
+            call: "POST /endpoints/alpha-shared/invocations",
+            input: json!([[1, 2]]),
+            expect: "403 403 503 503 503 400 503",
+        },
+        Case {
+            call: "POST /api/v1/endpoints/{endpoint}/invocations",
+            input: json!([[1, 2]]),
+            expect: "403 403 503 503 503 400 503",
+        },
+        Case { call: "fn list_endpoints", input: json!({"team": "alpha"}), expect: "401 200 200 200 200 404 200" },
+        Case { call: "fn get_endpoint", input: json!({"id": "{endpoint}"}), expect: "401 200 200 200 200 404 200" },
+        Case { call: "fn endpoint_options", input: json!({"team": "alpha"}), expect: "401 403 200 200 200 404 200" },
+        Case {
+            call: "fn create_endpoint_form",
+            input: json!({"team": "alpha", "name": "f-{caller_slug}", "variants[0][name]": "a",
+                          "variants[0][version_id]": "{model_version}", "variants[0][instance_type]": "ml.m5.large",
+                          "variants[0][instance_count]": "1", "variants[0][weight]": "1"}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case {
+            call: "json create_endpoint",
+            input: json!({"team": "alpha", "endpoint": {"name": "j-{caller_slug}", "variants": [{"name": "a",
+                          "version_id": "{model_version}", "instance_type": "ml.m5.large", "instance_count": 1, "weight": 1}]}}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case {
+            call: "fn set_endpoint_weights_form",
+            input: json!({"id": "{endpoint}", "variant[0]": "a", "weight[0]": "3"}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case {
+            call: "json set_endpoint_weights",
+            input: json!({"id": "{endpoint}", "weights": {"weights": [{"variant": "a", "weight": 1}]}}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case {
+            call: "fn delete_endpoint",
+            input: json!({"id": "{endpoint_del2}"}),
+            expect: "401 403 403 403 200 404 200",
+        },
+        Case {
+            call: "fn test_invoke",
+            input: json!({"id": "{endpoint}", "body": "1,2", "content_type": "text/csv", "variant": ""}),
+            expect: "401 403 502 502 502 404 502",
+        },
         Case { call: "fn setup_open", input: json!({}), expect: "200 200 200 200 200 200 200" },
         Case {
             call: "fn setup",
@@ -1242,6 +1316,26 @@ async fn every_route_and_server_function_against_every_caller(pool: PgPool) {
             requests.insert((caller, purpose), res.json()["id"].as_str().expect("id").to_owned());
         }
     }
+    // endpoints of alpha: one shared, per caller two to delete (rows only: no model runs here)
+    let new_endpoint = |name: String| {
+        let app = &app;
+        let auth = alpha_admin.clone();
+        let version = model_version.clone();
+        async move {
+            let body = json!({"name": name, "variants": [{"name": "a", "version_id": version,
+                              "instance_type": "ml.m5.large", "instance_count": 1, "weight": 1}]});
+            let res = app.call(Method::POST, "/api/v1/teams/alpha/endpoints", &auth, Some(body)).await;
+            assert_eq!(res.status, 201, "{}", res.text());
+            res.json()["id"].as_str().expect("id").to_owned()
+        }
+    };
+    let endpoint = new_endpoint("shared".into()).await;
+    let mut endpoints_del: HashMap<(&str, u8), String> = HashMap::new();
+    for caller in CALLERS {
+        for set in [1, 2] {
+            endpoints_del.insert((caller, set), new_endpoint(format!("del{set}-{}", caller.replace('_', "-"))).await);
+        }
+    }
     let mut failures = Vec::new();
     for case in cases() {
         let expected: Vec<u16> = case.expect.split_whitespace().map(|s| s.parse().expect("status")).collect();
@@ -1283,6 +1377,9 @@ async fn every_route_and_server_function_against_every_caller(pool: PgPool) {
                     .replace("{pending_version}", &pending[&(*caller, 1)])
                     .replace("{pending_number}", &pending_number[caller].to_string())
                     .replace("{model}", &model)
+                    .replace("{endpoint_del2}", &endpoints_del[&(*caller, 2)])
+                    .replace("{endpoint_del}", &endpoints_del[&(*caller, 1)])
+                    .replace("{endpoint}", &endpoint)
             };
             let user = users.get(caller);
             let got = if let Some(name) = case.call.strip_prefix("json ") {

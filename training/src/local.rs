@@ -775,7 +775,7 @@ fn parse_uri(uri: &str) -> anyhow::Result<(String, String)> {
     Ok((bucket.to_owned(), key.to_owned()))
 }
 
-async fn download_object(s3: &storage::aws_sdk_s3::Client, uri: &str) -> anyhow::Result<bytes::Bytes> {
+pub async fn download_object(s3: &storage::aws_sdk_s3::Client, uri: &str) -> anyhow::Result<bytes::Bytes> {
     let (bucket, key) = parse_uri(uri)?;
     let out = s3
         .get_object()
@@ -789,7 +789,7 @@ async fn download_object(s3: &storage::aws_sdk_s3::Client, uri: &str) -> anyhow:
 }
 
 /// Downloads every object under `uri` into `into`, keeping relative paths.
-async fn download_prefix(s3: &storage::aws_sdk_s3::Client, uri: &str, into: &Path) -> anyhow::Result<(u64, u64)> {
+pub async fn download_prefix(s3: &storage::aws_sdk_s3::Client, uri: &str, into: &Path) -> anyhow::Result<(u64, u64)> {
     let (bucket, prefix) = parse_uri(uri)?;
     let mut objects = Vec::new();
     storage::list_prefix(s3, &bucket, &prefix, |page| objects.extend(page))

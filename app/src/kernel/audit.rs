@@ -185,3 +185,11 @@ pub async fn record(
     sqlx::query!("update audit_chain set last_hash = $2 where chain_key = $1", key, hash).execute(&mut *conn).await?;
     Ok(id)
 }
+
+/// Capstan itself, as the actor of a worker's events.
+pub fn system() -> (AuditActor, AuditMeta) {
+    (
+        AuditActor { user_id: None, token_id: None, label: "capstan".into() },
+        AuditMeta { request_id: None, client_addr: None },
+    )
+}

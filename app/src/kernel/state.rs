@@ -61,6 +61,12 @@ pub struct AppState {
     /// SageMaker's model registry, which the registry mirrors in AWS mode
     /// (`None` in local mode).
     pub packages: Option<Arc<dyn training::packages::ModelPackages>>,
+    /// Where endpoints run: the local serving runner or SageMaker (`None`
+    /// in a process that serves no endpoints, such as a CLI command).
+    pub serving: Option<Arc<dyn serving::Serving>>,
+    /// Wakes the serving worker (an endpoint was created, changed or deleted).
+    #[from_ref(skip)]
+    pub serving_wake: Arc<tokio::sync::Notify>,
     /// Live streams (server-sent events) open per user, to cap them.
     pub open_streams: Arc<Mutex<std::collections::HashMap<Uuid, usize>>>,
     /// This process, as the owner of the work leases it holds (several

@@ -28,6 +28,11 @@ impl Errors {
         self.0.push(FieldError::new(field, message));
     }
 
+    /// Whether nothing was recorded yet.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// `Ok(())` when nothing was recorded.
     pub fn finish(self) -> Result<(), AppError> {
         if self.0.is_empty() { Ok(()) } else { Err(AppError::Validation(self.0)) }

@@ -133,17 +133,20 @@ fn TopBar(user: Me, teams: Vec<crate::teams::types::Team>, waiting: i64) -> impl
                     let on_training = path.starts_with(&training);
                     let models = format!("/teams/{slug}/models");
                     let on_models = path.starts_with(&models);
+                    let endpoints = format!("/teams/{slug}/endpoints");
+                    let on_endpoints = path.starts_with(&endpoints);
                     let reviews = format!("/teams/{slug}/reviews");
                     let on_reviews = path.starts_with(&reviews) || path.starts_with(&format!("/teams/{slug}/change-requests/"));
                     view! {
                         <a href=datasets class:active=on_datasets>"Datasets"</a>
                         <a href=training class:active=on_training>"Training"</a>
                         <a href=models class:active=on_models>"Models"</a>
+                        <a href=endpoints class:active=on_endpoints>"Endpoints"</a>
                         <a href=reviews class:active=on_reviews id="nav-reviews">
                             "Reviews"
                             {(waiting > 0).then(|| view! { " "<span class="badge" id="reviews-badge" title="Requests waiting for your review">{waiting}</span> })}
                         </a>
-                        <a href=members class:active=!on_datasets && !on_training && !on_models && !on_reviews>"Members"</a>
+                        <a href=members class:active=!on_datasets && !on_training && !on_models && !on_endpoints && !on_reviews>"Members"</a>
                     }
                 })}
                 {link("/tokens", "API tokens")}

@@ -313,6 +313,12 @@ pub async fn deliveries(
     load(ctx, id, Action::UpdateTeam).await?;
     let limit = page::limit(limit)?;
     let after: Option<Uuid> = page::ssr::decode(cursor)?;
+    let items = read_deliveries(ctx.pool(), id, after.unwrap_or(Uuid::max()), limit + 1).await?;
+    Ok(page::ssr::build(items, limit, |d: &Delivery| d.id))
+}
+
+/// Up to `limit` deliveries of endpoint `id` older than `before`, newest first.
+async fn read_deliveries(pool: &sqlx::PgPool, id: Uuid, before: Uuid, limit: i64) -> Result<Vec<Delivery>, AppError> {
     let rows = sqlx::query!(
         r#"select d.delivery_id, d.event_type, d.state, d.attempts, d.created_at, d.next_attempt_at,
                   a.status_code as "status_code?", a.latency_ms as "latency_ms?",
@@ -323,12 +329,12 @@ pub async fn deliveries(
            where d.webhook_id = $1 and d.delivery_id < $2
            order by d.delivery_id desc limit $3"#,
         id,
-        after.unwrap_or(Uuid::max()),
-        limit + 1
+        before,
+        limit
     )
-    .fetch_all(ctx.pool())
+    .fetch_all(pool)
     .await?;
-    let items = rows
+    Ok(rows
         .into_iter()
         .map(|r| Delivery {
             id: r.delivery_id,
@@ -343,8 +349,7 @@ pub async fn deliveries(
             error: r.error,
             created_at: r.created_at,
         })
-        .collect();
-    Ok(page::ssr::build(items, limit, |d: &Delivery| d.id))
+        .collect())
 }
 
 /// Sends a delivery again, now (team admins): a delivered one as a new
@@ -363,8 +368,13 @@ pub async fn redeliver(ctx: &Ctx, delivery: Uuid) -> Result<Delivery, AppError> 
     .execute(ctx.pool())
     .await?;
     ctx.state.training_wake.notify_one();
-    let page = deliveries(ctx, webhook, None, Some(200)).await?;
-    page.items.into_iter().find(|d| d.id == delivery).ok_or_else(|| AppError::NotFound("Webhook delivery".into()))
+    // the delivery itself, however many came after it
+    let successor = Uuid::from_u128(delivery.as_u128().saturating_add(1));
+    read_deliveries(ctx.pool(), webhook, successor, 1)
+        .await?
+        .into_iter()
+        .find(|d| d.id == delivery)
+        .ok_or_else(|| AppError::NotFound("Webhook delivery".into()))
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 pub mod approvals;
 pub mod audit;
 pub mod datasets;
+pub mod endpoints;
 pub mod me;
 pub mod members;
 pub mod mlflow;
@@ -54,6 +55,7 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "registry", description = "The model registry: models and their immutable versions, registered from training jobs"),
         (name = "approvals", description = "Change requests, the team policies that ask for them, and their reviews"),
         (name = "webhooks", description = "Team endpoints that receive signed events, and their delivery logs"),
+        (name = "endpoints", description = "Deployed model versions: endpoints, their production and shadow variants, traffic weights. Invoke with POST /endpoints/{engine_name}/invocations (SageMaker Runtime's path)"),
     )
 )]
 struct ApiDoc;
@@ -84,7 +86,8 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(training::router())
         .merge(models::router())
         .merge(approvals::router())
-        .merge(webhooks::router());
+        .merge(webhooks::router())
+        .merge(endpoints::router());
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1).split_for_parts();
     document_problems(&mut doc);
     let doc = document_inputs(doc);

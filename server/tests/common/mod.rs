@@ -220,6 +220,20 @@ impl TestApp {
         self
     }
 
+    /// The same app with the local serving runner (its folder under the
+    /// work folder), as `capstan serve` has in local mode.
+    pub fn with_serving(mut self) -> Self {
+        let local = serving::local::LocalServing::new(
+            serving::local::LocalServingConfig { root: self.work_dir.0.join("serving"), sandbox: sandbox().clone() },
+            self.state.storage.client.clone(),
+        )
+        .expect("local serving");
+        let state = app::kernel::state::AppState { serving: Some(std::sync::Arc::new(local)), ..self.state.clone() };
+        self.router = server::router(state.clone(), &server::HttpOptions::default());
+        self.state = state;
+        self
+    }
+
     /// The S3 client Capstan itself uses.
     pub fn s3(&self) -> &storage::aws_sdk_s3::Client {
         &self.state.storage.client

@@ -1,0 +1,910 @@
+//! Endpoints of a team: create (members), read (viewers), change weights
+//! (members), delete (admins). Rows only: the serving worker
+//! (`server/src/workers.rs`) makes each endpoint's processes or SageMaker
+//! resources match its rows, one generation at a time.
+
+use crate::endpoints::types::{Endpoint, Instance, MAX_VARIANTS, NewEndpoint, NewShadow, NewVariant, Variant, Weights};
+use crate::kernel::audit::NewEvent;
+use crate::kernel::context::Ctx;
+use crate::kernel::error::AppError;
+use crate::kernel::roles::{Action, Role, authorize_owned};
+use crate::kernel::validate::Errors;
+use crate::registry::types::ModelVersionStatus;
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
+use uuid::Uuid;
+
+/// A SageMaker name: 1-63 letters, digits and hyphens, starting and ending
+/// with a letter or digit.
+fn sagemaker_name(raw: &str, what: &str) -> Result<String, String> {
+    let n = raw.trim();
+    if training::is_legal_job_name(n) {
+        Ok(n.to_owned())
+    } else {
+        Err(format!("Give the {what} 1-63 letters, digits and hyphens, starting and ending with a letter or digit."))
+    }
+}
+
+fn weight(w: f64) -> Result<f64, String> {
+    if w.is_finite() && w >= 0.0 { Ok(w) } else { Err("A weight is a number ≥ 0.".into()) }
+}
+
+/// What a variant of the request becomes once checked.
+struct CheckedVariant {
+    name: String,
+    version_id: Uuid,
+    instance_type: String,
+    instance_count: i32,
+    weight: f64,
+    shadow_percent: Option<i32>,
+}
+
+/// One variant of a request, production or shadow, before it is checked.
+struct Asked<'a> {
+    field: String,
+    name: &'a str,
+    version_id: Uuid,
+    instance_type: &'a str,
+    count: i32,
+    weight: f64,
+    percent: Option<i32>,
+}
+
+/// Checks the variants and shadow of a request against the team: names,
+/// sizes, weights, instance types of the price table, and versions of the
+/// team that are neither archived nor rejected.
+async fn check_variants(
+    ctx: &Ctx,
+    team_id: Uuid,
+    variants: &[NewVariant],
+    shadow: Option<&NewShadow>,
+    errors: &mut Errors,
+) -> Result<Vec<CheckedVariant>, AppError> {
+    if variants.is_empty() || variants.len() > MAX_VARIANTS {
+        errors.push("variants", format!("Give 1 to {MAX_VARIANTS} production variants."));
+    }
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    let mut all: Vec<Asked> = variants
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Asked {
+            field: format!("variants[{i}]"),
+            name: &v.name,
+            version_id: v.version_id,
+            instance_type: &v.instance_type,
+            count: v.instance_count,
+            weight: v.weight,
+            percent: None,
+        })
+        .collect();
+    if let Some(s) = shadow {
+        all.push(Asked {
+            field: "shadow".into(),
+            name: &s.name,
+            version_id: s.version_id,
+            instance_type: &s.instance_type,
+            count: s.instance_count,
+            weight: 0.0,
+            percent: Some(s.percent),
+        });
+    }
+    let ids: Vec<Uuid> = all.iter().map(|v| v.version_id).collect();
+    let versions: HashMap<Uuid, ModelVersionStatus> = sqlx::query!(
+        r#"select v.version_id, v.status as "status: ModelVersionStatus"
+           from model_version v join model m on m.model_id = v.model_id
+           where v.version_id = any($1) and m.team_id = $2"#,
+        &ids,
+        team_id
+    )
+    .fetch_all(ctx.pool())
+    .await?
+    .into_iter()
+    .map(|r| (r.version_id, r.status))
+    .collect();
+    let region = ctx.state.settings.region.clone();
+    for Asked { field, name, version_id, instance_type, count, weight: w, percent } in all {
+        let name = errors.check(&format!("{field}.name"), sagemaker_name(name, "variant"));
+        if let Some(n) = &name
+            && !seen.insert(n.to_lowercase())
+        {
+            errors.push(&format!("{field}.name"), format!("Variant names must differ: `{n}` is used twice."));
+        }
+        match versions.get(&version_id) {
+            None => errors.push(&format!("{field}.version_id"), "No model version of this team has this id."),
+            Some(ModelVersionStatus::Archived | ModelVersionStatus::Rejected) => errors.push(
+                &format!("{field}.version_id"),
+                format!(
+                    "Variant `{}`: the version is archived or rejected; deploy an approved or pending one.",
+                    name.as_deref().unwrap_or("?")
+                ),
+            ),
+            Some(_) => {}
+        }
+        if crate::training::prices::price(ctx.pool(), &region, instance_type).await?.is_none() {
+            errors.push(
+                &format!("{field}.instance_type"),
+                format!("`{instance_type}` is not in the price table of {region}: pick a listed instance type."),
+            );
+        }
+        if !(1..=10).contains(&count) {
+            errors.push(&format!("{field}.instance_count"), "Use 1 to 10 instances.");
+        }
+        let w = errors.check(&format!("{field}.weight"), weight(w));
+        if let Some(p) = percent
+            && !(1..=100).contains(&p)
+        {
+            errors.push("shadow.percent", "Copy 1 to 100 percent of the requests to the shadow.");
+        }
+        if let (Some(name), Some(w)) = (name, w) {
+            out.push(CheckedVariant {
+                name,
+                version_id,
+                instance_type: instance_type.to_owned(),
+                instance_count: count,
+                weight: w,
+                shadow_percent: percent,
+            });
+        }
+    }
+    let production: f64 = variants.iter().map(|v| v.weight).filter(|w| w.is_finite() && *w > 0.0).sum();
+    if !variants.is_empty() && production <= 0.0 {
+        errors.push("variants", "At least one production variant needs a weight above 0.");
+    }
+    Ok(out)
+}
+
+/// Creates an endpoint (members); the serving worker deploys it.
+pub async fn create(ctx: &Ctx, team: &str, input: NewEndpoint) -> Result<Endpoint, AppError> {
+    let (team, _) = crate::teams::domain::load(ctx, team, Action::Contribute).await?;
+    let actor = ctx.actor()?;
+    let mut errors = Errors::new();
+    let name = errors.check("name", sagemaker_name(&input.name, "endpoint"));
+    let engine_name = name.as_ref().map(|n| format!("{}-{n}", team.slug));
+    if let Some(engine) = &engine_name
+        && engine.len() > 63
+    {
+        errors.push(
+            "name",
+            format!("With the team's slug the name is {engine} ({} characters): SageMaker allows 63.", engine.len()),
+        );
+    }
+    if let Some(p) = input.capture_percent
+        && !(1..=100).contains(&p)
+    {
+        errors.push("capture_percent", "Capture 1 to 100 percent of the requests.");
+    }
+    let variants = check_variants(ctx, team.id, &input.variants, input.shadow.as_ref(), &mut errors).await?;
+    errors.finish()?;
+    let (Some(name), Some(engine_name)) = (name, engine_name) else { return Err(AppError::Internal) };
+    let id = Uuid::now_v7();
+    let mut tx = ctx.pool().begin().await?;
+    let inserted = sqlx::query!(
+        "insert into endpoint (endpoint_id, team_id, name, engine_name, backend, capture_percent, created_by)
+         values ($1, $2, $3, $4, $5, $6, $7) on conflict do nothing",
+        id,
+        team.id,
+        name,
+        engine_name,
+        ctx.state.training.kind(),
+        input.capture_percent,
+        actor.user_id
+    )
+    .execute(&mut *tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Err(AppError::Conflict {
+            field: Some("name".into()),
+            message: format!("The team already has an endpoint named `{name}` (or it is still being deleted)."),
+        });
+    }
+    for (position, v) in variants.iter().enumerate() {
+        sqlx::query!(
+            "insert into endpoint_variant (endpoint_id, name, position, version_id, instance_type, instance_count,
+                                           weight, shadow_percent)
+             values ($1, $2, $3, $4, $5, $6, $7, $8)",
+            id,
+            v.name,
+            i16::try_from(position).unwrap_or(i16::MAX),
+            v.version_id,
+            v.instance_type,
+            v.instance_count,
+            v.weight,
+            v.shadow_percent
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    let summary: Vec<_> = variants
+        .iter()
+        .map(|v| {
+            json!({"name": v.name, "version_id": v.version_id, "instance_type": v.instance_type,
+                        "instance_count": v.instance_count, "weight": v.weight, "shadow_percent": v.shadow_percent})
+        })
+        .collect();
+    ctx.record(
+        &mut tx,
+        NewEvent {
+            team_id: Some(team.id),
+            action: "endpoint.created",
+            target_type: "endpoint",
+            target_id: Some(id.to_string()),
+            summary: json!({ "after": { "name": name, "engine_name": engine_name, "variants": summary,
+                                         "capture_percent": input.capture_percent } }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    ctx.state.serving_wake.notify_one();
+    get(ctx, id).await
+}
+
+struct Head {
+    endpoint_id: Uuid,
+    team_id: Uuid,
+    team: String,
+    name: String,
+    engine_name: String,
+    backend: String,
+    status: String,
+    failure_reason: Option<String>,
+    capture_percent: Option<i32>,
+    created_by: String,
+    created_at: time::OffsetDateTime,
+    updated_at: time::OffsetDateTime,
+}
+
+/// The endpoint `id`, if the caller may `action` on it, with its team's id.
+async fn load(ctx: &Ctx, id: Uuid, action: Action) -> Result<(Endpoint, Uuid), AppError> {
+    let actor = ctx.actor()?;
+    let row = sqlx::query!(
+        r#"select e.team_id, tm.role as "role?: Role"
+           from endpoint e left join team_member tm on tm.team_id = e.team_id and tm.user_id = $2
+           where e.endpoint_id = $1"#,
+        id,
+        actor.user_id
+    )
+    .fetch_optional(ctx.pool())
+    .await?
+    .ok_or_else(|| AppError::NotFound("Endpoint".into()))?;
+    authorize_owned(&actor.principal(), action, row.role, "Endpoint")?;
+    let mut found = read(ctx.pool(), &[id]).await?;
+    let endpoint = found.pop().ok_or_else(|| AppError::NotFound("Endpoint".into()))?;
+    Ok((endpoint, row.team_id))
+}
+
+/// Endpoints by id, with their variants and instances (no authorization).
+async fn read(pool: &sqlx::PgPool, ids: &[Uuid]) -> Result<Vec<Endpoint>, AppError> {
+    let heads = sqlx::query_as!(
+        Head,
+        r#"select e.endpoint_id, e.team_id, t.slug as team, e.name, e.engine_name, e.backend, e.status,
+                  e.failure_reason, e.capture_percent, u.email as created_by, e.created_at, e.updated_at
+           from endpoint e join team t on t.team_id = e.team_id join app_user u on u.user_id = e.created_by
+           where e.endpoint_id = any($1) order by e.name"#,
+        ids
+    )
+    .fetch_all(pool)
+    .await?;
+    let variants = sqlx::query!(
+        r#"select ev.endpoint_id, ev.name, ev.version_id, v.model_id, m.name as model, v.number, ev.instance_type,
+                  ev.instance_count, ev.weight, ev.shadow_percent
+           from endpoint_variant ev join model_version v on v.version_id = ev.version_id
+           join model m on m.model_id = v.model_id
+           where ev.endpoint_id = any($1) order by ev.endpoint_id, ev.position"#,
+        ids
+    )
+    .fetch_all(pool)
+    .await?;
+    let instances = sqlx::query!(
+        "select endpoint_id, variant, ordinal, status, restarts, message from endpoint_instance
+         where endpoint_id = any($1) order by endpoint_id, variant, ordinal",
+        ids
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut out = Vec::with_capacity(heads.len());
+    for h in heads {
+        let mine: Vec<_> = variants.iter().filter(|v| v.endpoint_id == h.endpoint_id).collect();
+        let production: Vec<f64> = mine.iter().filter(|v| v.shadow_percent.is_none()).map(|v| v.weight).collect();
+        let shares = crate::endpoints::types::shares(&production);
+        let mut shares = shares.into_iter();
+        let mut list = Vec::new();
+        let mut shadow = None;
+        for v in mine {
+            let variant = Variant {
+                name: v.name.clone(),
+                version_id: v.version_id,
+                model_id: v.model_id,
+                model: v.model.clone(),
+                version: v.number,
+                instance_type: v.instance_type.clone(),
+                instance_count: v.instance_count,
+                weight: v.weight,
+                share: if v.shadow_percent.is_none() { shares.next().unwrap_or(0.0) } else { 0.0 },
+                shadow_percent: v.shadow_percent,
+                instances: instances
+                    .iter()
+                    .filter(|i| i.endpoint_id == h.endpoint_id && i.variant == v.name)
+                    .map(|i| Instance {
+                        ordinal: i.ordinal,
+                        status: i.status.clone(),
+                        restarts: i.restarts,
+                        message: i.message.clone(),
+                    })
+                    .collect(),
+            };
+            if v.shadow_percent.is_some() {
+                shadow = Some(variant);
+            } else {
+                list.push(variant);
+            }
+        }
+        let _ = h.team_id;
+        out.push(Endpoint {
+            id: h.endpoint_id,
+            team: h.team,
+            name: h.name,
+            engine_name: h.engine_name,
+            backend: h.backend,
+            status: h.status,
+            failure_reason: h.failure_reason,
+            variants: list,
+            shadow,
+            capture_percent: h.capture_percent,
+            created_by: h.created_by,
+            created_at: h.created_at,
+            updated_at: h.updated_at,
+        });
+    }
+    Ok(out)
+}
+
+pub async fn get(ctx: &Ctx, id: Uuid) -> Result<Endpoint, AppError> {
+    Ok(load(ctx, id, Action::ReadTeam).await?.0)
+}
+
+/// The team's endpoints (viewers), by name.
+pub async fn list(ctx: &Ctx, team: &str) -> Result<Vec<Endpoint>, AppError> {
+    let (team, _) = crate::teams::domain::load(ctx, team, Action::ReadTeam).await?;
+    let ids = sqlx::query_scalar!("select endpoint_id from endpoint where team_id = $1", team.id)
+        .fetch_all(ctx.pool())
+        .await?;
+    read(ctx.pool(), &ids).await
+}
+
+/// Changes the weights of production variants (members): the gateway
+/// routes by the new weights as soon as this commits, on every process.
+pub async fn set_weights(ctx: &Ctx, id: Uuid, input: Weights) -> Result<Endpoint, AppError> {
+    let (before, team_id) = load(ctx, id, Action::Contribute).await?;
+    if before.status == "Deleting" {
+        return Err(AppError::Conflict { field: None, message: "The endpoint is being deleted.".into() });
+    }
+    let mut errors = Errors::new();
+    let mut new: Vec<(String, f64)> = before.variants.iter().map(|v| (v.name.clone(), v.weight)).collect();
+    let mut seen = HashSet::new();
+    for (i, w) in input.weights.iter().enumerate() {
+        let field = format!("weights[{i}]");
+        if !seen.insert(w.variant.as_str()) {
+            errors.push(&format!("{field}.variant"), format!("`{}` is named twice.", w.variant));
+        }
+        match new.iter_mut().find(|(n, _)| *n == w.variant) {
+            Some(slot) => {
+                if let Some(v) = errors.check(&format!("{field}.weight"), weight(w.weight)) {
+                    slot.1 = v;
+                }
+            }
+            None => errors.push(
+                &format!("{field}.variant"),
+                format!(
+                    "The endpoint has no production variant `{}`: it has {}.",
+                    w.variant,
+                    before.variants.iter().map(|v| format!("`{}`", v.name)).collect::<Vec<_>>().join(", ")
+                ),
+            ),
+        }
+    }
+    if input.weights.is_empty() {
+        errors.push("weights", "Name at least one variant.");
+    }
+    if errors.is_empty() && new.iter().all(|(_, w)| *w <= 0.0) {
+        errors.push("weights", "At least one production variant needs a weight above 0.");
+    }
+    errors.finish()?;
+    let mut tx = ctx.pool().begin().await?;
+    for (name, w) in &new {
+        sqlx::query!(
+            "update endpoint_variant set weight = $3 where endpoint_id = $1 and name = $2 and shadow_percent is null",
+            id,
+            name,
+            w
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::query!("update endpoint set generation = generation + 1, updated_at = now() where endpoint_id = $1", id)
+        .execute(&mut *tx)
+        .await?;
+    let before_map: serde_json::Map<String, serde_json::Value> =
+        before.variants.iter().map(|v| (v.name.clone(), json!(v.weight))).collect();
+    let after_map: serde_json::Map<String, serde_json::Value> =
+        new.iter().map(|(n, w)| (n.clone(), json!(w))).collect();
+    ctx.record(
+        &mut tx,
+        NewEvent {
+            team_id: Some(team_id),
+            action: "endpoint.weights_changed",
+            target_type: "endpoint",
+            target_id: Some(id.to_string()),
+            summary: json!({ "before": { "weights": before_map }, "after": { "weights": after_map } }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    route_changed(ctx, &before.engine_name);
+    ctx.state.serving_wake.notify_one();
+    get(ctx, id).await
+}
+
+/// Drops this process's cached route of `engine_name` at once (the others
+/// hear of it from the database's notification).
+fn route_changed(ctx: &Ctx, engine_name: &str) {
+    ctx.state.cache.invalidate(&format!("endpoint-route:{engine_name}"));
+}
+
+/// Deletes an endpoint (admins): it stops taking traffic at once and the
+/// serving worker removes its processes (or SageMaker resources), then its rows.
+pub async fn delete(ctx: &Ctx, id: Uuid) -> Result<(), AppError> {
+    let (before, team_id) = load(ctx, id, Action::Archive).await?;
+    let mut tx = ctx.pool().begin().await?;
+    sqlx::query!(
+        "update endpoint set desired = 'deleted', status = 'Deleting', updated_at = now() where endpoint_id = $1",
+        id
+    )
+    .execute(&mut *tx)
+    .await?;
+    ctx.record(
+        &mut tx,
+        NewEvent {
+            team_id: Some(team_id),
+            action: "endpoint.deleted",
+            target_type: "endpoint",
+            target_id: Some(id.to_string()),
+            summary: json!({ "before": { "name": before.name, "engine_name": before.engine_name,
+                                          "variants": before.variants.iter().map(|v| &v.name).collect::<Vec<_>>() } }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    route_changed(ctx, &before.engine_name);
+    ctx.state.serving_wake.notify_one();
+    Ok(())
+}
+
+/// What the new-endpoint form offers the caller in `team` (members).
+pub async fn options(ctx: &Ctx, team: &str) -> Result<crate::endpoints::types::DeployChoices, AppError> {
+    let (team, _) = crate::teams::domain::load(ctx, team, Action::Contribute).await?;
+    let versions = sqlx::query!(
+        r#"select v.version_id, m.name as model, v.number, v.status::text as "status!",
+                  coalesce((select string_agg(a.alias, ', ' order by a.alias) from model_alias a
+                            where a.version_id = v.version_id), '') as "aliases!"
+           from model_version v join model m on m.model_id = v.model_id
+           where m.team_id = $1 and m.archived_at is null and v.status in ('PendingManualApproval', 'Approved')
+           order by m.name, v.number desc limit 300"#,
+        team.id
+    )
+    .fetch_all(ctx.pool())
+    .await?
+    .into_iter()
+    .map(|r| crate::endpoints::types::VersionChoice {
+        id: r.version_id,
+        label: [format!("{} v{}", r.model, r.number), r.aliases, r.status]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(" · "),
+    })
+    .collect();
+    let instance_types = sqlx::query_scalar!(
+        "select instance_type from instance_price where region = $1 order by usd_per_hour, instance_type",
+        ctx.state.settings.region
+    )
+    .fetch_all(ctx.pool())
+    .await?;
+    Ok(crate::endpoints::types::DeployChoices { versions, instance_types })
+}
+
+/// Builds a request from the form's rows: rows without a version are left
+/// out; a number that does not parse is a field error.
+pub fn from_form(
+    name: String,
+    rows: Vec<crate::endpoints::types::VariantRow>,
+    shadow: Option<crate::endpoints::types::VariantRow>,
+) -> Result<NewEndpoint, AppError> {
+    let mut errors = Errors::new();
+    let mut variants = Vec::new();
+    for (i, row) in rows.into_iter().enumerate().filter(|(_, r)| !r.version_id.trim().is_empty()) {
+        let field = |f: &str| format!("variants[{i}].{f}");
+        let version_id = errors
+            .check(&field("version_id"), row.version_id.trim().parse::<Uuid>().map_err(|_| "Pick a version.".into()));
+        let count = errors.check(
+            &field("instance_count"),
+            row.instance_count.trim().parse::<i32>().map_err(|_| "Give a whole number.".into()),
+        );
+        let w =
+            errors.check(&field("weight"), row.weight.trim().parse::<f64>().map_err(|_| "Give a number ≥ 0.".into()));
+        if let (Some(version_id), Some(instance_count), Some(weight)) = (version_id, count, w) {
+            variants.push(NewVariant {
+                name: row.name.trim().to_owned(),
+                version_id,
+                instance_type: row.instance_type,
+                instance_count,
+                weight,
+            });
+        }
+    }
+    let shadow = match shadow.filter(|r| !r.version_id.trim().is_empty()) {
+        None => None,
+        Some(row) => {
+            let version_id = errors.check(
+                "shadow.version_id",
+                row.version_id.trim().parse::<Uuid>().map_err(|_| "Pick a version.".into()),
+            );
+            let count = errors.check(
+                "shadow.instance_count",
+                row.instance_count.trim().parse::<i32>().map_err(|_| "Give a whole number.".into()),
+            );
+            let percent = errors.check(
+                "shadow.percent",
+                row.weight.trim().parse::<i32>().map_err(|_| "Give a whole percentage, 1 to 100.".into()),
+            );
+            match (version_id, count, percent) {
+                (Some(version_id), Some(instance_count), Some(percent)) => Some(NewShadow {
+                    name: row.name.trim().to_owned(),
+                    version_id,
+                    instance_type: row.instance_type,
+                    instance_count,
+                    percent,
+                }),
+                _ => None,
+            }
+        }
+    };
+    errors.finish()?;
+    Ok(NewEndpoint { name, variants, shadow, capture_percent: None })
+}
+
+// --- the gateway's routing table --------------------------------------------
+
+/// One production variant as the gateway routes to it.
+#[derive(Debug, Clone)]
+pub struct RouteVariant {
+    pub name: String,
+    /// The running sum of the weights up to and including this variant.
+    pub cumulative: f64,
+    pub weight: f64,
+    /// Local mode: the processes answering `/ping`.
+    pub addresses: Vec<std::net::SocketAddr>,
+}
+
+/// What the gateway needs to route an invocation of one endpoint.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub endpoint_id: Uuid,
+    pub team_id: Uuid,
+    pub engine_name: String,
+    pub backend: String,
+    /// Production variants with a weight above 0 come first.
+    pub variants: Vec<RouteVariant>,
+    pub total: f64,
+    /// The shadow and its sampling fraction (0-1].
+    pub shadow: Option<(RouteVariant, f64)>,
+    /// Every production variant name, for errors.
+    pub names: Vec<String>,
+}
+
+impl Route {
+    /// The variant at `x` in [0, 1): the first whose running sum of weights
+    /// passes `x × total` (each variant owns a slice as wide as its weight).
+    pub fn pick(&self, x: f64) -> Option<&RouteVariant> {
+        let target = x * self.total;
+        let i = self.variants.partition_point(|v| v.cumulative <= target);
+        self.variants.get(i.min(self.variants.len().saturating_sub(1))).filter(|v| v.weight > 0.0)
+    }
+
+    pub fn variant(&self, name: &str) -> Option<&RouteVariant> {
+        self.variants.iter().find(|v| v.name == name)
+    }
+}
+
+/// The routing table of endpoint `engine_name` (serving or not), from this
+/// process's cache when it can; `None` when no endpoint has that name.
+pub async fn route(
+    state: &crate::kernel::state::AppState,
+    engine_name: &str,
+) -> Result<Option<std::sync::Arc<Route>>, AppError> {
+    if !training::is_legal_job_name(engine_name) {
+        return Ok(None);
+    }
+    let key = format!("endpoint-route:{engine_name}");
+    state.cache.get_or_load(key, std::time::Duration::from_secs(60), load_route(&state.pool, engine_name)).await
+}
+
+async fn load_route(pool: &sqlx::PgPool, engine_name: &str) -> Result<Option<std::sync::Arc<Route>>, AppError> {
+    let Some(head) = sqlx::query!(
+        "select endpoint_id, team_id, engine_name, backend from endpoint
+         where engine_name = $1 and desired = 'running'",
+        engine_name
+    )
+    .fetch_optional(pool)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let variants = sqlx::query!(
+        "select name, weight, shadow_percent from endpoint_variant where endpoint_id = $1 order by position",
+        head.endpoint_id
+    )
+    .fetch_all(pool)
+    .await?;
+    let instances = sqlx::query!(
+        "select variant, address from endpoint_instance
+         where endpoint_id = $1 and status = 'Healthy' and address is not null order by variant, ordinal",
+        head.endpoint_id
+    )
+    .fetch_all(pool)
+    .await?;
+    let addresses = |variant: &str| -> Vec<std::net::SocketAddr> {
+        instances
+            .iter()
+            .filter(|i| i.variant == variant)
+            .filter_map(|i| i.address.as_deref().and_then(|a| a.parse().ok()))
+            .collect()
+    };
+    let mut production: Vec<_> = variants.iter().filter(|v| v.shadow_percent.is_none()).collect();
+    // weighted variants first, so a pick never lands on a zero-weight slice
+    production.sort_by_key(|v| v.weight <= 0.0);
+    let mut total = 0.0;
+    let mut list = Vec::new();
+    for v in &production {
+        total += v.weight.max(0.0);
+        list.push(RouteVariant {
+            name: v.name.clone(),
+            cumulative: total,
+            weight: v.weight,
+            addresses: addresses(&v.name),
+        });
+    }
+    let shadow = variants.iter().find_map(|v| {
+        v.shadow_percent.map(|p| {
+            (
+                RouteVariant { name: v.name.clone(), cumulative: 0.0, weight: 0.0, addresses: addresses(&v.name) },
+                f64::from(p) / 100.0,
+            )
+        })
+    });
+    let names = production.iter().map(|v| v.name.clone()).collect();
+    Ok(Some(std::sync::Arc::new(Route {
+        endpoint_id: head.endpoint_id,
+        team_id: head.team_id,
+        engine_name: head.engine_name,
+        backend: head.backend,
+        variants: list,
+        total,
+        shadow,
+        names,
+    })))
+}
+
+// --- the serving worker's side ---------------------------------------------
+
+/// An endpoint whose backend must be brought to its rows.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub endpoint_id: Uuid,
+    pub engine_name: String,
+    pub team_id: Uuid,
+    pub generation: i32,
+    pub deleted: bool,
+    pub spec: serving::EndpointSpec,
+}
+
+/// Endpoints whose deployed generation is behind, or that should be deleted.
+pub async fn pending(pool: &sqlx::PgPool) -> Result<Vec<Pending>, AppError> {
+    let heads = sqlx::query!(
+        "select endpoint_id, engine_name, team_id, generation, desired from endpoint
+         where desired = 'deleted' or deployed_generation < generation order by created_at limit 50"
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut out = Vec::new();
+    for h in heads {
+        out.push(Pending {
+            endpoint_id: h.endpoint_id,
+            spec: spec(pool, h.endpoint_id, &h.engine_name, h.team_id).await?,
+            engine_name: h.engine_name,
+            team_id: h.team_id,
+            generation: h.generation,
+            deleted: h.desired == "deleted",
+        });
+    }
+    Ok(out)
+}
+
+/// Every endpoint that should be running (for a restart, or another
+/// process taking over local serving).
+pub async fn running(pool: &sqlx::PgPool) -> Result<Vec<(Uuid, serving::EndpointSpec)>, AppError> {
+    let heads = sqlx::query!("select endpoint_id, engine_name, team_id from endpoint where desired = 'running'")
+        .fetch_all(pool)
+        .await?;
+    let mut out = Vec::new();
+    for h in heads {
+        out.push((h.endpoint_id, spec(pool, h.endpoint_id, &h.engine_name, h.team_id).await?));
+    }
+    Ok(out)
+}
+
+async fn spec(
+    pool: &sqlx::PgPool,
+    id: Uuid,
+    engine_name: &str,
+    team_id: Uuid,
+) -> Result<serving::EndpointSpec, AppError> {
+    let variants = sqlx::query!(
+        r#"select ev.name, v.artifact_uri, v.image, j.spec->'script'->>'source_uri' as "code_uri?",
+                  ev.instance_type, ev.instance_count, ev.weight, ev.shadow_percent
+           from endpoint_variant ev join model_version v on v.version_id = ev.version_id
+           left join training_job j on j.job_id = v.training_job_id
+           where ev.endpoint_id = $1 order by ev.position"#,
+        id
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(serving::EndpointSpec {
+        name: engine_name.to_owned(),
+        team: team_id.to_string(),
+        variants: variants
+            .into_iter()
+            .map(|v| serving::VariantSpec {
+                name: v.name,
+                model_uri: v.artifact_uri,
+                code_uri: v.code_uri,
+                image: v.image,
+                instance_type: v.instance_type,
+                instance_count: u32::try_from(v.instance_count).unwrap_or(1),
+                weight: v.weight,
+                shadow: v.shadow_percent.is_some(),
+            })
+            .collect(),
+    })
+}
+
+/// Records that the backend took `generation` (its processes may still be starting).
+pub async fn mark_deployed(pool: &sqlx::PgPool, id: Uuid, generation: i32) -> Result<(), AppError> {
+    sqlx::query!(
+        "update endpoint set deployed_generation = greatest(deployed_generation, $2) where endpoint_id = $1",
+        id,
+        generation
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Moves a running endpoint to `status` (`InService`, `Failed`, …) with
+/// `reason`, audited as Capstan's own act; nothing when it is there already.
+pub async fn set_status(pool: &sqlx::PgPool, id: Uuid, status: &str, reason: Option<&str>) -> Result<(), AppError> {
+    let mut tx = pool.begin().await?;
+    let before = sqlx::query!(
+        "select e.status, e.team_id, e.name from endpoint e where e.endpoint_id = $1 and e.desired = 'running' for update",
+        id
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(before) = before else { return Ok(()) };
+    if before.status == status {
+        return Ok(());
+    }
+    sqlx::query!(
+        "update endpoint set status = $2, failure_reason = $3, updated_at = now() where endpoint_id = $1",
+        id,
+        status,
+        reason
+    )
+    .execute(&mut *tx)
+    .await?;
+    let (actor, meta) = crate::kernel::audit::system();
+    let action = format!("endpoint.{}", if status == "InService" { "in_service" } else { "failed" });
+    crate::kernel::audit::record(
+        &mut tx,
+        &actor,
+        &meta,
+        NewEvent {
+            team_id: Some(before.team_id),
+            action: &action,
+            target_type: "endpoint",
+            target_id: Some(id.to_string()),
+            summary: json!({ "name": before.name, "before": { "status": before.status },
+                             "after": { "status": status, "failure_reason": reason } }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The status an endpoint's processes add up to: in service when every
+/// variant has a healthy process; failed when a variant's processes all
+/// crashed three times or more without ever taking traffic.
+pub fn settled(
+    spec: &serving::EndpointSpec,
+    instances: &[serving::Instance],
+) -> Option<(&'static str, Option<String>)> {
+    let mut all_healthy = true;
+    for v in &spec.variants {
+        let mine: Vec<_> = instances.iter().filter(|i| i.variant == v.name).collect();
+        if mine.iter().any(|i| i.status == serving::InstanceStatus::Healthy) {
+            continue;
+        }
+        all_healthy = false;
+        if !mine.is_empty() && mine.iter().all(|i| i.status == serving::InstanceStatus::Crashed && i.restarts >= 3) {
+            let why = mine.iter().find_map(|i| i.message.clone()).unwrap_or_default();
+            return Some(("Failed", Some(format!("variant {}: {why}", v.name))));
+        }
+    }
+    all_healthy.then_some(("InService", None))
+}
+
+/// Removes a deleted endpoint's rows once its backend let go of it.
+pub async fn removed(pool: &sqlx::PgPool, id: Uuid) -> Result<(), AppError> {
+    sqlx::query!("delete from endpoint where endpoint_id = $1 and desired = 'deleted'", id).execute(pool).await?;
+    Ok(())
+}
+
+/// Writes what the local runner sees of an endpoint's processes (only rows
+/// that changed, so the gateway's caches are dropped only when they must be).
+pub async fn save_instances(
+    pool: &sqlx::PgPool,
+    engine_name: &str,
+    instances: &[serving::Instance],
+) -> Result<(), AppError> {
+    let Some(id) = sqlx::query_scalar!("select endpoint_id from endpoint where engine_name = $1", engine_name)
+        .fetch_optional(pool)
+        .await?
+    else {
+        return Ok(());
+    };
+    let mut tx = pool.begin().await?;
+    for i in instances {
+        sqlx::query!(
+            "insert into endpoint_instance (endpoint_id, variant, ordinal, address, status, restarts, message)
+             select $1, $2, $3, $4, $5, $6, $7
+             where exists (select 1 from endpoint_variant where endpoint_id = $1 and name = $2)
+             on conflict (endpoint_id, variant, ordinal) do update
+                set address = excluded.address, status = excluded.status, restarts = excluded.restarts,
+                    message = excluded.message, updated_at = now()
+                where (endpoint_instance.address, endpoint_instance.status, endpoint_instance.restarts,
+                       endpoint_instance.message)
+                      is distinct from (excluded.address, excluded.status, excluded.restarts, excluded.message)",
+            id,
+            i.variant,
+            i32::try_from(i.ordinal).unwrap_or(0),
+            i.address.map(|a| a.to_string()),
+            i.status.as_str(),
+            i32::try_from(i.restarts).unwrap_or(i32::MAX),
+            i.message
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    // processes of variants (or counts) that are gone
+    let keep: Vec<String> = instances.iter().map(|i| format!("{}#{}", i.variant, i.ordinal)).collect();
+    sqlx::query!(
+        "delete from endpoint_instance where endpoint_id = $1 and not (variant || '#' || ordinal = any($2))",
+        id,
+        &keep
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,371 @@
+//! Endpoint pages: the team's endpoints, the new-endpoint form (versions
+//! picked from the registry), and an endpoint's page with its variants and
+//! their processes, the traffic split, the weights editor with a live share
+//! preview, and the invoke panel.
+
+use crate::endpoints::rpc::{
+    CreateEndpointForm, DeleteEndpoint, SetEndpointWeightsForm, TestInvoke, endpoint_options, get_endpoint,
+    list_endpoints,
+};
+use crate::endpoints::types::{Endpoint, Variant, shares};
+use crate::kernel::error::AppError;
+use crate::kernel::widgets::{ConfirmButton, ErrorBox, FieldMessage, FormError, PageHeader, Time, use_refresh};
+use leptos::prelude::*;
+use leptos_router::hooks::use_params_map;
+use uuid::Uuid;
+
+/// Colours of the variants in the split chart, in order.
+const COLOURS: [&str; 10] =
+    ["#2f6fb3", "#e07b39", "#3a9d5d", "#b03a48", "#7a5cb8", "#c9a227", "#2a9d9d", "#8c6d46", "#d45d9e", "#5f6b7a"];
+
+fn status_class(status: &str) -> &'static str {
+    match status {
+        "InService" | "Healthy" => "pill ok",
+        "Failed" | "Crashed" | "Unhealthy" => "pill danger",
+        _ => "pill busy",
+    }
+}
+
+/// The traffic split as one stacked bar: each production variant's share.
+#[component]
+fn SplitBar(names: Vec<String>, shares: Vec<f64>) -> impl IntoView {
+    let mut x = 0.0;
+    let parts: Vec<_> = names
+        .into_iter()
+        .zip(shares)
+        .enumerate()
+        .map(|(i, (name, share))| {
+            let start = x;
+            x += share * 100.0;
+            (i, name, share, start)
+        })
+        .collect();
+    view! {
+        <svg class="split" viewBox="0 0 100 8" preserveAspectRatio="none" role="img" aria-label="Traffic split">
+            {parts.iter().map(|(i, name, share, start)| view! {
+                <rect x=format!("{start:.3}") y="0" width=format!("{:.3}", share * 100.0) height="8" fill=COLOURS[i % COLOURS.len()]>
+                    <title>{format!("{name}: {:.1} %", share * 100.0)}</title>
+                </rect>
+            }).collect_view()}
+        </svg>
+        <p class="split-legend">
+            {parts.into_iter().map(|(i, name, share, _)| view! {
+                <span class="legend-item" data-variant=name.clone()>
+                    <svg viewBox="0 0 10 10" class="swatch"><rect width="10" height="10" fill=COLOURS[i % COLOURS.len()]/></svg>
+                    {format!("{name} {:.1} %", share * 100.0)}
+                </span>
+            }).collect_view()}
+        </p>
+    }
+}
+
+#[component]
+pub fn EndpointsPage() -> impl IntoView {
+    let params = use_params_map();
+    let team = move || params.with(|p| p.get("team").unwrap_or_default());
+    let tick = use_refresh(RwSignal::new(true));
+    let endpoints = Resource::new(move || (team(), tick.get() / 5), |(t, _)| list_endpoints(t));
+    view! {
+        <PageHeader title="Endpoints" subtitle="Model versions serving traffic: production variants share it by weight, a shadow gets a copy."/>
+        <div class="toolbar">
+            <a class="button" href=move || format!("/teams/{}/endpoints/new", team())>"New endpoint"</a>
+        </div>
+        <section class="card">
+            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || endpoints.get().map(|res| match res {
+                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                    Ok(list) if list.is_empty() => view! {
+                        <p class="empty">"No endpoints yet. Deploy a registered model version to serve predictions over HTTP."</p>
+                    }.into_any(),
+                    Ok(list) => view! {
+                        <table class="data" id="endpoints">
+                            <thead><tr><th>"Endpoint"</th><th>"Status"</th><th>"Variants"</th><th>"Created"</th></tr></thead>
+                            <tbody>{list.into_iter().map(|e| view! {
+                                <tr data-endpoint=e.name.clone()>
+                                    <td><a href=format!("/teams/{}/endpoints/{}", e.team, e.id)>{e.name.clone()}</a><br/><span class="muted mono">{e.engine_name.clone()}</span></td>
+                                    <td><span class=status_class(&e.status)>{e.status.clone()}</span></td>
+                                    <td>{e.variants.iter().map(|v| view! {
+                                        <span class="pill">{format!("{} {:.0} % · {} v{}", v.name, v.share * 100.0, v.model, v.version)}</span>
+                                    }).collect_view()}
+                                    {e.shadow.as_ref().map(|s| view! { <span class="pill">{format!("shadow {} {} %", s.name, s.shadow_percent.unwrap_or(0))}</span> })}
+                                    </td>
+                                    <td><Time at=e.created_at/></td>
+                                </tr>
+                            }).collect_view()}</tbody>
+                        </table>
+                    }.into_any(),
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+/// Field names of the form's production rows, for their messages.
+const ROW_FIELDS: [[&str; 5]; 3] = [
+    [
+        "variants[0].name",
+        "variants[0].version_id",
+        "variants[0].instance_type",
+        "variants[0].instance_count",
+        "variants[0].weight",
+    ],
+    [
+        "variants[1].name",
+        "variants[1].version_id",
+        "variants[1].instance_type",
+        "variants[1].instance_count",
+        "variants[1].weight",
+    ],
+    [
+        "variants[2].name",
+        "variants[2].version_id",
+        "variants[2].instance_type",
+        "variants[2].instance_count",
+        "variants[2].weight",
+    ],
+];
+
+#[component]
+pub fn NewEndpointPage() -> impl IntoView {
+    let params = use_params_map();
+    let team = move || params.with(|p| p.get("team").unwrap_or_default());
+    let create = ServerAction::<CreateEndpointForm>::new();
+    let err = Signal::derive(move || create.value().get().and_then(Result::err));
+    let options = Resource::new(team, endpoint_options);
+    view! {
+        <PageHeader title="New endpoint" subtitle="Pick registered versions as production variants; each gets weight / sum of weights of the traffic."/>
+        <p class="muted"><a href=move || format!("/teams/{}/endpoints", team())>"← Endpoints"</a></p>
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || options.get().map(|res| match res {
+                Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                Ok(o) if o.versions.is_empty() => view! {
+                    <p class="empty">"No deployable model version yet: register one from a training job (or run the demo), then come back."</p>
+                }.into_any(),
+                Ok(o) => {
+                    let version_options = move |selected: bool| {
+                        let mut list = vec![view! { <option value="">"—"</option> }.into_any()];
+                        list.extend(o.versions.iter().enumerate().map(|(i, v)| {
+                            view! { <option value=v.id.to_string() selected=selected && i == 0>{v.label.clone()}</option> }.into_any()
+                        }));
+                        list
+                    };
+                    let types = o.instance_types.clone();
+                    let type_options = move || types.iter().map(|t| {
+                        view! { <option value=t.clone() selected=t == "ml.m5.large">{t.clone()}</option> }
+                    }).collect_view();
+                    view! {
+                        <ActionForm action=create attr:class="stack card" attr:id="create-endpoint">
+                            <FormError error=err/>
+                            <input type="hidden" name="team" value=team/>
+                            <label>"Name" <input name="name" required placeholder="churn-prod" pattern="[a-zA-Z0-9](-*[a-zA-Z0-9])*" maxlength="63"/></label>
+                            <FieldMessage error=err field="name"/>
+                            <FieldMessage error=err field="variants"/>
+                            <table class="data form-rows">
+                                <thead><tr><th>"Variant"</th><th>"Model version"</th><th>"Instance type"</th><th>"Count"</th><th>"Weight"</th></tr></thead>
+                                <tbody>
+                                    {(0..3).map(|i| {
+                                        let f = ROW_FIELDS[i];
+                                        let name = format!("variants[{i}]");
+                                        let default_name = ["primary", "challenger", "third"][i];
+                                        view! {
+                                            <tr data-row=i>
+                                                <td><input name=format!("{name}[name]") value=default_name aria-label="Variant name"/><FieldMessage error=err field=f[0]/></td>
+                                                <td><select name=format!("{name}[version_id]") aria-label="Model version">{version_options(i == 0)}</select><FieldMessage error=err field=f[1]/></td>
+                                                <td><select name=format!("{name}[instance_type]") aria-label="Instance type">{type_options()}</select><FieldMessage error=err field=f[2]/></td>
+                                                <td><input name=format!("{name}[instance_count]") type="number" min="1" max="10" value="1" aria-label="Instance count"/><FieldMessage error=err field=f[3]/></td>
+                                                <td><input name=format!("{name}[weight]") type="number" min="0" step="any" value=if i == 0 { "1" } else { "0" } aria-label="Weight"/><FieldMessage error=err field=f[4]/></td>
+                                            </tr>
+                                        }
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                            <p class="muted">"Rows without a version are left out. Add more variants (up to 10) through the API."</p>
+                            <fieldset>
+                                <legend>"Shadow variant (optional)"</legend>
+                                <p class="muted">"Gets a copy of a sample of the requests; its answers are recorded, never returned. In AWS mode with several production variants the copy is made by Capstan's gateway, for traffic that goes through it."</p>
+                                <div class="row">
+                                    <label>"Name" <input name="shadow[name]" value="shadow"/></label>
+                                    <label>"Model version" <select name="shadow[version_id]">{version_options(false)}</select></label>
+                                    <label>"Instance type" <select name="shadow[instance_type]">{type_options()}</select></label>
+                                    <label>"Count" <input name="shadow[instance_count]" type="number" min="1" max="10" value="1"/></label>
+                                    <label>"Sample %" <input name="shadow[weight]" type="number" min="1" max="100" value="10"/></label>
+                                </div>
+                                <FieldMessage error=err field="shadow.name"/>
+                                <FieldMessage error=err field="shadow.version_id"/>
+                                <FieldMessage error=err field="shadow.percent"/>
+                            </fieldset>
+                            <button type="submit" disabled=move || create.pending().get()>"Create endpoint"</button>
+                        </ActionForm>
+                    }.into_any()
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+pub fn EndpointPage() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || params.with(|p| p.get("id").and_then(|s| s.parse::<Uuid>().ok()));
+    let weights = ServerAction::<SetEndpointWeightsForm>::new();
+    let delete = ServerAction::<DeleteEndpoint>::new();
+    let tick = use_refresh(RwSignal::new(true));
+    let endpoint = Resource::new(
+        move || (id(), weights.version().get(), delete.version().get(), tick.get() / 3),
+        |(id, _, _, _)| async move {
+            match id {
+                Some(id) => get_endpoint(id).await,
+                None => Err(AppError::NotFound("Endpoint".into())),
+            }
+        },
+    );
+    view! {
+        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || endpoint.get().map(|res| match res {
+                Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                Ok(e) => view! { <EndpointView endpoint=e weights=weights delete=delete/> }.into_any(),
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn EndpointView(
+    endpoint: Endpoint,
+    weights: ServerAction<SetEndpointWeightsForm>,
+    delete: ServerAction<DeleteEndpoint>,
+) -> impl IntoView {
+    let e = endpoint;
+    let names: Vec<String> = e.variants.iter().map(|v| v.name.clone()).collect();
+    let current: Vec<f64> = e.variants.iter().map(|v| v.share).collect();
+    let delete_err = Signal::derive(move || delete.value().get().and_then(Result::err));
+    let deleted = move || matches!(delete.value().get(), Some(Ok(())));
+    view! {
+        <PageHeader title=e.name.clone() subtitle=format!("Invoke with POST /endpoints/{}/invocations (SageMaker Runtime's path), or from the panel below.", e.engine_name)/>
+        <p class="muted"><a href=format!("/teams/{}/endpoints", e.team)>"← Endpoints"</a></p>
+        <div class="toolbar">
+            <span class=status_class(&e.status) id="endpoint-status">{e.status.clone()}</span>
+            <span class="muted">{format!("{} mode", e.backend)}" · created by "{e.created_by.clone()}" "<Time at=e.created_at/></span>
+            <ActionForm action=delete attr:class="inline">
+                <input type="hidden" name="id" value=e.id.to_string()/>
+                <ConfirmButton label="Delete endpoint" question=format!("Delete endpoint {}? It stops taking traffic at once.", e.name)/>
+            </ActionForm>
+        </div>
+        <FormError error=delete_err/>
+        {move || deleted().then(|| view! { <div class="notice">"Deleted: its processes are being stopped."</div> })}
+        {e.failure_reason.clone().map(|r| view! { <div class="form-error" role="alert">{r}</div> })}
+        <section class="card">
+            <h2>"Traffic split"</h2>
+            <SplitBar names=names.clone() shares=current/>
+            <VariantsTable variants=e.variants.clone() shadow=e.shadow.clone() team=e.team.clone()/>
+        </section>
+        <div class="grid-2">
+            <WeightsEditor endpoint=e.id variants=e.variants.clone() action=weights/>
+            <InvokePanel endpoint=e.id variants=names/>
+        </div>
+    }
+}
+
+#[component]
+fn VariantsTable(variants: Vec<Variant>, shadow: Option<Variant>, team: String) -> impl IntoView {
+    let rows: Vec<(Variant, bool)> =
+        variants.into_iter().map(|v| (v, false)).chain(shadow.map(|s| (s, true))).collect();
+    view! {
+        <table class="data" id="variants">
+            <thead><tr><th>"Variant"</th><th>"Model version"</th><th>"Instances"</th><th>"Weight"</th><th>"Share"</th><th>"Processes"</th></tr></thead>
+            <tbody>{rows.into_iter().map(|(v, is_shadow)| view! {
+                <tr data-variant=v.name.clone()>
+                    <td>{v.name.clone()}{is_shadow.then(|| view! { " "<span class="pill">"shadow"</span> })}</td>
+                    <td><a href=format!("/teams/{team}/model-versions/{}", v.version_id)>{format!("{} v{}", v.model, v.version)}</a></td>
+                    <td class="mono">{format!("{} × {}", v.instance_count, v.instance_type)}</td>
+                    <td class="num">{if is_shadow { "—".to_owned() } else { format!("{}", v.weight) }}</td>
+                    <td class="num share">{if is_shadow { format!("copy of {} %", v.shadow_percent.unwrap_or(0)) } else { format!("{:.1} %", v.share * 100.0) }}</td>
+                    <td>{v.instances.iter().map(|i| view! {
+                        <span class=status_class(&i.status) title=i.message.clone().unwrap_or_default()>
+                            {format!("#{} {}", i.ordinal, i.status)}{(i.restarts > 0).then(|| format!(" · {} restarts", i.restarts))}
+                        </span>
+                    }).collect_view()}
+                    {v.instances.iter().find_map(|i| i.message.clone()).map(|m| view! { <pre class="log-excerpt">{m}</pre> })}
+                    </td>
+                </tr>
+            }).collect_view()}</tbody>
+        </table>
+    }
+}
+
+/// One input per production variant, with the shares they would give,
+/// updated as the user types.
+#[component]
+fn WeightsEditor(
+    endpoint: Uuid,
+    variants: Vec<Variant>,
+    action: ServerAction<SetEndpointWeightsForm>,
+) -> impl IntoView {
+    let err = Signal::derive(move || action.value().get().and_then(Result::err));
+    let typed: Vec<RwSignal<String>> = variants.iter().map(|v| RwSignal::new(format!("{}", v.weight))).collect();
+    let names: Vec<String> = variants.iter().map(|v| v.name.clone()).collect();
+    let preview = {
+        let typed = typed.clone();
+        move || shares(&typed.iter().map(|t| t.get().trim().parse::<f64>().unwrap_or(-1.0)).collect::<Vec<_>>())
+    };
+    let preview_names = names.clone();
+    view! {
+        <section class="card">
+            <h2>"Weights"</h2>
+            <ActionForm action=action attr:class="stack" attr:id="weights">
+                <FormError error=err/>
+                <input type="hidden" name="id" value=endpoint.to_string()/>
+                {names.iter().zip(typed.iter()).enumerate().map(|(i, (name, value))| {
+                    let value = *value;
+                    view! {
+                        <input type="hidden" name=format!("variant[{i}]") value=name.clone()/>
+                        <label>{name.clone()}
+                            <input name=format!("weight[{i}]") type="number" min="0" step="any" prop:value=move || value.get()
+                                on:input=move |ev| value.set(event_target_value(&ev)) data-variant=name.clone()/>
+                        </label>
+                    }
+                }).collect_view()}
+                <p class="muted">"New split:"</p>
+                <div id="weights-preview">{move || view! { <SplitBar names=preview_names.clone() shares=preview()/> }}</div>
+                <button type="submit" disabled=move || action.pending().get()>"Apply weights"</button>
+            </ActionForm>
+        </section>
+    }
+}
+
+/// Sends a sample payload and shows the answer and the variant that gave it.
+#[component]
+fn InvokePanel(endpoint: Uuid, variants: Vec<String>) -> impl IntoView {
+    let invoke = ServerAction::<TestInvoke>::new();
+    let err = Signal::derive(move || invoke.value().get().and_then(Result::err));
+    view! {
+        <section class="card">
+            <h2>"Invoke"</h2>
+            <ActionForm action=invoke attr:class="stack" attr:id="invoke">
+                <input type="hidden" name="id" value=endpoint.to_string()/>
+                <label>"Body" <textarea name="body" rows="4">"0.5,1.2,3.0,0.0"</textarea></label>
+                <label>"Content type"
+                    <select name="content_type">
+                        <option value="text/csv">"text/csv"</option>
+                        <option value="application/json">"application/json"</option>
+                    </select>
+                </label>
+                <label>"Variant"
+                    <select name="variant">
+                        <option value="">"by weight"</option>
+                        {variants.into_iter().map(|v| view! { <option value=v.clone()>{format!("pin {v}")}</option> }).collect_view()}
+                    </select>
+                </label>
+                <button type="submit" disabled=move || invoke.pending().get()>"Send"</button>
+            </ActionForm>
+            <FormError error=err/>
+            {move || invoke.value().get().and_then(Result::ok).map(|r| view! {
+                <div id="invoke-result">
+                    <p>"Answered by "<strong data-variant=r.variant.clone()>{r.variant.clone()}</strong>
+                       {format!(" · HTTP {} · {:.1} ms", r.status, r.latency_ms)}</p>
+                    <pre class="mono">{r.body.clone()}</pre>
+                </div>
+            })}
+        </section>
+    }
+}

@@ -1,0 +1,129 @@
+//! Server functions of endpoints.
+
+use crate::endpoints::types::{DeployChoices, Endpoint, NewEndpoint, TestInvocation, VariantRow, Weights};
+use crate::kernel::error::AppError;
+use leptos::prelude::*;
+use leptos::server_fn::codec::Json;
+use uuid::Uuid;
+
+#[server(prefix = "/rpc", endpoint = "list_endpoints")]
+pub async fn list_endpoints(team: String) -> Result<Vec<Endpoint>, AppError> {
+    let ctx = crate::kernel::context::server_ctx().await?;
+    crate::kernel::context::finish(crate::endpoints::domain::list(&ctx, &team).await)
+}
+
+#[server(prefix = "/rpc", endpoint = "get_endpoint")]
+pub async fn get_endpoint(id: Uuid) -> Result<Endpoint, AppError> {
+    let ctx = crate::kernel::context::server_ctx().await?;
+    crate::kernel::context::finish(crate::endpoints::domain::get(&ctx, id).await)
+}
+
+#[server(prefix = "/rpc", endpoint = "create_endpoint", input = Json)]
+pub async fn create_endpoint(team: String, endpoint: NewEndpoint) -> Result<Endpoint, AppError> {
+    let ctx = crate::kernel::context::server_ctx().await?;
+    crate::kernel::context::finish(crate::endpoints::domain::create(&ctx, &team, endpoint).await)
+}
+
+#[server(prefix = "/rpc", endpoint = "endpoint_options")]
+pub async fn endpoint_options(team: String) -> Result<DeployChoices, AppError> {
+    let ctx = crate::kernel::context::server_ctx().await?;
+    crate::kernel::context::finish(crate::endpoints::domain::options(&ctx, &team).await)
+}
+
+/// The new-endpoint form: up to three production rows and a shadow row;
+/// on success, on to the endpoint's page.
+#[server(prefix = "/rpc", endpoint = "create_endpoint_form")]
+pub async fn create_endpoint_form(
+    team: String,
+    name: String,
+    variants: Vec<VariantRow>,
+    shadow: Option<VariantRow>,
+) -> Result<Endpoint, AppError> {
+    let ctx = crate::kernel::context::server_ctx().await?;
+    let done = async {
+        let input = crate::endpoints::domain::from_form(name, variants, shadow)?;
+        crate::endpoints::domain::create(&ctx, &team, input).await
+    }
+    .await;
+    if let Ok(e) = &done {
+        leptos_axum::redirect(&format!("/teams/{}/endpoints/{}", e.team, e.id));
+    }
+    crate::kernel::context::finish(done)
+}
+
+/// The weights editor: one weight per production variant, by name.
+#[server(prefix = "/rpc", endpoint = "set_endpoint_weights_form")]
+pub async fn set_endpoint_weights_form(
+    id: Uuid,
+    variant: Vec<String>,
+    weight: Vec<String>,
+) -> Result<Endpoint, AppError> {
+    let ctx = crate::kernel::context::server_ctx().await?;
+    let mut weights = Vec::new();
+    for (i, (variant, w)) in variant.into_iter().zip(weight).enumerate() {
+        match w.trim().parse::<f64>() {
+            Ok(weight) => weights.push(crate::endpoints::types::VariantWeight { variant, weight }),
+            Err(_) => {
+                return crate::kernel::context::finish(Err(AppError::field(
+                    &format!("weights[{i}].weight"),
+                    "Give a number ≥ 0.",
+                )));
+            }
+        }
+    }
+    crate::kernel::context::finish(crate::endpoints::domain::set_weights(&ctx, id, Weights { weights }).await)
+}
+
+#[server(prefix = "/rpc", endpoint = "set_endpoint_weights", input = Json)]
+pub async fn set_endpoint_weights(id: Uuid, weights: Weights) -> Result<Endpoint, AppError> {
+    let ctx = crate::kernel::context::server_ctx().await?;
+    crate::kernel::context::finish(crate::endpoints::domain::set_weights(&ctx, id, weights).await)
+}
+
+#[server(prefix = "/rpc", endpoint = "delete_endpoint")]
+pub async fn delete_endpoint(id: Uuid) -> Result<(), AppError> {
+    let ctx = crate::kernel::context::server_ctx().await?;
+    crate::kernel::context::finish(crate::endpoints::domain::delete(&ctx, id).await)
+}
+
+/// Sends `body` to the endpoint (pinned to `variant` when given) and shows
+/// what came back and which variant answered.
+#[server(prefix = "/rpc", endpoint = "test_invoke")]
+pub async fn test_invoke(
+    id: Uuid,
+    body: String,
+    content_type: String,
+    variant: Option<String>,
+) -> Result<TestInvocation, AppError> {
+    use crate::endpoints::invoke::{Failure, Invocation};
+    let ctx = crate::kernel::context::server_ctx().await?;
+    let endpoint = crate::endpoints::domain::get(&ctx, id).await?;
+    let started = std::time::Instant::now();
+    let invocation = Invocation {
+        body: body.into_bytes().into(),
+        content_type: Some(content_type),
+        accept: None,
+        target_variant: variant.filter(|v| !v.is_empty()),
+    };
+    let done = crate::endpoints::invoke::invoke(&ctx, &endpoint.engine_name, invocation).await;
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    match done {
+        Ok(invoked) => Ok(TestInvocation {
+            variant: invoked.variant,
+            status: invoked.answer.status,
+            content_type: invoked.answer.content_type,
+            body: String::from_utf8_lossy(&invoked.answer.body).into_owned(),
+            latency_ms,
+        }),
+        Err(Failure::Model { variant, status, body }) => Ok(TestInvocation {
+            variant,
+            status,
+            content_type: None,
+            body: String::from_utf8_lossy(&body).into_owned(),
+            latency_ms,
+        }),
+        Err(Failure::Validation(m)) => crate::kernel::context::finish(Err(AppError::BadRequest(m))),
+        Err(Failure::AccessDenied(_)) => crate::kernel::context::finish(Err(AppError::Forbidden)),
+        Err(f) => crate::kernel::context::finish(Err(AppError::Upstream(f.message()))),
+    }
+}

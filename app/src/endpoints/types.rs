@@ -1,0 +1,192 @@
+//! Wire types of endpoints, shared by the server and the browser.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// At most this many production variants on one endpoint (SageMaker's limit).
+pub const MAX_VARIANTS: usize = 10;
+
+/// An endpoint with its variants.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Endpoint {
+    pub id: Uuid,
+    /// Team slug.
+    pub team: String,
+    pub name: String,
+    /// The name SageMaker Runtime clients use (`EndpointName`): unique on
+    /// the site, `<team>-<name>`; the gateway serves
+    /// `POST /endpoints/{engine_name}/invocations`.
+    pub engine_name: String,
+    /// `local` or `sagemaker`.
+    pub backend: String,
+    /// `Creating`, `InService`, `Updating`, `RollingBack`, `Failed` or `Deleting`.
+    pub status: String,
+    pub failure_reason: Option<String>,
+    /// Production variants, in the order given.
+    pub variants: Vec<Variant>,
+    pub shadow: Option<Variant>,
+    /// Data capture sampling percentage, if on.
+    pub capture_percent: Option<i32>,
+    pub created_by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
+    pub created_at: time::OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
+    pub updated_at: time::OffsetDateTime,
+}
+
+/// A variant: one model version on its own instances.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Variant {
+    pub name: String,
+    pub version_id: Uuid,
+    pub model_id: Uuid,
+    pub model: String,
+    pub version: i32,
+    pub instance_type: String,
+    pub instance_count: i32,
+    pub weight: f64,
+    /// weight / sum of the production weights (0 for the shadow).
+    pub share: f64,
+    /// The shadow's sampling percentage.
+    pub shadow_percent: Option<i32>,
+    /// Local mode: its processes.
+    pub instances: Vec<Instance>,
+}
+
+/// One process of a variant (local mode).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Instance {
+    pub ordinal: i32,
+    /// `Starting`, `Healthy`, `Unhealthy`, `Crashed` or `Stopped`.
+    pub status: String,
+    pub restarts: i32,
+    pub message: Option<String>,
+}
+
+/// A new endpoint.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewEndpoint {
+    /// 1-63 letters, digits and hyphens, starting and ending with a letter or
+    /// digit; unique in the team; with the team slug at most 63 characters.
+    #[cfg_attr(feature = "ssr", schema(pattern = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"))]
+    pub name: String,
+    /// 1-10 production variants.
+    #[cfg_attr(feature = "ssr", schema(min_items = 1, max_items = 10))]
+    pub variants: Vec<NewVariant>,
+    #[serde(default)]
+    pub shadow: Option<NewShadow>,
+    /// Data capture sampling percentage (1-100), to the team's area of the bucket.
+    #[serde(default)]
+    #[cfg_attr(feature = "ssr", schema(minimum = 1, maximum = 100))]
+    pub capture_percent: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewVariant {
+    /// 1-63 letters, digits and hyphens; unique in the endpoint.
+    #[cfg_attr(feature = "ssr", schema(pattern = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"))]
+    pub name: String,
+    /// A model version of the team (not archived or rejected).
+    pub version_id: Uuid,
+    /// An instance type of the price table, e.g. `ml.m5.large`.
+    #[cfg_attr(feature = "ssr", schema(min_length = 1, max_length = 64))]
+    pub instance_type: String,
+    #[cfg_attr(feature = "ssr", schema(minimum = 1, maximum = 10))]
+    pub instance_count: i32,
+    /// ≥ 0; the share is weight / sum of weights.
+    #[cfg_attr(feature = "ssr", schema(minimum = 0))]
+    pub weight: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewShadow {
+    #[cfg_attr(feature = "ssr", schema(pattern = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"))]
+    pub name: String,
+    pub version_id: Uuid,
+    #[cfg_attr(feature = "ssr", schema(min_length = 1, max_length = 64))]
+    pub instance_type: String,
+    #[cfg_attr(feature = "ssr", schema(minimum = 1, maximum = 10))]
+    pub instance_count: i32,
+    /// The share of requests copied to the shadow, 1-100.
+    #[cfg_attr(feature = "ssr", schema(minimum = 1, maximum = 100))]
+    pub percent: i32,
+}
+
+/// New weights of production variants; variants not named keep theirs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Weights {
+    #[cfg_attr(feature = "ssr", schema(min_items = 1, max_items = 10))]
+    pub weights: Vec<VariantWeight>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct VariantWeight {
+    #[cfg_attr(feature = "ssr", schema(min_length = 1, max_length = 63))]
+    pub variant: String,
+    #[cfg_attr(feature = "ssr", schema(minimum = 0))]
+    pub weight: f64,
+}
+
+/// What the invoke panel sends and shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestInvocation {
+    /// The variant that answered.
+    pub variant: String,
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: String,
+    pub latency_ms: f64,
+}
+
+/// The share of each weight in `weights` (all zero when they sum to zero).
+pub fn shares(weights: &[f64]) -> Vec<f64> {
+    let total: f64 = weights.iter().filter(|w| w.is_finite() && **w > 0.0).sum();
+    weights.iter().map(|w| if total > 0.0 && w.is_finite() && *w > 0.0 { w / total } else { 0.0 }).collect()
+}
+
+/// What the new-endpoint form offers: the team's deployable versions and
+/// the instance types of the price table.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeployChoices {
+    pub versions: Vec<VersionChoice>,
+    pub instance_types: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionChoice {
+    pub id: Uuid,
+    /// `churn v3 · champion · Approved`
+    pub label: String,
+}
+
+/// One row of the new-endpoint form, as typed (rows without a version are
+/// left out).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VariantRow {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub version_id: String,
+    #[serde(default)]
+    pub instance_type: String,
+    #[serde(default)]
+    pub instance_count: String,
+    /// The weight, or for the shadow the sampling percentage.
+    #[serde(default)]
+    pub weight: String,
+}

@@ -1,0 +1,71 @@
+//! `/api/v1/teams/{team}/endpoints` and `/api/v1/endpoints/{id}`: a team's
+//! endpoints, their variants and traffic weights. Invocations go through
+//! the gateway (`server/src/gateway.rs`).
+
+use super::{ApiJson, ApiPath};
+use app::endpoints::domain;
+use app::endpoints::types::{Endpoint, NewEndpoint, Weights};
+use app::kernel::context::Ctx;
+use app::kernel::error::AppError;
+use app::kernel::error::ssr::Problem;
+use app::kernel::state::AppState;
+use axum::Json;
+use http::StatusCode;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(get_one, delete)).routes(routes!(set_weights))
+}
+
+/// The team's endpoints (viewers), by name.
+#[utoipa::path(get, path = "/teams/{team}/endpoints", tag = "endpoints",
+    params(("team" = String, Path, description = "Team slug")),
+    responses((status = 200, body = Vec<Endpoint>), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn list(ctx: Ctx, ApiPath(team): ApiPath<String>) -> Result<Json<Vec<Endpoint>>, AppError> {
+    Ok(Json(domain::list(&ctx, &team).await?))
+}
+
+/// Creates an endpoint (members): 1-10 production variants, each a model
+/// version of the team with a weight, and optionally a shadow variant. It
+/// starts `Creating`; Capstan deploys it in the background.
+#[utoipa::path(post, path = "/teams/{team}/endpoints", tag = "endpoints",
+    params(("team" = String, Path, description = "Team slug")), request_body = NewEndpoint,
+    responses((status = 201, body = Endpoint), (status = 403, body = Problem), (status = 404, body = Problem),
+              (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn create(
+    ctx: Ctx,
+    ApiPath(team): ApiPath<String>,
+    ApiJson(input): ApiJson<NewEndpoint>,
+) -> Result<(StatusCode, Json<Endpoint>), AppError> {
+    Ok((StatusCode::CREATED, Json(domain::create(&ctx, &team, input).await?)))
+}
+
+#[utoipa::path(get, path = "/endpoints/{id}", tag = "endpoints", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Endpoint), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn get_one(ctx: Ctx, ApiPath(id): ApiPath<Uuid>) -> Result<Json<Endpoint>, AppError> {
+    Ok(Json(domain::get(&ctx, id).await?))
+}
+
+/// Deletes an endpoint (admins): it stops taking traffic at once; its
+/// processes (or SageMaker resources) are removed in the background.
+#[utoipa::path(delete, path = "/endpoints/{id}", tag = "endpoints", params(("id" = Uuid, Path)),
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn delete(ctx: Ctx, ApiPath(id): ApiPath<Uuid>) -> Result<StatusCode, AppError> {
+    domain::delete(&ctx, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sets the weights of production variants (members); variants not named
+/// keep theirs. The gateway routes by the new weights once this answers.
+#[utoipa::path(put, path = "/endpoints/{id}/weights", tag = "endpoints", params(("id" = Uuid, Path)),
+    request_body = Weights,
+    responses((status = 200, body = Endpoint), (status = 403, body = Problem), (status = 404, body = Problem),
+              (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn set_weights(
+    ctx: Ctx,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(input): ApiJson<Weights>,
+) -> Result<Json<Endpoint>, AppError> {
+    Ok(Json(domain::set_weights(&ctx, id, input).await?))
+}

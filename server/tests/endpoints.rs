@@ -1,0 +1,483 @@
+//! Endpoints in local mode: the serving runner starts each variant's
+//! inference server in the sandbox, the gateway routes invocations by weight
+//! (or to the pinned variant) with SageMaker Runtime's path, headers and
+//! error shapes, copies a sample to the shadow without waiting for it, and
+//! stops sending traffic to a crashed process until it is back.
+
+mod common;
+
+use common::{Auth, TestApp, source_archive};
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Script-mode handlers: the model is a JSON file naming itself; a body
+/// `{"crash": true}` kills the process, `{"fail": true}` raises.
+const INFERENCE: &str = r#"
+import json, os, sys, time
+
+def model_fn(model_dir):
+    with open(os.path.join(model_dir, "model.json")) as f:
+        return json.load(f)
+
+def predict_fn(data, model):
+    if model.get("sleep"):
+        print("shadow request", flush=True)
+        time.sleep(model["sleep"])
+    if data == {"crash": True}:
+        os._exit(3)
+    if data == {"fail": True}:
+        raise ValueError("this row is bad")
+    return {"model": model["name"], "rows": len(data) if isinstance(data, list) else 1}
+"#;
+
+/// Registers version `name` of model `model` from a model.tar.gz holding
+/// `code/inference.py`; its id.
+async fn version(app: &TestApp, auth: &Auth, model: &str, name: &str, extra: Value) -> String {
+    let bucket = app.state.storage.bucket.clone();
+    let mut manifest = json!({"name": name});
+    if let (Some(m), Some(e)) = (manifest.as_object_mut(), extra.as_object()) {
+        m.extend(e.clone());
+    }
+    let archive =
+        source_archive(&[("model.json", manifest.to_string().as_bytes()), ("code/inference.py", INFERENCE.as_bytes())]);
+    app.put(&bucket, &format!("models/ml/{name}/model.tar.gz"), archive).await;
+    let res = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/models/{model}/versions"),
+            auth,
+            Some(json!({"artifact_uri": format!("s3://{bucket}/models/ml/{name}/model.tar.gz")})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    res.json()["id"].as_str().expect("id").to_owned()
+}
+
+async fn model(app: &TestApp, auth: &Auth, name: &str) -> String {
+    let res = app.call(Method::POST, "/api/v1/teams/ml/models", auth, Some(json!({"name": name}))).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    res.json()["id"].as_str().expect("id").to_owned()
+}
+
+/// The serving worker of `capstan serve`, polling often.
+struct Worker {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Worker {
+    fn start(app: &TestApp) -> Self {
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(server::workers::serving(app.state.clone(), Duration::from_millis(200), stop.clone()));
+        Self { stop, task }
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
+async fn invoke(app: &TestApp, auth: &Auth, engine: &str, body: &str, pin: Option<&str>) -> common::Response {
+    let mut req = http::Request::builder()
+        .method(Method::POST)
+        .uri(format!("/endpoints/{engine}/invocations"))
+        .header("content-type", "application/json");
+    if let Auth::Bearer(t) = auth {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    if let Some(variant) = pin {
+        req = req.header("X-Amzn-SageMaker-Target-Variant", variant);
+    }
+    app.send(req.body(axum::body::Body::from(body.to_owned())).expect("request")).await
+}
+
+fn variant_of(res: &common::Response) -> String {
+    res.headers
+        .get("x-amzn-invoked-production-variant")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_else(|| panic!("no variant header: {} {}", res.status, res.text()))
+        .to_owned()
+}
+
+async fn in_service(app: &TestApp, auth: &Auth, id: &str) -> Value {
+    app.wait_for(&format!("/api/v1/endpoints/{id}"), auth, |e| {
+        assert_ne!(e["status"], "Failed", "{e}");
+        e["status"] == "InService"
+    })
+    .await
+}
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn variants_share_traffic_by_weight_a_pinned_variant_answers_and_bad_calls_get_sagemakers_errors(pool: PgPool) {
+    let app = TestApp::new(pool).await.with_serving();
+    let _listener = common::listen(&app.state).await;
+    let admin = Auth::Bearer(app.user("admin@example.com", false).await.token);
+    let member = Auth::Bearer(app.user("member@example.com", false).await.token);
+    let viewer = Auth::Bearer(app.user("viewer@example.com", false).await.token);
+    let outsider = Auth::Bearer(app.user("outsider@example.com", false).await.token);
+    app.team_with_members("ml", &admin, &[("member@example.com", "member"), ("viewer@example.com", "viewer")]).await;
+    let model = model(&app, &member, "clf").await;
+    let (a, b, c) = (
+        version(&app, &member, &model, "a", json!({})).await,
+        version(&app, &member, &model, "b", json!({})).await,
+        version(&app, &member, &model, "c", json!({})).await,
+    );
+    let variant = |name: &str, version: &str, weight: f64| json!({"name": name, "version_id": version, "instance_type": "ml.m5.large", "instance_count": 1, "weight": weight});
+    let body = json!({"name": "ab", "variants": [variant("a", &a, 1.0), variant("b", &b, 2.0), variant("c", &c, 7.0)]});
+    let res = app.call(Method::POST, "/api/v1/teams/ml/endpoints", &viewer, Some(body.clone())).await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN, "viewers do not create endpoints: {}", res.text());
+    let res = app.call(Method::POST, "/api/v1/teams/ml/endpoints", &member, Some(body.clone())).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let created = res.json();
+    assert_eq!((created["status"].as_str(), created["engine_name"].as_str()), (Some("Creating"), Some("ml-ab")));
+    let shares: Vec<f64> =
+        created["variants"].as_array().expect("variants").iter().map(|v| v["share"].as_f64().unwrap_or(-1.0)).collect();
+    assert_eq!(shares, vec![0.1, 0.2, 0.7]);
+    let id = created["id"].as_str().expect("id").to_owned();
+    let res = app.call(Method::POST, "/api/v1/teams/ml/endpoints", &member, Some(body)).await;
+    assert_eq!(res.status, StatusCode::CONFLICT, "the name is taken: {}", res.text());
+
+    let worker = Worker::start(&app);
+    let endpoint = in_service(&app, &viewer, &id).await;
+    for v in endpoint["variants"].as_array().expect("variants") {
+        assert_eq!(v["instances"][0]["status"], "Healthy", "{v}");
+    }
+
+    // by weight: 10 % / 20 % / 70 % over 2 000 requests (chi-square, 2 degrees of freedom, p = 0.001)
+    let mut counts: HashMap<String, u32> = HashMap::new();
+    let n = 2000;
+    for _ in 0..n {
+        let res = invoke(&app, &member, "ml-ab", "[[1, 2]]", None).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+        let variant = variant_of(&res);
+        assert_eq!(res.json()["model"], variant.as_str(), "the variant named in the header answered");
+        *counts.entry(variant).or_default() += 1;
+    }
+    let chi2: f64 = [("a", 0.1), ("b", 0.2), ("c", 0.7)]
+        .iter()
+        .map(|(name, p)| {
+            let expected = f64::from(n) * p;
+            (f64::from(counts.get(*name).copied().unwrap_or(0)) - expected).powi(2) / expected
+        })
+        .sum();
+    assert!(chi2 < 13.82, "traffic follows the weights: {counts:?} (chi-square {chi2:.2})");
+
+    // a pinned variant answers every time; an unknown one is named with the ones there are
+    for _ in 0..20 {
+        let res = invoke(&app, &member, "ml-ab", "[[1]]", Some("b")).await;
+        assert_eq!((res.status, variant_of(&res)), (StatusCode::OK, "b".to_owned()), "{}", res.text());
+    }
+    let res = invoke(&app, &member, "ml-ab", "[[1]]", Some("zz")).await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST, "{}", res.text());
+    assert_eq!(res.json()["__type"], "ValidationError");
+    assert!(res.text().contains("a, b, c"), "{}", res.text());
+    assert_eq!(res.headers.get("x-amzn-errortype").map(|v| v.as_bytes()), Some(&b"ValidationError"[..]));
+
+    // the model's own error is a ModelError (424) with its status and answer
+    let res = invoke(&app, &member, "ml-ab", r#"{"fail": true}"#, Some("a")).await;
+    assert_eq!(res.status, StatusCode::FAILED_DEPENDENCY, "{}", res.text());
+    assert_eq!(
+        (res.json()["__type"].as_str(), res.json()["OriginalStatusCode"].as_u64()),
+        (Some("ModelError"), Some(500))
+    );
+    assert!(res.json()["OriginalMessage"].as_str().is_some_and(|m| m.contains("this row is bad")), "{}", res.text());
+
+    // who may invoke: members; viewers are refused; outsiders are told nothing exists
+    let res = invoke(&app, &viewer, "ml-ab", "[[1]]", None).await;
+    assert_eq!((res.status, res.json()["__type"].as_str()), (StatusCode::FORBIDDEN, Some("AccessDeniedException")));
+    let res = invoke(&app, &outsider, "ml-ab", "[[1]]", None).await;
+    assert_eq!((res.status, res.json()["__type"].as_str()), (StatusCode::BAD_REQUEST, Some("ValidationError")));
+    assert!(res.text().contains("not found"), "{}", res.text());
+    let res = invoke(&app, &Auth::None, "ml-ab", "[[1]]", None).await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN, "{}", res.text());
+    let res = invoke(&app, &Auth::Bearer("cap_not-a-token".into()), "ml-ab", "[[1]]", None).await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN, "{}", res.text());
+    // SageMaker's 6 MB limit
+    let big = format!("[\"{}\"]", "x".repeat(6 * 1024 * 1024 + 10));
+    let res = invoke(&app, &member, "ml-ab", &big, None).await;
+    assert_eq!(res.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", res.text());
+
+    // new weights: bad ones change nothing; good ones route at once
+    let events = app.audit_count("endpoint.weights_changed").await;
+    let weights = format!("/api/v1/endpoints/{id}/weights");
+    for (bad, field) in [
+        (
+            json!({"weights": [{"variant": "a", "weight": 0}, {"variant": "b", "weight": 0}, {"variant": "c", "weight": 0}]}),
+            "weights",
+        ),
+        (json!({"weights": [{"variant": "a", "weight": -1}]}), "weights[0].weight"),
+        (json!({"weights": [{"variant": "q", "weight": 1}]}), "weights[0].variant"),
+    ] {
+        let res = app.call(Method::PUT, &weights, &member, Some(bad.clone())).await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {}", res.text());
+        assert_eq!(res.json()["errors"][0]["field"], field, "{bad}: {}", res.text());
+    }
+    let res = app.call(Method::PUT, &weights, &viewer, Some(json!({"weights": [{"variant": "a", "weight": 0}]}))).await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN, "{}", res.text());
+    assert_eq!(app.audit_count("endpoint.weights_changed").await, events, "nothing changed");
+    let res = app
+        .call(
+            Method::PUT,
+            &weights,
+            &member,
+            Some(json!({"weights": [{"variant": "a", "weight": 0}, {"variant": "c", "weight": 0}]})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(res.json()["variants"][1]["share"], 1.0);
+    for _ in 0..50 {
+        let res = invoke(&app, &member, "ml-ab", "[[1]]", None).await;
+        assert_eq!(variant_of(&res), "b", "only b has weight now");
+    }
+    assert_eq!(app.audit_count("endpoint.weights_changed").await, events + 1);
+
+    // deleting: admins only; traffic stops at once; the rows go once the processes have
+    let path = format!("/api/v1/endpoints/{id}");
+    assert_eq!(app.call(Method::DELETE, &path, &member, None).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.call(Method::DELETE, &path, &admin, None).await.status, StatusCode::NO_CONTENT);
+    let res = invoke(&app, &member, "ml-ab", "[[1]]", None).await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST, "a deleted endpoint takes no traffic: {}", res.text());
+    for _ in 0..100 {
+        if app.call(Method::GET, &path, &admin, None).await.status == StatusCode::NOT_FOUND {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(app.call(Method::GET, &path, &admin, None).await.status, StatusCode::NOT_FOUND);
+    assert!(!app.work_dir.0.join("serving/ml-ab").exists(), "its folder is gone");
+    worker.stop().await;
+}
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn bad_endpoints_are_refused_field_by_field_and_write_nothing(pool: PgPool) {
+    let app = TestApp::new(pool).await.with_serving();
+    let admin = Auth::Bearer(app.user("admin@example.com", false).await.token);
+    let member = Auth::Bearer(app.user("member@example.com", false).await.token);
+    app.team_with_members("ml", &admin, &[("member@example.com", "member")]).await;
+    app.team_with_members("other", &admin, &[]).await;
+    let mine = model(&app, &member, "clf").await;
+    let v = version(&app, &member, &mine, "a", json!({})).await;
+    let res = app.call(Method::POST, "/api/v1/teams/other/models", &admin, Some(json!({"name": "theirs"}))).await;
+    let theirs = res.json()["id"].as_str().expect("id").to_owned();
+    let bucket = app.state.storage.bucket.clone();
+    app.put(&bucket, "models/other/t/model.tar.gz", source_archive(&[("model.json", b"{}")])).await;
+    let res = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/models/{theirs}/versions"),
+            &admin,
+            Some(json!({"artifact_uri": format!("s3://{bucket}/models/other/t/model.tar.gz")})),
+        )
+        .await;
+    let other_version = res.json()["id"].as_str().expect("id").to_owned();
+    let variant = |name: &str, version: &str, weight: f64| json!({"name": name, "version_id": version, "instance_type": "ml.m5.large", "instance_count": 1, "weight": weight});
+    let eleven: Vec<Value> = (0..11).map(|i| variant(&format!("v{i}"), &v, 1.0)).collect();
+    let events = app.count("select count(*) from audit_event").await;
+    for (body, field, says) in [
+        (json!({"name": "-bad", "variants": [variant("a", &v, 1.0)]}), "name", "letters, digits and hyphens"),
+        (json!({"name": "x".repeat(61), "variants": [variant("a", &v, 1.0)]}), "name", "SageMaker allows 63"),
+        (json!({"name": "e", "variants": eleven}), "variants", "1 to 10"),
+        (json!({"name": "e", "variants": []}), "variants", "1 to 10"),
+        (json!({"name": "e", "variants": [variant("a", &v, 1.0), variant("A", &v, 1.0)]}), "variants[1].name", "twice"),
+        (json!({"name": "e", "variants": [variant("a", &v, 0.0)]}), "variants", "weight above 0"),
+        (json!({"name": "e", "variants": [variant("a", &v, -2.0)]}), "variants[0].weight", "≥ 0"),
+        (
+            json!({"name": "e", "variants": [variant("a", &other_version, 1.0)]}),
+            "variants[0].version_id",
+            "No model version of this team",
+        ),
+        (
+            json!({"name": "e", "variants": [{"name": "a", "version_id": v, "instance_type": "ml.nope.huge", "instance_count": 1, "weight": 1}]}),
+            "variants[0].instance_type",
+            "price table",
+        ),
+        (
+            json!({"name": "e", "variants": [{"name": "a", "version_id": v, "instance_type": "ml.m5.large", "instance_count": 11, "weight": 1}]}),
+            "variants[0].instance_count",
+            "1 to 10",
+        ),
+        (
+            json!({"name": "e", "variants": [variant("a", &v, 1.0)],
+                "shadow": {"name": "s", "version_id": v, "instance_type": "ml.m5.large", "instance_count": 1, "percent": 0}}),
+            "shadow.percent",
+            "1 to 100",
+        ),
+        (
+            json!({"name": "e", "variants": [variant("a", &v, 1.0)],
+                "shadow": {"name": "a", "version_id": v, "instance_type": "ml.m5.large", "instance_count": 1, "percent": 5}}),
+            "shadow.name",
+            "twice",
+        ),
+        (
+            json!({"name": "e", "variants": [variant("a", &v, 1.0)], "capture_percent": 101}),
+            "capture_percent",
+            "1 to 100",
+        ),
+    ] {
+        let res = app.call(Method::POST, "/api/v1/teams/ml/endpoints", &member, Some(body.clone())).await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {}", res.text());
+        let errors = res.json()["errors"].clone();
+        let hit = errors.as_array().into_iter().flatten().find(|e| e["field"] == field);
+        assert!(hit.is_some_and(|e| e["message"].as_str().is_some_and(|m| m.contains(says))), "{body}: {}", res.text());
+    }
+    // an archived version is refused, naming the variant
+    let res = app
+        .call(Method::POST, &format!("/api/v1/model-versions/{v}/status"), &admin, Some(json!({"status": "Archived"})))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    let res = app
+        .call(
+            Method::POST,
+            "/api/v1/teams/ml/endpoints",
+            &member,
+            Some(json!({"name": "e", "variants": [variant("champ", &v, 1.0)]})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text());
+    assert!(res.text().contains("Variant `champ`"), "{}", res.text());
+    assert_eq!(app.count("select count(*) from endpoint").await, 0, "nothing created");
+    assert_eq!(app.count("select count(*) from audit_event where action like 'endpoint.%'").await, 0);
+    assert!(app.count("select count(*) from audit_event").await >= events);
+}
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn a_crashed_variant_gets_no_traffic_until_it_is_restarted_and_a_slow_shadow_never_delays_the_answer(
+    pool: PgPool,
+) {
+    let app = TestApp::new(pool).await.with_serving();
+    let _listener = common::listen(&app.state).await;
+    let admin = Auth::Bearer(app.user("admin@example.com", false).await.token);
+    app.team_with_members("ml", &admin, &[]).await;
+    let model = model(&app, &admin, "clf").await;
+    let a = version(&app, &admin, &model, "a", json!({})).await;
+    let b = version(&app, &admin, &model, "b", json!({})).await;
+    let slow = version(&app, &admin, &model, "slow", json!({"sleep": 1})).await;
+    let variant = |name: &str, version: &str| json!({"name": name, "version_id": version, "instance_type": "ml.m5.large", "instance_count": 1, "weight": 1.0});
+    let body = json!({"name": "live", "variants": [variant("a", &a), variant("b", &b)],
+                      "shadow": {"name": "s", "version_id": slow, "instance_type": "ml.m5.large", "instance_count": 1, "percent": 100}});
+    let res = app.call(Method::POST, "/api/v1/teams/ml/endpoints", &admin, Some(body)).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    assert_eq!(res.json()["shadow"]["shadow_percent"], 100);
+    let id = res.json()["id"].as_str().expect("id").to_owned();
+    let worker = Worker::start(&app);
+    in_service(&app, &admin, &id).await;
+
+    // every request is copied to the shadow, which takes a second; the caller never waits for it
+    let mut slowest = Duration::ZERO;
+    for _ in 0..10 {
+        let started = std::time::Instant::now();
+        let res = invoke(&app, &admin, "ml-live", "[[1]]", None).await;
+        slowest = slowest.max(started.elapsed());
+        assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+        assert_ne!(res.json()["model"], "slow", "the shadow's answer is never returned");
+    }
+    assert!(slowest < Duration::from_millis(900), "the shadow's second is not the caller's: {slowest:?}");
+    let shadow_dir = std::fs::read_dir(app.work_dir.0.join("serving/ml-live"))
+        .expect("endpoint folder")
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("s-"))
+        .expect("the shadow's folder");
+    let mut copies = 0;
+    for _ in 0..50 {
+        copies = std::fs::read_to_string(shadow_dir.path().join("instance-0.log"))
+            .unwrap_or_default()
+            .matches("shadow request")
+            .count();
+        if copies >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(copies >= 2, "the shadow received copies ({copies})");
+
+    // b crashes: once Capstan sees it, all traffic goes to a until b is back
+    let res = invoke(&app, &admin, "ml-live", r#"{"crash": true}"#, Some("b")).await;
+    assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE, "{}", res.text());
+    let down = app
+        .wait_for(&format!("/api/v1/endpoints/{id}"), &admin, |e| {
+            e["variants"][1]["instances"][0]["status"] != "Healthy"
+        })
+        .await;
+    assert_eq!(down["variants"][1]["instances"][0]["status"], "Crashed", "{down}");
+    assert!(down["variants"][1]["instances"][0]["message"].as_str().is_some_and(|m| m.contains("exited")), "{down}");
+    // until b is back (after its back-off), every answer comes from a
+    let mut to_a = 0;
+    loop {
+        let res = invoke(&app, &admin, "ml-live", "[[1]]", None).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+        if variant_of(&res) == "b" {
+            break;
+        }
+        to_a += 1;
+        assert!(to_a < 20_000, "b never came back");
+    }
+    assert!(to_a >= 10, "a took the traffic while b was down ({to_a} requests)");
+    let back = app
+        .wait_for(&format!("/api/v1/endpoints/{id}"), &admin, |e| {
+            e["variants"][1]["instances"][0]["status"] == "Healthy"
+        })
+        .await;
+    assert_eq!(back["variants"][1]["instances"][0]["restarts"], 1, "{back}");
+    let res = invoke(&app, &admin, "ml-live", "[[1]]", Some("b")).await;
+    assert_eq!((res.status, variant_of(&res)), (StatusCode::OK, "b".to_owned()), "{}", res.text());
+    worker.stop().await;
+}
+
+/// The sampler itself, with a fixed seed: 20 000 picks over three variants
+/// follow the weights (chi-square, 2 degrees of freedom, p = 0.001).
+#[test]
+fn the_weighted_pick_is_unbiased() {
+    use app::endpoints::domain::{Route, RouteVariant};
+    use rand::{Rng as _, SeedableRng as _};
+    let addr: std::net::SocketAddr = "127.0.0.1:9".parse().expect("address");
+    let weights = [("a", 0.5), ("b", 3.0), ("c", 1.5), ("off", 0.0)];
+    let mut total = 0.0;
+    let variants = weights
+        .iter()
+        .map(|(name, w)| {
+            total += w;
+            RouteVariant { name: (*name).into(), cumulative: total, weight: *w, addresses: vec![addr] }
+        })
+        .collect();
+    let route = Route {
+        endpoint_id: uuid::Uuid::nil(),
+        team_id: uuid::Uuid::nil(),
+        engine_name: "t-e".into(),
+        backend: "local".into(),
+        variants,
+        total,
+        shadow: None,
+        names: weights.iter().map(|(n, _)| (*n).to_owned()).collect(),
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(20_261_203);
+    let mut counts: HashMap<&str, f64> = HashMap::new();
+    let n = 20_000.0;
+    for _ in 0..20_000 {
+        let v = app::endpoints::invoke::pick(&route, true, rng.random::<f64>()).expect("a variant");
+        *counts.entry(weights.iter().find(|(w, _)| *w == v.name).map(|(w, _)| *w).unwrap_or("?")).or_default() += 1.0;
+    }
+    assert_eq!(counts.get("off"), None, "a variant of weight 0 gets nothing");
+    let chi2: f64 = weights[..3]
+        .iter()
+        .map(|(name, w)| {
+            let expected = n * w / 5.0;
+            (counts.get(name).copied().unwrap_or(0.0) - expected).powi(2) / expected
+        })
+        .sum();
+    assert!(chi2 < 13.82, "{counts:?}: chi-square {chi2:.2}");
+    // a variant that is down gives its share to the others
+    let mut down = route.clone();
+    down.variants[1].addresses.clear();
+    let mut b = 0;
+    for _ in 0..2_000 {
+        if app::endpoints::invoke::pick(&down, true, rng.random::<f64>()).expect("a variant").name == "b" {
+            b += 1;
+        }
+    }
+    assert_eq!(b, 0, "no traffic to a variant without a healthy process");
+}

@@ -1,0 +1,154 @@
+//! Where endpoints run: one trait, [`Serving`], that Capstan's endpoints
+//! capability and its gateway call, and the local implementation
+//! ([`local::LocalServing`]) that starts each variant's inference server as
+//! sandboxed processes on this machine, following SageMaker's inference
+//! contract (`GET /ping`, `POST /invocations`, the model unpacked where
+//! `SM_MODEL_DIR` says).
+
+pub mod local;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// SageMaker Runtime's limit on a request or an answer body (6 MB).
+pub const MAX_PAYLOAD: usize = 6 * 1024 * 1024;
+
+/// One variant of an endpoint as the backend deploys it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VariantSpec {
+    pub name: String,
+    /// The version's `model.tar.gz`.
+    pub model_uri: String,
+    /// The training job's source archive (`sourcedir.tar.gz`), when the
+    /// version came from a job: the inference code is looked for there when
+    /// the model archive has no `code/inference.py`.
+    pub code_uri: Option<String>,
+    /// The inference image (SageMaker).
+    pub image: Option<String>,
+    pub instance_type: String,
+    pub instance_count: u32,
+    pub weight: f64,
+    /// The shadow variant: receives a sampled copy of the traffic.
+    pub shadow: bool,
+}
+
+/// What an endpoint should be.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointSpec {
+    /// The engine name: unique on the site, legal on SageMaker.
+    pub name: String,
+    /// The owning team's id, for its cached virtual environments.
+    pub team: String,
+    pub variants: Vec<VariantSpec>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InstanceStatus {
+    /// Started, not yet answering `/ping`.
+    Starting,
+    /// Answers `/ping`: takes traffic.
+    Healthy,
+    /// Running but failing its health checks: no traffic; restarted soon.
+    Unhealthy,
+    /// Exited; restarted after a back-off.
+    Crashed,
+    Stopped,
+}
+
+impl InstanceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Starting => "Starting",
+            Self::Healthy => "Healthy",
+            Self::Unhealthy => "Unhealthy",
+            Self::Crashed => "Crashed",
+            Self::Stopped => "Stopped",
+        }
+    }
+}
+
+/// One serving process of a variant, as last seen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Instance {
+    pub variant: String,
+    pub ordinal: u32,
+    /// Where it listens (loopback).
+    pub address: Option<SocketAddr>,
+    pub status: InstanceStatus,
+    pub restarts: u32,
+    /// Why it is not healthy (the end of its output), or what it is doing.
+    pub message: Option<String>,
+}
+
+/// An invocation, as the gateway passes it on.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub body: Bytes,
+    pub content_type: Option<String>,
+    pub accept: Option<String>,
+}
+
+/// The model's answer, whatever its status.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Bytes,
+    pub content_type: Option<String>,
+}
+
+/// Where an invocation goes: an endpoint's variant, and in local mode the
+/// process the gateway picked.
+#[derive(Debug, Clone)]
+pub struct Target<'a> {
+    pub endpoint: &'a str,
+    pub variant: &'a str,
+    pub address: Option<SocketAddr>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    /// No process of the variant can take the request.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("the model did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The answer was larger than SageMaker allows.
+    #[error("the model's answer is larger than 6 MB")]
+    TooLarge,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServingError {
+    /// The endpoint cannot be deployed as asked (no inference code, an
+    /// unreadable artifact): the reason is shown to the user.
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+#[async_trait::async_trait]
+pub trait Serving: Send + Sync {
+    /// Brings endpoint `spec.name` to `spec`: starts what is missing,
+    /// replaces variants whose model or size changed, stops variants that
+    /// are gone. Calling it again with the same spec changes nothing.
+    async fn deploy(&self, spec: &EndpointSpec) -> Result<(), ServingError>;
+
+    /// Stops and removes endpoint `name` (nothing when it does not exist).
+    async fn remove(&self, name: &str) -> Result<(), ServingError>;
+
+    /// Stops the processes of endpoint `name` in this process, leaving the
+    /// endpoint itself as it is (this process stops serving).
+    fn stop(&self, name: &str);
+
+    /// The processes of endpoint `name` (local mode; empty on SageMaker).
+    fn instances(&self, name: &str) -> Vec<Instance>;
+
+    /// Names of the endpoints this backend runs.
+    fn running(&self) -> Vec<String>;
+
+    /// Sends `request` to `target` and returns the model's answer.
+    async fn invoke(&self, target: &Target<'_>, request: Request, timeout: Duration) -> Result<Answer, InvokeError>;
+}
