@@ -82,6 +82,12 @@ if [ "$mode" = test ]; then
     log "installing standardwebhooks $STANDARDWEBHOOKS_VERSION (webhook signatures) into $venv"
     "$venv/bin/pip" install -q "standardwebhooks==$STANDARDWEBHOOKS_VERSION"
   fi
+  # The AWS SDK for Python, whose SageMaker Runtime client invokes endpoints in the tests.
+  BOTO3_VERSION=1.44.8
+  if ! "$venv/bin/python" -c "import boto3, sys; sys.exit(boto3.__version__ != '$BOTO3_VERSION')" 2>/dev/null; then
+    log "installing boto3 $BOTO3_VERSION (SageMaker Runtime client) into $venv"
+    "$venv/bin/pip" install -q "boto3==$BOTO3_VERSION"
+  fi
   if [ ! -d end2end/node_modules/playwright-core ]; then
     log "installing end-to-end test packages"
     (cd end2end && npm ci --no-audit --no-fund)

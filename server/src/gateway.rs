@@ -2,7 +2,7 @@
 //! path and headers on Capstan's port, so SageMaker Runtime clients work
 //! against Capstan unchanged, and `POST /api/v1/endpoints/{id}/invocations`
 //! for scripts that address an endpoint by id. Both take a Capstan API
-//! token; the request body may be up to 6 MB and the model has 60 seconds
+//! token; the first also an AWS Signature Version 4 by an invoke key. The request body may be up to 6 MB and the model has 60 seconds
 //! (SageMaker's limits), whatever the site's limits for other routes.
 
 use app::endpoints::invoke::{Failure, Invocation, Invoked};
@@ -47,6 +47,33 @@ async fn by_name(
     mut parts: http::request::Parts,
     body: Bytes,
 ) -> Response {
+    // the AWS SDKs sign with an invoke key (Signature Version 4)
+    let sigv4 = parts
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.starts_with("AWS4-HMAC-SHA256"))
+        .map(str::to_owned);
+    if let Some(authorization) = sigv4 {
+        let (path, query) = (parts.uri.path(), parts.uri.query().unwrap_or(""));
+        let method = parts.method.as_str();
+        let signed = match app::endpoints::keys::verify(
+            &state,
+            &authorization,
+            method,
+            path,
+            query,
+            &parts.headers,
+            &body,
+        )
+        .await
+        {
+            Ok(signed) => signed,
+            Err(f) => return failure(&f),
+        };
+        let invocation = invocation(&parts.headers, body);
+        return answer(app::endpoints::invoke::invoke_signed(&state, &name, &signed, invocation).await);
+    }
     let ctx = match Ctx::from_parts(&mut parts, &state).await {
         Ok(ctx) => ctx,
         Err(e) => return failure(&Failure::AccessDenied(e.to_string())),

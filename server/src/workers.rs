@@ -122,8 +122,9 @@ pub async fn training(state: app::kernel::state::AppState, every: Duration, stop
                 tracing::warn!(error = %e, "reconciling training jobs failed");
             }
         }
-        // the demo's completed job becomes version 1 of model `churn`, named `champion`, protected
-        match app::approvals::demo::step(&state).await {
+        // the demo's completed job becomes version 1 of model `churn`, named `champion`, protected,
+        // and is deployed to the demo's endpoint `churn`
+        match app::endpoints::demo::step(&state).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(jobs = n, "registered the demo's training job in the model registry"),
             Err(e) => tracing::warn!(error = %e, "registering the demo's training job failed"),
@@ -233,7 +234,7 @@ const SERVING_LOCK: i64 = 0x6361_7073_0003;
 /// with its connection, and the next process to poll takes over and starts
 /// the endpoints again.
 pub async fn serving(state: app::kernel::state::AppState, every: Duration, stop: CancellationToken) {
-    use app::endpoints::domain;
+    use app::endpoints::deploy;
     let Some(backend) = state.serving.clone() else { return };
     let mut holder: Option<sqlx::PgConnection> = None;
     loop {
@@ -242,7 +243,7 @@ pub async fn serving(state: app::kernel::state::AppState, every: Duration, stop:
                 Ok(Some(conn)) => {
                     holder = Some(conn);
                     tracing::info!("this process runs the endpoints");
-                    match domain::running(&state.pool).await {
+                    match deploy::running(&state.pool).await {
                         Ok(specs) => {
                             for (_, spec) in specs {
                                 if let Err(e) = backend.deploy(&spec).await {
@@ -292,14 +293,14 @@ async fn take_serving_lock(pool: &sqlx::PgPool) -> Result<Option<sqlx::PgConnect
 /// One pass of the serving process: new generations deployed, deleted
 /// endpoints removed, processes' state written and endpoints' status settled.
 async fn serving_round(state: &app::kernel::state::AppState, backend: &dyn serving::Serving) {
-    use app::endpoints::domain;
-    match domain::pending(&state.pool).await {
+    use app::endpoints::deploy;
+    match deploy::pending(&state.pool).await {
         Ok(pending) => {
             for p in pending {
                 if p.deleted {
                     match backend.remove(&p.engine_name).await {
                         Ok(()) => {
-                            if let Err(e) = domain::removed(&state.pool, p.endpoint_id).await {
+                            if let Err(e) = deploy::removed(&state.pool, p.endpoint_id).await {
                                 tracing::warn!(endpoint = %p.engine_name, error = %e, "could not remove a deleted endpoint's rows");
                             }
                         }
@@ -309,14 +310,14 @@ async fn serving_round(state: &app::kernel::state::AppState, backend: &dyn servi
                 }
                 match backend.deploy(&p.spec).await {
                     Ok(()) => {
-                        if let Err(e) = domain::mark_deployed(&state.pool, p.endpoint_id, p.generation).await {
+                        if let Err(e) = deploy::mark_deployed(&state.pool, p.endpoint_id, p.generation).await {
                             tracing::warn!(endpoint = %p.engine_name, error = %e, "could not record a deployment");
                         }
                     }
                     Err(serving::ServingError::Invalid(reason)) => {
                         let done = async {
-                            domain::mark_deployed(&state.pool, p.endpoint_id, p.generation).await?;
-                            domain::set_status(&state.pool, p.endpoint_id, "Failed", Some(&reason)).await
+                            deploy::mark_deployed(&state.pool, p.endpoint_id, p.generation).await?;
+                            deploy::set_status(&state.pool, p.endpoint_id, "Failed", Some(&reason)).await
                         };
                         if let Err(e) = done.await {
                             tracing::warn!(endpoint = %p.engine_name, error = %e, "could not record a failed deployment");
@@ -330,7 +331,7 @@ async fn serving_round(state: &app::kernel::state::AppState, backend: &dyn servi
         }
         Err(e) => tracing::warn!(error = %e, "could not read the endpoints to deploy"),
     }
-    let specs = match domain::running(&state.pool).await {
+    let specs = match deploy::running(&state.pool).await {
         Ok(specs) => specs,
         Err(e) => {
             tracing::warn!(error = %e, "could not read the running endpoints");
@@ -339,12 +340,12 @@ async fn serving_round(state: &app::kernel::state::AppState, backend: &dyn servi
     };
     for (id, spec) in specs {
         let instances = backend.instances(&spec.name);
-        if let Err(e) = domain::save_instances(&state.pool, &spec.name, &instances).await {
+        if let Err(e) = deploy::save_instances(&state.pool, &spec.name, &instances).await {
             tracing::warn!(endpoint = %spec.name, error = %e, "could not record an endpoint's processes");
             continue;
         }
-        if let Some((status, reason)) = domain::settled(&spec, &instances)
-            && let Err(e) = domain::set_status(&state.pool, id, status, reason.as_deref()).await
+        if let Some((status, reason)) = deploy::settled(&spec, &instances)
+            && let Err(e) = deploy::set_status(&state.pool, id, status, reason.as_deref()).await
         {
             tracing::warn!(endpoint = %spec.name, error = %e, "could not record an endpoint's status");
         }

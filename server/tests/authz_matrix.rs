@@ -741,6 +741,32 @@ fn cases() -> Vec<Case> {
             input: json!({"id": "{endpoint}", "body": "1,2", "content_type": "text/csv", "variant": ""}),
             expect: "401 403 502 502 502 404 502",
         },
+        Case {
+            call: "GET /api/v1/endpoints/{endpoint}/invoke-keys",
+            input: json!(null),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case {
+            call: "POST /api/v1/endpoints/{endpoint}/invoke-keys",
+            input: json!({"name": "k-{caller}"}),
+            expect: "401 403 201 201 201 404 201",
+        },
+        Case {
+            call: "DELETE /api/v1/endpoints/{endpoint}/invoke-keys/{invoke_key}",
+            input: json!(null),
+            expect: "401 403 204 204 204 404 204",
+        },
+        Case { call: "fn list_invoke_keys", input: json!({"id": "{endpoint}"}), expect: "401 403 200 200 200 404 200" },
+        Case {
+            call: "fn create_invoke_key",
+            input: json!({"id": "{endpoint}", "name": "f-{caller}"}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case {
+            call: "fn revoke_invoke_key",
+            input: json!({"id": "{endpoint}", "key": "{invoke_key2}"}),
+            expect: "401 403 200 200 200 404 200",
+        },
         Case { call: "fn setup_open", input: json!({}), expect: "200 200 200 200 200 200 200" },
         Case {
             call: "fn setup",
@@ -1336,6 +1362,17 @@ async fn every_route_and_server_function_against_every_caller(pool: PgPool) {
             endpoints_del.insert((caller, set), new_endpoint(format!("del{set}-{}", caller.replace('_', "-"))).await);
         }
     }
+    // per caller two invoke keys of the shared endpoint, to revoke
+    let mut invoke_keys: HashMap<(&str, u8), String> = HashMap::new();
+    for caller in CALLERS {
+        for set in [1, 2] {
+            let path = format!("/api/v1/endpoints/{endpoint}/invoke-keys");
+            let res =
+                app.call(Method::POST, &path, &alpha_admin, Some(json!({"name": format!("{caller}-{set}")}))).await;
+            assert_eq!(res.status, 201, "{}", res.text());
+            invoke_keys.insert((caller, set), res.json()["key"]["id"].as_str().expect("id").to_owned());
+        }
+    }
     let mut failures = Vec::new();
     for case in cases() {
         let expected: Vec<u16> = case.expect.split_whitespace().map(|s| s.parse().expect("status")).collect();
@@ -1377,6 +1414,8 @@ async fn every_route_and_server_function_against_every_caller(pool: PgPool) {
                     .replace("{pending_version}", &pending[&(*caller, 1)])
                     .replace("{pending_number}", &pending_number[caller].to_string())
                     .replace("{model}", &model)
+                    .replace("{invoke_key2}", &invoke_keys[&(*caller, 2)])
+                    .replace("{invoke_key}", &invoke_keys[&(*caller, 1)])
                     .replace("{endpoint_del2}", &endpoints_del[&(*caller, 2)])
                     .replace("{endpoint_del}", &endpoints_del[&(*caller, 1)])
                     .replace("{endpoint}", &endpoint)

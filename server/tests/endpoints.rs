@@ -428,11 +428,171 @@ async fn a_crashed_variant_gets_no_traffic_until_it_is_restarted_and_a_slow_shad
     worker.stop().await;
 }
 
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn the_demo_deploys_its_champion_and_examples_serve_py_answers_behind_the_gateway(pool: PgPool) {
+    let app = TestApp::new(pool).await.with_serving();
+    let _listener = common::listen(&app.state).await;
+    let admin = Auth::Bearer(app.user("admin@example.com", false).await.token);
+    app.team_with_members("demo", &admin, &[]).await;
+    let dataset_version = common::ready_version(&app, &admin, "demo", "churn").await;
+    let files = [("train.py", app::training::demo::TRAIN_SCRIPT), ("serve.py", app::training::demo::SERVE_SCRIPT)];
+    let source = common::upload_source(&app, &admin, "demo", &files).await.json()["source_uri"]
+        .as_str()
+        .expect("uri")
+        .to_owned();
+    // a job the demo would launch: its name and tag mark it
+    let mut body = common::launch_body("churn-demo-20261203-120000-000", &source, &dataset_version, json!([]));
+    body["tags"] = json!([{"key": "purpose", "value": "demo"}]);
+    let res = app.call(Method::POST, "/api/v1/teams/demo/training-jobs", &admin, Some(body)).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let job = res.json()["id"].as_str().expect("id").to_owned();
+    let done = common::drive(&app, &admin, &job, common::finished).await;
+    assert_eq!(done["status"], "completed", "{done}");
+
+    // the worker's demo step: version 1 of churn, champion, deployed to endpoint churn
+    assert_eq!(app::endpoints::demo::step(&app.state).await.expect("demo step"), 1);
+    let list = app.call(Method::GET, "/api/v1/teams/demo/endpoints", &admin, None).await.json();
+    assert_eq!(list[0]["name"], "churn", "{list}");
+    assert_eq!(list[0]["variants"][0]["name"], "champion", "{list}");
+    let id = list[0]["id"].as_str().expect("id").to_owned();
+    let worker = Worker::start(&app);
+    in_service(&app, &admin, &id).await;
+
+    // serve.py has no model_fn: the shim starts it as its own server and relays to it
+    let mut req = http::Request::builder()
+        .method(Method::POST)
+        .uri("/endpoints/demo-churn/invocations")
+        .header("content-type", "text/csv");
+    if let Auth::Bearer(t) = &admin {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let res = app.send(req.body(axum::body::Body::from("24,70.5,3\n2,115,9\n")).expect("request")).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(variant_of(&res), "champion");
+    let predictions = res.json()["predictions"].as_array().cloned().unwrap_or_default();
+    assert_eq!(predictions.len(), 2, "{}", res.text());
+    assert!(
+        predictions.iter().all(|p| p["probability"].as_f64().is_some_and(|x| (0.0..=1.0).contains(&x))),
+        "{predictions:?}"
+    );
+    // serve.py's own 400 for a bad row is the model's error
+    let res = invoke(&app, &admin, "demo-churn", r#"{"rows": 1}"#, None).await;
+    assert_eq!(
+        (res.status, res.json()["OriginalStatusCode"].as_u64()),
+        (StatusCode::FAILED_DEPENDENCY, Some(400)),
+        "{}",
+        res.text()
+    );
+    // the version's lineage now ends in the endpoint serving it
+    let version = list[0]["variants"][0]["version_id"].as_str().expect("version").to_owned();
+    let lineage =
+        app.call(Method::GET, &format!("/api/v1/model-versions/{version}/lineage"), &admin, None).await.json();
+    let node = lineage["nodes"].as_array().into_iter().flatten().find(|n| n["kind"] == "endpoint").cloned();
+    assert_eq!(node.as_ref().map(|n| n["label"].clone()), Some(json!("churn / champion")), "{lineage}");
+    assert_eq!(node.map(|n| n["url"].clone()), Some(json!(format!("/teams/demo/endpoints/{id}"))));
+    // a second demo step changes nothing
+    assert_eq!(app::endpoints::demo::step(&app.state).await.expect("demo step"), 0);
+    assert_eq!(app.count("select count(*) from endpoint").await, 1);
+    worker.stop().await;
+}
+
+/// Runs boto3's SageMaker Runtime client (the tools venv, `TOOLS_PYTHON`)
+/// against Capstan served on a port: one JSON answer per call.
+fn boto3(url: &str, endpoint: &str, key: &str, secret: &str, calls: Value) -> Vec<Value> {
+    let python = std::env::var("TOOLS_PYTHON")
+        .expect("TOOLS_PYTHON: the tools venv's python with boto3 (scripts/test.sh sets it)");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../end2end/clients/sagemaker_runtime.py");
+    let out = std::process::Command::new(python)
+        .args([script, url, endpoint, key, secret, &calls.to_string()])
+        .output()
+        .expect("run boto3");
+    assert!(out.status.success(), "boto3 client failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("json line")).collect()
+}
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn boto3_sagemaker_runtime_invokes_with_an_invoke_key_and_a_revoked_key_is_refused(pool: PgPool) {
+    let app = TestApp::new(pool).await.with_serving();
+    let _listener = common::listen(&app.state).await;
+    let admin = Auth::Bearer(app.user("admin@example.com", false).await.token);
+    let viewer = Auth::Bearer(app.user("viewer@example.com", false).await.token);
+    app.team_with_members("ml", &admin, &[("viewer@example.com", "viewer")]).await;
+    let model = model(&app, &admin, "clf").await;
+    let a = version(&app, &admin, &model, "a", json!({})).await;
+    let b = version(&app, &admin, &model, "b", json!({})).await;
+    let variant = |name: &str, version: &str| json!({"name": name, "version_id": version, "instance_type": "ml.m5.large", "instance_count": 1, "weight": 1.0});
+    let mut ids = Vec::new();
+    for name in ["sm", "other"] {
+        let body = json!({"name": name, "variants": [variant("a", &a), variant("b", &b)]});
+        let res = app.call(Method::POST, "/api/v1/teams/ml/endpoints", &admin, Some(body)).await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+        ids.push(res.json()["id"].as_str().expect("id").to_owned());
+    }
+    let worker = Worker::start(&app);
+    in_service(&app, &admin, &ids[0]).await;
+
+    let keys = format!("/api/v1/endpoints/{}/invoke-keys", ids[0]);
+    let res = app.call(Method::POST, &keys, &viewer, Some(json!({"name": "ci"}))).await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN, "viewers make no keys: {}", res.text());
+    let res = app.call(Method::POST, &keys, &admin, Some(json!({"name": "batch scoring"}))).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let key_id = res.json()["key"]["id"].as_str().expect("id").to_owned();
+    let secret = res.json()["secret_access_key"].as_str().expect("secret").to_owned();
+    let listed = app.call(Method::GET, &keys, &admin, None).await;
+    assert!(!listed.text().contains(&secret), "the secret is shown once: {}", listed.text());
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let router = app.router.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .await
+            .expect("serve");
+    });
+    let calls = json!([
+        {"body": "[[1, 2]]", "content_type": "application/json"},
+        {"body": "[[1, 2]]", "content_type": "application/json", "variant": "b"},
+        {"body": "{\"fail\": true}", "content_type": "application/json", "variant": "a"},
+        {"body": "[[1]]", "content_type": "application/json", "variant": "nope"},
+    ]);
+    let (u, k, s) = (url.clone(), key_id.clone(), secret.clone());
+    let out = tokio::task::spawn_blocking(move || boto3(&u, "ml-sm", &k, &s, calls)).await.expect("boto3");
+    let first: Value = serde_json::from_str(out[0]["body"].as_str().expect("body")).expect("json body");
+    assert_eq!(first["model"], out[0]["variant"], "{out:?}");
+    assert_eq!(out[0]["content_type"], "application/json");
+    assert_eq!(out[1]["variant"], "b", "{out:?}");
+    assert_eq!((out[2]["error"].as_str(), out[2]["status"].as_u64()), (Some("ModelError"), Some(424)), "{out:?}");
+    assert_eq!(out[2]["original_status"], 500, "{out:?}");
+    assert_eq!(out[3]["error"], "ValidationError", "{out:?}");
+
+    // a key works for its own endpoint only; a wrong secret or a revoked key is refused
+    let one = json!([{"body": "[[1]]", "content_type": "application/json"}]);
+    let (u, k, s, c) = (url.clone(), key_id.clone(), secret.clone(), one.clone());
+    let out = tokio::task::spawn_blocking(move || boto3(&u, "ml-other", &k, &s, c)).await.expect("boto3");
+    assert_eq!(
+        (out[0]["error"].as_str(), out[0]["status"].as_u64()),
+        (Some("AccessDeniedException"), Some(403)),
+        "{out:?}"
+    );
+    let (u, k, c) = (url.clone(), key_id.clone(), one.clone());
+    let out = tokio::task::spawn_blocking(move || boto3(&u, "ml-sm", &k, "not-the-secret", c)).await.expect("boto3");
+    assert_eq!(out[0]["status"], 403, "{out:?}");
+    assert!(out[0]["message"].as_str().is_some_and(|m| m.contains("signature")), "{out:?}");
+    let res = app.call(Method::DELETE, &format!("{keys}/{key_id}"), &admin, None).await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text());
+    let (u, k, s, c) = (url.clone(), key_id.clone(), secret.clone(), one);
+    let out = tokio::task::spawn_blocking(move || boto3(&u, "ml-sm", &k, &s, c)).await.expect("boto3");
+    assert_eq!(out[0]["error"], "UnrecognizedClientException", "a revoked key: {out:?}");
+    assert_eq!(app.audit_count("endpoint.invoke_key_revoked").await, 1);
+    server.abort();
+    worker.stop().await;
+}
+
 /// The sampler itself, with a fixed seed: 20 000 picks over three variants
 /// follow the weights (chi-square, 2 degrees of freedom, p = 0.001).
 #[test]
 fn the_weighted_pick_is_unbiased() {
-    use app::endpoints::domain::{Route, RouteVariant};
+    use app::endpoints::routes::{Route, RouteVariant};
     use rand::{Rng as _, SeedableRng as _};
     let addr: std::net::SocketAddr = "127.0.0.1:9".parse().expect("address");
     let weights = [("a", 0.5), ("b", 3.0), ("c", 1.5), ("off", 0.0)];

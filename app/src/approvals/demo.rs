@@ -11,8 +11,8 @@ use crate::kernel::roles::Role;
 use crate::kernel::state::AppState;
 
 /// Registers the demo's finished jobs and puts the policy on each model
-/// whose `champion` this step set; returns how many jobs it registered.
-pub async fn step(state: &AppState) -> Result<usize, AppError> {
+/// whose `champion` this step set; returns what it registered.
+pub async fn step(state: &AppState) -> Result<Vec<crate::registry::demo::Registered>, AppError> {
     let registered = crate::registry::demo::register_finished(state).await?;
     for r in registered.iter().filter(|r| r.champion) {
         let mut policies = crate::approvals::policies::get(&r.ctx, &r.team).await?;
@@ -39,5 +39,5 @@ pub async fn step(state: &AppState) -> Result<usize, AppError> {
             Err(e) => return Err(e),
         }
     }
-    Ok(registered.len())
+    Ok(registered)
 }

@@ -5,7 +5,7 @@
 //! weight (or the pinned one), sends the request to it, and sends a sampled
 //! copy to the shadow without waiting for it.
 
-use crate::endpoints::domain::{Route, RouteVariant, route};
+use crate::endpoints::routes::{Route, RouteVariant, route};
 use crate::kernel::context::Ctx;
 use crate::kernel::roles::{Action, authorize};
 use bytes::Bytes;
@@ -36,8 +36,10 @@ pub enum Failure {
     /// 400 `ValidationError`: unknown endpoint (or one the caller may not
     /// see), unknown target variant.
     Validation(String),
-    /// 403 `AccessDeniedException`: a viewer, or no credentials.
+    /// 403 `AccessDeniedException`: a viewer, no credentials, a bad signature.
     AccessDenied(String),
+    /// 403 `UnrecognizedClientException`: an unknown or revoked access key.
+    UnrecognizedClient(String),
     /// 424 `ModelError`: the model answered with an error status.
     Model { variant: String, status: u16, body: Bytes },
     /// 503 `ServiceUnavailable`: no healthy process, or the model's server
@@ -51,7 +53,7 @@ impl Failure {
     pub fn status(&self) -> u16 {
         match self {
             Self::Validation(_) => 400,
-            Self::AccessDenied(_) => 403,
+            Self::AccessDenied(_) | Self::UnrecognizedClient(_) => 403,
             Self::Model { .. } => 424,
             Self::Unavailable(_) => 503,
             Self::Internal(_) => 500,
@@ -62,6 +64,7 @@ impl Failure {
         match self {
             Self::Validation(_) => "ValidationError",
             Self::AccessDenied(_) => "AccessDeniedException",
+            Self::UnrecognizedClient(_) => "UnrecognizedClientException",
             Self::Model { .. } => "ModelError",
             Self::Unavailable(_) => "ServiceUnavailable",
             Self::Internal(_) => "InternalFailure",
@@ -70,7 +73,11 @@ impl Failure {
 
     pub fn message(&self) -> String {
         match self {
-            Self::Validation(m) | Self::AccessDenied(m) | Self::Unavailable(m) | Self::Internal(m) => m.clone(),
+            Self::Validation(m)
+            | Self::AccessDenied(m)
+            | Self::UnrecognizedClient(m)
+            | Self::Unavailable(m)
+            | Self::Internal(m) => m.clone(),
             Self::Model { variant, status, .. } => {
                 format!("Received server error ({status}) from primary with message from variant {variant}")
             }
@@ -95,13 +102,32 @@ pub async fn invoke(ctx: &Ctx, name: &str, invocation: Invocation) -> Result<Inv
         }
         Err(_) => return Err(not_found()),
     }
-    send(ctx, &route, invocation).await
+    send(&ctx.state, &route, invocation).await
+}
+
+/// Routes an invocation signed with an invoke key (checked by
+/// [`crate::endpoints::keys::verify`]), which is good for its endpoint only.
+pub async fn invoke_signed(
+    state: &crate::kernel::state::AppState,
+    name: &str,
+    key: &crate::endpoints::keys::Signed,
+    invocation: Invocation,
+) -> Result<Invoked, Failure> {
+    let route = route(state, name).await.map_err(|e| Failure::Internal(e.to_string()))?;
+    match route {
+        Some(route) if route.endpoint_id == key.endpoint_id => send(state, &route, invocation).await,
+        _ => Err(Failure::AccessDenied(format!("Access key {} may not invoke endpoint {name}.", key.key_id))),
+    }
 }
 
 /// Routes an invocation of an endpoint the caller may invoke.
-pub async fn send(ctx: &Ctx, route: &Route, invocation: Invocation) -> Result<Invoked, Failure> {
+pub async fn send(
+    state: &crate::kernel::state::AppState,
+    route: &Route,
+    invocation: Invocation,
+) -> Result<Invoked, Failure> {
     let serving =
-        ctx.state.serving.clone().ok_or_else(|| Failure::Unavailable("This process serves no endpoints.".into()))?;
+        state.serving.clone().ok_or_else(|| Failure::Unavailable("This process serves no endpoints.".into()))?;
     let local = route.backend == "local";
     let variant = match &invocation.target_variant {
         Some(pinned) => route.variant(pinned).ok_or_else(|| {

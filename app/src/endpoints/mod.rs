@@ -3,9 +3,17 @@
 //! routes invocations to them (`invoke`).
 
 #[cfg(feature = "ssr")]
+pub mod demo;
+#[cfg(feature = "ssr")]
+pub mod deploy;
+#[cfg(feature = "ssr")]
 pub mod domain;
 #[cfg(feature = "ssr")]
 pub mod invoke;
+#[cfg(feature = "ssr")]
+pub mod keys;
 pub mod pages;
+#[cfg(feature = "ssr")]
+pub mod routes;
 pub mod rpc;
 pub mod types;

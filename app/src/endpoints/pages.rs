@@ -4,8 +4,8 @@
 //! preview, and the invoke panel.
 
 use crate::endpoints::rpc::{
-    CreateEndpointForm, DeleteEndpoint, SetEndpointWeightsForm, TestInvoke, endpoint_options, get_endpoint,
-    list_endpoints,
+    CreateEndpointForm, CreateInvokeKey, DeleteEndpoint, RevokeInvokeKey, SetEndpointWeightsForm, TestInvoke,
+    endpoint_options, get_endpoint, list_endpoints, list_invoke_keys,
 };
 use crate::endpoints::types::{Endpoint, Variant, shares};
 use crate::kernel::error::AppError;
@@ -263,6 +263,64 @@ fn EndpointView(
             <WeightsEditor endpoint=e.id variants=e.variants.clone() action=weights/>
             <InvokePanel endpoint=e.id variants=names/>
         </div>
+        <InvokeKeys endpoint=e.id engine_name=e.engine_name.clone()/>
+    }
+}
+
+/// Keys for the AWS SDKs (SigV4): create (the secret shown once), revoke.
+#[component]
+fn InvokeKeys(endpoint: Uuid, engine_name: String) -> impl IntoView {
+    let create = ServerAction::<CreateInvokeKey>::new();
+    let revoke = ServerAction::<RevokeInvokeKey>::new();
+    let err = Signal::derive(move || create.value().get().and_then(Result::err));
+    let keys =
+        Resource::new(move || (create.version().get(), revoke.version().get()), move |_| list_invoke_keys(endpoint));
+    view! {
+        <section class="card" id="invoke-keys">
+            <h2>"Invoke keys"</h2>
+            <p class="muted">"For the AWS SDKs' SageMaker Runtime clients, unchanged: "
+                <code>{format!("boto3.client(\"sagemaker-runtime\", endpoint_url=\"<Capstan's URL>\", aws_access_key_id=…, aws_secret_access_key=…).invoke_endpoint(EndpointName=\"{engine_name}\", …)")}</code></p>
+            {move || create.value().get().and_then(Result::ok).map(|k| view! {
+                <div class="notice" id="invoke-key-secret">
+                    "Access key "<code>{k.key.id.clone()}</code>", secret (shown only now): "<code>{k.secret_access_key.clone()}</code>
+                </div>
+            })}
+            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || keys.get().map(|res| match res {
+                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                    Ok(list) if list.is_empty() => view! { <p class="empty">"No keys yet."</p> }.into_any(),
+                    Ok(list) => view! {
+                        <table class="data">
+                            <thead><tr><th>"Access key"</th><th>"Name"</th><th>"Created"</th><th></th></tr></thead>
+                            <tbody>{list.into_iter().map(|k| view! {
+                                <tr>
+                                    <td class="mono">{k.id.clone()}</td>
+                                    <td>{k.name.clone()}<br/><span class="muted">{k.created_by.clone()}</span></td>
+                                    <td><Time at=k.created_at/></td>
+                                    <td>{match k.revoked_at {
+                                        Some(at) => view! { <span class="pill danger">"revoked "<Time at=at/></span> }.into_any(),
+                                        None => view! {
+                                            <ActionForm action=revoke attr:class="inline">
+                                                <input type="hidden" name="id" value=endpoint.to_string()/>
+                                                <input type="hidden" name="key" value=k.id.clone()/>
+                                                <button type="submit" class="secondary small">"Revoke"</button>
+                                            </ActionForm>
+                                        }.into_any(),
+                                    }}</td>
+                                </tr>
+                            }).collect_view()}</tbody>
+                        </table>
+                    }.into_any(),
+                })}
+            </Transition>
+            <ActionForm action=create attr:class="inline">
+                <input type="hidden" name="id" value=endpoint.to_string()/>
+                <input name="name" placeholder="what uses it, e.g. batch scoring" required aria-label="Key name"/>
+                <button type="submit" disabled=move || create.pending().get()>"New key"</button>
+            </ActionForm>
+            <FormError error=err/>
+            <FieldMessage error=err field="name"/>
+        </section>
     }
 }
 
@@ -343,7 +401,7 @@ fn InvokePanel(endpoint: Uuid, variants: Vec<String>) -> impl IntoView {
             <h2>"Invoke"</h2>
             <ActionForm action=invoke attr:class="stack" attr:id="invoke">
                 <input type="hidden" name="id" value=endpoint.to_string()/>
-                <label>"Body" <textarea name="body" rows="4">"0.5,1.2,3.0,0.0"</textarea></label>
+                <label>"Body" <textarea name="body" rows="4">"24,70.5,3"</textarea></label>
                 <label>"Content type"
                     <select name="content_type">
                         <option value="text/csv">"text/csv"</option>

@@ -123,7 +123,28 @@ pub async fn test_invoke(
             latency_ms,
         }),
         Err(Failure::Validation(m)) => crate::kernel::context::finish(Err(AppError::BadRequest(m))),
-        Err(Failure::AccessDenied(_)) => crate::kernel::context::finish(Err(AppError::Forbidden)),
+        Err(Failure::AccessDenied(_) | Failure::UnrecognizedClient(_)) => {
+            crate::kernel::context::finish(Err(AppError::Forbidden))
+        }
         Err(f) => crate::kernel::context::finish(Err(AppError::Upstream(f.message()))),
     }
+}
+
+#[server(prefix = "/rpc", endpoint = "list_invoke_keys")]
+pub async fn list_invoke_keys(id: Uuid) -> Result<Vec<crate::endpoints::types::InvokeKey>, AppError> {
+    let ctx = crate::kernel::context::server_ctx().await?;
+    crate::kernel::context::finish(crate::endpoints::keys::list(&ctx, id).await)
+}
+
+#[server(prefix = "/rpc", endpoint = "create_invoke_key")]
+pub async fn create_invoke_key(id: Uuid, name: String) -> Result<crate::endpoints::types::CreatedInvokeKey, AppError> {
+    let ctx = crate::kernel::context::server_ctx().await?;
+    let input = crate::endpoints::types::NewInvokeKey { name };
+    crate::kernel::context::finish(crate::endpoints::keys::create(&ctx, id, input).await)
+}
+
+#[server(prefix = "/rpc", endpoint = "revoke_invoke_key")]
+pub async fn revoke_invoke_key(id: Uuid, key: String) -> Result<(), AppError> {
+    let ctx = crate::kernel::context::server_ctx().await?;
+    crate::kernel::context::finish(crate::endpoints::keys::revoke(&ctx, id, &key).await)
 }

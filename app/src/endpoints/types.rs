@@ -190,3 +190,39 @@ pub struct VariantRow {
     #[serde(default)]
     pub weight: String,
 }
+
+/// A key for invoking one endpoint with AWS Signature Version 4 (the AWS
+/// SDKs' SageMaker Runtime clients).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct InvokeKey {
+    /// The access key id (`AKCP…`).
+    pub id: String,
+    pub endpoint_id: Uuid,
+    pub name: String,
+    pub created_by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
+    pub created_at: time::OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
+    pub revoked_at: Option<time::OffsetDateTime>,
+}
+
+/// A new key with its secret: shown this once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct CreatedInvokeKey {
+    pub key: InvokeKey,
+    /// The secret access key: configure it with the id in the SDK's credentials.
+    pub secret_access_key: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewInvokeKey {
+    /// What the key is for (1-100 characters).
+    #[cfg_attr(feature = "ssr", schema(min_length = 1, max_length = 100))]
+    pub name: String,
+}

@@ -23,6 +23,7 @@ pub struct Registered {
     pub ctx: Ctx,
     pub team: String,
     pub model_id: uuid::Uuid,
+    pub version_id: uuid::Uuid,
     /// Whether this step set `champion` on it (the model's first).
     pub champion: bool,
 }
@@ -67,7 +68,13 @@ pub async fn register_finished(state: &AppState) -> Result<Vec<Registered>, AppE
                 Err(e) => return Err(e),
             }
         }
-        registered.push(Registered { ctx, team: job.slug, model_id: version.model_id, champion });
+        registered.push(Registered {
+            ctx,
+            team: job.slug,
+            model_id: version.model_id,
+            version_id: version.id,
+            champion,
+        });
     }
     Ok(registered)
 }

@@ -1,6 +1,8 @@
 //! A model version's lineage: the dataset versions its training job read,
-//! the job, and the version (or the artifact it was registered from). Every
-//! part is referenced by the version, so none can be deleted from under it.
+//! the job, and the version (or the artifact it was registered from), then
+//! the endpoints' variants that serve it. Every part before the version is
+//! referenced by it, so none can be deleted from under it; a deployed
+//! version cannot be deleted either.
 
 use crate::kernel::context::Ctx;
 use crate::kernel::error::AppError;
@@ -71,6 +73,28 @@ pub async fn of_version(ctx: &Ctx, id: Uuid) -> Result<Lineage, AppError> {
             });
             edges.push(LineageEdge { from: node, to: me.id.clone(), label: "registered".into() });
         }
+    }
+    // the endpoints' variants serving it (the endpoints capability's tables, read here
+    // so the registry needs none of its code)
+    let serving = sqlx::query!(
+        r#"select e.endpoint_id, e.name as endpoint, e.status, ev.name as variant, ev.shadow_percent
+           from endpoint_variant ev join endpoint e on e.endpoint_id = ev.endpoint_id
+           where ev.version_id = $1 and e.desired = 'running' order by e.name, ev.name"#,
+        version.id
+    )
+    .fetch_all(ctx.pool())
+    .await?;
+    for s in serving {
+        let node = format!("endpoint:{}:{}", s.endpoint_id, s.variant);
+        let role = if s.shadow_percent.is_some() { "shadow" } else { "variant" };
+        nodes.push(LineageNode {
+            id: node.clone(),
+            kind: LineageKind::Endpoint,
+            label: format!("{} / {}", s.endpoint, s.variant),
+            detail: format!("endpoint {role}, {}", s.status),
+            url: Some(format!("/teams/{team}/endpoints/{}", s.endpoint_id)),
+        });
+        edges.push(LineageEdge { from: me.id.clone(), to: node, label: "serves".into() });
     }
     nodes.push(me);
     Ok(Lineage { nodes, edges })

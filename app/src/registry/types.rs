@@ -316,6 +316,8 @@ pub enum LineageKind {
     TrainingJob,
     Artifact,
     ModelVersion,
+    /// An endpoint's variant serving the version.
+    Endpoint,
 }
 
 /// One thing a model version came from (or the version itself).
@@ -342,8 +344,9 @@ pub struct LineageEdge {
     pub label: String,
 }
 
-/// Where a model version came from: dataset versions → training job →
-/// model version (or artifact → model version). Endpoints join it later.
+/// Where a model version came from and where it serves: dataset versions →
+/// training job → model version (or artifact → model version) → the
+/// endpoints' variants that serve it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Lineage {

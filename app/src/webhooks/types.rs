@@ -49,6 +49,8 @@ pub const EVENT_TYPES: &[&str] = &[
     "endpoint.deleted",
     "endpoint.in_service",
     "endpoint.failed",
+    "endpoint.invoke_key_created",
+    "endpoint.invoke_key_revoked",
     "webhook.created",
     "webhook.updated",
     "webhook.deleted",

@@ -4,7 +4,7 @@
 
 use super::{ApiJson, ApiPath};
 use app::endpoints::domain;
-use app::endpoints::types::{Endpoint, NewEndpoint, Weights};
+use app::endpoints::types::{CreatedInvokeKey, Endpoint, InvokeKey, NewEndpoint, NewInvokeKey, Weights};
 use app::kernel::context::Ctx;
 use app::kernel::error::AppError;
 use app::kernel::error::ssr::Problem;
@@ -15,7 +15,12 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(get_one, delete)).routes(routes!(set_weights))
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(get_one, delete))
+        .routes(routes!(set_weights))
+        .routes(routes!(list_keys, create_key))
+        .routes(routes!(revoke_key))
 }
 
 /// The team's endpoints (viewers), by name.
@@ -68,4 +73,35 @@ async fn set_weights(
     ApiJson(input): ApiJson<Weights>,
 ) -> Result<Json<Endpoint>, AppError> {
     Ok(Json(domain::set_weights(&ctx, id, input).await?))
+}
+
+/// The endpoint's invoke keys, newest first (members; never the secrets).
+#[utoipa::path(get, path = "/endpoints/{id}/invoke-keys", tag = "endpoints", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Vec<InvokeKey>), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn list_keys(ctx: Ctx, ApiPath(id): ApiPath<Uuid>) -> Result<Json<Vec<InvokeKey>>, AppError> {
+    Ok(Json(app::endpoints::keys::list(&ctx, id).await?))
+}
+
+/// A key for invoking this endpoint with AWS Signature Version 4 (members):
+/// configure the SDK with its id and secret, region any, and Capstan's URL
+/// as the endpoint URL. The secret is in this answer only.
+#[utoipa::path(post, path = "/endpoints/{id}/invoke-keys", tag = "endpoints", params(("id" = Uuid, Path)),
+    request_body = NewInvokeKey,
+    responses((status = 201, body = CreatedInvokeKey), (status = 403, body = Problem), (status = 404, body = Problem),
+              (status = 422, body = Problem)))]
+async fn create_key(
+    ctx: Ctx,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(input): ApiJson<NewInvokeKey>,
+) -> Result<(StatusCode, Json<CreatedInvokeKey>), AppError> {
+    Ok((StatusCode::CREATED, Json(app::endpoints::keys::create(&ctx, id, input).await?)))
+}
+
+/// Revokes a key (members): its signatures are refused at once.
+#[utoipa::path(delete, path = "/endpoints/{id}/invoke-keys/{key}", tag = "endpoints",
+    params(("id" = Uuid, Path), ("key" = String, Path, description = "The access key id", pattern = r"^AKCP[A-Z0-9]{16}$")),
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn revoke_key(ctx: Ctx, ApiPath((id, key)): ApiPath<(Uuid, String)>) -> Result<StatusCode, AppError> {
+    app::endpoints::keys::revoke(&ctx, id, &key).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

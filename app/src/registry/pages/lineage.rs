@@ -1,5 +1,6 @@
 //! The lineage graph of a model version, drawn as SVG on the server: one
-//! column per step (dataset versions or artifact, training job, version),
+//! column per step (dataset versions or artifact, training job, version,
+//! the endpoints serving it),
 //! each node a link to its page.
 
 use crate::registry::types::{Lineage, LineageKind};
@@ -16,6 +17,7 @@ fn column(kind: LineageKind) -> usize {
         LineageKind::DatasetVersion | LineageKind::Artifact => 0,
         LineageKind::TrainingJob => 1,
         LineageKind::ModelVersion => 2,
+        LineageKind::Endpoint => 3,
     }
 }
 
@@ -25,6 +27,7 @@ fn class(kind: LineageKind) -> &'static str {
         LineageKind::Artifact => "node artifact",
         LineageKind::TrainingJob => "node job",
         LineageKind::ModelVersion => "node version",
+        LineageKind::Endpoint => "node endpoint",
     }
 }
 

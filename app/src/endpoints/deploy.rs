@@ -1,0 +1,220 @@
+//! The serving worker's side of endpoints: what must be deployed or
+//! removed, the specs the backend deploys, and what the backend reports
+//! back (deployed generations, processes, status), audited as Capstan's own acts.
+
+use crate::kernel::audit::NewEvent;
+use crate::kernel::error::AppError;
+use serde_json::json;
+use uuid::Uuid;
+
+/// An endpoint whose backend must be brought to its rows.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub endpoint_id: Uuid,
+    pub engine_name: String,
+    pub team_id: Uuid,
+    pub generation: i32,
+    pub deleted: bool,
+    pub spec: serving::EndpointSpec,
+}
+
+/// Endpoints whose deployed generation is behind, or that should be deleted.
+pub async fn pending(pool: &sqlx::PgPool) -> Result<Vec<Pending>, AppError> {
+    let heads = sqlx::query!(
+        "select endpoint_id, engine_name, team_id, generation, desired from endpoint
+         where desired = 'deleted' or deployed_generation < generation order by created_at limit 50"
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut out = Vec::new();
+    for h in heads {
+        out.push(Pending {
+            endpoint_id: h.endpoint_id,
+            spec: spec(pool, h.endpoint_id, &h.engine_name, h.team_id).await?,
+            engine_name: h.engine_name,
+            team_id: h.team_id,
+            generation: h.generation,
+            deleted: h.desired == "deleted",
+        });
+    }
+    Ok(out)
+}
+
+/// Every endpoint that should be running (for a restart, or another
+/// process taking over local serving).
+pub async fn running(pool: &sqlx::PgPool) -> Result<Vec<(Uuid, serving::EndpointSpec)>, AppError> {
+    let heads = sqlx::query!("select endpoint_id, engine_name, team_id from endpoint where desired = 'running'")
+        .fetch_all(pool)
+        .await?;
+    let mut out = Vec::new();
+    for h in heads {
+        out.push((h.endpoint_id, spec(pool, h.endpoint_id, &h.engine_name, h.team_id).await?));
+    }
+    Ok(out)
+}
+
+async fn spec(
+    pool: &sqlx::PgPool,
+    id: Uuid,
+    engine_name: &str,
+    team_id: Uuid,
+) -> Result<serving::EndpointSpec, AppError> {
+    let variants = sqlx::query!(
+        r#"select ev.name, v.artifact_uri, v.image, j.spec->'script'->>'source_uri' as "code_uri?",
+                  ev.instance_type, ev.instance_count, ev.weight, ev.shadow_percent
+           from endpoint_variant ev join model_version v on v.version_id = ev.version_id
+           left join training_job j on j.job_id = v.training_job_id
+           where ev.endpoint_id = $1 order by ev.position"#,
+        id
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(serving::EndpointSpec {
+        name: engine_name.to_owned(),
+        team: team_id.to_string(),
+        variants: variants
+            .into_iter()
+            .map(|v| serving::VariantSpec {
+                name: v.name,
+                model_uri: v.artifact_uri,
+                code_uri: v.code_uri,
+                image: v.image,
+                instance_type: v.instance_type,
+                instance_count: u32::try_from(v.instance_count).unwrap_or(1),
+                weight: v.weight,
+                shadow: v.shadow_percent.is_some(),
+            })
+            .collect(),
+    })
+}
+
+/// Records that the backend took `generation` (its processes may still be starting).
+pub async fn mark_deployed(pool: &sqlx::PgPool, id: Uuid, generation: i32) -> Result<(), AppError> {
+    sqlx::query!(
+        "update endpoint set deployed_generation = greatest(deployed_generation, $2) where endpoint_id = $1",
+        id,
+        generation
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Moves a running endpoint to `status` (`InService`, `Failed`, …) with
+/// `reason`, audited as Capstan's own act; nothing when it is there already.
+pub async fn set_status(pool: &sqlx::PgPool, id: Uuid, status: &str, reason: Option<&str>) -> Result<(), AppError> {
+    let mut tx = pool.begin().await?;
+    let before = sqlx::query!(
+        "select e.status, e.team_id, e.name from endpoint e where e.endpoint_id = $1 and e.desired = 'running' for update",
+        id
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(before) = before else { return Ok(()) };
+    if before.status == status {
+        return Ok(());
+    }
+    sqlx::query!(
+        "update endpoint set status = $2, failure_reason = $3, updated_at = now() where endpoint_id = $1",
+        id,
+        status,
+        reason
+    )
+    .execute(&mut *tx)
+    .await?;
+    let (actor, meta) = crate::kernel::audit::system();
+    let action = format!("endpoint.{}", if status == "InService" { "in_service" } else { "failed" });
+    crate::kernel::audit::record(
+        &mut tx,
+        &actor,
+        &meta,
+        NewEvent {
+            team_id: Some(before.team_id),
+            action: &action,
+            target_type: "endpoint",
+            target_id: Some(id.to_string()),
+            summary: json!({ "name": before.name, "before": { "status": before.status },
+                             "after": { "status": status, "failure_reason": reason } }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The status an endpoint's processes add up to: in service when every
+/// variant has a healthy process; failed when a variant's processes all
+/// crashed three times or more without ever taking traffic.
+pub fn settled(
+    spec: &serving::EndpointSpec,
+    instances: &[serving::Instance],
+) -> Option<(&'static str, Option<String>)> {
+    let mut all_healthy = true;
+    for v in &spec.variants {
+        let mine: Vec<_> = instances.iter().filter(|i| i.variant == v.name).collect();
+        if mine.iter().any(|i| i.status == serving::InstanceStatus::Healthy) {
+            continue;
+        }
+        all_healthy = false;
+        if !mine.is_empty() && mine.iter().all(|i| i.status == serving::InstanceStatus::Crashed && i.restarts >= 3) {
+            let why = mine.iter().find_map(|i| i.message.clone()).unwrap_or_default();
+            return Some(("Failed", Some(format!("variant {}: {why}", v.name))));
+        }
+    }
+    all_healthy.then_some(("InService", None))
+}
+
+/// Removes a deleted endpoint's rows once its backend let go of it.
+pub async fn removed(pool: &sqlx::PgPool, id: Uuid) -> Result<(), AppError> {
+    sqlx::query!("delete from endpoint where endpoint_id = $1 and desired = 'deleted'", id).execute(pool).await?;
+    Ok(())
+}
+
+/// Writes what the local runner sees of an endpoint's processes (only rows
+/// that changed, so the gateway's caches are dropped only when they must be).
+pub async fn save_instances(
+    pool: &sqlx::PgPool,
+    engine_name: &str,
+    instances: &[serving::Instance],
+) -> Result<(), AppError> {
+    let Some(id) = sqlx::query_scalar!("select endpoint_id from endpoint where engine_name = $1", engine_name)
+        .fetch_optional(pool)
+        .await?
+    else {
+        return Ok(());
+    };
+    let mut tx = pool.begin().await?;
+    for i in instances {
+        sqlx::query!(
+            "insert into endpoint_instance (endpoint_id, variant, ordinal, address, status, restarts, message)
+             select $1, $2, $3, $4, $5, $6, $7
+             where exists (select 1 from endpoint_variant where endpoint_id = $1 and name = $2)
+             on conflict (endpoint_id, variant, ordinal) do update
+                set address = excluded.address, status = excluded.status, restarts = excluded.restarts,
+                    message = excluded.message, updated_at = now()
+                where (endpoint_instance.address, endpoint_instance.status, endpoint_instance.restarts,
+                       endpoint_instance.message)
+                      is distinct from (excluded.address, excluded.status, excluded.restarts, excluded.message)",
+            id,
+            i.variant,
+            i32::try_from(i.ordinal).unwrap_or(0),
+            i.address.map(|a| a.to_string()),
+            i.status.as_str(),
+            i32::try_from(i.restarts).unwrap_or(i32::MAX),
+            i.message
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    // processes of variants (or counts) that are gone
+    let keep: Vec<String> = instances.iter().map(|i| format!("{}#{}", i.variant, i.ordinal)).collect();
+    sqlx::query!(
+        "delete from endpoint_instance where endpoint_id = $1 and not (variant || '#' || ordinal = any($2))",
+        id,
+        &keep
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,115 @@
+// Endpoints in the browser: a member creates an endpoint with two variants
+// picked from the registry, waits for it to serve, invokes it from the page
+// (pinned to a variant), changes the weights with the live preview, and the
+// split chart follows.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openSession, closeSession } from './harness.mjs';
+
+const USER = { email: 'eve@example.com', password: 'endpoint password 123' };
+
+// script-mode handlers: the model is a JSON file naming itself
+const INFERENCE = `
+import json, os
+
+def model_fn(model_dir):
+    with open(os.path.join(model_dir, "model.json")) as f:
+        return json.load(f)
+
+def predict_fn(data, model):
+    return {"model": model["name"], "rows": len(data)}
+`;
+
+let session, capstan, page, go;
+
+before(async () => {
+  session = await openSession();
+  ({ capstan, page, go } = session);
+  capstan.cli(['user', 'create', '--email', USER.email, '--name', 'Eve'], USER.password + '\n');
+});
+
+after(() => closeSession(session));
+
+async function api(token, method, path, body) {
+  const res = await fetch(capstan.base + '/api/v1' + path, {
+    method,
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  assert.ok(res.ok, `${method} ${path}: ${res.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+/// A model.tar.gz in the team's area of local mode's bucket: model.json and code/inference.py.
+function modelArchive(name) {
+  const dir = mkdtempSync(join(tmpdir(), 'capstan-model-'));
+  mkdirSync(join(dir, 'code'));
+  writeFileSync(join(dir, 'model.json'), JSON.stringify({ name }));
+  writeFileSync(join(dir, 'code/inference.py'), INFERENCE);
+  const target = join(capstan.dataDir, `s3/data/capstan/models/ml/${name}/model.tar.gz`);
+  mkdirSync(join(target, '..'), { recursive: true });
+  execFileSync('tar', ['czf', target, '-C', dir, 'model.json', 'code/inference.py']);
+  return `s3://capstan/models/ml/${name}/model.tar.gz`;
+}
+
+const legend = async (selector) => (await page.textContent(selector)).replace(/\s+/g, ' ').trim();
+
+test('create an endpoint with two variants, invoke it from the page, change weights, see the split move', async () => {
+  const token = capstan.cli(['token', 'create', '--email', USER.email, '--name', 'setup']).trim();
+  await api(token, 'POST', '/teams', { slug: 'ml', name: 'ML' });
+  const model = await api(token, 'POST', '/teams/ml/models', { name: 'clf' });
+  const versions = [];
+  for (const name of ['alpha', 'beta']) {
+    versions.push(await api(token, 'POST', `/models/${model.id}/versions`, { artifact_uri: modelArchive(name) }));
+  }
+
+  await session.signIn(USER);
+  await go('/teams/ml/endpoints');
+  await page.click('a:has-text("New endpoint")');
+  await page.waitForURL(/\/teams\/ml\/endpoints\/new$/);
+  await page.waitForSelector('#create-endpoint');
+  await page.fill('#create-endpoint input[name=name]', 'web');
+  await page.fill('#create-endpoint input[name="variants[0][name]"]', 'a');
+  await page.selectOption('#create-endpoint select[name="variants[0][version_id]"]', versions[0].id);
+  await page.fill('#create-endpoint input[name="variants[0][weight]"]', '1');
+  await page.fill('#create-endpoint input[name="variants[1][name]"]', 'b');
+  await page.selectOption('#create-endpoint select[name="variants[1][version_id]"]', versions[1].id);
+  await page.fill('#create-endpoint input[name="variants[1][weight]"]', '1');
+  await page.click('#create-endpoint button[type=submit]');
+  await page.waitForURL(/\/teams\/ml\/endpoints\/[0-9a-f-]{36}$/);
+  // the page follows the endpoint until its processes answer
+  await page.waitForSelector('#endpoint-status:has-text("InService")', { timeout: 60_000 });
+  assert.equal(await legend('#variants tr[data-variant=a] td.share'), '50.0 %');
+
+  // invoke from the page, pinned to b
+  await page.selectOption('#invoke select[name=content_type]', 'application/json');
+  await page.fill('#invoke textarea[name=body]', '[[1, 2], [3, 4]]');
+  await page.selectOption('#invoke select[name=variant]', 'b');
+  await page.click('#invoke button[type=submit]');
+  await page.waitForSelector('#invoke-result strong[data-variant=b]');
+  assert.ok((await page.textContent('#invoke-result pre')).includes('"model": "beta"'));
+
+  // weights: the preview follows the typing, the chart follows the change
+  await page.fill('#weights input[data-variant=a]', '0');
+  await page.waitForSelector('#weights-preview .legend-item[data-variant=b]:has-text("100.0 %")');
+  await page.click('#weights button[type=submit]');
+  await page.waitForSelector('#variants tr[data-variant=b] td.share:has-text("100.0 %")');
+  assert.ok((await legend('.split-legend .legend-item[data-variant=a]')).includes('0.0 %'));
+  const endpoint = (await api(token, 'GET', '/teams/ml/endpoints'))[0];
+  assert.deepEqual(endpoint.variants.map((v) => v.weight), [0, 1]);
+  // by weight now, every answer is b's
+  for (let i = 0; i < 5; i++) {
+    const res = await fetch(`${capstan.base}/endpoints/ml-web/invocations`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: '[[1]]',
+    });
+    assert.equal(res.status, 200, await res.text());
+    assert.equal(res.headers.get('x-amzn-invoked-production-variant'), 'b');
+  }
+});
