@@ -90,6 +90,7 @@ pub fn state(
         packages: None,
         serving: None,
         serving_wake: Arc::new(tokio::sync::Notify::new()),
+        traffic: Arc::default(),
         open_streams: Arc::default(),
         instance: uuid::Uuid::now_v7(),
         cache: Arc::default(),
@@ -160,8 +161,8 @@ pub fn router(state: AppState, opts: &HttpOptions) -> Router {
                     if !allowed {
                         return app::kernel::error::AppError::Unauthenticated.into_response();
                     }
-                    ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics.render(&state.pool))
-                        .into_response()
+                    let text = metrics.render(&state.pool) + &metrics::render_traffic(&state.traffic);
+                    ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
                 }
             }),
         );

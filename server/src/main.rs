@@ -296,6 +296,8 @@ async fn serve(config: Config, demo: Option<Option<String>>) -> anyhow::Result<(
     let hooks = tokio::spawn(server::workers::webhooks(state.clone(), std::time::Duration::from_secs(1), stop.clone()));
     let endpoints =
         tokio::spawn(server::workers::serving(state.clone(), std::time::Duration::from_secs(1), stop.clone()));
+    let traffic =
+        tokio::spawn(server::workers::traffic(state.clone(), std::time::Duration::from_secs(10), stop.clone()));
     if let Some(email) = demo {
         let demo = create_demo(&state, email.as_deref()).await?;
         let job = &demo.job;
@@ -326,6 +328,7 @@ async fn serve(config: Config, demo: Option<Option<String>>) -> anyhow::Result<(
     let _ = trainer.await;
     let _ = hooks.await;
     let _ = endpoints.await;
+    let _ = traffic.await;
     if let Some(task) = anchoring {
         let _ = task.await;
     }

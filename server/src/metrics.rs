@@ -114,6 +114,57 @@ fn method_label(method: &http::Method) -> &'static str {
     }
 }
 
+/// Endpoint traffic through this process's gateway since it started, per
+/// endpoint (engine name) and variant, in Prometheus' text format.
+pub fn render_traffic(recorder: &serving::traffic::Recorder) -> String {
+    let totals = recorder.totals();
+    let mut out = String::new();
+    out.push_str("# HELP capstan_endpoint_invocations_total Invocations through this process's gateway.\n");
+    out.push_str("# TYPE capstan_endpoint_invocations_total counter\n");
+    for ((endpoint, variant), c) in &totals {
+        let ok = c.requests.saturating_sub(c.errors_4xx + c.errors_5xx + c.model_errors);
+        for (outcome, n) in [
+            ("ok", ok),
+            ("client_error", c.errors_4xx),
+            ("server_error", c.errors_5xx),
+            ("model_error", c.model_errors),
+        ] {
+            let _ = writeln!(
+                out,
+                "capstan_endpoint_invocations_total{{endpoint=\"{endpoint}\",variant=\"{variant}\",outcome=\"{outcome}\"}} {n}"
+            );
+        }
+    }
+    out.push_str("# HELP capstan_endpoint_latency_seconds Time to the model's answer, as the gateway saw it.\n");
+    out.push_str("# TYPE capstan_endpoint_latency_seconds histogram\n");
+    for ((endpoint, variant), c) in &totals {
+        let mut cumulative = 0;
+        for (i, n) in c.latency.iter().enumerate() {
+            cumulative += n;
+            let le = serving::traffic::LATENCY_BOUNDS_MS
+                .get(i)
+                .map_or_else(|| "+Inf".to_owned(), |b| format!("{}", b / 1000.0));
+            let _ = writeln!(
+                out,
+                "capstan_endpoint_latency_seconds_bucket{{endpoint=\"{endpoint}\",variant=\"{variant}\",le=\"{le}\"}} {cumulative}"
+            );
+        }
+        let labels = format!("endpoint=\"{endpoint}\",variant=\"{variant}\"");
+        let _ = writeln!(out, "capstan_endpoint_latency_seconds_sum{{{labels}}} {}", c.latency_ms_sum / 1000.0);
+        let _ = writeln!(out, "capstan_endpoint_latency_seconds_count{{{labels}}} {}", c.requests);
+    }
+    out.push_str(
+        "# HELP capstan_endpoint_shadow_agreements_total Shadow answers equal to production's, of shadow requests.\n",
+    );
+    out.push_str("# TYPE capstan_endpoint_shadow_agreements_total counter\n");
+    for ((endpoint, variant), c) in totals.iter().filter(|(_, c)| c.shadow_requests > 0) {
+        let labels = format!("endpoint=\"{endpoint}\",variant=\"{variant}\"");
+        let _ = writeln!(out, "capstan_endpoint_shadow_agreements_total{{{labels}}} {}", c.shadow_agree);
+        let _ = writeln!(out, "capstan_endpoint_shadow_requests_total{{{labels}}} {}", c.shadow_requests);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -351,3 +351,21 @@ async fn serving_round(state: &app::kernel::state::AppState, backend: &dyn servi
         }
     }
 }
+
+/// Adds what this process's gateway counted to the per-minute rollups of
+/// endpoint metrics every `every`, in one statement, and once more on the
+/// way out. Every process runs it (each counts its own traffic).
+pub async fn traffic(state: app::kernel::state::AppState, every: Duration, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(every) => {}
+        }
+        if let Err(e) = app::endpoints::metrics::flush(&state).await {
+            tracing::warn!(error = %e, "could not write endpoint metrics; keeping them for the next flush");
+        }
+    }
+    if let Err(e) = app::endpoints::metrics::flush(&state).await {
+        tracing::warn!(error = %e, "could not write the last endpoint metrics");
+    }
+}

@@ -767,6 +767,16 @@ fn cases() -> Vec<Case> {
             input: json!({"id": "{endpoint}", "key": "{invoke_key2}"}),
             expect: "401 403 200 200 200 404 200",
         },
+        Case {
+            call: "GET /api/v1/endpoints/{endpoint}/metrics",
+            input: json!(null),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case {
+            call: "fn endpoint_metrics",
+            input: json!({"id": "{endpoint}", "window": "24h"}),
+            expect: "401 200 200 200 200 404 200",
+        },
         Case { call: "fn setup_open", input: json!({}), expect: "200 200 200 200 200 200 200" },
         Case {
             call: "fn setup",

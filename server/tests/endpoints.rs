@@ -167,6 +167,28 @@ async fn variants_share_traffic_by_weight_a_pinned_variant_answers_and_bad_calls
         .sum();
     assert!(chi2 < 13.82, "traffic follows the weights: {counts:?} (chi-square {chi2:.2})");
 
+    // the gateway's counts reach the per-minute rollups and /metrics
+    app::endpoints::metrics::flush(&app.state).await.expect("flush");
+    let metrics = app.call(Method::GET, &format!("/api/v1/endpoints/{id}/metrics"), &viewer, None).await;
+    assert_eq!(metrics.status, StatusCode::OK, "{}", metrics.text());
+    let metrics = metrics.json();
+    for (name, n) in &counts {
+        let series = metrics["variants"].as_array().into_iter().flatten().find(|v| v["variant"] == name.as_str());
+        let total: u64 =
+            series.map(|v| v["requests"].as_array().into_iter().flatten().filter_map(Value::as_u64).sum()).unwrap_or(0);
+        assert_eq!(total, u64::from(*n), "requests of {name} in the rollups: {metrics}");
+        assert!(series.is_some_and(|v| v["p99_ms"].as_array().into_iter().flatten().any(Value::is_f64)), "{metrics}");
+    }
+    let res = app.call(Method::GET, &format!("/api/v1/endpoints/{id}/metrics?step=30"), &viewer, None).await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST, "a step of 30 s: {}", res.text());
+    let exported =
+        app.send(http::Request::get("/metrics").body(axum::body::Body::empty()).expect("request")).await.text();
+    let line = format!(
+        "capstan_endpoint_invocations_total{{endpoint=\"ml-ab\",variant=\"c\",outcome=\"ok\"}} {}",
+        counts["c"]
+    );
+    assert!(exported.contains(&line), "{line} in /metrics");
+
     // a pinned variant answers every time; an unknown one is named with the ones there are
     for _ in 0..20 {
         let res = invoke(&app, &member, "ml-ab", "[[1]]", Some("b")).await;
@@ -394,6 +416,19 @@ async fn a_crashed_variant_gets_no_traffic_until_it_is_restarted_and_a_slow_shad
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(copies >= 2, "the shadow received copies ({copies})");
+    // the shadow's answers are counted under its name, and never agreed with production's
+    let mut agreement = None;
+    for _ in 0..50 {
+        app::endpoints::metrics::flush(&app.state).await.expect("flush");
+        let m = app.call(Method::GET, &format!("/api/v1/endpoints/{id}/metrics"), &admin, None).await.json();
+        let shadow = m["variants"].as_array().into_iter().flatten().find(|v| v["variant"] == "s").cloned();
+        agreement = shadow.and_then(|v| v["shadow_agreement"].as_array().into_iter().flatten().find_map(Value::as_f64));
+        if agreement.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(agreement, Some(0.0), "the slow model answers differently from a and b");
 
     // b crashes: once Capstan sees it, all traffic goes to a until b is back
     let res = invoke(&app, &admin, "ml-live", r#"{"crash": true}"#, Some("b")).await;

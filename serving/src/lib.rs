@@ -6,6 +6,7 @@
 //! `SM_MODEL_DIR` says).
 
 pub mod local;
+pub mod traffic;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};

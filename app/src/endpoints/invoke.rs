@@ -152,24 +152,44 @@ pub async fn send(
     };
     let request =
         serving::Request { body: invocation.body, content_type: invocation.content_type, accept: invocation.accept };
+    // the shadow hears production's answer to say whether it agreed
+    let mut production = None;
     if let Some((shadow, fraction)) = &route.shadow
         && rand::rng().random::<f64>() < *fraction
     {
-        shadow_copy(serving.clone(), route, shadow, request.clone());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        production = Some(tx);
+        shadow_copy(state, serving.clone(), route, shadow, request.clone(), rx);
     }
     let target = serving::Target { endpoint: &route.engine_name, variant: &variant.name, address };
-    let answer = serving.invoke(&target, request, TIMEOUT).await.map_err(|e| match e {
-        serving::InvokeError::Unavailable(m) => Failure::Unavailable(m),
-        serving::InvokeError::Timeout(_) => Failure::Model {
-            variant: variant.name.clone(),
-            status: 408,
-            body: Bytes::from(format!("The model did not answer within {} seconds.", TIMEOUT.as_secs())),
-        },
-        serving::InvokeError::TooLarge => Failure::Internal("The model's answer is larger than 6 MB.".into()),
-    })?;
+    let started = std::time::Instant::now();
+    let answered = serving.invoke(&target, request, TIMEOUT).await;
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let endpoint_id = route.endpoint_id.to_string();
+    let record = |outcome| state.traffic.record(&endpoint_id, &route.engine_name, &variant.name, outcome, latency_ms);
+    let answer = match answered {
+        Ok(answer) => answer,
+        Err(e) => {
+            record(serving::traffic::Outcome::ServerError);
+            return Err(match e {
+                serving::InvokeError::Unavailable(m) => Failure::Unavailable(m),
+                serving::InvokeError::Timeout(_) => Failure::Model {
+                    variant: variant.name.clone(),
+                    status: 408,
+                    body: Bytes::from(format!("The model did not answer within {} seconds.", TIMEOUT.as_secs())),
+                },
+                serving::InvokeError::TooLarge => Failure::Internal("The model's answer is larger than 6 MB.".into()),
+            });
+        }
+    };
+    if let Some(tx) = production {
+        let _ = tx.send((answer.status, answer.body.clone()));
+    }
     if answer.status >= 400 {
+        record(serving::traffic::Outcome::ModelError);
         return Err(Failure::Model { variant: variant.name.clone(), status: answer.status, body: answer.body });
     }
+    record(serving::traffic::Outcome::Ok);
     Ok(Invoked { variant: variant.name.clone(), answer })
 }
 
@@ -194,12 +214,16 @@ pub fn pick(route: &Route, local: bool, x: f64) -> Option<&RouteVariant> {
 }
 
 /// Sends a copy to the shadow in the background: its answer is never
-/// returned and its time never counts against the caller.
+/// returned and its time never counts against the caller. Its outcome and
+/// latency are counted under its name, and whether its answer equalled
+/// production's (`production`, sent once production answered).
 fn shadow_copy(
+    state: &crate::kernel::state::AppState,
     serving: std::sync::Arc<dyn serving::Serving>,
     route: &Route,
     shadow: &RouteVariant,
     request: serving::Request,
+    production: tokio::sync::oneshot::Receiver<(u16, Bytes)>,
 ) {
     let address = if route.backend == "local" {
         if shadow.addresses.is_empty() {
@@ -210,11 +234,19 @@ fn shadow_copy(
         None
     };
     let (endpoint, variant) = (route.engine_name.clone(), shadow.name.clone());
+    let (endpoint_id, traffic) = (route.endpoint_id.to_string(), state.traffic.clone());
     tokio::spawn(async move {
         let target = serving::Target { endpoint: &endpoint, variant: &variant, address };
-        match serving.invoke(&target, request, TIMEOUT).await {
-            Ok(answer) => tracing::debug!(%endpoint, %variant, status = answer.status, "shadow answered"),
-            Err(e) => tracing::debug!(%endpoint, %variant, error = %e, "shadow failed"),
-        }
+        let started = std::time::Instant::now();
+        let answered = serving.invoke(&target, request, TIMEOUT).await;
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let (outcome, mine) = match &answered {
+            Ok(a) if a.status >= 400 => (serving::traffic::Outcome::ModelError, Some((a.status, a.body.clone()))),
+            Ok(a) => (serving::traffic::Outcome::Ok, Some((a.status, a.body.clone()))),
+            Err(_) => (serving::traffic::Outcome::ServerError, None),
+        };
+        let theirs = tokio::time::timeout(TIMEOUT, production).await.ok().and_then(Result::ok);
+        let agreed = mine.is_some() && mine == theirs;
+        traffic.record_shadow(&endpoint_id, &endpoint, &variant, outcome, latency_ms, agreed);
     });
 }

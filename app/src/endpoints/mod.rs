@@ -12,6 +12,8 @@ pub mod domain;
 pub mod invoke;
 #[cfg(feature = "ssr")]
 pub mod keys;
+#[cfg(feature = "ssr")]
+pub mod metrics;
 pub mod pages;
 #[cfg(feature = "ssr")]
 pub mod routes;

@@ -5,9 +5,10 @@
 
 use crate::endpoints::rpc::{
     CreateEndpointForm, CreateInvokeKey, DeleteEndpoint, RevokeInvokeKey, SetEndpointWeightsForm, TestInvoke,
-    endpoint_options, get_endpoint, list_endpoints, list_invoke_keys,
+    endpoint_metrics, endpoint_options, get_endpoint, list_endpoints, list_invoke_keys,
 };
 use crate::endpoints::types::{Endpoint, Variant, shares};
+use crate::kernel::chart::{ChartLine, LineChart};
 use crate::kernel::error::AppError;
 use crate::kernel::widgets::{ConfirmButton, ErrorBox, FieldMessage, FormError, PageHeader, Time, use_refresh};
 use leptos::prelude::*;
@@ -263,7 +264,58 @@ fn EndpointView(
             <WeightsEditor endpoint=e.id variants=e.variants.clone() action=weights/>
             <InvokePanel endpoint=e.id variants=names/>
         </div>
+        <TrafficCharts endpoint=e.id/>
         <InvokeKeys endpoint=e.id engine_name=e.engine_name.clone()/>
+    }
+}
+
+/// Traffic share, requests per second, error rate and p99 latency per
+/// variant over the last hour, day or week (`?window=`), from the rollups.
+#[component]
+fn TrafficCharts(endpoint: Uuid) -> impl IntoView {
+    let query = leptos_router::hooks::use_query_map();
+    let window = move || {
+        query.with(|q| {
+            q.get("window").filter(|w| ["1h", "24h", "7d"].contains(&w.as_str())).unwrap_or_else(|| "1h".into())
+        })
+    };
+    let tick = use_refresh(RwSignal::new(true));
+    let metrics = Resource::new(move || (window(), tick.get() / 15), move |(w, _)| endpoint_metrics(endpoint, w));
+    view! {
+        <section class="card" id="traffic">
+            <h2>"Traffic"</h2>
+            <p class="toolbar">
+                {["1h", "24h", "7d"].into_iter().map(|w| view! {
+                    <a href=format!("?window={w}") class:active=move || window() == w>{format!("last {w}")}</a>
+                }).collect_view()}
+            </p>
+            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || metrics.get().map(|res| match res {
+                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                    Ok(m) if m.variants.iter().all(|v| v.requests.iter().all(|n| *n == 0)) => view! {
+                        <p class="empty">"No requests in this window yet. Send some from the invoke panel, or with a script."</p>
+                    }.into_any(),
+                    Ok(m) => {
+                        let totals: Vec<u64> = (0..m.at.len()).map(|i| m.variants.iter().map(|v| v.requests.get(i).copied().unwrap_or(0)).sum()).collect();
+                        let lines = |f: &dyn Fn(&crate::endpoints::types::VariantSeries) -> Vec<f64>| -> Vec<ChartLine> {
+                            m.variants.iter().map(|v| ChartLine { label: v.variant.clone(), values: f(v) }).collect()
+                        };
+                        let share = lines(&|v| v.requests.iter().zip(&totals).map(|(n, t)| if *t == 0 { 0.0 } else { *n as f64 / *t as f64 }).collect());
+                        let rps = lines(&|v| v.requests_per_second.clone());
+                        let errors = lines(&|v| v.error_rate.clone());
+                        let p99 = lines(&|v| v.p99_ms.iter().map(|p| p.unwrap_or(0.0)).collect());
+                        view! {
+                            <div class="grid-2 charts">
+                                <LineChart name="traffic share" lines=share/>
+                                <LineChart name="requests/s" lines=rps/>
+                                <LineChart name="error rate" lines=errors/>
+                                <LineChart name="p99 latency (ms)" lines=p99/>
+                            </div>
+                        }.into_any()
+                    }
+                })}
+            </Transition>
+        </section>
     }
 }
 

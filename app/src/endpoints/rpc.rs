@@ -148,3 +148,18 @@ pub async fn revoke_invoke_key(id: Uuid, key: String) -> Result<(), AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     crate::kernel::context::finish(crate::endpoints::keys::revoke(&ctx, id, &key).await)
 }
+
+/// The endpoint's traffic over `window` (`1h`, `24h` or `7d`) for its page.
+#[server(prefix = "/rpc", endpoint = "endpoint_metrics")]
+pub async fn endpoint_metrics(id: Uuid, window: String) -> Result<crate::endpoints::types::EndpointMetrics, AppError> {
+    let ctx = crate::kernel::context::server_ctx().await?;
+    let (span, step) = match window.as_str() {
+        "24h" => (time::Duration::hours(24), 1800),
+        "7d" => (time::Duration::days(7), 3 * 3600),
+        _ => (time::Duration::hours(1), 60),
+    };
+    let to = time::OffsetDateTime::now_utc();
+    crate::kernel::context::finish(
+        crate::endpoints::metrics::series(&ctx, id, Some(to - span), Some(to), Some(step)).await,
+    )
+}

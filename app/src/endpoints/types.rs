@@ -226,3 +226,47 @@ pub struct NewInvokeKey {
     #[cfg_attr(feature = "ssr", schema(min_length = 1, max_length = 100))]
     pub name: String,
 }
+
+/// An endpoint's traffic over a window, per variant, one point per step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct EndpointMetrics {
+    pub step_seconds: i64,
+    /// The start of each step (RFC 3339).
+    pub at: Vec<String>,
+    pub variants: Vec<VariantSeries>,
+}
+
+/// One variant's series (the shadow's too, with its agreement).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct VariantSeries {
+    pub variant: String,
+    pub requests: Vec<u64>,
+    pub requests_per_second: Vec<f64>,
+    /// (4xx + 5xx + model errors) / requests; 0 without requests.
+    pub error_rate: Vec<f64>,
+    /// Latency quantiles in ms (the upper bound of the histogram bucket); null without requests.
+    pub p50_ms: Vec<Option<f64>>,
+    pub p95_ms: Vec<Option<f64>>,
+    pub p99_ms: Vec<Option<f64>>,
+    /// The share of shadow answers equal to production's; null without shadow requests.
+    pub shadow_agreement: Vec<Option<f64>>,
+}
+
+/// The window of `GET /endpoints/{id}/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct MetricsQuery {
+    /// RFC 3339; default `to` minus one hour.
+    #[cfg_attr(feature = "ssr", param(format = DateTime))]
+    pub from: Option<String>,
+    /// RFC 3339; default now.
+    #[cfg_attr(feature = "ssr", param(format = DateTime))]
+    pub to: Option<String>,
+    /// Seconds per point, whole minutes (60-86400); default 60.
+    #[cfg_attr(feature = "ssr", param(minimum = 60, maximum = 86400, multiple_of = 60))]
+    pub step: Option<i64>,
+}

@@ -67,6 +67,9 @@ pub struct AppState {
     /// Wakes the serving worker (an endpoint was created, changed or deleted).
     #[from_ref(skip)]
     pub serving_wake: Arc<tokio::sync::Notify>,
+    /// What this process's gateway saw, per endpoint variant and minute,
+    /// until the traffic worker adds it to the rollups.
+    pub traffic: Arc<serving::traffic::Recorder>,
     /// Live streams (server-sent events) open per user, to cap them.
     pub open_streams: Arc<Mutex<std::collections::HashMap<Uuid, usize>>>,
     /// This process, as the owner of the work leases it holds (several

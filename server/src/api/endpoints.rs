@@ -2,9 +2,11 @@
 //! endpoints, their variants and traffic weights. Invocations go through
 //! the gateway (`server/src/gateway.rs`).
 
-use super::{ApiJson, ApiPath};
+use super::{ApiJson, ApiPath, ApiQuery};
 use app::endpoints::domain;
-use app::endpoints::types::{CreatedInvokeKey, Endpoint, InvokeKey, NewEndpoint, NewInvokeKey, Weights};
+use app::endpoints::types::{
+    CreatedInvokeKey, Endpoint, EndpointMetrics, InvokeKey, MetricsQuery, NewEndpoint, NewInvokeKey, Weights,
+};
 use app::kernel::context::Ctx;
 use app::kernel::error::AppError;
 use app::kernel::error::ssr::Problem;
@@ -19,6 +21,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list, create))
         .routes(routes!(get_one, delete))
         .routes(routes!(set_weights))
+        .routes(routes!(metrics))
         .routes(routes!(list_keys, create_key))
         .routes(routes!(revoke_key))
 }
@@ -104,4 +107,32 @@ async fn create_key(
 async fn revoke_key(ctx: Ctx, ApiPath((id, key)): ApiPath<(Uuid, String)>) -> Result<StatusCode, AppError> {
     app::endpoints::keys::revoke(&ctx, id, &key).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The endpoint's traffic per variant (viewers): requests per second, error
+/// rate, p50/p95/p99 latency and the shadow's agreement, one point per
+/// `step` from `from` to `to` (default: the last hour by minute).
+#[utoipa::path(get, path = "/endpoints/{id}/metrics", tag = "endpoints", params(("id" = Uuid, Path), MetricsQuery),
+    responses((status = 200, body = EndpointMetrics), (status = 400, body = Problem), (status = 403, body = Problem),
+              (status = 404, body = Problem)))]
+async fn metrics(
+    ctx: Ctx,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(q): ApiQuery<MetricsQuery>,
+) -> Result<Json<EndpointMetrics>, AppError> {
+    let when = |field: &str, raw: Option<&str>| -> Result<Option<time::OffsetDateTime>, AppError> {
+        raw.map(|r| {
+            time::OffsetDateTime::parse(r, &time::format_description::well_known::Rfc3339).map_err(|_| {
+                AppError::InvalidQuery(vec![app::kernel::error::FieldError::new(
+                    field,
+                    "Give an RFC 3339 time such as 2026-12-03T12:00:00Z.",
+                )])
+            })
+        })
+        .transpose()
+    };
+    // who may read it first: an outsider learns nothing from the window's errors
+    app::endpoints::domain::get(&ctx, id).await?;
+    let (from, to) = (when("from", q.from.as_deref())?, when("to", q.to.as_deref())?);
+    Ok(Json(app::endpoints::metrics::series(&ctx, id, from, to, q.step).await?))
 }

@@ -1,0 +1,175 @@
+//! Per-variant traffic metrics: the gateway's counts added to per-minute
+//! rollups in batches (`flush`, every process), and read back as series for
+//! the endpoint page and `GET /api/v1/endpoints/{id}/metrics`.
+
+use crate::endpoints::types::{EndpointMetrics, VariantSeries};
+use crate::kernel::context::Ctx;
+use crate::kernel::error::{AppError, FieldError};
+use crate::kernel::roles::Action;
+use serving::traffic::{BUCKETS, Counts, quantile};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// Adds what this process's gateway recorded to the rollups, in one
+/// statement; on failure the counts go back for the next flush. Returns how
+/// many (variant, minute) rows it added to.
+pub async fn flush(state: &crate::kernel::state::AppState) -> Result<usize, AppError> {
+    let taken = state.traffic.take();
+    if taken.is_empty() {
+        return Ok(0);
+    }
+    let mut ids = Vec::new();
+    let mut variants = Vec::new();
+    let mut minutes = Vec::new();
+    let mut numbers: [Vec<i64>; 6] = Default::default();
+    let mut sums = Vec::new();
+    let mut buckets = Vec::new();
+    for ((endpoint, variant, minute), c) in &taken {
+        let Ok(id) = endpoint.parse::<Uuid>() else { continue };
+        ids.push(id);
+        variants.push(variant.clone());
+        minutes.push(time::OffsetDateTime::from_unix_timestamp(*minute).unwrap_or(time::OffsetDateTime::UNIX_EPOCH));
+        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        for (slot, v) in numbers.iter_mut().zip([
+            c.requests,
+            c.errors_4xx,
+            c.errors_5xx,
+            c.model_errors,
+            c.shadow_requests,
+            c.shadow_agree,
+        ]) {
+            slot.push(n(v));
+        }
+        sums.push(c.latency_ms_sum);
+        // one text per row: Postgres has no arrays of arrays of unequal use here
+        buckets.push(c.latency.iter().map(u64::to_string).collect::<Vec<_>>().join(","));
+    }
+    let [requests, e4, e5, model, shadow, agree] = numbers;
+    let done = sqlx::query!(
+        r#"insert into endpoint_metric as m (endpoint_id, variant, minute, requests, errors_4xx, errors_5xx,
+                  model_errors, shadow_requests, shadow_agree, latency_ms_sum, latency_buckets)
+           select r.id, r.variant, r.minute, r.requests, r.e4, r.e5, r.model, r.shadow, r.agree, r.sum,
+                  string_to_array(r.buckets, ',')::bigint[]
+           from unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::bigint[], $5::bigint[], $6::bigint[],
+                       $7::bigint[], $8::bigint[], $9::bigint[], $10::float8[], $11::text[])
+                as r(id, variant, minute, requests, e4, e5, model, shadow, agree, sum, buckets)
+           where exists (select 1 from endpoint e where e.endpoint_id = r.id)
+           on conflict (endpoint_id, variant, minute) do update set
+               requests = m.requests + excluded.requests,
+               errors_4xx = m.errors_4xx + excluded.errors_4xx,
+               errors_5xx = m.errors_5xx + excluded.errors_5xx,
+               model_errors = m.model_errors + excluded.model_errors,
+               shadow_requests = m.shadow_requests + excluded.shadow_requests,
+               shadow_agree = m.shadow_agree + excluded.shadow_agree,
+               latency_ms_sum = m.latency_ms_sum + excluded.latency_ms_sum,
+               latency_buckets = array(select coalesce(a, 0) + coalesce(b, 0)
+                                       from unnest(m.latency_buckets, excluded.latency_buckets) as t(a, b))"#,
+        &ids,
+        &variants,
+        &minutes,
+        &requests,
+        &e4,
+        &e5,
+        &model,
+        &shadow,
+        &agree,
+        &sums,
+        &buckets
+    )
+    .execute(&state.pool)
+    .await;
+    match done {
+        Ok(r) => Ok(usize::try_from(r.rows_affected()).unwrap_or_default()),
+        Err(e) => {
+            state.traffic.restore(taken);
+            Err(e.into())
+        }
+    }
+}
+
+/// The endpoint's series from `from` to `to` in steps of `step` seconds
+/// (viewers): per variant, requests per second, error rate, p50/p95/p99
+/// latency and the shadow's agreement. Defaults: the last hour by minute.
+pub async fn series(
+    ctx: &Ctx,
+    id: Uuid,
+    from: Option<time::OffsetDateTime>,
+    to: Option<time::OffsetDateTime>,
+    step: Option<i64>,
+) -> Result<EndpointMetrics, AppError> {
+    crate::endpoints::domain::load(ctx, id, Action::ReadTeam).await?;
+    let now = time::OffsetDateTime::now_utc();
+    let to = to.unwrap_or(now);
+    let from = from.unwrap_or(to - time::Duration::hours(1));
+    let step = step.unwrap_or(60);
+    let mut bad = Vec::new();
+    if !(60..=86_400).contains(&step) || step % 60 != 0 {
+        bad.push(FieldError::new("step", "Give a step in whole minutes, 60 to 86400 seconds."));
+    }
+    if from >= to || to - from > time::Duration::days(31) {
+        bad.push(FieldError::new("from", "Give a window `from` < `to` of at most 31 days."));
+    } else if (to - from).whole_seconds() / step.max(1) > 2_000 {
+        bad.push(FieldError::new("step", "At most 2000 points: take a longer step."));
+    }
+    if !bad.is_empty() {
+        return Err(AppError::InvalidQuery(bad));
+    }
+    let start = from.unix_timestamp() - from.unix_timestamp().rem_euclid(step);
+    let points = usize::try_from((to.unix_timestamp() - start) / step + 1).unwrap_or(1);
+    let rows = sqlx::query!(
+        r#"select variant, minute, requests, errors_4xx, errors_5xx, model_errors, latency_buckets,
+                  shadow_requests, shadow_agree
+           from endpoint_metric where endpoint_id = $1 and minute >= $2 and minute <= $3"#,
+        id,
+        time::OffsetDateTime::from_unix_timestamp(start).unwrap_or(from),
+        to
+    )
+    .fetch_all(ctx.pool())
+    .await?;
+    let mut by_variant: BTreeMap<String, Vec<Counts>> = BTreeMap::new();
+    for r in rows {
+        let i = usize::try_from((r.minute.unix_timestamp() - start) / step).unwrap_or(0).min(points - 1);
+        let slots = by_variant.entry(r.variant).or_insert_with(|| vec![Counts::default(); points]);
+        let c = &mut slots[i];
+        let n = |v: i64| u64::try_from(v).unwrap_or(0);
+        c.requests += n(r.requests);
+        c.errors_4xx += n(r.errors_4xx);
+        c.errors_5xx += n(r.errors_5xx);
+        c.model_errors += n(r.model_errors);
+        c.shadow_requests += n(r.shadow_requests);
+        c.shadow_agree += n(r.shadow_agree);
+        for (slot, v) in c.latency.iter_mut().zip(r.latency_buckets.iter().take(BUCKETS)) {
+            *slot += n(*v);
+        }
+    }
+    let secs = step as f64;
+    let variants = by_variant
+        .into_iter()
+        .map(|(variant, slots)| VariantSeries {
+            variant,
+            requests: slots.iter().map(|c| c.requests).collect(),
+            requests_per_second: slots.iter().map(|c| c.requests as f64 / secs).collect(),
+            error_rate: slots
+                .iter()
+                .map(|c| {
+                    let errors = c.errors_4xx + c.errors_5xx + c.model_errors;
+                    if c.requests == 0 { 0.0 } else { errors as f64 / c.requests as f64 }
+                })
+                .collect(),
+            p50_ms: slots.iter().map(|c| quantile(&c.latency, 0.5)).collect(),
+            p95_ms: slots.iter().map(|c| quantile(&c.latency, 0.95)).collect(),
+            p99_ms: slots.iter().map(|c| quantile(&c.latency, 0.99)).collect(),
+            shadow_agreement: slots
+                .iter()
+                .map(|c| (c.shadow_requests > 0).then(|| c.shadow_agree as f64 / c.shadow_requests as f64))
+                .collect(),
+        })
+        .collect();
+    let at = (0..points)
+        .map(|i| {
+            let t = time::OffsetDateTime::from_unix_timestamp(start + step * i as i64).unwrap_or(from);
+            t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+        })
+        .collect();
+    Ok(EndpointMetrics { step_seconds: step, at, variants })
+}
