@@ -22,33 +22,23 @@ before(async () => {
 
 after(() => closeSession(session));
 
-async function api(token, method, path, body) {
-  const res = await fetch(capstan.base + '/api/v1' + path, {
-    method,
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  assert.ok(res.ok, `${method} ${path}: ${res.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
 
 test('an author requests a move of champion, an approver approves it, the alias moves', async () => {
   // a team with a model of two versions and a protected champion on v1 (set up through the API)
   const token = capstan.cli(['token', 'create', '--email', AUTHOR.email, '--name', 'setup']).trim();
-  await api(token, 'POST', '/teams', { slug: 'ml', name: 'ML' });
-  await api(token, 'POST', '/teams/ml/members', { email: APPROVER.email, role: 'approver' });
+  await session.api(token, 'POST', '/teams', { slug: 'ml', name: 'ML' });
+  await session.api(token, 'POST', '/teams/ml/members', { email: APPROVER.email, role: 'approver' });
   const artifact = join(capstan.dataDir, 's3/data/capstan/models/ml/churn/model.tar.gz');
   mkdirSync(join(artifact, '..'), { recursive: true });
   writeFileSync(artifact, 'weights');
-  const model = await api(token, 'POST', '/teams/ml/models', { name: 'churn' });
+  const model = await session.api(token, 'POST', '/teams/ml/models', { name: 'churn' });
   const versions = [];
   for (const auc of [0.81, 0.88]) {
-    versions.push(await api(token, 'POST', `/models/${model.id}/versions`,
+    versions.push(await session.api(token, 'POST', `/models/${model.id}/versions`,
       { artifact_uri: 's3://capstan/models/ml/churn/model.tar.gz', metrics: { auc } }));
   }
-  await api(token, 'PUT', `/models/${model.id}/aliases/champion`, { version_id: versions[0].id });
-  await api(token, 'POST', `/models/${model.id}/aliases/champion/protect`);
+  await session.api(token, 'PUT', `/models/${model.id}/aliases/champion`, { version_id: versions[0].id });
+  await session.api(token, 'POST', `/models/${model.id}/aliases/champion/protect`);
 
   // the author asks, from the model page
   await session.signIn(AUTHOR);
@@ -86,7 +76,7 @@ test('an author requests a move of champion, an approver approves it, the alias 
   // the alias moved, and its history names the request, who asked and who approved
   await go(`/teams/ml/models/${model.id}`);
   await page.waitForSelector('#aliases li[data-alias=champion]:has-text("→ v2")');
-  const history = await api(token, 'GET', `/models/${model.id}/aliases/champion/history`);
+  const history = await session.api(token, 'GET', `/models/${model.id}/aliases/champion/history`);
   assert.equal(history.items[0].changed_by, AUTHOR.email);
   assert.ok(history.items[0].reason.includes(APPROVER.email), history.items[0].reason);
   // the alias's page shows the same from the audit log: the request, who asked, who approved

@@ -34,16 +34,6 @@ before(async () => {
 
 after(() => closeSession(session));
 
-async function api(token, method, path, body) {
-  const res = await fetch(capstan.base + '/api/v1' + path, {
-    method,
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  assert.ok(res.ok, `${method} ${path}: ${res.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
 
 /// A model.tar.gz in the team's area of local mode's bucket: model.json and code/inference.py.
 function modelArchive(name) {
@@ -61,11 +51,11 @@ const legend = async (selector) => (await page.textContent(selector)).replace(/\
 
 test('create an endpoint with two variants, invoke it from the page, change weights, see the split move', async () => {
   const token = capstan.cli(['token', 'create', '--email', USER.email, '--name', 'setup']).trim();
-  await api(token, 'POST', '/teams', { slug: 'ml', name: 'ML' });
-  const model = await api(token, 'POST', '/teams/ml/models', { name: 'clf' });
+  await session.api(token, 'POST', '/teams', { slug: 'ml', name: 'ML' });
+  const model = await session.api(token, 'POST', '/teams/ml/models', { name: 'clf' });
   const versions = [];
   for (const name of ['alpha', 'beta']) {
-    versions.push(await api(token, 'POST', `/models/${model.id}/versions`, { artifact_uri: modelArchive(name) }));
+    versions.push(await session.api(token, 'POST', `/models/${model.id}/versions`, { artifact_uri: modelArchive(name) }));
   }
 
   await session.signIn(USER);
@@ -100,7 +90,7 @@ test('create an endpoint with two variants, invoke it from the page, change weig
   await page.click('#weights button[type=submit]');
   await page.waitForSelector('#variants tr[data-variant=b] td.share:has-text("100.0 %")');
   assert.ok((await legend('.split-legend .legend-item[data-variant=a]')).includes('0.0 %'));
-  const endpoint = (await api(token, 'GET', '/teams/ml/endpoints'))[0];
+  const endpoint = (await session.api(token, 'GET', '/teams/ml/endpoints'))[0];
   assert.deepEqual(endpoint.variants.map((v) => v.weight), [0, 1]);
   // by weight now, every answer is b's
   for (let i = 0; i < 5; i++) {

@@ -143,6 +143,18 @@ export async function openSession() {
         }
       }
     },
+    /// Calls the REST API as the owner of `token`; an answer other than 2xx
+    /// fails the test with its status and body. Returns the parsed JSON.
+    async api(token, method, path, body) {
+      const res = await fetch(capstan.base + '/api/v1' + path, {
+        method,
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await res.text();
+      if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+      return text ? JSON.parse(text) : null;
+    },
     /// Signs `user` in through the sign-in form and waits until the home
     /// page has hydrated (a navigation started before that can stall).
     async signIn(user) {

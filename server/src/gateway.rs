@@ -72,7 +72,7 @@ async fn by_name(
             Err(f) => return failure(&f),
         };
         let invocation = invocation(&parts.headers, body);
-        return answer(app::endpoints::invoke::invoke_signed(&state, &name, &signed, invocation).await);
+        return answer(app::endpoints::keys::invoke_signed(&state, &name, &signed, invocation).await);
     }
     let ctx = match Ctx::from_parts(&mut parts, &state).await {
         Ok(ctx) => ctx,

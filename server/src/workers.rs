@@ -237,15 +237,17 @@ pub async fn serving(state: app::kernel::state::AppState, every: Duration, stop:
     use app::endpoints::deploy;
     let Some(backend) = state.serving.clone() else { return };
     let mut holder: Option<sqlx::PgConnection> = None;
+    let mut saved = std::collections::HashMap::new();
     loop {
         if holder.is_none() {
             match take_serving_lock(&state.pool).await {
                 Ok(Some(conn)) => {
                     holder = Some(conn);
+                    saved.clear();
                     tracing::info!("this process runs the endpoints");
                     match deploy::running(&state.pool).await {
-                        Ok(specs) => {
-                            for (_, spec) in specs {
+                        Ok(running) => {
+                            for deploy::Running { spec, .. } in running {
                                 if let Err(e) = backend.deploy(&spec).await {
                                     tracing::warn!(endpoint = %spec.name, error = %e, "could not start an endpoint");
                                 }
@@ -268,7 +270,7 @@ pub async fn serving(state: app::kernel::state::AppState, every: Duration, stop:
                 holder = None;
                 continue;
             }
-            serving_round(&state, backend.as_ref()).await;
+            serving_round(&state, backend.as_ref(), &mut saved).await;
         }
         tokio::select! {
             _ = stop.cancelled() => break,
@@ -292,7 +294,14 @@ async fn take_serving_lock(pool: &sqlx::PgPool) -> Result<Option<sqlx::PgConnect
 
 /// One pass of the serving process: new generations deployed, deleted
 /// endpoints removed, processes' state written and endpoints' status settled.
-async fn serving_round(state: &app::kernel::state::AppState, backend: &dyn serving::Serving) {
+///
+/// `saved` holds the processes last written per endpoint, so an unchanged
+/// endpoint costs no write.
+async fn serving_round(
+    state: &app::kernel::state::AppState,
+    backend: &dyn serving::Serving,
+    saved: &mut std::collections::HashMap<uuid::Uuid, Vec<serving::Instance>>,
+) {
     use app::endpoints::deploy;
     match deploy::pending(&state.pool).await {
         Ok(pending) => {
@@ -331,20 +340,26 @@ async fn serving_round(state: &app::kernel::state::AppState, backend: &dyn servi
         }
         Err(e) => tracing::warn!(error = %e, "could not read the endpoints to deploy"),
     }
-    let specs = match deploy::running(&state.pool).await {
-        Ok(specs) => specs,
+    let running = match deploy::running(&state.pool).await {
+        Ok(running) => running,
         Err(e) => {
             tracing::warn!(error = %e, "could not read the running endpoints");
             return;
         }
     };
-    for (id, spec) in specs {
+    saved.retain(|id, _| running.iter().any(|r| r.endpoint_id == *id));
+    for deploy::Running { endpoint_id: id, status: current, spec } in running {
         let instances = backend.instances(&spec.name);
-        if let Err(e) = deploy::save_instances(&state.pool, &spec.name, &instances).await {
-            tracing::warn!(endpoint = %spec.name, error = %e, "could not record an endpoint's processes");
-            continue;
+        // written only when they changed since this process last wrote them
+        if saved.get(&id) != Some(&instances) {
+            if let Err(e) = deploy::save_instances(&state.pool, id, &instances).await {
+                tracing::warn!(endpoint = %spec.name, error = %e, "could not record an endpoint's processes");
+                continue;
+            }
+            saved.insert(id, instances.clone());
         }
         if let Some((status, reason)) = deploy::settled(&spec, &instances)
+            && status != current
             && let Err(e) = deploy::set_status(&state.pool, id, status, reason.as_deref()).await
         {
             tracing::warn!(endpoint = %spec.name, error = %e, "could not record an endpoint's status");

@@ -5,6 +5,7 @@
 use crate::kernel::audit::NewEvent;
 use crate::kernel::error::AppError;
 use serde_json::json;
+use std::collections::HashMap;
 use uuid::Uuid;
 
 /// An endpoint whose backend must be brought to its rows.
@@ -26,55 +27,74 @@ pub async fn pending(pool: &sqlx::PgPool) -> Result<Vec<Pending>, AppError> {
     )
     .fetch_all(pool)
     .await?;
-    let mut out = Vec::new();
-    for h in heads {
-        out.push(Pending {
-            endpoint_id: h.endpoint_id,
-            spec: spec(pool, h.endpoint_id, &h.engine_name, h.team_id).await?,
-            engine_name: h.engine_name,
-            team_id: h.team_id,
-            generation: h.generation,
-            deleted: h.desired == "deleted",
-        });
-    }
-    Ok(out)
+    let mut specs = specs(pool, heads.iter().map(|h| (h.endpoint_id, h.engine_name.as_str(), h.team_id))).await?;
+    Ok(heads
+        .into_iter()
+        .filter_map(|h| {
+            Some(Pending {
+                spec: specs.remove(&h.endpoint_id)?,
+                endpoint_id: h.endpoint_id,
+                engine_name: h.engine_name,
+                team_id: h.team_id,
+                generation: h.generation,
+                deleted: h.desired == "deleted",
+            })
+        })
+        .collect())
 }
 
-/// Every endpoint that should be running (for a restart, or another
-/// process taking over local serving).
-pub async fn running(pool: &sqlx::PgPool) -> Result<Vec<(Uuid, serving::EndpointSpec)>, AppError> {
-    let heads = sqlx::query!("select endpoint_id, engine_name, team_id from endpoint where desired = 'running'")
-        .fetch_all(pool)
-        .await?;
-    let mut out = Vec::new();
-    for h in heads {
-        out.push((h.endpoint_id, spec(pool, h.endpoint_id, &h.engine_name, h.team_id).await?));
-    }
-    Ok(out)
+/// An endpoint that should be running: its status and what to deploy.
+#[derive(Debug, Clone)]
+pub struct Running {
+    pub endpoint_id: Uuid,
+    pub status: String,
+    pub spec: serving::EndpointSpec,
 }
 
-async fn spec(
+/// Every endpoint that should be running (for a restart, another process
+/// taking over local serving, and each round of the serving worker).
+pub async fn running(pool: &sqlx::PgPool) -> Result<Vec<Running>, AppError> {
+    let heads =
+        sqlx::query!("select endpoint_id, engine_name, team_id, status from endpoint where desired = 'running'")
+            .fetch_all(pool)
+            .await?;
+    let mut specs = specs(pool, heads.iter().map(|h| (h.endpoint_id, h.engine_name.as_str(), h.team_id))).await?;
+    Ok(heads
+        .into_iter()
+        .filter_map(|h| {
+            Some(Running { spec: specs.remove(&h.endpoint_id)?, endpoint_id: h.endpoint_id, status: h.status })
+        })
+        .collect())
+}
+
+/// The specs of endpoints `(id, engine name, team)`, their variants read in one query.
+async fn specs<'a>(
     pool: &sqlx::PgPool,
-    id: Uuid,
-    engine_name: &str,
-    team_id: Uuid,
-) -> Result<serving::EndpointSpec, AppError> {
+    heads: impl Iterator<Item = (Uuid, &'a str, Uuid)>,
+) -> Result<HashMap<Uuid, serving::EndpointSpec>, AppError> {
+    let mut specs: HashMap<Uuid, serving::EndpointSpec> = heads
+        .map(|(id, engine_name, team_id)| {
+            (
+                id,
+                serving::EndpointSpec { name: engine_name.to_owned(), team: team_id.to_string(), variants: Vec::new() },
+            )
+        })
+        .collect();
+    let ids: Vec<Uuid> = specs.keys().copied().collect();
     let variants = sqlx::query!(
-        r#"select ev.name, v.artifact_uri, v.image, j.spec->'script'->>'source_uri' as "code_uri?",
+        r#"select ev.endpoint_id, ev.name, v.artifact_uri, v.image,
+                  j.spec->'script'->>'source_uri' as "code_uri?",
                   ev.instance_type, ev.instance_count, ev.weight, ev.shadow_percent
            from endpoint_variant ev join model_version v on v.version_id = ev.version_id
            left join training_job j on j.job_id = v.training_job_id
-           where ev.endpoint_id = $1 order by ev.position"#,
-        id
+           where ev.endpoint_id = any($1) order by ev.endpoint_id, ev.position"#,
+        &ids
     )
     .fetch_all(pool)
     .await?;
-    Ok(serving::EndpointSpec {
-        name: engine_name.to_owned(),
-        team: team_id.to_string(),
-        variants: variants
-            .into_iter()
-            .map(|v| serving::VariantSpec {
+    for v in variants {
+        if let Some(spec) = specs.get_mut(&v.endpoint_id) {
+            spec.variants.push(serving::VariantSpec {
                 name: v.name,
                 model_uri: v.artifact_uri,
                 code_uri: v.code_uri,
@@ -83,9 +103,10 @@ async fn spec(
                 instance_count: u32::try_from(v.instance_count).unwrap_or(1),
                 weight: v.weight,
                 shadow: v.shadow_percent.is_some(),
-            })
-            .collect(),
-    })
+            });
+        }
+    }
+    Ok(specs)
 }
 
 /// Records that the backend took `generation` (its processes may still be starting).
@@ -172,17 +193,7 @@ pub async fn removed(pool: &sqlx::PgPool, id: Uuid) -> Result<(), AppError> {
 
 /// Writes what the local runner sees of an endpoint's processes (only rows
 /// that changed, so the gateway's caches are dropped only when they must be).
-pub async fn save_instances(
-    pool: &sqlx::PgPool,
-    engine_name: &str,
-    instances: &[serving::Instance],
-) -> Result<(), AppError> {
-    let Some(id) = sqlx::query_scalar!("select endpoint_id from endpoint where engine_name = $1", engine_name)
-        .fetch_optional(pool)
-        .await?
-    else {
-        return Ok(());
-    };
+pub async fn save_instances(pool: &sqlx::PgPool, id: Uuid, instances: &[serving::Instance]) -> Result<(), AppError> {
     let mut tx = pool.begin().await?;
     for i in instances {
         sqlx::query!(

@@ -103,6 +103,16 @@ async fn check_variants(
     .map(|r| (r.version_id, r.status))
     .collect();
     let region = ctx.state.settings.region.clone();
+    let types: Vec<String> = all.iter().map(|v| v.instance_type.to_owned()).collect();
+    let priced: HashSet<String> = sqlx::query_scalar!(
+        "select instance_type from instance_price where region = $1 and instance_type = any($2)",
+        region,
+        &types
+    )
+    .fetch_all(ctx.pool())
+    .await?
+    .into_iter()
+    .collect();
     for Asked { field, name, version_id, instance_type, count, weight: w, percent } in all {
         let name = errors.check(&format!("{field}.name"), sagemaker_name(name, "variant"));
         if let Some(n) = &name
@@ -121,7 +131,7 @@ async fn check_variants(
             ),
             Some(_) => {}
         }
-        if crate::training::prices::price(ctx.pool(), &region, instance_type).await?.is_none() {
+        if !priced.contains(instance_type) {
             errors.push(
                 &format!("{field}.instance_type"),
                 format!("`{instance_type}` is not in the price table of {region}: pick a listed instance type."),
@@ -241,7 +251,6 @@ pub async fn create(ctx: &Ctx, team: &str, input: NewEndpoint) -> Result<Endpoin
 
 struct Head {
     endpoint_id: Uuid,
-    team_id: Uuid,
     team: String,
     name: String,
     engine_name: String,
@@ -277,7 +286,7 @@ pub(crate) async fn load(ctx: &Ctx, id: Uuid, action: Action) -> Result<(Endpoin
 async fn read(pool: &sqlx::PgPool, ids: &[Uuid]) -> Result<Vec<Endpoint>, AppError> {
     let heads = sqlx::query_as!(
         Head,
-        r#"select e.endpoint_id, e.team_id, t.slug as team, e.name, e.engine_name, e.backend, e.status,
+        r#"select e.endpoint_id, t.slug as team, e.name, e.engine_name, e.backend, e.status,
                   e.failure_reason, e.capture_percent, u.email as created_by, e.created_at, e.updated_at
            from endpoint e join team t on t.team_id = e.team_id join app_user u on u.user_id = e.created_by
            where e.endpoint_id = any($1) order by e.name"#,
@@ -339,7 +348,6 @@ async fn read(pool: &sqlx::PgPool, ids: &[Uuid]) -> Result<Vec<Endpoint>, AppErr
                 list.push(variant);
             }
         }
-        let _ = h.team_id;
         out.push(Endpoint {
             id: h.endpoint_id,
             team: h.team,

@@ -105,21 +105,6 @@ pub async fn invoke(ctx: &Ctx, name: &str, invocation: Invocation) -> Result<Inv
     send(&ctx.state, &route, invocation).await
 }
 
-/// Routes an invocation signed with an invoke key (checked by
-/// [`crate::endpoints::keys::verify`]), which is good for its endpoint only.
-pub async fn invoke_signed(
-    state: &crate::kernel::state::AppState,
-    name: &str,
-    key: &crate::endpoints::keys::Signed,
-    invocation: Invocation,
-) -> Result<Invoked, Failure> {
-    let route = route(state, name).await.map_err(|e| Failure::Internal(e.to_string()))?;
-    match route {
-        Some(route) if route.endpoint_id == key.endpoint_id => send(state, &route, invocation).await,
-        _ => Err(Failure::AccessDenied(format!("Access key {} may not invoke endpoint {name}.", key.key_id))),
-    }
-}
-
 /// Routes an invocation of an endpoint the caller may invoke.
 pub async fn send(
     state: &crate::kernel::state::AppState,

@@ -4,7 +4,8 @@
 //! gateway unchanged, signing with AWS Signature Version 4. Members create,
 //! list and revoke them; the secret is shown once.
 
-use crate::endpoints::invoke::Failure;
+use crate::endpoints::invoke::{Failure, Invocation, Invoked, send};
+use crate::endpoints::routes::route;
 use crate::endpoints::types::{CreatedInvokeKey, InvokeKey, NewInvokeKey};
 use crate::kernel::audit::NewEvent;
 use crate::kernel::context::Ctx;
@@ -269,6 +270,21 @@ pub async fn verify(
         ));
     }
     Ok(Signed { key_id: auth.key_id.to_owned(), endpoint_id })
+}
+
+/// Routes an invocation signed with an invoke key (checked by [`verify`]),
+/// which is good for its endpoint only.
+pub async fn invoke_signed(
+    state: &crate::kernel::state::AppState,
+    name: &str,
+    key: &Signed,
+    invocation: Invocation,
+) -> Result<Invoked, Failure> {
+    let route = route(state, name).await.map_err(|e| Failure::Internal(e.to_string()))?;
+    match route {
+        Some(route) if route.endpoint_id == key.endpoint_id => send(state, &route, invocation).await,
+        _ => Err(Failure::AccessDenied(format!("Access key {} may not invoke endpoint {name}.", key.key_id))),
+    }
 }
 
 /// A live key's secret and endpoint, from the cache when it can.
