@@ -279,7 +279,8 @@ async fn variants_share_traffic_by_weight_a_pinned_variant_answers_and_bad_calls
 async fn bad_endpoints_are_refused_field_by_field_and_write_nothing(pool: PgPool) {
     let app = TestApp::new(pool).await.with_serving();
     let admin = Auth::Bearer(app.user("admin@example.com", false).await.token);
-    let member = Auth::Bearer(app.user("member@example.com", false).await.token);
+    let member_user = app.user("member@example.com", false).await;
+    let member = Auth::Bearer(member_user.token.clone());
     app.team_with_members("ml", &admin, &[("member@example.com", "member")]).await;
     app.team_with_members("other", &admin, &[]).await;
     let mine = model(&app, &member, "clf").await;
@@ -362,6 +363,27 @@ async fn bad_endpoints_are_refused_field_by_field_and_write_nothing(pool: PgPool
         .await;
     assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text());
     assert!(res.text().contains("Variant `champ`"), "{}", res.text());
+    // the page's form: a row's number that does not parse is that field's error
+    let form = Auth::Cookie(member_user.cookie.clone());
+    for (field, value, expected) in [
+        ("variants[0][weight]", "heavy", "variants[0].weight"),
+        ("variants[0][instance_count]", "two", "variants[0].instance_count"),
+    ] {
+        let mut args = vec![
+            ("team", "ml"),
+            ("name", "e"),
+            ("variants[0][name]", "a"),
+            ("variants[0][version_id]", v.as_str()),
+            ("variants[0][instance_type]", "ml.m5.large"),
+            ("variants[0][instance_count]", "1"),
+            ("variants[0][weight]", "1"),
+        ];
+        args.retain(|(k, _)| *k != field);
+        args.push((field, value));
+        let res = app.server_fn("create_endpoint_form", &form, &args).await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {}", res.text());
+        assert!(res.text().contains(expected), "{field}: {}", res.text());
+    }
     assert_eq!(app.count("select count(*) from endpoint").await, 0, "nothing created");
     assert_eq!(app.count("select count(*) from audit_event where action like 'endpoint.%'").await, 0);
     assert!(app.count("select count(*) from audit_event").await >= events);
@@ -573,6 +595,12 @@ async fn boto3_sagemaker_runtime_invokes_with_an_invoke_key_and_a_revoked_key_is
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
     let key_id = res.json()["key"]["id"].as_str().expect("id").to_owned();
     let secret = res.json()["secret_access_key"].as_str().expect("secret").to_owned();
+    for bad in [json!({"name": "  "}), json!({"name": "k".repeat(101)})] {
+        let res = app.call(Method::POST, &keys, &admin, Some(bad.clone())).await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {}", res.text());
+        assert_eq!(res.json()["errors"][0]["field"], "name", "{bad}: {}", res.text());
+    }
+    assert_eq!(app.count("select count(*) from endpoint_invoke_key").await, 1, "bad names make no key");
     let listed = app.call(Method::GET, &keys, &admin, None).await;
     assert!(!listed.text().contains(&secret), "the secret is shown once: {}", listed.text());
 
