@@ -1,7 +1,7 @@
 // Endpoints in the browser: a member creates an endpoint with two variants
 // picked from the registry, waits for it to serve, invokes it from the page
 // (pinned to a variant), changes the weights with the live preview, and the
-// split chart follows.
+// split chart follows; then replaces a variant with a new one on two processes.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -102,4 +102,26 @@ test('create an endpoint with two variants, invoke it from the page, change weig
     assert.equal(res.status, 200, await res.text());
     assert.equal(res.headers.get('x-amzn-invoked-production-variant'), 'b');
   }
+
+  // sample traffic from the page: the notice says until when, and the charts show traffic
+  await page.fill('#sample-traffic input[name=body]', '[[1, 2]]');
+  await page.selectOption('#sample-traffic select[name=content_type]', 'application/json');
+  await page.fill('#sample-traffic input[name=seconds]', '5');
+  await page.click('#sample-traffic button[type=submit]');
+  await page.waitForSelector('#sample-traffic-started');
+  await page.waitForSelector('#traffic .charts svg', { timeout: 40_000 });
+
+  // the variants editor: b goes ("remove" as its version), c comes in the blank row on two processes
+  await page.selectOption('#edit-variants select[name="variants[1][version_id]"]', '');
+  await page.fill('#edit-variants input[name="variants[2][name]"]', 'c');
+  await page.selectOption('#edit-variants select[name="variants[2][version_id]"]', versions[0].id);
+  await page.fill('#edit-variants input[name="variants[2][instance_count]"]', '2');
+  await page.fill('#edit-variants input[name="variants[2][weight]"]', '3');
+  await page.click('#edit-variants button[type=submit]');
+  await page.waitForSelector('#variants tr[data-variant=c] td.share:has-text("100.0 %")');
+  await page.waitForSelector('#endpoint-status:has-text("InService")', { timeout: 60_000 });
+  await page.waitForSelector('#variants tr[data-variant=c] .pill:has-text("#1 Healthy")', { timeout: 60_000 });
+  assert.equal(await page.locator('#variants tr[data-variant=b]').count(), 0, 'b is gone');
+  const changed = await session.api(token, 'GET', `/endpoints/${endpoint.id}`);
+  assert.deepEqual(changed.variants.map((v) => [v.name, v.instance_count, v.weight]), [['a', 1, 0], ['c', 2, 3]]);
 });

@@ -279,6 +279,9 @@ pub enum Command {
         /// Whose demo: an account's email (default: the first site admin).
         #[arg(long)]
         email: Option<String>,
+        /// Once the demo's endpoint serves, send it sample traffic (5 requests/s for 15 minutes).
+        #[arg(long)]
+        traffic: bool,
     },
     /// Control the private local PostgreSQL cluster (local mode only).
     #[command(subcommand)]

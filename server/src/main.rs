@@ -26,7 +26,7 @@ async fn run() -> anyhow::Result<()> {
     init_tracing(&cli.config);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config, None).await,
-        Command::Demo { email } => serve(cli.config, Some(email)).await,
+        Command::Demo { email, traffic } => serve(cli.config, Some((email, traffic))).await,
         Command::Migrate => {
             let (db, local) = connect(&cli.config).await?;
             migrate(&db).await?;
@@ -224,9 +224,10 @@ async fn finish(pool: sqlx::PgPool, local: Option<LocalPostgres>) -> anyhow::Res
     Ok(())
 }
 
-/// Runs the server; with `demo` set (`Some(None)`: the first site admin), also
-/// creates the demo once it is up.
-async fn serve(config: Config, demo: Option<Option<String>>) -> anyhow::Result<()> {
+/// Runs the server; with `demo` set (whose: an email, or `None` for the first
+/// site admin; and whether to send its endpoint sample traffic), also creates
+/// the demo once it is up.
+async fn serve(config: Config, demo: Option<(Option<String>, bool)>) -> anyhow::Result<()> {
     // Before anything starts: local mode refuses to run user code unsandboxed.
     let sandbox = server::engines::sandbox(&config)?;
     let (pool, local) = connect(&config).await?;
@@ -298,9 +299,18 @@ async fn serve(config: Config, demo: Option<Option<String>>) -> anyhow::Result<(
         tokio::spawn(server::workers::serving(state.clone(), std::time::Duration::from_secs(1), stop.clone()));
     let traffic =
         tokio::spawn(server::workers::traffic(state.clone(), std::time::Duration::from_secs(10), stop.clone()));
-    if let Some(email) = demo {
-        let demo = create_demo(&state, email.as_deref()).await?;
+    if let Some((email, traffic)) = demo {
+        let (demo, ctx) = create_demo(&state, email.as_deref()).await?;
         let job = &demo.job;
+        if traffic {
+            println!("Sample traffic goes to the demo's endpoint once it serves (after its job is trained).");
+            let team = job.team.clone();
+            tokio::spawn(async move {
+                if let Err(e) = app::endpoints::demo::send_traffic_when_ready(ctx, team).await {
+                    tracing::warn!(error = %e, "the demo's sample traffic did not start");
+                }
+            });
+        }
         println!("Demo training job launched: {}/teams/{}/training/{}", config.public_url(), job.team, job.id);
         if let Some(r) = &demo.reviewer {
             println!(
@@ -359,7 +369,7 @@ async fn shutdown_signal() {
 async fn create_demo(
     state: &app::kernel::state::AppState,
     email: Option<&str>,
-) -> anyhow::Result<app::training::types::Demo> {
+) -> anyhow::Result<(app::training::types::Demo, app::kernel::context::Ctx)> {
     let pool = &state.pool;
     let user_id = match email {
         Some(email) => sqlx::query_scalar::<_, uuid::Uuid>("select user_id from app_user where email = $1")
@@ -406,7 +416,8 @@ async fn create_demo(
         request_id: None,
         client_addr: "cli".into(),
     };
-    app::training::demo::create(&ctx).await.map_err(user_error)
+    let demo = app::training::demo::create(&ctx).await.map_err(user_error)?;
+    Ok((demo, ctx))
 }
 
 /// The audit anchor key, required by the commands that sign or check anchors.

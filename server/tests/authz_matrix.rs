@@ -689,6 +689,19 @@ fn cases() -> Vec<Case> {
             expect: "401 403 200 200 200 404 200",
         },
         Case {
+            call: "PATCH /api/v1/endpoints/{endpoint}",
+            input: json!({"variants": [{"name": "a", "version_id": "{model_version}", "instance_type": "ml.m5.large",
+                          "instance_count": 2, "weight": 1}]}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        // another team's version cannot be swapped in, whoever calls
+        Case {
+            call: "PATCH /api/v1/endpoints/{endpoint}",
+            input: json!({"variants": [{"name": "a", "version_id": "{beta_model_version}", "instance_type": "ml.m5.large",
+                          "instance_count": 1, "weight": 1}]}),
+            expect: "401 403 422 422 422 404 422",
+        },
+        Case {
             call: "DELETE /api/v1/endpoints/{endpoint_del}",
             input: json!(null),
             expect: "401 403 403 403 204 404 204",
@@ -729,6 +742,30 @@ fn cases() -> Vec<Case> {
         Case {
             call: "json set_endpoint_weights",
             input: json!({"id": "{endpoint}", "weights": {"weights": [{"variant": "a", "weight": 1}]}}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        // sample traffic: members; one stream per endpoint, so on the shared endpoint the callers after
+        // the first allowed one get 409; on their own endpoints each allowed caller starts one
+        Case {
+            call: "POST /api/v1/endpoints/{endpoint}/sample-traffic",
+            input: json!({"body": "1,2", "rate": 1, "seconds": 60}),
+            expect: "401 403 202 409 409 404 409",
+        },
+        Case {
+            call: "fn send_sample_traffic",
+            input: json!({"id": "{endpoint_del2}", "body": "1,2", "content_type": "text/csv", "rate": "1", "seconds": "1"}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case {
+            call: "fn update_endpoint_form",
+            input: json!({"id": "{endpoint}", "variants[0][name]": "a", "variants[0][version_id]": "{model_version}",
+                          "variants[0][instance_type]": "ml.m5.large", "variants[0][instance_count]": "1",
+                          "variants[0][weight]": "1"}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case {
+            call: "json update_endpoint",
+            input: json!({"id": "{endpoint}", "update": {"capture_percent": 5}}),
             expect: "401 403 200 200 200 404 200",
         },
         Case {

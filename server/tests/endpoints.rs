@@ -258,6 +258,34 @@ async fn variants_share_traffic_by_weight_a_pinned_variant_answers_and_bad_calls
     }
     assert_eq!(app.audit_count("endpoint.weights_changed").await, events + 1);
 
+    // sample traffic: members send a steady stream through the gateway, counted like any request
+    let sample = format!("/api/v1/endpoints/{id}/sample-traffic");
+    let stream = json!({"body": "[[1, 2]]", "content_type": "application/json", "rate": 20, "seconds": 2});
+    let res = app.call(Method::POST, &sample, &viewer, Some(stream.clone())).await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN, "viewers do not invoke: {}", res.text());
+    for (bad, field) in [
+        (json!({"body": "[[1]]", "rate": 0}), "rate"),
+        (json!({"body": "[[1]]", "seconds": 901}), "seconds"),
+        (json!({"body": " "}), "body"),
+    ] {
+        let res = app.call(Method::POST, &sample, &member, Some(bad.clone())).await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {}", res.text());
+        assert_eq!(res.json()["errors"][0]["field"], field, "{bad}: {}", res.text());
+    }
+    let served = || -> u64 {
+        app.state.traffic.totals().iter().filter(|((e, _), _)| e == "ml-ab").map(|(_, c)| c.requests).sum()
+    };
+    let before = served();
+    let res = app.call(Method::POST, &sample, &member, Some(stream.clone())).await;
+    assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.text());
+    assert_eq!(res.json()["rate"], 20);
+    let res = app.call(Method::POST, &sample, &member, Some(stream)).await;
+    assert_eq!(res.status, StatusCode::CONFLICT, "one stream at a time: {}", res.text());
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let sent = served() - before;
+    assert!((30..=45).contains(&sent), "about 20 requests/s for 2 s went through the gateway: {sent}");
+    assert_eq!(app.audit_count("endpoint.sample_traffic").await, 1);
+
     // deleting: admins only; traffic stops at once; the rows go once the processes have
     let path = format!("/api/v1/endpoints/{id}");
     assert_eq!(app.call(Method::DELETE, &path, &member, None).await.status, StatusCode::FORBIDDEN);
@@ -272,6 +300,140 @@ async fn variants_share_traffic_by_weight_a_pinned_variant_answers_and_bad_calls
     }
     assert_eq!(app.call(Method::GET, &path, &admin, None).await.status, StatusCode::NOT_FOUND);
     assert!(!app.work_dir.0.join("serving/ml-ab").exists(), "its folder is gone");
+    worker.stop().await;
+}
+
+/// The instances of `variant` in an endpoint: (ordinal, status, previous).
+fn instances_of(endpoint: &Value, variant: &str) -> Vec<(i64, String, bool)> {
+    endpoint["variants"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|v| v["name"] == variant)
+        .flat_map(|v| v["instances"].as_array().cloned().unwrap_or_default())
+        .map(|i| {
+            (
+                i["ordinal"].as_i64().unwrap_or(-1),
+                i["status"].as_str().unwrap_or_default().to_owned(),
+                i["previous"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect()
+}
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn variants_are_added_resized_and_removed_under_load_without_losing_a_request(pool: PgPool) {
+    let app = TestApp::new(pool).await.with_serving();
+    let _listener = common::listen(&app.state).await;
+    let admin = Auth::Bearer(app.user("admin@example.com", false).await.token);
+    let member = Auth::Bearer(app.user("member@example.com", false).await.token);
+    let viewer = Auth::Bearer(app.user("viewer@example.com", false).await.token);
+    app.team_with_members("ml", &admin, &[("member@example.com", "member"), ("viewer@example.com", "viewer")]).await;
+    let model = model(&app, &member, "clf").await;
+    let (a, b) =
+        (version(&app, &member, &model, "a", json!({})).await, version(&app, &member, &model, "b", json!({})).await);
+    let variant = |name: &str, version: &str, count: u32, weight: f64| json!({"name": name, "version_id": version, "instance_type": "ml.m5.large", "instance_count": count, "weight": weight});
+    let res = app
+        .call(
+            Method::POST,
+            "/api/v1/teams/ml/endpoints",
+            &member,
+            Some(json!({"name": "live", "variants": [variant("a", &a, 1, 1.0)]})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let id = res.json()["id"].as_str().expect("id").to_owned();
+    let path = format!("/api/v1/endpoints/{id}");
+    let worker = Worker::start(&app);
+    in_service(&app, &viewer, &id).await;
+
+    // bad changes are refused on their field and change nothing
+    let res = app.call(Method::PATCH, &path, &viewer, Some(json!({"variants": [variant("a", &a, 2, 1.0)]}))).await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN, "viewers change nothing: {}", res.text());
+    let eleven: Vec<Value> = (0..11).map(|i| variant(&format!("v{i}"), &a, 1, 1.0)).collect();
+    let mut odd_type = variant("b", &b, 1, 1.0);
+    odd_type["instance_type"] = json!("ml.nope.large");
+    for (bad, field) in [
+        (json!({"variants": []}), "variants"),
+        (json!({"variants": eleven}), "variants"),
+        (json!({"variants": [variant("a", &a, 1, 1.0), variant("a", &b, 1, 1.0)]}), "variants[1].name"),
+        (json!({"variants": [variant("a", &a, 1, 0.0)]}), "variants"),
+        (json!({"variants": [variant("a", &a, 11, 1.0)]}), "variants[0].instance_count"),
+        (json!({"variants": [variant("a", &a, 1, 1.0), odd_type]}), "variants[1].instance_type"),
+        (
+            json!({"shadow": {"name": "s", "version_id": b, "instance_type": "ml.m5.large", "instance_count": 1, "percent": 0}}),
+            "shadow.percent",
+        ),
+        (json!({"capture_percent": 101}), "capture_percent"),
+    ] {
+        let res = app.call(Method::PATCH, &path, &member, Some(bad.clone())).await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {}", res.text());
+        assert_eq!(res.json()["errors"][0]["field"], field, "{bad}: {}", res.text());
+    }
+    // asking for what is there already is no change
+    let res = app.call(Method::PATCH, &path, &member, Some(json!({"variants": [variant("a", &a, 1, 1.0)]}))).await;
+    assert_eq!((res.status, res.json()["status"].as_str()), (StatusCode::OK, Some("InService")), "{}", res.text());
+    assert_eq!(app.audit_count("endpoint.updated").await, 0, "nothing changed");
+
+    // requests keep coming while a variant is added, resized and removed
+    let done = std::cell::Cell::new(false);
+    let load = async {
+        let mut seen: Vec<(StatusCode, String)> = Vec::new();
+        while !done.get() {
+            let res = invoke(&app, &member, "ml-live", "[[1, 2]]", None).await;
+            let variant = res.headers.get("x-amzn-invoked-production-variant").and_then(|v| v.to_str().ok());
+            seen.push((res.status, variant.map(str::to_owned).unwrap_or_else(|| res.text())));
+        }
+        seen
+    };
+    let changes = async {
+        // add b beside a: Updating until b's process is healthy
+        let res = app
+            .call(
+                Method::PATCH,
+                &path,
+                &member,
+                Some(json!({"variants": [variant("a", &a, 1, 1.0), variant("b", &b, 1, 1.0)]})),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+        assert_eq!(res.json()["status"], "Updating");
+        assert_eq!(res.json()["variants"][1]["share"], 0.5);
+        let e = in_service(&app, &viewer, &id).await;
+        assert_eq!(instances_of(&e, "b"), vec![(0, "Healthy".to_owned(), false)], "{e}");
+        let res = invoke(&app, &member, "ml-live", "[[1]]", Some("b")).await;
+        assert_eq!((res.status, variant_of(&res)), (StatusCode::OK, "b".to_owned()), "{}", res.text());
+        // a to two processes: its first keeps serving until both new ones are healthy, then goes
+        let res = app
+            .call(
+                Method::PATCH,
+                &path,
+                &member,
+                Some(json!({"variants": [variant("a", &a, 2, 1.0), variant("b", &b, 1, 1.0)]})),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+        let e = app
+            .wait_for(&path, &viewer, |e| {
+                instances_of(e, "a") == vec![(0, "Healthy".to_owned(), false), (1, "Healthy".to_owned(), false)]
+            })
+            .await;
+        assert_eq!(e["status"], "InService", "{e}");
+        // b removed: the gateway stops sending it traffic at once, and its process stops
+        let res = app.call(Method::PATCH, &path, &member, Some(json!({"variants": [variant("a", &a, 2, 1.0)]}))).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+        let res = invoke(&app, &member, "ml-live", "[[1]]", Some("b")).await;
+        assert_eq!(res.status, StatusCode::BAD_REQUEST, "b is gone: {}", res.text());
+        app.wait_for(&path, &viewer, |e| instances_of(e, "b").is_empty() && e["status"] == "InService").await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        done.set(true);
+    };
+    let (seen, ()) = tokio::join!(load, changes);
+    let failed: Vec<_> = seen.iter().filter(|(status, _)| *status != StatusCode::OK).collect();
+    assert!(failed.is_empty(), "no request failed while the variants changed: {failed:?}");
+    assert!(seen.iter().any(|(_, v)| v == "b"), "b took traffic while it was there");
+    assert!(seen.iter().rev().take(5).all(|(_, v)| v == "a"), "only a at the end");
+    assert_eq!(app.audit_count("endpoint.updated").await, 3);
     worker.stop().await;
 }
 
@@ -486,7 +648,7 @@ async fn a_crashed_variant_gets_no_traffic_until_it_is_restarted_and_a_slow_shad
 }
 
 #[sqlx::test(migrator = "server::MIGRATOR")]
-async fn the_demo_deploys_its_champion_and_examples_serve_py_answers_behind_the_gateway(pool: PgPool) {
+async fn the_demo_deploys_its_champion_a_later_one_its_challenger_and_examples_serve_py_answers(pool: PgPool) {
     let app = TestApp::new(pool).await.with_serving();
     let _listener = common::listen(&app.state).await;
     let admin = Auth::Bearer(app.user("admin@example.com", false).await.token);
@@ -550,6 +712,35 @@ async fn the_demo_deploys_its_champion_and_examples_serve_py_answers_behind_the_
     // a second demo step changes nothing
     assert_eq!(app::endpoints::demo::step(&app.state).await.expect("demo step"), 0);
     assert_eq!(app.count("select count(*) from endpoint").await, 1);
+
+    // a later demo's version joins as challenger with 10 % of the traffic
+    let mut body = common::launch_body("churn-demo-20261203-130000-000", &source, &dataset_version, json!([]));
+    body["tags"] = json!([{"key": "purpose", "value": "demo"}]);
+    let res = app.call(Method::POST, "/api/v1/teams/demo/training-jobs", &admin, Some(body)).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let second = res.json()["id"].as_str().expect("id").to_owned();
+    let done = common::drive(&app, &admin, &second, common::finished).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(app::endpoints::demo::step(&app.state).await.expect("demo step"), 1);
+    let endpoint = in_service(&app, &admin, &id).await;
+    let split: Vec<(String, f64)> = endpoint["variants"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|v| (v["name"].as_str().unwrap_or_default().to_owned(), v["share"].as_f64().unwrap_or(-1.0)))
+        .collect();
+    assert_eq!(split, vec![("champion".to_owned(), 0.9), ("challenger".to_owned(), 0.1)], "{endpoint}");
+    assert_ne!(endpoint["variants"][1]["version_id"], endpoint["variants"][0]["version_id"]);
+    let mut req = http::Request::builder()
+        .method(Method::POST)
+        .uri("/endpoints/demo-churn/invocations")
+        .header("content-type", "text/csv")
+        .header("X-Amzn-SageMaker-Target-Variant", "challenger");
+    if let Auth::Bearer(t) = &admin {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let res = app.send(req.body(axum::body::Body::from("24,70.5,3\n")).expect("request")).await;
+    assert_eq!((res.status, variant_of(&res)), (StatusCode::OK, "challenger".to_owned()), "{}", res.text());
     worker.stop().await;
 }
 

@@ -80,8 +80,12 @@ async fn a_replica_killed_mid_way_leaves_its_scans_and_jobs_to_the_other(pool: P
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         let scanning = count(&pool, "select count(*) from dataset_version where status <> 'ready'").await;
-        let running =
-            count(&pool, "select count(*) from training_job where not training_status_is_final(status)").await;
+        // a job is done once it is final and its whole log is stored
+        let running = count(
+            &pool,
+            "select count(*) from training_job where not (training_status_is_final(status) and logs_done)",
+        )
+        .await;
         if scanning == 0 && running == 0 {
             break;
         }

@@ -16,6 +16,11 @@ use std::time::Duration;
 /// SageMaker Runtime's limit on a request or an answer body (6 MB).
 pub const MAX_PAYLOAD: usize = 6 * 1024 * 1024;
 
+/// A variant whose model or size changed keeps its previous processes
+/// serving until the new ones are healthy; they are reported under
+/// ordinals from here (and do not count towards the endpoint being in service).
+pub const RETIRING_ORDINAL: u32 = 1000;
+
 /// One variant of an endpoint as the backend deploys it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VariantSpec {

@@ -65,6 +65,12 @@ struct Running {
     fingerprint: String,
     stop: watch::Sender<bool>,
     instances: Vec<Arc<Mutex<Instance>>>,
+    /// The variant's previous processes (an earlier model or size): they
+    /// keep serving until these are all healthy, then drain and stop.
+    retiring: Option<Box<Running>>,
+    /// Set once this (retiring) variant takes no new traffic: its processes
+    /// are reported stopped so the gateways drop them, then they stop.
+    draining: bool,
 }
 
 impl Drop for Running {
@@ -112,11 +118,35 @@ impl crate::Serving for LocalServing {
         }
         let wanted: HashMap<&str, (&VariantSpec, String)> =
             spec.variants.iter().map(|v| (v.name.as_str(), (v, fingerprint(v)))).collect();
-        // stop the variants that are gone or changed
+        // variants that are gone stop; a variant that changed keeps its
+        // processes serving until its new ones are healthy (blue/green)
+        let mut previous: HashMap<String, Running> = HashMap::new();
         {
             let mut all = inner.endpoints.lock().map_err(|_| anyhow::anyhow!("serving state poisoned"))?;
             let running = all.entry(spec.name.clone()).or_default();
-            running.retain(|name, r| wanted.get(name.as_str()).is_some_and(|(_, fp)| *fp == r.fingerprint));
+            let names: Vec<String> = running.keys().cloned().collect();
+            for name in names {
+                let changed = match wanted.get(name.as_str()) {
+                    None => true,
+                    Some((_, fp)) => running.get(&name).is_some_and(|r| r.fingerprint != *fp),
+                };
+                if !changed {
+                    continue;
+                }
+                let Some(mut old) = running.remove(&name) else { continue };
+                if wanted.contains_key(name.as_str()) {
+                    // a variant changed twice before its new processes were
+                    // healthy: the ones that last served keep serving
+                    let serving = old.retiring.take().map_or(old, |older| *older);
+                    previous.insert(name, serving);
+                } else {
+                    // gone from the routes already; requests in flight finish
+                    tokio::spawn(async move {
+                        tokio::time::sleep(DRAIN).await;
+                        drop(old);
+                    });
+                }
+            }
         }
         for (name, (variant, fp)) in &wanted {
             let present = inner
@@ -153,7 +183,14 @@ impl crate::Serving for LocalServing {
                 };
                 tokio::spawn(process.supervise());
             }
-            let running = Running { fingerprint: fp.clone(), stop, instances };
+            let retiring = previous.remove(*name).map(|mut old| {
+                old.draining = false;
+                Box::new(old)
+            });
+            if retiring.is_some() {
+                tokio::spawn(retire_when_ready(inner.clone(), spec.name.clone(), (*name).to_owned(), fp.clone()));
+            }
+            let running = Running { fingerprint: fp.clone(), stop, instances, retiring, draining: false };
             inner
                 .endpoints
                 .lock()
@@ -185,13 +222,22 @@ impl crate::Serving for LocalServing {
 
     fn instances(&self, name: &str) -> Vec<Instance> {
         let Ok(all) = self.inner.endpoints.lock() else { return Vec::new() };
-        let mut out: Vec<Instance> = all
-            .get(name)
-            .into_iter()
-            .flat_map(|variants| variants.values())
-            .flat_map(|r| r.instances.iter())
-            .filter_map(|i| i.lock().ok().map(|i| i.clone()))
-            .collect();
+        let mut out: Vec<Instance> = Vec::new();
+        for r in all.get(name).into_iter().flat_map(|variants| variants.values()) {
+            out.extend(r.instances.iter().filter_map(|i| i.lock().ok().map(|i| i.clone())));
+            // the previous processes, under ordinals of their own
+            for old in r.retiring.iter() {
+                out.extend(old.instances.iter().filter_map(|i| {
+                    let mut i = i.lock().ok()?.clone();
+                    i.ordinal += crate::RETIRING_ORDINAL;
+                    if old.draining {
+                        i.status = InstanceStatus::Stopped;
+                        i.message = Some("replaced: draining".into());
+                    }
+                    Some(i)
+                }));
+            }
+        }
         out.sort_by(|a, b| (&a.variant, a.ordinal).cmp(&(&b.variant, b.ordinal)));
         out
     }
@@ -206,6 +252,45 @@ impl crate::Serving for LocalServing {
             .ok_or_else(|| InvokeError::Unavailable(format!("variant {} has no healthy instance", target.variant)))?;
         post(&self.inner.http, address, request, timeout).await
     }
+}
+
+/// How long a replaced variant's processes are reported stopped before they
+/// stop: time for every gateway to hear of it and for requests in flight.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// Retires the previous processes of variant `variant` (fingerprint `fp`)
+/// once its new processes are all healthy: they are reported stopped (the
+/// gateways stop sending them requests), then stopped after [`DRAIN`]. When
+/// the new processes keep crashing, the previous ones keep serving.
+async fn retire_when_ready(inner: Arc<Inner>, endpoint: String, variant: String, fp: String) {
+    let with = |f: &mut dyn FnMut(&mut Running) -> bool| -> Option<bool> {
+        let mut all = inner.endpoints.lock().ok()?;
+        let r = all.get_mut(&endpoint)?.get_mut(&variant)?;
+        (r.fingerprint == fp && r.retiring.is_some()).then(|| f(r))
+    };
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let ready = with(&mut |r| {
+            let ready = r.instances.iter().all(|i| i.lock().is_ok_and(|i| i.status == InstanceStatus::Healthy));
+            if let (true, Some(old)) = (ready, r.retiring.as_mut()) {
+                old.draining = true;
+            }
+            ready
+        });
+        match ready {
+            None => return,
+            Some(false) => continue,
+            Some(true) => break,
+        }
+    }
+    tokio::time::sleep(DRAIN).await;
+    // dropped outside the lock: that stops the processes
+    let mut old = None;
+    with(&mut |r| {
+        old = r.retiring.take();
+        true
+    });
+    drop(old);
 }
 
 /// Sends an invocation to one process.

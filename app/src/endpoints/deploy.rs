@@ -172,7 +172,8 @@ pub fn settled(
 ) -> Option<(&'static str, Option<String>)> {
     let mut all_healthy = true;
     for v in &spec.variants {
-        let mine: Vec<_> = instances.iter().filter(|i| i.variant == v.name).collect();
+        let mine: Vec<_> =
+            instances.iter().filter(|i| i.variant == v.name && i.ordinal < serving::RETIRING_ORDINAL).collect();
         if mine.iter().any(|i| i.status == serving::InstanceStatus::Healthy) {
             continue;
         }

@@ -1,9 +1,11 @@
 //! Endpoints of a team: create (members), read (viewers), change weights
-//! (members), delete (admins). Rows only: the serving worker
+//! and variants (members), delete (admins). Rows only: the serving worker
 //! (`server/src/workers.rs`) makes each endpoint's processes or SageMaker
 //! resources match its rows, one generation at a time.
 
-use crate::endpoints::types::{Endpoint, Instance, MAX_VARIANTS, NewEndpoint, NewShadow, NewVariant, Variant, Weights};
+use crate::endpoints::types::{
+    Endpoint, EndpointUpdate, Instance, MAX_VARIANTS, NewEndpoint, NewShadow, NewVariant, Variant, Weights,
+};
 use crate::kernel::audit::NewEvent;
 use crate::kernel::context::Ctx;
 use crate::kernel::error::AppError;
@@ -52,12 +54,15 @@ struct Asked<'a> {
 
 /// Checks the variants and shadow of a request against the team: names,
 /// sizes, weights, instance types of the price table, and versions of the
-/// team that are neither archived nor rejected.
+/// team that are neither archived nor rejected (unless in `deployed`, the
+/// versions the endpoint serves already: archiving one does not stop a
+/// change of the endpoint's other variants).
 async fn check_variants(
     ctx: &Ctx,
     team_id: Uuid,
     variants: &[NewVariant],
     shadow: Option<&NewShadow>,
+    deployed: &HashSet<Uuid>,
     errors: &mut Errors,
 ) -> Result<Vec<CheckedVariant>, AppError> {
     if variants.is_empty() || variants.len() > MAX_VARIANTS {
@@ -122,13 +127,15 @@ async fn check_variants(
         }
         match versions.get(&version_id) {
             None => errors.push(&format!("{field}.version_id"), "No model version of this team has this id."),
-            Some(ModelVersionStatus::Archived | ModelVersionStatus::Rejected) => errors.push(
-                &format!("{field}.version_id"),
-                format!(
-                    "Variant `{}`: the version is archived or rejected; deploy an approved or pending one.",
-                    name.as_deref().unwrap_or("?")
-                ),
-            ),
+            Some(ModelVersionStatus::Archived | ModelVersionStatus::Rejected) if !deployed.contains(&version_id) => {
+                errors.push(
+                    &format!("{field}.version_id"),
+                    format!(
+                        "Variant `{}`: the version is archived or rejected; deploy an approved or pending one.",
+                        name.as_deref().unwrap_or("?")
+                    ),
+                )
+            }
             Some(_) => {}
         }
         if !priced.contains(instance_type) {
@@ -184,7 +191,8 @@ pub async fn create(ctx: &Ctx, team: &str, input: NewEndpoint) -> Result<Endpoin
     {
         errors.push("capture_percent", "Capture 1 to 100 percent of the requests.");
     }
-    let variants = check_variants(ctx, team.id, &input.variants, input.shadow.as_ref(), &mut errors).await?;
+    let variants =
+        check_variants(ctx, team.id, &input.variants, input.shadow.as_ref(), &HashSet::new(), &mut errors).await?;
     errors.finish()?;
     let (Some(name), Some(engine_name)) = (name, engine_name) else { return Err(AppError::Internal) };
     let id = Uuid::now_v7();
@@ -208,30 +216,8 @@ pub async fn create(ctx: &Ctx, team: &str, input: NewEndpoint) -> Result<Endpoin
             message: format!("The team already has an endpoint named `{name}` (or it is still being deleted)."),
         });
     }
-    for (position, v) in variants.iter().enumerate() {
-        sqlx::query!(
-            "insert into endpoint_variant (endpoint_id, name, position, version_id, instance_type, instance_count,
-                                           weight, shadow_percent)
-             values ($1, $2, $3, $4, $5, $6, $7, $8)",
-            id,
-            v.name,
-            i16::try_from(position).unwrap_or(i16::MAX),
-            v.version_id,
-            v.instance_type,
-            v.instance_count,
-            v.weight,
-            v.shadow_percent
-        )
-        .execute(&mut *tx)
-        .await?;
-    }
-    let summary: Vec<_> = variants
-        .iter()
-        .map(|v| {
-            json!({"name": v.name, "version_id": v.version_id, "instance_type": v.instance_type,
-                        "instance_count": v.instance_count, "weight": v.weight, "shadow_percent": v.shadow_percent})
-        })
-        .collect();
+    write_variants(&mut tx, id, &variants).await?;
+    let summary = summary(&variants);
     ctx.record(
         &mut tx,
         NewEvent {
@@ -247,6 +233,55 @@ pub async fn create(ctx: &Ctx, team: &str, input: NewEndpoint) -> Result<Endpoin
     tx.commit().await?;
     ctx.state.serving_wake.notify_one();
     get(ctx, id).await
+}
+
+/// Writes `variants` as the endpoint's variants, in order: rows of other
+/// names go, rows of the same name are updated in place (their processes'
+/// rows stay), new names are added.
+async fn write_variants(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    id: Uuid,
+    variants: &[CheckedVariant],
+) -> Result<(), AppError> {
+    let names: Vec<String> = variants.iter().map(|v| v.name.clone()).collect();
+    sqlx::query!("delete from endpoint_variant where endpoint_id = $1 and name <> all($2)", id, &names)
+        .execute(&mut **tx)
+        .await?;
+    // production variants come first: a shadow that becomes a production
+    // variant stops being the shadow before the new shadow is written
+    for (position, v) in variants.iter().enumerate() {
+        sqlx::query!(
+            "insert into endpoint_variant (endpoint_id, name, position, version_id, instance_type, instance_count,
+                                           weight, shadow_percent)
+             values ($1, $2, $3, $4, $5, $6, $7, $8)
+             on conflict (endpoint_id, name) do update set position = excluded.position,
+                 version_id = excluded.version_id, instance_type = excluded.instance_type,
+                 instance_count = excluded.instance_count, weight = excluded.weight,
+                 shadow_percent = excluded.shadow_percent",
+            id,
+            v.name,
+            i16::try_from(position).unwrap_or(i16::MAX),
+            v.version_id,
+            v.instance_type,
+            v.instance_count,
+            v.weight,
+            v.shadow_percent
+        )
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The variants as the audit trail shows them.
+fn summary(variants: &[CheckedVariant]) -> Vec<serde_json::Value> {
+    variants
+        .iter()
+        .map(|v| {
+            json!({"name": v.name, "version_id": v.version_id, "instance_type": v.instance_type,
+                   "instance_count": v.instance_count, "weight": v.weight, "shadow_percent": v.shadow_percent})
+        })
+        .collect()
 }
 
 struct Head {
@@ -335,7 +370,8 @@ async fn read(pool: &sqlx::PgPool, ids: &[Uuid]) -> Result<Vec<Endpoint>, AppErr
                     .iter()
                     .filter(|i| i.endpoint_id == h.endpoint_id && i.variant == v.name)
                     .map(|i| Instance {
-                        ordinal: i.ordinal,
+                        ordinal: i.ordinal % serving::RETIRING_ORDINAL as i32,
+                        previous: i.ordinal >= serving::RETIRING_ORDINAL as i32,
                         status: i.status.clone(),
                         restarts: i.restarts,
                         message: i.message.clone(),
@@ -444,6 +480,88 @@ pub async fn set_weights(ctx: &Ctx, id: Uuid, input: Weights) -> Result<Endpoint
             target_type: "endpoint",
             target_id: Some(id.to_string()),
             summary: json!({ "before": { "weights": before_map }, "after": { "weights": after_map } }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    route_changed(ctx, &before.engine_name);
+    ctx.state.serving_wake.notify_one();
+    get(ctx, id).await
+}
+
+/// Changes an endpoint's variants, shadow or data capture (members): adds
+/// and removes variants, changes a variant's version, instance type or
+/// count. The serving worker deploys the new generation; the gateway routes
+/// by the new variants as soon as this commits. Asking for what is already
+/// there changes nothing.
+pub async fn update(ctx: &Ctx, id: Uuid, input: EndpointUpdate) -> Result<Endpoint, AppError> {
+    let (before, team_id) = load(ctx, id, Action::Contribute).await?;
+    if before.status == "Deleting" {
+        return Err(AppError::Conflict { field: None, message: "The endpoint is being deleted.".into() });
+    }
+    let as_new = |v: &Variant| NewVariant {
+        name: v.name.clone(),
+        version_id: v.version_id,
+        instance_type: v.instance_type.clone(),
+        instance_count: v.instance_count,
+        weight: v.weight,
+    };
+    let old_variants: Vec<NewVariant> = before.variants.iter().map(as_new).collect();
+    let old_shadow = before.shadow.as_ref().map(|s| NewShadow {
+        name: s.name.clone(),
+        version_id: s.version_id,
+        instance_type: s.instance_type.clone(),
+        instance_count: s.instance_count,
+        percent: s.shadow_percent.unwrap_or(1),
+    });
+    let variants = input.variants.unwrap_or_else(|| old_variants.clone());
+    let shadow = input.shadow.unwrap_or_else(|| old_shadow.clone());
+    let capture_percent = input.capture_percent.unwrap_or(before.capture_percent);
+    if variants == old_variants && shadow == old_shadow && capture_percent == before.capture_percent {
+        return Ok(before);
+    }
+    let mut errors = Errors::new();
+    if let Some(p) = capture_percent
+        && !(1..=100).contains(&p)
+    {
+        errors.push("capture_percent", "Capture 1 to 100 percent of the requests.");
+    }
+    let deployed: HashSet<Uuid> = before.variants.iter().chain(before.shadow.as_ref()).map(|v| v.version_id).collect();
+    let checked = check_variants(ctx, team_id, &variants, shadow.as_ref(), &deployed, &mut errors).await?;
+    errors.finish()?;
+    let mut tx = ctx.pool().begin().await?;
+    write_variants(&mut tx, id, &checked).await?;
+    sqlx::query!(
+        "update endpoint set generation = generation + 1, capture_percent = $2, updated_at = now(),
+                status = case when status = 'Creating' then status else 'Updating' end, failure_reason = null
+         where endpoint_id = $1",
+        id,
+        capture_percent
+    )
+    .execute(&mut *tx)
+    .await?;
+    let old: Vec<CheckedVariant> = before
+        .variants
+        .iter()
+        .chain(before.shadow.as_ref())
+        .map(|v| CheckedVariant {
+            name: v.name.clone(),
+            version_id: v.version_id,
+            instance_type: v.instance_type.clone(),
+            instance_count: v.instance_count,
+            weight: v.weight,
+            shadow_percent: v.shadow_percent,
+        })
+        .collect();
+    ctx.record(
+        &mut tx,
+        NewEvent {
+            team_id: Some(team_id),
+            action: "endpoint.updated",
+            target_type: "endpoint",
+            target_id: Some(id.to_string()),
+            summary: json!({ "before": { "variants": summary(&old), "capture_percent": before.capture_percent },
+                             "after": { "variants": summary(&checked), "capture_percent": capture_percent } }),
         },
     )
     .await?;

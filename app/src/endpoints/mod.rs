@@ -18,4 +18,6 @@ pub mod pages;
 #[cfg(feature = "ssr")]
 pub mod routes;
 pub mod rpc;
+#[cfg(feature = "ssr")]
+pub mod sample;
 pub mod types;

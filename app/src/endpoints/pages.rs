@@ -1,11 +1,11 @@
 //! Endpoint pages: the team's endpoints, the new-endpoint form (versions
 //! picked from the registry), and an endpoint's page with its variants and
 //! their processes, the traffic split, the weights editor with a live share
-//! preview, and the invoke panel.
+//! preview, the variants editor (add, remove, capacity), and the invoke panel.
 
 use crate::endpoints::rpc::{
-    CreateEndpointForm, CreateInvokeKey, DeleteEndpoint, RevokeInvokeKey, SetEndpointWeightsForm, TestInvoke,
-    endpoint_metrics, endpoint_options, get_endpoint, list_endpoints, list_invoke_keys,
+    CreateEndpointForm, CreateInvokeKey, DeleteEndpoint, RevokeInvokeKey, SendSampleTraffic, SetEndpointWeightsForm,
+    TestInvoke, UpdateEndpointForm, endpoint_metrics, endpoint_options, get_endpoint, list_endpoints, list_invoke_keys,
 };
 use crate::endpoints::types::{Endpoint, Variant, shares};
 use crate::kernel::chart::{ChartLine, LineChart};
@@ -101,31 +101,6 @@ pub fn EndpointsPage() -> impl IntoView {
     }
 }
 
-/// Field names of the form's production rows, for their messages.
-const ROW_FIELDS: [[&str; 5]; 3] = [
-    [
-        "variants[0].name",
-        "variants[0].version_id",
-        "variants[0].instance_type",
-        "variants[0].instance_count",
-        "variants[0].weight",
-    ],
-    [
-        "variants[1].name",
-        "variants[1].version_id",
-        "variants[1].instance_type",
-        "variants[1].instance_count",
-        "variants[1].weight",
-    ],
-    [
-        "variants[2].name",
-        "variants[2].version_id",
-        "variants[2].instance_type",
-        "variants[2].instance_count",
-        "variants[2].weight",
-    ],
-];
-
 #[component]
 pub fn NewEndpointPage() -> impl IntoView {
     let params = use_params_map();
@@ -165,16 +140,16 @@ pub fn NewEndpointPage() -> impl IntoView {
                                 <thead><tr><th>"Variant"</th><th>"Model version"</th><th>"Instance type"</th><th>"Count"</th><th>"Weight"</th></tr></thead>
                                 <tbody>
                                     {(0..3).map(|i| {
-                                        let f = ROW_FIELDS[i];
                                         let name = format!("variants[{i}]");
+                                        let f = |field: &str| format!("{name}.{field}");
                                         let default_name = ["primary", "challenger", "third"][i];
                                         view! {
                                             <tr data-row=i>
-                                                <td><input name=format!("{name}[name]") value=default_name aria-label="Variant name"/><FieldMessage error=err field=f[0]/></td>
-                                                <td><select name=format!("{name}[version_id]") aria-label="Model version">{version_options(i == 0)}</select><FieldMessage error=err field=f[1]/></td>
-                                                <td><select name=format!("{name}[instance_type]") aria-label="Instance type">{type_options()}</select><FieldMessage error=err field=f[2]/></td>
-                                                <td><input name=format!("{name}[instance_count]") type="number" min="1" max="10" value="1" aria-label="Instance count"/><FieldMessage error=err field=f[3]/></td>
-                                                <td><input name=format!("{name}[weight]") type="number" min="0" step="any" value=if i == 0 { "1" } else { "0" } aria-label="Weight"/><FieldMessage error=err field=f[4]/></td>
+                                                <td><input name=format!("{name}[name]") value=default_name aria-label="Variant name"/><FieldMessage error=err field=f("name")/></td>
+                                                <td><select name=format!("{name}[version_id]") aria-label="Model version">{version_options(i == 0)}</select><FieldMessage error=err field=f("version_id")/></td>
+                                                <td><select name=format!("{name}[instance_type]") aria-label="Instance type">{type_options()}</select><FieldMessage error=err field=f("instance_type")/></td>
+                                                <td><input name=format!("{name}[instance_count]") type="number" min="1" max="10" value="1" aria-label="Instance count"/><FieldMessage error=err field=f("instance_count")/></td>
+                                                <td><input name=format!("{name}[weight]") type="number" min="0" step="any" value=if i == 0 { "1" } else { "0" } aria-label="Weight"/><FieldMessage error=err field=f("weight")/></td>
                                             </tr>
                                         }
                                     }).collect_view()}
@@ -209,33 +184,51 @@ pub fn EndpointPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.with(|p| p.get("id").and_then(|s| s.parse::<Uuid>().ok()));
     let weights = ServerAction::<SetEndpointWeightsForm>::new();
+    let update = ServerAction::<UpdateEndpointForm>::new();
     let delete = ServerAction::<DeleteEndpoint>::new();
     let tick = use_refresh(RwSignal::new(true));
-    let endpoint = Resource::new(
-        move || (id(), weights.version().get(), delete.version().get(), tick.get() / 3),
-        |(id, _, _, _)| async move {
-            match id {
-                Some(id) => get_endpoint(id).await,
-                None => Err(AppError::NotFound("Endpoint".into())),
-            }
-        },
+    let load = |id: Option<Uuid>| async move {
+        match id {
+            Some(id) => get_endpoint(id).await,
+            None => Err(AppError::NotFound("Endpoint".into())),
+        }
+    };
+    // what changes by itself (status, processes), every few seconds
+    let live = Resource::new(
+        move || (id(), weights.version().get(), update.version().get(), delete.version().get(), tick.get() / 3),
+        move |(id, ..)| load(id),
     );
+    // what the editors start from: only after a change made here, so what
+    // the user types is not wiped by the live refresh
+    let config =
+        Resource::new(move || (id(), weights.version().get(), update.version().get()), move |(id, ..)| load(id));
     view! {
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || endpoint.get().map(|res| match res {
+            {move || live.get().map(|res| match res {
                 Err(e) => view! { <ErrorBox error=e/> }.into_any(),
-                Ok(e) => view! { <EndpointView endpoint=e weights=weights delete=delete/> }.into_any(),
+                Ok(e) => view! { <EndpointView endpoint=e delete=delete/> }.into_any(),
+            })}
+        </Transition>
+        <Transition fallback=|| ()>
+            {move || config.get().and_then(Result::ok).map(|e| {
+                let names: Vec<String> = e.variants.iter().map(|v| v.name.clone()).collect();
+                view! {
+                    <div class="grid-2">
+                        <WeightsEditor endpoint=e.id variants=e.variants.clone() action=weights/>
+                        <InvokePanel endpoint=e.id variants=names/>
+                    </div>
+                    <VariantsEditor endpoint=e.id team=e.team.clone() variants=e.variants.clone() action=update/>
+                    <TrafficCharts endpoint=e.id/>
+                    <InvokeKeys endpoint=e.id engine_name=e.engine_name.clone()/>
+                }
             })}
         </Transition>
     }
 }
 
+/// The endpoint's state: status, traffic split, variants and processes.
 #[component]
-fn EndpointView(
-    endpoint: Endpoint,
-    weights: ServerAction<SetEndpointWeightsForm>,
-    delete: ServerAction<DeleteEndpoint>,
-) -> impl IntoView {
+fn EndpointView(endpoint: Endpoint, delete: ServerAction<DeleteEndpoint>) -> impl IntoView {
     let e = endpoint;
     let names: Vec<String> = e.variants.iter().map(|v| v.name.clone()).collect();
     let current: Vec<f64> = e.variants.iter().map(|v| v.share).collect();
@@ -257,15 +250,80 @@ fn EndpointView(
         {e.failure_reason.clone().map(|r| view! { <div class="form-error" role="alert">{r}</div> })}
         <section class="card">
             <h2>"Traffic split"</h2>
-            <SplitBar names=names.clone() shares=current/>
+            <SplitBar names=names shares=current/>
             <VariantsTable variants=e.variants.clone() shadow=e.shadow.clone() team=e.team.clone()/>
         </section>
-        <div class="grid-2">
-            <WeightsEditor endpoint=e.id variants=e.variants.clone() action=weights/>
-            <InvokePanel endpoint=e.id variants=names/>
-        </div>
-        <TrafficCharts endpoint=e.id/>
-        <InvokeKeys endpoint=e.id engine_name=e.engine_name.clone()/>
+    }
+}
+
+/// The production variants as editable rows: change a variant's version,
+/// instance type or count, take it out ("remove" as its version), or add
+/// one in the blank last row. Shown to those who may change the endpoint.
+#[component]
+fn VariantsEditor(
+    endpoint: Uuid,
+    team: String,
+    variants: Vec<Variant>,
+    action: ServerAction<UpdateEndpointForm>,
+) -> impl IntoView {
+    let err = Signal::derive(move || action.value().get().and_then(Result::err));
+    let options = Resource::new(move || team.clone(), endpoint_options);
+    let rows = move |o: &crate::endpoints::types::DeployChoices| {
+        let slots: Vec<Option<&Variant>> = variants.iter().map(Some).chain(std::iter::once(None)).collect();
+        slots
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let name = format!("variants[{i}]");
+                let f = |field: &str| format!("{name}.{field}");
+                let current = v.map(|v| v.version_id);
+                let mut versions =
+                    vec![view! { <option value="">{if v.is_some() { "— remove" } else { "—" }}</option> }.into_any()];
+                if let Some(v) = v.filter(|v| !o.versions.iter().any(|c| c.id == v.version_id)) {
+                    versions.push(view! {
+                        <option value=v.version_id.to_string() selected=true>{format!("{} v{} (deployed)", v.model, v.version)}</option>
+                    }.into_any());
+                }
+                versions.extend(o.versions.iter().map(|c| {
+                    view! { <option value=c.id.to_string() selected=Some(c.id) == current>{c.label.clone()}</option> }.into_any()
+                }));
+                let ty = v.map_or_else(|| "ml.m5.large".to_owned(), |v| v.instance_type.clone());
+                let types = o.instance_types.iter().map(|t| {
+                    view! { <option value=t.clone() selected=*t == ty>{t.clone()}</option> }
+                }).collect_view();
+                view! {
+                    <tr data-row=i>
+                        <td><input name=format!("{name}[name]") value=v.map(|v| v.name.clone()).unwrap_or_default() placeholder="new variant" aria-label="Variant name"/><FieldMessage error=err field=f("name")/></td>
+                        <td><select name=format!("{name}[version_id]") aria-label="Model version">{versions}</select><FieldMessage error=err field=f("version_id")/></td>
+                        <td><select name=format!("{name}[instance_type]") aria-label="Instance type">{types}</select><FieldMessage error=err field=f("instance_type")/></td>
+                        <td><input name=format!("{name}[instance_count]") type="number" min="1" max="10" value=v.map_or(1, |v| v.instance_count) aria-label="Instance count"/><FieldMessage error=err field=f("instance_count")/></td>
+                        <td><input name=format!("{name}[weight]") type="number" min="0" step="any" value=v.map_or(0.0, |v| v.weight) aria-label="Weight"/><FieldMessage error=err field=f("weight")/></td>
+                    </tr>
+                }
+            })
+            .collect_view()
+    };
+    view! {
+        <Transition fallback=|| ()>
+            {move || {
+                let rows = rows.clone();
+                options.get().and_then(Result::ok).map(move |o| view! {
+                <section class="card" id="variants-editor">
+                    <h2>"Variants and capacity"</h2>
+                    <p class="muted">"Change a variant's version, instance type or count; pick “remove” to take it out; fill the last row to add one (up to 10). Variants left as they are keep serving throughout."</p>
+                    <ActionForm action=action attr:class="stack" attr:id="edit-variants">
+                        <FormError error=err/>
+                        <FieldMessage error=err field="variants"/>
+                        <input type="hidden" name="id" value=endpoint.to_string()/>
+                        <table class="data form-rows">
+                            <thead><tr><th>"Variant"</th><th>"Model version"</th><th>"Instance type"</th><th>"Count"</th><th>"Weight"</th></tr></thead>
+                            <tbody>{rows(&o)}</tbody>
+                        </table>
+                        <button type="submit" disabled=move || action.pending().get()>"Apply changes"</button>
+                    </ActionForm>
+                </section>
+            })}}
+        </Transition>
     }
 }
 
@@ -280,10 +338,29 @@ fn TrafficCharts(endpoint: Uuid) -> impl IntoView {
         })
     };
     let tick = use_refresh(RwSignal::new(true));
-    let metrics = Resource::new(move || (window(), tick.get() / 15), move |(w, _)| endpoint_metrics(endpoint, w));
+    let sample = ServerAction::<SendSampleTraffic>::new();
+    let sample_err = Signal::derive(move || sample.value().get().and_then(Result::err));
+    // every 5 s while sample traffic runs (the rollups are written every 10 s), else every 15 s
+    let every = move || if matches!(sample.value().get(), Some(Ok(_))) { 5 } else { 15 };
+    let metrics = Resource::new(move || (window(), tick.get() / every()), move |(w, _)| endpoint_metrics(endpoint, w));
     view! {
         <section class="card" id="traffic">
             <h2>"Traffic"</h2>
+            <ActionForm action=sample attr:class="inline" attr:id="sample-traffic">
+                <input type="hidden" name="id" value=endpoint.to_string()/>
+                <input name="body" value="24,70.5,3" aria-label="Sample body" class="mono"/>
+                <select name="content_type" aria-label="Content type">
+                    <option value="text/csv">"text/csv"</option>
+                    <option value="application/json">"application/json"</option>
+                </select>
+                <label>"per second " <input name="rate" type="number" min="1" max="50" value="10" class="short"/></label>
+                <label>"for seconds " <input name="seconds" type="number" min="1" max="900" value="60" class="short"/></label>
+                <button type="submit" class="secondary" disabled=move || sample.pending().get()>"Send sample traffic"</button>
+            </ActionForm>
+            <FormError error=sample_err/>
+            {move || sample.value().get().and_then(Result::ok).map(|s| view! {
+                <p class="notice" id="sample-traffic-started">{format!("Sending {} requests/s for {} s, until ", s.rate, s.seconds)}<Time at=s.until/>"; the charts follow."</p>
+            })}
             <p class="toolbar">
                 {["1h", "24h", "7d"].into_iter().map(|w| view! {
                     <a href=format!("?window={w}") class:active=move || window() == w>{format!("last {w}")}</a>
@@ -293,7 +370,7 @@ fn TrafficCharts(endpoint: Uuid) -> impl IntoView {
                 {move || metrics.get().map(|res| match res {
                     Err(e) => view! { <ErrorBox error=e/> }.into_any(),
                     Ok(m) if m.variants.iter().all(|v| v.requests.iter().all(|n| *n == 0)) => view! {
-                        <p class="empty">"No requests in this window yet. Send some from the invoke panel, or with a script."</p>
+                        <p class="empty">"No requests in this window yet. Send sample traffic above, use the invoke panel, or a script."</p>
                     }.into_any(),
                     Ok(m) => {
                         let totals: Vec<u64> = (0..m.at.len()).map(|i| m.variants.iter().map(|v| v.requests.get(i).copied().unwrap_or(0)).sum()).collect();
@@ -392,7 +469,7 @@ fn VariantsTable(variants: Vec<Variant>, shadow: Option<Variant>, team: String) 
                     <td class="num share">{if is_shadow { format!("copy of {} %", v.shadow_percent.unwrap_or(0)) } else { format!("{:.1} %", v.share * 100.0) }}</td>
                     <td>{v.instances.iter().map(|i| view! {
                         <span class=status_class(&i.status) title=i.message.clone().unwrap_or_default()>
-                            {format!("#{} {}", i.ordinal, i.status)}{(i.restarts > 0).then(|| format!(" · {} restarts", i.restarts))}
+                            {format!("{}#{} {}", if i.previous { "previous " } else { "" }, i.ordinal, i.status)}{(i.restarts > 0).then(|| format!(" · {} restarts", i.restarts))}
                         </span>
                     }).collect_view()}
                     {v.instances.iter().find_map(|i| i.message.clone()).map(|m| view! { <pre class="log-excerpt">{m}</pre> })}

@@ -80,6 +80,51 @@ pub async fn set_endpoint_weights(id: Uuid, weights: Weights) -> Result<Endpoint
     crate::kernel::context::finish(crate::endpoints::domain::set_weights(&ctx, id, weights).await)
 }
 
+/// The variants editor: the production variants the endpoint should have,
+/// one row each (a row without a version is removed, a new name is added,
+/// a changed count changes the capacity).
+#[server(prefix = "/rpc", endpoint = "update_endpoint_form")]
+pub async fn update_endpoint_form(id: Uuid, variants: Vec<VariantRow>) -> Result<Endpoint, AppError> {
+    let ctx = crate::kernel::context::server_ctx().await?;
+    let done = async {
+        let rows = crate::endpoints::domain::from_form(String::new(), variants, None)?;
+        let update = crate::endpoints::types::EndpointUpdate { variants: Some(rows.variants), ..Default::default() };
+        crate::endpoints::domain::update(&ctx, id, update).await
+    }
+    .await;
+    crate::kernel::context::finish(done)
+}
+
+#[server(prefix = "/rpc", endpoint = "update_endpoint", input = Json)]
+pub async fn update_endpoint(id: Uuid, update: crate::endpoints::types::EndpointUpdate) -> Result<Endpoint, AppError> {
+    let ctx = crate::kernel::context::server_ctx().await?;
+    crate::kernel::context::finish(crate::endpoints::domain::update(&ctx, id, update).await)
+}
+
+/// The endpoint page's sample-traffic form.
+#[server(prefix = "/rpc", endpoint = "send_sample_traffic")]
+pub async fn send_sample_traffic(
+    id: Uuid,
+    body: String,
+    content_type: String,
+    rate: String,
+    seconds: String,
+) -> Result<crate::endpoints::types::SampleTrafficStarted, AppError> {
+    let ctx = crate::kernel::context::server_ctx().await?;
+    let mut errors = crate::kernel::validate::Errors::new();
+    let rate = errors.check("rate", rate.trim().parse::<u32>().map_err(|_| "Give a whole number, 1 to 50.".into()));
+    let seconds =
+        errors.check("seconds", seconds.trim().parse::<u32>().map_err(|_| "Give a whole number, 1 to 900.".into()));
+    let done = async {
+        errors.finish()?;
+        let (Some(rate), Some(seconds)) = (rate, seconds) else { return Err(AppError::Internal) };
+        let input = crate::endpoints::types::SampleTraffic { body, content_type, rate, seconds };
+        crate::endpoints::sample::start(&ctx, id, input).await
+    }
+    .await;
+    crate::kernel::context::finish(done)
+}
+
 #[server(prefix = "/rpc", endpoint = "delete_endpoint")]
 pub async fn delete_endpoint(id: Uuid) -> Result<(), AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;

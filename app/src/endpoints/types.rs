@@ -66,6 +66,9 @@ pub struct Instance {
     pub status: String,
     pub restarts: i32,
     pub message: Option<String>,
+    /// A process of the variant's previous version or size, serving until
+    /// the new processes are healthy.
+    pub previous: bool,
 }
 
 /// A new endpoint.
@@ -123,6 +126,34 @@ pub struct NewShadow {
     pub percent: i32,
 }
 
+/// Changes to an endpoint; what is left out stays as it is. The variants
+/// given replace the production variants: a variant named as before keeps
+/// its processes unless its version, instance type or count changes, a new
+/// name is added, a name left out is removed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EndpointUpdate {
+    /// The production variants the endpoint should have, 1-10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", schema(min_items = 1, max_items = 10))]
+    pub variants: Option<Vec<NewVariant>>,
+    /// The shadow variant; `null` removes it.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<NewShadow>, nullable))]
+    pub shadow: Option<Option<NewShadow>>,
+    /// Data capture sampling percentage (1-100); `null` stops capturing.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<i32>, nullable, minimum = 1, maximum = 100))]
+    pub capture_percent: Option<Option<i32>>,
+}
+
+/// A field that is present (`null` included): `Some`; serde leaves an
+/// absent one at its default, `None`.
+fn present<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
 /// New weights of production variants; variants not named keep theirs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
@@ -140,6 +171,50 @@ pub struct VariantWeight {
     pub variant: String,
     #[cfg_attr(feature = "ssr", schema(minimum = 0))]
     pub weight: f64,
+}
+
+/// A steady stream of one payload to an endpoint, sent by Capstan itself
+/// through the gateway's path, to see the endpoint under traffic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SampleTraffic {
+    /// The request body, as the model expects it (at most 64 KB).
+    #[cfg_attr(feature = "ssr", schema(min_length = 1, max_length = 65536))]
+    pub body: String,
+    #[serde(default = "default_content_type")]
+    #[cfg_attr(feature = "ssr", schema(min_length = 1, max_length = 200))]
+    pub content_type: String,
+    /// Requests per second, 1-50.
+    #[serde(default = "default_rate")]
+    #[cfg_attr(feature = "ssr", schema(minimum = 1, maximum = 50))]
+    pub rate: u32,
+    /// For how long, 1-900 seconds.
+    #[serde(default = "default_seconds")]
+    #[cfg_attr(feature = "ssr", schema(minimum = 1, maximum = 900))]
+    pub seconds: u32,
+}
+
+fn default_content_type() -> String {
+    "text/csv".into()
+}
+fn default_rate() -> u32 {
+    10
+}
+fn default_seconds() -> u32 {
+    60
+}
+
+/// Sample traffic that started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct SampleTrafficStarted {
+    pub rate: u32,
+    pub seconds: u32,
+    /// When it stops.
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
+    pub until: time::OffsetDateTime,
 }
 
 /// What the invoke panel sends and shows.

@@ -44,10 +44,10 @@ pub fn FormError(#[prop(into)] error: Signal<Option<AppError>>) -> impl IntoView
 
 /// The message for one field, shown under its input.
 #[component]
-pub fn FieldMessage(#[prop(into)] error: Signal<Option<AppError>>, field: &'static str) -> impl IntoView {
+pub fn FieldMessage(#[prop(into)] error: Signal<Option<AppError>>, #[prop(into)] field: String) -> impl IntoView {
     view! {
-        {move || error.get().and_then(|e| e.field_message(field)).map(|m| view! {
-            <p class="field-error" data-field=field>{m}</p>
+        {move || error.get().and_then(|e| e.field_message(&field)).map(|m| view! {
+            <p class="field-error" data-field=field.clone()>{m}</p>
         })}
     }
 }

@@ -5,7 +5,8 @@
 use super::{ApiJson, ApiPath, ApiQuery};
 use app::endpoints::domain;
 use app::endpoints::types::{
-    CreatedInvokeKey, Endpoint, EndpointMetrics, InvokeKey, MetricsQuery, NewEndpoint, NewInvokeKey, Weights,
+    CreatedInvokeKey, Endpoint, EndpointMetrics, EndpointUpdate, InvokeKey, MetricsQuery, NewEndpoint, NewInvokeKey,
+    SampleTraffic, SampleTrafficStarted, Weights,
 };
 use app::kernel::context::Ctx;
 use app::kernel::error::AppError;
@@ -19,9 +20,10 @@ use uuid::Uuid;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
-        .routes(routes!(get_one, delete))
+        .routes(routes!(get_one, update, delete))
         .routes(routes!(set_weights))
         .routes(routes!(metrics))
+        .routes(routes!(sample_traffic))
         .routes(routes!(list_keys, create_key))
         .routes(routes!(revoke_key))
 }
@@ -55,6 +57,24 @@ async fn get_one(ctx: Ctx, ApiPath(id): ApiPath<Uuid>) -> Result<Json<Endpoint>,
     Ok(Json(domain::get(&ctx, id).await?))
 }
 
+/// Changes an endpoint (members): `variants` replaces the production
+/// variants (a variant named as before keeps its processes unless its
+/// version, instance type or count changes; new names are added; names left
+/// out are removed), `shadow` sets or (with `null`) removes the shadow,
+/// `capture_percent` the data capture. Fields left out stay as they are.
+/// The endpoint is `Updating` until the new variants take traffic.
+#[utoipa::path(patch, path = "/endpoints/{id}", tag = "endpoints", params(("id" = Uuid, Path)),
+    request_body = EndpointUpdate,
+    responses((status = 200, body = Endpoint), (status = 403, body = Problem), (status = 404, body = Problem),
+              (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn update(
+    ctx: Ctx,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(input): ApiJson<EndpointUpdate>,
+) -> Result<Json<Endpoint>, AppError> {
+    Ok(Json(domain::update(&ctx, id, input).await?))
+}
+
 /// Deletes an endpoint (admins): it stops taking traffic at once; its
 /// processes (or SageMaker resources) are removed in the background.
 #[utoipa::path(delete, path = "/endpoints/{id}", tag = "endpoints", params(("id" = Uuid, Path)),
@@ -76,6 +96,22 @@ async fn set_weights(
     ApiJson(input): ApiJson<Weights>,
 ) -> Result<Json<Endpoint>, AppError> {
     Ok(Json(domain::set_weights(&ctx, id, input).await?))
+}
+
+/// Sends sample traffic (members): `rate` requests per second of `body`
+/// for `seconds`, through the gateway's path as the caller, counted in the
+/// endpoint's metrics like any other request. Answers at once; one stream
+/// per endpoint at a time (409 while one runs).
+#[utoipa::path(post, path = "/endpoints/{id}/sample-traffic", tag = "endpoints", params(("id" = Uuid, Path)),
+    request_body = SampleTraffic,
+    responses((status = 202, body = SampleTrafficStarted), (status = 403, body = Problem), (status = 404, body = Problem),
+              (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn sample_traffic(
+    ctx: Ctx,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(input): ApiJson<SampleTraffic>,
+) -> Result<(StatusCode, Json<SampleTrafficStarted>), AppError> {
+    Ok((StatusCode::ACCEPTED, Json(app::endpoints::sample::start(&ctx, id, input).await?)))
 }
 
 /// The endpoint's invoke keys, newest first (members; never the secrets).
