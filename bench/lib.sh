@@ -1,6 +1,7 @@
 # Shared by the benchmarks: builds a release `capstan`, starts it in local
 # mode on free ports with a fresh data dir (stopped and removed on exit), and
 # creates a site admin with an API token. Sets: bin data port s3port server token.
+# A function `before_serve`, if defined, runs just before the server starts.
 # Source it after `set -euo pipefail`; pass RUST_LOG in the environment.
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -18,6 +19,8 @@ port=$(free_port); s3port=$(free_port)
 export CAPSTAN_DATA_DIR="$data" CAPSTAN_ADDR="127.0.0.1:$port" CAPSTAN_LOCAL_S3_ADDR="127.0.0.1:$s3port"
 export RUST_LOG="${RUST_LOG:-warn}"
 unset DATABASE_URL
+# a benchmark may prepare the database before the server starts
+if declare -F before_serve >/dev/null; then before_serve; fi
 "$bin" serve >"$data/server.log" 2>&1 &
 server=$!
 cleanup() { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; "$bin" db stop >/dev/null 2>&1 || true; rm -rf "$data"; }

@@ -682,6 +682,12 @@ fn cases() -> Vec<Case> {
                           "instance_type": "ml.m5.large", "instance_count": 1, "weight": 1}]}),
             expect: "401 403 422 422 422 404 422",
         },
+        Case {
+            call: "GET /api/v1/teams/alpha/endpoint-spend",
+            input: json!(null),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case { call: "fn endpoint_spend", input: json!({"team": "alpha"}), expect: "401 200 200 200 200 404 200" },
         Case { call: "GET /api/v1/endpoints/{endpoint}", input: json!(null), expect: "401 200 200 200 200 404 200" },
         Case {
             call: "PUT /api/v1/endpoints/{endpoint}/weights",

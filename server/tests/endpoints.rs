@@ -345,7 +345,18 @@ async fn variants_are_added_resized_and_removed_under_load_without_losing_a_requ
     let id = res.json()["id"].as_str().expect("id").to_owned();
     let path = format!("/api/v1/endpoints/{id}");
     let worker = Worker::start(&app);
-    in_service(&app, &viewer, &id).await;
+    let created = in_service(&app, &viewer, &id).await;
+    // it costs instance-hours × the price table, from now on
+    let price: f64 = sqlx::query_scalar(
+        "select usd_per_hour from instance_price where region = 'us-east-1' and instance_type = 'ml.m5.large'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("price");
+    let close = |a: &Value, b: f64| a.as_f64().is_some_and(|a| (a - b).abs() < 1e-9);
+    assert!(close(&created["cost"]["usd_per_hour"], price), "{created}");
+    assert!(close(&created["variants"][0]["usd_per_hour"], price), "{created}");
+    assert!(created["cost"]["total_usd"].as_f64().is_some_and(|c| c >= 0.0 && c < price), "{created}");
 
     // bad changes are refused on their field and change nothing
     let res = app.call(Method::PATCH, &path, &viewer, Some(json!({"variants": [variant("a", &a, 2, 1.0)]}))).await;
@@ -419,6 +430,8 @@ async fn variants_are_added_resized_and_removed_under_load_without_losing_a_requ
             })
             .await;
         assert_eq!(e["status"], "InService", "{e}");
+        assert!(close(&e["cost"]["usd_per_hour"], 3.0 * price), "two processes of a, one of b: {e}");
+        assert!(close(&e["variants"][0]["usd_per_hour"], 2.0 * price), "{e}");
         // b removed: the gateway stops sending it traffic at once, and its process stops
         let res = app.call(Method::PATCH, &path, &member, Some(json!({"variants": [variant("a", &a, 2, 1.0)]}))).await;
         assert_eq!(res.status, StatusCode::OK, "{}", res.text());
@@ -434,6 +447,24 @@ async fn variants_are_added_resized_and_removed_under_load_without_losing_a_requ
     assert!(seen.iter().any(|(_, v)| v == "b"), "b took traffic while it was there");
     assert!(seen.iter().rev().take(5).all(|(_, v)| v == "a"), "only a at the end");
     assert_eq!(app.audit_count("endpoint.updated").await, 3);
+    let e = app.call(Method::GET, &path, &viewer, None).await.json();
+    assert!(close(&e["cost"]["usd_per_hour"], 2.0 * price), "{e}");
+    // each variant as it ran: a on one process, b, a on two (b's row closed when it went)
+    assert_eq!(app.count("select count(*) from endpoint_usage").await, 3);
+    assert_eq!(app.count("select count(*) from endpoint_usage where ended_at is null").await, 1);
+    // the team's month: deleted endpoints count too, by endpoint and by version, training beside
+    assert_eq!(app.call(Method::DELETE, &path, &admin, None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.count("select count(*) from endpoint_usage where ended_at is null").await, 0, "it stopped costing");
+    let spend = app.call(Method::GET, "/api/v1/teams/ml/endpoint-spend", &viewer, None).await;
+    assert_eq!(spend.status, StatusCode::OK, "{}", spend.text());
+    let spend = spend.json();
+    assert!(spend["endpoints_usd"].as_f64().is_some_and(|usd| usd > 0.0), "{spend}");
+    assert_eq!(spend["by_endpoint"][0]["name"], "live", "{spend}");
+    let mut labels: Vec<&str> =
+        spend["by_version"].as_array().into_iter().flatten().filter_map(|v| v["label"].as_str()).collect();
+    labels.sort_unstable();
+    assert_eq!(labels, vec!["clf v1", "clf v2"], "{spend}");
+    assert_eq!(spend["training_usd"], 0.0, "{spend}");
     worker.stop().await;
 }
 

@@ -216,7 +216,7 @@ pub async fn create(ctx: &Ctx, team: &str, input: NewEndpoint) -> Result<Endpoin
             message: format!("The team already has an endpoint named `{name}` (or it is still being deleted)."),
         });
     }
-    write_variants(&mut tx, id, &variants).await?;
+    write_variants(ctx, &mut tx, (id, team.id, &name), &variants).await?;
     let summary = summary(&variants);
     ctx.record(
         &mut tx,
@@ -239,8 +239,9 @@ pub async fn create(ctx: &Ctx, team: &str, input: NewEndpoint) -> Result<Endpoin
 /// names go, rows of the same name are updated in place (their processes'
 /// rows stay), new names are added.
 async fn write_variants(
+    ctx: &Ctx,
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    id: Uuid,
+    (id, team_id, name): (Uuid, Uuid, &str),
     variants: &[CheckedVariant],
 ) -> Result<(), AppError> {
     let names: Vec<String> = variants.iter().map(|v| v.name.clone()).collect();
@@ -270,7 +271,18 @@ async fn write_variants(
         .execute(&mut **tx)
         .await?;
     }
-    Ok(())
+    // from now on they cost what their instances cost
+    let deployed: Vec<crate::endpoints::cost::Deployed> = variants
+        .iter()
+        .map(|v| crate::endpoints::cost::Deployed {
+            name: &v.name,
+            version_id: v.version_id,
+            instance_type: &v.instance_type,
+            instance_count: v.instance_count,
+            shadow: v.shadow_percent.is_some(),
+        })
+        .collect();
+    crate::endpoints::cost::deployed(tx, id, team_id, name, &ctx.state.settings.region, &deployed).await
 }
 
 /// The variants as the audit trail shows them.
@@ -346,6 +358,7 @@ async fn read(pool: &sqlx::PgPool, ids: &[Uuid]) -> Result<Vec<Endpoint>, AppErr
     )
     .fetch_all(pool)
     .await?;
+    let (costs, variant_costs) = crate::endpoints::cost::of_endpoints(pool, ids).await?;
     let mut out = Vec::with_capacity(heads.len());
     for h in heads {
         let mine: Vec<_> = variants.iter().filter(|v| v.endpoint_id == h.endpoint_id).collect();
@@ -366,6 +379,8 @@ async fn read(pool: &sqlx::PgPool, ids: &[Uuid]) -> Result<Vec<Endpoint>, AppErr
                 weight: v.weight,
                 share: if v.shadow_percent.is_none() { shares.next().unwrap_or(0.0) } else { 0.0 },
                 shadow_percent: v.shadow_percent,
+                usd_per_hour: variant_costs.get(&(h.endpoint_id, v.name.clone())).and_then(|c| c.0),
+                month_usd: variant_costs.get(&(h.endpoint_id, v.name.clone())).map_or(0.0, |c| c.1),
                 instances: instances
                     .iter()
                     .filter(|i| i.endpoint_id == h.endpoint_id && i.variant == v.name)
@@ -395,6 +410,7 @@ async fn read(pool: &sqlx::PgPool, ids: &[Uuid]) -> Result<Vec<Endpoint>, AppErr
             variants: list,
             shadow,
             capture_percent: h.capture_percent,
+            cost: costs.get(&h.endpoint_id).cloned().unwrap_or_default(),
             created_by: h.created_by,
             created_at: h.created_at,
             updated_at: h.updated_at,
@@ -530,7 +546,7 @@ pub async fn update(ctx: &Ctx, id: Uuid, input: EndpointUpdate) -> Result<Endpoi
     let checked = check_variants(ctx, team_id, &variants, shadow.as_ref(), &deployed, &mut errors).await?;
     errors.finish()?;
     let mut tx = ctx.pool().begin().await?;
-    write_variants(&mut tx, id, &checked).await?;
+    write_variants(ctx, &mut tx, (id, team_id, &before.name), &checked).await?;
     sqlx::query!(
         "update endpoint set generation = generation + 1, capture_percent = $2, updated_at = now(),
                 status = case when status = 'Creating' then status else 'Updating' end, failure_reason = null
@@ -588,6 +604,7 @@ pub async fn delete(ctx: &Ctx, id: Uuid) -> Result<(), AppError> {
     )
     .execute(&mut *tx)
     .await?;
+    crate::endpoints::cost::stopped(&mut tx, id).await?;
     ctx.record(
         &mut tx,
         NewEvent {

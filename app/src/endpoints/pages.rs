@@ -5,11 +5,13 @@
 
 use crate::endpoints::rpc::{
     CreateEndpointForm, CreateInvokeKey, DeleteEndpoint, RevokeInvokeKey, SendSampleTraffic, SetEndpointWeightsForm,
-    TestInvoke, UpdateEndpointForm, endpoint_metrics, endpoint_options, get_endpoint, list_endpoints, list_invoke_keys,
+    TestInvoke, UpdateEndpointForm, endpoint_metrics, endpoint_options, endpoint_spend, get_endpoint, list_endpoints,
+    list_invoke_keys,
 };
 use crate::endpoints::types::{Endpoint, Variant, shares};
 use crate::kernel::chart::{ChartLine, LineChart};
 use crate::kernel::error::AppError;
+use crate::kernel::format::usd;
 use crate::kernel::widgets::{ConfirmButton, ErrorBox, FieldMessage, FormError, PageHeader, Time, use_refresh};
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
@@ -66,10 +68,19 @@ pub fn EndpointsPage() -> impl IntoView {
     let team = move || params.with(|p| p.get("team").unwrap_or_default());
     let tick = use_refresh(RwSignal::new(true));
     let endpoints = Resource::new(move || (team(), tick.get() / 5), |(t, _)| list_endpoints(t));
+    let spend = Resource::new(move || (team(), tick.get() / 60), |(t, _)| endpoint_spend(t));
     view! {
         <PageHeader title="Endpoints" subtitle="Model versions serving traffic: production variants share it by weight, a shadow gets a copy."/>
         <div class="toolbar">
             <a class="button" href=move || format!("/teams/{}/endpoints/new", team())>"New endpoint"</a>
+            <Transition fallback=|| ()>
+                {move || spend.get().and_then(Result::ok).map(|s| view! {
+                    <span class="muted" id="endpoint-spend" title="Instance-hours × the price table (in local mode: what the same endpoints would cost on SageMaker)">
+                        {format!("{}: endpoints {} · training {}", s.month, usd(s.endpoints_usd), usd(s.training_usd))}
+                        {(!s.by_version.is_empty()).then(|| format!(" · by version: {}", s.by_version.iter().take(5).map(|v| format!("{} {}", v.label, usd(v.usd))).collect::<Vec<_>>().join(", ")))}
+                    </span>
+                })}
+            </Transition>
         </div>
         <section class="card">
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
@@ -80,7 +91,7 @@ pub fn EndpointsPage() -> impl IntoView {
                     }.into_any(),
                     Ok(list) => view! {
                         <table class="data" id="endpoints">
-                            <thead><tr><th>"Endpoint"</th><th>"Status"</th><th>"Variants"</th><th>"Created"</th></tr></thead>
+                            <thead><tr><th>"Endpoint"</th><th>"Status"</th><th>"Variants"</th><th>"Cost now"</th><th>"Cost today"</th><th>"Created"</th></tr></thead>
                             <tbody>{list.into_iter().map(|e| view! {
                                 <tr data-endpoint=e.name.clone()>
                                     <td><a href=format!("/teams/{}/endpoints/{}", e.team, e.id)>{e.name.clone()}</a><br/><span class="muted mono">{e.engine_name.clone()}</span></td>
@@ -90,6 +101,8 @@ pub fn EndpointsPage() -> impl IntoView {
                                     }).collect_view()}
                                     {e.shadow.as_ref().map(|s| view! { <span class="pill">{format!("shadow {} {} %", s.name, s.shadow_percent.unwrap_or(0))}</span> })}
                                     </td>
+                                    <td class="num">{format!("{}/h", usd(e.cost.usd_per_hour))}</td>
+                                    <td class="num cost-today">{usd(e.cost.today_usd)}</td>
                                     <td><Time at=e.created_at/></td>
                                 </tr>
                             }).collect_view()}</tbody>
@@ -240,6 +253,10 @@ fn EndpointView(endpoint: Endpoint, delete: ServerAction<DeleteEndpoint>) -> imp
         <div class="toolbar">
             <span class=status_class(&e.status) id="endpoint-status">{e.status.clone()}</span>
             <span class="muted">{format!("{} mode", e.backend)}" · created by "{e.created_by.clone()}" "<Time at=e.created_at/></span>
+            <span class="muted" id="endpoint-cost" title="Instance-hours × the price table (in local mode: what it would cost on SageMaker)">
+                {format!("{}/h · today {} · this month {} · in all {}", usd(e.cost.usd_per_hour), usd(e.cost.today_usd), usd(e.cost.month_usd), usd(e.cost.total_usd))}
+                {e.cost.unpriced.then_some(" · an instance type has no price")}
+            </span>
             <ActionForm action=delete attr:class="inline">
                 <input type="hidden" name="id" value=e.id.to_string()/>
                 <ConfirmButton label="Delete endpoint" question=format!("Delete endpoint {}? It stops taking traffic at once.", e.name)/>
@@ -459,7 +476,7 @@ fn VariantsTable(variants: Vec<Variant>, shadow: Option<Variant>, team: String) 
         variants.into_iter().map(|v| (v, false)).chain(shadow.map(|s| (s, true))).collect();
     view! {
         <table class="data" id="variants">
-            <thead><tr><th>"Variant"</th><th>"Model version"</th><th>"Instances"</th><th>"Weight"</th><th>"Share"</th><th>"Processes"</th></tr></thead>
+            <thead><tr><th>"Variant"</th><th>"Model version"</th><th>"Instances"</th><th>"Weight"</th><th>"Share"</th><th>"Cost"</th><th>"Processes"</th></tr></thead>
             <tbody>{rows.into_iter().map(|(v, is_shadow)| view! {
                 <tr data-variant=v.name.clone()>
                     <td>{v.name.clone()}{is_shadow.then(|| view! { " "<span class="pill">"shadow"</span> })}</td>
@@ -467,6 +484,7 @@ fn VariantsTable(variants: Vec<Variant>, shadow: Option<Variant>, team: String) 
                     <td class="mono">{format!("{} × {}", v.instance_count, v.instance_type)}</td>
                     <td class="num">{if is_shadow { "—".to_owned() } else { format!("{}", v.weight) }}</td>
                     <td class="num share">{if is_shadow { format!("copy of {} %", v.shadow_percent.unwrap_or(0)) } else { format!("{:.1} %", v.share * 100.0) }}</td>
+                    <td class="num cost">{v.usd_per_hour.map_or_else(|| "no price".to_owned(), |r| format!("{}/h", usd(r)))}<br/><span class="muted">{format!("{} this month", usd(v.month_usd))}</span></td>
                     <td>{v.instances.iter().map(|i| view! {
                         <span class=status_class(&i.status) title=i.message.clone().unwrap_or_default()>
                             {format!("{}#{} {}", if i.previous { "previous " } else { "" }, i.ordinal, i.status)}{(i.restarts > 0).then(|| format!(" · {} restarts", i.restarts))}

@@ -125,6 +125,12 @@ pub async fn send_sample_traffic(
     crate::kernel::context::finish(done)
 }
 
+#[server(prefix = "/rpc", endpoint = "endpoint_spend")]
+pub async fn endpoint_spend(team: String) -> Result<crate::endpoints::types::EndpointSpend, AppError> {
+    let ctx = crate::kernel::context::server_ctx().await?;
+    crate::kernel::context::finish(crate::endpoints::cost::month(&ctx, &team).await)
+}
+
 #[server(prefix = "/rpc", endpoint = "delete_endpoint")]
 pub async fn delete_endpoint(id: Uuid) -> Result<(), AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;

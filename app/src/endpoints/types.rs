@@ -28,6 +28,8 @@ pub struct Endpoint {
     pub shadow: Option<Variant>,
     /// Data capture sampling percentage, if on.
     pub capture_percent: Option<i32>,
+    /// What it costs: instance-hours × the price table.
+    pub cost: EndpointCost,
     pub created_by: String,
     #[serde(with = "time::serde::rfc3339")]
     #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
@@ -53,8 +55,62 @@ pub struct Variant {
     pub share: f64,
     /// The shadow's sampling percentage.
     pub shadow_percent: Option<i32>,
+    /// What it costs per hour now (instance count × price); none when its
+    /// instance type has no price.
+    pub usd_per_hour: Option<f64>,
+    /// What it cost this month (UTC), under this name.
+    pub month_usd: f64,
     /// Local mode: its processes.
     pub instances: Vec<Instance>,
+}
+
+/// An endpoint's cost (USD): instance-hours of its variants × their prices.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct EndpointCost {
+    /// The rate now, all variants together.
+    pub usd_per_hour: f64,
+    /// Since midnight (UTC).
+    pub today_usd: f64,
+    /// Since the first of the month (UTC).
+    pub month_usd: f64,
+    /// Since it was created.
+    pub total_usd: f64,
+    /// A variant runs on an instance type without a price (not counted).
+    pub unpriced: bool,
+}
+
+/// A team's spend this month (UTC): endpoints, per endpoint and per model
+/// version, and training beside it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct EndpointSpend {
+    /// `YYYY-MM`.
+    pub month: String,
+    pub endpoints_usd: f64,
+    /// Training jobs this month (as the training list shows it).
+    pub training_usd: f64,
+    /// Deleted endpoints included; most expensive first.
+    pub by_endpoint: Vec<NamedSpend>,
+    pub by_version: Vec<VersionSpend>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct NamedSpend {
+    pub name: String,
+    pub usd: f64,
+}
+
+/// What serving one model version cost this month, over every endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct VersionSpend {
+    /// None when the version was deleted since.
+    pub version_id: Option<Uuid>,
+    /// `model vN`.
+    pub label: String,
+    pub usd: f64,
 }
 
 /// One process of a variant (local mode).

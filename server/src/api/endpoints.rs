@@ -5,8 +5,8 @@
 use super::{ApiJson, ApiPath, ApiQuery};
 use app::endpoints::domain;
 use app::endpoints::types::{
-    CreatedInvokeKey, Endpoint, EndpointMetrics, EndpointUpdate, InvokeKey, MetricsQuery, NewEndpoint, NewInvokeKey,
-    SampleTraffic, SampleTrafficStarted, Weights,
+    CreatedInvokeKey, Endpoint, EndpointMetrics, EndpointSpend, EndpointUpdate, InvokeKey, MetricsQuery, NewEndpoint,
+    NewInvokeKey, SampleTraffic, SampleTrafficStarted, Weights,
 };
 use app::kernel::context::Ctx;
 use app::kernel::error::AppError;
@@ -24,6 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(set_weights))
         .routes(routes!(metrics))
         .routes(routes!(sample_traffic))
+        .routes(routes!(spend))
         .routes(routes!(list_keys, create_key))
         .routes(routes!(revoke_key))
 }
@@ -55,6 +56,17 @@ async fn create(
     responses((status = 200, body = Endpoint), (status = 403, body = Problem), (status = 404, body = Problem)))]
 async fn get_one(ctx: Ctx, ApiPath(id): ApiPath<Uuid>) -> Result<Json<Endpoint>, AppError> {
     Ok(Json(domain::get(&ctx, id).await?))
+}
+
+/// What the team's endpoints cost this month (viewers): in all, per
+/// endpoint (deleted ones too) and per model version, with the month's
+/// training beside it. Instance-hours × the price table; in local mode,
+/// what the same endpoints would cost on SageMaker.
+#[utoipa::path(get, path = "/teams/{team}/endpoint-spend", tag = "endpoints",
+    params(("team" = String, Path, description = "Team slug")),
+    responses((status = 200, body = EndpointSpend), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn spend(ctx: Ctx, ApiPath(team): ApiPath<String>) -> Result<Json<EndpointSpend>, AppError> {
+    Ok(Json(app::endpoints::cost::month(&ctx, &team).await?))
 }
 
 /// Changes an endpoint (members): `variants` replaces the production
