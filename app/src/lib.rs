@@ -17,6 +17,7 @@ pub mod kernel;
 pub mod accounts;
 pub mod approvals;
 pub mod audit;
+pub mod budgets;
 pub mod datasets;
 pub mod endpoints;
 pub mod layout;
@@ -113,6 +114,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/teams/:team/endpoints") view=endpoints::pages::EndpointsPage ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team/endpoints/new") view=endpoints::pages::NewEndpointPage ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team/endpoints/:id") view=endpoints::pages::EndpointPage ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/budget") view=budgets::pages::BudgetPage ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team/reviews") view=approvals::pages::ReviewsPage ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team/webhooks") view=webhooks::pages::WebhooksPage ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team/webhooks/:id") view=webhooks::pages::WebhookPage ssr=SsrMode::Async/>

@@ -299,6 +299,8 @@ async fn serve(config: Config, demo: Option<(Option<String>, bool)>) -> anyhow::
         tokio::spawn(server::workers::serving(state.clone(), std::time::Duration::from_secs(1), stop.clone()));
     let traffic =
         tokio::spawn(server::workers::traffic(state.clone(), std::time::Duration::from_secs(10), stop.clone()));
+    let budgets =
+        tokio::spawn(server::workers::budgets(state.clone(), std::time::Duration::from_secs(60), stop.clone()));
     if let Some((email, traffic)) = demo {
         let (demo, ctx) = create_demo(&state, email.as_deref()).await?;
         let job = &demo.job;
@@ -339,6 +341,7 @@ async fn serve(config: Config, demo: Option<(Option<String>, bool)>) -> anyhow::
     let _ = hooks.await;
     let _ = endpoints.await;
     let _ = traffic.await;
+    let _ = budgets.await;
     if let Some(task) = anchoring {
         let _ = task.await;
     }

@@ -367,6 +367,22 @@ async fn serving_round(
     }
 }
 
+/// Checks every team's budget against the month's spend every `every`
+/// (any process; an alert is raised once whoever checks).
+pub async fn budgets(state: app::kernel::state::AppState, every: Duration, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(every) => {}
+        }
+        match app::budgets::check::run(&state.pool).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(alerts = n, "budget alerts raised"),
+            Err(e) => tracing::warn!(error = %e, "could not check the budgets"),
+        }
+    }
+}
+
 /// Adds what this process's gateway counted to the per-minute rollups of
 /// endpoint metrics every `every`, in one statement, and once more on the
 /// way out. Every process runs it (each counts its own traffic).

@@ -667,6 +667,21 @@ fn cases() -> Vec<Case> {
         Case { call: "fn get_me", input: json!({}), expect: "200 200 200 200 200 200 200" },
         // anyone signed in may create their own demo team and job
         Case { call: "fn create_demo", input: json!({}), expect: "401 200 200 200 200 200 200" },
+        // ---- budgets ----
+        Case { call: "GET /api/v1/teams/alpha/budget", input: json!(null), expect: "401 200 200 200 200 404 200" },
+        Case {
+            call: "PUT /api/v1/teams/alpha/budget",
+            input: json!({"monthly_usd": 1000, "alert_percent": 80}),
+            expect: "401 403 403 403 200 404 200",
+        },
+        Case { call: "fn get_budget", input: json!({"team": "alpha"}), expect: "401 200 200 200 200 404 200" },
+        Case {
+            call: "fn set_budget_form",
+            input: json!({"team": "alpha", "monthly_usd": "500", "alert_percent": "75"}),
+            expect: "401 403 403 403 200 404 200",
+        },
+        Case { call: "fn remove_budget", input: json!({"team": "alpha"}), expect: "401 403 403 403 200 404 200" },
+        Case { call: "DELETE /api/v1/teams/alpha/budget", input: json!(null), expect: "401 403 403 403 204 404 204" },
         // ---- endpoints ----
         Case { call: "GET /api/v1/teams/alpha/endpoints", input: json!(null), expect: "401 200 200 200 200 404 200" },
         Case {

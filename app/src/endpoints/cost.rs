@@ -147,8 +147,13 @@ pub async fn of_endpoints(
 /// The team's endpoints this month (viewers): in all, per endpoint and per
 /// model version, and its training beside it.
 pub async fn month(ctx: &Ctx, team: &str) -> Result<EndpointSpend, AppError> {
-    let training = crate::training::jobs::month_cost(ctx, team).await?;
     let (team, _) = crate::teams::domain::load(ctx, team, Action::ReadTeam).await?;
+    team_month(ctx.pool(), team.id).await
+}
+
+/// [`month`] of team `team_id`, without authorization (budgets).
+pub async fn team_month(pool: &sqlx::PgPool, team_id: Uuid) -> Result<EndpointSpend, AppError> {
+    let training = crate::training::jobs::month_total(pool, team_id).await?;
     let now = OffsetDateTime::now_utc();
     let (_, month_start) = day_and_month(now);
     let rows = sqlx::query!(
@@ -157,10 +162,10 @@ pub async fn month(ctx: &Ctx, team: &str) -> Result<EndpointSpend, AppError> {
            from endpoint_usage u
            left join model_version v on v.version_id = u.version_id left join model m on m.model_id = v.model_id
            where u.team_id = $1 and u.usd_per_hour is not null and (u.ended_at is null or u.ended_at > $2)"#,
-        team.id,
+        team_id,
         month_start
     )
-    .fetch_all(ctx.pool())
+    .fetch_all(pool)
     .await?;
     let mut total = 0.0;
     let mut by_endpoint: HashMap<String, f64> = HashMap::new();

@@ -73,6 +73,7 @@ pub fn EndpointsPage() -> impl IntoView {
         <PageHeader title="Endpoints" subtitle="Model versions serving traffic: production variants share it by weight, a shadow gets a copy."/>
         <div class="toolbar">
             <a class="button" href=move || format!("/teams/{}/endpoints/new", team())>"New endpoint"</a>
+            <a href=move || format!("/teams/{}/budget", team())>"Budget"</a>
             <Transition fallback=|| ()>
                 {move || spend.get().and_then(Result::ok).map(|s| view! {
                     <span class="muted" id="endpoint-spend" title="Instance-hours × the price table (in local mode: what the same endpoints would cost on SageMaker)">

@@ -43,9 +43,10 @@ pub fn Layout() -> impl IntoView {
     // The page is built once, beside the top bar rather than inside the
     // user's load: a re-run of that load must not rebuild the page (and
     // start all of its loads again).
+    let team = Signal::derive(move || current_team(&location.pathname.get()));
     view! {
         <UserBar me visitor=|| view! { <Redirect path="/login"/> }.into_any()/>
-        <main class="content"><Outlet/></main>
+        <main class="content"><BudgetBanner team/><Outlet/></main>
     }
 }
 
@@ -171,6 +172,35 @@ fn TopBar(user: Me, teams: Vec<crate::teams::types::Team>, waiting: i64) -> impl
                 </div>
             </details>
         </header>
+    }
+}
+
+/// The banner on team `team`'s pages once the month's spend passes its
+/// budget's alert percentage (nothing otherwise, or for who may not see it).
+#[component]
+fn BudgetBanner(#[prop(into)] team: Signal<Option<String>>) -> impl IntoView {
+    let status = Resource::new(
+        move || team.get(),
+        |team| async move {
+            match team {
+                Some(t) => crate::budgets::rpc::get_budget(t).await.ok(),
+                None => None,
+            }
+        },
+    );
+    view! {
+        <Transition fallback=|| ()>
+            {move || status.get().flatten().and_then(|s| {
+                let level = s.level.clone()?;
+                let team = team.get()?;
+                let headline = if level == "exceeded" { "Over budget" } else { "Near the budget" };
+                Some(view! {
+                    <div class=if level == "exceeded" { "form-error budget-banner" } else { "notice budget-banner" } role="alert" id="budget-banner" data-level=level.clone()>
+                        <strong>{headline}</strong>" · "{s.summary()}" · "<a href=format!("/teams/{team}/budget")>"Budget"</a>
+                    </div>
+                })
+            })}
+        </Transition>
     }
 }
 

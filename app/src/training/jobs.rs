@@ -185,6 +185,11 @@ pub async fn list(ctx: &Ctx, team: &str, q: JobQuery) -> Result<Page<TrainingJob
 /// This month's spend: finished jobs' actual cost plus running jobs' accrual.
 pub async fn month_cost(ctx: &Ctx, team: &str) -> Result<MonthCost, AppError> {
     let (team, _) = crate::teams::domain::load(ctx, team, Action::ReadTeam).await?;
+    month_total(ctx.pool(), team.id).await
+}
+
+/// [`month_cost`] of team `team_id`, without authorization (budgets).
+pub async fn month_total(pool: &sqlx::PgPool, team_id: Uuid) -> Result<MonthCost, AppError> {
     let now = OffsetDateTime::now_utc();
     let month_start = now.replace_day(1).map_err(anyhow::Error::from)?.replace_time(time::Time::MIDNIGHT);
     let rows = sqlx::query!(
@@ -192,10 +197,10 @@ pub async fn month_cost(ctx: &Ctx, team: &str) -> Result<MonthCost, AppError> {
                   j.training_started_at, j.billable_seconds, j.training_seconds
            from training_job j
            where j.team_id = $1 and (j.training_ended_at >= $2 or not training_status_is_final(j.status))"#,
-        team.id,
+        team_id,
         month_start
     )
-    .fetch_all(ctx.pool())
+    .fetch_all(pool)
     .await?;
     let total = rows
         .iter()

@@ -6,6 +6,7 @@
 
 pub mod approvals;
 pub mod audit;
+pub mod budgets;
 pub mod datasets;
 pub mod endpoints;
 pub mod me;
@@ -55,6 +56,7 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "registry", description = "The model registry: models and their immutable versions, registered from training jobs"),
         (name = "approvals", description = "Change requests, the team policies that ask for them, and their reviews"),
         (name = "webhooks", description = "Team endpoints that receive signed events, and their delivery logs"),
+        (name = "budgets", description = "A team's monthly budget over training and endpoints, and where the month stands"),
         (name = "endpoints", description = "Deployed model versions: endpoints, their production and shadow variants, traffic weights. Invoke with POST /endpoints/{engine_name}/invocations (SageMaker Runtime's path)"),
     )
 )]
@@ -87,7 +89,8 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(models::router())
         .merge(approvals::router())
         .merge(webhooks::router())
-        .merge(endpoints::router());
+        .merge(endpoints::router())
+        .merge(budgets::router());
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1).split_for_parts();
     document_problems(&mut doc);
     let doc = document_inputs(doc);
