@@ -94,8 +94,8 @@ async fn by_id(
     let Ok(id) = uuid::Uuid::parse_str(&id) else {
         return failure(&Failure::Validation(format!("Endpoint {id} not found.")));
     };
-    let name = match app::endpoints::domain::get(&ctx, id).await {
-        Ok(endpoint) => endpoint.engine_name,
+    let name = match app::endpoints::domain::engine_name(&ctx, id).await {
+        Ok(name) => name,
         Err(app::kernel::error::AppError::Forbidden) => {
             return failure(&Failure::AccessDenied("Your role does not allow this.".into()));
         }

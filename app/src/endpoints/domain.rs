@@ -312,9 +312,18 @@ struct Head {
 
 /// The endpoint `id`, if the caller may `action` on it, with its team's id.
 pub(crate) async fn load(ctx: &Ctx, id: Uuid, action: Action) -> Result<(Endpoint, Uuid), AppError> {
+    let (team_id, _) = authorized(ctx, id, action).await?;
+    let mut found = read(ctx.pool(), &[id]).await?;
+    let endpoint = found.pop().ok_or_else(|| AppError::NotFound("Endpoint".into()))?;
+    Ok((endpoint, team_id))
+}
+
+/// The team and engine name of endpoint `id`, if the caller may `action` on
+/// it (one query: what invoking by id needs, without reading the endpoint).
+async fn authorized(ctx: &Ctx, id: Uuid, action: Action) -> Result<(Uuid, String), AppError> {
     let actor = ctx.actor()?;
     let row = sqlx::query!(
-        r#"select e.team_id, tm.role as "role?: Role"
+        r#"select e.team_id, e.engine_name, tm.role as "role?: Role"
            from endpoint e left join team_member tm on tm.team_id = e.team_id and tm.user_id = $2
            where e.endpoint_id = $1"#,
         id,
@@ -324,9 +333,13 @@ pub(crate) async fn load(ctx: &Ctx, id: Uuid, action: Action) -> Result<(Endpoin
     .await?
     .ok_or_else(|| AppError::NotFound("Endpoint".into()))?;
     authorize_owned(&actor.principal(), action, row.role, "Endpoint")?;
-    let mut found = read(ctx.pool(), &[id]).await?;
-    let endpoint = found.pop().ok_or_else(|| AppError::NotFound("Endpoint".into()))?;
-    Ok((endpoint, row.team_id))
+    Ok((row.team_id, row.engine_name))
+}
+
+/// The engine name of endpoint `id` (viewers), for invoking it by id; the
+/// invocation itself checks the caller may invoke.
+pub async fn engine_name(ctx: &Ctx, id: Uuid) -> Result<String, AppError> {
+    Ok(authorized(ctx, id, Action::ReadTeam).await?.1)
 }
 
 /// Endpoints by id, with their variants and instances (no authorization).

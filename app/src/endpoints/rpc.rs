@@ -148,7 +148,7 @@ pub async fn test_invoke(
 ) -> Result<TestInvocation, AppError> {
     use crate::endpoints::invoke::{Failure, Invocation};
     let ctx = crate::kernel::context::server_ctx().await?;
-    let endpoint = crate::endpoints::domain::get(&ctx, id).await?;
+    let engine_name = crate::endpoints::domain::engine_name(&ctx, id).await?;
     let started = std::time::Instant::now();
     let invocation = Invocation {
         body: body.into_bytes().into(),
@@ -156,7 +156,7 @@ pub async fn test_invoke(
         accept: None,
         target_variant: variant.filter(|v| !v.is_empty()),
     };
-    let done = crate::endpoints::invoke::invoke(&ctx, &endpoint.engine_name, invocation).await;
+    let done = crate::endpoints::invoke::invoke(&ctx, &engine_name, invocation).await;
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     match done {
         Ok(invoked) => Ok(TestInvocation {
