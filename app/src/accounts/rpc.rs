@@ -10,20 +10,20 @@ use leptos::prelude::*;
 use uuid::Uuid;
 
 /// The current user, or `None` when nobody is signed in.
-#[server(prefix = "/rpc", endpoint = "get_me")]
+#[server(prefix = "/rpc", endpoint = "get_me", output = crate::kernel::codec::Json)]
 pub async fn get_me() -> Result<Option<Me>, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     Ok(ctx.actor.as_ref().map(crate::accounts::domain::me))
 }
 
 /// Whether the first-run setup is still open (no user exists yet).
-#[server(prefix = "/rpc", endpoint = "setup_open")]
+#[server(prefix = "/rpc", endpoint = "setup_open", output = crate::kernel::codec::Json)]
 pub async fn setup_open() -> Result<bool, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     Ok(ctx.state.setup_token.lock().map(|t| t.is_some()).unwrap_or(false))
 }
 
-#[server(prefix = "/rpc", endpoint = "login")]
+#[server(prefix = "/rpc", endpoint = "login", output = crate::kernel::codec::Json)]
 pub async fn login(email: String, password: String) -> Result<(), AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     let session = crate::kernel::context::server_session()?;
@@ -34,7 +34,7 @@ pub async fn login(email: String, password: String) -> Result<(), AppError> {
     crate::kernel::context::finish(result)
 }
 
-#[server(prefix = "/rpc", endpoint = "logout")]
+#[server(prefix = "/rpc", endpoint = "logout", output = crate::kernel::codec::Json)]
 pub async fn logout() -> Result<(), AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     let session = crate::kernel::context::server_session()?;
@@ -46,7 +46,7 @@ pub async fn logout() -> Result<(), AppError> {
 }
 
 /// Creates the first (site admin) account with the token printed at start-up.
-#[server(prefix = "/rpc", endpoint = "setup")]
+#[server(prefix = "/rpc", endpoint = "setup", output = crate::kernel::codec::Json)]
 pub async fn setup(token: String, email: String, display_name: String, password: String) -> Result<(), AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     let session = crate::kernel::context::server_session()?;
@@ -57,7 +57,7 @@ pub async fn setup(token: String, email: String, display_name: String, password:
     crate::kernel::context::finish(result)
 }
 
-#[server(prefix = "/rpc", endpoint = "change_password")]
+#[server(prefix = "/rpc", endpoint = "change_password", output = crate::kernel::codec::Json)]
 pub async fn change_password(current_password: String, new_password: String) -> Result<(), AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     let session = crate::kernel::context::server_session()?;
@@ -67,7 +67,7 @@ pub async fn change_password(current_password: String, new_password: String) -> 
 }
 
 /// Ends all of the caller's browser sessions, this one included.
-#[server(prefix = "/rpc", endpoint = "sign_out_everywhere")]
+#[server(prefix = "/rpc", endpoint = "sign_out_everywhere", output = crate::kernel::codec::Json)]
 pub async fn sign_out_everywhere() -> Result<(), AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     let session = crate::kernel::context::server_session()?;
@@ -78,14 +78,14 @@ pub async fn sign_out_everywhere() -> Result<(), AppError> {
     crate::kernel::context::finish(result)
 }
 
-#[server(prefix = "/rpc", endpoint = "list_users")]
+#[server(prefix = "/rpc", endpoint = "list_users", output = crate::kernel::codec::Json)]
 pub async fn list_users(cursor: Option<String>, limit: Option<i64>) -> Result<Page<User>, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     crate::kernel::context::finish(crate::accounts::users::list(&ctx, cursor.as_deref(), limit).await)
 }
 
 /// `is_site_admin` is a checkbox: present ("on") means yes.
-#[server(prefix = "/rpc", endpoint = "create_user")]
+#[server(prefix = "/rpc", endpoint = "create_user", output = crate::kernel::codec::Json)]
 pub async fn create_user(
     email: String,
     display_name: String,
@@ -98,7 +98,7 @@ pub async fn create_user(
 }
 
 /// `disabled` is "true" or "false" (a form's hidden field).
-#[server(prefix = "/rpc", endpoint = "set_user_disabled")]
+#[server(prefix = "/rpc", endpoint = "set_user_disabled", output = crate::kernel::codec::Json)]
 pub async fn set_user_disabled(user_id: Uuid, disabled: String) -> Result<User, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     let result = async {

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 /// The team's requests for one tab of the inbox: `review` (waiting for the
 /// caller's review), `mine` (the caller's own) or `all`.
-#[server(prefix = "/rpc", endpoint = "list_change_requests")]
+#[server(prefix = "/rpc", endpoint = "list_change_requests", output = crate::kernel::codec::Json)]
 pub async fn list_change_requests(team: String, tab: String) -> Result<Page<RequestSummary>, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     let query = RequestQuery { needs_my_review: tab == "review", mine: tab == "mine", ..RequestQuery::default() };
@@ -21,14 +21,14 @@ pub async fn list_change_requests(team: String, tab: String) -> Result<Page<Requ
     crate::kernel::context::finish(result)
 }
 
-#[server(prefix = "/rpc", endpoint = "get_change_request")]
+#[server(prefix = "/rpc", endpoint = "get_change_request", output = crate::kernel::codec::Json)]
 pub async fn get_change_request(id: Uuid) -> Result<ChangeRequest, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     crate::kernel::context::finish(crate::approvals::requests::get(&ctx, id).await)
 }
 
 /// How many open requests wait for the caller's review (the navigation badge).
-#[server(prefix = "/rpc", endpoint = "reviews_waiting")]
+#[server(prefix = "/rpc", endpoint = "reviews_waiting", output = crate::kernel::codec::Json)]
 pub async fn reviews_waiting() -> Result<i64, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     if ctx.actor.is_none() {
@@ -39,7 +39,7 @@ pub async fn reviews_waiting() -> Result<i64, AppError> {
 }
 
 /// Approves, rejects or withdraws a request (`decision`: approve, reject, withdraw).
-#[server(prefix = "/rpc", endpoint = "decide_change_request")]
+#[server(prefix = "/rpc", endpoint = "decide_change_request", output = crate::kernel::codec::Json)]
 pub async fn decide_change_request(id: Uuid, decision: String, comment: String) -> Result<ChangeRequest, AppError> {
     use crate::approvals::requests;
     use crate::approvals::types::Decision;
@@ -55,7 +55,7 @@ pub async fn decide_change_request(id: Uuid, decision: String, comment: String) 
 }
 
 /// Opens a request to move `alias` of `model` to `version` (the model page's form for a protected alias).
-#[server(prefix = "/rpc", endpoint = "request_alias_move")]
+#[server(prefix = "/rpc", endpoint = "request_alias_move", output = crate::kernel::codec::Json)]
 pub async fn request_alias_move(
     team: String,
     model: Uuid,

@@ -4,14 +4,14 @@ use crate::budgets::types::BudgetStatus;
 use crate::kernel::error::AppError;
 use leptos::prelude::*;
 
-#[server(prefix = "/rpc", endpoint = "get_budget")]
+#[server(prefix = "/rpc", endpoint = "get_budget", output = crate::kernel::codec::Json)]
 pub async fn get_budget(team: String) -> Result<BudgetStatus, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     crate::kernel::context::finish(crate::budgets::domain::status(&ctx, &team).await)
 }
 
 /// The budget form: a monthly amount and the alert percentage (admins).
-#[server(prefix = "/rpc", endpoint = "set_budget_form")]
+#[server(prefix = "/rpc", endpoint = "set_budget_form", output = crate::kernel::codec::Json)]
 pub async fn set_budget_form(
     team: String,
     monthly_usd: String,
@@ -41,7 +41,7 @@ pub async fn set_budget_form(
     crate::kernel::context::finish(done)
 }
 
-#[server(prefix = "/rpc", endpoint = "remove_budget")]
+#[server(prefix = "/rpc", endpoint = "remove_budget", output = crate::kernel::codec::Json)]
 pub async fn remove_budget(team: String) -> Result<(), AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     crate::kernel::context::finish(crate::budgets::domain::remove(&ctx, &team).await)

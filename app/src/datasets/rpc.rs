@@ -21,14 +21,14 @@ fn split_tags(raw: &str) -> Vec<String> {
     raw.split(',').map(str::to_owned).collect()
 }
 
-#[server(prefix = "/rpc", endpoint = "list_datasets")]
+#[server(prefix = "/rpc", endpoint = "list_datasets", output = crate::kernel::codec::Json)]
 pub async fn list_datasets(team: String, query: DatasetQuery) -> Result<Page<Dataset>, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     crate::kernel::context::finish(crate::datasets::domain::list(&ctx, &team, query).await)
 }
 
 /// `tags` is comma-separated, as typed in the form.
-#[server(prefix = "/rpc", endpoint = "create_dataset")]
+#[server(prefix = "/rpc", endpoint = "create_dataset", output = crate::kernel::codec::Json)]
 pub async fn create_dataset(
     team: String,
     name: String,
@@ -41,20 +41,20 @@ pub async fn create_dataset(
     )
 }
 
-#[server(prefix = "/rpc", endpoint = "get_dataset")]
+#[server(prefix = "/rpc", endpoint = "get_dataset", output = crate::kernel::codec::Json)]
 pub async fn get_dataset(id: Uuid) -> Result<Dataset, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     crate::kernel::context::finish(crate::datasets::domain::get(&ctx, id).await)
 }
 
-#[server(prefix = "/rpc", endpoint = "update_dataset")]
+#[server(prefix = "/rpc", endpoint = "update_dataset", output = crate::kernel::codec::Json)]
 pub async fn update_dataset(id: Uuid, description: String, tags: String) -> Result<Dataset, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     let update = DatasetUpdate { description: Some(description), tags: Some(split_tags(&tags)) };
     crate::kernel::context::finish(crate::datasets::domain::update(&ctx, id, update).await)
 }
 
-#[server(prefix = "/rpc", endpoint = "archive_dataset")]
+#[server(prefix = "/rpc", endpoint = "archive_dataset", output = crate::kernel::codec::Json)]
 pub async fn archive_dataset(id: Uuid) -> Result<Dataset, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     crate::kernel::context::finish(crate::datasets::domain::archive(&ctx, id).await)

@@ -6,25 +6,25 @@ use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
 use uuid::Uuid;
 
-#[server(prefix = "/rpc", endpoint = "list_endpoints")]
+#[server(prefix = "/rpc", endpoint = "list_endpoints", output = crate::kernel::codec::Json)]
 pub async fn list_endpoints(team: String) -> Result<Vec<Endpoint>, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     crate::kernel::context::finish(crate::endpoints::domain::list(&ctx, &team).await)
 }
 
-#[server(prefix = "/rpc", endpoint = "get_endpoint")]
+#[server(prefix = "/rpc", endpoint = "get_endpoint", output = crate::kernel::codec::Json)]
 pub async fn get_endpoint(id: Uuid) -> Result<Endpoint, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     crate::kernel::context::finish(crate::endpoints::domain::get(&ctx, id).await)
 }
 
-#[server(prefix = "/rpc", endpoint = "create_endpoint", input = Json)]
+#[server(prefix = "/rpc", endpoint = "create_endpoint", input = Json, output = crate::kernel::codec::Json)]
 pub async fn create_endpoint(team: String, endpoint: NewEndpoint) -> Result<Endpoint, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     crate::kernel::context::finish(crate::endpoints::domain::create(&ctx, &team, endpoint).await)
 }
 
-#[server(prefix = "/rpc", endpoint = "endpoint_options")]
+#[server(prefix = "/rpc", endpoint = "endpoint_options", output = crate::kernel::codec::Json)]
 pub async fn endpoint_options(team: String) -> Result<DeployChoices, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     crate::kernel::context::finish(crate::endpoints::domain::options(&ctx, &team).await)
@@ -32,7 +32,7 @@ pub async fn endpoint_options(team: String) -> Result<DeployChoices, AppError> {
 
 /// The new-endpoint form: up to three production rows and a shadow row;
 /// on success, on to the endpoint's page.
-#[server(prefix = "/rpc", endpoint = "create_endpoint_form")]
+#[server(prefix = "/rpc", endpoint = "create_endpoint_form", output = crate::kernel::codec::Json)]
 pub async fn create_endpoint_form(
     team: String,
     name: String,
@@ -52,7 +52,7 @@ pub async fn create_endpoint_form(
 }
 
 /// The weights editor: one weight per production variant, by name.
-#[server(prefix = "/rpc", endpoint = "set_endpoint_weights_form")]
+#[server(prefix = "/rpc", endpoint = "set_endpoint_weights_form", output = crate::kernel::codec::Json)]
 pub async fn set_endpoint_weights_form(
     id: Uuid,
     variant: Vec<String>,
@@ -74,7 +74,7 @@ pub async fn set_endpoint_weights_form(
     crate::kernel::context::finish(crate::endpoints::domain::set_weights(&ctx, id, Weights { weights }).await)
 }
 
-#[server(prefix = "/rpc", endpoint = "set_endpoint_weights", input = Json)]
+#[server(prefix = "/rpc", endpoint = "set_endpoint_weights", input = Json, output = crate::kernel::codec::Json)]
 pub async fn set_endpoint_weights(id: Uuid, weights: Weights) -> Result<Endpoint, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     crate::kernel::context::finish(crate::endpoints::domain::set_weights(&ctx, id, weights).await)
@@ -83,7 +83,7 @@ pub async fn set_endpoint_weights(id: Uuid, weights: Weights) -> Result<Endpoint
 /// The variants editor: the production variants the endpoint should have,
 /// one row each (a row without a version is removed, a new name is added,
 /// a changed count changes the capacity).
-#[server(prefix = "/rpc", endpoint = "update_endpoint_form")]
+#[server(prefix = "/rpc", endpoint = "update_endpoint_form", output = crate::kernel::codec::Json)]
 pub async fn update_endpoint_form(id: Uuid, variants: Vec<VariantRow>) -> Result<Endpoint, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     let done = async {
@@ -95,14 +95,14 @@ pub async fn update_endpoint_form(id: Uuid, variants: Vec<VariantRow>) -> Result
     crate::kernel::context::finish(done)
 }
 
-#[server(prefix = "/rpc", endpoint = "update_endpoint", input = Json)]
+#[server(prefix = "/rpc", endpoint = "update_endpoint", input = Json, output = crate::kernel::codec::Json)]
 pub async fn update_endpoint(id: Uuid, update: crate::endpoints::types::EndpointUpdate) -> Result<Endpoint, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     crate::kernel::context::finish(crate::endpoints::domain::update(&ctx, id, update).await)
 }
 
 /// The endpoint page's sample-traffic form.
-#[server(prefix = "/rpc", endpoint = "send_sample_traffic")]
+#[server(prefix = "/rpc", endpoint = "send_sample_traffic", output = crate::kernel::codec::Json)]
 pub async fn send_sample_traffic(
     id: Uuid,
     body: String,
@@ -125,13 +125,13 @@ pub async fn send_sample_traffic(
     crate::kernel::context::finish(done)
 }
 
-#[server(prefix = "/rpc", endpoint = "endpoint_spend")]
+#[server(prefix = "/rpc", endpoint = "endpoint_spend", output = crate::kernel::codec::Json)]
 pub async fn endpoint_spend(team: String) -> Result<crate::endpoints::types::EndpointSpend, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     crate::kernel::context::finish(crate::endpoints::cost::month(&ctx, &team).await)
 }
 
-#[server(prefix = "/rpc", endpoint = "delete_endpoint")]
+#[server(prefix = "/rpc", endpoint = "delete_endpoint", output = crate::kernel::codec::Json)]
 pub async fn delete_endpoint(id: Uuid) -> Result<(), AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     crate::kernel::context::finish(crate::endpoints::domain::delete(&ctx, id).await)
@@ -139,7 +139,7 @@ pub async fn delete_endpoint(id: Uuid) -> Result<(), AppError> {
 
 /// Sends `body` to the endpoint (pinned to `variant` when given) and shows
 /// what came back and which variant answered.
-#[server(prefix = "/rpc", endpoint = "test_invoke")]
+#[server(prefix = "/rpc", endpoint = "test_invoke", output = crate::kernel::codec::Json)]
 pub async fn test_invoke(
     id: Uuid,
     body: String,
@@ -181,27 +181,27 @@ pub async fn test_invoke(
     }
 }
 
-#[server(prefix = "/rpc", endpoint = "list_invoke_keys")]
+#[server(prefix = "/rpc", endpoint = "list_invoke_keys", output = crate::kernel::codec::Json)]
 pub async fn list_invoke_keys(id: Uuid) -> Result<Vec<crate::endpoints::types::InvokeKey>, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     crate::kernel::context::finish(crate::endpoints::keys::list(&ctx, id).await)
 }
 
-#[server(prefix = "/rpc", endpoint = "create_invoke_key")]
+#[server(prefix = "/rpc", endpoint = "create_invoke_key", output = crate::kernel::codec::Json)]
 pub async fn create_invoke_key(id: Uuid, name: String) -> Result<crate::endpoints::types::CreatedInvokeKey, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     let input = crate::endpoints::types::NewInvokeKey { name };
     crate::kernel::context::finish(crate::endpoints::keys::create(&ctx, id, input).await)
 }
 
-#[server(prefix = "/rpc", endpoint = "revoke_invoke_key")]
+#[server(prefix = "/rpc", endpoint = "revoke_invoke_key", output = crate::kernel::codec::Json)]
 pub async fn revoke_invoke_key(id: Uuid, key: String) -> Result<(), AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     crate::kernel::context::finish(crate::endpoints::keys::revoke(&ctx, id, &key).await)
 }
 
 /// The endpoint's traffic over `window` (`1h`, `24h` or `7d`) for its page.
-#[server(prefix = "/rpc", endpoint = "endpoint_metrics")]
+#[server(prefix = "/rpc", endpoint = "endpoint_metrics", output = crate::kernel::codec::Json)]
 pub async fn endpoint_metrics(id: Uuid, window: String) -> Result<crate::endpoints::types::EndpointMetrics, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     let (span, step) = match window.as_str() {

@@ -6,6 +6,7 @@
 //! - [`page`]: keyset pagination
 //! - [`validate`]: validated newtypes and field checks
 //! - [`chart`]: line charts of metric values by step
+//! - [`codec`]: the output encoding of every server function
 //! - [`format`]: how numbers, bytes, money and query values are written
 //! - [`widgets`]: the shared UI pieces (page header, form errors, times, buttons)
 //! - `state`, `context`, `audit`, `cache` (server only): the application
@@ -16,6 +17,7 @@
 //!   whether a team's policy covers a target, and once-only application
 
 pub mod chart;
+pub mod codec;
 pub mod error;
 pub mod format;
 pub mod page;

@@ -8,25 +8,25 @@ use crate::teams::types::{NewMember, NewTeam, RoleChange, TeamUpdate};
 use leptos::prelude::*;
 use uuid::Uuid;
 
-#[server(prefix = "/rpc", endpoint = "list_teams")]
+#[server(prefix = "/rpc", endpoint = "list_teams", output = crate::kernel::codec::Json)]
 pub async fn list_teams(cursor: Option<String>, limit: Option<i64>) -> Result<Page<Team>, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     crate::kernel::context::finish(crate::teams::domain::list(&ctx, cursor.as_deref(), limit).await)
 }
 
-#[server(prefix = "/rpc", endpoint = "create_team")]
+#[server(prefix = "/rpc", endpoint = "create_team", output = crate::kernel::codec::Json)]
 pub async fn create_team(slug: String, name: String) -> Result<Team, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     crate::kernel::context::finish(crate::teams::domain::create(&ctx, NewTeam { slug, name }).await)
 }
 
-#[server(prefix = "/rpc", endpoint = "get_team")]
+#[server(prefix = "/rpc", endpoint = "get_team", output = crate::kernel::codec::Json)]
 pub async fn get_team(team: String) -> Result<Team, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     crate::kernel::context::finish(crate::teams::domain::get(&ctx, &team).await)
 }
 
-#[server(prefix = "/rpc", endpoint = "update_team")]
+#[server(prefix = "/rpc", endpoint = "update_team", output = crate::kernel::codec::Json)]
 /// `allowed_sources` is one location per line (a form's text area).
 pub async fn update_team(
     team: String,
@@ -46,25 +46,25 @@ pub async fn update_team(
     crate::kernel::context::finish(crate::teams::domain::update(&ctx, &team, input).await)
 }
 
-#[server(prefix = "/rpc", endpoint = "list_members")]
+#[server(prefix = "/rpc", endpoint = "list_members", output = crate::kernel::codec::Json)]
 pub async fn list_members(team: String, cursor: Option<String>, limit: Option<i64>) -> Result<Page<Member>, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     crate::kernel::context::finish(crate::teams::domain::list_members(&ctx, &team, cursor.as_deref(), limit).await)
 }
 
-#[server(prefix = "/rpc", endpoint = "add_member")]
+#[server(prefix = "/rpc", endpoint = "add_member", output = crate::kernel::codec::Json)]
 pub async fn add_member(team: String, email: String, role: String) -> Result<Member, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     crate::kernel::context::finish(crate::teams::domain::add_member(&ctx, &team, NewMember { email, role }).await)
 }
 
-#[server(prefix = "/rpc", endpoint = "change_member_role")]
+#[server(prefix = "/rpc", endpoint = "change_member_role", output = crate::kernel::codec::Json)]
 pub async fn change_member_role(team: String, user_id: Uuid, role: String) -> Result<Member, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     crate::kernel::context::finish(crate::teams::domain::change_role(&ctx, &team, user_id, RoleChange { role }).await)
 }
 
-#[server(prefix = "/rpc", endpoint = "remove_member")]
+#[server(prefix = "/rpc", endpoint = "remove_member", output = crate::kernel::codec::Json)]
 pub async fn remove_member(team: String, user_id: Uuid) -> Result<(), AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     crate::kernel::context::finish(crate::teams::domain::remove_member(&ctx, &team, user_id).await)

@@ -6,14 +6,14 @@ use crate::tokens::types::{ApiToken, CreatedToken};
 use leptos::prelude::*;
 use uuid::Uuid;
 
-#[server(prefix = "/rpc", endpoint = "list_tokens")]
+#[server(prefix = "/rpc", endpoint = "list_tokens", output = crate::kernel::codec::Json)]
 pub async fn list_tokens(cursor: Option<String>, limit: Option<i64>) -> Result<Page<ApiToken>, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     crate::kernel::context::finish(crate::tokens::domain::list(&ctx, cursor.as_deref(), limit).await)
 }
 
 /// Creates a token; `expires_in_days` empty or 0 means no expiry.
-#[server(prefix = "/rpc", endpoint = "create_token")]
+#[server(prefix = "/rpc", endpoint = "create_token", output = crate::kernel::codec::Json)]
 pub async fn create_token(name: String, expires_in_days: Option<String>) -> Result<CreatedToken, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     let result = async {
@@ -33,7 +33,7 @@ pub async fn create_token(name: String, expires_in_days: Option<String>) -> Resu
     crate::kernel::context::finish(result)
 }
 
-#[server(prefix = "/rpc", endpoint = "revoke_token")]
+#[server(prefix = "/rpc", endpoint = "revoke_token", output = crate::kernel::codec::Json)]
 pub async fn revoke_token(token_id: Uuid) -> Result<(), AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     crate::kernel::context::finish(crate::tokens::domain::revoke(&ctx, token_id).await)

@@ -20,19 +20,19 @@ pub async fn create_demo() -> Result<crate::training::types::Demo, AppError> {
     crate::kernel::context::finish(crate::training::demo::create(&ctx).await)
 }
 
-#[server(prefix = "/rpc", endpoint = "get_prices")]
+#[server(prefix = "/rpc", endpoint = "get_prices", output = crate::kernel::codec::Json)]
 pub async fn get_prices() -> Result<PriceTable, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     crate::kernel::context::finish(crate::training::prices::table(&ctx).await)
 }
 
-#[server(prefix = "/rpc", endpoint = "set_price")]
+#[server(prefix = "/rpc", endpoint = "set_price", output = crate::kernel::codec::Json)]
 pub async fn set_price(instance_type: String, usd_per_hour: String) -> Result<InstancePrice, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     crate::kernel::context::finish(crate::training::prices::set(&ctx, &instance_type, &usd_per_hour).await)
 }
 
-#[server(prefix = "/rpc", endpoint = "delete_price")]
+#[server(prefix = "/rpc", endpoint = "delete_price", output = crate::kernel::codec::Json)]
 pub async fn delete_price(instance_type: String) -> Result<(), AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     crate::kernel::context::finish(crate::training::prices::delete(&ctx, &instance_type).await)
