@@ -122,6 +122,11 @@ pub struct Config {
     #[arg(long, env = "CAPSTAN_SAGEMAKER_ENDPOINT", global = true)]
     pub sagemaker_endpoint: Option<String>,
 
+    /// AWS mode: a SageMaker Runtime endpoint (InvokeEndpoint) to use instead
+    /// of AWS's; defaults to `CAPSTAN_SAGEMAKER_ENDPOINT` when that is set.
+    #[arg(long, env = "CAPSTAN_SAGEMAKER_RUNTIME_ENDPOINT", global = true)]
+    pub sagemaker_runtime_endpoint: Option<String>,
+
     /// AWS mode: a CloudWatch Logs endpoint to use instead of AWS's (an emulator).
     #[arg(long, env = "CAPSTAN_LOGS_ENDPOINT", global = true)]
     pub logs_endpoint: Option<String>,

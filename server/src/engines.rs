@@ -52,14 +52,25 @@ pub async fn model_packages(config: &Config) -> Option<Arc<dyn training::package
     Some(Arc::new(SageMaker::new(&shared, config.sagemaker_endpoint.as_deref(), config.logs_endpoint.as_deref())))
 }
 
-/// Where endpoints run: the local serving runner in local mode (`None` in
-/// AWS mode until the SageMaker serving backend lands).
-pub fn serving_backend(
+/// Where endpoints run: SageMaker real-time endpoints in AWS mode, the
+/// local serving runner otherwise.
+pub async fn serving_backend(
     config: &Config,
     storage: &Storage,
     sandbox: Option<Sandbox>,
 ) -> anyhow::Result<Option<Arc<dyn serving::Serving>>> {
-    let Some(sandbox) = sandbox else { return Ok(None) };
+    let Some(sandbox) = sandbox else {
+        let shared = storage::sdk_config(Some(&config.region()), None, None).await;
+        return Ok(Some(Arc::new(serving::sagemaker::SageMakerServing::new(
+            serving::sagemaker::SageMakerServingConfig {
+                shared: &shared,
+                sagemaker_endpoint: config.sagemaker_endpoint.as_deref(),
+                runtime_endpoint: config.sagemaker_runtime_endpoint.as_deref(),
+                bucket: config.s3_bucket.clone(),
+                default_role: config.sagemaker_role_arn.clone(),
+            },
+        ))));
+    };
     let local = serving::local::LocalServing::new(
         serving::local::LocalServingConfig { root: config.data_dir.join("serving"), sandbox },
         storage.client.clone(),

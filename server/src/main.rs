@@ -244,7 +244,7 @@ async fn serve(config: Config, demo: Option<(Option<String>, bool)>) -> anyhow::
     };
     let (storage, local_s3) = server::objects::connect(&config).await?;
     let backend = server::engines::training_backend(&config, &storage, sandbox.clone()).await;
-    let serving = server::engines::serving_backend(&config, &storage, sandbox)?;
+    let serving = server::engines::serving_backend(&config, &storage, sandbox).await?;
     let mut state = server::state(pool.clone(), &config.site_root.to_string_lossy(), settings, storage, backend);
     state.serving = serving;
     state.packages = server::engines::model_packages(&config).await;

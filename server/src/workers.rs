@@ -313,6 +313,9 @@ async fn serving_round(
                                 tracing::warn!(endpoint = %p.engine_name, error = %e, "could not remove a deleted endpoint's rows");
                             }
                         }
+                        Err(serving::ServingError::Busy(why)) => {
+                            tracing::debug!(endpoint = %p.engine_name, %why, "removal in progress")
+                        }
                         Err(e) => tracing::warn!(endpoint = %p.engine_name, error = %e, "could not remove an endpoint"),
                     }
                     continue;
@@ -332,6 +335,9 @@ async fn serving_round(
                             tracing::warn!(endpoint = %p.engine_name, error = %e, "could not record a failed deployment");
                         }
                     }
+                    Err(serving::ServingError::Busy(why)) => {
+                        tracing::debug!(endpoint = %p.engine_name, %why, "the endpoint is changing; deploying later")
+                    }
                     Err(e) => {
                         tracing::warn!(endpoint = %p.engine_name, error = %e, "deploying an endpoint failed; retrying")
                     }
@@ -349,7 +355,18 @@ async fn serving_round(
     };
     saved.retain(|id, _| running.iter().any(|r| r.endpoint_id == *id));
     for deploy::Running { endpoint_id: id, status: current, spec } in running {
-        let instances = backend.instances(&spec.name);
+        // SageMaker keeps a status of its own; locally it follows from the processes
+        let described = match backend.describe(&spec.name).await {
+            Ok(described) => described,
+            Err(e) => {
+                tracing::warn!(endpoint = %spec.name, error = %e, "could not ask how an endpoint is doing");
+                continue;
+            }
+        };
+        let instances = match &described {
+            Some(d) => d.instances.clone(),
+            None => backend.instances(&spec.name),
+        };
         // written only when they changed since this process last wrote them
         if saved.get(&id) != Some(&instances) {
             if let Err(e) = deploy::save_instances(&state.pool, id, &instances).await {
@@ -358,7 +375,11 @@ async fn serving_round(
             }
             saved.insert(id, instances.clone());
         }
-        if let Some((status, reason)) = deploy::settled(&spec, &instances)
+        let settled = match described {
+            Some(d) => Some((d.status, d.reason)),
+            None => deploy::settled(&spec, &instances),
+        };
+        if let Some((status, reason)) = settled
             && status != current
             && let Err(e) = deploy::set_status(&state.pool, id, status, reason.as_deref()).await
         {

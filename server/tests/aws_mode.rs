@@ -505,3 +505,238 @@ async fn model_packages_on_the_emulated_sagemaker_api(pool: PgPool) {
     assert_eq!(first.model_approval_status().map(|s| s.as_str()), Some("Rejected"));
     assert_eq!(fraud_packages.model_package_summary_list().len(), 2);
 }
+
+/// Endpoints in AWS mode through Capstan's API, serving worker and gateway,
+/// against the SageMaker stand-in (`serving::standin`) — moto 5.2.1 has no
+/// UpdateEndpoint, drops ShadowProductionVariants, puts endpoints in service
+/// at once and answers InvokeEndpoint without routing; the calls it has are
+/// tested against it in `serving/tests/sagemaker.rs`. Artifacts live in
+/// moto's S3.
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn endpoints_in_aws_mode_deploy_route_update_fail_and_delete_on_sagemaker(pool: PgPool) {
+    use serving::sagemaker::{SageMakerServing, SageMakerServingConfig};
+    use std::collections::HashMap;
+    use std::time::Duration;
+    let moto = Moto::start().await;
+    let standin = serving::standin::EndpointStandIn::start().await.expect("stand-in");
+    let storage = storage::Storage::new(&moto.config(), None, "capstan-aws").await;
+    storage::ensure_bucket(&storage.client, "capstan-aws").await.expect("bucket");
+    let shared =
+        storage::sdk_config(Some("us-east-1"), Some(&("testing".to_owned(), "testing".to_owned())), Some(&moto.url))
+            .await;
+    let training = std::sync::Arc::new(training::sagemaker::SageMaker::new(&shared, None, None));
+    let serving = std::sync::Arc::new(SageMakerServing::new(SageMakerServingConfig {
+        shared: &shared,
+        sagemaker_endpoint: Some(&standin.url),
+        runtime_endpoint: None,
+        bucket: "capstan-aws".into(),
+        default_role: Some("arn:aws:iam::123456789012:role/SageMakerServing".into()),
+    }));
+    let app = TestApp::with_backend(pool, Default::default(), Default::default(), storage, training)
+        .await
+        .with_serving_backend(serving);
+    let admin = Auth::Bearer(app.user("admin@example.com", false).await.token);
+    let member = Auth::Bearer(app.user("member@example.com", false).await.token);
+    app.team_with_members("ml", &admin, &[("member@example.com", "member")]).await;
+    let res = app.call(Method::POST, "/api/v1/teams/ml/models", &member, Some(json!({"name": "clf"}))).await;
+    let model = res.json()["id"].as_str().expect("id").to_owned();
+    let mut versions = HashMap::new();
+    for (name, image) in [("a", true), ("b", true), ("c", true), ("bare", false)] {
+        let key = format!("models/ml/{name}/model.tar.gz");
+        app.put("capstan-aws", &key, common::source_archive(&[("model.json", b"{}")])).await;
+        let mut body = json!({"artifact_uri": format!("s3://capstan-aws/{key}")});
+        if image {
+            body["image"] = json!("683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3");
+        }
+        let res = app.call(Method::POST, &format!("/api/v1/models/{model}/versions"), &member, Some(body)).await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+        versions.insert(name, res.json()["id"].as_str().expect("id").to_owned());
+    }
+    let variant = |name: &str, version: &str, weight: f64| json!({"name": name, "version_id": versions[version], "instance_type": "ml.m5.large", "instance_count": 1, "weight": weight});
+    let create = async |body: serde_json::Value| {
+        let res = app.call(Method::POST, "/api/v1/teams/ml/endpoints", &member, Some(body)).await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+        res.json()["id"].as_str().expect("id").to_owned()
+    };
+    let settled = async |id: &str| {
+        app.wait_for(&format!("/api/v1/endpoints/{id}"), &member, |e| {
+            matches!(e["status"].as_str(), Some("InService" | "Failed"))
+        })
+        .await
+    };
+
+    // a version without an image cannot run on SageMaker: refused, nothing written
+    let res = app
+        .call(
+            Method::POST,
+            "/api/v1/teams/ml/endpoints",
+            &member,
+            Some(json!({"name": "bare", "variants": [variant("a", "bare", 1.0)]})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text());
+    assert_eq!(res.json()["errors"][0]["field"], "variants[0].version_id", "{}", res.text());
+    assert!(res.text().contains("no inference image"), "{}", res.text());
+    assert_eq!(app.count("select count(*) from endpoint").await, 0);
+
+    // two production variants and a shadow: the shadow is a production
+    // variant of weight 0 that the gateway copies requests to
+    let ab = create(json!({"name": "ab", "variants": [variant("a", "a", 3.0), variant("b", "b", 1.0)],
+                           "shadow": {"name": "s", "version_id": versions["c"], "instance_type": "ml.m5.large",
+                                      "instance_count": 1, "percent": 50}}))
+    .await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let worker = tokio::spawn(server::workers::serving(app.state.clone(), Duration::from_millis(200), stop.clone()));
+    let endpoint = settled(&ab).await;
+    assert_eq!(endpoint["status"], "InService", "{endpoint}");
+    let (config, live) = standin.endpoint("ml-ab").expect("on SageMaker");
+    assert_eq!(
+        live,
+        vec![("a".to_owned(), 3.0, 1), ("b".to_owned(), 1.0, 1), ("s".to_owned(), 0.0, 1)],
+        "the shadow gets nothing of SageMaker's choosing"
+    );
+    let requested = standin.config(&config).expect("config");
+    assert!(requested["ShadowProductionVariants"].is_null(), "{requested}");
+    assert_eq!(app.audit_count("endpoint.in_service").await, 1);
+    let model_name = requested["ProductionVariants"][0]["ModelName"].as_str().expect("model").to_owned();
+    let created_model = standin.model(&model_name).expect("model");
+    assert_eq!(created_model["ExecutionRoleArn"], "arn:aws:iam::123456789012:role/SageMakerServing");
+    assert_eq!(created_model["PrimaryContainer"]["ModelDataUrl"], "s3://capstan-aws/models/ml/a/model.tar.gz");
+
+    // the gateway routes by weight through SageMaker Runtime (TargetVariant)
+    let invoke = async |engine: &str, body: &str, pin: Option<&str>| {
+        let mut req = http::Request::builder()
+            .method(Method::POST)
+            .uri(format!("/endpoints/{engine}/invocations"))
+            .header("content-type", "application/json");
+        if let Auth::Bearer(t) = &member {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        if let Some(v) = pin {
+            req = req.header("X-Amzn-SageMaker-Target-Variant", v);
+        }
+        app.send(req.body(axum::body::Body::from(body.to_owned())).expect("request")).await
+    };
+    let mut counts: HashMap<String, u32> = HashMap::new();
+    for _ in 0..400 {
+        let res = invoke("ml-ab", "[[1, 2]]", None).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+        let header =
+            res.headers.get("x-amzn-invoked-production-variant").and_then(|v| v.to_str().ok()).expect("header");
+        assert_eq!(res.json()["variant"], header, "the variant SageMaker was asked for answered");
+        *counts.entry(header.to_owned()).or_default() += 1;
+    }
+    assert_eq!(counts.get("s"), None, "the shadow never answers a caller");
+    let a = f64::from(counts.get("a").copied().unwrap_or(0));
+    let chi2 = (a - 300.0).powi(2) / 300.0 + (400.0 - a - 100.0).powi(2) / 100.0;
+    assert!(chi2 < 10.83, "3:1 by weight: {counts:?} (chi-square {chi2:.2})");
+    // about half the requests were copied to the shadow (asynchronously)
+    let mut copies = 0;
+    for _ in 0..50 {
+        copies = standin.invocations().iter().filter(|(e, v)| e == "ml-ab" && v == "s").count();
+        if copies >= 140 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!((140..=260).contains(&copies), "50 % of 400 copied to the shadow: {copies}");
+    // the model's own error is a ModelError with its status
+    let res = invoke("ml-ab", r#"{"fail": true}"#, Some("b")).await;
+    assert_eq!(res.status, StatusCode::FAILED_DEPENDENCY, "{}", res.text());
+    assert_eq!(res.json()["OriginalStatusCode"], 400, "{}", res.text());
+
+    // new weights change in place: UpdateEndpointWeightsAndCapacities, no redeployment
+    let res = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/endpoints/{ab}/weights"),
+            &member,
+            Some(json!({"weights": [{"variant": "a", "weight": 1}, {"variant": "b", "weight": 1}]})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    for _ in 0..100 {
+        if standin.endpoint("ml-ab").is_some_and(|(_, v)| v[0].1 == 1.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (same_config, live) = standin.endpoint("ml-ab").expect("endpoint");
+    assert_eq!((same_config.as_str(), live[0].1, live[1].1), (config.as_str(), 1.0, 1.0));
+    assert_eq!((standin.calls("UpdateEndpointWeightsAndCapacities"), standin.calls("UpdateEndpoint")), (1, 0));
+
+    // another variant set is a new configuration: UpdateEndpoint, Updating, then in service
+    let res = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/endpoints/{ab}"),
+            &member,
+            Some(json!({"variants": [variant("a", "a", 1.0), variant("c", "c", 1.0)], "shadow": null})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    let endpoint = app
+        .wait_for(&format!("/api/v1/endpoints/{ab}"), &member, |e| {
+            e["status"] == "InService" && standin.calls("UpdateEndpoint") == 1
+        })
+        .await;
+    let names: Vec<&str> =
+        endpoint["variants"].as_array().expect("variants").iter().filter_map(|v| v["name"].as_str()).collect();
+    assert_eq!(names, vec!["a", "c"]);
+    let (new_config, live) = standin.endpoint("ml-ab").expect("endpoint");
+    assert_ne!(new_config, config);
+    assert_eq!(live.iter().map(|v| v.0.as_str()).collect::<Vec<_>>(), vec!["a", "c"]);
+    // once in service, the old configuration and the models no longer used go
+    for _ in 0..100 {
+        if !standin.config_names().contains(&config) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(standin.config_names(), vec![new_config.clone()]);
+    assert_eq!(standin.model_names().len(), 2, "{:?}", standin.model_names());
+
+    // beside one production variant, SageMaker copies to the shadow itself
+    let solo = create(json!({"name": "solo", "variants": [variant("a", "a", 2.0)],
+                             "shadow": {"name": "s", "version_id": versions["c"], "instance_type": "ml.m5.large",
+                                        "instance_count": 1, "percent": 25}}))
+    .await;
+    assert_eq!(settled(&solo).await["status"], "InService");
+    let (solo_config, _) = standin.endpoint("ml-solo").expect("endpoint");
+    let requested = standin.config(&solo_config).expect("config");
+    assert_eq!(requested["ShadowProductionVariants"][0]["VariantName"], "s", "{requested}");
+    assert_eq!(requested["ShadowProductionVariants"][0]["InitialVariantWeight"], 0.5, "25 % of weight 2");
+    for _ in 0..20 {
+        assert_eq!(invoke("ml-solo", "[[1]]", None).await.status, StatusCode::OK);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        standin.invocations().iter().filter(|(e, _)| e == "ml-solo").all(|(_, v)| v == "a"),
+        "the gateway makes no copies of its own"
+    );
+
+    // SageMaker's failure and its reason reach the endpoint
+    standin.fail_next("The image 683313688378.dkr.ecr.us-east-1.amazonaws.com/x could not be pulled.");
+    let bad = create(json!({"name": "bad", "variants": [variant("a", "a", 1.0)]})).await;
+    let failed = settled(&bad).await;
+    assert_eq!(failed["status"], "Failed", "{failed}");
+    assert!(failed["failure_reason"].as_str().is_some_and(|r| r.contains("could not be pulled")), "{failed}");
+    assert_eq!(app.audit_count("endpoint.failed").await, 1);
+
+    // deleting removes the endpoint, its configuration and its models on SageMaker
+    let res = app.call(Method::DELETE, &format!("/api/v1/endpoints/{ab}"), &admin, None).await;
+    assert!(res.status.is_success(), "{}", res.text());
+    for _ in 0..100 {
+        if standin.endpoint("ml-ab").is_none() && !standin.config_names().contains(&new_config) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(app.call(Method::GET, &format!("/api/v1/endpoints/{ab}"), &member, None).await.status, 404);
+    assert!(standin.endpoint("ml-ab").is_none());
+    assert!(!standin.config_names().contains(&new_config));
+    assert!(standin.model_names().iter().all(|m| !m.starts_with("ml-ab-")), "{:?}", standin.model_names());
+    assert!(standin.endpoint("ml-solo").is_some(), "the others stay");
+    stop.cancel();
+    let _ = worker.await;
+}

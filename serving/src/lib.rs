@@ -1,11 +1,14 @@
 //! Where endpoints run: one trait, [`Serving`], that Capstan's endpoints
-//! capability and its gateway call, and the local implementation
-//! ([`local::LocalServing`]) that starts each variant's inference server as
+//! capability and its gateway call, with two implementations: the local one
+//! ([`local::LocalServing`]) starts each variant's inference server as
 //! sandboxed processes on this machine, following SageMaker's inference
 //! contract (`GET /ping`, `POST /invocations`, the model unpacked where
-//! `SM_MODEL_DIR` says).
+//! `SM_MODEL_DIR` says); the SageMaker one ([`sagemaker::SageMakerServing`])
+//! deploys real-time endpoints and invokes them through SageMaker Runtime.
 
 pub mod local;
+pub mod sagemaker;
+pub mod standin;
 pub mod traffic;
 
 use bytes::Bytes;
@@ -36,8 +39,9 @@ pub struct VariantSpec {
     pub instance_type: String,
     pub instance_count: u32,
     pub weight: f64,
-    /// The shadow variant: receives a sampled copy of the traffic.
-    pub shadow: bool,
+    /// The shadow variant, with the percentage of requests it receives a
+    /// copy of (`None`: a production variant).
+    pub shadow_percent: Option<u32>,
 }
 
 /// What an endpoint should be.
@@ -47,7 +51,33 @@ pub struct EndpointSpec {
     pub name: String,
     /// The owning team's id, for its cached virtual environments.
     pub team: String,
+    /// The owning team's slug: its area of the bucket (data capture).
+    pub team_slug: String,
+    /// The IAM role SageMaker runs the models as (the team's own, when it
+    /// has one; else the site's).
+    pub role: Option<String>,
+    /// Data capture: the percentage of requests and answers written to the
+    /// team's area of the bucket.
+    pub capture_percent: Option<u32>,
     pub variants: Vec<VariantSpec>,
+}
+
+impl EndpointSpec {
+    pub fn production(&self) -> impl Iterator<Item = &VariantSpec> {
+        self.variants.iter().filter(|v| v.shadow_percent.is_none())
+    }
+
+    pub fn shadow(&self) -> Option<&VariantSpec> {
+        self.variants.iter().find(|v| v.shadow_percent.is_some())
+    }
+}
+
+/// Whether Capstan's gateway copies requests to the shadow variant itself.
+/// SageMaker copies them on its own (`ShadowProductionVariants`) only beside
+/// exactly one production variant; with several, or in local mode, the
+/// gateway does, for the traffic that goes through it.
+pub fn gateway_copies_shadow(backend: &str, production_variants: usize) -> bool {
+    backend != "sagemaker" || production_variants != 1
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,8 +155,23 @@ pub enum InvokeError {
     TooLarge,
 }
 
+/// What the backend itself says of an endpoint (SageMaker's
+/// DescribeEndpoint), where it keeps a status of its own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Described {
+    /// One of Capstan's endpoint statuses: `Creating`, `InService`,
+    /// `Updating`, `RollingBack`, `Failed`, `Deleting`.
+    pub status: &'static str,
+    pub reason: Option<String>,
+    /// The instances of each variant, as counted by the backend.
+    pub instances: Vec<Instance>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServingError {
+    /// The endpoint is changing (creating, updating): asked again later.
+    #[error("{0}")]
+    Busy(String),
     /// The endpoint cannot be deployed as asked (no inference code, an
     /// unreadable artifact): the reason is shown to the user.
     #[error("{0}")]
@@ -154,6 +199,13 @@ pub trait Serving: Send + Sync {
 
     /// Names of the endpoints this backend runs.
     fn running(&self) -> Vec<String>;
+
+    /// The backend's own view of endpoint `name`, when it keeps one
+    /// (SageMaker: status, failure reason, instance counts); `None` when the
+    /// status follows from [`Serving::instances`] (local mode).
+    async fn describe(&self, _name: &str) -> Result<Option<Described>, ServingError> {
+        Ok(None)
+    }
 
     /// Sends `request` to `target` and returns the model's answer.
     async fn invoke(&self, target: &Target<'_>, request: Request, timeout: Duration) -> Result<Answer, InvokeError>;

@@ -76,7 +76,14 @@ async fn specs<'a>(
         .map(|(id, engine_name, team_id)| {
             (
                 id,
-                serving::EndpointSpec { name: engine_name.to_owned(), team: team_id.to_string(), variants: Vec::new() },
+                serving::EndpointSpec {
+                    name: engine_name.to_owned(),
+                    team: team_id.to_string(),
+                    team_slug: String::new(),
+                    role: None,
+                    capture_percent: None,
+                    variants: Vec::new(),
+                },
             )
         })
         .collect();
@@ -92,6 +99,20 @@ async fn specs<'a>(
     )
     .fetch_all(pool)
     .await?;
+    let owners = sqlx::query!(
+        "select e.endpoint_id, t.slug, t.sagemaker_role_arn, e.capture_percent
+         from endpoint e join team t on t.team_id = e.team_id where e.endpoint_id = any($1)",
+        &ids
+    )
+    .fetch_all(pool)
+    .await?;
+    for o in owners {
+        if let Some(spec) = specs.get_mut(&o.endpoint_id) {
+            spec.team_slug = o.slug;
+            spec.role = o.sagemaker_role_arn;
+            spec.capture_percent = o.capture_percent.and_then(|p| u32::try_from(p).ok());
+        }
+    }
     for v in variants {
         if let Some(spec) = specs.get_mut(&v.endpoint_id) {
             spec.variants.push(serving::VariantSpec {
@@ -102,7 +123,7 @@ async fn specs<'a>(
                 instance_type: v.instance_type,
                 instance_count: u32::try_from(v.instance_count).unwrap_or(1),
                 weight: v.weight,
-                shadow: v.shadow_percent.is_some(),
+                shadow_percent: v.shadow_percent.and_then(|p| u32::try_from(p).ok()),
             });
         }
     }
@@ -143,15 +164,23 @@ pub async fn set_status(pool: &sqlx::PgPool, id: Uuid, status: &str, reason: Opt
     )
     .execute(&mut *tx)
     .await?;
+    // the way there (SageMaker's Creating, Updating, RollingBack) is shown, not audited
+    let action = match status {
+        "InService" => "endpoint.in_service",
+        "Failed" => "endpoint.failed",
+        _ => {
+            tx.commit().await?;
+            return Ok(());
+        }
+    };
     let (actor, meta) = crate::kernel::audit::system();
-    let action = format!("endpoint.{}", if status == "InService" { "in_service" } else { "failed" });
     crate::kernel::audit::record(
         &mut tx,
         &actor,
         &meta,
         NewEvent {
             team_id: Some(before.team_id),
-            action: &action,
+            action,
             target_type: "endpoint",
             target_id: Some(id.to_string()),
             summary: json!({ "name": before.name, "before": { "status": before.status },

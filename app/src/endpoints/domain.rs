@@ -95,8 +95,8 @@ async fn check_variants(
         });
     }
     let ids: Vec<Uuid> = all.iter().map(|v| v.version_id).collect();
-    let versions: HashMap<Uuid, ModelVersionStatus> = sqlx::query!(
-        r#"select v.version_id, v.status as "status: ModelVersionStatus"
+    let versions: HashMap<Uuid, (ModelVersionStatus, bool)> = sqlx::query!(
+        r#"select v.version_id, v.status as "status: ModelVersionStatus", v.image is not null as "has_image!"
            from model_version v join model m on m.model_id = v.model_id
            where v.version_id = any($1) and m.team_id = $2"#,
         &ids,
@@ -105,8 +105,10 @@ async fn check_variants(
     .fetch_all(ctx.pool())
     .await?
     .into_iter()
-    .map(|r| (r.version_id, r.status))
+    .map(|r| (r.version_id, (r.status, r.has_image)))
     .collect();
+    // SageMaker runs a model in its image; the local runner needs none
+    let needs_image = ctx.state.training.kind() == "sagemaker";
     let region = ctx.state.settings.region.clone();
     let types: Vec<String> = all.iter().map(|v| v.instance_type.to_owned()).collect();
     let priced: HashSet<String> = sqlx::query_scalar!(
@@ -127,7 +129,7 @@ async fn check_variants(
         }
         match versions.get(&version_id) {
             None => errors.push(&format!("{field}.version_id"), "No model version of this team has this id."),
-            Some(ModelVersionStatus::Archived | ModelVersionStatus::Rejected) if !deployed.contains(&version_id) => {
+            Some((ModelVersionStatus::Archived | ModelVersionStatus::Rejected, _)) if !deployed.contains(&version_id) => {
                 errors.push(
                     &format!("{field}.version_id"),
                     format!(
@@ -136,6 +138,13 @@ async fn check_variants(
                     ),
                 )
             }
+            Some((_, false)) if needs_image => errors.push(
+                &format!("{field}.version_id"),
+                format!(
+                    "Variant `{}`: the version has no inference image, and SageMaker runs a model in one; register a version with an image URI.",
+                    name.as_deref().unwrap_or("?")
+                ),
+            ),
             Some(_) => {}
         }
         if !priced.contains(instance_type) {

@@ -139,7 +139,9 @@ pub async fn send(
         serving::Request { body: invocation.body, content_type: invocation.content_type, accept: invocation.accept };
     // the shadow hears production's answer to say whether it agreed
     let mut production = None;
+    // (SageMaker copies to its own shadow beside a single production variant)
     if let Some((shadow, fraction)) = &route.shadow
+        && serving::gateway_copies_shadow(&route.backend, route.variants.len())
         && rand::rng().random::<f64>() < *fraction
     {
         let (tx, rx) = tokio::sync::oneshot::channel();

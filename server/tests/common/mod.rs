@@ -234,6 +234,14 @@ impl TestApp {
         self
     }
 
+    /// The same app with this serving backend (SageMaker's, in AWS-mode tests).
+    pub fn with_serving_backend(mut self, backend: std::sync::Arc<dyn serving::Serving>) -> Self {
+        let state = app::kernel::state::AppState { serving: Some(backend), ..self.state.clone() };
+        self.router = server::router(state.clone(), &server::HttpOptions::default());
+        self.state = state;
+        self
+    }
+
     /// The S3 client Capstan itself uses.
     pub fn s3(&self) -> &storage::aws_sdk_s3::Client {
         &self.state.storage.client
