@@ -125,3 +125,33 @@ test('create an endpoint with two variants, invoke it from the page, change weig
   const changed = await session.api(token, 'GET', `/endpoints/${endpoint.id}`);
   assert.deepEqual(changed.variants.map((v) => [v.name, v.instance_count, v.weight]), [['a', 1, 0], ['c', 2, 3]]);
 });
+
+test('a team admin sets a budget below the month\'s spend: the banner appears on the team\'s pages, and goes with the budget', async () => {
+  // the endpoint of the test above has been accruing its instance-hours since it was created
+  await go('/teams/ml/budget');
+  await page.waitForSelector('#budget-status .empty');
+  assert.equal(await page.locator('#budget-banner').count(), 0, 'no budget, no banner');
+  // a refused budget names its field and keeps the page as it was
+  await page.fill('#set-budget input[name=monthly_usd]', '0');
+  await page.click('#set-budget button[type=submit]');
+  await page.waitForSelector('#set-budget .field-error:has-text("above 0")');
+  await page.waitForSelector('#budget-status .empty');
+  // a budget of a thousandth of a cent is spent already
+  await page.fill('#set-budget input[name=monthly_usd]', '0.00001');
+  await page.fill('#set-budget input[name=alert_percent]', '50');
+  await page.click('#set-budget button[type=submit]');
+  await page.waitForSelector('#budget-status:has-text("of $")');
+  assert.ok((await page.textContent('#budget-status')).includes('Alert at 50 %'));
+  // every page of the team says so, with a link to the budget
+  await go('/teams/ml/endpoints');
+  await page.waitForSelector('#budget-banner[data-level=exceeded]:has-text("Over budget")');
+  await page.click('#budget-banner a');
+  await page.waitForURL(/\/teams\/ml\/budget$/);
+  await page.waitForSelector('#budget-status svg');
+  // removed: the banner goes
+  await page.click('button:has-text("Remove the budget")');
+  await page.waitForSelector('#budget-status .empty');
+  await go('/teams/ml');
+  await page.waitForSelector('text=Members');
+  assert.equal(await page.locator('#budget-banner').count(), 0, 'the banner went with the budget');
+});
