@@ -8,6 +8,7 @@
 
 pub mod local;
 pub mod sagemaker;
+#[cfg(any(test, feature = "test-support"))]
 pub mod standin;
 pub mod traffic;
 

@@ -411,29 +411,25 @@ impl SageMakerServing {
     /// Deletes the configurations and models made for `endpoint` other than
     /// those in `keep`.
     async fn clean_up(&self, endpoint: &str, keep: &[&str]) -> Result<(), ServingError> {
-        let mut configs = Vec::new();
-        let mut token = None;
-        loop {
-            let page = self
-                .client
-                .list_endpoint_configs()
-                .name_contains(stem(endpoint))
-                .set_next_token(token)
-                .max_results(100)
-                .send()
-                .await
-                .map_err(|e| failure("ListEndpointConfigs", e))?;
-            configs.extend(page.endpoint_configs().iter().map(|c| {
+        let configs: Vec<(String, String)> = self
+            .client
+            .list_endpoint_configs()
+            .name_contains(stem(endpoint))
+            .max_results(100)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| failure("ListEndpointConfigs", e))?
+            .into_iter()
+            .map(|c| {
                 (
                     c.endpoint_config_name().unwrap_or_default().to_owned(),
                     c.endpoint_config_arn().unwrap_or_default().to_owned(),
                 )
-            }));
-            token = page.next_token().map(str::to_owned);
-            if token.is_none() {
-                break;
-            }
-        }
+            })
+            .collect();
         for name in self.ours(endpoint, 'c', configs).await {
             if keep.contains(&name.as_str()) {
                 continue;
@@ -444,26 +440,20 @@ impl SageMakerServing {
                 Err(e) => return Err(failure("DeleteEndpointConfig", e)),
             }
         }
-        let mut models = Vec::new();
-        let mut token = None;
-        loop {
-            let page = self
-                .client
-                .list_models()
-                .name_contains(stem(endpoint))
-                .set_next_token(token)
-                .max_results(100)
-                .send()
-                .await
-                .map_err(|e| failure("ListModels", e))?;
-            models.extend(page.models().iter().map(|m| {
-                (m.model_name().unwrap_or_default().to_owned(), m.model_arn().unwrap_or_default().to_owned())
-            }));
-            token = page.next_token().map(str::to_owned);
-            if token.is_none() {
-                break;
-            }
-        }
+        let models: Vec<(String, String)> = self
+            .client
+            .list_models()
+            .name_contains(stem(endpoint))
+            .max_results(100)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| failure("ListModels", e))?
+            .into_iter()
+            .map(|m| (m.model_name().unwrap_or_default().to_owned(), m.model_arn().unwrap_or_default().to_owned()))
+            .collect();
         for name in self.ours(endpoint, 'm', models).await {
             if keep.contains(&name.as_str()) {
                 continue;
