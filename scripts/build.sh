@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds what `capstan serve` needs: the server binary (debug profile, as the
 # run command serves it) and the site under target/site — the browser bundle
-# built with the size-optimised `wasm-release` profile, bound by wasm-bindgen,
-# shrunk by wasm-opt, named by content hash and precompressed (gzip, brotli) so
-# the server can hand out long-lived cached files.
+# built with the size-optimised `wasm-release` profile, split into a main
+# module and a chunk per page, bound by wasm-bindgen, shrunk by wasm-opt,
+# named by content hash and precompressed (gzip, brotli) so the server can
+# hand out long-lived cached files.
 #
 # This replaces `cargo leptos build`: the same steps, without the 25-minute
 # install of cargo-leptos on a fresh machine.
@@ -23,32 +24,38 @@ log() { printf '\033[1;34m[build]\033[0m %s\n' "$*"; }
 build_site() {
   log "browser bundle (wasm-release profile)"
   cargo build -p frontend --lib --target wasm32-unknown-unknown --profile wasm-release
-  local out="$root/target/site.new" pkg
+  cargo build -p frontend-split --bin capstan-split
+  local out="$root/target/site.new" pkg wasm_opt
   pkg="$out/pkg"
   rm -rf "$out"
   mkdir -p "$pkg"
-  wasm-bindgen --target web --no-typescript --out-dir "$pkg" --out-name capstan \
-    "$CARGO_TARGET_DIR/wasm32-unknown-unknown/wasm-release/frontend.wasm"
+  # One chunk per page (app/src/routes.rs), fetched when the page is first
+  # shown; the main module keeps the shell, the router and shared code.
+  log "split into a main module and a chunk per page"
+  "$CARGO_TARGET_DIR/debug/capstan-split" split \
+    "$CARGO_TARGET_DIR/wasm32-unknown-unknown/wasm-release/frontend.wasm" "$pkg" "$out/main.wasm" capstan >/dev/null
+  wasm-bindgen --target web --no-typescript --keep-lld-exports --no-demangle \
+    --out-dir "$pkg" --out-name capstan "$out/main.wasm"
+  rm "$out/main.wasm"
+  mv "$pkg/capstan_bg.wasm" "$pkg/capstan.wasm"
   log "wasm-opt -Oz"
   # binaryen from npm, installed by scripts/setup.sh (Debian's is too old).
   # Rust's wasm32 target emits these proposals by default; binaryen must accept them.
-  "${CAPSTAN_TOOLS_DIR:-$HOME/.cache/capstan-tools}/binaryen/node_modules/.bin/wasm-opt" -Oz --strip-debug --strip-producers \
+  wasm_opt="${CAPSTAN_TOOLS_DIR:-$HOME/.cache/capstan-tools}/binaryen/node_modules/.bin/wasm-opt"
+  find "$pkg" -name '*.wasm' -print0 | xargs -0 -P "$(nproc)" -I{} "$wasm_opt" -Oz --strip-debug --strip-producers \
     --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
-    --enable-mutable-globals --enable-reference-types --enable-multivalue \
-    -o "$pkg/capstan.wasm" "$pkg/capstan_bg.wasm"
-  rm "$pkg/capstan_bg.wasm"
+    --enable-mutable-globals --enable-reference-types --enable-multivalue -o {} {} 2>&1 |
+    { grep -v 'unknown name subsection' || true; }
   cp style/main.css "$pkg/capstan.css"
   cp -r public/. "$out/"
   # Content-hashed names: a changed file gets a new name, so browsers may
-  # cache every hashed file forever. The server reads the names from hash.txt.
-  : >"$out/hash.txt"
-  local kind file hash
-  for kind in js wasm css; do
-    file="$pkg/capstan.$kind"
-    hash="$(sha256sum "$file" | cut -c1-16)"
-    mv "$file" "$pkg/capstan.$hash.$kind"
-    printf '%s: %s\n' "$kind" "$hash" >>"$out/hash.txt"
-  done
+  # cache every hashed file forever. The server reads the names from hash.txt
+  # (the main module, its chunks and their loader share one hash).
+  "$CARGO_TARGET_DIR/debug/capstan-split" hash "$pkg" capstan >"$out/hash.txt"
+  local hash
+  hash="$(sha256sum "$pkg/capstan.css" | cut -c1-16)"
+  mv "$pkg/capstan.css" "$pkg/capstan.$hash.css"
+  printf 'css: %s\n' "$hash" >>"$out/hash.txt"
   find "$out" -type f \( -name '*.js' -o -name '*.wasm' -o -name '*.css' -o -name '*.svg' \) -print0 |
     while IFS= read -r -d '' file; do
       gzip -9 -k -n "$file"

@@ -38,6 +38,8 @@ python3 scripts/check-imports.py
 
 step "clippy (ssr)"
 cargo clippy -p app -p server -p serving -p storage -p training --all-targets -- -D warnings
+# the build tool alone, for the same reason as its tests below
+cargo clippy -p frontend-split --all-targets -- -D warnings
 step "clippy (hydrate, wasm32)"
 cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 
@@ -77,6 +79,9 @@ export TOOLS_PYTHON="${CAPSTAN_TOOLS_DIR:-$HOME/.cache/capstan-tools}/venv/bin/p
 
 step "unit and integration tests"
 cargo test -p app -p server -p serving -p storage -p training
+# on its own: in the call above it would change the features of shared
+# dependencies, and with them what the other calls have compiled
+cargo test -p frontend-split
 
 step "end-to-end tests (Chromium) and the OpenAPI contract (schemathesis)"
 (cd end2end && CAPSTAN_BIN="$bin" LEPTOS_SITE_ROOT="$root/target/site" node run.mjs)

@@ -8,8 +8,9 @@
 //! (components) and, on the server only, its domain files (SQL, rules,
 //! audit). Capabilities build on each other in one direction:
 //! [`accounts`] < [`teams`] < [`tokens`] < [`audit`] < [`datasets`] <
-//! [`training`] < [`registry`], and [`layout`] frames the pages. `ARCHITECTURE.md` has the
-//! rules; `scripts/check-imports.sh` enforces them.
+//! [`training`] < [`registry`], and [`layout`] frames the pages; [`routes`]
+//! makes each page a lazy route (a chunk of the browser bundle of its own).
+//! `ARCHITECTURE.md` has the rules; `scripts/check-imports.sh` enforces them.
 #![recursion_limit = "256"]
 
 pub mod kernel;
@@ -22,6 +23,7 @@ pub mod datasets;
 pub mod endpoints;
 pub mod layout;
 pub mod registry;
+pub mod routes;
 pub mod teams;
 pub mod tokens;
 pub mod training;
@@ -30,7 +32,7 @@ pub mod webhooks;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Title, provide_meta_context};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
-use leptos_router::{SsrMode, path};
+use leptos_router::{Lazy, SsrMode, path};
 
 /// The stylesheet's URL: content-hashed when the site was built by
 /// `scripts/build.sh` (the names are in the same hash file leptos reads for
@@ -76,21 +78,6 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-/// A training job's page; a completed job offers to become a model version.
-#[component]
-fn JobRoute() -> impl IntoView {
-    fn register(team: String, job: uuid::Uuid, name: String) -> AnyView {
-        view! { <registry::pages::register::RegisterJob team job suggested=name/> }.into_any()
-    }
-    view! { <training::pages::job::JobPage on_completed=register/> }
-}
-
-/// The teams page, offering the demo while the caller has no team.
-#[component]
-fn HomePage() -> impl IntoView {
-    view! { <teams::pages::TeamsPage first_steps=|| view! { <training::pages::demo::DemoButton/> }/> }
-}
-
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
@@ -98,39 +85,39 @@ pub fn App() -> impl IntoView {
         <Title formatter=|t: String| if t.is_empty() { "Capstan".to_owned() } else { format!("{t} · Capstan") }/>
         <Router>
             <Routes fallback=layout::pages::NotFound>
-                <Route path=path!("/login") view=accounts::pages::LoginPage ssr=SsrMode::Async/>
-                <Route path=path!("/setup") view=accounts::pages::SetupPage ssr=SsrMode::Async/>
+                <Route path=path!("/login") view={Lazy::<routes::Login>::new()} ssr=SsrMode::Async/>
+                <Route path=path!("/setup") view={Lazy::<routes::Setup>::new()} ssr=SsrMode::Async/>
                 <ParentRoute path=path!("") view=layout::pages::Layout ssr=SsrMode::Async>
-                    <Route path=path!("") view=HomePage ssr=SsrMode::Async/>
-                    <Route path=path!("/teams") view=HomePage ssr=SsrMode::Async/>
-                    <Route path=path!("/teams/:team") view=teams::pages::MembersPage ssr=SsrMode::Async/>
-                    <Route path=path!("/teams/:team/datasets") view=datasets::pages::DatasetsPage ssr=SsrMode::Async/>
-                    <Route path=path!("/teams/:team/datasets/:id") view=datasets::pages::DatasetPage ssr=SsrMode::Async/>
-                    <Route path=path!("/teams/:team/versions/:vid") view=datasets::pages::VersionPage ssr=SsrMode::Async/>
-                    <Route path=path!("/teams/:team/training") view=training::pages::list::TrainingListPage ssr=SsrMode::Async/>
-                    <Route path=path!("/teams/:team/training/new") view=training::pages::launch::LaunchPage ssr=SsrMode::Async/>
-                    <Route path=path!("/teams/:team/training/:id") view=JobRoute ssr=SsrMode::Async/>
-                    <Route path=path!("/teams/:team/models") view=registry::pages::models::ModelsPage ssr=SsrMode::Async/>
-                    <Route path=path!("/teams/:team/endpoints") view=endpoints::pages::EndpointsPage ssr=SsrMode::Async/>
-                    <Route path=path!("/teams/:team/endpoints/new") view=endpoints::pages::NewEndpointPage ssr=SsrMode::Async/>
-                    <Route path=path!("/teams/:team/endpoints/:id") view=endpoints::pages::EndpointPage ssr=SsrMode::Async/>
-                    <Route path=path!("/teams/:team/budget") view=budgets::pages::BudgetPage ssr=SsrMode::Async/>
-                    <Route path=path!("/teams/:team/reviews") view=approvals::pages::ReviewsPage ssr=SsrMode::Async/>
-                    <Route path=path!("/teams/:team/webhooks") view=webhooks::pages::WebhooksPage ssr=SsrMode::Async/>
-                    <Route path=path!("/teams/:team/webhooks/:id") view=webhooks::pages::WebhookPage ssr=SsrMode::Async/>
-                    <Route path=path!("/teams/:team/reviews/new") view=approvals::pages::NewRequestPage ssr=SsrMode::Async/>
-                    <Route path=path!("/teams/:team/change-requests/:id") view=approvals::pages::RequestPage ssr=SsrMode::Async/>
-                    <Route path=path!("/teams/:team/sagemaker/import") view=registry::pages::import::ImportPage ssr=SsrMode::Async/>
-                    <Route path=path!("/teams/:team/models/:id") view=registry::pages::model::ModelPage ssr=SsrMode::Async/>
-                    <Route path=path!("/teams/:team/models/:id/aliases/:alias") view=registry::pages::alias::AliasPage ssr=SsrMode::Async/>
-                    <Route path=path!("/teams/:team/model-versions") view=registry::pages::search::VersionSearchPage ssr=SsrMode::Async/>
-                    <Route path=path!("/teams/:team/model-versions/:id") view=registry::pages::version::VersionPage ssr=SsrMode::Async/>
-                    <Route path=path!("/teams/:team/compare") view=registry::pages::compare::ComparePage ssr=SsrMode::Async/>
-                    <Route path=path!("/tokens") view=tokens::pages::TokensPage ssr=SsrMode::Async/>
-                    <Route path=path!("/admin/prices") view=training::pages::prices::PricesPage ssr=SsrMode::Async/>
-                    <Route path=path!("/audit") view=audit::pages::AuditPage ssr=SsrMode::Async/>
-                    <Route path=path!("/account") view=accounts::pages::AccountPage ssr=SsrMode::Async/>
-                    <Route path=path!("/admin/users") view=accounts::pages::UsersPage ssr=SsrMode::Async/>
+                    <Route path=path!("") view={Lazy::<routes::Home>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/teams") view={Lazy::<routes::Home>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team") view={Lazy::<routes::Members>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/datasets") view={Lazy::<routes::Datasets>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/datasets/:id") view={Lazy::<routes::Dataset>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/versions/:vid") view={Lazy::<routes::DatasetVersion>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/training") view={Lazy::<routes::TrainingList>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/training/new") view={Lazy::<routes::Launch>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/training/:id") view={Lazy::<routes::Job>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/models") view={Lazy::<routes::Models>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/endpoints") view={Lazy::<routes::Endpoints>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/endpoints/new") view={Lazy::<routes::NewEndpoint>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/endpoints/:id") view={Lazy::<routes::Endpoint>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/budget") view={Lazy::<routes::Budget>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/reviews") view={Lazy::<routes::Reviews>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/webhooks") view={Lazy::<routes::Webhooks>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/webhooks/:id") view={Lazy::<routes::Webhook>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/reviews/new") view={Lazy::<routes::NewRequest>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/change-requests/:id") view={Lazy::<routes::Request>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/sagemaker/import") view={Lazy::<routes::Import>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/models/:id") view={Lazy::<routes::Model>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/models/:id/aliases/:alias") view={Lazy::<routes::Alias>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/model-versions") view={Lazy::<routes::VersionSearch>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/model-versions/:id") view={Lazy::<routes::ModelVersion>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/compare") view={Lazy::<routes::Compare>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/tokens") view={Lazy::<routes::Tokens>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/prices") view={Lazy::<routes::Prices>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/audit") view={Lazy::<routes::Audit>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/account") view={Lazy::<routes::Account>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/users") view={Lazy::<routes::Users>::new()} ssr=SsrMode::Async/>
                 </ParentRoute>
             </Routes>
         </Router>
