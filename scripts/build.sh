@@ -46,7 +46,13 @@ build_site() {
     --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
     --enable-mutable-globals --enable-reference-types --enable-multivalue -o {} {} 2>&1 |
     { grep -v 'unknown name subsection' || true; }
-  cp style/main.css "$pkg/capstan.css"
+  log "minify JavaScript and CSS"
+  local esbuild="${CAPSTAN_TOOLS_DIR:-$HOME/.cache/capstan-tools}/esbuild/node_modules/.bin/esbuild" js
+  for js in "$pkg/capstan.js" "$pkg"/__wasm_split.*.js; do
+    "$esbuild" --minify --format=esm --log-level=warning "$js" --outfile="$js.min"
+    mv "$js.min" "$js"
+  done
+  "$esbuild" --minify --log-level=warning style/main.css --outfile="$pkg/capstan.css"
   cp -r public/. "$out/"
   # Content-hashed names: a changed file gets a new name, so browsers may
   # cache every hashed file forever. The server reads the names from hash.txt

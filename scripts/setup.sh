@@ -54,6 +54,14 @@ if ! "$tools/binaryen/node_modules/.bin/wasm-opt" --version 2>/dev/null | grep -
   mkdir -p "$tools/binaryen"
   (cd "$tools/binaryen" && npm install --no-audit --no-fund --no-save "binaryen@$BINARYEN_VERSION" >/dev/null)
 fi
+# esbuild minifies the bundle's JavaScript (wasm-bindgen's glue, the chunk
+# loader) and the stylesheet.
+ESBUILD_VERSION=0.25.12
+if [ "$("$tools/esbuild/node_modules/.bin/esbuild" --version 2>/dev/null)" != "$ESBUILD_VERSION" ]; then
+  log "installing esbuild $ESBUILD_VERSION into $tools/esbuild"
+  mkdir -p "$tools/esbuild"
+  (cd "$tools/esbuild" && npm install --no-audit --no-fund --no-save "esbuild@$ESBUILD_VERSION" >/dev/null)
+fi
 
 if [ "$mode" = test ]; then
   # The AWS API emulator for AWS-mode tests, in a venv of its own.
