@@ -303,6 +303,61 @@ async fn variants_share_traffic_by_weight_a_pinned_variant_answers_and_bad_calls
     worker.stop().await;
 }
 
+/// Inference code that comes with a `requirements.txt` runs in its team's
+/// virtual environment, as SageMaker's framework containers install it; two
+/// variants with the same requirements share one environment, built once.
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn inference_code_with_requirements_runs_in_the_teams_virtual_environment(pool: PgPool) {
+    let app = TestApp::new(pool).await.with_serving();
+    let _listener = common::listen(&app.state).await;
+    let admin = Auth::Bearer(app.user("admin@example.com", false).await.token);
+    app.team_with_members("ml", &admin, &[]).await;
+    let model = model(&app, &admin, "env").await;
+    let inference = "import sys\n\ndef model_fn(model_dir):\n    return None\n\n\
+                     def predict_fn(data, model):\n    return {'prefix': sys.prefix, 'base': sys.base_prefix}\n";
+    let archive = source_archive(&[
+        ("code/inference.py", inference.as_bytes()),
+        ("code/requirements.txt", b"# nothing to install\n".as_slice()),
+    ]);
+    let bucket = app.state.storage.bucket.clone();
+    app.put(&bucket, "models/ml/env/model.tar.gz", archive).await;
+    let res = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/models/{model}/versions"),
+            &admin,
+            Some(json!({"artifact_uri": format!("s3://{bucket}/models/ml/env/model.tar.gz")})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let version = res.json()["id"].as_str().expect("id").to_owned();
+    let variant = |name: &str| json!({"name": name, "version_id": version, "instance_type": "ml.m5.large", "instance_count": 1, "weight": 1.0});
+    let body = json!({"name": "env", "variants": [variant("a"), variant("b")]});
+    let res = app.call(Method::POST, "/api/v1/teams/ml/endpoints", &admin, Some(body)).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let id = res.json()["id"].as_str().expect("id").to_owned();
+    let worker = Worker::start(&app);
+    in_service(&app, &admin, &id).await;
+
+    let mut prefixes = Vec::new();
+    for pin in ["a", "b"] {
+        let res = invoke(&app, &admin, "ml-env", "[[1]]", Some(pin)).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+        let answer = res.json();
+        let prefix = answer["prefix"].as_str().expect("prefix").to_owned();
+        assert_ne!(answer["prefix"], answer["base"], "variant {pin} runs in a virtual environment: {answer}");
+        assert!(prefix.contains("/serving/.venvs/"), "the team's cached environment: {prefix}");
+        prefixes.push(prefix);
+    }
+    assert_eq!(prefixes[0], prefixes[1], "the same requirements share one environment");
+    let team = sqlx::query_scalar::<_, uuid::Uuid>("select team_id from team where slug = 'ml'")
+        .fetch_one(&app.pool)
+        .await
+        .expect("team");
+    assert!(prefixes[0].contains(&format!("/.venvs/{team}/")), "{} is the team's own", prefixes[0]);
+    worker.stop().await;
+}
+
 /// The instances of `variant` in an endpoint: (ordinal, status, previous).
 fn instances_of(endpoint: &Value, variant: &str) -> Vec<(i64, String, bool)> {
     endpoint["variants"]

@@ -57,6 +57,8 @@ struct Inner {
     s3: storage::aws_sdk_s3::Client,
     http: HttpClient,
     shim: PathBuf,
+    /// virtual environments for inference code with a requirements.txt
+    venvs: training::venv::Venvs,
     /// endpoint → variant → its processes
     endpoints: Mutex<HashMap<String, HashMap<String, Running>>>,
 }
@@ -91,7 +93,9 @@ impl LocalServing {
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(256)
             .build(connector);
-        Ok(Self { inner: Arc::new(Inner { config, s3, http, shim, endpoints: Mutex::new(HashMap::new()) }) })
+        // `.venvs`: no engine name starts with a dot, so no endpoint's folder
+        let venvs = training::venv::Venvs::new(config.root.join(".venvs"), config.sandbox.clone());
+        Ok(Self { inner: Arc::new(Inner { config, s3, http, shim, venvs, endpoints: Mutex::new(HashMap::new()) }) })
     }
 }
 
@@ -159,7 +163,7 @@ impl crate::Serving for LocalServing {
                 continue;
             }
             let dir = inner.config.root.join(&spec.name).join(format!("{name}-{fp}"));
-            let program = prepare(inner, variant, &dir).await?;
+            let Prepared { program, venv } = prepare(inner, &spec.team, variant, &dir).await?;
             let (stop, _) = watch::channel(false);
             let instances: Vec<_> = (0..variant.instance_count.max(1))
                 .map(|ordinal| {
@@ -178,6 +182,7 @@ impl crate::Serving for LocalServing {
                     inner: inner.clone(),
                     dir: dir.clone(),
                     program: program.clone(),
+                    venv: venv.clone(),
                     state: state.clone(),
                     stop: stop.subscribe(),
                 };
@@ -329,13 +334,59 @@ pub async fn post(
     tokio::time::timeout(timeout, work).await.map_err(|_| InvokeError::Timeout(timeout))?
 }
 
+/// What a variant's processes run.
+struct Prepared {
+    /// The entry point (`SAGEMAKER_PROGRAM`).
+    program: String,
+    /// The virtual environment with the code's `requirements.txt`, if it has one.
+    venv: Option<PathBuf>,
+}
+
 /// Downloads and unpacks a variant's model and code into `dir` (once per
-/// fingerprint); returns the entry point to serve.
-async fn prepare(inner: &Inner, variant: &VariantSpec, dir: &Path) -> Result<String, ServingError> {
+/// fingerprint) and installs the code's `requirements.txt` into the team's
+/// cached virtual environment, as SageMaker's framework containers do.
+async fn prepare(inner: &Inner, team: &str, variant: &VariantSpec, dir: &Path) -> Result<Prepared, ServingError> {
     let ready = dir.join(".ready");
-    if let Ok(program) = tokio::fs::read_to_string(&ready).await {
-        return Ok(program);
+    let program = match tokio::fs::read_to_string(&ready).await {
+        Ok(program) => program,
+        Err(_) => unpack(inner, variant, dir).await?,
+    };
+    let requirements = dir.join("code/requirements.txt");
+    let venv = if requirements.is_file() {
+        let log = InstallLog::default();
+        let venv = inner.venvs.get(team, &requirements, &log).await.map_err(|e| {
+            let lines = log.lines.lock().map(|l| Vec::from(l.clone()).join("\n")).unwrap_or_default();
+            ServingError::Invalid(format!("{e:#}\n{lines}"))
+        })?;
+        Some(venv)
+    } else {
+        None
+    };
+    Ok(Prepared { program, venv })
+}
+
+/// The last lines of a requirements installation, for its error message.
+#[derive(Default)]
+struct InstallLog {
+    lines: Mutex<std::collections::VecDeque<String>>,
+}
+
+impl training::venv::Progress for InstallLog {
+    async fn line(&self, text: &str) {
+        tracing::info!(target: "capstan::serving", "{text}");
+        if let Ok(mut lines) = self.lines.lock() {
+            if lines.len() == 20 {
+                lines.pop_front();
+            }
+            lines.push_back(text.to_owned());
+        }
     }
+}
+
+/// Downloads and unpacks a variant's model and code into `dir`; returns the
+/// entry point to serve.
+async fn unpack(inner: &Inner, variant: &VariantSpec, dir: &Path) -> Result<String, ServingError> {
+    let ready = dir.join(".ready");
     let _ = tokio::fs::remove_dir_all(dir).await;
     let (model, code) = (dir.join("model"), dir.join("code"));
     tokio::fs::create_dir_all(&model).await.with_context(|| format!("cannot create {}", model.display()))?;
@@ -391,6 +442,7 @@ struct Process {
     inner: Arc<Inner>,
     dir: PathBuf,
     program: String,
+    venv: Option<PathBuf>,
     state: Arc<Mutex<Instance>>,
     stop: watch::Receiver<bool>,
 }
@@ -522,9 +574,16 @@ impl Process {
         let code = std::fs::canonicalize(&code).unwrap_or(code);
         let shim_dir = self.inner.shim.parent().map(Path::to_path_buf).unwrap_or_default();
         let sandbox = &self.inner.config.sandbox;
-        let mounts =
-            Mounts { writable: vec![], read_only: vec![&model, &code, &shim_dir], network: false, workdir: &code };
-        let python = sandbox.python().executable.to_string_lossy().into_owned();
+        let mut read_only: Vec<&Path> = vec![&model, &code, &shim_dir];
+        read_only.extend(self.venv.as_deref());
+        let mounts = Mounts { writable: vec![], read_only, network: false, workdir: &code };
+        let (python, path) = match &self.venv {
+            Some(venv) => {
+                (venv.join("bin/python"), format!("{}:/usr/local/bin:/usr/bin:/bin", venv.join("bin").display()))
+            }
+            None => (sandbox.python().executable.clone(), "/usr/local/bin:/usr/bin:/bin".to_owned()),
+        };
+        let python = python.to_string_lossy().into_owned();
         let mut command = sandbox.command(&python, &mounts);
         command
             .arg(&self.inner.shim)
@@ -535,7 +594,7 @@ impl Process {
             .env("PYTHONUNBUFFERED", "1")
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .env("HOME", "/tmp")
-            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("PATH", path)
             .stdin(std::process::Stdio::from(std::os::fd::OwnedFd::from(listener)))
             .stdout(out.try_clone()?)
             .stderr(out);

@@ -16,6 +16,7 @@ pub mod sagemaker;
 pub mod sandbox;
 #[cfg(any(test, feature = "test-support"))]
 pub mod standin;
+pub mod venv;
 
 pub use aws_sdk_sagemaker;
 

@@ -63,7 +63,7 @@ struct Inner {
     slots: Semaphore,
     /// Jobs this process runs: name → stop signal.
     running: Mutex<HashMap<String, watch::Sender<bool>>>,
-    venvs: tokio::sync::Mutex<()>,
+    venvs: crate::venv::Venvs,
 }
 
 /// What `state.json` holds.
@@ -81,15 +81,8 @@ struct State {
 impl LocalRunner {
     pub fn new(config: LocalConfig, s3: storage::aws_sdk_s3::Client) -> Self {
         let slots = Semaphore::new(config.max_jobs.max(1));
-        Self {
-            inner: Arc::new(Inner {
-                config,
-                s3,
-                slots,
-                running: Mutex::new(HashMap::new()),
-                venvs: tokio::sync::Mutex::new(()),
-            }),
-        }
+        let venvs = crate::venv::Venvs::new(config.root.join("venvs"), config.sandbox.clone());
+        Self { inner: Arc::new(Inner { config, s3, slots, running: Mutex::new(HashMap::new()), venvs }) }
     }
 
     /// The working directory of job `name`.
@@ -180,6 +173,15 @@ fn local_error(message: String) -> BackendError {
 #[derive(Clone)]
 struct LogSink {
     file: Arc<tokio::sync::Mutex<tokio::fs::File>>,
+}
+
+/// A job log's lines written by Capstan itself (not the script).
+struct CapstanLines<'a>(&'a LogSink);
+
+impl crate::venv::Progress for CapstanLines<'_> {
+    async fn line(&self, text: &str) {
+        self.0.line("capstan", text).await;
+    }
 }
 
 impl LogSink {
@@ -579,72 +581,9 @@ async fn prepare(inner: &Inner, spec: &JobSpec, dir: &Path, log: &LogSink) -> an
     }
     let requirements = code.join("requirements.txt");
     if requirements.is_file() {
-        return virtualenv(inner, &spec.team, &requirements, log).await.map(Some);
+        return inner.venvs.get(&spec.team, &requirements, &CapstanLines(log)).await.map(Some);
     }
     Ok(None)
-}
-
-/// A virtual environment with `requirements` installed, created once per
-/// team and distinct requirements file. It is built inside the sandbox (with
-/// network, to download packages, but seeing only the new environment and the
-/// requirements file), so packages that run code while installing run it
-/// there; a team's environments are never used by another team.
-async fn virtualenv(inner: &Inner, team: &str, requirements: &Path, log: &LogSink) -> anyhow::Result<PathBuf> {
-    use sha2::Digest as _;
-    let text = tokio::fs::read(requirements).await?;
-    let hash = hex::encode(sha2::Sha256::digest(&text));
-    let team = if team.is_empty() { "_" } else { team };
-    anyhow::ensure!(
-        storage::check_relative(team).is_ok() && !team.contains('/'),
-        "the team id {team} is not a folder name"
-    );
-    let venv = inner.config.root.join("venvs").join(team).join(&hash[..16]);
-    let _guard = inner.venvs.lock().await;
-    if venv.join(".ready").is_file() {
-        log.line("capstan", &format!("Using the cached virtual environment for requirements.txt ({})", &hash[..16]))
-            .await;
-        return Ok(venv);
-    }
-    log.line("capstan", "Installing requirements.txt into a new virtual environment").await;
-    let _ = tokio::fs::remove_dir_all(&venv).await;
-    tokio::fs::create_dir_all(&venv).await.with_context(|| format!("cannot create {}", venv.display()))?;
-    let reqs = requirements.parent().context("requirements.txt has no folder")?;
-    let sandbox = &inner.config.sandbox;
-    let mounts = crate::sandbox::Mounts { writable: vec![&venv], read_only: vec![reqs], network: true, workdir: &venv };
-    let base = sandbox.python().executable.to_string_lossy().into_owned();
-    let venv_arg = venv.to_string_lossy().into_owned();
-    let mut create = sandbox.command(&base, &mounts);
-    create.args(["-m", "venv", &venv_arg]);
-    run_logged(create, log).await.context("creating the virtual environment failed")?;
-    let python = venv.join("bin/python").to_string_lossy().into_owned();
-    let mut install = sandbox.command(&python, &mounts);
-    install.args(["-m", "pip", "install", "--disable-pip-version-check", "--no-cache-dir", "-r"]).arg(requirements);
-    install.env("HOME", "/tmp").env("PATH", "/usr/local/bin:/usr/bin:/bin");
-    for proxy in ["HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL"] {
-        if let Ok(value) = std::env::var(proxy) {
-            install.env(proxy, value);
-        }
-    }
-    run_logged(install, log).await.context("installing requirements.txt failed")?;
-    tokio::fs::write(venv.join(".ready"), b"").await?;
-    Ok(venv)
-}
-
-/// Runs a helper command, copying its output into the job log.
-async fn run_logged(command: std::process::Command, log: &LogSink) -> anyhow::Result<()> {
-    let mut command = tokio::process::Command::from(command);
-    let program = command.as_std().get_program().to_string_lossy().into_owned();
-    let out = command
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .with_context(|| format!("cannot run {program}"))?;
-    for line in String::from_utf8_lossy(&out.stdout).lines().chain(String::from_utf8_lossy(&out.stderr).lines()) {
-        log.line("capstan", line).await;
-    }
-    anyhow::ensure!(out.status.success(), "it exited with {}", out.status);
-    Ok(())
 }
 
 /// Runs the entry point until it exits, is stopped or runs out of time.
