@@ -91,6 +91,7 @@ pub fn state(
         serving: None,
         serving_wake: Arc::new(tokio::sync::Notify::new()),
         traffic: Arc::default(),
+        captures: Arc::default(),
         open_streams: Arc::default(),
         instance: uuid::Uuid::now_v7(),
         cache: Arc::default(),

@@ -405,8 +405,9 @@ pub async fn budgets(state: app::kernel::state::AppState, every: Duration, stop:
 }
 
 /// Adds what this process's gateway counted to the per-minute rollups of
-/// endpoint metrics every `every`, in one statement, and once more on the
-/// way out. Every process runs it (each counts its own traffic).
+/// endpoint metrics every `every`, in one statement, and writes the data it
+/// captured to the bucket; once more on the way out. Every process runs it
+/// (each counts and captures its own traffic).
 pub async fn traffic(state: app::kernel::state::AppState, every: Duration, stop: CancellationToken) {
     loop {
         tokio::select! {
@@ -416,8 +417,14 @@ pub async fn traffic(state: app::kernel::state::AppState, every: Duration, stop:
         if let Err(e) = app::endpoints::metrics::flush(&state).await {
             tracing::warn!(error = %e, "could not write endpoint metrics; keeping them for the next flush");
         }
+        if let Err(e) = app::endpoints::capture::flush(&state).await {
+            tracing::warn!(error = %e, "could not write data capture; keeping it for the next flush");
+        }
     }
     if let Err(e) = app::endpoints::metrics::flush(&state).await {
         tracing::warn!(error = %e, "could not write the last endpoint metrics");
+    }
+    if let Err(e) = app::endpoints::capture::flush(&state).await {
+        tracing::warn!(error = %e, "could not write the last data capture");
     }
 }

@@ -358,6 +358,55 @@ async fn inference_code_with_requirements_runs_in_the_teams_virtual_environment(
     worker.stop().await;
 }
 
+/// Data capture in local mode writes what SageMaker's would: each captured
+/// invocation as a JSON line (input and output, CSV and JSON as text) in an
+/// object under `endpoints/<team>/<engine>/data-capture/<engine>/<variant>/`
+/// of the bucket, written by the traffic worker, not on the request path.
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn data_capture_writes_sagemakers_records_to_the_teams_area(pool: PgPool) {
+    let app = TestApp::new(pool).await.with_serving();
+    let _listener = common::listen(&app.state).await;
+    let admin = Auth::Bearer(app.user("admin@example.com", false).await.token);
+    app.team_with_members("ml", &admin, &[]).await;
+    let model = model(&app, &admin, "cap").await;
+    let a = version(&app, &admin, &model, "a", json!({})).await;
+    let body = json!({"name": "cap", "capture_percent": 100, "variants": [
+        {"name": "a", "version_id": a, "instance_type": "ml.m5.large", "instance_count": 1, "weight": 1.0}]});
+    let res = app.call(Method::POST, "/api/v1/teams/ml/endpoints", &admin, Some(body)).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let id = res.json()["id"].as_str().expect("id").to_owned();
+    let worker = Worker::start(&app);
+    in_service(&app, &admin, &id).await;
+
+    for rows in ["[[1]]", "[[1], [2]]"] {
+        let res = invoke(&app, &admin, "ml-cap", rows, None).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    }
+    assert_eq!(app::endpoints::capture::flush(&app.state).await.expect("flush"), 2);
+    let s3 = &app.state.storage.client;
+    let prefix = "endpoints/ml/ml-cap/data-capture/ml-cap/a/";
+    let listed =
+        s3.list_objects_v2().bucket(&app.state.storage.bucket).prefix(prefix).send().await.expect("list capture");
+    let keys: Vec<String> = listed.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect();
+    assert_eq!(keys.len(), 1, "one object per variant and flush: {keys:?}");
+    assert!(keys[0].ends_with(".jsonl"), "{keys:?}");
+    let object = s3.get_object().bucket(&app.state.storage.bucket).key(&keys[0]).send().await.expect("get capture");
+    let text = String::from_utf8(object.body.collect().await.expect("body").to_vec()).expect("utf-8");
+    let records: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    assert_eq!(records.len(), 2, "{text}");
+    let input = &records[1]["captureData"]["endpointInput"];
+    assert_eq!((input["mode"].as_str(), input["encoding"].as_str()), (Some("INPUT"), Some("JSON")), "{text}");
+    assert_eq!(input["data"], "[[1], [2]]");
+    let output = &records[1]["captureData"]["endpointOutput"];
+    assert_eq!(output["mode"], "OUTPUT");
+    let answer: Value = serde_json::from_str(output["data"].as_str().expect("output as text")).expect("the answer");
+    assert_eq!(answer["rows"], 2, "{text}");
+    assert!(records.iter().all(|r| r["eventMetadata"]["eventId"].is_string() && r["eventVersion"] == "0"), "{text}");
+    // nothing waits: a second flush writes nothing
+    assert_eq!(app::endpoints::capture::flush(&app.state).await.expect("flush"), 0);
+    worker.stop().await;
+}
+
 /// The instances of `variant` in an endpoint: (ordinal, status, previous).
 fn instances_of(endpoint: &Value, variant: &str) -> Vec<(i64, String, bool)> {
     endpoint["variants"]
@@ -953,6 +1002,7 @@ fn the_weighted_pick_is_unbiased() {
         total,
         shadow: None,
         names: weights.iter().map(|(n, _)| (*n).to_owned()).collect(),
+        capture: None,
     };
     let mut rng = rand::rngs::StdRng::seed_from_u64(20_261_203);
     let mut counts: HashMap<&str, f64> = HashMap::new();

@@ -6,6 +6,7 @@
 //! `SM_MODEL_DIR` says); the SageMaker one ([`sagemaker::SageMakerServing`])
 //! deploys real-time endpoints and invokes them through SageMaker Runtime.
 
+pub mod capture;
 pub mod local;
 pub mod sagemaker;
 #[cfg(any(test, feature = "test-support"))]

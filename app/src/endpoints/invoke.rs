@@ -137,6 +137,12 @@ pub async fn send(
     };
     let request =
         serving::Request { body: invocation.body, content_type: invocation.content_type, accept: invocation.accept };
+    // (SageMaker captures on its own; the gateway captures what it serves)
+    let capture = route
+        .capture
+        .as_ref()
+        .filter(|(fraction, _)| local && rand::rng().random::<f64>() < *fraction)
+        .map(|(_, destination)| (format!("{destination}{}/", variant.name), request.clone()));
     // the shadow hears production's answer to say whether it agreed
     let mut production = None;
     // (SageMaker copies to its own shadow beside a single production variant)
@@ -177,6 +183,9 @@ pub async fn send(
         return Err(Failure::Model { variant: variant.name.clone(), status: answer.status, body: answer.body });
     }
     record(serving::traffic::Outcome::Ok);
+    if let Some((destination, request)) = capture {
+        state.captures.push(&destination, crate::endpoints::capture::record(&request, &answer));
+    }
     Ok(Invoked { variant: variant.name.clone(), answer })
 }
 

@@ -3,6 +3,8 @@
 //! routes invocations to them (`invoke`).
 
 #[cfg(feature = "ssr")]
+pub mod capture;
+#[cfg(feature = "ssr")]
 pub mod cost;
 #[cfg(feature = "ssr")]
 pub mod demo;

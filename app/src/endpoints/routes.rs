@@ -32,6 +32,10 @@ pub struct Route {
     pub shadow: Option<(RouteVariant, f64)>,
     /// Every production variant name, for errors.
     pub names: Vec<String>,
+    /// Data capture: the sampled fraction (0-1] and where in the bucket,
+    /// `endpoints/<team>/<engine>/data-capture/<engine>/` (SageMaker's
+    /// layout under the destination AWS mode gives it).
+    pub capture: Option<(f64, String)>,
 }
 
 impl Route {
@@ -63,8 +67,9 @@ pub async fn route(
 
 async fn load_route(pool: &sqlx::PgPool, engine_name: &str) -> Result<Option<std::sync::Arc<Route>>, AppError> {
     let Some(head) = sqlx::query!(
-        "select endpoint_id, team_id, engine_name, backend from endpoint
-         where engine_name = $1 and desired = 'running'",
+        "select e.endpoint_id, e.team_id, e.engine_name, e.backend, e.capture_percent, t.slug
+         from endpoint e join team t using (team_id)
+         where e.engine_name = $1 and e.desired = 'running'",
         engine_name
     )
     .fetch_optional(pool)
@@ -115,6 +120,12 @@ async fn load_route(pool: &sqlx::PgPool, engine_name: &str) -> Result<Option<std
         })
     });
     let names = production.iter().map(|v| v.name.clone()).collect();
+    let capture = head.capture_percent.filter(|p| *p > 0).map(|p| {
+        (
+            f64::from(p) / 100.0,
+            format!("endpoints/{}/{}/data-capture/{}/", head.slug, head.engine_name, head.engine_name),
+        )
+    });
     Ok(Some(std::sync::Arc::new(Route {
         endpoint_id: head.endpoint_id,
         team_id: head.team_id,
@@ -124,5 +135,6 @@ async fn load_route(pool: &sqlx::PgPool, engine_name: &str) -> Result<Option<std
         total,
         shadow,
         names,
+        capture,
     })))
 }

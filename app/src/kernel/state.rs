@@ -70,6 +70,9 @@ pub struct AppState {
     /// What this process's gateway saw, per endpoint variant and minute,
     /// until the traffic worker adds it to the rollups.
     pub traffic: Arc<serving::traffic::Recorder>,
+    /// Data capture of endpoints the gateway serves itself, until the
+    /// traffic worker writes it to the bucket.
+    pub captures: Arc<serving::capture::Captures>,
     /// Live streams (server-sent events) open per user, to cap them.
     pub open_streams: Arc<Mutex<std::collections::HashMap<Uuid, usize>>>,
     /// This process, as the owner of the work leases it holds (several
