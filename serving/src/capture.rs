@@ -10,10 +10,13 @@ use std::sync::Mutex;
 /// Records held per destination at most; beyond it new records are dropped
 /// (and counted) rather than growing memory while the store is down.
 pub const MAX_PENDING: usize = 10_000;
+/// And at most this many bytes per destination (bodies may be 6 MB each).
+pub const MAX_PENDING_BYTES: usize = 64 << 20;
 
 #[derive(Debug, Default)]
 pub struct Captures {
-    pending: Mutex<HashMap<String, Vec<String>>>,
+    /// destination → its records and their bytes
+    pending: Mutex<HashMap<String, (Vec<String>, usize)>>,
     dropped: std::sync::atomic::AtomicU64,
 }
 
@@ -21,8 +24,9 @@ impl Captures {
     /// Keeps one record (one JSON line) for `destination`.
     pub fn push(&self, destination: &str, line: String) {
         let Ok(mut pending) = self.pending.lock() else { return };
-        let lines = pending.entry(destination.to_owned()).or_default();
-        if lines.len() < MAX_PENDING {
+        let (lines, bytes) = pending.entry(destination.to_owned()).or_default();
+        if lines.len() < MAX_PENDING && *bytes + line.len() <= MAX_PENDING_BYTES {
+            *bytes += line.len();
             lines.push(line);
         } else {
             self.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -31,16 +35,18 @@ impl Captures {
 
     /// Takes every pending record out, by destination.
     pub fn take(&self) -> HashMap<String, Vec<String>> {
-        self.pending.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default()
+        let taken = self.pending.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
+        taken.into_iter().map(|(destination, (lines, _))| (destination, lines)).collect()
     }
 
     /// Puts records that could not be written back, for the next attempt.
     pub fn put_back(&self, destination: String, mut lines: Vec<String>) {
         let Ok(mut pending) = self.pending.lock() else { return };
-        let now = pending.entry(destination).or_default();
+        let (now, _) = pending.entry(destination.clone()).or_default();
         lines.append(now);
         lines.truncate(MAX_PENDING);
-        *now = lines;
+        let bytes = lines.iter().map(String::len).sum();
+        pending.insert(destination, (lines, bytes));
     }
 
     /// Records dropped because their destination had too many pending.
@@ -70,5 +76,11 @@ mod tests {
         }
         assert_eq!(c.take()["full/"].len(), MAX_PENDING);
         assert_eq!(c.dropped(), 5);
+        let big = "x".repeat(MAX_PENDING_BYTES / 2);
+        for _ in 0..3 {
+            c.push("big/", big.clone());
+        }
+        assert_eq!(c.take()["big/"].len(), 2, "bytes are bounded too");
+        assert_eq!(c.dropped(), 6);
     }
 }
