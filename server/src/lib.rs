@@ -162,7 +162,9 @@ pub fn router(state: AppState, opts: &HttpOptions) -> Router {
                     if !allowed {
                         return app::kernel::error::AppError::Unauthenticated.into_response();
                     }
-                    let text = metrics.render(&state.pool) + &metrics::render_traffic(&state.traffic);
+                    let text = metrics.render(&state.pool)
+                        + &metrics::render_traffic(&state.traffic)
+                        + &metrics::render_capture(&state.captures);
                     ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
                 }
             }),

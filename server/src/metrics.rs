@@ -114,6 +114,16 @@ fn method_label(method: &http::Method) -> &'static str {
     }
 }
 
+/// Data capture records this process's gateway dropped because too many
+/// waited to be written (the bucket was unreachable for long).
+pub fn render_capture(captures: &serving::capture::Captures) -> String {
+    format!(
+        "# HELP capstan_data_capture_dropped_total Data capture records dropped while too many waited to be written.\n\
+         # TYPE capstan_data_capture_dropped_total counter\ncapstan_data_capture_dropped_total {}\n",
+        captures.dropped()
+    )
+}
+
 /// Endpoint traffic through this process's gateway since it started, per
 /// endpoint (engine name) and variant, in Prometheus' text format.
 pub fn render_traffic(recorder: &serving::traffic::Recorder) -> String {
