@@ -245,6 +245,20 @@ where
     }
 }
 
+/// A delete's result: done, or already gone (a retry after a crash, or
+/// SageMaker deleting it first) is the same; anything else is a failure.
+fn deleted<T, E, R>(what: &str, result: Result<T, SdkError<E, R>>) -> Result<(), ServingError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if not_found(&e) => Ok(()),
+        Err(e) => Err(failure(what, e)),
+    }
+}
+
 fn not_found<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
     match err {
         SdkError::ServiceError(service) => {
@@ -434,11 +448,10 @@ impl SageMakerServing {
             if keep.contains(&name.as_str()) {
                 continue;
             }
-            match self.client.delete_endpoint_config().endpoint_config_name(&name).send().await {
-                Ok(_) => {}
-                Err(e) if not_found(&e) => {}
-                Err(e) => return Err(failure("DeleteEndpointConfig", e)),
-            }
+            deleted(
+                "DeleteEndpointConfig",
+                self.client.delete_endpoint_config().endpoint_config_name(&name).send().await,
+            )?;
         }
         let models: Vec<(String, String)> = self
             .client
@@ -458,11 +471,7 @@ impl SageMakerServing {
             if keep.contains(&name.as_str()) {
                 continue;
             }
-            match self.client.delete_model().model_name(&name).send().await {
-                Ok(_) => {}
-                Err(e) if not_found(&e) => {}
-                Err(e) => return Err(failure("DeleteModel", e)),
-            }
+            deleted("DeleteModel", self.client.delete_model().model_name(&name).send().await)?;
         }
         Ok(())
     }
@@ -508,11 +517,7 @@ impl Serving for SageMakerServing {
                 if status_of(&current.status) == "Failed" {
                     // SageMaker updates no failed endpoint: delete it; the next
                     // round creates it with the new configuration
-                    match self.client.delete_endpoint().endpoint_name(&spec.name).send().await {
-                        Ok(_) => {}
-                        Err(e) if not_found(&e) => {}
-                        Err(e) => return Err(failure("DeleteEndpoint", e)),
-                    }
+                    deleted("DeleteEndpoint", self.client.delete_endpoint().endpoint_name(&spec.name).send().await)?;
                     return Err(ServingError::Busy(format!("endpoint {} failed: replacing it", spec.name)));
                 }
                 self.create_config(spec, &plan).await?;
@@ -561,11 +566,7 @@ impl Serving for SageMakerServing {
         self.forget(name);
         if let Some(current) = self.current(name).await? {
             if current.status != "Deleting" {
-                match self.client.delete_endpoint().endpoint_name(name).send().await {
-                    Ok(_) => {}
-                    Err(e) if not_found(&e) => {}
-                    Err(e) => return Err(failure("DeleteEndpoint", e)),
-                }
+                deleted("DeleteEndpoint", self.client.delete_endpoint().endpoint_name(name).send().await)?;
             }
             if self.current(name).await?.is_some() {
                 return Err(ServingError::Busy(format!("endpoint {name} is being deleted")));
