@@ -5,13 +5,14 @@ use crate::accounts::rpc::{
     ChangePassword, CreateUser, Login, SetUserDisabled, Setup, SignOutEverywhere, list_users, setup_open,
 };
 use crate::kernel::error::AppError;
+use crate::kernel::form::{Form, FormAction};
 use crate::kernel::widgets::Time;
 use crate::kernel::widgets::{FieldMessage, FormError, PageHeader};
 use leptos::prelude::*;
 
 #[component]
 pub fn LoginPage() -> impl IntoView {
-    let action = ServerAction::<Login>::new();
+    let action = FormAction::<Login>::new();
     let err = Signal::derive(move || action.value().get().and_then(Result::err));
     let setup = Resource::new(|| (), |_| setup_open());
     view! {
@@ -23,14 +24,14 @@ pub fn LoginPage() -> impl IntoView {
                     <p class="notice">"No account exists yet. Open the setup link printed in the server console to create the first one."</p>
                 })}
             </Suspense>
-            <ActionForm action=action attr:class="stack">
+            <Form action=action attr:class="stack">
                 <FormError error=err/>
                 <label>"Email" <input type="email" name="email" autocomplete="username" required/></label>
                 <FieldMessage error=err field="email"/>
                 <label>"Password" <input type="password" name="password" autocomplete="current-password" required/></label>
                 <FieldMessage error=err field="password"/>
                 <button type="submit" disabled=move || action.pending().get()>"Sign in"</button>
-            </ActionForm>
+            </Form>
         </div>
     }
 }
@@ -40,7 +41,7 @@ pub fn SetupPage() -> impl IntoView {
     use leptos_router::hooks::use_query_map;
     let query = use_query_map();
     let token = move || query.with(|q| q.get("token").unwrap_or_default());
-    let action = ServerAction::<Setup>::new();
+    let action = FormAction::<Setup>::new();
     let err = Signal::derive(move || action.value().get().and_then(Result::err));
     let open = Resource::new(|| (), |_| setup_open());
     view! {
@@ -61,13 +62,13 @@ pub fn SetupPage() -> impl IntoView {
 
 #[component]
 fn SetupForm(
-    action: ServerAction<Setup>,
+    action: FormAction<Setup>,
     err: Signal<Option<AppError>>,
     token: impl Fn() -> String + Send + Sync + 'static,
 ) -> impl IntoView {
     view! {
         <p class="muted">"Create the first account. It becomes the site administrator."</p>
-            <ActionForm action=action attr:class="stack">
+            <Form action=action attr:class="stack">
                 <FormError error=err/>
                 <input type="hidden" name="token" value=token/>
                 <FieldMessage error=err field="token"/>
@@ -78,16 +79,16 @@ fn SetupForm(
                 <label>"Password (at least 12 characters)" <input type="password" name="password" autocomplete="new-password" required minlength="12"/></label>
                 <FieldMessage error=err field="password"/>
                 <button type="submit" disabled=move || action.pending().get()>"Create account"</button>
-            </ActionForm>
+            </Form>
     }
 }
 
 #[component]
 pub fn AccountPage() -> impl IntoView {
-    let action = ServerAction::<ChangePassword>::new();
+    let action = FormAction::<ChangePassword>::new();
     let err = Signal::derive(move || action.value().get().and_then(Result::err));
     let done = move || matches!(action.value().get(), Some(Ok(())));
-    let everywhere = ServerAction::<SignOutEverywhere>::new();
+    let everywhere = FormAction::<SignOutEverywhere>::new();
     let everywhere_err = Signal::derive(move || everywhere.value().get().and_then(Result::err));
     let me = use_context::<crate::accounts::types::CurrentUser>();
     view! {
@@ -103,7 +104,7 @@ pub fn AccountPage() -> impl IntoView {
         </Suspense>
         <section class="card">
             <h2>"Change password"</h2>
-            <ActionForm action=action attr:class="stack narrow">
+            <Form action=action attr:class="stack narrow">
                 <FormError error=err/>
                 <Show when=done><p class="success">"Password changed."</p></Show>
                 <label>"Current password" <input type="password" name="current_password" autocomplete="current-password" required/></label>
@@ -111,24 +112,24 @@ pub fn AccountPage() -> impl IntoView {
                 <label>"New password" <input type="password" name="new_password" autocomplete="new-password" required minlength="12"/></label>
                 <FieldMessage error=err field="new_password"/>
                 <button type="submit" disabled=move || action.pending().get()>"Change password"</button>
-            </ActionForm>
+            </Form>
             <p class="muted">"Changing your password signs you out on every other browser."</p>
         </section>
         <section class="card" id="sessions">
             <h2>"Sessions"</h2>
             <p class="muted">"Signed in on a shared or lost computer? End every browser session of yours, this one too. API tokens keep working: revoke them on the API tokens page."</p>
-            <ActionForm action=everywhere>
+            <Form action=everywhere>
                 <FormError error=everywhere_err/>
                 <button type="submit" class="secondary" disabled=move || everywhere.pending().get()>"Sign out everywhere"</button>
-            </ActionForm>
+            </Form>
         </section>
     }
 }
 
 #[component]
 pub fn UsersPage() -> impl IntoView {
-    let create = ServerAction::<CreateUser>::new();
-    let toggle = ServerAction::<SetUserDisabled>::new();
+    let create = FormAction::<CreateUser>::new();
+    let toggle = FormAction::<SetUserDisabled>::new();
     let err = Signal::derive(move || create.value().get().and_then(Result::err));
     let toggle_err = Signal::derive(move || toggle.value().get().and_then(Result::err));
     let created = move || create.value().get().and_then(Result::ok);
@@ -157,11 +158,11 @@ pub fn UsersPage() -> impl IntoView {
                                             {u.disabled.then(|| view! { <span class="pill danger">"disabled"</span> })}
                                         </td>
                                         <td>
-                                            <ActionForm action=toggle attr:class="inline">
+                                            <Form action=toggle attr:class="inline">
                                                 <input type="hidden" name="user_id" value=u.id.to_string()/>
                                                 <input type="hidden" name="disabled" value=(!u.disabled).to_string()/>
                                                 <button type="submit" class="link">{if u.disabled { "Enable" } else { "Disable" }}</button>
-                                            </ActionForm>
+                                            </Form>
                                         </td>
                                     </tr>
                                 }).collect_view()}
@@ -173,7 +174,7 @@ pub fn UsersPage() -> impl IntoView {
             </section>
             <section class="card">
                 <h2>"Create an account"</h2>
-                <ActionForm action=create node_ref=crate::kernel::widgets::cleared_on_success(create) attr:class="stack" attr:id="create-user">
+                <Form action=create node_ref=crate::kernel::form::cleared_on_success(create) attr:class="stack" attr:id="create-user">
                     <FormError error=err/>
                     {move || created().map(|u| view! { <p class="success">"Created "{u.email}". Share the password with them privately."</p> })}
                     <label>"Email" <input type="email" name="email" required/></label>
@@ -184,7 +185,7 @@ pub fn UsersPage() -> impl IntoView {
                     <FieldMessage error=err field="password"/>
                     <label class="check"><input type="checkbox" name="is_site_admin"/>" Site administrator"</label>
                     <button type="submit" disabled=move || create.pending().get()>"Create account"</button>
-                </ActionForm>
+                </Form>
             </section>
         </div>
     }

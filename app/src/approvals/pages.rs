@@ -5,6 +5,7 @@
 
 use crate::approvals::rpc::{DecideChangeRequest, get_change_request, list_change_requests};
 use crate::approvals::types::{ChangeRequest, State};
+use crate::kernel::form::{Form, FormAction};
 use crate::kernel::widgets::{ErrorBox, FieldMessage, FormError, PageHeader, Time, use_refresh};
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
@@ -66,7 +67,7 @@ pub fn ReviewsPage() -> impl IntoView {
 pub fn RequestPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.with(|p| p.get("id").and_then(|s| s.parse::<Uuid>().ok()));
-    let decide = ServerAction::<DecideChangeRequest>::new();
+    let decide = FormAction::<DecideChangeRequest>::new();
     let err = Signal::derive(move || decide.value().get().and_then(Result::err));
     // live while someone else may still act on it
     let live = RwSignal::new(true);
@@ -96,7 +97,7 @@ pub fn RequestPage() -> impl IntoView {
 #[component]
 fn Request(
     r: ChangeRequest,
-    decide: ServerAction<DecideChangeRequest>,
+    decide: FormAction<DecideChangeRequest>,
     err: Signal<Option<crate::kernel::error::AppError>>,
 ) -> impl IntoView {
     let metric_names: Vec<String> = {
@@ -151,7 +152,7 @@ fn Request(
                 {r.can_review.then(|| {
                     let id = id.clone();
                     view! {
-                        <ActionForm action=decide attr:class="stack" attr:id="review-form">
+                        <Form action=decide attr:class="stack" attr:id="review-form">
                             <input type="hidden" name="id" value=id/>
                             <label>"Comment" <textarea name="comment" rows="2"></textarea></label>
                             <FieldMessage error=err field="comment"/>
@@ -159,16 +160,16 @@ fn Request(
                                 <button type="submit" name="decision" value="approve">"Approve"</button>
                                 <button type="submit" name="decision" value="reject" class="secondary">"Reject"</button>
                             </div>
-                        </ActionForm>
+                        </Form>
                     }
                 })}
                 {open.then(|| view! {
-                    <ActionForm action=decide attr:class="inline" attr:id="withdraw-form">
+                    <Form action=decide attr:class="inline" attr:id="withdraw-form">
                         <input type="hidden" name="id" value=id.clone()/>
                         <input type="hidden" name="decision" value="withdraw"/>
                         <input type="hidden" name="comment" value=""/>
                         <button type="submit" class="secondary small">"Withdraw"</button>
-                    </ActionForm>
+                    </Form>
                 })}
                 <ul class="reviews">{r.reviews.iter().map(|v| view! {
                     <li>
@@ -205,7 +206,7 @@ pub fn NewRequestPage() -> impl IntoView {
     let team = move || params.with(|p| p.get("team").unwrap_or_default());
     let model = move || query.with(|q| q.get("model").and_then(|m| m.parse::<Uuid>().ok()));
     let alias = move || query.with(|q| q.get("alias").unwrap_or_else(|| "champion".into()));
-    let open = ServerAction::<RequestAliasMove>::new();
+    let open = FormAction::<RequestAliasMove>::new();
     let err = Signal::derive(move || open.value().get().and_then(Result::err));
     let versions = Resource::new(model, |model| async move {
         match model {
@@ -225,7 +226,7 @@ pub fn NewRequestPage() -> impl IntoView {
                 {move || versions.get().map(|res| match res {
                     Err(e) => view! { <ErrorBox error=e/> }.into_any(),
                     Ok(list) => view! {
-                        <ActionForm action=open attr:class="stack" attr:id="request-form">
+                        <Form action=open attr:class="stack" attr:id="request-form">
                             <FormError error=err/>
                             <input type="hidden" name="team" value=team/>
                             <input type="hidden" name="model" value=move || model().map(|m| m.to_string()).unwrap_or_default()/>
@@ -244,7 +245,7 @@ pub fn NewRequestPage() -> impl IntoView {
                             <FieldMessage error=err field="title"/>
                             <label>"Why" <textarea name="justification" rows="3"></textarea></label>
                             <button type="submit" disabled=move || open.pending().get()>"Open request"</button>
-                        </ActionForm>
+                        </Form>
                     }.into_any(),
                 })}
             </Suspense>

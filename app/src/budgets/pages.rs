@@ -2,6 +2,7 @@
 //! (The banner on a team's pages is the layout's, from `rpc::get_budget`.)
 
 use crate::budgets::rpc::{RemoveBudget, SetBudgetForm, get_budget};
+use crate::kernel::form::{Form, FormAction};
 use crate::kernel::widgets::{ErrorBox, FieldMessage, FormError, PageHeader, Time};
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
@@ -10,8 +11,8 @@ use leptos_router::hooks::use_params_map;
 pub fn BudgetPage() -> impl IntoView {
     let params = use_params_map();
     let team = move || params.with(|p| p.get("team").unwrap_or_default());
-    let set = ServerAction::<SetBudgetForm>::new();
-    let remove = ServerAction::<RemoveBudget>::new();
+    let set = FormAction::<SetBudgetForm>::new();
+    let remove = FormAction::<RemoveBudget>::new();
     let err = Signal::derive(move || set.value().get().and_then(Result::err));
     let remove_err = Signal::derive(move || remove.value().get().and_then(Result::err));
     let status =
@@ -40,7 +41,7 @@ pub fn BudgetPage() -> impl IntoView {
                         </section>
                         <section class="card">
                             <h2>"Set the budget"</h2>
-                            <ActionForm action=set attr:class="stack" attr:id="set-budget">
+                            <Form action=set attr:class="stack" attr:id="set-budget">
                                 <FormError error=err/>
                                 <input type="hidden" name="team" value=team/>
                                 <label>"USD per month" <input name="monthly_usd" type="number" min="0" step="any" required value=monthly/></label>
@@ -48,12 +49,12 @@ pub fn BudgetPage() -> impl IntoView {
                                 <label>"Alert at (% of the budget)" <input name="alert_percent" type="number" min="1" max="100" value=percent/></label>
                                 <FieldMessage error=err field="alert_percent"/>
                                 <button type="submit" disabled=move || set.pending().get()>"Save budget"</button>
-                            </ActionForm>
+                            </Form>
                             {s.budget.is_some().then(|| view! {
-                                <ActionForm action=remove attr:class="inline">
+                                <Form action=remove attr:class="inline">
                                     <input type="hidden" name="team" value=team/>
                                     <button type="submit" class="secondary">"Remove the budget"</button>
-                                </ActionForm>
+                                </Form>
                             })}
                             <FormError error=remove_err/>
                         </section>

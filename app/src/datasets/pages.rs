@@ -11,6 +11,7 @@ use crate::datasets::rpc::{
 use crate::datasets::types::DatasetQuery;
 use crate::datasets::types::{DatasetVersion, VersionStatus};
 use crate::kernel::error::AppError;
+use crate::kernel::form::{Form, FormAction};
 use crate::kernel::format::encode;
 use crate::kernel::format::human_bytes;
 use crate::kernel::roles::Role;
@@ -26,8 +27,8 @@ pub fn DatasetsPage() -> impl IntoView {
     let params = use_params_map();
     let query = use_query_map();
     let team = move || params.with(|p| p.get("team").unwrap_or_default());
-    let create = ServerAction::<CreateDataset>::new();
-    let archive = ServerAction::<ArchiveDataset>::new();
+    let create = FormAction::<CreateDataset>::new();
+    let archive = FormAction::<ArchiveDataset>::new();
     let err = Signal::derive(move || create.value().get().and_then(Result::err));
     let archive_err = Signal::derive(move || archive.value().get().and_then(Result::err));
     let filter = move || {
@@ -72,10 +73,10 @@ pub fn DatasetsPage() -> impl IntoView {
                                             <td class="versions">{d.version_count}{d.latest_version.map(|n| view! { <br/><span class="muted">{format!("latest ready v{n}")}</span> })}</td>
                                             <td><Time at=d.created_at/><br/><span class="muted">{d.created_by.clone()}</span></td>
                                             <td>{(can_archive && d.archived_at.is_none()).then(|| view! {
-                                                <ActionForm action=archive attr:class="inline">
+                                                <Form action=archive attr:class="inline">
                                                     <input type="hidden" name="id" value=d.id.to_string()/>
                                                     <ConfirmButton label="Archive" question=format!("Archive dataset {}?", d.name)/>
-                                                </ActionForm>
+                                                </Form>
                                             })}</td>
                                         </tr>
                                     }).collect_view()}
@@ -93,7 +94,7 @@ pub fn DatasetsPage() -> impl IntoView {
             </section>
             <section class="card">
                 <h2>"Register a dataset"</h2>
-                <ActionForm action=create node_ref=crate::kernel::widgets::cleared_on_success(create) attr:class="stack" attr:id="create-dataset">
+                <Form action=create node_ref=crate::kernel::form::cleared_on_success(create) attr:class="stack" attr:id="create-dataset">
                     <FormError error=err/>
                     <input type="hidden" name="team" value=team/>
                     <label>"Name" <input name="name" placeholder="churn-events" required/></label>
@@ -103,7 +104,7 @@ pub fn DatasetsPage() -> impl IntoView {
                     <label>"Tags (comma-separated)" <input name="tags" placeholder="tabular, churn"/></label>
                     <FieldMessage error=err field="tags"/>
                     <button type="submit" disabled=move || create.pending().get()>"Register dataset"</button>
-                </ActionForm>
+                </Form>
             </section>
         </div>
     }
@@ -130,7 +131,7 @@ pub fn DatasetPage() -> impl IntoView {
     let team = move || params.with(|p| p.get("team").unwrap_or_default());
     let id = move || params.with(|p| p.get("id").and_then(|s| s.parse::<Uuid>().ok()));
     let cursor = move || query.with(|q| q.get("cursor").filter(|c| !c.is_empty()));
-    let create = ServerAction::<CreateVersion>::new();
+    let create = FormAction::<CreateVersion>::new();
     let err = Signal::derive(move || create.value().get().and_then(Result::err));
     let uploaded = RwSignal::new(0_u32);
     let active = RwSignal::new(false);
@@ -197,14 +198,14 @@ pub fn DatasetPage() -> impl IntoView {
             <section class="card">
                 <h2>"New version"</h2>
                 <h3>"From an S3 prefix"</h3>
-                <ActionForm action=create attr:class="stack" attr:id="prefix-form">
+                <Form action=create attr:class="stack" attr:id="prefix-form">
                     <FormError error=err/>
                     <input type="hidden" name="dataset_id" value=move || id().map(|i| i.to_string()).unwrap_or_default()/>
                     <label>"S3 URI" <input name="source_uri" placeholder="s3://bucket/prefix/" required/></label>
                     <FieldMessage error=err field="source_uri"/>
                     <label class="check"><input type="checkbox" name="snapshot"/>" Snapshot: copy the objects into Capstan's bucket"</label>
                     <button type="submit" disabled=move || create.pending().get()>"Register version"</button>
-                </ActionForm>
+                </Form>
                 <h3>"Upload files"</h3>
                 {move || id().map(|dataset_id| view! {
                     <crate::datasets::uploader::Uploader dataset_id team=team() on_done=Callback::new(move |_| uploaded.update(|n| *n += 1))/>
@@ -238,8 +239,8 @@ pub fn VersionPage() -> impl IntoView {
     let team = move || params.with(|p| p.get("team").unwrap_or_default());
     let id = move || params.with(|p| p.get("vid").and_then(|s| s.parse::<Uuid>().ok()));
     let q = move |name: &str| query.with(|q| q.get(name).filter(|v| !v.is_empty()));
-    let verify = ServerAction::<VerifyVersion>::new();
-    let delete = ServerAction::<DeleteVersion>::new();
+    let verify = FormAction::<VerifyVersion>::new();
+    let delete = FormAction::<DeleteVersion>::new();
     let delete_err = Signal::derive(move || delete.value().get().and_then(Result::err));
     let team_info = Resource::new(team, crate::teams::rpc::get_team);
     let verify_err = Signal::derive(move || verify.value().get().and_then(Result::err));
@@ -357,10 +358,10 @@ pub fn VersionPage() -> impl IntoView {
                         let dataset = dataset.clone();
                         let admin = team_info.get().and_then(Result::ok).is_some_and(|t| t.my_role.is_none_or(|r| r == crate::kernel::roles::Role::Admin));
                         (admin && !busy).then(|| view! {
-                            <ActionForm action=delete attr:class="inline danger-zone">
+                            <Form action=delete attr:class="inline danger-zone">
                                 <input type="hidden" name="id" value=vid.to_string()/>
                                 <ConfirmButton label="Delete version" question=format!("Delete v{number} of {dataset}? Capstan's copy of its objects is removed too.")/>
-                            </ActionForm>
+                            </Form>
                             <FormError error=delete_err/>
                         })
                     }}
@@ -437,10 +438,10 @@ pub fn VersionPage() -> impl IntoView {
             <section class="card">
                 <h2>"Drift"</h2>
                 <p class="muted">"Verify re-lists the version's location and compares every object with the manifest."</p>
-                <ActionForm action=verify attr:class="inline" attr:id="verify-form">
+                <Form action=verify attr:class="inline" attr:id="verify-form">
                     <input type="hidden" name="id" value=move || id().map(|i| i.to_string()).unwrap_or_default()/>
                     <button type="submit" disabled=move || verify.pending().get() || active.get()>"Verify"</button>
-                </ActionForm>
+                </Form>
                 <FormError error=verify_err/>
                 <Transition fallback=|| ()>
                     {move || check.get().map(|res| match res {

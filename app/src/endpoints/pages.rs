@@ -11,6 +11,7 @@ use crate::endpoints::rpc::{
 use crate::endpoints::types::{Endpoint, Variant, shares};
 use crate::kernel::chart::{ChartLine, LineChart};
 use crate::kernel::error::AppError;
+use crate::kernel::form::{Form, FormAction};
 use crate::kernel::format::usd;
 use crate::kernel::widgets::{ConfirmButton, ErrorBox, FieldMessage, FormError, PageHeader, Time, use_refresh};
 use leptos::prelude::*;
@@ -119,7 +120,7 @@ pub fn EndpointsPage() -> impl IntoView {
 pub fn NewEndpointPage() -> impl IntoView {
     let params = use_params_map();
     let team = move || params.with(|p| p.get("team").unwrap_or_default());
-    let create = ServerAction::<CreateEndpointForm>::new();
+    let create = FormAction::<CreateEndpointForm>::new();
     let err = Signal::derive(move || create.value().get().and_then(Result::err));
     let options = Resource::new(team, endpoint_options);
     view! {
@@ -144,7 +145,7 @@ pub fn NewEndpointPage() -> impl IntoView {
                         view! { <option value=t.clone() selected=t == "ml.m5.large">{t.clone()}</option> }
                     }).collect_view();
                     view! {
-                        <ActionForm action=create attr:class="stack card" attr:id="create-endpoint">
+                        <Form action=create attr:class="stack card" attr:id="create-endpoint">
                             <FormError error=err/>
                             <input type="hidden" name="team" value=team/>
                             <label>"Name" <input name="name" required placeholder="churn-prod" pattern="[a-zA-Z0-9](-*[a-zA-Z0-9])*" maxlength="63"/></label>
@@ -185,7 +186,7 @@ pub fn NewEndpointPage() -> impl IntoView {
                                 <FieldMessage error=err field="shadow.percent"/>
                             </fieldset>
                             <button type="submit" disabled=move || create.pending().get()>"Create endpoint"</button>
-                        </ActionForm>
+                        </Form>
                     }.into_any()
                 }
             })}
@@ -197,9 +198,9 @@ pub fn NewEndpointPage() -> impl IntoView {
 pub fn EndpointPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.with(|p| p.get("id").and_then(|s| s.parse::<Uuid>().ok()));
-    let weights = ServerAction::<SetEndpointWeightsForm>::new();
-    let update = ServerAction::<UpdateEndpointForm>::new();
-    let delete = ServerAction::<DeleteEndpoint>::new();
+    let weights = FormAction::<SetEndpointWeightsForm>::new();
+    let update = FormAction::<UpdateEndpointForm>::new();
+    let delete = FormAction::<DeleteEndpoint>::new();
     let tick = use_refresh(RwSignal::new(true));
     let load = |id: Option<Uuid>| async move {
         match id {
@@ -242,7 +243,7 @@ pub fn EndpointPage() -> impl IntoView {
 
 /// The endpoint's state: status, traffic split, variants and processes.
 #[component]
-fn EndpointView(endpoint: Endpoint, delete: ServerAction<DeleteEndpoint>) -> impl IntoView {
+fn EndpointView(endpoint: Endpoint, delete: FormAction<DeleteEndpoint>) -> impl IntoView {
     let e = endpoint;
     let names: Vec<String> = e.variants.iter().map(|v| v.name.clone()).collect();
     let current: Vec<f64> = e.variants.iter().map(|v| v.share).collect();
@@ -258,10 +259,10 @@ fn EndpointView(endpoint: Endpoint, delete: ServerAction<DeleteEndpoint>) -> imp
                 {format!("{}/h · today {} · this month {} · in all {}", usd(e.cost.usd_per_hour), usd(e.cost.today_usd), usd(e.cost.month_usd), usd(e.cost.total_usd))}
                 {e.cost.unpriced.then_some(" · an instance type has no price")}
             </span>
-            <ActionForm action=delete attr:class="inline">
+            <Form action=delete attr:class="inline">
                 <input type="hidden" name="id" value=e.id.to_string()/>
                 <ConfirmButton label="Delete endpoint" question=format!("Delete endpoint {}? It stops taking traffic at once.", e.name)/>
-            </ActionForm>
+            </Form>
         </div>
         <FormError error=delete_err/>
         {move || deleted().then(|| view! { <div class="notice">"Deleted: its processes are being stopped."</div> })}
@@ -282,7 +283,7 @@ fn VariantsEditor(
     endpoint: Uuid,
     team: String,
     variants: Vec<Variant>,
-    action: ServerAction<UpdateEndpointForm>,
+    action: FormAction<UpdateEndpointForm>,
 ) -> impl IntoView {
     let err = Signal::derive(move || action.value().get().and_then(Result::err));
     let options = Resource::new(move || team.clone(), endpoint_options);
@@ -329,7 +330,7 @@ fn VariantsEditor(
                 <section class="card" id="variants-editor">
                     <h2>"Variants and capacity"</h2>
                     <p class="muted">"Change a variant's version, instance type or count; pick “remove” to take it out; fill the last row to add one (up to 10). Variants left as they are keep serving throughout."</p>
-                    <ActionForm action=action attr:class="stack" attr:id="edit-variants">
+                    <Form action=action attr:class="stack" attr:id="edit-variants">
                         <FormError error=err/>
                         <FieldMessage error=err field="variants"/>
                         <input type="hidden" name="id" value=endpoint.to_string()/>
@@ -338,7 +339,7 @@ fn VariantsEditor(
                             <tbody>{rows(&o)}</tbody>
                         </table>
                         <button type="submit" disabled=move || action.pending().get()>"Apply changes"</button>
-                    </ActionForm>
+                    </Form>
                 </section>
             })}}
         </Transition>
@@ -356,7 +357,7 @@ fn TrafficCharts(endpoint: Uuid) -> impl IntoView {
         })
     };
     let tick = use_refresh(RwSignal::new(true));
-    let sample = ServerAction::<SendSampleTraffic>::new();
+    let sample = FormAction::<SendSampleTraffic>::new();
     let sample_err = Signal::derive(move || sample.value().get().and_then(Result::err));
     // every 5 s while sample traffic runs (the rollups are written every 10 s), else every 15 s
     let every = move || if matches!(sample.value().get(), Some(Ok(_))) { 5 } else { 15 };
@@ -364,7 +365,7 @@ fn TrafficCharts(endpoint: Uuid) -> impl IntoView {
     view! {
         <section class="card" id="traffic">
             <h2>"Traffic"</h2>
-            <ActionForm action=sample attr:class="inline" attr:id="sample-traffic">
+            <Form action=sample attr:class="inline" attr:id="sample-traffic">
                 <input type="hidden" name="id" value=endpoint.to_string()/>
                 <input name="body" value="24,70.5,3" aria-label="Sample body" class="mono"/>
                 <select name="content_type" aria-label="Content type">
@@ -374,7 +375,7 @@ fn TrafficCharts(endpoint: Uuid) -> impl IntoView {
                 <label>"per second " <input name="rate" type="number" min="1" max="50" value="10" class="short"/></label>
                 <label>"for seconds " <input name="seconds" type="number" min="1" max="900" value="60" class="short"/></label>
                 <button type="submit" class="secondary" disabled=move || sample.pending().get()>"Send sample traffic"</button>
-            </ActionForm>
+            </Form>
             <FormError error=sample_err/>
             {move || sample.value().get().and_then(Result::ok).map(|s| view! {
                 <p class="notice" id="sample-traffic-started">{format!("Sending {} requests/s for {} s, until ", s.rate, s.seconds)}<Time at=s.until/>"; the charts follow."</p>
@@ -417,8 +418,8 @@ fn TrafficCharts(endpoint: Uuid) -> impl IntoView {
 /// Keys for the AWS SDKs (SigV4): create (the secret shown once), revoke.
 #[component]
 fn InvokeKeys(endpoint: Uuid, engine_name: String) -> impl IntoView {
-    let create = ServerAction::<CreateInvokeKey>::new();
-    let revoke = ServerAction::<RevokeInvokeKey>::new();
+    let create = FormAction::<CreateInvokeKey>::new();
+    let revoke = FormAction::<RevokeInvokeKey>::new();
     let err = Signal::derive(move || create.value().get().and_then(Result::err));
     let keys =
         Resource::new(move || (create.version().get(), revoke.version().get()), move |_| list_invoke_keys(endpoint));
@@ -447,11 +448,11 @@ fn InvokeKeys(endpoint: Uuid, engine_name: String) -> impl IntoView {
                                     <td>{match k.revoked_at {
                                         Some(at) => view! { <span class="pill danger">"revoked "<Time at=at/></span> }.into_any(),
                                         None => view! {
-                                            <ActionForm action=revoke attr:class="inline">
+                                            <Form action=revoke attr:class="inline">
                                                 <input type="hidden" name="id" value=endpoint.to_string()/>
                                                 <input type="hidden" name="key" value=k.id.clone()/>
                                                 <button type="submit" class="secondary small">"Revoke"</button>
-                                            </ActionForm>
+                                            </Form>
                                         }.into_any(),
                                     }}</td>
                                 </tr>
@@ -460,11 +461,11 @@ fn InvokeKeys(endpoint: Uuid, engine_name: String) -> impl IntoView {
                     }.into_any(),
                 })}
             </Transition>
-            <ActionForm action=create attr:class="inline">
+            <Form action=create attr:class="inline">
                 <input type="hidden" name="id" value=endpoint.to_string()/>
                 <input name="name" placeholder="what uses it, e.g. batch scoring" required aria-label="Key name"/>
                 <button type="submit" disabled=move || create.pending().get()>"New key"</button>
-            </ActionForm>
+            </Form>
             <FormError error=err/>
             <FieldMessage error=err field="name"/>
         </section>
@@ -502,11 +503,7 @@ fn VariantsTable(variants: Vec<Variant>, shadow: Option<Variant>, team: String) 
 /// One input per production variant, with the shares they would give,
 /// updated as the user types.
 #[component]
-fn WeightsEditor(
-    endpoint: Uuid,
-    variants: Vec<Variant>,
-    action: ServerAction<SetEndpointWeightsForm>,
-) -> impl IntoView {
+fn WeightsEditor(endpoint: Uuid, variants: Vec<Variant>, action: FormAction<SetEndpointWeightsForm>) -> impl IntoView {
     let err = Signal::derive(move || action.value().get().and_then(Result::err));
     let typed: Vec<RwSignal<String>> = variants.iter().map(|v| RwSignal::new(format!("{}", v.weight))).collect();
     let names: Vec<String> = variants.iter().map(|v| v.name.clone()).collect();
@@ -518,7 +515,7 @@ fn WeightsEditor(
     view! {
         <section class="card">
             <h2>"Weights"</h2>
-            <ActionForm action=action attr:class="stack" attr:id="weights">
+            <Form action=action attr:class="stack" attr:id="weights">
                 <FormError error=err/>
                 <input type="hidden" name="id" value=endpoint.to_string()/>
                 {names.iter().zip(typed.iter()).enumerate().map(|(i, (name, value))| {
@@ -534,7 +531,7 @@ fn WeightsEditor(
                 <p class="muted">"New split:"</p>
                 <div id="weights-preview">{move || view! { <SplitBar names=preview_names.clone() shares=preview()/> }}</div>
                 <button type="submit" disabled=move || action.pending().get()>"Apply weights"</button>
-            </ActionForm>
+            </Form>
         </section>
     }
 }
@@ -542,12 +539,12 @@ fn WeightsEditor(
 /// Sends a sample payload and shows the answer and the variant that gave it.
 #[component]
 fn InvokePanel(endpoint: Uuid, variants: Vec<String>) -> impl IntoView {
-    let invoke = ServerAction::<TestInvoke>::new();
+    let invoke = FormAction::<TestInvoke>::new();
     let err = Signal::derive(move || invoke.value().get().and_then(Result::err));
     view! {
         <section class="card">
             <h2>"Invoke"</h2>
-            <ActionForm action=invoke attr:class="stack" attr:id="invoke">
+            <Form action=invoke attr:class="stack" attr:id="invoke">
                 <input type="hidden" name="id" value=endpoint.to_string()/>
                 <label>"Body" <textarea name="body" rows="4">"24,70.5,3"</textarea></label>
                 <label>"Content type"
@@ -563,7 +560,7 @@ fn InvokePanel(endpoint: Uuid, variants: Vec<String>) -> impl IntoView {
                     </select>
                 </label>
                 <button type="submit" disabled=move || invoke.pending().get()>"Send"</button>
-            </ActionForm>
+            </Form>
             <FormError error=err/>
             {move || invoke.value().get().and_then(Result::ok).map(|r| view! {
                 <div id="invoke-result">

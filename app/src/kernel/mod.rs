@@ -7,6 +7,7 @@
 //! - [`validate`]: validated newtypes and field checks
 //! - [`chart`]: line charts of metric values by step
 //! - [`codec`]: the output encoding of every server function
+//! - [`form`]: forms that call a server function (`FormAction`, `Form`)
 //! - [`format`]: how numbers, bytes, money and query values are written
 //! - [`widgets`]: the shared UI pieces (page header, form errors, times, buttons)
 //! - `state`, `context`, `audit`, `cache` (server only): the application
@@ -19,6 +20,7 @@
 pub mod chart;
 pub mod codec;
 pub mod error;
+pub mod form;
 pub mod format;
 pub mod page;
 pub mod roles;

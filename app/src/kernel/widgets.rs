@@ -4,25 +4,6 @@
 use crate::kernel::error::AppError;
 use leptos::prelude::*;
 
-/// A form reference that empties its form once `action` succeeds, so the
-/// next entry starts fresh (without JavaScript the page reloads empty anyway).
-pub fn cleared_on_success<S>(action: ServerAction<S>) -> NodeRef<leptos::html::Form>
-where
-    S: leptos::server_fn::ServerFn + Clone + Send + Sync + 'static,
-    S::Output: Clone + Send + Sync + 'static,
-    S::Error: Clone + Send + Sync + 'static,
-{
-    let form = NodeRef::<leptos::html::Form>::new();
-    Effect::new(move |_| {
-        if matches!(action.value().get(), Some(Ok(_)))
-            && let Some(el) = form.get_untracked()
-        {
-            el.reset();
-        }
-    });
-    form
-}
-
 #[component]
 pub fn PageHeader(#[prop(into)] title: String, #[prop(into, optional)] subtitle: String) -> impl IntoView {
     view! {

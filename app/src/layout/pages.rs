@@ -6,6 +6,7 @@ use crate::accounts::rpc::{Logout, get_me};
 use crate::accounts::types::CurrentUser;
 use crate::accounts::types::Me;
 use crate::kernel::error::AppError;
+use crate::kernel::form::{Form, FormAction};
 use crate::kernel::widgets::ErrorBox;
 use leptos::prelude::*;
 use leptos_router::components::{Outlet, Redirect};
@@ -103,7 +104,7 @@ pub fn NotFound() -> impl IntoView {
 fn TopBar(user: Me, teams: Vec<crate::teams::types::Team>, waiting: i64) -> impl IntoView {
     let location = use_location();
     let team = move || current_team(&location.pathname.get());
-    let logout = ServerAction::<Logout>::new();
+    let logout = FormAction::<Logout>::new();
     let link = move |href: &'static str, label: &'static str| {
         let active = move || nav_active(href, &location.pathname.get());
         view! { <a href=href class:active=active>{label}</a> }
@@ -166,9 +167,9 @@ fn TopBar(user: Me, teams: Vec<crate::teams::types::Team>, waiting: i64) -> impl
                     <span class="muted">{user.email.clone()}</span>
                     {user.is_site_admin.then(|| view! { <span class="pill">"site admin"</span> })}
                     {link("/account", "Account")}
-                    <ActionForm action=logout>
+                    <Form action=logout>
                         <button type="submit" class="link">"Sign out"</button>
-                    </ActionForm>
+                    </Form>
                 </div>
             </details>
         </header>

@@ -1,5 +1,6 @@
 //! The teams page (home) and a team's members page with its settings.
 
+use crate::kernel::form::{Form, FormAction};
 use crate::kernel::roles::Role;
 use crate::kernel::widgets::{ConfirmButton, FieldMessage, FormError, PageHeader, Time};
 use crate::teams::rpc::{
@@ -12,7 +13,7 @@ use leptos::prelude::*;
 /// which lives with training, a capability above teams).
 #[component]
 pub fn TeamsPage(#[prop(into, optional)] first_steps: ViewFn) -> impl IntoView {
-    let create = ServerAction::<CreateTeam>::new();
+    let create = FormAction::<CreateTeam>::new();
     let err = Signal::derive(move || create.value().get().and_then(Result::err));
     let teams = Resource::new(move || create.version().get(), |_| list_teams(None, Some(200)));
     view! {
@@ -44,7 +45,7 @@ pub fn TeamsPage(#[prop(into, optional)] first_steps: ViewFn) -> impl IntoView {
             </section>
             <section class="card">
                 <h2>"Create a team"</h2>
-                <ActionForm action=create node_ref=crate::kernel::widgets::cleared_on_success(create) attr:class="stack" attr:id="create-team">
+                <Form action=create node_ref=crate::kernel::form::cleared_on_success(create) attr:class="stack" attr:id="create-team">
                     <FormError error=err/>
                     <label>"Slug" <input name="slug" placeholder="ml-platform" required pattern="[a-z0-9\\-]{2,40}" aria-describedby="slug-help"
                         title="2 to 40 characters: lowercase letters a–z, digits 0–9 and hyphens"/>
@@ -53,7 +54,7 @@ pub fn TeamsPage(#[prop(into, optional)] first_steps: ViewFn) -> impl IntoView {
                     <label>"Display name" <input name="name" placeholder="ML Platform" required/></label>
                     <FieldMessage error=err field="name"/>
                     <button type="submit" disabled=move || create.pending().get()>"Create team"</button>
-                </ActionForm>
+                </Form>
             </section>
         </div>
     }
@@ -64,10 +65,10 @@ pub fn MembersPage() -> impl IntoView {
     use leptos_router::hooks::use_params_map;
     let params = use_params_map();
     let slug = move || params.with(|p| p.get("team").unwrap_or_default());
-    let add = ServerAction::<AddMember>::new();
-    let change = ServerAction::<ChangeMemberRole>::new();
-    let remove = ServerAction::<RemoveMember>::new();
-    let rename = ServerAction::<UpdateTeam>::new();
+    let add = FormAction::<AddMember>::new();
+    let change = FormAction::<ChangeMemberRole>::new();
+    let remove = FormAction::<RemoveMember>::new();
+    let rename = FormAction::<UpdateTeam>::new();
     // refetch after a successful save only: a refused one keeps what was typed
     let saved = move || rename.value().get().and_then(Result::ok);
     let team = Resource::new(move || (slug(), saved()), |(s, _)| get_team(s));
@@ -116,7 +117,7 @@ pub fn MembersPage() -> impl IntoView {
                                                         <td>
                                                         {if is_admin {
                                                             view! {
-                                                                <ActionForm action=change attr:class="inline">
+                                                                <Form action=change attr:class="inline">
                                                                     <input type="hidden" name="team" value=slug_c/>
                                                                     <input type="hidden" name="user_id" value=m.user_id.to_string()/>
                                                                     <select name="role" aria-label=role_label>
@@ -125,7 +126,7 @@ pub fn MembersPage() -> impl IntoView {
                                                                         }).collect_view()}
                                                                     </select>
                                                                     <button type="submit" class="small secondary">"Save"</button>
-                                                                </ActionForm>
+                                                                </Form>
                                                             }.into_any()
                                                         } else {
                                                             view! { <span class="pill">{m.role.to_string()}</span> }.into_any()
@@ -134,11 +135,11 @@ pub fn MembersPage() -> impl IntoView {
                                                         <td><Time at=m.joined_at/></td>
                                                         {is_admin.then(|| view! {
                                                             <td>
-                                                                <ActionForm action=remove attr:class="inline">
+                                                                <Form action=remove attr:class="inline">
                                                                     <input type="hidden" name="team" value=slug_r/>
                                                                     <input type="hidden" name="user_id" value=m.user_id.to_string()/>
                                                                     <ConfirmButton label="Remove" question=remove_question/>
-                                                                </ActionForm>
+                                                                </Form>
                                                             </td>
                                                         })}
                                                     </tr>
@@ -154,7 +155,7 @@ pub fn MembersPage() -> impl IntoView {
                             <div class="grid-2">
                             <section class="card" id="add-member">
                                 <h2>"Add a member"</h2>
-                                <ActionForm action=add attr:class="stack">
+                                <Form action=add attr:class="stack">
                                     <FormError error=add_err/>
                                     <input type="hidden" name="team" value=slug_a/>
                                     <label>"Email" <input type="email" name="email" required placeholder="colleague@example.com"/></label>
@@ -166,11 +167,11 @@ pub fn MembersPage() -> impl IntoView {
                                     </label>
                                     <FieldMessage error=add_err field="role"/>
                                     <button type="submit" disabled=move || add.pending().get()>"Add member"</button>
-                                </ActionForm>
+                                </Form>
                             </section>
                             <section class="card" id="team-settings">
                                 <h2>"Team settings"</h2>
-                                <ActionForm action=rename attr:class="stack">
+                                <Form action=rename attr:class="stack">
                                     <FormError error=rename_err/>
                                     <input type="hidden" name="team" value=slug_n/>
                                     <label>"Display name" <input name="name" value=t.name.clone() required/></label>
@@ -195,7 +196,7 @@ pub fn MembersPage() -> impl IntoView {
                                     <p class="muted">"One role ARN per line, besides the execution role above, that a launch may choose. Only site admins change them."</p>
                                     <FieldMessage error=rename_err field="allowed_role_arns"/>
                                     <button type="submit" class="secondary">"Save settings"</button>
-                                </ActionForm>
+                                </Form>
                             </section>
                             </div>
                         }})}

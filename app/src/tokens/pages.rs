@@ -1,13 +1,14 @@
 //! The API tokens page.
 
+use crate::kernel::form::{Form, FormAction};
 use crate::kernel::widgets::{ConfirmButton, FieldMessage, FormError, PageHeader, Time};
 use crate::tokens::rpc::{CreateToken, RevokeToken, list_tokens};
 use leptos::prelude::*;
 
 #[component]
 pub fn TokensPage() -> impl IntoView {
-    let create = ServerAction::<CreateToken>::new();
-    let revoke = ServerAction::<RevokeToken>::new();
+    let create = FormAction::<CreateToken>::new();
+    let revoke = FormAction::<RevokeToken>::new();
     let err = Signal::derive(move || create.value().get().and_then(Result::err));
     let revoke_err = Signal::derive(move || revoke.value().get().and_then(Result::err));
     let tokens =
@@ -50,10 +51,10 @@ pub fn TokensPage() -> impl IntoView {
                                             view! { <span class="pill danger">"revoked"</span> }.into_any()
                                         } else {
                                             view! {
-                                                <ActionForm action=revoke attr:class="inline">
+                                                <Form action=revoke attr:class="inline">
                                                     <input type="hidden" name="token_id" value=t.id.to_string()/>
                                                     <ConfirmButton label="Revoke" question=format!("Revoke token {}? Scripts using it will stop working.", t.name)/>
-                                                </ActionForm>
+                                                </Form>
                                             }.into_any()
                                         }}</td>
                                     </tr>
@@ -66,7 +67,7 @@ pub fn TokensPage() -> impl IntoView {
             </section>
             <section class="card">
                 <h2>"Create a token"</h2>
-                <ActionForm action=create node_ref=crate::kernel::widgets::cleared_on_success(create) attr:class="stack" attr:id="create-token">
+                <Form action=create node_ref=crate::kernel::form::cleared_on_success(create) attr:class="stack" attr:id="create-token">
                     <FormError error=err/>
                     <label>"Name" <input name="name" placeholder="ci-pipeline" required maxlength="100"/></label>
                     <FieldMessage error=err field="name"/>
@@ -81,7 +82,7 @@ pub fn TokensPage() -> impl IntoView {
                     <FieldMessage error=err field="expires_in_days"/>
                     <FieldMessage error=err field="expires_at"/>
                     <button type="submit" disabled=move || create.pending().get()>"Create token"</button>
-                </ActionForm>
+                </Form>
             </section>
         </div>
     }

@@ -2,6 +2,7 @@
 //! one (its secret shown once), and an endpoint's delivery log with
 //! redelivery.
 
+use crate::kernel::form::{Form, FormAction};
 use crate::kernel::widgets::{ErrorBox, FieldMessage, FormError, PageHeader, Time, use_refresh};
 use crate::webhooks::rpc::{
     CreateWebhook, RedeliverWebhook, SetWebhookActive, get_webhook, list_webhooks, webhook_deliveries,
@@ -14,8 +15,8 @@ use uuid::Uuid;
 pub fn WebhooksPage() -> impl IntoView {
     let params = use_params_map();
     let team = move || params.with(|p| p.get("team").unwrap_or_default());
-    let create = ServerAction::<CreateWebhook>::new();
-    let toggle = ServerAction::<SetWebhookActive>::new();
+    let create = FormAction::<CreateWebhook>::new();
+    let toggle = FormAction::<SetWebhookActive>::new();
     let err = Signal::derive(move || create.value().get().and_then(Result::err));
     let hooks =
         Resource::new(move || (team(), create.version().get(), toggle.version().get()), |(t, _, _)| list_webhooks(t));
@@ -45,11 +46,11 @@ pub fn WebhooksPage() -> impl IntoView {
                                             {w.disabled_reason.clone().map(|r| view! { <br/><span class="error">{r}</span> })}
                                         </td>
                                         <td>
-                                            <ActionForm action=toggle attr:class="inline">
+                                            <Form action=toggle attr:class="inline">
                                                 <input type="hidden" name="id" value=w.id.to_string()/>
                                                 <input type="hidden" name="active" value=(!w.active).to_string()/>
                                                 <button type="submit" class="secondary small">{if w.active { "Disable" } else { "Enable" }}</button>
-                                            </ActionForm>
+                                            </Form>
                                         </td>
                                     </tr>
                                 }).collect_view()}</tbody>
@@ -60,7 +61,7 @@ pub fn WebhooksPage() -> impl IntoView {
             </section>
             <section class="card">
                 <h2>"New endpoint"</h2>
-                <ActionForm action=create attr:class="stack" attr:id="create-webhook">
+                <Form action=create attr:class="stack" attr:id="create-webhook">
                     <FormError error=err/>
                     <input type="hidden" name="team" value=team/>
                     <label>"URL" <input name="url" placeholder="https://hooks.example.com/capstan" required/></label>
@@ -69,7 +70,7 @@ pub fn WebhooksPage() -> impl IntoView {
                     <FieldMessage error=err field="event_types"/>
                     <label>"Description" <input name="description"/></label>
                     <button type="submit" disabled=move || create.pending().get()>"Add endpoint"</button>
-                </ActionForm>
+                </Form>
             </section>
         </div>
     }
@@ -79,7 +80,7 @@ pub fn WebhooksPage() -> impl IntoView {
 pub fn WebhookPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.with(|p| p.get("id").and_then(|s| s.parse::<Uuid>().ok()));
-    let redeliver = ServerAction::<RedeliverWebhook>::new();
+    let redeliver = FormAction::<RedeliverWebhook>::new();
     let err = Signal::derive(move || redeliver.value().get().and_then(Result::err));
     let tick = use_refresh(RwSignal::new(true));
     let hook = Resource::new(id, |id| async move {
@@ -128,10 +129,10 @@ pub fn WebhookPage() -> impl IntoView {
                                     </td>
                                     <td><Time at=d.created_at/></td>
                                     <td>
-                                        <ActionForm action=redeliver attr:class="inline">
+                                        <Form action=redeliver attr:class="inline">
                                             <input type="hidden" name="delivery" value=d.id.to_string()/>
                                             <button type="submit" class="secondary small">"Redeliver"</button>
-                                        </ActionForm>
+                                        </Form>
                                     </td>
                                 </tr>
                             }).collect_view()}</tbody>

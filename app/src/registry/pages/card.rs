@@ -2,6 +2,7 @@
 //! signature as a table, and for members an editor with a live preview and
 //! the template to start from.
 
+use crate::kernel::form::{Form, FormAction};
 use crate::kernel::widgets::{ErrorBox, FieldMessage, FormError, Time};
 use crate::registry::rpc::{SaveCard, get_card, preview_card};
 use crate::registry::types::{CARD_TEMPLATE, ModelCard, Signature};
@@ -10,7 +11,7 @@ use uuid::Uuid;
 
 #[component]
 pub fn CardSection(id: Uuid, #[prop(into)] can_edit: Signal<bool>) -> impl IntoView {
-    let save = ServerAction::<SaveCard>::new();
+    let save = FormAction::<SaveCard>::new();
     let card = Resource::new(move || save.version().get(), move |_| get_card(id));
     view! {
         <section class="card" id="card-section">
@@ -26,7 +27,7 @@ pub fn CardSection(id: Uuid, #[prop(into)] can_edit: Signal<bool>) -> impl IntoV
 }
 
 #[component]
-fn Card(card: ModelCard, id: Uuid, save: ServerAction<SaveCard>, can_edit: Signal<bool>) -> impl IntoView {
+fn Card(card: ModelCard, id: Uuid, save: FormAction<SaveCard>, can_edit: Signal<bool>) -> impl IntoView {
     let empty = card.markdown.trim().is_empty();
     let signature_json = card.signature.as_ref().and_then(|s| serde_json::to_string_pretty(s).ok()).unwrap_or_default();
     let (markdown, html) = (card.markdown.clone(), card.html.clone());
@@ -49,7 +50,7 @@ fn Card(card: ModelCard, id: Uuid, save: ServerAction<SaveCard>, can_edit: Signa
 #[component]
 fn CardEditor(
     id: Uuid,
-    save: ServerAction<SaveCard>,
+    save: FormAction<SaveCard>,
     markdown: String,
     html: String,
     signature_json: String,
@@ -65,7 +66,7 @@ fn CardEditor(
     view! {
         <details class="card-editor" open=open>
             <summary>"Edit the card"</summary>
-            <ActionForm action=save attr:class="stack" attr:id="card-form">
+            <Form action=save attr:class="stack" attr:id="card-form">
                 <FormError error=err/>
                 <input type="hidden" name="id" value=id.to_string()/>
                 <div class="grid-2">
@@ -96,7 +97,7 @@ fn CardEditor(
                 </label>
                 <FieldMessage error=err field="signature"/>
                 <button type="submit" disabled=move || save.pending().get()>"Save card"</button>
-            </ActionForm>
+            </Form>
         </details>
     }
 }

@@ -2,6 +2,7 @@
 //! team (team admins, AWS mode): each group with the Capstan model that
 //! already mirrors it, or a form that imports it as a new model.
 
+use crate::kernel::form::{Form, FormAction};
 use crate::kernel::widgets::{ErrorBox, FieldMessage, FormError, PageHeader};
 use crate::registry::rpc::{ImportGroup, package_groups};
 use crate::registry::types::PackageGroup;
@@ -12,7 +13,7 @@ use leptos_router::hooks::use_params_map;
 pub fn ImportPage() -> impl IntoView {
     let params = use_params_map();
     let team = move || params.with(|p| p.get("team").unwrap_or_default());
-    let import = ServerAction::<ImportGroup>::new();
+    let import = FormAction::<ImportGroup>::new();
     let err = Signal::derive(move || import.value().get().and_then(Result::err));
     let groups = Resource::new(move || (team(), import.version().get()), |(t, _)| package_groups(t));
     view! {
@@ -54,7 +55,7 @@ pub fn ImportPage() -> impl IntoView {
 fn GroupRow(
     g: PackageGroup,
     team: String,
-    import: ServerAction<ImportGroup>,
+    import: FormAction<ImportGroup>,
     err: Signal<Option<crate::kernel::error::AppError>>,
 ) -> impl IntoView {
     let mirrored = g.model.clone();
@@ -65,13 +66,13 @@ fn GroupRow(
             <td>{match mirrored {
                 Some(model) => view! { <span class="pill ok">{model}</span> }.into_any(),
                 None => view! {
-                    <ActionForm action=import attr:class="inline">
+                    <Form action=import attr:class="inline">
                         <input type="hidden" name="team" value=team/>
                         <input type="hidden" name="group" value=name.clone()/>
                         <input name="name" placeholder=name aria-label="Model name"/>
                         <button type="submit" class="secondary small">"Import"</button>
                         <FieldMessage error=err field="name"/>
-                    </ActionForm>
+                    </Form>
                 }.into_any(),
             }}</td>
         </tr>

@@ -2,6 +2,7 @@
 //! lineage, approve/reject, set alias), and registering an artifact.
 
 use crate::kernel::error::AppError;
+use crate::kernel::form::{Form, FormAction};
 use crate::kernel::format::encode;
 use crate::kernel::roles::Role;
 use crate::kernel::widgets::{ErrorBox, FieldMessage, FormError, PageHeader, Time};
@@ -22,10 +23,10 @@ pub fn ModelPage() -> impl IntoView {
     let id = move || params.with(|p| p.get("id").and_then(|s| s.parse::<Uuid>().ok()));
     let cursor = move || query.with(|q| q.get("cursor").filter(|c| !c.is_empty()));
     let order = move || query.with(|q| q.get("order_by").filter(|c| !c.is_empty()));
-    let decide = ServerAction::<SetVersionStatus>::new();
+    let decide = FormAction::<SetVersionStatus>::new();
     let decide_err = Signal::derive(move || decide.value().get().and_then(Result::err));
     let team_info = Resource::new(team, crate::teams::rpc::get_team);
-    let set_alias = ServerAction::<PointAlias>::new();
+    let set_alias = FormAction::<PointAlias>::new();
     let alias_err = Signal::derive(move || set_alias.value().get().and_then(Result::err));
     let aliases = Resource::new(
         move || (id(), set_alias.version().get()),
@@ -42,7 +43,7 @@ pub fn ModelPage() -> impl IntoView {
             None => Err(AppError::NotFound("Model".into())),
         }
     });
-    let register = ServerAction::<RegisterArtifact>::new();
+    let register = FormAction::<RegisterArtifact>::new();
     let register_err = Signal::derive(move || register.value().get().and_then(Result::err));
     let versions = Resource::new(
         move || (id(), order(), cursor(), decide.version().get(), set_alias.version().get(), register.version().get()),
@@ -125,11 +126,11 @@ pub fn ModelPage() -> impl IntoView {
                                             .into_iter()
                                             .filter(|to| v.status.may_become(*to))
                                             .map(|to| view! {
-                                                <ActionForm action=decide attr:class="inline">
+                                                <Form action=decide attr:class="inline">
                                                     <input type="hidden" name="id" value=v.id.to_string()/>
                                                     <input type="hidden" name="status" value=to.as_str()/>
                                                     <button type="submit" class="secondary small">{if to == ModelVersionStatus::Approved { "Approve" } else { "Reject" }}</button>
-                                                </ActionForm>
+                                                </Form>
                                             })
                                             .collect_view())}
                                     </td>
@@ -143,12 +144,12 @@ pub fn ModelPage() -> impl IntoView {
                                     </td>
                                     <td><Time at=v.created_at/><br/><span class="muted">{v.created_by.clone()}</span></td>
                                     <td>
-                                        <ActionForm action=set_alias attr:class="inline set-alias">
+                                        <Form action=set_alias attr:class="inline set-alias">
                                             <input type="hidden" name="model" value=v.model_id.to_string()/>
                                             <input type="hidden" name="version" value=v.id.to_string()/>
                                             <input name="alias" placeholder="champion" required size="10"/>
                                             <button type="submit" class="secondary small">"Set alias"</button>
-                                        </ActionForm>
+                                        </Form>
                                     </td>
                                 </tr>
                             }).collect_view()}
@@ -167,7 +168,7 @@ pub fn ModelPage() -> impl IntoView {
         <section class="card">
             <h2>"Register an artifact"</h2>
             <p class="muted">"A model trained elsewhere: name its model.tar.gz (or its folder) in the team's area of the bucket, or in a location a site admin allowed for the team."</p>
-            <ActionForm action=register node_ref=crate::kernel::widgets::cleared_on_success(register) attr:class="stack" attr:id="register-artifact">
+            <Form action=register node_ref=crate::kernel::form::cleared_on_success(register) attr:class="stack" attr:id="register-artifact">
                 <FormError error=register_err/>
                 <input type="hidden" name="model" value=move || id().map(|i| i.to_string()).unwrap_or_default()/>
                 <label>"Artifact" <input name="artifact_uri" placeholder="s3://bucket/models/team/model.tar.gz" required/></label>
@@ -177,7 +178,7 @@ pub fn ModelPage() -> impl IntoView {
                 <label>"Description" <input name="description"/></label>
                 <FieldMessage error=register_err field="description"/>
                 <button type="submit" disabled=move || register.pending().get()>"Register version"</button>
-            </ActionForm>
+            </Form>
         </section>
     }
 }

@@ -1,5 +1,6 @@
 //! The team's models: search by name, and a form for a new model.
 
+use crate::kernel::form::{Form, FormAction};
 use crate::kernel::format::encode;
 use crate::kernel::widgets::{ErrorBox, FieldMessage, FormError, PageHeader, Time};
 use crate::registry::rpc::{CreateModel, list_models};
@@ -12,7 +13,7 @@ pub fn ModelsPage() -> impl IntoView {
     let params = use_params_map();
     let query = use_query_map();
     let team = move || params.with(|p| p.get("team").unwrap_or_default());
-    let create = ServerAction::<CreateModel>::new();
+    let create = FormAction::<CreateModel>::new();
     let err = Signal::derive(move || create.value().get().and_then(Result::err));
     let filter = move || {
         let q = query.get();
@@ -64,7 +65,7 @@ pub fn ModelsPage() -> impl IntoView {
             </section>
             <section class="card">
                 <h2>"New model"</h2>
-                <ActionForm action=create node_ref=crate::kernel::widgets::cleared_on_success(create) attr:class="stack" attr:id="create-model">
+                <Form action=create node_ref=crate::kernel::form::cleared_on_success(create) attr:class="stack" attr:id="create-model">
                     <FormError error=err/>
                     <input type="hidden" name="team" value=team/>
                     <label>"Name" <input name="name" placeholder="churn" required/></label>
@@ -72,7 +73,7 @@ pub fn ModelsPage() -> impl IntoView {
                     <label>"Description" <input name="description" placeholder="What it predicts, for whom"/></label>
                     <FieldMessage error=err field="description"/>
                     <button type="submit" disabled=move || create.pending().get()>"Create model"</button>
-                </ActionForm>
+                </Form>
             </section>
         </div>
     }

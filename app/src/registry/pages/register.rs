@@ -1,5 +1,6 @@
 //! "Register as model version" on a completed training job's page.
 
+use crate::kernel::form::{Form, FormAction};
 use crate::kernel::widgets::{FieldMessage, FormError};
 use crate::registry::rpc::RegisterJob;
 use leptos::prelude::*;
@@ -9,7 +10,7 @@ use uuid::Uuid;
 /// as the next version of the named model (created if new).
 #[component]
 pub fn RegisterJob(team: String, job: Uuid, suggested: String) -> impl IntoView {
-    let register = ServerAction::<RegisterJob>::new();
+    let register = FormAction::<RegisterJob>::new();
     let err = Signal::derive(move || register.value().get().and_then(Result::err));
     let done = move || register.value().get().and_then(Result::ok);
     view! {
@@ -21,7 +22,7 @@ pub fn RegisterJob(team: String, job: Uuid, suggested: String) -> impl IntoView 
                     <a href=format!("/teams/{}/models/{}", v.team, v.model_id)>{v.model.clone()}</a>"."
                 </p>
             })}
-            <ActionForm action=register attr:class="inline">
+            <Form action=register attr:class="inline">
                 <FormError error=err/>
                 <input type="hidden" name="team" value=team/>
                 <input type="hidden" name="job" value=job.to_string()/>
@@ -29,7 +30,7 @@ pub fn RegisterJob(team: String, job: Uuid, suggested: String) -> impl IntoView 
                 <FieldMessage error=err field="model"/>
                 <FieldMessage error=err field="training_job_id"/>
                 <button type="submit" disabled=move || register.pending().get()>"Register"</button>
-            </ActionForm>
+            </Form>
         </section>
     }
 }

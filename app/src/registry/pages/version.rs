@@ -4,6 +4,7 @@
 //! decisions, edits, aliases that named it, with their change requests).
 
 use crate::kernel::error::AppError;
+use crate::kernel::form::{Form, FormAction};
 use crate::kernel::roles::Role;
 use crate::kernel::widgets::{ErrorBox, FormError, PageHeader, Time};
 use crate::registry::pages::card::CardSection;
@@ -21,7 +22,7 @@ pub fn VersionPage() -> impl IntoView {
     let params = use_params_map();
     let team = move || params.with(|p| p.get("team").unwrap_or_default());
     let id = move || params.with(|p| p.get("id").and_then(|s| s.parse::<Uuid>().ok()));
-    let decide = ServerAction::<SetVersionStatus>::new();
+    let decide = FormAction::<SetVersionStatus>::new();
     let decide_err = Signal::derive(move || decide.value().get().and_then(Result::err));
     let team_info = Resource::new(team, crate::teams::rpc::get_team);
     let version = Resource::new(
@@ -103,7 +104,7 @@ pub fn VersionPage() -> impl IntoView {
 fn Summary(
     v: ModelVersion,
     can_decide: bool,
-    decide: ServerAction<SetVersionStatus>,
+    decide: FormAction<SetVersionStatus>,
     decide_err: Signal<Option<AppError>>,
 ) -> impl IntoView {
     let title = format!("{} v{}", v.model, v.number);
@@ -121,7 +122,7 @@ fn Summary(
                         .into_iter()
                         .filter(|to| v.status.may_become(*to))
                         .map(|to| view! {
-                            <ActionForm action=decide attr:class="inline">
+                            <Form action=decide attr:class="inline">
                                 <input type="hidden" name="id" value=v.id.to_string()/>
                                 <input type="hidden" name="status" value=to.as_str()/>
                                 <button type="submit" class="secondary small">{match to {
@@ -129,7 +130,7 @@ fn Summary(
                                     ModelVersionStatus::Rejected => "Reject",
                                     _ => "Archive",
                                 }}</button>
-                            </ActionForm>
+                            </Form>
                         })
                         .collect_view())}
                 </p>

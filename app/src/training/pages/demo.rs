@@ -1,5 +1,6 @@
 //! The Run the demo button of the empty home page.
 
+use crate::kernel::form::{Form, FormAction};
 use crate::training::rpc::CreateDemo;
 use leptos::prelude::*;
 
@@ -8,7 +9,7 @@ use leptos::prelude::*;
 /// password (once) with a link on to the job.
 #[component]
 pub fn DemoButton() -> impl IntoView {
-    let demo = ServerAction::<CreateDemo>::new();
+    let demo = FormAction::<CreateDemo>::new();
     let err = Signal::derive(move || demo.value().get().and_then(Result::err));
     let navigate = leptos_router::hooks::use_navigate();
     Effect::new(move |_| {
@@ -34,10 +35,10 @@ pub fn DemoButton() -> impl IntoView {
     view! {
         <crate::kernel::widgets::FormError error=err/>
         {reviewer}
-        <ActionForm action=demo attr:class="inline" attr:id="demo-form">
+        <Form action=demo attr:class="inline" attr:id="demo-form">
             <button type="submit" disabled=move || demo.pending().get()>
                 {move || if demo.pending().get() { "Setting up the demo…" } else { "Run the demo" }}
             </button>
-        </ActionForm>
+        </Form>
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::kernel::chart::{ChartLine, LineChart};
 use crate::kernel::error::AppError;
+use crate::kernel::form::{Form, FormAction};
 use crate::kernel::format::usd;
 use crate::kernel::widgets::{ErrorBox, FormError, PageHeader, Time, use_refresh};
 use crate::training::pages::{JobStatus, duration};
@@ -24,7 +25,7 @@ pub fn JobPage(
     let id = move || params.with(|p| p.get("id").and_then(|s| s.parse::<Uuid>().ok()));
     let active = RwSignal::new(false);
     let tick = use_refresh(active);
-    let stop = ServerAction::<crate::training::rpc::StopTrainingJob>::new();
+    let stop = FormAction::<crate::training::rpc::StopTrainingJob>::new();
     let stop_err = Signal::derive(move || stop.value().get().and_then(Result::err));
     let job = Resource::new(
         move || (id(), tick.get(), stop.version().get()),
@@ -81,7 +82,7 @@ pub fn JobPage(
 #[component]
 fn JobView(
     job: TrainingJob,
-    stop: ServerAction<crate::training::rpc::StopTrainingJob>,
+    stop: FormAction<crate::training::rpc::StopTrainingJob>,
     stop_err: Signal<Option<AppError>>,
 ) -> impl IntoView {
     let j = job;
@@ -98,10 +99,10 @@ fn JobView(
         </p>
         <div class="toolbar">
             {running.then(|| view! {
-                <ActionForm action=stop attr:class="inline">
+                <Form action=stop attr:class="inline">
                     <input type="hidden" name="id" value=j.id.to_string()/>
                     <button type="submit" class="danger" disabled=move || stop.pending().get()>"Stop"</button>
-                </ActionForm>
+                </Form>
             })}
             <a class="button secondary" href=clone_href>"Clone"</a>
         </div>

@@ -1,5 +1,6 @@
 //! The site admins' instance price table.
 
+use crate::kernel::form::{Form, FormAction};
 use crate::kernel::widgets::{FormError, PageHeader, Time};
 use crate::training::rpc::{DeletePrice, SetPrice, get_prices};
 use leptos::prelude::*;
@@ -7,8 +8,8 @@ use leptos::prelude::*;
 /// `/admin/prices`: the table for the configured region, editable by site admins.
 #[component]
 pub fn PricesPage() -> impl IntoView {
-    let set = ServerAction::<SetPrice>::new();
-    let delete = ServerAction::<DeletePrice>::new();
+    let set = FormAction::<SetPrice>::new();
+    let delete = FormAction::<DeletePrice>::new();
     let table = Resource::new(move || (set.version().get(), delete.version().get()), |_| get_prices());
     let err = Signal::derive(move || {
         set.value().get().and_then(Result::err).or_else(|| delete.value().get().and_then(Result::err))
@@ -33,18 +34,18 @@ pub fn PricesPage() -> impl IntoView {
                                         <tr>
                                             <td><code>{p.instance_type.clone()}</code></td>
                                             <td>
-                                                <ActionForm action=set attr:class="inline">
+                                                <Form action=set attr:class="inline">
                                                     <input type="hidden" name="instance_type" value=t1/>
                                                     <input name="usd_per_hour" value=format!("{}", p.usd_per_hour) size="8" aria-label="USD per hour"/>
                                                     <button type="submit" class="secondary">"Save"</button>
-                                                </ActionForm>
+                                                </Form>
                                             </td>
                                             <td class="muted">{edited.map_or_else(|| view! { "from the data file" }.into_any(), IntoAny::into_any)}</td>
                                             <td>
-                                                <ActionForm action=delete attr:class="inline">
+                                                <Form action=delete attr:class="inline">
                                                     <input type="hidden" name="instance_type" value=t2/>
                                                     <button type="submit" class="link danger">"Remove"</button>
-                                                </ActionForm>
+                                                </Form>
                                             </td>
                                         </tr>
                                     }
@@ -52,11 +53,11 @@ pub fn PricesPage() -> impl IntoView {
                             </tbody>
                         </table>
                         <h3>"Add an instance type"</h3>
-                        <ActionForm action=set attr:class="inline">
+                        <Form action=set attr:class="inline">
                             <input name="instance_type" placeholder="ml.m5.large" required/>
                             <input name="usd_per_hour" placeholder="0.115" size="8" required/>
                             <button type="submit">"Add"</button>
-                        </ActionForm>
+                        </Form>
                     </section>
                 }.into_any(),
             })}
