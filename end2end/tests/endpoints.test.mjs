@@ -92,6 +92,9 @@ test('create an endpoint with two variants, invoke it from the page, change weig
   assert.ok((await legend('.split-legend .legend-item[data-variant=a]')).includes('0.0 %'));
   const endpoint = (await session.api(token, 'GET', '/teams/ml/endpoints'))[0];
   assert.deepEqual(endpoint.variants.map((v) => v.weight), [0, 1]);
+  // the timeline says who changed what
+  await page.waitForSelector('#events tr[data-action="endpoint.weights_changed"]:has-text("Weights: a 1 → 0")');
+  await page.waitForSelector('#events tr[data-action="endpoint.created"]:has-text("Created with a (")');
   // by weight now, every answer is b's
   for (let i = 0; i < 5; i++) {
     const res = await fetch(`${capstan.base}/endpoints/ml-web/invocations`, {

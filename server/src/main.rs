@@ -314,6 +314,12 @@ async fn serve(config: Config, demo: Option<(Option<String>, bool)>) -> anyhow::
             });
         }
         println!("Demo training job launched: {}/teams/{}/training/{}", config.public_url(), job.team, job.id);
+        println!(
+            "Its challenger (other hyperparameters): {}/teams/{}/training/{}",
+            config.public_url(),
+            demo.challenger.team,
+            demo.challenger.id
+        );
         if let Some(r) = &demo.reviewer {
             println!(
                 "Created the demo's reviewer {} with password {} (shown only once): sign in as them in a private \

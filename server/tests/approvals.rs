@@ -472,21 +472,19 @@ async fn the_demo_gives_a_protected_champion_a_policy_and_a_second_user_to_appro
     assert_eq!(role, Some(json!("approver")), "{members}");
 
     let mut registered = 0;
-    for job in [&demo["job"], &again["job"]] {
+    for job in [&demo["job"], &demo["challenger"], &again["job"], &again["challenger"]] {
         let id = job["id"].as_str().expect("job");
         let done = common::drive(&app, &ada_bearer, id, common::finished).await;
         assert_eq!(done["status"], "completed", "{done}");
         registered += app::approvals::demo::step(&app.state).await.expect("step").len();
     }
-    assert_eq!(registered, 2, "both runs became versions of churn");
+    assert_eq!(registered, 4, "both runs' two jobs became versions of churn");
     let models = app.call(Method::GET, "/api/v1/teams/demo/models", &ada_bearer, None).await.json();
     let model = models["items"][0]["id"].as_str().expect("churn").to_owned();
     let alias = app.call(Method::GET, &format!("/api/v1/models/{model}/aliases"), &ada_bearer, None).await.json();
-    assert_eq!(
-        (alias[0]["alias"].as_str(), alias[0]["protected"].as_bool()),
-        (Some("champion"), Some(true)),
-        "{alias}"
-    );
+    let named = |name: &str| alias.as_array().expect("aliases").iter().find(|a| a["alias"] == name).cloned();
+    assert_eq!(named("champion").map(|a| a["protected"].clone()), Some(json!(true)), "{alias}");
+    assert_eq!(named("challenger").map(|a| a["protected"].clone()), Some(json!(false)), "{alias}");
     let policies = app.call(Method::GET, "/api/v1/teams/demo/approval-policies", &ada_bearer, None).await.json();
     assert_eq!(
         policies["policies"],

@@ -831,6 +831,12 @@ fn cases() -> Vec<Case> {
             expect: "401 200 200 200 200 404 200",
         },
         Case {
+            call: "GET /api/v1/endpoints/{endpoint}/events",
+            input: json!(null),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case { call: "fn endpoint_events", input: json!({"id": "{endpoint}"}), expect: "401 200 200 200 200 404 200" },
+        Case {
             call: "fn endpoint_metrics",
             input: json!({"id": "{endpoint}", "window": "24h"}),
             expect: "401 200 200 200 200 404 200",

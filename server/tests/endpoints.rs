@@ -286,6 +286,33 @@ async fn variants_share_traffic_by_weight_a_pinned_variant_answers_and_bad_calls
     assert!((30..=45).contains(&sent), "about 20 requests/s for 2 s went through the gateway: {sent}");
     assert_eq!(app.audit_count("endpoint.sample_traffic").await, 1);
 
+    // the timeline tells it all, newest first, in words, to viewers too
+    let res = app.call(Method::GET, &format!("/api/v1/endpoints/{id}/events"), &viewer, None).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    let events: Vec<(String, String)> = res
+        .json()
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| {
+            (e["action"].as_str().unwrap_or_default().to_owned(), e["text"].as_str().unwrap_or_default().to_owned())
+        })
+        .collect();
+    assert!(events.iter().any(|(a, t)| a == "endpoint.in_service" && t == "In service"), "{events:?}");
+    // (the worker's in-service events come whenever the processes are up)
+    let events: Vec<_> = events.into_iter().filter(|(a, _)| a != "endpoint.in_service").collect();
+    let actions: Vec<&str> = events.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(actions, ["endpoint.sample_traffic", "endpoint.weights_changed", "endpoint.created"], "{events:?}");
+    assert_eq!(events[0].1, "Sample traffic: 20 requests/s for 2 s (application/json)");
+    assert_eq!(events[1].1, "Weights: a 1 → 0, c 7 → 0");
+    assert_eq!(
+        events[2].1,
+        "Created with a (clf v1, 1 × ml.m5.large, weight 1); b (clf v2, 1 × ml.m5.large, weight 2); \
+         c (clf v3, 1 × ml.m5.large, weight 7)"
+    );
+    let res = app.call(Method::GET, &format!("/api/v1/endpoints/{id}/events"), &outsider, None).await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND, "outsiders learn nothing: {}", res.text());
+
     // deleting: admins only; traffic stops at once; the rows go once the processes have
     let path = format!("/api/v1/endpoints/{id}");
     assert_eq!(app.call(Method::DELETE, &path, &member, None).await.status, StatusCode::FORBIDDEN);

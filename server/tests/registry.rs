@@ -355,22 +355,32 @@ async fn aliases_name_versions_keep_their_history_and_protected_ones_do_not_move
     assert_eq!(app.audit_count("model_alias.deleted").await, 1);
 }
 
-/// The demo lands a new user on a populated registry: once its job has
-/// completed, the worker registers it as version 1 of `churn` and points
-/// `champion` at it, once, however often the step runs.
+/// The demo lands a new user on a populated registry: once its jobs have
+/// completed, the worker registers the first as version 1 of `churn` and
+/// points `champion` at it, and the second (its challenger) as version 2
+/// named `challenger` — in that order whichever finishes first, once,
+/// however often the step runs.
 #[sqlx::test(migrator = "server::MIGRATOR")]
-async fn the_demos_completed_job_becomes_champion_of_model_churn(pool: PgPool) {
+async fn the_demos_completed_jobs_become_champion_and_challenger_of_model_churn(pool: PgPool) {
     let app = TestApp::new(pool).await;
     let ada = app.user("ada@example.com", false).await;
     let res = app.server_fn("create_demo", &Auth::Cookie(ada.cookie.clone()), &[]).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text());
     let job = res.json()["job"]["id"].as_str().expect("job").to_owned();
+    let second = res.json()["challenger"]["id"].as_str().expect("challenger job").to_owned();
     let bearer = Auth::Bearer(ada.token.clone());
-    // nothing to register while the job runs
+    // nothing to register while the jobs run
     assert_eq!(app::registry::demo::register_finished(&app.state).await.expect("step").len(), 0);
+    // the challenger (half the epochs) finishes first, and waits for the first job
+    let done = common::drive(&app, &bearer, &second, common::finished).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let first = app.call(Method::GET, &format!("/api/v1/training-jobs/{job}"), &bearer, None).await.json();
+    if !common::finished(&first) {
+        assert_eq!(app::registry::demo::register_finished(&app.state).await.expect("step").len(), 0, "it waits");
+    }
     let done = common::drive(&app, &bearer, &job, common::finished).await;
     assert_eq!(done["status"], "completed", "{done}");
-    assert_eq!(app::registry::demo::register_finished(&app.state).await.expect("step").len(), 1);
+    assert_eq!(app::registry::demo::register_finished(&app.state).await.expect("step").len(), 2);
     assert_eq!(app::registry::demo::register_finished(&app.state).await.expect("step").len(), 0, "once");
     let models = app.call(Method::GET, "/api/v1/teams/demo/models", &bearer, None).await.json();
     assert_eq!(models["items"][0]["name"], "churn");
@@ -382,6 +392,13 @@ async fn the_demos_completed_job_becomes_champion_of_model_churn(pool: PgPool) {
         (Some(1), Some(job.as_str()))
     );
     assert!(champion.json()["metrics"]["accuracy"].as_f64().is_some(), "{}", champion.text());
+    let challenger = app.call(Method::GET, &format!("/api/v1/models/{model}/aliases/challenger"), &bearer, None).await;
+    assert_eq!(
+        (challenger.json()["number"].as_i64(), challenger.json()["training_job_id"].as_str()),
+        (Some(2), Some(second.as_str())),
+        "{}",
+        challenger.text()
+    );
 }
 
 #[sqlx::test(migrator = "server::MIGRATOR")]

@@ -1,8 +1,9 @@
 //! The demo's endpoint: when the demo's first job becomes `champion` of
 //! `churn` (the registry's and approvals' demo steps), it is deployed to the
 //! endpoint `churn` of the demo team, one variant named `champion` on one
-//! local process, so the demo shows a model answering requests. A later
-//! demo's version joins it as `challenger` with 10 % of the traffic. With
+//! local process, so the demo shows a model answering requests. The
+//! demo's second version (its second job's, or a later run's) joins it as
+//! `challenger` with 10 % of the traffic. With
 //! `capstan demo --traffic`, sample traffic keeps its charts moving.
 
 use crate::endpoints::types::{NewEndpoint, NewVariant};
@@ -41,8 +42,9 @@ pub async fn step(state: &AppState) -> Result<usize, AppError> {
     Ok(registered.len())
 }
 
-/// A later demo's version joins the demo endpoint as `challenger` with 10 %
-/// of the traffic, while the endpoint serves the champion alone.
+/// A demo version that is not champion joins the demo endpoint as
+/// `challenger` with 10 % of the traffic, while the endpoint serves the
+/// champion alone.
 async fn add_challenger(r: &crate::registry::demo::Registered) -> Result<(), AppError> {
     let endpoints = match crate::endpoints::domain::list(&r.ctx, &r.team).await {
         Ok(list) => list,

@@ -329,7 +329,7 @@ pub(crate) async fn load(ctx: &Ctx, id: Uuid, action: Action) -> Result<(Endpoin
 
 /// The team and engine name of endpoint `id`, if the caller may `action` on
 /// it (one query: what invoking by id needs, without reading the endpoint).
-async fn authorized(ctx: &Ctx, id: Uuid, action: Action) -> Result<(Uuid, String), AppError> {
+pub(crate) async fn authorized(ctx: &Ctx, id: Uuid, action: Action) -> Result<(Uuid, String), AppError> {
     let actor = ctx.actor()?;
     let row = sqlx::query!(
         r#"select e.team_id, e.engine_name, tm.role as "role?: Role"

@@ -13,6 +13,8 @@ pub mod deploy;
 #[cfg(feature = "ssr")]
 pub mod domain;
 #[cfg(feature = "ssr")]
+pub mod events;
+#[cfg(feature = "ssr")]
 pub mod invoke;
 #[cfg(feature = "ssr")]
 pub mod keys;

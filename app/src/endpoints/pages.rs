@@ -5,8 +5,8 @@
 
 use crate::endpoints::rpc::{
     CreateEndpointForm, CreateInvokeKey, DeleteEndpoint, RevokeInvokeKey, SendSampleTraffic, SetEndpointWeightsForm,
-    TestInvoke, UpdateEndpointForm, endpoint_metrics, endpoint_options, endpoint_spend, get_endpoint, list_endpoints,
-    list_invoke_keys,
+    TestInvoke, UpdateEndpointForm, endpoint_events, endpoint_metrics, endpoint_options, endpoint_spend, get_endpoint,
+    list_endpoints, list_invoke_keys,
 };
 use crate::endpoints::types::{Endpoint, Variant, shares};
 use crate::kernel::chart::{ChartLine, LineChart};
@@ -235,6 +235,7 @@ pub fn EndpointPage() -> impl IntoView {
                     <VariantsEditor endpoint=e.id team=e.team.clone() variants=e.variants.clone() action=update/>
                     <TrafficCharts endpoint=e.id/>
                     <InvokeKeys endpoint=e.id engine_name=e.engine_name.clone()/>
+                    <Timeline endpoint=e.id changes=Signal::derive(move || weights.version().get() + update.version().get())/>
                 }
             })}
         </Transition>
@@ -468,6 +469,35 @@ fn InvokeKeys(endpoint: Uuid, engine_name: String) -> impl IntoView {
             </Form>
             <FormError error=err/>
             <FieldMessage error=err field="name"/>
+        </section>
+    }
+}
+
+/// What happened to the endpoint, newest first: who changed what, when it
+/// came into service or failed (from the audit log).
+#[component]
+fn Timeline(endpoint: Uuid, changes: Signal<usize>) -> impl IntoView {
+    let tick = use_refresh(RwSignal::new(true));
+    let events = Resource::new(move || (changes.get(), tick.get() / 10), move |_| endpoint_events(endpoint));
+    view! {
+        <section class="card" id="events">
+            <h2>"Events"</h2>
+            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || events.get().map(|res| match res {
+                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                    Ok(list) => view! {
+                        <table class="data">
+                            <tbody>{list.into_iter().map(|ev| view! {
+                                <tr data-action=ev.action>
+                                    <td class="nowrap"><Time at=ev.at/></td>
+                                    <td>{ev.text}</td>
+                                    <td class="muted">{ev.by}</td>
+                                </tr>
+                            }).collect_view()}</tbody>
+                        </table>
+                    }.into_any(),
+                })}
+            </Transition>
         </section>
     }
 }

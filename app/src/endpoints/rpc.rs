@@ -200,6 +200,13 @@ pub async fn revoke_invoke_key(id: Uuid, key: String) -> Result<(), AppError> {
     crate::kernel::context::finish(crate::endpoints::keys::revoke(&ctx, id, &key).await)
 }
 
+/// The endpoint's event timeline, newest first.
+#[server(prefix = "/rpc", endpoint = "endpoint_events", output = crate::kernel::codec::Json)]
+pub async fn endpoint_events(id: Uuid) -> Result<Vec<crate::endpoints::types::EndpointEvent>, AppError> {
+    let ctx = crate::kernel::context::server_ctx().await?;
+    crate::kernel::context::finish(crate::endpoints::events::list(&ctx, id).await)
+}
+
 /// The endpoint's traffic over `window` (`1h`, `24h` or `7d`) for its page.
 #[server(prefix = "/rpc", endpoint = "endpoint_metrics", output = crate::kernel::codec::Json)]
 pub async fn endpoint_metrics(id: Uuid, window: String) -> Result<crate::endpoints::types::EndpointMetrics, AppError> {

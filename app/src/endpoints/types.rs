@@ -322,6 +322,23 @@ pub struct VariantRow {
     pub weight: String,
 }
 
+/// One event of an endpoint's timeline (from the audit log).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct EndpointEvent {
+    /// The audit event's id.
+    pub id: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
+    pub at: time::OffsetDateTime,
+    /// Who: a user's email, a token's name, or `capstan` for the serving worker.
+    pub by: String,
+    /// The audit action, e.g. `endpoint.weights_changed`.
+    pub action: String,
+    /// What changed, in words.
+    pub text: String,
+}
+
 /// A key for invoking one endpoint with AWS Signature Version 4 (the AWS
 /// SDKs' SageMaker Runtime clients).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

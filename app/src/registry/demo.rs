@@ -1,8 +1,9 @@
 //! The demo's registry: once the demo's training job has completed, it
 //! becomes version 1 of model `churn` in the demo team, and alias
 //! `champion` names it, protected, so a new user lands on a populated
-//! registry and moves `champion` by change request (a later demo run adds
-//! version 2 to move it to). Run by the training worker after each
+//! registry and moves `champion` by change request. The demo's second job
+//! (tagged as its challenger) waits for the first and becomes version 2,
+//! named by alias `challenger`; so does every later demo version. Run by the training worker after each
 //! reconcile; any process may run it (registering a job twice in one model
 //! is refused by the database).
 
@@ -16,6 +17,7 @@ use crate::registry::types::{NewModelVersion, SetAlias};
 /// The model the demo registers into, and the alias it sets.
 pub const MODEL: &str = "churn";
 pub const ALIAS: &str = "champion";
+pub const CHALLENGER: &str = "challenger";
 
 /// A demo job that became a version.
 pub struct Registered {
@@ -29,15 +31,30 @@ pub struct Registered {
 }
 
 /// Registers every completed demo job (tagged `purpose=demo`, launched by
-/// the demo in the last day) that is no version yet; returns them.
+/// the demo in the last day) that is no version yet; returns them. A
+/// challenger job waits while a first job of its team's demo is unfinished,
+/// so the first one's version is the champion.
 pub async fn register_finished(state: &AppState) -> Result<Vec<Registered>, AppError> {
+    let challenger_tag = serde_json::json!([{
+        "key": crate::training::demo::CHALLENGER_TAG.0,
+        "value": crate::training::demo::CHALLENGER_TAG.1
+    }]);
     let jobs = sqlx::query!(
-        r#"select j.job_id, j.created_by, t.slug
+        r#"select j.job_id, j.created_by, t.slug, (j.request -> 'tags' @> $1) as "challenger!"
            from training_job j join team t on t.team_id = j.team_id
            where j.status = 'completed' and j.artifact_uri is not null
              and j.name like 'churn-demo-%' and j.request -> 'tags' @> '[{"key": "purpose", "value": "demo"}]'
              and j.created_at > now() - interval '1 day'
-             and not exists (select 1 from model_version v where v.training_job_id = j.job_id)"#
+             and not exists (select 1 from model_version v where v.training_job_id = j.job_id)
+             and not ((j.request -> 'tags' @> $1) and exists (
+                 select 1 from training_job f
+                 where f.team_id = j.team_id and f.name like 'churn-demo-%'
+                   and f.request -> 'tags' @> '[{"key": "purpose", "value": "demo"}]'
+                   and not (f.request -> 'tags' @> $1)
+                   and f.created_at > now() - interval '1 day'
+                   and not training_status_is_final(f.status)))
+           order by (j.request -> 'tags' @> $1), j.created_at"#,
+        challenger_tag
     )
     .fetch_all(&state.pool)
     .await?;
@@ -65,6 +82,18 @@ pub async fn register_finished(state: &AppState) -> Result<Vec<Registered>, AppE
             // a demo run by a mere member of the demo team leaves it open)
             match aliases::protect(&ctx, version.model_id, ALIAS, true, Route::Direct).await {
                 Ok(_) | Err(AppError::Forbidden) => {}
+                Err(e) => return Err(e),
+            }
+        } else {
+            let reason = if job.challenger {
+                "The demo's second job, trained with other hyperparameters."
+            } else {
+                "A later demo run."
+            };
+            let set = SetAlias { version_id: version.id, reason: reason.into() };
+            match aliases::set(&ctx, version.model_id, CHALLENGER, set, Route::Direct).await {
+                // a team's policy or protection on `challenger`: leave it to the team
+                Ok(_) | Err(AppError::Forbidden | AppError::Conflict { .. }) => {}
                 Err(e) => return Err(e),
             }
         }

@@ -1,5 +1,8 @@
-//! The demo: a team, a generated churn dataset, and a training job running
-//! `examples/train.py` on it, so a new user sees training work at once;
+//! The demo: a team, a generated churn dataset, and two training jobs
+//! running `examples/train.py` on it with different hyperparameters, so a
+//! new user sees training work at once (the first job's version becomes
+//! `champion` of `churn`, the second's `challenger`, and the demo endpoint
+//! serves both, 90 % and 10 %);
 //! and a second user, an approver of the demo team, so the same new user
 //! can try a change request from both sides (the registry's demo protects
 //! `champion` once the job is a version). Used by `capstan demo` and the
@@ -72,8 +75,9 @@ pub async fn create(ctx: &Ctx) -> Result<Demo, AppError> {
     ctx.actor()?;
     let team = team(ctx).await?;
     let reviewer = reviewer(ctx, &team.slug).await?;
-    let job = launch(ctx, &team).await?;
-    Ok(Demo { job, reviewer })
+    let job = launch(ctx, &team, Run::Champion).await?;
+    let challenger = launch(ctx, &team, Run::Challenger).await?;
+    Ok(Demo { job, challenger, reviewer })
 }
 
 /// Makes sure the demo's second user exists and is an approver of `team`.
@@ -118,7 +122,18 @@ async fn reviewer(ctx: &Ctx, team: &str) -> Result<Option<DemoReviewer>, AppErro
     Ok(created)
 }
 
-async fn launch(ctx: &Ctx, team: &crate::teams::types::Team) -> Result<TrainingJob, AppError> {
+/// The tag that marks the demo's second job, whose version waits for the
+/// first one's and becomes `challenger`.
+pub const CHALLENGER_TAG: (&str, &str) = ("demo-role", "challenger");
+
+/// Which of the demo's two jobs.
+#[derive(Clone, Copy, PartialEq)]
+enum Run {
+    Champion,
+    Challenger,
+}
+
+async fn launch(ctx: &Ctx, team: &crate::teams::types::Team, run: Run) -> Result<TrainingJob, AppError> {
     let dataset = match crate::datasets::domain::list(
         ctx,
         &team.slug,
@@ -182,10 +197,15 @@ async fn launch(ctx: &Ctx, team: &crate::teams::types::Team) -> Result<TrainingJ
     .await?;
     let kv = |k: &str, v: &str| KeyValue { key: k.into(), value: v.into() };
     let now = time::OffsetDateTime::now_utc();
+    // the challenger learns faster for fewer epochs: other metrics to compare
+    let (suffix, epochs, rate, tags) = match run {
+        Run::Champion => ("", "40", "0.005", vec![kv("purpose", "demo")]),
+        Run::Challenger => ("-b", "20", "0.02", vec![kv("purpose", "demo"), kv(CHALLENGER_TAG.0, CHALLENGER_TAG.1)]),
+    };
     let request = LaunchRequest {
         name: format!(
             // to the millisecond: two runs in one second are two jobs
-            "churn-demo-{}{:02}{:02}-{:02}{:02}{:02}-{:03}",
+            "churn-demo-{}{:02}{:02}-{:02}{:02}{:02}-{:03}{suffix}",
             now.year(),
             u8::from(now.month()),
             now.day(),
@@ -199,13 +219,13 @@ async fn launch(ctx: &Ctx, team: &crate::teams::types::Team) -> Result<TrainingJ
         framework: Some("sklearn-1.2".into()),
         instance_type: "ml.m5.large".into(),
         max_runtime_seconds: 1800,
-        hyperparameters: vec![kv("epochs", "40"), kv("learning-rate", "0.005"), kv("seconds-per-epoch", "0.5")],
+        hyperparameters: vec![kv("epochs", epochs), kv("learning-rate", rate), kv("seconds-per-epoch", "0.5")],
         metric_definitions: vec![
             MetricDefinition { name: "loss".into(), regex: r"loss=([0-9.]+)".into() },
             MetricDefinition { name: "accuracy".into(), regex: r"accuracy=([0-9.]+)".into() },
         ],
         channels: vec![ChannelInput { name: "train".into(), version_id: version.id }],
-        tags: vec![kv("purpose", "demo")],
+        tags,
         ..LaunchRequest::default()
     };
     crate::training::launch::launch(ctx, &team.slug, request).await

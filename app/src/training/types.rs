@@ -198,11 +198,14 @@ impl Cost {
     }
 }
 
-/// What running the demo made: its training job, and the demo's second
-/// user when this run created it (the password is shown only here, once).
+/// What running the demo made: its training job, a second job with other
+/// hyperparameters (its version becomes the challenger beside the first
+/// one's champion), and the demo's second user when this run created it
+/// (the password is shown only here, once).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Demo {
     pub job: TrainingJob,
+    pub challenger: TrainingJob,
     pub reviewer: Option<DemoReviewer>,
 }
 

@@ -5,8 +5,8 @@
 use super::{ApiJson, ApiPath, ApiQuery};
 use app::endpoints::domain;
 use app::endpoints::types::{
-    CreatedInvokeKey, Endpoint, EndpointMetrics, EndpointSpend, EndpointUpdate, InvokeKey, MetricsQuery, NewEndpoint,
-    NewInvokeKey, SampleTraffic, SampleTrafficStarted, Weights,
+    CreatedInvokeKey, Endpoint, EndpointEvent, EndpointMetrics, EndpointSpend, EndpointUpdate, InvokeKey, MetricsQuery,
+    NewEndpoint, NewInvokeKey, SampleTraffic, SampleTrafficStarted, Weights,
 };
 use app::kernel::context::Ctx;
 use app::kernel::error::AppError;
@@ -23,6 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_one, update, delete))
         .routes(routes!(set_weights))
         .routes(routes!(metrics))
+        .routes(routes!(events))
         .routes(routes!(sample_traffic))
         .routes(routes!(spend))
         .routes(routes!(list_keys, create_key))
@@ -124,6 +125,15 @@ async fn sample_traffic(
     ApiJson(input): ApiJson<SampleTraffic>,
 ) -> Result<(StatusCode, Json<SampleTrafficStarted>), AppError> {
     Ok((StatusCode::ACCEPTED, Json(app::endpoints::sample::start(&ctx, id, input).await?)))
+}
+
+/// The endpoint's event timeline, newest first (viewers): created,
+/// variants changed, weights changed, in service, failed, invoke keys,
+/// sample traffic — who, when and what changed, from the audit log.
+#[utoipa::path(get, path = "/endpoints/{id}/events", tag = "endpoints", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Vec<EndpointEvent>), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn events(ctx: Ctx, ApiPath(id): ApiPath<Uuid>) -> Result<Json<Vec<EndpointEvent>>, AppError> {
+    Ok(Json(app::endpoints::events::list(&ctx, id).await?))
 }
 
 /// The endpoint's invoke keys, newest first (members; never the secrets).

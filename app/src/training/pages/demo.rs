@@ -26,7 +26,7 @@ pub fn DemoButton() -> impl IntoView {
                 <div class="notice" id="demo-reviewer">
                     <p>"The demo is running. It also made a second user, an approver of the demo team, so you can try a change request from both sides:"</p>
                     <p>"Email "<code data-testid="reviewer-email">{r.email}</code>" · password "<code data-testid="reviewer-password">{r.password}</code></p>
-                    <p class="muted">"Shown only this once: note it now. Sign in as them in a private window. When the job is done, its version becomes champion of model churn, protected: moving champion then takes a change request that they approve."</p>
+                    <p class="muted">"Shown only this once: note it now. Sign in as them in a private window. When the jobs are done, the first one's version becomes champion of model churn, protected, and the second one's challenger; endpoint churn serves both (90 % and 10 %). Moving champion takes a change request that they approve."</p>
                     <p><a id="demo-continue" href=job>"Open the demo's training job →"</a></p>
                 </div>
             })
