@@ -131,6 +131,11 @@ pub struct Config {
     #[arg(long, env = "CAPSTAN_LOGS_ENDPOINT", global = true)]
     pub logs_endpoint: Option<String>,
 
+    /// AWS mode: a CloudWatch endpoint (the endpoints' variant metrics) to
+    /// use instead of AWS's; defaults to `CAPSTAN_SAGEMAKER_ENDPOINT` when that is set.
+    #[arg(long, env = "CAPSTAN_CLOUDWATCH_ENDPOINT", global = true)]
+    pub cloudwatch_endpoint: Option<String>,
+
     /// Seconds between training status and log polls (default: 2 in local mode, 10 in AWS mode).
     #[arg(long, env = "CAPSTAN_TRAINING_POLL_SECS", global = true)]
     pub training_poll_secs: Option<u64>,

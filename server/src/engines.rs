@@ -66,6 +66,7 @@ pub async fn serving_backend(
                 shared: &shared,
                 sagemaker_endpoint: config.sagemaker_endpoint.as_deref(),
                 runtime_endpoint: config.sagemaker_runtime_endpoint.as_deref(),
+                cloudwatch_endpoint: config.cloudwatch_endpoint.as_deref().or(config.sagemaker_endpoint.as_deref()),
                 bucket: config.s3_bucket.clone(),
                 default_role: config.sagemaker_role_arn.clone(),
             },

@@ -238,6 +238,8 @@ pub async fn serving(state: app::kernel::state::AppState, every: Duration, stop:
     let Some(backend) = state.serving.clone() else { return };
     let mut holder: Option<sqlx::PgConnection> = None;
     let mut saved = std::collections::HashMap::new();
+    // the last read of SageMaker's CloudWatch metrics (AWS mode), once a minute
+    let mut pulled: Option<std::time::Instant> = None;
     loop {
         if holder.is_none() {
             match take_serving_lock(&state.pool).await {
@@ -271,6 +273,12 @@ pub async fn serving(state: app::kernel::state::AppState, every: Duration, stop:
                 continue;
             }
             serving_round(&state, backend.as_ref(), &mut saved).await;
+            if pulled.is_none_or(|at| at.elapsed() >= CLOUDWATCH_EVERY) {
+                pulled = Some(std::time::Instant::now());
+                if let Err(e) = app::endpoints::metrics::pull_cloudwatch(&state).await {
+                    tracing::warn!(error = %e, "could not add CloudWatch's figures to the endpoint metrics");
+                }
+            }
         }
         tokio::select! {
             _ = stop.cancelled() => break,
@@ -283,6 +291,10 @@ pub async fn serving(state: app::kernel::state::AppState, every: Duration, stop:
     }
     tracing::info!("serving worker stopped");
 }
+
+/// How often the serving process reads the variants' CloudWatch metrics
+/// (AWS mode; a no-op in local mode, where the gateway sees every request).
+const CLOUDWATCH_EVERY: Duration = Duration::from_secs(60);
 
 async fn take_serving_lock(pool: &sqlx::PgPool) -> Result<Option<sqlx::PgConnection>, sqlx::Error> {
     let mut conn = pool.acquire().await?;

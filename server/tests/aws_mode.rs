@@ -529,6 +529,7 @@ async fn endpoints_in_aws_mode_deploy_route_update_fail_and_delete_on_sagemaker(
         shared: &shared,
         sagemaker_endpoint: Some(&standin.url),
         runtime_endpoint: None,
+        cloudwatch_endpoint: Some(&moto.url),
         bucket: "capstan-aws".into(),
         default_role: Some("arn:aws:iam::123456789012:role/SageMakerServing".into()),
     }));
@@ -644,6 +645,46 @@ async fn endpoints_in_aws_mode_deploy_route_update_fail_and_delete_on_sagemaker(
     let res = invoke("ml-ab", r#"{"fail": true}"#, Some("b")).await;
     assert_eq!(res.status, StatusCode::FAILED_DEPENDENCY, "{}", res.text());
     assert_eq!(res.json()["OriginalStatusCode"], 400, "{}", res.text());
+
+    // CloudWatch's per-variant figures (moto's CloudWatch) count every
+    // invocation, also those sent to SageMaker Runtime directly: for the
+    // minutes it has, they take the place of the gateway's own counts
+    app::endpoints::metrics::flush(&app.state).await.expect("the gateway's counts");
+    let now = time::OffsetDateTime::now_utc();
+    let minute = now.unix_timestamp() - now.unix_timestamp().rem_euclid(60);
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&shared);
+    for (variant, metric, value) in
+        [("a", "Invocations", 700.0), ("b", "Invocations", 250.0), ("a", "Invocation5XXErrors", 7.0)]
+    {
+        use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
+        let dimension = |name: &str, value: &str| Dimension::builder().name(name).value(value).build();
+        let datum = MetricDatum::builder()
+            .metric_name(metric)
+            .dimensions(dimension("EndpointName", "ml-ab"))
+            .dimensions(dimension("VariantName", variant))
+            .timestamp(aws_sdk_cloudwatch::primitives::DateTime::from_secs(minute + 1))
+            .value(value)
+            .build();
+        cloudwatch.put_metric_data().namespace("AWS/SageMaker").metric_data(datum).send().await.expect("put");
+    }
+    for pull in ["first", "second"] {
+        assert_eq!(app::endpoints::metrics::pull_cloudwatch(&app.state).await.expect("pull"), 2, "{pull} pull");
+        let metrics = app.call(Method::GET, &format!("/api/v1/endpoints/{ab}/metrics"), &member, None).await.json();
+        let at = time::OffsetDateTime::from_unix_timestamp(minute)
+            .expect("minute")
+            .format(&time::format_description::well_known::Rfc3339)
+            .expect("format");
+        let i = metrics["at"].as_array().expect("at").iter().position(|t| t == at.as_str()).expect("this minute");
+        let series = |v: &str| {
+            metrics["variants"].as_array().expect("variants").iter().find(|s| s["variant"] == v).cloned().expect(v)
+        };
+        assert_eq!(
+            (series("a")["requests"][i].as_u64(), series("b")["requests"][i].as_u64()),
+            (Some(700), Some(250)),
+            "CloudWatch's counts, set (not added) by the {pull} pull: {metrics}"
+        );
+        assert_eq!(series("a")["error_rate"][i].as_f64(), Some(0.01), "{metrics}");
+    }
 
     // new weights change in place: UpdateEndpointWeightsAndCapacities, no redeployment
     let res = app

@@ -7,6 +7,7 @@
 //! deploys real-time endpoints and invokes them through SageMaker Runtime.
 
 pub mod capture;
+pub mod cloudwatch;
 pub mod local;
 pub mod sagemaker;
 #[cfg(any(test, feature = "test-support"))]
@@ -169,6 +170,22 @@ pub struct Described {
     pub instances: Vec<Instance>,
 }
 
+/// One minute of one variant as the backend's own metrics count it
+/// (SageMaker: CloudWatch; see [`cloudwatch`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct VariantMinute {
+    pub variant: String,
+    /// The minute's start, in seconds since the epoch.
+    pub minute: i64,
+    pub invocations: f64,
+    pub errors_4xx: f64,
+    pub errors_5xx: f64,
+    /// Model latency percentiles in milliseconds, when the backend has them.
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServingError {
     /// The endpoint is changing (creating, updating): asked again later.
@@ -207,6 +224,20 @@ pub trait Serving: Send + Sync {
     /// status follows from [`Serving::instances`] (local mode).
     async fn describe(&self, _name: &str) -> Result<Option<Described>, ServingError> {
         Ok(None)
+    }
+
+    /// The backend's own per-minute figures of `variants` of endpoint
+    /// `name` from minute `since` to minute `until` (seconds since the
+    /// epoch): SageMaker's CloudWatch metrics. Empty where the backend
+    /// keeps none (local mode: the gateway sees every request).
+    async fn variant_metrics(
+        &self,
+        _name: &str,
+        _variants: &[String],
+        _since: i64,
+        _until: i64,
+    ) -> Result<Vec<VariantMinute>, ServingError> {
+        Ok(Vec::new())
     }
 
     /// Sends `request` to `target` and returns the model's answer.

@@ -39,6 +39,8 @@ pub struct SageMakerServingConfig<'a> {
     pub sagemaker_endpoint: Option<&'a str>,
     /// A SageMaker Runtime endpoint instead of AWS's.
     pub runtime_endpoint: Option<&'a str>,
+    /// A CloudWatch endpoint instead of AWS's (the variants' metrics).
+    pub cloudwatch_endpoint: Option<&'a str>,
     /// Capstan's bucket: data capture goes to the team's area of it.
     pub bucket: String,
     /// The role models run as when the team has none of its own.
@@ -48,6 +50,7 @@ pub struct SageMakerServingConfig<'a> {
 pub struct SageMakerServing {
     client: Client,
     runtime: aws_sdk_sagemakerruntime::Client,
+    cloudwatch: crate::cloudwatch::CloudWatch,
     bucket: String,
     default_role: Option<String>,
     /// The last answer of [`Serving::describe`] per endpoint, reused while
@@ -72,6 +75,7 @@ impl SageMakerServing {
         Self {
             client: Client::from_conf(sm.build()),
             runtime: aws_sdk_sagemakerruntime::Client::from_conf(rt.build()),
+            cloudwatch: crate::cloudwatch::CloudWatch::new(config.shared, config.cloudwatch_endpoint),
             bucket: config.bucket,
             default_role: config.default_role,
             described: Default::default(),
@@ -585,6 +589,16 @@ impl Serving for SageMakerServing {
 
     fn running(&self) -> Vec<String> {
         Vec::new()
+    }
+
+    async fn variant_metrics(
+        &self,
+        name: &str,
+        variants: &[String],
+        since: i64,
+        until: i64,
+    ) -> Result<Vec<crate::VariantMinute>, ServingError> {
+        Ok(self.cloudwatch.variant_minutes(name, variants, since, until).await?)
     }
 
     async fn describe(&self, name: &str) -> Result<Option<Described>, ServingError> {

@@ -66,6 +66,7 @@ async fn endpoints_are_created_reweighed_invoked_and_deleted_on_the_emulated_sag
         shared: &shared,
         sagemaker_endpoint: Some(&moto.url),
         runtime_endpoint: None,
+        cloudwatch_endpoint: None,
         bucket: "capstan-aws".into(),
         default_role: Some("arn:aws:iam::123456789012:role/SiteDefault".into()),
     });

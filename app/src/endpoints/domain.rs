@@ -737,3 +737,82 @@ pub fn from_form(
     errors.finish()?;
     Ok(NewEndpoint { name, variants, shadow, capture_percent: None })
 }
+
+/// The weights editor's fields (`variant[i]`, `weight[i]`, as typed) as
+/// weights; every unreadable weight is named (`weights[i].weight`).
+pub fn weights_from_form(variant: Vec<String>, weight: Vec<String>) -> Result<Weights, AppError> {
+    let mut errors = Errors::new();
+    let mut weights = Vec::new();
+    if variant.len() != weight.len() {
+        errors.push("weights", "Give one weight per variant.");
+    }
+    for (i, (variant, w)) in variant.into_iter().zip(weight).enumerate() {
+        let parsed = errors
+            .check(&format!("weights[{i}].weight"), w.trim().parse::<f64>().map_err(|_| "Give a number ≥ 0.".into()));
+        if let Some(weight) = parsed {
+            weights.push(crate::endpoints::types::VariantWeight { variant, weight });
+        }
+    }
+    errors.finish()?;
+    Ok(Weights { weights })
+}
+
+#[cfg(test)]
+mod form_tests {
+    use super::*;
+    use crate::endpoints::types::VariantRow;
+
+    fn row(name: &str, version: &str, count: &str, weight: &str) -> VariantRow {
+        VariantRow {
+            name: name.into(),
+            version_id: version.into(),
+            instance_type: "ml.m5.large".into(),
+            instance_count: count.into(),
+            weight: weight.into(),
+        }
+    }
+
+    fn fields(e: AppError) -> Vec<String> {
+        match e {
+            AppError::Validation(f) => f.into_iter().map(|f| f.field).collect(),
+            other => panic!("not a field error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_new_endpoint_form_keeps_rows_with_a_version_and_names_each_bad_field() {
+        let v = Uuid::now_v7();
+        let rows =
+            vec![row(" a ", &v.to_string(), "2", "0.5"), row("b", "", "1", "1"), row("c", &v.to_string(), "1", "3")];
+        let shadow = row("s", &v.to_string(), "1", "20");
+        let e = from_form("web".into(), rows, Some(shadow)).expect("parses");
+        let names: Vec<(&str, i32, f64)> =
+            e.variants.iter().map(|v| (v.name.as_str(), v.instance_count, v.weight)).collect();
+        assert_eq!(names, [("a", 2, 0.5), ("c", 1, 3.0)], "the row without a version is left out");
+        assert_eq!(e.shadow.map(|s| (s.name, s.percent)), Some(("s".to_owned(), 20)));
+
+        let rows = vec![row("a", "not-a-uuid", "1", "1"), row("b", &v.to_string(), "two", "x")];
+        let shadow = row("s", &v.to_string(), "1", "ten");
+        let err = from_form("web".into(), rows, Some(shadow)).expect_err("refused");
+        assert_eq!(
+            fields(err),
+            ["variants[0].version_id", "variants[1].instance_count", "variants[1].weight", "shadow.percent"]
+        );
+        // a shadow row without a version is no shadow
+        let none = from_form("web".into(), vec![row("a", &v.to_string(), "1", "1")], Some(row("s", " ", "1", "")));
+        assert!(none.expect("parses").shadow.is_none());
+    }
+
+    #[test]
+    fn the_weights_form_names_each_unreadable_weight() {
+        let w = weights_from_form(vec!["a".into(), "b".into()], vec![" 1.5".into(), "0".into()]).expect("parses");
+        assert_eq!(
+            w.weights.iter().map(|w| (w.variant.as_str(), w.weight)).collect::<Vec<_>>(),
+            [("a", 1.5), ("b", 0.0)]
+        );
+        let err = weights_from_form(vec!["a".into(), "b".into()], vec!["".into(), "lots".into()]).expect_err("refused");
+        assert_eq!(fields(err), ["weights[0].weight", "weights[1].weight"]);
+        let err = weights_from_form(vec!["a".into(), "b".into()], vec!["1".into()]).expect_err("refused");
+        assert_eq!(fields(err), ["weights"]);
+    }
+}

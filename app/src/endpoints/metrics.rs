@@ -1,6 +1,10 @@
 //! Per-variant traffic metrics: the gateway's counts added to per-minute
-//! rollups in batches (`flush`, every process), and read back as series for
-//! the endpoint page and `GET /api/v1/endpoints/{id}/metrics`.
+//! rollups in batches (`flush`, every process); in AWS mode also what
+//! CloudWatch counted of the same variants and minutes (`pull_cloudwatch`,
+//! the serving worker), which counts every invocation, the gateway's and
+//! direct ones; read back as series for the endpoint page and
+//! `GET /api/v1/endpoints/{id}/metrics`, CloudWatch's figures first where
+//! they are.
 
 use crate::endpoints::types::{EndpointMetrics, VariantSeries};
 use crate::kernel::context::Ctx;
@@ -87,6 +91,71 @@ pub async fn flush(state: &crate::kernel::state::AppState) -> Result<usize, AppE
     }
 }
 
+/// How far back each pull reads CloudWatch: its figures for a minute can
+/// still grow for a few minutes after it.
+const CLOUDWATCH_MINUTES: i64 = 15;
+
+/// Sets the rollups' CloudWatch columns of every endpoint on SageMaker
+/// from its variants' metrics of the last minutes (run by the serving
+/// worker about once a minute; setting, not adding, so a second pull of
+/// the same minutes changes nothing). Returns how many (variant, minute)
+/// rows it set. An endpoint whose metrics cannot be read is skipped (and
+/// logged) until the next pull.
+pub async fn pull_cloudwatch(state: &crate::kernel::state::AppState) -> Result<usize, AppError> {
+    let Some(serving) = state.serving.clone() else { return Ok(0) };
+    let endpoints = sqlx::query!(
+        r#"select e.endpoint_id, e.engine_name, array_agg(v.name order by v.position) as "variants!"
+           from endpoint e join endpoint_variant v on v.endpoint_id = e.endpoint_id
+           where e.backend = 'sagemaker' and e.desired = 'running' and e.status <> 'Creating'
+           group by e.endpoint_id, e.engine_name"#
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let until = now - now.rem_euclid(60) + 60;
+    let since = until - 60 * (CLOUDWATCH_MINUTES + 1);
+    let mut set = 0;
+    for e in endpoints {
+        let minutes = match serving.variant_metrics(&e.engine_name, &e.variants, since, until).await {
+            Ok(m) => m,
+            Err(err) => {
+                tracing::warn!(endpoint = %e.engine_name, error = %err, "could not read the variants' CloudWatch metrics");
+                continue;
+            }
+        };
+        if minutes.is_empty() {
+            continue;
+        }
+        let at = |m: i64| time::OffsetDateTime::from_unix_timestamp(m).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        let count = |v: f64| v.max(0.0).round() as i64;
+        let done = sqlx::query!(
+            r#"insert into endpoint_metric as m (endpoint_id, variant, minute, latency_buckets, cw_requests,
+                      cw_errors_4xx, cw_errors_5xx, cw_p50_ms, cw_p95_ms, cw_p99_ms)
+               select $1, r.variant, r.minute, '{}', r.requests, r.e4, r.e5, r.p50, r.p95, r.p99
+               from unnest($2::text[], $3::timestamptz[], $4::bigint[], $5::bigint[], $6::bigint[],
+                           $7::float8[], $8::float8[], $9::float8[])
+                    as r(variant, minute, requests, e4, e5, p50, p95, p99)
+               on conflict (endpoint_id, variant, minute) do update set
+                   cw_requests = excluded.cw_requests, cw_errors_4xx = excluded.cw_errors_4xx,
+                   cw_errors_5xx = excluded.cw_errors_5xx, cw_p50_ms = excluded.cw_p50_ms,
+                   cw_p95_ms = excluded.cw_p95_ms, cw_p99_ms = excluded.cw_p99_ms"#,
+            e.endpoint_id,
+            &minutes.iter().map(|m| m.variant.clone()).collect::<Vec<_>>(),
+            &minutes.iter().map(|m| at(m.minute)).collect::<Vec<_>>(),
+            &minutes.iter().map(|m| count(m.invocations)).collect::<Vec<_>>(),
+            &minutes.iter().map(|m| count(m.errors_4xx)).collect::<Vec<_>>(),
+            &minutes.iter().map(|m| count(m.errors_5xx)).collect::<Vec<_>>(),
+            &minutes.iter().map(|m| m.p50_ms).collect::<Vec<_>>() as &[Option<f64>],
+            &minutes.iter().map(|m| m.p95_ms).collect::<Vec<_>>() as &[Option<f64>],
+            &minutes.iter().map(|m| m.p99_ms).collect::<Vec<_>>() as &[Option<f64>],
+        )
+        .execute(&state.pool)
+        .await?;
+        set += usize::try_from(done.rows_affected()).unwrap_or_default();
+    }
+    Ok(set)
+}
+
 /// The endpoint's series from `from` to `to` in steps of `step` seconds
 /// (viewers): per variant, requests per second, error rate, p50/p95/p99
 /// latency and the shadow's agreement. Defaults: the last hour by minute.
@@ -118,7 +187,8 @@ pub async fn series(
     let points = usize::try_from((to.unix_timestamp() - start) / step + 1).unwrap_or(1);
     let rows = sqlx::query!(
         r#"select variant, minute, requests, errors_4xx, errors_5xx, model_errors, latency_buckets,
-                  shadow_requests, shadow_agree
+                  shadow_requests, shadow_agree, cw_requests, cw_errors_4xx, cw_errors_5xx,
+                  cw_p50_ms, cw_p95_ms, cw_p99_ms
            from endpoint_metric where endpoint_id = $1 and minute >= $2 and minute <= $3"#,
         id,
         time::OffsetDateTime::from_unix_timestamp(start).unwrap_or(from),
@@ -126,20 +196,38 @@ pub async fn series(
     )
     .fetch_all(ctx.pool())
     .await?;
-    let mut by_variant: BTreeMap<String, Vec<Counts>> = BTreeMap::new();
+    let mut by_variant: BTreeMap<String, Vec<Slot>> = BTreeMap::new();
     for r in rows {
         let i = usize::try_from((r.minute.unix_timestamp() - start) / step).unwrap_or(0).min(points - 1);
-        let slots = by_variant.entry(r.variant).or_insert_with(|| vec![Counts::default(); points]);
-        let c = &mut slots[i];
+        let slots = by_variant.entry(r.variant).or_insert_with(|| vec![Slot::default(); points]);
+        let slot = &mut slots[i];
+        let c = &mut slot.counts;
         let n = |v: i64| u64::try_from(v).unwrap_or(0);
-        c.requests += n(r.requests);
-        c.errors_4xx += n(r.errors_4xx);
-        c.errors_5xx += n(r.errors_5xx);
-        c.model_errors += n(r.model_errors);
+        // CloudWatch's minute (AWS mode) counts every invocation; the
+        // gateway's only those through it
+        match r.cw_requests {
+            Some(cw) => {
+                c.requests += n(cw);
+                c.errors_4xx += n(r.cw_errors_4xx.unwrap_or(0));
+                c.errors_5xx += n(r.cw_errors_5xx.unwrap_or(0));
+            }
+            None => {
+                c.requests += n(r.requests);
+                c.errors_4xx += n(r.errors_4xx);
+                c.errors_5xx += n(r.errors_5xx);
+                c.model_errors += n(r.model_errors);
+            }
+        }
         c.shadow_requests += n(r.shadow_requests);
         c.shadow_agree += n(r.shadow_agree);
         for (slot, v) in c.latency.iter_mut().zip(r.latency_buckets.iter().take(BUCKETS)) {
             *slot += n(*v);
+        }
+        // several minutes in one step: the slowest minute's percentile
+        for (kept, cw) in slot.cw.iter_mut().zip([r.cw_p50_ms, r.cw_p95_ms, r.cw_p99_ms]) {
+            if let Some(v) = cw {
+                *kept = Some(kept.map_or(v, |k: f64| k.max(v)));
+            }
         }
     }
     let secs = step as f64;
@@ -147,21 +235,25 @@ pub async fn series(
         .into_iter()
         .map(|(variant, slots)| VariantSeries {
             variant,
-            requests: slots.iter().map(|c| c.requests).collect(),
-            requests_per_second: slots.iter().map(|c| c.requests as f64 / secs).collect(),
+            requests: slots.iter().map(|s| s.counts.requests).collect(),
+            requests_per_second: slots.iter().map(|s| s.counts.requests as f64 / secs).collect(),
             error_rate: slots
                 .iter()
-                .map(|c| {
+                .map(|s| {
+                    let c = &s.counts;
                     let errors = c.errors_4xx + c.errors_5xx + c.model_errors;
                     if c.requests == 0 { 0.0 } else { errors as f64 / c.requests as f64 }
                 })
                 .collect(),
-            p50_ms: slots.iter().map(|c| quantile(&c.latency, 0.5)).collect(),
-            p95_ms: slots.iter().map(|c| quantile(&c.latency, 0.95)).collect(),
-            p99_ms: slots.iter().map(|c| quantile(&c.latency, 0.99)).collect(),
+            p50_ms: slots.iter().map(|s| s.cw[0].or_else(|| quantile(&s.counts.latency, 0.5))).collect(),
+            p95_ms: slots.iter().map(|s| s.cw[1].or_else(|| quantile(&s.counts.latency, 0.95))).collect(),
+            p99_ms: slots.iter().map(|s| s.cw[2].or_else(|| quantile(&s.counts.latency, 0.99))).collect(),
             shadow_agreement: slots
                 .iter()
-                .map(|c| (c.shadow_requests > 0).then(|| c.shadow_agree as f64 / c.shadow_requests as f64))
+                .map(|s| {
+                    let c = &s.counts;
+                    (c.shadow_requests > 0).then(|| c.shadow_agree as f64 / c.shadow_requests as f64)
+                })
                 .collect(),
         })
         .collect();
@@ -172,4 +264,13 @@ pub async fn series(
         })
         .collect();
     Ok(EndpointMetrics { step_seconds: step, at, variants })
+}
+
+/// One point of a variant's series: the gateway's counts (or CloudWatch's,
+/// in AWS mode) and CloudWatch's latency percentiles, when it has them.
+#[derive(Clone, Default)]
+struct Slot {
+    counts: Counts,
+    /// p50, p95, p99 in milliseconds.
+    cw: [Option<f64>; 3],
 }

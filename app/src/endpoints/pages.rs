@@ -8,7 +8,7 @@ use crate::endpoints::rpc::{
     TestInvoke, UpdateEndpointForm, endpoint_events, endpoint_metrics, endpoint_options, endpoint_spend, get_endpoint,
     list_endpoints, list_invoke_keys,
 };
-use crate::endpoints::types::{Endpoint, Variant, shares};
+use crate::endpoints::types::{DeployChoices, Endpoint, Variant, shares};
 use crate::kernel::chart::{ChartLine, LineChart};
 use crate::kernel::error::AppError;
 use crate::kernel::form::{Form, FormAction};
@@ -133,17 +133,7 @@ pub fn NewEndpointPage() -> impl IntoView {
                     <p class="empty">"No deployable model version yet: register one from a training job (or run the demo), then come back."</p>
                 }.into_any(),
                 Ok(o) => {
-                    let version_options = move |selected: bool| {
-                        let mut list = vec![view! { <option value="">"—"</option> }.into_any()];
-                        list.extend(o.versions.iter().enumerate().map(|(i, v)| {
-                            view! { <option value=v.id.to_string() selected=selected && i == 0>{v.label.clone()}</option> }.into_any()
-                        }));
-                        list
-                    };
-                    let types = o.instance_types.clone();
-                    let type_options = move || types.iter().map(|t| {
-                        view! { <option value=t.clone() selected=t == "ml.m5.large">{t.clone()}</option> }
-                    }).collect_view();
+                    let first = o.versions.first().map(|v| v.id);
                     view! {
                         <Form action=create attr:class="stack card" attr:id="create-endpoint">
                             <FormError error=err/>
@@ -161,8 +151,8 @@ pub fn NewEndpointPage() -> impl IntoView {
                                         view! {
                                             <tr data-row=i>
                                                 <td><input name=format!("{name}[name]") value=default_name aria-label="Variant name"/><FieldMessage error=err field=f("name")/></td>
-                                                <td><select name=format!("{name}[version_id]") aria-label="Model version">{version_options(i == 0)}</select><FieldMessage error=err field=f("version_id")/></td>
-                                                <td><select name=format!("{name}[instance_type]") aria-label="Instance type">{type_options()}</select><FieldMessage error=err field=f("instance_type")/></td>
+                                                <td><select name=format!("{name}[version_id]") aria-label="Model version">{version_options(&o, None, first.filter(|_| i == 0))}</select><FieldMessage error=err field=f("version_id")/></td>
+                                                <td><select name=format!("{name}[instance_type]") aria-label="Instance type">{type_options(&o.instance_types, DEFAULT_TYPE)}</select><FieldMessage error=err field=f("instance_type")/></td>
                                                 <td><input name=format!("{name}[instance_count]") type="number" min="1" max="10" value="1" aria-label="Instance count"/><FieldMessage error=err field=f("instance_count")/></td>
                                                 <td><input name=format!("{name}[weight]") type="number" min="0" step="any" value=if i == 0 { "1" } else { "0" } aria-label="Weight"/><FieldMessage error=err field=f("weight")/></td>
                                             </tr>
@@ -176,8 +166,8 @@ pub fn NewEndpointPage() -> impl IntoView {
                                 <p class="muted">"Gets a copy of a sample of the requests; its answers are recorded, never returned. In AWS mode with several production variants the copy is made by Capstan's gateway, for traffic that goes through it."</p>
                                 <div class="row">
                                     <label>"Name" <input name="shadow[name]" value="shadow"/></label>
-                                    <label>"Model version" <select name="shadow[version_id]">{version_options(false)}</select></label>
-                                    <label>"Instance type" <select name="shadow[instance_type]">{type_options()}</select></label>
+                                    <label>"Model version" <select name="shadow[version_id]">{version_options(&o, None, None)}</select></label>
+                                    <label>"Instance type" <select name="shadow[instance_type]">{type_options(&o.instance_types, DEFAULT_TYPE)}</select></label>
                                     <label>"Count" <input name="shadow[instance_count]" type="number" min="1" max="10" value="1"/></label>
                                     <label>"Sample %" <input name="shadow[weight]" type="number" min="1" max="100" value="10"/></label>
                                 </div>
@@ -288,7 +278,7 @@ fn VariantsEditor(
 ) -> impl IntoView {
     let err = Signal::derive(move || action.value().get().and_then(Result::err));
     let options = Resource::new(move || team.clone(), endpoint_options);
-    let rows = move |o: &crate::endpoints::types::DeployChoices| {
+    let rows = move |o: &DeployChoices| {
         let slots: Vec<Option<&Variant>> = variants.iter().map(Some).chain(std::iter::once(None)).collect();
         slots
             .into_iter()
@@ -296,21 +286,8 @@ fn VariantsEditor(
             .map(|(i, v)| {
                 let name = format!("variants[{i}]");
                 let f = |field: &str| format!("{name}.{field}");
-                let current = v.map(|v| v.version_id);
-                let mut versions =
-                    vec![view! { <option value="">{if v.is_some() { "— remove" } else { "—" }}</option> }.into_any()];
-                if let Some(v) = v.filter(|v| !o.versions.iter().any(|c| c.id == v.version_id)) {
-                    versions.push(view! {
-                        <option value=v.version_id.to_string() selected=true>{format!("{} v{} (deployed)", v.model, v.version)}</option>
-                    }.into_any());
-                }
-                versions.extend(o.versions.iter().map(|c| {
-                    view! { <option value=c.id.to_string() selected=Some(c.id) == current>{c.label.clone()}</option> }.into_any()
-                }));
-                let ty = v.map_or_else(|| "ml.m5.large".to_owned(), |v| v.instance_type.clone());
-                let types = o.instance_types.iter().map(|t| {
-                    view! { <option value=t.clone() selected=*t == ty>{t.clone()}</option> }
-                }).collect_view();
+                let versions = version_options(o, v, v.map(|v| v.version_id));
+                let types = type_options(&o.instance_types, v.map_or(DEFAULT_TYPE, |v| v.instance_type.as_str()));
                 view! {
                     <tr data-row=i>
                         <td><input name=format!("{name}[name]") value=v.map(|v| v.name.clone()).unwrap_or_default() placeholder="new variant" aria-label="Variant name"/><FieldMessage error=err field=f("name")/></td>
@@ -345,6 +322,31 @@ fn VariantsEditor(
             })}}
         </Transition>
     }
+}
+
+/// The instance type a new variant starts with.
+const DEFAULT_TYPE: &str = "ml.m5.large";
+
+/// The `<option>`s of a variant's model version: a blank one ("— remove"
+/// on a deployed variant's row), the deployed version when the registry no
+/// longer offers it, then the team's deployable versions; `selected` chosen.
+fn version_options(choices: &DeployChoices, deployed: Option<&Variant>, selected: Option<Uuid>) -> Vec<AnyView> {
+    let mut list =
+        vec![view! { <option value="">{if deployed.is_some() { "— remove" } else { "—" }}</option> }.into_any()];
+    if let Some(v) = deployed.filter(|v| !choices.versions.iter().any(|c| c.id == v.version_id)) {
+        list.push(view! {
+            <option value=v.version_id.to_string() selected=true>{format!("{} v{} (deployed)", v.model, v.version)}</option>
+        }.into_any());
+    }
+    list.extend(choices.versions.iter().map(|c| {
+        view! { <option value=c.id.to_string() selected=Some(c.id) == selected>{c.label.clone()}</option> }.into_any()
+    }));
+    list
+}
+
+/// The `<option>`s of an instance type select, `selected` chosen.
+fn type_options(types: &[String], selected: &str) -> impl IntoView + use<> {
+    types.iter().map(|t| view! { <option value=t.clone() selected=t == selected>{t.clone()}</option> }).collect_view()
 }
 
 /// Traffic share, requests per second, error rate and p99 latency per

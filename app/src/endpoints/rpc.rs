@@ -59,19 +59,12 @@ pub async fn set_endpoint_weights_form(
     weight: Vec<String>,
 ) -> Result<Endpoint, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
-    let mut weights = Vec::new();
-    for (i, (variant, w)) in variant.into_iter().zip(weight).enumerate() {
-        match w.trim().parse::<f64>() {
-            Ok(weight) => weights.push(crate::endpoints::types::VariantWeight { variant, weight }),
-            Err(_) => {
-                return crate::kernel::context::finish(Err(AppError::field(
-                    &format!("weights[{i}].weight"),
-                    "Give a number ≥ 0.",
-                )));
-            }
-        }
+    let done = async {
+        let weights = crate::endpoints::domain::weights_from_form(variant, weight)?;
+        crate::endpoints::domain::set_weights(&ctx, id, weights).await
     }
-    crate::kernel::context::finish(crate::endpoints::domain::set_weights(&ctx, id, Weights { weights }).await)
+    .await;
+    crate::kernel::context::finish(done)
 }
 
 #[server(prefix = "/rpc", endpoint = "set_endpoint_weights", input = Json, output = crate::kernel::codec::Json)]

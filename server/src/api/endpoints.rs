@@ -169,7 +169,9 @@ async fn revoke_key(ctx: Ctx, ApiPath((id, key)): ApiPath<(Uuid, String)>) -> Re
 
 /// The endpoint's traffic per variant (viewers): requests per second, error
 /// rate, p50/p95/p99 latency and the shadow's agreement, one point per
-/// `step` from `from` to `to` (default: the last hour by minute).
+/// `step` from `from` to `to` (default: the last hour by minute). In AWS
+/// mode, minutes that CloudWatch has counted show its figures (every
+/// invocation, also those sent to SageMaker Runtime directly).
 #[utoipa::path(get, path = "/endpoints/{id}/metrics", tag = "endpoints", params(("id" = Uuid, Path), MetricsQuery),
     responses((status = 200, body = EndpointMetrics), (status = 400, body = Problem), (status = 403, body = Problem),
               (status = 404, body = Problem)))]
