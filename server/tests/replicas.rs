@@ -34,7 +34,7 @@ async fn a_replica_killed_mid_way_leaves_its_scans_and_jobs_to_the_other(pool: P
     assert!(token.status.success(), "{}", String::from_utf8_lossy(&token.stderr));
     let token = String::from_utf8(token.stdout).expect("utf-8").trim().to_owned();
 
-    // replica A also makes the demo (a team, a dataset, a job); B joins
+    // replica A also makes the demo (a team, a dataset, two jobs); B joins
     let a = Replica::start(&db, &data.0, "a", &["demo", "--email", "admin@example.com"]).await;
     let b = Replica::start(&db, &data.0, "b", &["serve"]).await;
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -110,7 +110,7 @@ async fn a_replica_killed_mid_way_leaves_its_scans_and_jobs_to_the_other(pool: P
     .fetch_all(&pool)
     .await
     .expect("outcomes");
-    assert_eq!(outcomes.len(), 21);
+    assert_eq!(outcomes.len(), 22, "20 jobs and the demo's two");
     for (name, status, runs) in &outcomes {
         assert_eq!((status.as_str(), *runs), ("completed", 1), "job {name}: {outcomes:?}");
     }
