@@ -13,7 +13,7 @@ use leptos::prelude::*;
 #[component]
 pub fn LoginPage() -> impl IntoView {
     let action = FormAction::<Login>::new();
-    let err = Signal::derive(move || action.value().get().and_then(Result::err));
+    let err = action.error();
     let setup = Resource::new(|| (), |_| setup_open());
     view! {
         <div class="auth-card">
@@ -42,7 +42,7 @@ pub fn SetupPage() -> impl IntoView {
     let query = use_query_map();
     let token = move || query.with(|q| q.get("token").unwrap_or_default());
     let action = FormAction::<Setup>::new();
-    let err = Signal::derive(move || action.value().get().and_then(Result::err));
+    let err = action.error();
     let open = Resource::new(|| (), |_| setup_open());
     view! {
         <div class="auth-card">
@@ -86,10 +86,10 @@ fn SetupForm(
 #[component]
 pub fn AccountPage() -> impl IntoView {
     let action = FormAction::<ChangePassword>::new();
-    let err = Signal::derive(move || action.value().get().and_then(Result::err));
+    let err = action.error();
     let done = move || matches!(action.value().get(), Some(Ok(())));
     let everywhere = FormAction::<SignOutEverywhere>::new();
-    let everywhere_err = Signal::derive(move || everywhere.value().get().and_then(Result::err));
+    let everywhere_err = everywhere.error();
     let me = use_context::<crate::accounts::types::CurrentUser>();
     view! {
         <PageHeader title="Account" subtitle="Your profile and password."/>
@@ -130,8 +130,8 @@ pub fn AccountPage() -> impl IntoView {
 pub fn UsersPage() -> impl IntoView {
     let create = FormAction::<CreateUser>::new();
     let toggle = FormAction::<SetUserDisabled>::new();
-    let err = Signal::derive(move || create.value().get().and_then(Result::err));
-    let toggle_err = Signal::derive(move || toggle.value().get().and_then(Result::err));
+    let err = create.error();
+    let toggle_err = toggle.error();
     let created = move || create.value().get().and_then(Result::ok);
     let users =
         Resource::new(move || (create.version().get(), toggle.version().get()), |_| list_users(None, Some(200)));

@@ -68,7 +68,7 @@ pub fn RequestPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.with(|p| p.get("id").and_then(|s| s.parse::<Uuid>().ok()));
     let decide = FormAction::<DecideChangeRequest>::new();
-    let err = Signal::derive(move || decide.value().get().and_then(Result::err));
+    let err = decide.error();
     // live while someone else may still act on it
     let live = RwSignal::new(true);
     let tick = use_refresh(live);
@@ -207,7 +207,7 @@ pub fn NewRequestPage() -> impl IntoView {
     let model = move || query.with(|q| q.get("model").and_then(|m| m.parse::<Uuid>().ok()));
     let alias = move || query.with(|q| q.get("alias").unwrap_or_else(|| "champion".into()));
     let open = FormAction::<RequestAliasMove>::new();
-    let err = Signal::derive(move || open.value().get().and_then(Result::err));
+    let err = open.error();
     let versions = Resource::new(model, |model| async move {
         match model {
             Some(m) => crate::registry::rpc::list_model_versions(m, None, None).await.map(|p| p.items),

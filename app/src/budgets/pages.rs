@@ -13,8 +13,8 @@ pub fn BudgetPage() -> impl IntoView {
     let team = move || params.with(|p| p.get("team").unwrap_or_default());
     let set = FormAction::<SetBudgetForm>::new();
     let remove = FormAction::<RemoveBudget>::new();
-    let err = Signal::derive(move || set.value().get().and_then(Result::err));
-    let remove_err = Signal::derive(move || remove.value().get().and_then(Result::err));
+    let err = set.error();
+    let remove_err = remove.error();
     let status =
         Resource::new(move || (team(), set.version().get(), remove.version().get()), |(t, _, _)| get_budget(t));
     view! {

@@ -29,8 +29,8 @@ pub fn DatasetsPage() -> impl IntoView {
     let team = move || params.with(|p| p.get("team").unwrap_or_default());
     let create = FormAction::<CreateDataset>::new();
     let archive = FormAction::<ArchiveDataset>::new();
-    let err = Signal::derive(move || create.value().get().and_then(Result::err));
-    let archive_err = Signal::derive(move || archive.value().get().and_then(Result::err));
+    let err = create.error();
+    let archive_err = archive.error();
     let filter = move || {
         let q = query.get();
         DatasetQuery {
@@ -132,7 +132,7 @@ pub fn DatasetPage() -> impl IntoView {
     let id = move || params.with(|p| p.get("id").and_then(|s| s.parse::<Uuid>().ok()));
     let cursor = move || query.with(|q| q.get("cursor").filter(|c| !c.is_empty()));
     let create = FormAction::<CreateVersion>::new();
-    let err = Signal::derive(move || create.value().get().and_then(Result::err));
+    let err = create.error();
     let uploaded = RwSignal::new(0_u32);
     let active = RwSignal::new(false);
     let tick = use_refresh(active);
@@ -241,9 +241,9 @@ pub fn VersionPage() -> impl IntoView {
     let q = move |name: &str| query.with(|q| q.get(name).filter(|v| !v.is_empty()));
     let verify = FormAction::<VerifyVersion>::new();
     let delete = FormAction::<DeleteVersion>::new();
-    let delete_err = Signal::derive(move || delete.value().get().and_then(Result::err));
+    let delete_err = delete.error();
     let team_info = Resource::new(team, crate::teams::rpc::get_team);
-    let verify_err = Signal::derive(move || verify.value().get().and_then(Result::err));
+    let verify_err = verify.error();
     let active = RwSignal::new(false);
     let tick = use_refresh(active);
     let missing = || AppError::NotFound("Dataset version".into());

@@ -121,7 +121,7 @@ pub fn NewEndpointPage() -> impl IntoView {
     let params = use_params_map();
     let team = move || params.with(|p| p.get("team").unwrap_or_default());
     let create = FormAction::<CreateEndpointForm>::new();
-    let err = Signal::derive(move || create.value().get().and_then(Result::err));
+    let err = create.error();
     let options = Resource::new(team, endpoint_options);
     view! {
         <PageHeader title="New endpoint" subtitle="Pick registered versions as production variants; each gets weight / sum of weights of the traffic."/>
@@ -238,7 +238,7 @@ fn EndpointView(endpoint: Endpoint, delete: FormAction<DeleteEndpoint>) -> impl 
     let e = endpoint;
     let names: Vec<String> = e.variants.iter().map(|v| v.name.clone()).collect();
     let current: Vec<f64> = e.variants.iter().map(|v| v.share).collect();
-    let delete_err = Signal::derive(move || delete.value().get().and_then(Result::err));
+    let delete_err = delete.error();
     let deleted = move || matches!(delete.value().get(), Some(Ok(())));
     view! {
         <PageHeader title=e.name.clone() subtitle=format!("Invoke with POST /endpoints/{}/invocations (SageMaker Runtime's path), or from the panel below.", e.engine_name)/>
@@ -276,7 +276,7 @@ fn VariantsEditor(
     variants: Vec<Variant>,
     action: FormAction<UpdateEndpointForm>,
 ) -> impl IntoView {
-    let err = Signal::derive(move || action.value().get().and_then(Result::err));
+    let err = action.error();
     let options = Resource::new(move || team.clone(), endpoint_options);
     let rows = move |o: &DeployChoices| {
         let slots: Vec<Option<&Variant>> = variants.iter().map(Some).chain(std::iter::once(None)).collect();
@@ -361,7 +361,7 @@ fn TrafficCharts(endpoint: Uuid) -> impl IntoView {
     };
     let tick = use_refresh(RwSignal::new(true));
     let sample = FormAction::<SendSampleTraffic>::new();
-    let sample_err = Signal::derive(move || sample.value().get().and_then(Result::err));
+    let sample_err = sample.error();
     // every 5 s while sample traffic runs (the rollups are written every 10 s), else every 15 s
     let every = move || if matches!(sample.value().get(), Some(Ok(_))) { 5 } else { 15 };
     let metrics = Resource::new(move || (window(), tick.get() / every()), move |(w, _)| endpoint_metrics(endpoint, w));
@@ -423,7 +423,7 @@ fn TrafficCharts(endpoint: Uuid) -> impl IntoView {
 fn InvokeKeys(endpoint: Uuid, engine_name: String) -> impl IntoView {
     let create = FormAction::<CreateInvokeKey>::new();
     let revoke = FormAction::<RevokeInvokeKey>::new();
-    let err = Signal::derive(move || create.value().get().and_then(Result::err));
+    let err = create.error();
     let keys =
         Resource::new(move || (create.version().get(), revoke.version().get()), move |_| list_invoke_keys(endpoint));
     view! {
@@ -536,7 +536,7 @@ fn VariantsTable(variants: Vec<Variant>, shadow: Option<Variant>, team: String) 
 /// updated as the user types.
 #[component]
 fn WeightsEditor(endpoint: Uuid, variants: Vec<Variant>, action: FormAction<SetEndpointWeightsForm>) -> impl IntoView {
-    let err = Signal::derive(move || action.value().get().and_then(Result::err));
+    let err = action.error();
     let typed: Vec<RwSignal<String>> = variants.iter().map(|v| RwSignal::new(format!("{}", v.weight))).collect();
     let names: Vec<String> = variants.iter().map(|v| v.name.clone()).collect();
     let preview = {
@@ -572,7 +572,7 @@ fn WeightsEditor(endpoint: Uuid, variants: Vec<Variant>, action: FormAction<SetE
 #[component]
 fn InvokePanel(endpoint: Uuid, variants: Vec<String>) -> impl IntoView {
     let invoke = FormAction::<TestInvoke>::new();
-    let err = Signal::derive(move || invoke.value().get().and_then(Result::err));
+    let err = invoke.error();
     view! {
         <section class="card">
             <h2>"Invoke"</h2>

@@ -14,7 +14,7 @@ use leptos::prelude::*;
 #[component]
 pub fn TeamsPage(#[prop(into, optional)] first_steps: ViewFn) -> impl IntoView {
     let create = FormAction::<CreateTeam>::new();
-    let err = Signal::derive(move || create.value().get().and_then(Result::err));
+    let err = create.error();
     let teams = Resource::new(move || create.version().get(), |_| list_teams(None, Some(200)));
     view! {
         <PageHeader title="Teams" subtitle="Teams own datasets, jobs, models and endpoints. You see the teams you belong to."/>
@@ -76,11 +76,11 @@ pub fn MembersPage() -> impl IntoView {
         move || (slug(), add.version().get(), change.version().get(), remove.version().get()),
         |(s, ..)| list_members(s, None, Some(200)),
     );
-    let add_err = Signal::derive(move || add.value().get().and_then(Result::err));
+    let add_err = add.error();
     let change_err = Signal::derive(move || {
         change.value().get().and_then(Result::err).or_else(|| remove.value().get().and_then(Result::err))
     });
-    let rename_err = Signal::derive(move || rename.value().get().and_then(Result::err));
+    let rename_err = rename.error();
     let me = use_context::<crate::accounts::types::CurrentUser>();
     let site_admin = move || me.and_then(|m| m.0.get()).and_then(Result::ok).flatten().is_some_and(|m| m.is_site_admin);
     view! {

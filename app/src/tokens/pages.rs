@@ -9,8 +9,8 @@ use leptos::prelude::*;
 pub fn TokensPage() -> impl IntoView {
     let create = FormAction::<CreateToken>::new();
     let revoke = FormAction::<RevokeToken>::new();
-    let err = Signal::derive(move || create.value().get().and_then(Result::err));
-    let revoke_err = Signal::derive(move || revoke.value().get().and_then(Result::err));
+    let err = create.error();
+    let revoke_err = revoke.error();
     let tokens =
         Resource::new(move || (create.version().get(), revoke.version().get()), |_| list_tokens(None, Some(200)));
     let created = move || create.value().get().and_then(Result::ok);

@@ -17,7 +17,7 @@ pub fn WebhooksPage() -> impl IntoView {
     let team = move || params.with(|p| p.get("team").unwrap_or_default());
     let create = FormAction::<CreateWebhook>::new();
     let toggle = FormAction::<SetWebhookActive>::new();
-    let err = Signal::derive(move || create.value().get().and_then(Result::err));
+    let err = create.error();
     let hooks =
         Resource::new(move || (team(), create.version().get(), toggle.version().get()), |(t, _, _)| list_webhooks(t));
     view! {
@@ -81,7 +81,7 @@ pub fn WebhookPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.with(|p| p.get("id").and_then(|s| s.parse::<Uuid>().ok()));
     let redeliver = FormAction::<RedeliverWebhook>::new();
-    let err = Signal::derive(move || redeliver.value().get().and_then(Result::err));
+    let err = redeliver.error();
     let tick = use_refresh(RwSignal::new(true));
     let hook = Resource::new(id, |id| async move {
         match id {

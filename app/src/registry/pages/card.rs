@@ -56,7 +56,7 @@ fn CardEditor(
     signature_json: String,
     open: bool,
 ) -> impl IntoView {
-    let err = Signal::derive(move || save.value().get().and_then(Result::err));
+    let err = save.error();
     let draft = RwSignal::new(markdown.clone());
     let preview = Action::new(|markdown: &String| preview_card(markdown.clone()));
     let preview_html = move || match preview.value().get() {

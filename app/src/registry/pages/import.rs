@@ -14,7 +14,7 @@ pub fn ImportPage() -> impl IntoView {
     let params = use_params_map();
     let team = move || params.with(|p| p.get("team").unwrap_or_default());
     let import = FormAction::<ImportGroup>::new();
-    let err = Signal::derive(move || import.value().get().and_then(Result::err));
+    let err = import.error();
     let groups = Resource::new(move || (team(), import.version().get()), |(t, _)| package_groups(t));
     view! {
         <PageHeader title="Import from SageMaker" subtitle="Bring a Model Package Group of the AWS account into this team: each package whose artifact the team may reach becomes a version, with its approval status. From then on, status changes made here reach SageMaker."/>

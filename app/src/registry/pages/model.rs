@@ -24,10 +24,10 @@ pub fn ModelPage() -> impl IntoView {
     let cursor = move || query.with(|q| q.get("cursor").filter(|c| !c.is_empty()));
     let order = move || query.with(|q| q.get("order_by").filter(|c| !c.is_empty()));
     let decide = FormAction::<SetVersionStatus>::new();
-    let decide_err = Signal::derive(move || decide.value().get().and_then(Result::err));
+    let decide_err = decide.error();
     let team_info = Resource::new(team, crate::teams::rpc::get_team);
     let set_alias = FormAction::<PointAlias>::new();
-    let alias_err = Signal::derive(move || set_alias.value().get().and_then(Result::err));
+    let alias_err = set_alias.error();
     let aliases = Resource::new(
         move || (id(), set_alias.version().get()),
         |(id, _)| async move {
@@ -44,7 +44,7 @@ pub fn ModelPage() -> impl IntoView {
         }
     });
     let register = FormAction::<RegisterArtifact>::new();
-    let register_err = Signal::derive(move || register.value().get().and_then(Result::err));
+    let register_err = register.error();
     let versions = Resource::new(
         move || (id(), order(), cursor(), decide.version().get(), set_alias.version().get(), register.version().get()),
         |(id, order, cursor, ..)| async move {

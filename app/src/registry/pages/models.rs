@@ -14,7 +14,7 @@ pub fn ModelsPage() -> impl IntoView {
     let query = use_query_map();
     let team = move || params.with(|p| p.get("team").unwrap_or_default());
     let create = FormAction::<CreateModel>::new();
-    let err = Signal::derive(move || create.value().get().and_then(Result::err));
+    let err = create.error();
     let filter = move || {
         let q = query.get();
         ModelQuery {

@@ -11,7 +11,7 @@ use uuid::Uuid;
 #[component]
 pub fn RegisterJob(team: String, job: Uuid, suggested: String) -> impl IntoView {
     let register = FormAction::<RegisterJob>::new();
-    let err = Signal::derive(move || register.value().get().and_then(Result::err));
+    let err = register.error();
     let done = move || register.value().get().and_then(Result::ok);
     view! {
         <section class="card" id="register-job">

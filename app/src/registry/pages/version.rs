@@ -23,7 +23,7 @@ pub fn VersionPage() -> impl IntoView {
     let team = move || params.with(|p| p.get("team").unwrap_or_default());
     let id = move || params.with(|p| p.get("id").and_then(|s| s.parse::<Uuid>().ok()));
     let decide = FormAction::<SetVersionStatus>::new();
-    let decide_err = Signal::derive(move || decide.value().get().and_then(Result::err));
+    let decide_err = decide.error();
     let team_info = Resource::new(team, crate::teams::rpc::get_team);
     let version = Resource::new(
         move || (id(), decide.version().get()),

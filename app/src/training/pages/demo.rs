@@ -10,7 +10,7 @@ use leptos::prelude::*;
 #[component]
 pub fn DemoButton() -> impl IntoView {
     let demo = FormAction::<CreateDemo>::new();
-    let err = Signal::derive(move || demo.value().get().and_then(Result::err));
+    let err = demo.error();
     let navigate = leptos_router::hooks::use_navigate();
     Effect::new(move |_| {
         if let Some(Ok(d)) = demo.value().get()

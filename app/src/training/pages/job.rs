@@ -26,7 +26,7 @@ pub fn JobPage(
     let active = RwSignal::new(false);
     let tick = use_refresh(active);
     let stop = FormAction::<crate::training::rpc::StopTrainingJob>::new();
-    let stop_err = Signal::derive(move || stop.value().get().and_then(Result::err));
+    let stop_err = stop.error();
     let job = Resource::new(
         move || (id(), tick.get(), stop.version().get()),
         |(id, ..)| async move {
