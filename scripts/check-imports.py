@@ -16,7 +16,7 @@ import re
 import sys
 
 # The order capabilities build on each other; a later one may use an earlier one.
-CAPABILITIES = ['accounts', 'teams', 'tokens', 'audit', 'datasets', 'training', 'registry', 'approvals', 'endpoints', 'budgets', 'webhooks', 'layout']
+CAPABILITIES = ['accounts', 'teams', 'tokens', 'audit', 'datasets', 'training', 'registry', 'endpoints', 'approvals', 'budgets', 'webhooks', 'layout']
 PAGE_FILES = {'pages', 'uploader'}  # file roles that hold components
 KERNEL_UI = {'widgets'}  # kernel modules that are UI
 

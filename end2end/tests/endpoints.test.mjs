@@ -158,3 +158,38 @@ test('a team admin sets a budget below the month\'s spend: the banner appears on
   await page.waitForSelector('text=Members');
   assert.equal(await page.locator('#budget-banner').count(), 0, 'the banner went with the budget');
 });
+
+test('with a policy on weights, the weights editor opens a change request whose page shows the split before and after; once approved, the weights change', async () => {
+  const token = capstan.cli(['token', 'create', '--email', USER.email, '--name', 'policy']).trim();
+  capstan.cli(['user', 'create', '--email', 'fay@example.com', '--name', 'Fay'], USER.password + '\n');
+  const fay = capstan.cli(['token', 'create', '--email', 'fay@example.com', '--name', 'review']).trim();
+  await session.api(token, 'POST', '/teams/ml/members', { email: 'fay@example.com', role: 'approver' });
+  await session.api(token, 'PUT', '/teams/ml/approval-policies', {
+    policies: [{ kind: 'endpoint.weights', approvals_required: 1, min_role: 'approver', expires_after_hours: 24 }],
+  });
+  const endpoint = (await session.api(token, 'GET', '/teams/ml/endpoints')).find((e) => e.name === 'web');
+  assert.deepEqual(endpoint.needs_request, ['endpoint.weights']);
+
+  await go(`/teams/ml/endpoints/${endpoint.id}`);
+  await page.waitForSelector('#weights[data-request="endpoint.weights"]');
+  await page.fill('#weights input[data-variant=a]', '1');
+  await page.waitForSelector('#weights-preview .legend-item[data-variant=a]:has-text("25.0 %")');
+  await page.click('#weights button[type=submit]');
+  // the new-request page: the split now and after the change
+  await page.waitForURL(/\/teams\/ml\/reviews\/new\?kind=endpoint\.weights/);
+  await page.waitForSelector('#proposed-split [data-side=after] .legend-item[data-variant=a]:has-text("25.0 %")');
+  assert.ok((await legend('#proposed-split [data-side=before] .legend-item[data-variant=a]')).includes('0.0 %'));
+  await page.fill('#request-form input[name=title]', 'Send a quarter to a');
+  await page.click('#request-form button[type=submit]');
+  await page.waitForURL(/\/teams\/ml\/change-requests\/[0-9a-f-]{36}$/);
+  await page.waitForSelector('#diff-split [data-side=after] .legend-item[data-variant=a]:has-text("25.0 %")');
+  assert.ok((await legend('#diff-split [data-side=before] .legend-item[data-variant=c]')).includes('100.0 %'));
+  // nothing changed yet: the change waits for the approver
+  assert.deepEqual((await session.api(token, 'GET', `/endpoints/${endpoint.id}`)).variants.map((v) => v.weight), [0, 3]);
+  const id = page.url().split('/').pop();
+  await session.api(fay, 'POST', `/change-requests/${id}/approve`, { comment: 'fine' });
+  await page.waitForSelector('#request-state[data-state=applied]', { timeout: 30_000 });
+  assert.deepEqual((await session.api(token, 'GET', `/endpoints/${endpoint.id}`)).variants.map((v) => v.weight), [1, 3]);
+  await go(`/teams/ml/endpoints/${endpoint.id}`);
+  await page.waitForSelector('#variants tr[data-variant=a] td.share:has-text("25.0 %")');
+});

@@ -123,8 +123,8 @@ pub async fn training(state: app::kernel::state::AppState, every: Duration, stop
             }
         }
         // the demo's completed job becomes version 1 of model `churn`, named `champion`, protected,
-        // and is deployed to the demo's endpoint `churn`
-        match app::endpoints::demo::step(&state).await {
+        // and is deployed to the demo's endpoint `churn`; the demo's policy covers moving `champion`
+        match app::approvals::demo::step(&state).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(jobs = n, "registered the demo's training job in the model registry"),
             Err(e) => tracing::warn!(error = %e, "registering the demo's training job failed"),

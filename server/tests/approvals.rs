@@ -476,7 +476,7 @@ async fn the_demo_gives_a_protected_champion_a_policy_and_a_second_user_to_appro
         let id = job["id"].as_str().expect("job");
         let done = common::drive(&app, &ada_bearer, id, common::finished).await;
         assert_eq!(done["status"], "completed", "{done}");
-        registered += app::approvals::demo::step(&app.state).await.expect("step").len();
+        registered += app::approvals::demo::step(&app.state).await.expect("step");
     }
     assert_eq!(registered, 4, "both runs' two jobs became versions of churn");
     let models = app.call(Method::GET, "/api/v1/teams/demo/models", &ada_bearer, None).await.json();
@@ -517,4 +517,204 @@ async fn the_demo_gives_a_protected_champion_a_policy_and_a_second_user_to_appro
     let now =
         app.call(Method::GET, &format!("/api/v1/models/{model}/aliases/champion"), &ada_bearer, None).await.json();
     assert_eq!(now["number"], 2, "{now}");
+}
+
+/// Endpoint changes (create, weights, variants, delete) go through change
+/// requests where the team's policy covers them: the direct call is refused
+/// and writes nothing, a request's diff shows the split before and after,
+/// and the approved request changes the endpoint once (a second application
+/// is refused by the endpoint's own domain function); a request whose
+/// endpoint changed meanwhile goes stale.
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn endpoint_changes_go_through_change_requests_when_the_policy_covers_them(pool: PgPool) {
+    let f = fixture(pool).await;
+    let variant = |name: &str, version: &str, weight: f64| json!({"name": name, "version_id": version, "instance_type": "ml.m5.large", "instance_count": 1, "weight": weight});
+    let body = json!({"name": "web", "variants": [variant("a", &f.v1, 3.0), variant("b", &f.v2, 1.0)]});
+    let res = f.app.call(Method::POST, "/api/v1/teams/ml/endpoints", &f.member, Some(body)).await;
+    assert_eq!(res.status, StatusCode::CREATED, "no policy yet: {}", res.text());
+    let endpoint = res.json()["id"].as_str().expect("id").to_owned();
+    let path = format!("/api/v1/endpoints/{endpoint}");
+    let weights_of = async || -> Vec<f64> {
+        let e = f.app.call(Method::GET, &path, &f.viewer, None).await.json();
+        e["variants"].as_array().expect("variants").iter().map(|v| v["weight"].as_f64().expect("weight")).collect()
+    };
+
+    // an endpoint kind covers every endpoint of the team: no model
+    let policy = |kind: &str, role: &str| json!({"kind": kind, "approvals_required": 1, "min_role": role, "expires_after_hours": 24});
+    let mut narrowed = policy("endpoint.weights", "approver");
+    narrowed["model_id"] = json!(f.model);
+    let res = f
+        .app
+        .call(Method::PUT, "/api/v1/teams/ml/approval-policies", &f.admin, Some(json!({"policies": [narrowed]})))
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text());
+    assert_eq!(res.json()["errors"][0]["field"], "policies[0].model_id");
+    let policies = json!({"policies": [policy("endpoint.create", "approver"), policy("endpoint.weights", "approver"),
+                                       policy("endpoint.update", "approver"), policy("endpoint.delete", "admin")]});
+    let res = f.app.call(Method::PUT, "/api/v1/teams/ml/approval-policies", &f.admin, Some(policies)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    let e = f.app.call(Method::GET, &path, &f.viewer, None).await.json();
+    assert_eq!(e["needs_request"], json!(["endpoint.delete", "endpoint.update", "endpoint.weights"]), "{e}");
+
+    // direct changes are refused, pointing at change requests, and write nothing
+    let events = f.app.count("select count(*) from audit_event where action like 'endpoint.%'").await;
+    let weights = json!({"weights": [{"variant": "a", "weight": 1}]});
+    for (method, at, who, body) in [
+        (Method::PUT, format!("{path}/weights"), &f.member, Some(weights.clone())),
+        (Method::PATCH, path.clone(), &f.member, Some(json!({"capture_percent": 5}))),
+        (Method::DELETE, path.clone(), &f.admin, None),
+        (
+            Method::POST,
+            "/api/v1/teams/ml/endpoints".to_owned(),
+            &f.member,
+            Some(json!({"name": "api", "variants": [variant("c", &f.v3, 1.0)]})),
+        ),
+    ] {
+        let res = f.app.call(method.clone(), &at, who, body).await;
+        assert_eq!(res.status, StatusCode::CONFLICT, "{method} {at}: {}", res.text());
+        assert!(res.text().contains("/api/v1/teams/ml/change-requests"), "{}", res.text());
+    }
+    assert_eq!(weights_of().await, [3.0, 1.0]);
+    assert_eq!(f.app.count("select count(*) from audit_event where action like 'endpoint.%'").await, events);
+
+    // bad requests write nothing
+    let before = f.app.count("select count(*) from change_request").await;
+    let weights_change = |w: Value| json!({"kind": "endpoint.weights", "endpoint_id": endpoint, "weights": w});
+    for (who, change, status, field) in [
+        (
+            &f.member,
+            weights_change(json!([{"variant": "a", "weight": -1}])),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "weights[0].weight",
+        ),
+        (
+            &f.member,
+            weights_change(json!([{"variant": "q", "weight": 1}])),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "weights[0].variant",
+        ),
+        (
+            &f.member,
+            weights_change(json!([{"variant": "a", "weight": 3}])),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "change.weights",
+        ),
+        (&f.viewer, weights_change(json!([{"variant": "a", "weight": 1}])), StatusCode::FORBIDDEN, ""),
+        (
+            &f.member,
+            json!({"kind": "endpoint.create", "endpoint": {"name": "web", "variants": [variant("c", &f.v3, 1.0)]}}),
+            StatusCode::CONFLICT,
+            "name",
+        ),
+        (
+            &f.member,
+            json!({"kind": "endpoint.update", "endpoint_id": endpoint, "update": {"variants": [variant("a", &f.v1, 3.0), variant("b", &f.v2, 1.0)]}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "change.update",
+        ),
+    ] {
+        let res = f.open(who, change.clone()).await;
+        assert_eq!(res.status, status, "{change}: {}", res.text());
+        if !field.is_empty() {
+            let named = res.json()["errors"][0]["field"]
+                .as_str()
+                .map(str::to_owned)
+                .or(res.json()["field"].as_str().map(str::to_owned));
+            assert_eq!(named.as_deref(), Some(field), "{}", res.text());
+        }
+    }
+    let res = f
+        .app
+        .call(
+            Method::POST,
+            "/api/v1/teams/beta/change-requests",
+            &f.outsider,
+            Some(json!({"change": {"kind": "endpoint.delete", "endpoint_id": endpoint}, "title": "theirs"})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND, "another team's endpoint is not found: {}", res.text());
+    assert_eq!(f.app.count("select count(*) from change_request").await, before);
+
+    // new weights: the diff shows the split before and after
+    let res = f.open(&f.member, weights_change(json!([{"variant": "a", "weight": 1}]))).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let r = res.json();
+    let id = r["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        r["diff"]["split"],
+        json!([{"variant": "a", "version": "churn v1", "before": 3.0, "after": 1.0},
+               {"variant": "b", "version": "churn v2", "before": 1.0, "after": 1.0}]),
+        "{r}"
+    );
+    assert_eq!(r["diff"]["before"], "a (churn v1) 75.0 %, b (churn v2) 25.0 %");
+    assert_eq!(r["diff"]["after"], "a (churn v1) 50.0 %, b (churn v2) 50.0 %");
+    assert_eq!(r["diff"]["target"], "ml/web endpoint");
+    assert_eq!(f.decide(&f.approver, &id, "approve").await.json()["state"], "approved");
+    assert_eq!(f.apply().await, 1);
+    assert_eq!(f.request(&id).await["state"], "applied");
+    assert_eq!(weights_of().await, [1.0, 1.0]);
+    let audited = f
+        .app
+        .count(&format!(
+            "select count(*) from audit_event where action = 'endpoint.weights_changed' and summary->>'request' = '{id}'"
+        ))
+        .await;
+    assert_eq!(audited, 1, "the change names its request");
+    // a second application is refused by the endpoint's own domain function
+    let crashed = app::kernel::context::Ctx {
+        state: f.app.state.clone(),
+        actor: app::kernel::context::actor_by_id(&f.app.pool, f.admin_id).await.expect("actor"),
+        request_id: None,
+        client_addr: "test".into(),
+    };
+    let again = app::endpoints::types::Weights {
+        weights: vec![app::endpoints::types::VariantWeight { variant: "a".into(), weight: 9.0 }],
+    };
+    let route = app::registry::gate::Route::ChangeRequest(id.parse().expect("uuid"));
+    let res = app::endpoints::domain::set_weights(&crashed, endpoint.parse().expect("uuid"), again, route).await;
+    assert!(matches!(res, Err(app::kernel::error::AppError::Conflict { .. })), "{res:?}");
+    assert_eq!(weights_of().await, [1.0, 1.0]);
+
+    // two requests on the same weights: the first applied makes the second stale
+    let first = f.open(&f.member, weights_change(json!([{"variant": "a", "weight": 5}]))).await.json();
+    let second = f.open(&f.member, weights_change(json!([{"variant": "b", "weight": 5}]))).await.json();
+    for r in [&first, &second] {
+        let id = r["id"].as_str().expect("id");
+        assert_eq!(f.decide(&f.approver, id, "approve").await.status, StatusCode::OK);
+    }
+    assert_eq!(f.apply().await, 2);
+    let (first, second) =
+        (f.request(first["id"].as_str().expect("id")).await, f.request(second["id"].as_str().expect("id")).await);
+    assert_eq!((first["state"].as_str(), second["state"].as_str()), (Some("applied"), Some("stale")), "{second}");
+    assert_eq!(weights_of().await, [5.0, 1.0]);
+
+    // a new endpoint, created as its author once approved
+    let create =
+        json!({"kind": "endpoint.create", "endpoint": {"name": "api", "variants": [variant("c", &f.v3, 1.0)]}});
+    let r = f.open(&f.member, create).await.json();
+    assert_eq!(
+        (r["diff"]["before"].as_str(), r["diff"]["after"].as_str()),
+        (Some("no endpoint"), Some("c (churn v3) 100.0 %"))
+    );
+    let id = r["id"].as_str().expect("id").to_owned();
+    assert_eq!(f.decide(&f.approver, &id, "approve").await.status, StatusCode::OK);
+    assert_eq!(f.apply().await, 1);
+    let created = f.request(&id).await["result"].clone();
+    let list = f.app.call(Method::GET, "/api/v1/teams/ml/endpoints", &f.viewer, None).await.json();
+    let api = list.as_array().expect("list").iter().find(|e| e["name"] == "api").expect("created").clone();
+    assert_eq!(api["created_by"], "member@example.com", "{created}");
+
+    // deleting needs an admin's approval; an approver's is refused
+    let r = f.open(&f.member, json!({"kind": "endpoint.delete", "endpoint_id": api["id"]})).await.json();
+    let id = r["id"].as_str().expect("id").to_owned();
+    assert_eq!(r["diff"]["after"], "deleted");
+    assert_eq!(f.decide(&f.approver, &id, "approve").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(f.decide(&f.admin, &id, "approve").await.status, StatusCode::OK);
+    assert_eq!(f.apply().await, 1);
+    assert_eq!(f.request(&id).await["state"], "applied");
+    let api = f
+        .app
+        .call(Method::GET, &format!("/api/v1/endpoints/{}", api["id"].as_str().expect("id")), &f.viewer, None)
+        .await;
+    assert_eq!(api.json()["status"], "Deleting", "{}", api.text());
 }

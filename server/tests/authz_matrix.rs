@@ -765,6 +765,26 @@ fn cases() -> Vec<Case> {
             input: json!({"id": "{endpoint}", "weights": {"weights": [{"variant": "a", "weight": 1}]}}),
             expect: "401 403 200 200 200 404 200",
         },
+        // a change request for an endpoint change: members of the endpoint's team open it (REST and the
+        // new-request page's server function); another team's endpoint is not found in it
+        Case {
+            call: "POST /api/v1/teams/alpha/change-requests",
+            input: json!({"change": {"kind": "endpoint.weights", "endpoint_id": "{endpoint}",
+                                     "weights": [{"variant": "a", "weight": 13}]}, "title": "by {caller}"}),
+            expect: "401 403 201 201 201 404 201",
+        },
+        Case {
+            call: "fn request_endpoint_change",
+            input: json!({"team": "alpha", "kind": "endpoint.weights", "endpoint": "{endpoint}", "variant[0]": "a",
+                          "weight[0]": "17", "title": "by {caller}", "justification": ""}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case {
+            call: "fn request_endpoint_change",
+            input: json!({"team": "beta", "kind": "endpoint.delete", "endpoint": "{endpoint}", "title": "by {caller}",
+                          "justification": ""}),
+            expect: "401 404 404 404 404 404 404",
+        },
         // sample traffic: members; one stream per endpoint, so on the shared endpoint the callers after
         // the first allowed one get 409; on their own endpoints each allowed caller starts one
         Case {

@@ -831,7 +831,7 @@ async fn the_demo_deploys_its_champion_a_later_one_its_challenger_and_examples_s
     assert_eq!(done["status"], "completed", "{done}");
 
     // the worker's demo step: version 1 of churn, champion, deployed to endpoint churn
-    assert_eq!(app::endpoints::demo::step(&app.state).await.expect("demo step"), 1);
+    assert_eq!(app::approvals::demo::step(&app.state).await.expect("demo step"), 1);
     let list = app.call(Method::GET, "/api/v1/teams/demo/endpoints", &admin, None).await.json();
     assert_eq!(list[0]["name"], "churn", "{list}");
     assert_eq!(list[0]["variants"][0]["name"], "champion", "{list}");
@@ -872,7 +872,7 @@ async fn the_demo_deploys_its_champion_a_later_one_its_challenger_and_examples_s
     assert_eq!(node.as_ref().map(|n| n["label"].clone()), Some(json!("churn / champion")), "{lineage}");
     assert_eq!(node.map(|n| n["url"].clone()), Some(json!(format!("/teams/demo/endpoints/{id}"))));
     // a second demo step changes nothing
-    assert_eq!(app::endpoints::demo::step(&app.state).await.expect("demo step"), 0);
+    assert_eq!(app::approvals::demo::step(&app.state).await.expect("demo step"), 0);
     assert_eq!(app.count("select count(*) from endpoint").await, 1);
 
     // a later demo's version joins as challenger with 10 % of the traffic
@@ -883,7 +883,7 @@ async fn the_demo_deploys_its_champion_a_later_one_its_challenger_and_examples_s
     let second = res.json()["id"].as_str().expect("id").to_owned();
     let done = common::drive(&app, &admin, &second, common::finished).await;
     assert_eq!(done["status"], "completed", "{done}");
-    assert_eq!(app::endpoints::demo::step(&app.state).await.expect("demo step"), 1);
+    assert_eq!(app::approvals::demo::step(&app.state).await.expect("demo step"), 1);
     let endpoint = in_service(&app, &admin, &id).await;
     let split: Vec<(String, f64)> = endpoint["variants"]
         .as_array()

@@ -3,8 +3,8 @@
 //!
 //! An outbox row is written by the approval that reached the quorum, in its
 //! transaction. The process holding a row's lease moves the request to
-//! `applying`, then applies the change through the registry's own domain
-//! function on route [`Route::ChangeRequest`]: that function writes the
+//! `applying`, then applies the change through the registry's or the
+//! endpoints' own domain function on route [`Route::ChangeRequest`]: that function writes the
 //! request's once-only key in the same transaction as the change. So after a
 //! crash at any point the next attempt either finds the key (the change
 //! committed: it only records the result) or applies the change (it did
@@ -16,6 +16,7 @@
 //! the request and its approvers.
 
 use crate::approvals::types::{Change, Event, State, next};
+use crate::endpoints::domain as endpoints;
 use crate::kernel::context::{Ctx, actor_by_id};
 use crate::kernel::error::AppError;
 use crate::kernel::state::AppState;
@@ -97,6 +98,7 @@ pub async fn apply_due(state: &AppState) -> Result<usize, AppError> {
 
 struct Approved {
     team_id: Uuid,
+    team: String,
     state: State,
     proposal: Value,
     base: Value,
@@ -169,8 +171,8 @@ async fn worker_event(tx: &mut sqlx::PgConnection, id: Uuid, to: State, detail: 
 async fn apply_one(state: &AppState, id: Uuid) -> Result<(), AppError> {
     let Some(r) = sqlx::query_as!(
         Approved,
-        r#"select team_id, state as "state: State", proposal, base, title, author_id
-           from change_request where request_id = $1"#,
+        r#"select r.team_id, t.slug as team, r.state as "state: State", r.proposal, r.base, r.title, r.author_id
+           from change_request r join team t on t.team_id = r.team_id where r.request_id = $1"#,
         id
     )
     .fetch_optional(&state.pool)
@@ -196,7 +198,7 @@ async fn apply_one(state: &AppState, id: Uuid) -> Result<(), AppError> {
     let change: Change = serde_json::from_value(r.proposal.clone()).map_err(anyhow::Error::from)?;
     {
         let mut conn = state.pool.acquire().await?;
-        let now = crate::approvals::requests::current_base(&mut conn, r.team_id, &change).await?;
+        let now = crate::approvals::requests::current_base(&mut conn, &state.pool, r.team_id, &change).await?;
         if now.as_ref() != Some(&r.base) {
             let why = "The target changed after the request was approved: it was not applied.".to_owned();
             step(state, id, current, Event::Invalidate, Value::Null, Some(why)).await?;
@@ -238,6 +240,19 @@ async fn apply_one(state: &AppState, id: Uuid) -> Result<(), AppError> {
         Change::VersionStatus { version_id, status } => {
             let input = StatusChange { status: *status, reason: reason.clone() };
             crate::registry::versions::set_status_via(&ctx, *version_id, input, route).await.map(|v| json!(v))
+        }
+        Change::EndpointCreate { endpoint } => {
+            endpoints::create(&ctx, &r.team, endpoint.clone(), route).await.map(|e| json!(e))
+        }
+        Change::EndpointUpdate { endpoint_id, update } => {
+            endpoints::update(&ctx, *endpoint_id, update.clone(), route).await.map(|e| json!(e))
+        }
+        Change::EndpointDelete { endpoint_id } => {
+            endpoints::delete(&ctx, *endpoint_id, route).await.map(|()| json!({ "deleted": endpoint_id }))
+        }
+        Change::EndpointWeights { endpoint_id, weights } => {
+            let input = crate::endpoints::types::Weights { weights: weights.clone() };
+            endpoints::set_weights(&ctx, *endpoint_id, input, route).await.map(|e| json!(e))
         }
     };
     crate::kernel::changes::fault_point("approvals:after-apply");

@@ -10,10 +10,11 @@ use crate::kernel::error::AppError;
 use crate::kernel::roles::Role;
 use crate::kernel::state::AppState;
 
-/// Registers the demo's finished jobs and puts the policy on each model
-/// whose `champion` this step set; returns what it registered.
-pub async fn step(state: &AppState) -> Result<Vec<crate::registry::demo::Registered>, AppError> {
-    let registered = crate::registry::demo::register_finished(state).await?;
+/// Registers the demo's finished jobs and deploys them (the endpoints'
+/// demo step), then puts the policy on each model whose `champion` this
+/// step set; returns how many jobs were registered. The demo worker runs it.
+pub async fn step(state: &AppState) -> Result<usize, AppError> {
+    let registered = crate::endpoints::demo::step(state).await?;
     for r in registered.iter().filter(|r| r.champion) {
         let mut policies = crate::approvals::policies::get(&r.ctx, &r.team).await?;
         let ours = |p: &Policy| {
@@ -39,5 +40,5 @@ pub async fn step(state: &AppState) -> Result<Vec<crate::registry::demo::Registe
             Err(e) => return Err(e),
         }
     }
-    Ok(registered)
+    Ok(registered.len())
 }

@@ -1,10 +1,14 @@
 //! Review pages: the team's inbox (needs my review, my requests, all) and a
 //! request's page (diff with metrics side by side, the rule and who still
 //! has to approve, approve/reject with a comment, withdraw, the timeline),
-//! refreshed every second while the request can still change.
+//! refreshed every second while the request can still change; an endpoint
+//! change's split before and after as two bars. The new-request page
+//! proposes an alias move, or an endpoint change handed over by an
+//! endpoint page in the query string.
 
 use crate::approvals::rpc::{DecideChangeRequest, get_change_request, list_change_requests};
 use crate::approvals::types::{ChangeRequest, State};
+use crate::kernel::chart::SplitBar;
 use crate::kernel::form::{Form, FormAction};
 use crate::kernel::widgets::{ErrorBox, FieldMessage, FormError, PageHeader, Time, use_refresh};
 use leptos::prelude::*;
@@ -127,6 +131,31 @@ fn Request(
                     <strong id="diff-before">{r.diff.before.clone()}</strong>" → "<strong id="diff-after">{r.diff.after.clone()}</strong>
                 </p>
                 {r.error.clone().map(|e| view! { <p class="error">{e}</p> })}
+                {(!r.diff.split.is_empty()).then(|| {
+                    let names: Vec<String> = r.diff.split.iter().map(|s| s.variant.clone()).collect();
+                    let side = |pick: fn(&crate::approvals::types::SplitRow) -> Option<f64>| {
+                        crate::endpoints::types::shares(&r.diff.split.iter().map(|s| pick(s).unwrap_or(0.0)).collect::<Vec<_>>())
+                    };
+                    let (before, after) = (side(|s| s.before), side(|s| s.after));
+                    view! {
+                        <div id="diff-split">
+                            <p class="muted">"Traffic split before"</p>
+                            <div data-side="before"><SplitBar names=names.clone() shares=before/></div>
+                            <p class="muted">"after"</p>
+                            <div data-side="after"><SplitBar names=names shares=after/></div>
+                            <table class="data">
+                                <thead><tr><th>"Variant"</th><th>"Serves"</th><th>"Weight before"</th><th>"after"</th></tr></thead>
+                                <tbody>{r.diff.split.iter().map(|s| view! {
+                                    <tr data-variant=s.variant.clone()>
+                                        <td>{s.variant.clone()}</td><td>{s.version.clone()}</td>
+                                        <td class="num">{s.before.map(|w| format!("{w}")).unwrap_or_else(|| "—".into())}</td>
+                                        <td class="num">{s.after.map(|w| format!("{w}")).unwrap_or_else(|| "—".into())}</td>
+                                    </tr>
+                                }).collect_view()}</tbody>
+                            </table>
+                        </div>
+                    }
+                })}
                 {(!r.diff.versions.is_empty()).then(|| view! {
                     <table class="data" id="diff-metrics">
                         <thead><tr><th>"Metric"</th>{r.diff.versions.iter().map(|v| view! { <th>{format!("v{}", v.number)}</th> }).collect_view()}</tr></thead>
@@ -197,9 +226,134 @@ fn Request(
 }
 
 /// Proposes moving a protected alias (`?model=<id>&alias=<name>`): pick the
-/// version, say why.
+/// version, say why; or an endpoint change (`?kind=endpoint.…`, see
+/// [`EndpointRequest`]).
 #[component]
 pub fn NewRequestPage() -> impl IntoView {
+    let params = use_params_map();
+    let query = use_query_map();
+    let team = move || params.with(|p| p.get("team").unwrap_or_default());
+    move || {
+        let fields: Vec<(String, String)> =
+            query.with(|q| q.latest_values().map(|(k, v)| (k.to_string(), v.to_owned())).collect());
+        if fields.iter().any(|(k, v)| k == "kind" && v.starts_with("endpoint.")) {
+            view! { <EndpointRequest team=team() fields/> }.into_any()
+        } else {
+            view! { <AliasMoveRequest/> }.into_any()
+        }
+    }
+}
+
+/// What an endpoint page hands over, as `(variant, weight)` of the
+/// production variants after the change: the weights editor's `variant[i]`
+/// and `weight[i]`, or the variant rows' `variants[i][…]` (rows without a
+/// version left out).
+fn proposed_split(fields: &[(String, String)]) -> Vec<(String, f64)> {
+    let get = |k: String| fields.iter().find(|(q, _)| *q == k).map(|(_, v)| v.trim().to_owned());
+    let weight = |w: Option<String>| w.and_then(|w| w.parse::<f64>().ok()).unwrap_or(0.0);
+    let mut out = Vec::new();
+    for i in 0..crate::endpoints::types::MAX_VARIANTS + 1 {
+        if let Some(name) = get(format!("variant[{i}]")) {
+            out.push((name, weight(get(format!("weight[{i}]")))));
+        } else if let Some(name) = get(format!("variants[{i}][name]"))
+            && get(format!("variants[{i}][version_id]")).is_some_and(|v| !v.is_empty())
+        {
+            out.push((name, weight(get(format!("variants[{i}][weight]")))));
+        }
+    }
+    out
+}
+
+/// Proposes an endpoint change handed over by an endpoint page whose
+/// change the team's policy covers (`?kind=endpoint.weights&endpoint=<id>&
+/// variant[0]=a&weight[0]=3…`): the split now and after, a title and a
+/// reason; the change's fields are posted as they came.
+#[component]
+fn EndpointRequest(team: String, fields: Vec<(String, String)>) -> impl IntoView {
+    use crate::approvals::rpc::RequestEndpointChange;
+    let kind = fields.iter().find(|(k, _)| k == "kind").map(|(_, v)| v.clone()).unwrap_or_default();
+    let endpoint = fields.iter().find(|(k, _)| k == "endpoint").and_then(|(_, v)| v.parse::<Uuid>().ok());
+    let open = FormAction::<RequestEndpointChange>::new();
+    let err = open.error();
+    let current = Resource::new(
+        move || endpoint,
+        |id| async move {
+            match id {
+                Some(id) => crate::endpoints::rpc::get_endpoint(id).await.map(Some),
+                None => Ok(None),
+            }
+        },
+    );
+    let after = if kind == "endpoint.delete" { Vec::new() } else { proposed_split(&fields) };
+    let (what, title) = match kind.as_str() {
+        "endpoint.create" => ("Request a new endpoint", "Create endpoint"),
+        "endpoint.update" => ("Request a change of variants", "Change variants"),
+        "endpoint.delete" => ("Request deleting an endpoint", "Delete endpoint"),
+        _ => ("Request new weights", "Change weights"),
+    };
+    let hidden: Vec<(String, String)> =
+        fields.iter().filter(|(k, _)| !matches!(k.as_str(), "team" | "title" | "justification")).cloned().collect();
+    // the messages of fields this page does not show (they come from the endpoint page)
+    let messages = move || match err.get() {
+        Some(crate::kernel::error::AppError::Validation(list)) => list
+            .into_iter()
+            .filter(|f| f.field != "title" && f.field != "justification")
+            .map(|f| format!("{}: {}", f.field, f.message))
+            .collect(),
+        _ => Vec::new(),
+    };
+    view! {
+        <PageHeader title=what subtitle="The team's approval policy covers this change: it is made once the team's reviewers approve, exactly once. If the endpoint changes meanwhile, the request goes stale."/>
+        <section class="card" id="proposed-split">
+            <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || current.get().map(|res| match res {
+                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                    Ok(now) => {
+                        let now: Vec<(String, f64)> = now.map(|e| e.variants.iter().map(|v| (v.name.clone(), v.weight)).collect()).unwrap_or_default();
+                        let mut names: Vec<String> = now.iter().map(|(n, _)| n.clone()).collect();
+                        for (n, _) in &after {
+                            if !names.contains(n) {
+                                names.push(n.clone());
+                            }
+                        }
+                        let side = |list: &[(String, f64)]| crate::endpoints::types::shares(
+                            &names.iter().map(|n| list.iter().find(|(m, _)| m == n).map_or(0.0, |(_, w)| *w)).collect::<Vec<_>>());
+                        let (before, later) = (side(&now), side(&after));
+                        view! {
+                            {endpoint.is_some().then(|| view! {
+                                <p class="muted">"Traffic split now"</p>
+                                <div data-side="before"><SplitBar names=names.clone() shares=before/></div>
+                            })}
+                            <p class="muted">{if after.is_empty() { "After: no traffic (deleted)" } else { "After the change" }}</p>
+                            <div data-side="after"><SplitBar names=names.clone() shares=later/></div>
+                        }.into_any()
+                    }
+                })}
+            </Suspense>
+        </section>
+        <section class="card">
+            <Form action=open attr:class="stack" attr:id="request-form">
+                <FormError error=err/>
+                {move || {
+                    let list: Vec<String> = messages();
+                    (!list.is_empty()).then(|| view! {
+                        <ul class="form-error" role="alert">{list.into_iter().map(|m| view! { <li>{m}</li> }).collect_view()}</ul>
+                    })
+                }}
+                <input type="hidden" name="team" value=team/>
+                {hidden.into_iter().map(|(k, v)| view! { <input type="hidden" name=k value=v/> }).collect_view()}
+                <label>"Title" <input name="title" required maxlength="200" value=title/></label>
+                <FieldMessage error=err field="title"/>
+                <label>"Why" <textarea name="justification" rows="3"></textarea></label>
+                <button type="submit" disabled=move || open.pending().get()>"Open request"</button>
+            </Form>
+        </section>
+    }
+}
+
+/// Proposes moving a protected alias (`?model=<id>&alias=<name>`).
+#[component]
+fn AliasMoveRequest() -> impl IntoView {
     use crate::approvals::rpc::RequestAliasMove;
     let params = use_params_map();
     let query = use_query_map();

@@ -1,5 +1,6 @@
 //! A team's approval policies: which kinds of change (optionally on one
-//! model, or one model's alias) need a change request, and whose approval.
+//! model, or one model's alias; an endpoint kind on every endpoint of the
+//! team) need a change request, and whose approval.
 //! Readers of the team see them; admins replace them as a whole, audited
 //! with before and after.
 
@@ -51,6 +52,9 @@ pub async fn put(ctx: &Ctx, team: &str, input: Policies) -> Result<Policies, App
         }
         if p.min_role == Role::Viewer {
             errors.push(&field("min_role"), "Viewers do not review: use member, approver or admin.");
+        }
+        if kinds::is_endpoint(&p.kind) && p.model_id.is_some() {
+            errors.push(&field("model_id"), "An endpoint kind covers every endpoint of the team: leave model_id out.");
         }
         if p.alias.is_some() && p.model_id.is_none() {
             errors.push(&field("alias"), "An alias belongs to a model: give model_id too.");

@@ -37,20 +37,56 @@ pub const DEFAULT_RULE: Rule = Rule { approvals_required: 1, min_role: Role::App
 
 /// What a change is aimed at, as stored with the request.
 pub(crate) struct Target {
-    pub model_id: Uuid,
+    /// The model of a registry change.
+    pub model_id: Option<Uuid>,
+    /// The endpoint of an endpoint change (none for a new endpoint).
+    pub endpoint_id: Option<Uuid>,
     pub alias: Option<String>,
     pub version_id: Option<Uuid>,
-    /// `team/model`
-    pub model_name: String,
+    /// `team/model` or `team/endpoint`
+    pub name: String,
+}
+
+/// The target of an endpoint change in team `team_id` and its base: the
+/// endpoint's variants and weights (a new endpoint's: whether its name is
+/// taken); `None` for a registry change.
+async fn endpoint_target(
+    conn: &mut PgConnection,
+    pool: &sqlx::PgPool,
+    team_id: Uuid,
+    change: &Change,
+) -> Result<Option<(Target, Value)>, AppError> {
+    use crate::endpoints::domain::{change_base, name_base};
+    let target =
+        |endpoint_id, name: String| Target { model_id: None, endpoint_id, alias: None, version_id: None, name };
+    let slug = sqlx::query_scalar!("select slug from team where team_id = $1", team_id).fetch_one(&mut *conn).await?;
+    Ok(match change {
+        Change::EndpointCreate { endpoint } => {
+            let base = name_base(pool, team_id, &endpoint.name).await?;
+            Some((target(None, format!("{slug}/{}", endpoint.name.trim())), base))
+        }
+        Change::EndpointUpdate { endpoint_id: id, .. }
+        | Change::EndpointDelete { endpoint_id: id }
+        | Change::EndpointWeights { endpoint_id: id, .. } => {
+            let base = change_base(pool, team_id, *id).await?.ok_or_else(|| AppError::NotFound("Endpoint".into()))?;
+            let name = format!("{slug}/{}", base["name"].as_str().unwrap_or_default());
+            Some((target(Some(*id), name), base))
+        }
+        _ => None,
+    })
 }
 
 /// The target of `change` in team `team_id`, and its state now (the base).
-/// Another team's model or version is as unknown as a missing one.
+/// Another team's model, version or endpoint is as unknown as a missing one.
 pub(crate) async fn target(
     conn: &mut PgConnection,
+    pool: &sqlx::PgPool,
     team_id: Uuid,
     change: &Change,
 ) -> Result<(Target, Value), AppError> {
+    if let Some(found) = endpoint_target(conn, pool, team_id, change).await? {
+        return Ok(found);
+    }
     let (model_id, alias) = match change {
         Change::AliasMove { model_id, alias, .. }
         | Change::AliasDelete { model_id, alias }
@@ -68,6 +104,10 @@ pub(crate) async fn target(
             .ok_or_else(|| AppError::NotFound("Model version".into()))?;
             (model, None)
         }
+        Change::EndpointCreate { .. }
+        | Change::EndpointUpdate { .. }
+        | Change::EndpointDelete { .. }
+        | Change::EndpointWeights { .. } => return Err(AppError::Internal),
     };
     let model_name = sqlx::query_scalar!(
         r#"select t.slug || '/' || m.name as "name!" from model m join team t on t.team_id = m.team_id
@@ -105,26 +145,58 @@ pub(crate) async fn target(
             .await?;
             (Some(*version_id), json!({ "status": status.as_str() }))
         }
+        _ => (None, Value::Null),
     };
-    Ok((Target { model_id, alias, version_id, model_name }, base))
+    Ok((Target { model_id: Some(model_id), endpoint_id: None, alias, version_id, name: model_name }, base))
 }
 
 /// The target's state now, to compare with a request's base; `None` when
 /// the target is gone.
 pub(crate) async fn current_base(
     conn: &mut PgConnection,
+    pool: &sqlx::PgPool,
     team_id: Uuid,
     change: &Change,
 ) -> Result<Option<Value>, AppError> {
-    match target(conn, team_id, change).await {
+    match target(conn, pool, team_id, change).await {
         Ok((_, base)) => Ok(Some(base)),
         Err(AppError::NotFound(_)) => Ok(None),
         Err(e) => Err(e),
     }
 }
 
+/// Refuses an endpoint change that the endpoint's own domain function
+/// would refuse, or that changes nothing.
+async fn check_endpoint_change(ctx: &Ctx, team: (&str, Uuid), change: &Change, base: &Value) -> Result<(), AppError> {
+    use crate::endpoints::domain::{check_change, check_new};
+    match change {
+        Change::EndpointCreate { endpoint } => check_new(ctx, team, endpoint).await,
+        Change::EndpointUpdate { endpoint_id, update } => {
+            check_change(ctx, team.1, *endpoint_id, Some(update), None).await
+        }
+        Change::EndpointWeights { endpoint_id, weights } => {
+            let weights = crate::endpoints::types::Weights { weights: weights.clone() };
+            check_change(ctx, team.1, *endpoint_id, None, Some(&weights)).await
+        }
+        Change::EndpointDelete { .. } if base["deleting"] == json!(true) => {
+            Err(AppError::Conflict { field: None, message: "The endpoint is being deleted.".into() })
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Refuses a change that is malformed or changes nothing, with the field to blame.
-async fn check_change(conn: &mut PgConnection, change: &Change, target: &Target, base: &Value) -> Result<(), AppError> {
+async fn check_change(
+    ctx: &Ctx,
+    conn: &mut PgConnection,
+    team: (&str, Uuid),
+    change: &Change,
+    target: &Target,
+    base: &Value,
+) -> Result<(), AppError> {
+    if crate::kernel::changes::kinds::is_endpoint(change.kind()) {
+        return check_endpoint_change(ctx, team, change, base).await;
+    }
     if let Some(alias) = &target.alias {
         crate::registry::aliases::alias_name(alias).map_err(|m| AppError::field("change.alias", m))?;
     }
@@ -191,6 +263,7 @@ async fn check_change(conn: &mut PgConnection, change: &Change, target: &Target,
                 ));
             }
         }
+        _ => {}
     }
     Ok(())
 }
@@ -220,6 +293,10 @@ async fn rule_for(
             Rule { approvals_required: p.approvals_required, min_role: p.min_role, require_admin: p.require_admin },
             p.expires_after_hours,
         ),
+        // deleting an endpoint is an admin's decision (directly, only admins may)
+        None if kind == crate::kernel::changes::kinds::ENDPOINT_DELETE => {
+            (Rule { min_role: Role::Admin, ..DEFAULT_RULE }, DEFAULT_EXPIRY_HOURS)
+        }
         None => (DEFAULT_RULE, DEFAULT_EXPIRY_HOURS),
     })
 }
@@ -267,15 +344,17 @@ pub async fn create(ctx: &Ctx, team: &str, input: NewRequest) -> Result<ChangeRe
     let title = text(&input.title, "title", 1, 200)?;
     let justification = text(&input.justification, "justification", 0, 10_000)?;
     let mut tx = ctx.pool().begin().await?;
-    let (target, base) = target(&mut tx, team.id, &input.change).await?;
-    check_change(&mut tx, &input.change, &target, &base).await?;
+    let (target, base) = target(&mut tx, ctx.pool(), team.id, &input.change).await?;
+    check_change(ctx, &mut tx, (&team.slug, team.id), &input.change, &target, &base).await?;
     let kind = input.change.kind();
     let (rule, hours) = rule_for(&mut tx, team.id, kind, &target).await?;
     let id = Uuid::now_v7();
     sqlx::query!(
         "insert into change_request (request_id, team_id, kind, model_id, alias, version_id, proposal, base, title,
-                                     justification, author_id, approvals_required, min_role, require_admin, expires_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, now() + make_interval(hours => $15))",
+                                     justification, author_id, approvals_required, min_role, require_admin, expires_at,
+                                     endpoint_id)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, now() + make_interval(hours => $15),
+                 $16)",
         id,
         team.id,
         kind,
@@ -290,7 +369,8 @@ pub async fn create(ctx: &Ctx, team: &str, input: NewRequest) -> Result<ChangeRe
         rule.approvals_required,
         rule.min_role as Role,
         rule.require_admin,
-        hours
+        hours,
+        target.endpoint_id
     )
     .execute(&mut *tx)
     .await?;
@@ -303,7 +383,7 @@ pub async fn create(ctx: &Ctx, team: &str, input: NewRequest) -> Result<ChangeRe
             target_type: "change_request",
             target_id: Some(id.to_string()),
             summary: json!({ "after": { "kind": kind, "change": input.change, "base": base, "title": title,
-                                        "target": target.model_name } }),
+                                        "target": target.name } }),
         },
     )
     .await?;
@@ -316,7 +396,7 @@ pub async fn create(ctx: &Ctx, team: &str, input: NewRequest) -> Result<ChangeRe
 struct Row {
     team_id: Uuid,
     team: String,
-    model_id: Uuid,
+    model_id: Option<Uuid>,
     proposal: Value,
     base: Value,
     title: String,
@@ -397,7 +477,7 @@ async fn tally(conn: &mut PgConnection, id: Uuid, revision: i32) -> Result<(i32,
 /// Marks the request stale when its target changed since its base; true when it did.
 async fn went_stale(ctx: &Ctx, tx: &mut PgConnection, id: Uuid, r: &Row) -> Result<bool, AppError> {
     let change: Change = serde_json::from_value(r.proposal.clone()).map_err(anyhow::Error::from)?;
-    if current_base(tx, r.team_id, &change).await?.as_ref() == Some(&r.base) {
+    if current_base(tx, ctx.pool(), r.team_id, &change).await?.as_ref() == Some(&r.base) {
         return Ok(false);
     }
     let to = transition(r.state, Event::Invalidate)?;
@@ -577,11 +657,11 @@ pub async fn edit(ctx: &Ctx, id: Uuid, input: RequestEdit) -> Result<ChangeReque
         Some(c) => c,
         None => serde_json::from_value(r.proposal.clone()).map_err(anyhow::Error::from)?,
     };
-    let (target, base) = target(&mut tx, r.team_id, &change).await?;
-    check_change(&mut tx, &change, &target, &base).await?;
+    let (target, base) = target(&mut tx, ctx.pool(), r.team_id, &change).await?;
+    check_change(ctx, &mut tx, (&r.team, r.team_id), &change, &target, &base).await?;
     sqlx::query!(
         "update change_request set kind = $2, model_id = $3, alias = $4, version_id = $5, proposal = $6, base = $7,
-                title = $8, justification = $9, revision = revision + 1, updated_at = now()
+                title = $8, justification = $9, revision = revision + 1, updated_at = now(), endpoint_id = $10
          where request_id = $1",
         id,
         change.kind(),
@@ -591,7 +671,8 @@ pub async fn edit(ctx: &Ctx, id: Uuid, input: RequestEdit) -> Result<ChangeReque
         json!(change),
         base,
         title,
-        justification
+        justification,
+        target.endpoint_id
     )
     .execute(&mut *tx)
     .await?;
@@ -700,8 +781,116 @@ pub async fn get(ctx: &Ctx, id: Uuid) -> Result<ChangeRequest, AppError> {
     })
 }
 
-/// Before → after for people: the alias's versions with their metrics, or the status.
+/// A production variant as a split shows it: name, version, weight.
+type Side = Vec<(String, Uuid, f64)>;
+
+/// An endpoint change for people: the production variants' weights before
+/// (the request's base) and after, the versions they serve with their
+/// metrics, the shadow and the data capture.
+async fn endpoint_diff(conn: &mut PgConnection, r: &Row, change: &Change) -> Result<Diff, AppError> {
+    use crate::approvals::types::SplitRow;
+    let variants = r.base["variants"].as_array().cloned().unwrap_or_default();
+    let before: Side = variants
+        .iter()
+        .filter(|v| v["shadow_percent"].is_null())
+        .filter_map(|v| {
+            Some((v["name"].as_str()?.to_owned(), v["version_id"].as_str()?.parse().ok()?, v["weight"].as_f64()?))
+        })
+        .collect();
+    let shadow_before = variants
+        .iter()
+        .find(|v| !v["shadow_percent"].is_null())
+        .map(|v| (v["name"].as_str().unwrap_or_default().to_owned(), v["shadow_percent"].as_i64().unwrap_or_default()));
+    let capture_before = r.base["capture_percent"].as_i64();
+    let as_side = |vs: &[crate::endpoints::types::NewVariant]| -> Side {
+        vs.iter().map(|v| (v.name.trim().to_owned(), v.version_id, v.weight)).collect()
+    };
+    let as_shadow =
+        |s: &Option<crate::endpoints::types::NewShadow>| s.as_ref().map(|s| (s.name.clone(), i64::from(s.percent)));
+    let (name, after, shadow_after, capture_after) = match change {
+        Change::EndpointCreate { endpoint } => (
+            endpoint.name.trim().to_owned(),
+            as_side(&endpoint.variants),
+            as_shadow(&endpoint.shadow),
+            endpoint.capture_percent.map(i64::from),
+        ),
+        Change::EndpointUpdate { update, .. } => (
+            r.base["name"].as_str().unwrap_or_default().to_owned(),
+            update.variants.as_deref().map_or_else(|| before.clone(), as_side),
+            update.shadow.as_ref().map_or_else(|| shadow_before.clone(), as_shadow),
+            update.capture_percent.map_or(capture_before, |c| c.map(i64::from)),
+        ),
+        Change::EndpointWeights { weights, .. } => {
+            let after = before
+                .iter()
+                .map(|(n, v, w)| (n.clone(), *v, weights.iter().find(|x| x.variant == *n).map_or(*w, |x| x.weight)))
+                .collect();
+            (r.base["name"].as_str().unwrap_or_default().to_owned(), after, shadow_before.clone(), capture_before)
+        }
+        _ => (r.base["name"].as_str().unwrap_or_default().to_owned(), Vec::new(), None, None),
+    };
+    let mut ids: Vec<Uuid> = before.iter().chain(&after).map(|x| x.1).collect();
+    ids.dedup();
+    let rows = sqlx::query!(
+        r#"select v.version_id, m.name || ' v' || v.number as "label!", v.number,
+                  v.status as "status: ModelVersionStatus", v.metrics
+           from model_version v join model m on m.model_id = v.model_id
+           where v.version_id = any($1) order by m.name, v.number"#,
+        &ids
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let label =
+        |id: &Uuid| rows.iter().find(|v| v.version_id == *id).map_or_else(|| "?".to_owned(), |v| v.label.clone());
+    let mut split: Vec<SplitRow> = before
+        .iter()
+        .map(|(n, v, w)| SplitRow { variant: n.clone(), version: label(v), before: Some(*w), after: None })
+        .collect();
+    for (n, v, w) in &after {
+        match split.iter_mut().find(|s| s.variant == *n) {
+            Some(row) => {
+                row.after = Some(*w);
+                row.version = label(v);
+            }
+            None => split.push(SplitRow { variant: n.clone(), version: label(v), before: None, after: Some(*w) }),
+        }
+    }
+    let say = |side: &Side, shadow: &Option<(String, i64)>, capture: Option<i64>| {
+        let weights: Vec<f64> = side.iter().map(|x| x.2).collect();
+        let shares = crate::endpoints::types::shares(&weights);
+        let mut parts: Vec<String> =
+            side.iter().zip(shares).map(|((n, v, _), s)| format!("{n} ({}) {:.1} %", label(v), s * 100.0)).collect();
+        if let Some((n, p)) = shadow {
+            parts.push(format!("shadow {n} copies {p} %"));
+        }
+        if let Some(p) = capture {
+            parts.push(format!("capture {p} %"));
+        }
+        parts.join(", ")
+    };
+    let (before_text, after_text) = match change {
+        Change::EndpointCreate { .. } => ("no endpoint".to_owned(), say(&after, &shadow_after, capture_after)),
+        Change::EndpointDelete { .. } => (say(&before, &shadow_before, capture_before), "deleted".to_owned()),
+        _ => (say(&before, &shadow_before, capture_before), say(&after, &shadow_after, capture_after)),
+    };
+    let versions = rows
+        .iter()
+        .map(|v| VersionRef {
+            id: v.version_id,
+            number: v.number,
+            status: v.status,
+            metrics: serde_json::from_value::<BTreeMap<String, f64>>(v.metrics.clone()).unwrap_or_default(),
+        })
+        .collect();
+    Ok(Diff { target: format!("{}/{name} endpoint", r.team), before: before_text, after: after_text, versions, split })
+}
+
+/// Before → after for people: the alias's versions with their metrics, or
+/// the status; an endpoint's split ([`endpoint_diff`]).
 async fn diff(conn: &mut PgConnection, r: &Row, change: &Change) -> Result<Diff, AppError> {
+    if crate::kernel::changes::kinds::is_endpoint(change.kind()) {
+        return endpoint_diff(conn, r, change).await;
+    }
     let version = async |conn: &mut PgConnection, id: Option<Uuid>| -> Result<Option<VersionRef>, AppError> {
         let Some(id) = id else { return Ok(None) };
         let v = sqlx::query!(
@@ -736,6 +925,7 @@ async fn diff(conn: &mut PgConnection, r: &Row, change: &Change) -> Result<Diff,
                 before: number(&from),
                 after: number(&to),
                 versions: from.into_iter().chain(to).collect(),
+                split: Vec::new(),
             }
         }
         Change::AliasDelete { alias, .. } => {
@@ -745,6 +935,7 @@ async fn diff(conn: &mut PgConnection, r: &Row, change: &Change) -> Result<Diff,
                 before: number(&from),
                 after: "deleted".into(),
                 versions: from.into_iter().collect(),
+                split: Vec::new(),
             }
         }
         Change::AliasProtect { alias, .. } | Change::AliasUnprotect { alias, .. } => {
@@ -755,6 +946,7 @@ async fn diff(conn: &mut PgConnection, r: &Row, change: &Change) -> Result<Diff,
                 before: say(!wants),
                 after: say(wants),
                 versions: Vec::new(),
+                split: Vec::new(),
             }
         }
         Change::VersionStatus { version_id, status } => {
@@ -764,8 +956,10 @@ async fn diff(conn: &mut PgConnection, r: &Row, change: &Change) -> Result<Diff,
                 before: r.base["status"].as_str().unwrap_or_default().to_owned(),
                 after: status.as_str().to_owned(),
                 versions: v.into_iter().collect(),
+                split: Vec::new(),
             }
         }
+        _ => return Err(AppError::Internal),
     })
 }
 

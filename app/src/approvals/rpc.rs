@@ -1,5 +1,10 @@
 //! Server functions of change requests.
 
+// `request_endpoint_change` takes every field an endpoint page may hand
+// over, and the code the server macro generates for the browser does not
+// carry an allow written on the function.
+#![allow(clippy::too_many_arguments)]
+
 #[cfg(feature = "ssr")]
 use crate::approvals::types::RequestQuery;
 use crate::approvals::types::{ChangeRequest, RequestSummary};
@@ -69,4 +74,61 @@ pub async fn request_alias_move(
     let change = Change::AliasMove { model_id: model, alias: alias.trim().to_owned(), version_id: version };
     let input = NewRequest { change, title, justification };
     crate::kernel::context::finish(crate::approvals::requests::create(&ctx, &team, input).await)
+}
+
+/// Opens a request for an endpoint change that an endpoint page handed
+/// over (the new-request page posts its fields as they came): `kind` is
+/// `endpoint.create` (`name`, `variants`, `shadow`, as the new-endpoint
+/// form sends them), `endpoint.update` (`endpoint`, `variants`, as the
+/// variants editor sends them), `endpoint.delete` (`endpoint`) or
+/// `endpoint.weights` (`endpoint`, `variant`, `weight`, as the weights
+/// editor sends them). On success, on to the request's page.
+#[server(prefix = "/rpc", endpoint = "request_endpoint_change", output = crate::kernel::codec::Json)]
+pub async fn request_endpoint_change(
+    team: String,
+    kind: String,
+    endpoint: Option<Uuid>,
+    name: Option<String>,
+    variants: Option<Vec<crate::endpoints::types::VariantRow>>,
+    shadow: Option<crate::endpoints::types::VariantRow>,
+    variant: Option<Vec<String>>,
+    weight: Option<Vec<String>>,
+    title: String,
+    justification: String,
+) -> Result<ChangeRequest, AppError> {
+    use crate::approvals::types::{Change, NewRequest};
+    use crate::endpoints::domain::{from_form, weights_from_form};
+    use crate::kernel::changes::kinds;
+    let ctx = crate::kernel::context::server_ctx().await?;
+    let done = async {
+        let endpoint_id = || endpoint.ok_or_else(|| AppError::field("endpoint", "Name the endpoint."));
+        let change = match kind.as_str() {
+            kinds::ENDPOINT_CREATE => Change::EndpointCreate {
+                endpoint: from_form(name.unwrap_or_default(), variants.unwrap_or_default(), shadow)?,
+            },
+            kinds::ENDPOINT_UPDATE => {
+                let rows = from_form(String::new(), variants.unwrap_or_default(), None)?;
+                let update =
+                    crate::endpoints::types::EndpointUpdate { variants: Some(rows.variants), ..Default::default() };
+                Change::EndpointUpdate { endpoint_id: endpoint_id()?, update }
+            }
+            kinds::ENDPOINT_DELETE => Change::EndpointDelete { endpoint_id: endpoint_id()? },
+            kinds::ENDPOINT_WEIGHTS => {
+                let weights = weights_from_form(variant.unwrap_or_default(), weight.unwrap_or_default())?.weights;
+                Change::EndpointWeights { endpoint_id: endpoint_id()?, weights }
+            }
+            _ => {
+                return Err(AppError::field(
+                    "kind",
+                    "Use endpoint.create, endpoint.update, endpoint.delete or endpoint.weights.",
+                ));
+            }
+        };
+        crate::approvals::requests::create(&ctx, &team, NewRequest { change, title, justification }).await
+    }
+    .await;
+    if let Ok(r) = &done {
+        leptos_axum::redirect(&format!("/teams/{}/change-requests/{}", r.team, r.id));
+    }
+    crate::kernel::context::finish(done)
 }

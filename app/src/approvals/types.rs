@@ -164,6 +164,21 @@ pub enum Change {
     AliasProtect { model_id: Uuid, alias: String },
     #[serde(rename = "alias.unprotect")]
     AliasUnprotect { model_id: Uuid, alias: String },
+    /// Create an endpoint in the request's team.
+    #[serde(rename = "endpoint.create")]
+    EndpointCreate { endpoint: crate::endpoints::types::NewEndpoint },
+    /// Change an endpoint's variants, capacity, shadow or data capture.
+    #[serde(rename = "endpoint.update")]
+    EndpointUpdate { endpoint_id: Uuid, update: crate::endpoints::types::EndpointUpdate },
+    #[serde(rename = "endpoint.delete")]
+    EndpointDelete { endpoint_id: Uuid },
+    /// Set the weights of production variants (variants not named keep theirs).
+    #[serde(rename = "endpoint.weights")]
+    EndpointWeights {
+        endpoint_id: Uuid,
+        #[cfg_attr(feature = "ssr", schema(min_items = 1, max_items = 10))]
+        weights: Vec<crate::endpoints::types::VariantWeight>,
+    },
 }
 
 impl Change {
@@ -174,8 +189,34 @@ impl Change {
             Change::VersionStatus { .. } => "version.status",
             Change::AliasProtect { .. } => "alias.protect",
             Change::AliasUnprotect { .. } => "alias.unprotect",
+            Change::EndpointCreate { .. } => "endpoint.create",
+            Change::EndpointUpdate { .. } => "endpoint.update",
+            Change::EndpointDelete { .. } => "endpoint.delete",
+            Change::EndpointWeights { .. } => "endpoint.weights",
         }
     }
+
+    /// The endpoint it changes (none for the endpoint it creates, or a registry change).
+    pub fn endpoint_id(&self) -> Option<Uuid> {
+        match self {
+            Change::EndpointUpdate { endpoint_id, .. }
+            | Change::EndpointDelete { endpoint_id }
+            | Change::EndpointWeights { endpoint_id, .. } => Some(*endpoint_id),
+            _ => None,
+        }
+    }
+}
+
+/// One variant in an endpoint change's split, before and after: its weight
+/// (none where it is not a production variant on that side).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct SplitRow {
+    pub variant: String,
+    /// `model vN` of the version it serves (after the change, where it changes).
+    pub version: String,
+    pub before: Option<f64>,
+    pub after: Option<f64>,
 }
 
 /// One version as a diff shows it.
@@ -198,6 +239,10 @@ pub struct Diff {
     pub after: String,
     /// The versions involved (an alias move: from and to), metrics side by side.
     pub versions: Vec<VersionRef>,
+    /// An endpoint change: the production variants' weights before and after
+    /// (shares are weight / sum of weights); empty for registry changes.
+    #[serde(default)]
+    pub split: Vec<SplitRow>,
 }
 
 /// Who decided, on which revision.
@@ -356,7 +401,10 @@ pub struct RequestQuery {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
-    /// `alias.move`, `alias.delete`, `version.status`, `alias.protect` or `alias.unprotect`.
+    /// `alias.move`, `alias.delete`, `version.status`, `alias.protect`,
+    /// `alias.unprotect`, `endpoint.create`, `endpoint.update`,
+    /// `endpoint.delete` or `endpoint.weights` (an endpoint kind covers
+    /// every endpoint of the team: no model_id or alias).
     pub kind: String,
     /// Only this model's targets.
     #[serde(default)]

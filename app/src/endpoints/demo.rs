@@ -1,5 +1,5 @@
 //! The demo's endpoint: when the demo's first job becomes `champion` of
-//! `churn` (the registry's and approvals' demo steps), it is deployed to the
+//! `churn` (the registry's demo step), it is deployed to the
 //! endpoint `churn` of the demo team, one variant named `champion` on one
 //! local process, so the demo shows a model answering requests. The
 //! demo's second version (its second job's, or a later run's) joins it as
@@ -13,10 +13,10 @@ use crate::kernel::state::AppState;
 /// The demo endpoint's name.
 pub const ENDPOINT: &str = "churn";
 
-/// Registers the demo's finished jobs (with the demo's policy) and deploys
-/// each new champion; returns how many jobs were registered.
-pub async fn step(state: &AppState) -> Result<usize, AppError> {
-    let registered = crate::approvals::demo::step(state).await?;
+/// Registers the demo's finished jobs and deploys each new champion;
+/// returns what it registered.
+pub async fn step(state: &AppState) -> Result<Vec<crate::registry::demo::Registered>, AppError> {
+    let registered = crate::registry::demo::register_finished(state).await?;
     for r in registered.iter().filter(|r| r.champion) {
         let input = NewEndpoint {
             name: ENDPOINT.into(),
@@ -30,7 +30,7 @@ pub async fn step(state: &AppState) -> Result<usize, AppError> {
             shadow: None,
             capture_percent: None,
         };
-        match crate::endpoints::domain::create(&r.ctx, &r.team, input).await {
+        match crate::endpoints::domain::create(&r.ctx, &r.team, input, crate::registry::gate::Route::Direct).await {
             // already there (an earlier demo), or the demo's runner may only read
             Ok(_) | Err(AppError::Conflict { .. } | AppError::Forbidden) => {}
             Err(e) => return Err(e),
@@ -39,7 +39,7 @@ pub async fn step(state: &AppState) -> Result<usize, AppError> {
     for r in registered.iter().filter(|r| !r.champion) {
         add_challenger(r).await?;
     }
-    Ok(registered.len())
+    Ok(registered)
 }
 
 /// A demo version that is not champion joins the demo endpoint as
@@ -70,7 +70,7 @@ async fn add_challenger(r: &crate::registry::demo::Registered) -> Result<(), App
         ]),
         ..Default::default()
     };
-    match crate::endpoints::domain::update(&r.ctx, endpoint.id, update).await {
+    match crate::endpoints::domain::update(&r.ctx, endpoint.id, update, crate::registry::gate::Route::Direct).await {
         Ok(_) | Err(AppError::Forbidden | AppError::Conflict { .. }) => Ok(()),
         Err(e) => Err(e),
     }

@@ -7,10 +7,12 @@ use crate::endpoints::types::{
     Endpoint, EndpointUpdate, Instance, MAX_VARIANTS, NewEndpoint, NewShadow, NewVariant, Variant, Weights,
 };
 use crate::kernel::audit::NewEvent;
+use crate::kernel::changes::kinds;
 use crate::kernel::context::Ctx;
 use crate::kernel::error::AppError;
 use crate::kernel::roles::{Action, Role, authorize_owned};
 use crate::kernel::validate::Errors;
+use crate::registry::gate::{Route, gate};
 use crate::registry::types::ModelVersionStatus;
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
@@ -180,13 +182,18 @@ async fn check_variants(
     Ok(out)
 }
 
-/// Creates an endpoint (members); the serving worker deploys it.
-pub async fn create(ctx: &Ctx, team: &str, input: NewEndpoint) -> Result<Endpoint, AppError> {
-    let (team, _) = crate::teams::domain::load(ctx, team, Action::Contribute).await?;
-    let actor = ctx.actor()?;
+/// A new endpoint's request, checked.
+struct Planned {
+    name: String,
+    engine_name: String,
+    variants: Vec<CheckedVariant>,
+}
+
+/// Checks a new endpoint of team (`slug`, `team_id`), field by field.
+async fn plan_create(ctx: &Ctx, (slug, team_id): (&str, Uuid), input: &NewEndpoint) -> Result<Planned, AppError> {
     let mut errors = Errors::new();
     let name = errors.check("name", sagemaker_name(&input.name, "endpoint"));
-    let engine_name = name.as_ref().map(|n| format!("{}-{n}", team.slug));
+    let engine_name = name.as_ref().map(|n| format!("{slug}-{n}"));
     if let Some(engine) = &engine_name
         && engine.len() > 63
     {
@@ -201,11 +208,48 @@ pub async fn create(ctx: &Ctx, team: &str, input: NewEndpoint) -> Result<Endpoin
         errors.push("capture_percent", "Capture 1 to 100 percent of the requests.");
     }
     let variants =
-        check_variants(ctx, team.id, &input.variants, input.shadow.as_ref(), &HashSet::new(), &mut errors).await?;
+        check_variants(ctx, team_id, &input.variants, input.shadow.as_ref(), &HashSet::new(), &mut errors).await?;
     errors.finish()?;
     let (Some(name), Some(engine_name)) = (name, engine_name) else { return Err(AppError::Internal) };
+    Ok(Planned { name, engine_name, variants })
+}
+
+fn name_taken(name: &str) -> AppError {
+    AppError::Conflict {
+        field: Some("name".into()),
+        message: format!("The team already has an endpoint named `{name}` (or it is still being deleted)."),
+    }
+}
+
+/// Checks a new endpoint as [`create`] would, writing nothing (a change
+/// request's proposal); a name the team uses already is refused too.
+pub(crate) async fn check_new(ctx: &Ctx, team: (&str, Uuid), input: &NewEndpoint) -> Result<(), AppError> {
+    let planned = plan_create(ctx, team, input).await?;
+    if endpoint_named(ctx.pool(), team.1, &planned.name).await? {
+        return Err(name_taken(&planned.name));
+    }
+    Ok(())
+}
+
+async fn endpoint_named(pool: &sqlx::PgPool, team_id: Uuid, name: &str) -> Result<bool, AppError> {
+    Ok(sqlx::query_scalar!(
+        r#"select exists(select 1 from endpoint where team_id = $1 and name = $2) as "e!""#,
+        team_id,
+        name
+    )
+    .fetch_one(pool)
+    .await?)
+}
+
+/// Creates an endpoint (members; through a change request where the team's
+/// policy covers `endpoint.create`); the serving worker deploys it.
+pub async fn create(ctx: &Ctx, team: &str, input: NewEndpoint, route: Route) -> Result<Endpoint, AppError> {
+    let (team, _) = crate::teams::domain::load(ctx, team, Action::Contribute).await?;
+    let actor = ctx.actor()?;
+    let Planned { name, engine_name, variants } = plan_create(ctx, (&team.slug, team.id), &input).await?;
     let id = Uuid::now_v7();
     let mut tx = ctx.pool().begin().await?;
+    gate(&mut tx, route, (&team.slug, team.id), kinds::ENDPOINT_CREATE, (None, None), false).await?;
     let inserted = sqlx::query!(
         "insert into endpoint (endpoint_id, team_id, name, engine_name, backend, capture_percent, created_by)
          values ($1, $2, $3, $4, $5, $6, $7) on conflict do nothing",
@@ -220,10 +264,7 @@ pub async fn create(ctx: &Ctx, team: &str, input: NewEndpoint) -> Result<Endpoin
     .execute(&mut *tx)
     .await?;
     if inserted.rows_affected() == 0 {
-        return Err(AppError::Conflict {
-            field: Some("name".into()),
-            message: format!("The team already has an endpoint named `{name}` (or it is still being deleted)."),
-        });
+        return Err(name_taken(&name));
     }
     write_variants(ctx, &mut tx, (id, team.id, &name), &variants).await?;
     let summary = summary(&variants);
@@ -235,7 +276,7 @@ pub async fn create(ctx: &Ctx, team: &str, input: NewEndpoint) -> Result<Endpoin
             target_type: "endpoint",
             target_id: Some(id.to_string()),
             summary: json!({ "after": { "name": name, "engine_name": engine_name, "variants": summary,
-                                         "capture_percent": input.capture_percent } }),
+                                         "capture_percent": input.capture_percent }, "request": route.request() }),
         },
     )
     .await?;
@@ -307,6 +348,7 @@ fn summary(variants: &[CheckedVariant]) -> Vec<serde_json::Value> {
 
 struct Head {
     endpoint_id: Uuid,
+    team_id: Uuid,
     team: String,
     name: String,
     engine_name: String,
@@ -355,7 +397,7 @@ pub async fn engine_name(ctx: &Ctx, id: Uuid) -> Result<String, AppError> {
 async fn read(pool: &sqlx::PgPool, ids: &[Uuid]) -> Result<Vec<Endpoint>, AppError> {
     let heads = sqlx::query_as!(
         Head,
-        r#"select e.endpoint_id, t.slug as team, e.name, e.engine_name, e.backend, e.status,
+        r#"select e.endpoint_id, e.team_id, t.slug as team, e.name, e.engine_name, e.backend, e.status,
                   e.failure_reason, e.capture_percent, u.email as created_by, e.created_at, e.updated_at
            from endpoint e join team t on t.team_id = e.team_id join app_user u on u.user_id = e.created_by
            where e.endpoint_id = any($1) order by e.name"#,
@@ -381,6 +423,14 @@ async fn read(pool: &sqlx::PgPool, ids: &[Uuid]) -> Result<Vec<Endpoint>, AppErr
     .fetch_all(pool)
     .await?;
     let (costs, variant_costs) = crate::endpoints::cost::of_endpoints(pool, ids).await?;
+    let teams: Vec<Uuid> = heads.iter().map(|h| h.team_id).collect();
+    let policies = sqlx::query!(
+        "select distinct team_id, kind from approval_policy where team_id = any($1) and kind = any($2) order by kind",
+        &teams,
+        &[kinds::ENDPOINT_UPDATE, kinds::ENDPOINT_DELETE, kinds::ENDPOINT_WEIGHTS].map(String::from)
+    )
+    .fetch_all(pool)
+    .await?;
     let mut out = Vec::with_capacity(heads.len());
     for h in heads {
         let mine: Vec<_> = variants.iter().filter(|v| v.endpoint_id == h.endpoint_id).collect();
@@ -432,6 +482,7 @@ async fn read(pool: &sqlx::PgPool, ids: &[Uuid]) -> Result<Vec<Endpoint>, AppErr
             variants: list,
             shadow,
             capture_percent: h.capture_percent,
+            needs_request: policies.iter().filter(|p| p.team_id == h.team_id).map(|p| p.kind.clone()).collect(),
             cost: costs.get(&h.endpoint_id).cloned().unwrap_or_default(),
             created_by: h.created_by,
             created_at: h.created_at,
@@ -454,13 +505,9 @@ pub async fn list(ctx: &Ctx, team: &str) -> Result<Vec<Endpoint>, AppError> {
     read(ctx.pool(), &ids).await
 }
 
-/// Changes the weights of production variants (members): the gateway
-/// routes by the new weights as soon as this commits, on every process.
-pub async fn set_weights(ctx: &Ctx, id: Uuid, input: Weights) -> Result<Endpoint, AppError> {
-    let (before, team_id) = load(ctx, id, Action::Contribute).await?;
-    if before.status == "Deleting" {
-        return Err(AppError::Conflict { field: None, message: "The endpoint is being deleted.".into() });
-    }
+/// The production variants' weights after `input`, in the endpoint's
+/// order; each bad entry named (`weights[1].variant`).
+fn plan_weights(before: &Endpoint, input: &Weights) -> Result<Vec<(String, f64)>, AppError> {
     let mut errors = Errors::new();
     let mut new: Vec<(String, f64)> = before.variants.iter().map(|v| (v.name.clone(), v.weight)).collect();
     let mut seen = HashSet::new();
@@ -492,7 +539,25 @@ pub async fn set_weights(ctx: &Ctx, id: Uuid, input: Weights) -> Result<Endpoint
         errors.push("weights", "At least one production variant needs a weight above 0.");
     }
     errors.finish()?;
+    Ok(new)
+}
+
+fn being_deleted(e: &Endpoint) -> Result<(), AppError> {
+    if e.status == "Deleting" {
+        return Err(AppError::Conflict { field: None, message: "The endpoint is being deleted.".into() });
+    }
+    Ok(())
+}
+
+/// Changes the weights of production variants (members; through a change
+/// request where the team's policy covers `endpoint.weights`): the gateway
+/// routes by the new weights as soon as this commits, on every process.
+pub async fn set_weights(ctx: &Ctx, id: Uuid, input: Weights, route: Route) -> Result<Endpoint, AppError> {
+    let (before, team_id) = load(ctx, id, Action::Contribute).await?;
+    being_deleted(&before)?;
+    let new = plan_weights(&before, &input)?;
     let mut tx = ctx.pool().begin().await?;
+    gate(&mut tx, route, (&before.team, team_id), kinds::ENDPOINT_WEIGHTS, (None, None), false).await?;
     for (name, w) in &new {
         sqlx::query!(
             "update endpoint_variant set weight = $3 where endpoint_id = $1 and name = $2 and shadow_percent is null",
@@ -517,7 +582,8 @@ pub async fn set_weights(ctx: &Ctx, id: Uuid, input: Weights) -> Result<Endpoint
             action: "endpoint.weights_changed",
             target_type: "endpoint",
             target_id: Some(id.to_string()),
-            summary: json!({ "before": { "weights": before_map }, "after": { "weights": after_map } }),
+            summary: json!({ "before": { "weights": before_map }, "after": { "weights": after_map },
+                             "request": route.request() }),
         },
     )
     .await?;
@@ -527,16 +593,14 @@ pub async fn set_weights(ctx: &Ctx, id: Uuid, input: Weights) -> Result<Endpoint
     get(ctx, id).await
 }
 
-/// Changes an endpoint's variants, shadow or data capture (members): adds
-/// and removes variants, changes a variant's version, instance type or
-/// count. The serving worker deploys the new generation; the gateway routes
-/// by the new variants as soon as this commits. Asking for what is already
-/// there changes nothing.
-pub async fn update(ctx: &Ctx, id: Uuid, input: EndpointUpdate) -> Result<Endpoint, AppError> {
-    let (before, team_id) = load(ctx, id, Action::Contribute).await?;
-    if before.status == "Deleting" {
-        return Err(AppError::Conflict { field: None, message: "The endpoint is being deleted.".into() });
-    }
+/// What an update makes of the endpoint: its variants (production, then
+/// the shadow), checked, and its data capture; `None` when nothing changes.
+async fn plan_update(
+    ctx: &Ctx,
+    before: &Endpoint,
+    team_id: Uuid,
+    input: &EndpointUpdate,
+) -> Result<Option<(Vec<CheckedVariant>, Option<i32>)>, AppError> {
     let as_new = |v: &Variant| NewVariant {
         name: v.name.clone(),
         version_id: v.version_id,
@@ -552,11 +616,11 @@ pub async fn update(ctx: &Ctx, id: Uuid, input: EndpointUpdate) -> Result<Endpoi
         instance_count: s.instance_count,
         percent: s.shadow_percent.unwrap_or(1),
     });
-    let variants = input.variants.unwrap_or_else(|| old_variants.clone());
-    let shadow = input.shadow.unwrap_or_else(|| old_shadow.clone());
+    let variants = input.variants.clone().unwrap_or_else(|| old_variants.clone());
+    let shadow = input.shadow.clone().unwrap_or_else(|| old_shadow.clone());
     let capture_percent = input.capture_percent.unwrap_or(before.capture_percent);
     if variants == old_variants && shadow == old_shadow && capture_percent == before.capture_percent {
-        return Ok(before);
+        return Ok(None);
     }
     let mut errors = Errors::new();
     if let Some(p) = capture_percent
@@ -567,7 +631,23 @@ pub async fn update(ctx: &Ctx, id: Uuid, input: EndpointUpdate) -> Result<Endpoi
     let deployed: HashSet<Uuid> = before.variants.iter().chain(before.shadow.as_ref()).map(|v| v.version_id).collect();
     let checked = check_variants(ctx, team_id, &variants, shadow.as_ref(), &deployed, &mut errors).await?;
     errors.finish()?;
+    Ok(Some((checked, capture_percent)))
+}
+
+/// Changes an endpoint's variants, shadow or data capture (members; through
+/// a change request where the team's policy covers `endpoint.update`): adds
+/// and removes variants, changes a variant's version, instance type or
+/// count. The serving worker deploys the new generation; the gateway routes
+/// by the new variants as soon as this commits. Asking for what is already
+/// there changes nothing.
+pub async fn update(ctx: &Ctx, id: Uuid, input: EndpointUpdate, route: Route) -> Result<Endpoint, AppError> {
+    let (before, team_id) = load(ctx, id, Action::Contribute).await?;
+    being_deleted(&before)?;
+    let Some((checked, capture_percent)) = plan_update(ctx, &before, team_id, &input).await? else {
+        return Ok(before);
+    };
     let mut tx = ctx.pool().begin().await?;
+    gate(&mut tx, route, (&before.team, team_id), kinds::ENDPOINT_UPDATE, (None, None), false).await?;
     write_variants(ctx, &mut tx, (id, team_id, &before.name), &checked).await?;
     sqlx::query!(
         "update endpoint set generation = generation + 1, capture_percent = $2, updated_at = now(),
@@ -599,7 +679,8 @@ pub async fn update(ctx: &Ctx, id: Uuid, input: EndpointUpdate) -> Result<Endpoi
             target_type: "endpoint",
             target_id: Some(id.to_string()),
             summary: json!({ "before": { "variants": summary(&old), "capture_percent": before.capture_percent },
-                             "after": { "variants": summary(&checked), "capture_percent": capture_percent } }),
+                             "after": { "variants": summary(&checked), "capture_percent": capture_percent },
+                             "request": route.request() }),
         },
     )
     .await?;
@@ -615,11 +696,13 @@ fn route_changed(ctx: &Ctx, engine_name: &str) {
     ctx.state.cache.invalidate(&format!("endpoint-route:{engine_name}"));
 }
 
-/// Deletes an endpoint (admins): it stops taking traffic at once and the
+/// Deletes an endpoint (admins; through a change request where the team's
+/// policy covers `endpoint.delete`): it stops taking traffic at once and the
 /// serving worker removes its processes (or SageMaker resources), then its rows.
-pub async fn delete(ctx: &Ctx, id: Uuid) -> Result<(), AppError> {
+pub async fn delete(ctx: &Ctx, id: Uuid, route: Route) -> Result<(), AppError> {
     let (before, team_id) = load(ctx, id, Action::Archive).await?;
     let mut tx = ctx.pool().begin().await?;
+    gate(&mut tx, route, (&before.team, team_id), kinds::ENDPOINT_DELETE, (None, None), false).await?;
     sqlx::query!(
         "update endpoint set desired = 'deleted', status = 'Deleting', updated_at = now() where endpoint_id = $1",
         id
@@ -635,13 +718,87 @@ pub async fn delete(ctx: &Ctx, id: Uuid) -> Result<(), AppError> {
             target_type: "endpoint",
             target_id: Some(id.to_string()),
             summary: json!({ "before": { "name": before.name, "engine_name": before.engine_name,
-                                          "variants": before.variants.iter().map(|v| &v.name).collect::<Vec<_>>() } }),
+                                          "variants": before.variants.iter().map(|v| &v.name).collect::<Vec<_>>() },
+                             "request": route.request() }),
         },
     )
     .await?;
     tx.commit().await?;
     route_changed(ctx, &before.engine_name);
     ctx.state.serving_wake.notify_one();
+    Ok(())
+}
+
+/// Endpoint `id` of team `team_id` as a change request sees it (no caller's
+/// role: the request's team was authorized), or not found.
+async fn of_team(pool: &sqlx::PgPool, team_id: Uuid, id: Uuid) -> Result<Endpoint, AppError> {
+    let ours = sqlx::query_scalar!(
+        r#"select exists(select 1 from endpoint where endpoint_id = $1 and team_id = $2) as "e!""#,
+        id,
+        team_id
+    )
+    .fetch_one(pool)
+    .await?;
+    let found = if ours { read(pool, &[id]).await?.pop() } else { None };
+    found.ok_or_else(|| AppError::NotFound("Endpoint".into()))
+}
+
+/// What a change request for endpoint `id` compares to decide whether the
+/// endpoint changed since it was proposed: its variants with their weights,
+/// data capture, and whether it is being deleted. `None` when the team has
+/// no such endpoint.
+pub(crate) async fn change_base(
+    pool: &sqlx::PgPool,
+    team_id: Uuid,
+    id: Uuid,
+) -> Result<Option<serde_json::Value>, AppError> {
+    let e = match of_team(pool, team_id, id).await {
+        Ok(e) => e,
+        Err(AppError::NotFound(_)) => return Ok(None),
+        Err(err) => return Err(err),
+    };
+    let variants: Vec<serde_json::Value> = e
+        .variants
+        .iter()
+        .chain(e.shadow.as_ref())
+        .map(|v| {
+            json!({ "name": v.name, "version_id": v.version_id, "instance_type": v.instance_type,
+                    "instance_count": v.instance_count, "weight": v.weight, "shadow_percent": v.shadow_percent })
+        })
+        .collect();
+    Ok(Some(json!({ "name": e.name, "variants": variants, "capture_percent": e.capture_percent,
+                    "deleting": e.status == "Deleting" })))
+}
+
+/// What a change request for a new endpoint named `name` compares: whether
+/// the team has one of that name.
+pub(crate) async fn name_base(pool: &sqlx::PgPool, team_id: Uuid, name: &str) -> Result<serde_json::Value, AppError> {
+    Ok(json!({ "exists": endpoint_named(pool, team_id, name.trim()).await? }))
+}
+
+/// Checks a change of endpoint `id` of team `team_id` as [`update`] or
+/// [`set_weights`] would, writing nothing (a change request's proposal); a
+/// change that changes nothing is refused.
+pub(crate) async fn check_change(
+    ctx: &Ctx,
+    team_id: Uuid,
+    id: Uuid,
+    update: Option<&EndpointUpdate>,
+    weights: Option<&Weights>,
+) -> Result<(), AppError> {
+    let before = of_team(ctx.pool(), team_id, id).await?;
+    being_deleted(&before)?;
+    if let Some(input) = update
+        && plan_update(ctx, &before, team_id, input).await?.is_none()
+    {
+        return Err(AppError::field("change.update", "The endpoint is like this already: nothing would change."));
+    }
+    if let Some(input) = weights {
+        let new = plan_weights(&before, input)?;
+        if new.iter().zip(&before.variants).all(|((_, w), v)| *w == v.weight) {
+            return Err(AppError::field("change.weights", "The weights are these already: nothing would change."));
+        }
+    }
     Ok(())
 }
 
@@ -675,7 +832,15 @@ pub async fn options(ctx: &Ctx, team: &str) -> Result<crate::endpoints::types::D
     )
     .fetch_all(ctx.pool())
     .await?;
-    Ok(crate::endpoints::types::DeployChoices { versions, instance_types })
+    let needs_request = crate::kernel::changes::requires_request(
+        &mut *ctx.pool().acquire().await?,
+        team.id,
+        kinds::ENDPOINT_CREATE,
+        None,
+        None,
+    )
+    .await?;
+    Ok(crate::endpoints::types::DeployChoices { versions, instance_types, needs_request })
 }
 
 /// Builds a request from the form's rows: rows without a version are left

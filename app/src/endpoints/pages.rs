@@ -9,7 +9,7 @@ use crate::endpoints::rpc::{
     list_endpoints, list_invoke_keys,
 };
 use crate::endpoints::types::{DeployChoices, Endpoint, Variant, shares};
-use crate::kernel::chart::{ChartLine, LineChart};
+use crate::kernel::chart::{ChartLine, LineChart, SplitBar};
 use crate::kernel::error::AppError;
 use crate::kernel::form::{Form, FormAction};
 use crate::kernel::format::usd;
@@ -18,48 +18,11 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 use uuid::Uuid;
 
-/// Colours of the variants in the split chart, in order.
-const COLOURS: [&str; 10] =
-    ["#2f6fb3", "#e07b39", "#3a9d5d", "#b03a48", "#7a5cb8", "#c9a227", "#2a9d9d", "#8c6d46", "#d45d9e", "#5f6b7a"];
-
 fn status_class(status: &str) -> &'static str {
     match status {
         "InService" | "Healthy" => "pill ok",
         "Failed" | "Crashed" | "Unhealthy" => "pill danger",
         _ => "pill busy",
-    }
-}
-
-/// The traffic split as one stacked bar: each production variant's share.
-#[component]
-fn SplitBar(names: Vec<String>, shares: Vec<f64>) -> impl IntoView {
-    let mut x = 0.0;
-    let parts: Vec<_> = names
-        .into_iter()
-        .zip(shares)
-        .enumerate()
-        .map(|(i, (name, share))| {
-            let start = x;
-            x += share * 100.0;
-            (i, name, share, start)
-        })
-        .collect();
-    view! {
-        <svg class="split" viewBox="0 0 100 8" preserveAspectRatio="none" role="img" aria-label="Traffic split">
-            {parts.iter().map(|(i, name, share, start)| view! {
-                <rect x=format!("{start:.3}") y="0" width=format!("{:.3}", share * 100.0) height="8" fill=COLOURS[i % COLOURS.len()]>
-                    <title>{format!("{name}: {:.1} %", share * 100.0)}</title>
-                </rect>
-            }).collect_view()}
-        </svg>
-        <p class="split-legend">
-            {parts.into_iter().map(|(i, name, share, _)| view! {
-                <span class="legend-item" data-variant=name.clone()>
-                    <svg viewBox="0 0 10 10" class="swatch"><rect width="10" height="10" fill=COLOURS[i % COLOURS.len()]/></svg>
-                    {format!("{name} {:.1} %", share * 100.0)}
-                </span>
-            }).collect_view()}
-        </p>
     }
 }
 
@@ -134,10 +97,7 @@ pub fn NewEndpointPage() -> impl IntoView {
                 }.into_any(),
                 Ok(o) => {
                     let first = o.versions.first().map(|v| v.id);
-                    view! {
-                        <Form action=create attr:class="stack card" attr:id="create-endpoint">
-                            <FormError error=err/>
-                            <input type="hidden" name="team" value=team/>
+                        let fields = view! {
                             <label>"Name" <input name="name" required placeholder="churn-prod" pattern="[a-zA-Z0-9](-*[a-zA-Z0-9])*" maxlength="63"/></label>
                             <FieldMessage error=err field="name"/>
                             <FieldMessage error=err field="variants"/>
@@ -175,9 +135,27 @@ pub fn NewEndpointPage() -> impl IntoView {
                                 <FieldMessage error=err field="shadow.version_id"/>
                                 <FieldMessage error=err field="shadow.percent"/>
                             </fieldset>
-                            <button type="submit" disabled=move || create.pending().get()>"Create endpoint"</button>
-                        </Form>
-                    }.into_any()
+                        };
+                        if o.needs_request {
+                            view! {
+                                <div class="card">
+                                    <p class="notice">"The team's approval policy covers new endpoints: this one is created once the team's reviewers approve it."</p>
+                                    <RequestForm team=team() kind="endpoint.create" endpoint=None id="create-endpoint">
+                                        {fields}
+                                        <button type="submit">"Request this endpoint"</button>
+                                    </RequestForm>
+                                </div>
+                            }.into_any()
+                        } else {
+                            view! {
+                                <Form action=create attr:class="stack card" attr:id="create-endpoint">
+                                    <FormError error=err/>
+                                    <input type="hidden" name="team" value=team/>
+                                    {fields}
+                                    <button type="submit" disabled=move || create.pending().get()>"Create endpoint"</button>
+                                </Form>
+                            }.into_any()
+                        }
                 }
             })}
         </Suspense>
@@ -219,10 +197,12 @@ pub fn EndpointPage() -> impl IntoView {
                 let names: Vec<String> = e.variants.iter().map(|v| v.name.clone()).collect();
                 view! {
                     <div class="grid-2">
-                        <WeightsEditor endpoint=e.id variants=e.variants.clone() action=weights/>
+                        <WeightsEditor endpoint=e.id team=e.team.clone() variants=e.variants.clone() action=weights
+                            by_request=e.needs_request.iter().any(|k| k == "endpoint.weights")/>
                         <InvokePanel endpoint=e.id variants=names/>
                     </div>
-                    <VariantsEditor endpoint=e.id team=e.team.clone() variants=e.variants.clone() action=update/>
+                    <VariantsEditor endpoint=e.id team=e.team.clone() variants=e.variants.clone() action=update
+                        by_request=e.needs_request.iter().any(|k| k == "endpoint.update")/>
                     <TrafficCharts endpoint=e.id/>
                     <InvokeKeys endpoint=e.id engine_name=e.engine_name.clone()/>
                     <Timeline endpoint=e.id changes=Signal::derive(move || weights.version().get() + update.version().get())/>
@@ -250,10 +230,19 @@ fn EndpointView(endpoint: Endpoint, delete: FormAction<DeleteEndpoint>) -> impl 
                 {format!("{}/h · today {} · this month {} · in all {}", usd(e.cost.usd_per_hour), usd(e.cost.today_usd), usd(e.cost.month_usd), usd(e.cost.total_usd))}
                 {e.cost.unpriced.then_some(" · an instance type has no price")}
             </span>
-            <Form action=delete attr:class="inline">
-                <input type="hidden" name="id" value=e.id.to_string()/>
-                <ConfirmButton label="Delete endpoint" question=format!("Delete endpoint {}? It stops taking traffic at once.", e.name)/>
-            </Form>
+            {if e.needs_request.iter().any(|k| k == "endpoint.delete") {
+                view! {
+                    <a class="button secondary small" id="request-delete"
+                        href=format!("/teams/{}/reviews/new?kind=endpoint.delete&endpoint={}", e.team, e.id)>"Request deletion"</a>
+                }.into_any()
+            } else {
+                view! {
+                    <Form action=delete attr:class="inline">
+                        <input type="hidden" name="id" value=e.id.to_string()/>
+                        <ConfirmButton label="Delete endpoint" question=format!("Delete endpoint {}? It stops taking traffic at once.", e.name)/>
+                    </Form>
+                }.into_any()
+            }}
         </div>
         <FormError error=delete_err/>
         {move || deleted().then(|| view! { <div class="notice">"Deleted: its processes are being stopped."</div> })}
@@ -275,8 +264,10 @@ fn VariantsEditor(
     team: String,
     variants: Vec<Variant>,
     action: FormAction<UpdateEndpointForm>,
+    by_request: bool,
 ) -> impl IntoView {
     let err = action.error();
+    let slug = team.clone();
     let options = Resource::new(move || team.clone(), endpoint_options);
     let rows = move |o: &DeployChoices| {
         let slots: Vec<Option<&Variant>> = variants.iter().map(Some).chain(std::iter::once(None)).collect();
@@ -304,20 +295,36 @@ fn VariantsEditor(
         <Transition fallback=|| ()>
             {move || {
                 let rows = rows.clone();
+                let slug = slug.clone();
                 options.get().and_then(Result::ok).map(move |o| view! {
                 <section class="card" id="variants-editor">
                     <h2>"Variants and capacity"</h2>
                     <p class="muted">"Change a variant's version, instance type or count; pick “remove” to take it out; fill the last row to add one (up to 10). Variants left as they are keep serving throughout."</p>
-                    <Form action=action attr:class="stack" attr:id="edit-variants">
-                        <FormError error=err/>
-                        <FieldMessage error=err field="variants"/>
-                        <input type="hidden" name="id" value=endpoint.to_string()/>
-                        <table class="data form-rows">
-                            <thead><tr><th>"Variant"</th><th>"Model version"</th><th>"Instance type"</th><th>"Count"</th><th>"Weight"</th></tr></thead>
-                            <tbody>{rows(&o)}</tbody>
-                        </table>
-                        <button type="submit" disabled=move || action.pending().get()>"Apply changes"</button>
-                    </Form>
+                    {if by_request {
+                        view! {
+                            <p class="notice">"The team's approval policy covers variant changes: they go through a change request."</p>
+                            <RequestForm team=slug.clone() kind="endpoint.update" endpoint=Some(endpoint) id="edit-variants">
+                                <table class="data form-rows">
+                                    <thead><tr><th>"Variant"</th><th>"Model version"</th><th>"Instance type"</th><th>"Count"</th><th>"Weight"</th></tr></thead>
+                                    <tbody>{rows(&o)}</tbody>
+                                </table>
+                                <button type="submit">"Request these changes"</button>
+                            </RequestForm>
+                        }.into_any()
+                    } else {
+                        view! {
+                            <Form action=action attr:class="stack" attr:id="edit-variants">
+                                <FormError error=err/>
+                                <FieldMessage error=err field="variants"/>
+                                <input type="hidden" name="id" value=endpoint.to_string()/>
+                                <table class="data form-rows">
+                                    <thead><tr><th>"Variant"</th><th>"Model version"</th><th>"Instance type"</th><th>"Count"</th><th>"Weight"</th></tr></thead>
+                                    <tbody>{rows(&o)}</tbody>
+                                </table>
+                                <button type="submit" disabled=move || action.pending().get()>"Apply changes"</button>
+                            </Form>
+                        }.into_any()
+                    }}
                 </section>
             })}}
         </Transition>
@@ -535,7 +542,13 @@ fn VariantsTable(variants: Vec<Variant>, shadow: Option<Variant>, team: String) 
 /// One input per production variant, with the shares they would give,
 /// updated as the user types.
 #[component]
-fn WeightsEditor(endpoint: Uuid, variants: Vec<Variant>, action: FormAction<SetEndpointWeightsForm>) -> impl IntoView {
+fn WeightsEditor(
+    endpoint: Uuid,
+    team: String,
+    variants: Vec<Variant>,
+    action: FormAction<SetEndpointWeightsForm>,
+    by_request: bool,
+) -> impl IntoView {
     let err = action.error();
     let typed: Vec<RwSignal<String>> = variants.iter().map(|v| RwSignal::new(format!("{}", v.weight))).collect();
     let names: Vec<String> = variants.iter().map(|v| v.name.clone()).collect();
@@ -544,27 +557,62 @@ fn WeightsEditor(endpoint: Uuid, variants: Vec<Variant>, action: FormAction<SetE
         move || shares(&typed.iter().map(|t| t.get().trim().parse::<f64>().unwrap_or(-1.0)).collect::<Vec<_>>())
     };
     let preview_names = names.clone();
+    let fields = view! {
+        {names.iter().zip(typed.iter()).enumerate().map(|(i, (name, value))| {
+            let value = *value;
+            view! {
+                <input type="hidden" name=format!("variant[{i}]") value=name.clone()/>
+                <label>{name.clone()}
+                    <input name=format!("weight[{i}]") type="number" min="0" step="any" prop:value=move || value.get()
+                        on:input=move |ev| value.set(event_target_value(&ev)) data-variant=name.clone()/>
+                </label>
+            }
+        }).collect_view()}
+        <p class="muted">"New split:"</p>
+        <div id="weights-preview">{move || view! { <SplitBar names=preview_names.clone() shares=preview()/> }}</div>
+    };
     view! {
         <section class="card">
             <h2>"Weights"</h2>
-            <Form action=action attr:class="stack" attr:id="weights">
-                <FormError error=err/>
-                <input type="hidden" name="id" value=endpoint.to_string()/>
-                {names.iter().zip(typed.iter()).enumerate().map(|(i, (name, value))| {
-                    let value = *value;
-                    view! {
-                        <input type="hidden" name=format!("variant[{i}]") value=name.clone()/>
-                        <label>{name.clone()}
-                            <input name=format!("weight[{i}]") type="number" min="0" step="any" prop:value=move || value.get()
-                                on:input=move |ev| value.set(event_target_value(&ev)) data-variant=name.clone()/>
-                        </label>
-                    }
-                }).collect_view()}
-                <p class="muted">"New split:"</p>
-                <div id="weights-preview">{move || view! { <SplitBar names=preview_names.clone() shares=preview()/> }}</div>
-                <button type="submit" disabled=move || action.pending().get()>"Apply weights"</button>
-            </Form>
+            {if by_request {
+                view! {
+                    <p class="notice">"The team's approval policy covers weight changes: new weights go through a change request."</p>
+                    <RequestForm team=team kind="endpoint.weights" endpoint=Some(endpoint) id="weights">
+                        {fields}
+                        <button type="submit">"Request these weights"</button>
+                    </RequestForm>
+                }.into_any()
+            } else {
+                view! {
+                    <Form action=action attr:class="stack" attr:id="weights">
+                        <FormError error=err/>
+                        <input type="hidden" name="id" value=endpoint.to_string()/>
+                        {fields}
+                        <button type="submit" disabled=move || action.pending().get()>"Apply weights"</button>
+                    </Form>
+                }.into_any()
+            }}
         </section>
+    }
+}
+
+/// A form that hands an endpoint change over to the new-request page (a
+/// plain GET: the change's fields travel in the query string), for a change
+/// the team's approval policy covers.
+#[component]
+fn RequestForm(
+    team: String,
+    kind: &'static str,
+    endpoint: Option<Uuid>,
+    id: &'static str,
+    children: Children,
+) -> impl IntoView {
+    view! {
+        <form method="get" action=format!("/teams/{team}/reviews/new") class="stack" id=id data-request=kind>
+            <input type="hidden" name="kind" value=kind/>
+            {endpoint.map(|e| view! { <input type="hidden" name="endpoint" value=e.to_string()/> })}
+            {children()}
+        </form>
     }
 }
 

@@ -21,7 +21,9 @@ pub async fn get_endpoint(id: Uuid) -> Result<Endpoint, AppError> {
 #[server(prefix = "/rpc", endpoint = "create_endpoint", input = Json, output = crate::kernel::codec::Json)]
 pub async fn create_endpoint(team: String, endpoint: NewEndpoint) -> Result<Endpoint, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
-    crate::kernel::context::finish(crate::endpoints::domain::create(&ctx, &team, endpoint).await)
+    crate::kernel::context::finish(
+        crate::endpoints::domain::create(&ctx, &team, endpoint, crate::registry::gate::Route::Direct).await,
+    )
 }
 
 #[server(prefix = "/rpc", endpoint = "endpoint_options", output = crate::kernel::codec::Json)]
@@ -42,7 +44,7 @@ pub async fn create_endpoint_form(
     let ctx = crate::kernel::context::server_ctx().await?;
     let done = async {
         let input = crate::endpoints::domain::from_form(name, variants, shadow)?;
-        crate::endpoints::domain::create(&ctx, &team, input).await
+        crate::endpoints::domain::create(&ctx, &team, input, crate::registry::gate::Route::Direct).await
     }
     .await;
     if let Ok(e) = &done {
@@ -61,7 +63,7 @@ pub async fn set_endpoint_weights_form(
     let ctx = crate::kernel::context::server_ctx().await?;
     let done = async {
         let weights = crate::endpoints::domain::weights_from_form(variant, weight)?;
-        crate::endpoints::domain::set_weights(&ctx, id, weights).await
+        crate::endpoints::domain::set_weights(&ctx, id, weights, crate::registry::gate::Route::Direct).await
     }
     .await;
     crate::kernel::context::finish(done)
@@ -70,7 +72,9 @@ pub async fn set_endpoint_weights_form(
 #[server(prefix = "/rpc", endpoint = "set_endpoint_weights", input = Json, output = crate::kernel::codec::Json)]
 pub async fn set_endpoint_weights(id: Uuid, weights: Weights) -> Result<Endpoint, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
-    crate::kernel::context::finish(crate::endpoints::domain::set_weights(&ctx, id, weights).await)
+    crate::kernel::context::finish(
+        crate::endpoints::domain::set_weights(&ctx, id, weights, crate::registry::gate::Route::Direct).await,
+    )
 }
 
 /// The variants editor: the production variants the endpoint should have,
@@ -82,7 +86,7 @@ pub async fn update_endpoint_form(id: Uuid, variants: Vec<VariantRow>) -> Result
     let done = async {
         let rows = crate::endpoints::domain::from_form(String::new(), variants, None)?;
         let update = crate::endpoints::types::EndpointUpdate { variants: Some(rows.variants), ..Default::default() };
-        crate::endpoints::domain::update(&ctx, id, update).await
+        crate::endpoints::domain::update(&ctx, id, update, crate::registry::gate::Route::Direct).await
     }
     .await;
     crate::kernel::context::finish(done)
@@ -91,7 +95,9 @@ pub async fn update_endpoint_form(id: Uuid, variants: Vec<VariantRow>) -> Result
 #[server(prefix = "/rpc", endpoint = "update_endpoint", input = Json, output = crate::kernel::codec::Json)]
 pub async fn update_endpoint(id: Uuid, update: crate::endpoints::types::EndpointUpdate) -> Result<Endpoint, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
-    crate::kernel::context::finish(crate::endpoints::domain::update(&ctx, id, update).await)
+    crate::kernel::context::finish(
+        crate::endpoints::domain::update(&ctx, id, update, crate::registry::gate::Route::Direct).await,
+    )
 }
 
 /// The endpoint page's sample-traffic form.
@@ -127,7 +133,9 @@ pub async fn endpoint_spend(team: String) -> Result<crate::endpoints::types::End
 #[server(prefix = "/rpc", endpoint = "delete_endpoint", output = crate::kernel::codec::Json)]
 pub async fn delete_endpoint(id: Uuid) -> Result<(), AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
-    crate::kernel::context::finish(crate::endpoints::domain::delete(&ctx, id).await)
+    crate::kernel::context::finish(
+        crate::endpoints::domain::delete(&ctx, id, crate::registry::gate::Route::Direct).await,
+    )
 }
 
 /// Sends `body` to the endpoint (pinned to `variant` when given) and shows

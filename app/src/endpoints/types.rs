@@ -28,6 +28,11 @@ pub struct Endpoint {
     pub shadow: Option<Variant>,
     /// Data capture sampling percentage, if on.
     pub capture_percent: Option<i32>,
+    /// The changes of it (`endpoint.update`, `endpoint.delete`,
+    /// `endpoint.weights`) that the team's approval policy sends through a
+    /// change request.
+    #[serde(default)]
+    pub needs_request: Vec<String>,
     /// What it costs: instance-hours × the price table.
     pub cost: EndpointCost,
     pub created_by: String,
@@ -128,7 +133,7 @@ pub struct Instance {
 }
 
 /// A new endpoint.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewEndpoint {
@@ -296,6 +301,8 @@ pub fn shares(weights: &[f64]) -> Vec<f64> {
 pub struct DeployChoices {
     pub versions: Vec<VersionChoice>,
     pub instance_types: Vec<String>,
+    /// The team's approval policy covers `endpoint.create`: a new endpoint is a change request.
+    pub needs_request: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

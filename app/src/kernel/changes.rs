@@ -1,4 +1,4 @@
-//! What the registry (and later capabilities) and the approvals capability
+//! What the registry, endpoints and the approvals capability
 //! share about change requests, without importing each other:
 //!
 //! - the kinds of change a team's policy can cover ([`kinds`]);
@@ -20,12 +20,35 @@ pub mod kinds {
     pub const VERSION_STATUS: &str = "version.status";
     pub const ALIAS_PROTECT: &str = "alias.protect";
     pub const ALIAS_UNPROTECT: &str = "alias.unprotect";
-    pub const ALL: [&str; 5] = [ALIAS_MOVE, ALIAS_DELETE, VERSION_STATUS, ALIAS_PROTECT, ALIAS_UNPROTECT];
+    /// Create an endpoint.
+    pub const ENDPOINT_CREATE: &str = "endpoint.create";
+    /// Change an endpoint's variants, capacity, shadow or data capture.
+    pub const ENDPOINT_UPDATE: &str = "endpoint.update";
+    pub const ENDPOINT_DELETE: &str = "endpoint.delete";
+    /// Change the weights of an endpoint's production variants.
+    pub const ENDPOINT_WEIGHTS: &str = "endpoint.weights";
+    pub const ALL: [&str; 9] = [
+        ALIAS_MOVE,
+        ALIAS_DELETE,
+        VERSION_STATUS,
+        ALIAS_PROTECT,
+        ALIAS_UNPROTECT,
+        ENDPOINT_CREATE,
+        ENDPOINT_UPDATE,
+        ENDPOINT_DELETE,
+        ENDPOINT_WEIGHTS,
+    ];
+    /// The kinds whose target is an endpoint: a policy for one covers every
+    /// endpoint of the team.
+    pub fn is_endpoint(kind: &str) -> bool {
+        kind.starts_with("endpoint.")
+    }
 }
 
 /// Whether the team has a policy for `kind` that covers the target (the
-/// model's alias, the model, or every target of the kind): then the change
-/// goes through a change request.
+/// model's alias, the model, or every target of the kind; an endpoint
+/// kind's target has no model): then the change goes through a change
+/// request.
 pub async fn requires_request(
     conn: &mut PgConnection,
     team_id: Uuid,

@@ -1,6 +1,7 @@
 //! Line charts of metric values by step, drawn as SVG: one line (a training
 //! job's metric) or several overlaid (the same metric of versions being
-//! compared), with labelled axes and a readout per point on hover.
+//! compared), with labelled axes and a readout per point on hover; and an
+//! endpoint's traffic split as a stacked bar ([`SplitBar`]).
 
 use leptos::prelude::*;
 
@@ -114,6 +115,45 @@ pub fn LineChart(#[prop(into)] name: String, lines: Vec<ChartLine>) -> impl Into
         </figure>
     }
     .into_any()
+}
+
+/// Colours of the variants in the split chart, in order.
+const COLOURS: [&str; 10] =
+    ["#2f6fb3", "#e07b39", "#3a9d5d", "#b03a48", "#7a5cb8", "#c9a227", "#2a9d9d", "#8c6d46", "#d45d9e", "#5f6b7a"];
+
+/// A traffic split as one stacked bar with its legend: each production
+/// variant's share (0 to 1), coloured by its place in `names` (so two bars
+/// of the same names match).
+#[component]
+pub fn SplitBar(names: Vec<String>, shares: Vec<f64>) -> impl IntoView {
+    let mut x = 0.0;
+    let parts: Vec<_> = names
+        .into_iter()
+        .zip(shares)
+        .enumerate()
+        .map(|(i, (name, share))| {
+            let start = x;
+            x += share * 100.0;
+            (i, name, share, start)
+        })
+        .collect();
+    view! {
+        <svg class="split" viewBox="0 0 100 8" preserveAspectRatio="none" role="img" aria-label="Traffic split">
+            {parts.iter().map(|(i, name, share, start)| view! {
+                <rect x=format!("{start:.3}") y="0" width=format!("{:.3}", share * 100.0) height="8" fill=COLOURS[i % COLOURS.len()]>
+                    <title>{format!("{name}: {:.1} %", share * 100.0)}</title>
+                </rect>
+            }).collect_view()}
+        </svg>
+        <p class="split-legend">
+            {parts.into_iter().map(|(i, name, share, _)| view! {
+                <span class="legend-item" data-variant=name.clone()>
+                    <svg viewBox="0 0 10 10" class="swatch"><rect width="10" height="10" fill=COLOURS[i % COLOURS.len()]/></svg>
+                    {format!("{name} {:.1} %", share * 100.0)}
+                </span>
+            }).collect_view()}
+        </p>
+    }
 }
 
 #[cfg(test)]

@@ -123,7 +123,7 @@ pub async fn set(ctx: &Ctx, model: Uuid, alias: &str, input: SetAlias, route: Ro
             .await?;
     let protected = before.as_ref().is_some_and(|b| b.protected);
     let kind = crate::kernel::changes::kinds::ALIAS_MOVE;
-    gate(&mut tx, route, (&model_row.team, team_id), kind, (model, Some(&name)), protected).await?;
+    gate(&mut tx, route, (&model_row.team, team_id), kind, (Some(model), Some(&name)), protected).await?;
     let from = before.as_ref().map(|b| b.version_id);
     sqlx::query!(
         "insert into model_alias (model_id, alias, version_id, updated_by) values ($1, $2, $3, $4)
@@ -180,7 +180,7 @@ pub async fn delete(ctx: &Ctx, model: Uuid, alias: &str, route: Route) -> Result
             .await?
             .ok_or_else(|| AppError::NotFound("Alias".into()))?;
     let kind = crate::kernel::changes::kinds::ALIAS_DELETE;
-    gate(&mut tx, route, (&model_row.team, team_id), kind, (model, Some(alias)), before.protected).await?;
+    gate(&mut tx, route, (&model_row.team, team_id), kind, (Some(model), Some(alias)), before.protected).await?;
     sqlx::query!("delete from model_alias where model_id = $1 and alias = $2", model, alias).execute(&mut *tx).await?;
     sqlx::query!(
         "insert into model_alias_history (event_id, model_id, alias, from_version, to_version, changed_by)
@@ -219,7 +219,7 @@ pub async fn protect(ctx: &Ctx, model: Uuid, alias: &str, protected: bool, route
     let mut tx = ctx.pool().begin().await?;
     use crate::kernel::changes::kinds::{ALIAS_PROTECT, ALIAS_UNPROTECT};
     let kind = if protected { ALIAS_PROTECT } else { ALIAS_UNPROTECT };
-    gate(&mut tx, route, (&model_row.team, team_id), kind, (model, Some(alias)), false).await?;
+    gate(&mut tx, route, (&model_row.team, team_id), kind, (Some(model), Some(alias)), false).await?;
     let changed = sqlx::query!(
         "update model_alias set protected = $3 where model_id = $1 and alias = $2 and protected <> $3",
         model,

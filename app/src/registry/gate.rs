@@ -1,4 +1,4 @@
-//! The gate in front of every registry change that a change request can
+//! The gate in front of every registry or endpoint change that a change request can
 //! make: a direct change passes only where nothing asks for a request (a
 //! protected alias, or the team's approval policy for the kind), and a
 //! request's change passes once.
@@ -29,14 +29,15 @@ impl Route {
 
 /// Lets the change through on its route, inside its transaction: a direct
 /// change only where nothing asks for a request (`protected`, or a policy
-/// of the team for `kind` covering the target); a request's change only
-/// the first time.
+/// of the team for `kind` covering the target: a model and maybe its
+/// alias, or nothing for an endpoint kind); a request's change only the
+/// first time.
 pub async fn gate(
     tx: &mut sqlx::PgConnection,
     route: Route,
     team: (&str, Uuid),
     kind: &str,
-    target: (Uuid, Option<&str>),
+    target: (Option<Uuid>, Option<&str>),
     protected: bool,
 ) -> Result<(), AppError> {
     use crate::kernel::changes::{first_application, requires_request};
@@ -50,7 +51,7 @@ pub async fn gate(
             ),
         }),
         Route::Direct => {
-            if requires_request(tx, team_id, kind, Some(target.0), target.1).await? {
+            if requires_request(tx, team_id, kind, target.0, target.1).await? {
                 return Err(AppError::Conflict {
                     field: None,
                     message: format!(

@@ -280,7 +280,7 @@ pub async fn set_status_via(
     if change.status != ModelVersionStatus::Archived || matches!(route, crate::registry::gate::Route::ChangeRequest(_))
     {
         let kind = crate::kernel::changes::kinds::VERSION_STATUS;
-        let target = (current.model_id, None);
+        let target = (Some(current.model_id), None);
         crate::registry::gate::gate(&mut tx, route, (&current.team, team_id), kind, target, false).await?;
     }
     let from = sqlx::query_scalar!(

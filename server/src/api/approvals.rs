@@ -35,7 +35,9 @@ async fn get_policies(ctx: Ctx, ApiPath(team): ApiPath<String>) -> Result<Json<P
 }
 
 /// Replaces the team's approval policies (team admins). A kind without a
-/// policy applies directly, except on a protected alias (1 approver).
+/// policy applies directly, except on a protected alias (1 approver). An
+/// endpoint kind (`endpoint.create`, `endpoint.update`, `endpoint.delete`,
+/// `endpoint.weights`) covers every endpoint of the team: no `model_id`.
 #[utoipa::path(put, path = "/teams/{team}/approval-policies", tag = "approvals",
     params(("team" = String, Path, description = "Team slug")), request_body = Policies,
     responses((status = 200, body = Policies), (status = 403, body = Problem), (status = 404, body = Problem),

@@ -12,6 +12,7 @@ use app::kernel::context::Ctx;
 use app::kernel::error::AppError;
 use app::kernel::error::ssr::Problem;
 use app::kernel::state::AppState;
+use app::registry::gate::Route;
 use axum::Json;
 use http::StatusCode;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -40,7 +41,9 @@ async fn list(ctx: Ctx, ApiPath(team): ApiPath<String>) -> Result<Json<Vec<Endpo
 
 /// Creates an endpoint (members): 1-10 production variants, each a model
 /// version of the team with a weight, and optionally a shadow variant. It
-/// starts `Creating`; Capstan deploys it in the background.
+/// starts `Creating`; Capstan deploys it in the background. Where the
+/// team's approval policy covers `endpoint.create`, this answers 409: open a
+/// change request (`POST /teams/{team}/change-requests`) instead.
 #[utoipa::path(post, path = "/teams/{team}/endpoints", tag = "endpoints",
     params(("team" = String, Path, description = "Team slug")), request_body = NewEndpoint,
     responses((status = 201, body = Endpoint), (status = 403, body = Problem), (status = 404, body = Problem),
@@ -50,7 +53,7 @@ async fn create(
     ApiPath(team): ApiPath<String>,
     ApiJson(input): ApiJson<NewEndpoint>,
 ) -> Result<(StatusCode, Json<Endpoint>), AppError> {
-    Ok((StatusCode::CREATED, Json(domain::create(&ctx, &team, input).await?)))
+    Ok((StatusCode::CREATED, Json(domain::create(&ctx, &team, input, Route::Direct).await?)))
 }
 
 #[utoipa::path(get, path = "/endpoints/{id}", tag = "endpoints", params(("id" = Uuid, Path)),
@@ -75,7 +78,9 @@ async fn spend(ctx: Ctx, ApiPath(team): ApiPath<String>) -> Result<Json<Endpoint
 /// version, instance type or count changes; new names are added; names left
 /// out are removed), `shadow` sets or (with `null`) removes the shadow,
 /// `capture_percent` the data capture. Fields left out stay as they are.
-/// The endpoint is `Updating` until the new variants take traffic.
+/// The endpoint is `Updating` until the new variants take traffic. Where
+/// the team's approval policy covers `endpoint.update`: 409, open a change
+/// request instead.
 #[utoipa::path(patch, path = "/endpoints/{id}", tag = "endpoints", params(("id" = Uuid, Path)),
     request_body = EndpointUpdate,
     responses((status = 200, body = Endpoint), (status = 403, body = Problem), (status = 404, body = Problem),
@@ -85,20 +90,25 @@ async fn update(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(input): ApiJson<EndpointUpdate>,
 ) -> Result<Json<Endpoint>, AppError> {
-    Ok(Json(domain::update(&ctx, id, input).await?))
+    Ok(Json(domain::update(&ctx, id, input, Route::Direct).await?))
 }
 
 /// Deletes an endpoint (admins): it stops taking traffic at once; its
-/// processes (or SageMaker resources) are removed in the background.
+/// processes (or SageMaker resources) are removed in the background. Where
+/// the team's approval policy covers `endpoint.delete`: 409, open a change
+/// request instead.
 #[utoipa::path(delete, path = "/endpoints/{id}", tag = "endpoints", params(("id" = Uuid, Path)),
-    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem),
+              (status = 409, body = Problem)))]
 async fn delete(ctx: Ctx, ApiPath(id): ApiPath<Uuid>) -> Result<StatusCode, AppError> {
-    domain::delete(&ctx, id).await?;
+    domain::delete(&ctx, id, Route::Direct).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Sets the weights of production variants (members); variants not named
 /// keep theirs. The gateway routes by the new weights once this answers.
+/// Where the team's approval policy covers `endpoint.weights`: 409, open a
+/// change request instead.
 #[utoipa::path(put, path = "/endpoints/{id}/weights", tag = "endpoints", params(("id" = Uuid, Path)),
     request_body = Weights,
     responses((status = 200, body = Endpoint), (status = 403, body = Problem), (status = 404, body = Problem),
@@ -108,7 +118,7 @@ async fn set_weights(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(input): ApiJson<Weights>,
 ) -> Result<Json<Endpoint>, AppError> {
-    Ok(Json(domain::set_weights(&ctx, id, input).await?))
+    Ok(Json(domain::set_weights(&ctx, id, input, Route::Direct).await?))
 }
 
 /// Sends sample traffic (members): `rate` requests per second of `body`
