@@ -4,6 +4,12 @@
 //! for scripts that address an endpoint by id. Both take a Capstan API
 //! token; the first also an AWS Signature Version 4 by an invoke key. The request body may be up to 6 MB and the model has 60 seconds
 //! (SageMaker's limits), whatever the site's limits for other routes.
+//!
+//! The gateway is the hot path: it sits outside the site's middleware stack
+//! (sessions, CSRF, HTTP metrics, tracing spans) under one middleware of its
+//! own ([`frame`]) that gives each invocation its request id and the
+//! security headers. Its traffic is counted per endpoint and variant
+//! (`capstan_endpoint_*` on `/metrics`, and the rollups).
 
 use app::endpoints::invoke::{Failure, Invocation, Invoked};
 use app::kernel::context::Ctx;
@@ -18,7 +24,8 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 const TARGET_VARIANT: &str = "x-amzn-sagemaker-target-variant";
 const INVOKED_VARIANT: &str = "x-amzn-invoked-production-variant";
 
-pub fn router() -> Router<AppState> {
+/// The gateway's routes, under [`frame`]; `https` as the site's.
+pub fn router(https: crate::security::Https) -> Router<AppState> {
     Router::new()
         .route("/endpoints/{name}/invocations", post(by_name))
         .route("/api/v1/endpoints/{id}/invocations", post(by_id))
@@ -29,7 +36,34 @@ pub fn router() -> Router<AppState> {
             StatusCode::GATEWAY_TIMEOUT,
             app::endpoints::invoke::TIMEOUT + std::time::Duration::from_secs(5),
         ))
+        .layer(axum::middleware::from_fn_with_state(https, frame))
 }
+
+/// What the site's stack does for every answer, in one step: a request id
+/// made here (a client's own kept as `x-client-request-id`), sent back as
+/// `x-request-id`, and the security headers. The id comes from the thread's
+/// random generator, not a system call per request.
+async fn frame(
+    State(https): State<crate::security::Https>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use rand::Rng as _;
+    crate::security::keep_client_request_id(req.headers_mut());
+    let id = uuid::Builder::from_random_bytes(rand::rng().random()).into_uuid();
+    let id = HeaderValue::from_str(&id.hyphenated().to_string()).ok();
+    if let Some(id) = &id {
+        req.headers_mut().insert(REQUEST_ID, id.clone());
+    }
+    let mut res = next.run(req).await;
+    if let Some(id) = id {
+        res.headers_mut().insert(REQUEST_ID, id);
+    }
+    crate::security::set_headers(res.headers_mut(), https);
+    res
+}
+
+const REQUEST_ID: &str = "x-request-id";
 
 fn invocation(headers: &HeaderMap, body: Bytes) -> Invocation {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);

@@ -81,10 +81,10 @@ pub fn state(
         .build();
     AppState {
         pool,
-        leptos_options,
+        leptos_options: std::sync::Arc::new(leptos_options),
         settings: Arc::new(settings),
         setup_token: Arc::new(std::sync::Mutex::new(None)),
-        storage,
+        storage: std::sync::Arc::new(storage),
         training,
         training_wake: Arc::new(tokio::sync::Notify::new()),
         packages: None,
@@ -125,7 +125,7 @@ pub fn router(state: AppState, opts: &HttpOptions) -> Router {
     let page_shell = shell.clone();
     let pages = Router::<AppState>::new()
         .leptos_routes_with_context(&state, routes, leptos::nonce::provide_nonce, move || {
-            page_shell(leptos_options.clone())
+            page_shell((*leptos_options).clone())
         })
         // static files (precompressed .br/.gz when the browser accepts them), else the 404 page
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(leptos::nonce::provide_nonce, shell))
@@ -186,14 +186,9 @@ pub fn router(state: AppState, opts: &HttpOptions) -> Router {
         .layer(DefaultBodyLimit::max(opts.max_body_bytes))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(opts.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, opts.request_timeout));
-    // the gateway keeps SageMaker's limits (6 MB, 60 s) and needs no session
-    Router::new()
-        .merge(site)
-        .merge(gateway::router())
-        .layer(axum::middleware::from_fn_with_state(
-            security::Https(opts.public_origin.as_deref().is_some_and(|o| o.starts_with("https://"))),
-            security::headers,
-        ))
+    let https = security::Https(opts.public_origin.as_deref().is_some_and(|o| o.starts_with("https://")));
+    let site = site
+        .layer(axum::middleware::from_fn_with_state(https, security::headers))
         .layer(axum::middleware::from_fn_with_state(metrics, metrics::track))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &http::Request<_>| {
@@ -201,8 +196,10 @@ pub fn router(state: AppState, opts: &HttpOptions) -> Router {
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
         }))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
-        .layer(axum::middleware::from_fn(security::server_request_id))
-        .with_state(state)
+        .layer(axum::middleware::from_fn(security::server_request_id));
+    // the gateway keeps SageMaker's limits (6 MB, 60 s), needs no session, and
+    // is the hot path: it has a lighter stack of its own (gateway::frame)
+    Router::new().merge(site).merge(gateway::router(https)).with_state(state)
 }
 
 /// Server-function errors raised before our code runs (undecodable arguments)

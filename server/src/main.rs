@@ -8,6 +8,13 @@ use server::localdb::LocalPostgres;
 use std::io::{IsTerminal as _, Read as _};
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc: under the gateway's load glibc's allocator spent a tenth of the
+/// process's time in its own bookkeeping (bench/endpoints.sh, with perf).
+/// Built without transparent huge pages (feature `no_thp`): with them an
+/// idle Capstan held 10 MB more.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     // Leptos renders a page by recursion on the worker's stack; pages are kept
     // shallow (type-erased sections), and a larger stack is a safety margin only.

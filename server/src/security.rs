@@ -30,7 +30,12 @@ pub struct Https(pub bool);
 
 pub async fn headers(State(https): State<Https>, req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
-    let h = res.headers_mut();
+    set_headers(res.headers_mut(), https);
+    res
+}
+
+/// The security headers of every answer (HSTS only over HTTPS).
+pub fn set_headers(h: &mut http::HeaderMap, https: Https) {
     if https.0 {
         // browsers then refuse plain http to this host for a year
         h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000; includeSubDomains"));
@@ -41,20 +46,25 @@ pub async fn headers(State(https): State<Https>, req: Request, next: Next) -> Re
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
-    res
 }
 
 /// Request ids are made here, never taken from the client: they end up in
 /// the audit chain. A client's own id is kept as `x-client-request-id`
 /// (visible ASCII, at most 128 bytes) for correlating with its logs.
 pub async fn server_request_id(mut req: Request, next: Next) -> Response {
-    if let Some(theirs) = req.headers_mut().remove("x-request-id")
+    keep_client_request_id(req.headers_mut());
+    next.run(req).await
+}
+
+/// Moves a client's `x-request-id` to `x-client-request-id` (dropped unless
+/// visible ASCII of at most 128 bytes).
+pub fn keep_client_request_id(h: &mut http::HeaderMap) {
+    if let Some(theirs) = h.remove("x-request-id")
         && theirs.len() <= 128
         && theirs.as_bytes().iter().all(|b| b.is_ascii_graphic())
     {
-        req.headers_mut().insert("x-client-request-id", theirs);
+        h.insert("x-client-request-id", theirs);
     }
-    next.run(req).await
 }
 
 /// Caching for the site's files: a bundle file named by its content hash

@@ -167,6 +167,18 @@ async fn variants_share_traffic_by_weight_a_pinned_variant_answers_and_bad_calls
         .sum();
     assert!(chi2 < 13.82, "traffic follows the weights: {counts:?} (chi-square {chi2:.2})");
 
+    // each answer of the gateway (outside the site's middleware) has a request id of its own and the
+    // security headers
+    let one = invoke(&app, &member, "ml-ab", "[[1]]", None).await;
+    let two = invoke(&app, &member, "ml-ab", "[[1]]", None).await;
+    let request_id = |r: &common::Response| {
+        r.headers.get("x-request-id").and_then(|v| v.to_str().ok()).and_then(|v| uuid::Uuid::parse_str(v).ok())
+    };
+    assert!(request_id(&one).is_some() && request_id(&one) != request_id(&two), "{:?}", one.headers);
+    assert_eq!(one.headers.get("x-content-type-options").map(|v| v.as_bytes()), Some(&b"nosniff"[..]));
+    *counts.entry(variant_of(&one)).or_default() += 1;
+    *counts.entry(variant_of(&two)).or_default() += 1;
+
     // the gateway's counts reach the per-minute rollups and /metrics
     app::endpoints::metrics::flush(&app.state).await.expect("flush");
     let metrics = app.call(Method::GET, &format!("/api/v1/endpoints/{id}/metrics"), &viewer, None).await;

@@ -48,12 +48,15 @@ impl Default for Settings {
 #[derive(Clone, FromRef)]
 pub struct AppState {
     pub pool: PgPool,
-    pub leptos_options: LeptosOptions,
+    /// Shared, as everything here: the gateway clones the state a few times
+    /// per invocation.
+    #[from_ref(skip)]
+    pub leptos_options: Arc<LeptosOptions>,
     pub settings: Arc<Settings>,
     /// The one-time setup token, present only while no user exists.
     pub setup_token: Arc<Mutex<Option<String>>>,
     /// Capstan's bucket (local endpoint or AWS S3).
-    pub storage: storage::Storage,
+    pub storage: Arc<storage::Storage>,
     /// Where training jobs run: SageMaker or the local runner.
     pub training: Arc<dyn training::Backend>,
     /// Wakes the training worker (a job was launched or stopped).
@@ -81,6 +84,13 @@ pub struct AppState {
     /// Hot reads (verified tokens, memberships, aliases), invalidated on
     /// every process by database notifications.
     pub cache: Arc<crate::kernel::cache::Cache>,
+}
+
+/// Leptos' handlers take the options from the state.
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        (*state.leptos_options).clone()
+    }
 }
 
 /// One open live stream of a user, counted in [`AppState::open_streams`]
