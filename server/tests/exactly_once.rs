@@ -4,7 +4,9 @@
 //! the approval that reached the quorum committed, while applying, and
 //! after the change committed but before the request recorded it), is
 //! started again without it, and the alias history and audit log then hold
-//! the move once.
+//! the move once. The same for creating an endpoint on SageMaker (AWS mode
+//! against `moto_server`): killed after CreateModel or after
+//! CreateEndpointConfig, the next process finishes it with one of each.
 
 mod common;
 
@@ -121,6 +123,112 @@ async fn an_approved_request_is_applied_once_when_the_process_dies_at_any_point(
         )
         .await;
         assert_eq!(audited, 1, "{point}: one move in the audit log");
+        assert!(!healthy.log_text().contains("panicked"), "{}", healthy.log_text());
+    }
+}
+
+/// Creating an endpoint on SageMaker (AWS mode, against `moto_server`, which
+/// has every call a creation makes) is crash-safe: a real `capstan serve`
+/// dies right after CreateModel, or right after CreateEndpointConfig, and
+/// started again without the fault brings the endpoint into service with
+/// one model and one endpoint configuration — the names are derived from
+/// what they name, so the second process finds what the first made.
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn an_endpoint_is_created_once_on_sagemaker_when_the_process_dies_mid_way(pool: PgPool) {
+    let moto = storage::emulator::Moto::start().await;
+    let storage = storage::Storage::new(&moto.config(), None, "capstan-aws").await;
+    storage::ensure_bucket(&storage.client, "capstan-aws").await.expect("bucket");
+    storage
+        .client
+        .put_object()
+        .bucket("capstan-aws")
+        .key("models/ml/clf/model.tar.gz")
+        .body(b"weights".to_vec().into())
+        .send()
+        .await
+        .expect("artifact");
+    let shared =
+        storage::sdk_config(Some("us-east-1"), Some(&("testing".to_owned(), "testing".to_owned())), Some(&moto.url))
+            .await;
+    let sagemaker = training::aws_sdk_sagemaker::Client::new(&shared);
+    let db = database_url(&pool).await;
+    let data = common::TempDir::new();
+    let admin = account(&db, &data.0, "admin@example.com", true);
+    let aws = |fault: &'static str| {
+        let mut env = vec![
+            ("CAPSTAN_MODE", "aws".to_owned()),
+            ("CAPSTAN_S3_BUCKET", "capstan-aws".to_owned()),
+            ("CAPSTAN_S3_ENDPOINT", moto.url.clone()),
+            ("CAPSTAN_SAGEMAKER_ENDPOINT", moto.url.clone()),
+            ("CAPSTAN_LOGS_ENDPOINT", moto.url.clone()),
+            ("CAPSTAN_SAGEMAKER_ROLE_ARN", "arn:aws:iam::123456789012:role/SageMaker".to_owned()),
+            ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+            ("AWS_REGION", "us-east-1".to_owned()),
+        ];
+        if !fault.is_empty() {
+            env.push(("CAPSTAN_FAULT_POINT", fault.to_owned()));
+        }
+        env
+    };
+    let start = async |name: &str, fault: &'static str| {
+        let env = aws(fault);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Replica::start_with(&db, &data.0, name, &["serve"], &env).await
+    };
+
+    let mut version = String::new();
+    for (i, point) in ["serving:after-models", "serving:after-config"].iter().enumerate() {
+        let mut faulty = start(&format!("serving-faulty-{i}"), point).await;
+        if i == 0 {
+            faulty.call(&admin, "POST", "/teams", Some(json!({"slug": "ml", "name": "ML"}))).await;
+            let model = faulty.call(&admin, "POST", "/teams/ml/models", Some(json!({"name": "clf"}))).await;
+            let body = json!({"artifact_uri": "s3://capstan-aws/models/ml/clf/model.tar.gz",
+                              "image": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"});
+            let path = format!("/models/{}/versions", model["id"].as_str().expect("id"));
+            let v = faulty.call(&admin, "POST", &path, Some(body)).await;
+            version = v["id"].as_str().expect("version").to_owned();
+        }
+        let name = format!("web{i}");
+        let body = json!({"name": name, "variants": [{"name": "a", "version_id": version,
+                          "instance_type": "ml.m5.large", "instance_count": 1, "weight": 1.0}]});
+        // the serving worker deploys it at once and dies at the fault point (the answer may not get out)
+        let created = http(&faulty.url, "POST", "/api/v1/teams/ml/endpoints", Some(&admin), Some(body)).await;
+        wait_exit(&mut faulty).await;
+        assert!(faulty.log_text().contains(&format!("fault point {point}")), "{}", faulty.log_text());
+        eprintln!("{point}: died (the creation answered {:?})", created.map(|(s, _)| s));
+        drop(faulty);
+
+        // started again without the fault: in service, with one of each
+        let healthy = start(&format!("serving-healthy-{i}"), "").await;
+        let list = healthy.call(&admin, "GET", "/teams/ml/endpoints", None).await;
+        let id = list.as_array().into_iter().flatten().find(|e| e["name"] == name.as_str()).map(|e| e["id"].clone());
+        let id = id.and_then(|v| v.as_str().map(str::to_owned)).expect("the endpoint's row committed");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let status = loop {
+            let e: Value = healthy.call(&admin, "GET", &format!("/endpoints/{id}"), None).await;
+            let status = e["status"].as_str().unwrap_or_default().to_owned();
+            if status == "InService" || status == "Failed" || Instant::now() > deadline {
+                break status;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        assert_eq!(status, "InService", "{point}:\n{}", healthy.log_text());
+        let engine = format!("ml-{name}");
+        let models = sagemaker.list_models().send().await.expect("models");
+        let models: Vec<&str> =
+            models.models().iter().filter_map(|m| m.model_name()).filter(|n| n.starts_with(&engine)).collect();
+        assert_eq!(models.len(), 1, "{point}: one model: {models:?}");
+        let configs = sagemaker.list_endpoint_configs().send().await.expect("configs");
+        let configs: Vec<&str> = configs
+            .endpoint_configs()
+            .iter()
+            .filter_map(|c| c.endpoint_config_name())
+            .filter(|n| n.starts_with(&engine))
+            .collect();
+        assert_eq!(configs.len(), 1, "{point}: one endpoint configuration: {configs:?}");
+        let live = sagemaker.describe_endpoint().endpoint_name(&engine).send().await.expect("endpoint");
+        assert_eq!(live.endpoint_config_name(), configs.first().copied());
         assert!(!healthy.log_text().contains("panicked"), "{}", healthy.log_text());
     }
 }

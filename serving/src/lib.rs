@@ -27,6 +27,16 @@ pub const MAX_PAYLOAD: usize = 6 * 1024 * 1024;
 /// ordinals from here (and do not count towards the endpoint being in service).
 pub const RETIRING_ORDINAL: u32 = 1000;
 
+/// Aborts the process at `point` when the test-only setting
+/// `CAPSTAN_FAULT_POINT` names it (the crash-safety tests kill Capstan
+/// there); does nothing otherwise.
+pub fn fault_point(point: &str) {
+    if std::env::var("CAPSTAN_FAULT_POINT").is_ok_and(|p| p == point) {
+        eprintln!("fault point {point}: aborting");
+        std::process::abort();
+    }
+}
+
 /// One variant of an endpoint as the backend deploys it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VariantSpec {

@@ -500,9 +500,11 @@ impl Serving for SageMakerServing {
         for model in &plan.models {
             self.create_model(spec, &plan, model).await?;
         }
+        crate::fault_point("serving:after-models");
         match current {
             None => {
                 self.create_config(spec, &plan).await?;
+                crate::fault_point("serving:after-config");
                 let created = self
                     .client
                     .create_endpoint()

@@ -97,11 +97,6 @@ pub async fn applied(pool: &sqlx::PgPool, request: Uuid) -> Result<bool, sqlx::E
 }
 
 /// Aborts the process at `point` when the test-only setting
-/// `CAPSTAN_FAULT_POINT` names it (the exactly-once test kills Capstan
+/// `CAPSTAN_FAULT_POINT` names it (the exactly-once tests kill Capstan
 /// there); does nothing otherwise.
-pub fn fault_point(point: &str) {
-    if std::env::var("CAPSTAN_FAULT_POINT").is_ok_and(|p| p == point) {
-        eprintln!("fault point {point}: aborting");
-        std::process::abort();
-    }
-}
+pub use serving::fault_point;
