@@ -167,7 +167,7 @@ pub(crate) async fn current_base(
 
 /// Refuses an endpoint change that the endpoint's own domain function
 /// would refuse, or that changes nothing.
-async fn check_endpoint_change(ctx: &Ctx, team: (&str, Uuid), change: &Change, base: &Value) -> Result<(), AppError> {
+async fn check_endpoint_change(ctx: &Ctx, team: (&str, Uuid), change: &Change) -> Result<(), AppError> {
     use crate::endpoints::domain::{check_change, check_new};
     match change {
         Change::EndpointCreate { endpoint } => check_new(ctx, team, endpoint).await,
@@ -178,9 +178,7 @@ async fn check_endpoint_change(ctx: &Ctx, team: (&str, Uuid), change: &Change, b
             let weights = crate::endpoints::types::Weights { weights: weights.clone() };
             check_change(ctx, team.1, *endpoint_id, None, Some(&weights)).await
         }
-        Change::EndpointDelete { .. } if base["deleting"] == json!(true) => {
-            Err(AppError::Conflict { field: None, message: "The endpoint is being deleted.".into() })
-        }
+        Change::EndpointDelete { endpoint_id } => check_change(ctx, team.1, *endpoint_id, None, None).await,
         _ => Ok(()),
     }
 }
@@ -195,7 +193,7 @@ async fn check_change(
     base: &Value,
 ) -> Result<(), AppError> {
     if crate::kernel::changes::kinds::is_endpoint(change.kind()) {
-        return check_endpoint_change(ctx, team, change, base).await;
+        return check_endpoint_change(ctx, team, change).await;
     }
     if let Some(alias) = &target.alias {
         crate::registry::aliases::alias_name(alias).map_err(|m| AppError::field("change.alias", m))?;

@@ -778,7 +778,8 @@ pub(crate) async fn name_base(pool: &sqlx::PgPool, team_id: Uuid, name: &str) ->
 
 /// Checks a change of endpoint `id` of team `team_id` as [`update`] or
 /// [`set_weights`] would, writing nothing (a change request's proposal); a
-/// change that changes nothing is refused.
+/// change that changes nothing is refused. With neither, only that the
+/// endpoint is there and not being deleted (a request to delete it).
 pub(crate) async fn check_change(
     ctx: &Ctx,
     team_id: Uuid,

@@ -300,14 +300,17 @@ fn VariantsEditor(
                 <section class="card" id="variants-editor">
                     <h2>"Variants and capacity"</h2>
                     <p class="muted">"Change a variant's version, instance type or count; pick “remove” to take it out; fill the last row to add one (up to 10). Variants left as they are keep serving throughout."</p>
-                    {if by_request {
+                    {let table = view! {
+                        <table class="data form-rows">
+                            <thead><tr><th>"Variant"</th><th>"Model version"</th><th>"Instance type"</th><th>"Count"</th><th>"Weight"</th></tr></thead>
+                            <tbody>{rows(&o)}</tbody>
+                        </table>
+                    };
+                    if by_request {
                         view! {
                             <p class="notice">"The team's approval policy covers variant changes: they go through a change request."</p>
                             <RequestForm team=slug.clone() kind="endpoint.update" endpoint=Some(endpoint) id="edit-variants">
-                                <table class="data form-rows">
-                                    <thead><tr><th>"Variant"</th><th>"Model version"</th><th>"Instance type"</th><th>"Count"</th><th>"Weight"</th></tr></thead>
-                                    <tbody>{rows(&o)}</tbody>
-                                </table>
+                                {table}
                                 <button type="submit">"Request these changes"</button>
                             </RequestForm>
                         }.into_any()
@@ -317,10 +320,7 @@ fn VariantsEditor(
                                 <FormError error=err/>
                                 <FieldMessage error=err field="variants"/>
                                 <input type="hidden" name="id" value=endpoint.to_string()/>
-                                <table class="data form-rows">
-                                    <thead><tr><th>"Variant"</th><th>"Model version"</th><th>"Instance type"</th><th>"Count"</th><th>"Weight"</th></tr></thead>
-                                    <tbody>{rows(&o)}</tbody>
-                                </table>
+                                {table}
                                 <button type="submit" disabled=move || action.pending().get()>"Apply changes"</button>
                             </Form>
                         }.into_any()
