@@ -96,6 +96,12 @@ if [ "$mode" = test ]; then
     log "installing boto3 $BOTO3_VERSION (SageMaker Runtime client) into $venv"
     "$venv/bin/pip" install -q "boto3==$BOTO3_VERSION"
   fi
+  # GrowthBook's statistics engine: the reference the experiments' statistics are checked against.
+  GBSTATS_VERSION=0.8.0
+  if ! "$venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('gbstats') != '$GBSTATS_VERSION')" 2>/dev/null; then
+    log "installing gbstats $GBSTATS_VERSION (A/B statistics reference) into $venv"
+    "$venv/bin/pip" install -q "gbstats==$GBSTATS_VERSION"
+  fi
   if [ ! -d end2end/node_modules/playwright-core ]; then
     log "installing end-to-end test packages"
     (cd end2end && npm ci --no-audit --no-fund)

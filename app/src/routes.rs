@@ -61,6 +61,7 @@ lazy_page! {
     Endpoints => crate::endpoints::pages::EndpointsPage;
     NewEndpoint => crate::endpoints::pages::NewEndpointPage;
     Endpoint => crate::endpoints::pages::EndpointPage;
+    EndpointExperiment => crate::endpoints::pages::experiment::ExperimentPage;
     Budget => crate::budgets::pages::BudgetPage;
     Reviews => crate::approvals::pages::ReviewsPage;
     Webhooks => crate::webhooks::pages::WebhooksPage;

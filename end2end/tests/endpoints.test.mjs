@@ -2,6 +2,8 @@
 // picked from the registry, waits for it to serve, invokes it from the page
 // (pinned to a variant), changes the weights with the live preview, and the
 // split chart follows; then replaces a variant with a new one on two processes.
+// An experiment started from the endpoint page follows the outcomes reported
+// for the gateway's invocations to a verdict.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -192,4 +194,62 @@ test('with a policy on weights, the weights editor opens a change request whose 
   assert.deepEqual((await session.api(token, 'GET', `/endpoints/${endpoint.id}`)).variants.map((v) => v.weight), [1, 3]);
   await go(`/teams/ml/endpoints/${endpoint.id}`);
   await page.waitForSelector('#variants tr[data-variant=a] td.share:has-text("25.0 %")');
+});
+
+test('an experiment: started from the endpoint page, outcomes of the gateway\'s invocations reported, the verdict and the intervals follow', async () => {
+  const token = capstan.cli(['token', 'create', '--email', USER.email, '--name', 'experiment']).trim();
+  const model = await session.api(token, 'POST', '/teams/ml/models', { name: 'ranker' });
+  const versions = [];
+  for (const name of ['gamma', 'delta']) {
+    versions.push(await session.api(token, 'POST', `/models/${model.id}/versions`, { artifact_uri: modelArchive(name) }));
+  }
+  const variant = (name, v) => ({ name, version_id: v.id, instance_type: 'ml.m5.large', instance_count: 1, weight: 1 });
+  const endpoint = await session.api(token, 'POST', '/teams/ml/endpoints', {
+    name: 'rank', variants: [variant('control', versions[0]), variant('treatment', versions[1])],
+  });
+  for (let i = 0; ; i++) {
+    const e = await session.api(token, 'GET', `/endpoints/${endpoint.id}`);
+    assert.notEqual(e.status, 'Failed', JSON.stringify(e));
+    if (e.status === 'InService') break;
+    assert.ok(i < 240, 'the endpoint serves within two minutes');
+    await new Promise((r) => setTimeout(r, 500));
+  }
+
+  // from the endpoint page to its experiment, which starts empty
+  await go(`/teams/ml/endpoints/${endpoint.id}`);
+  await page.click('#experiment-link');
+  await page.waitForURL(/\/experiment$/);
+  await page.waitForSelector('#no-experiment');
+  await page.fill('#experiment-settings input[name=metric]', 'click');
+  await page.selectOption('#experiment-settings select[name=baseline]', 'control');
+  await page.click('#experiment-settings button[type=submit]');
+  await page.waitForSelector('#experiment-verdict');
+
+  // 800 invocations through the gateway; treatment's answers are clicked four times as often
+  const outcomes = [];
+  const seen = { control: 0, treatment: 0 };
+  for (let i = 0; i < 800; i++) {
+    const res = await fetch(`${capstan.base}/endpoints/ml-rank/invocations`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: '[[1]]',
+    });
+    assert.equal(res.status, 200, await res.text());
+    const served = res.headers.get('x-amzn-invoked-production-variant');
+    const id = res.headers.get('x-capstan-invocation-id');
+    assert.equal(id, `${res.headers.get('x-request-id')}.${served}`);
+    const n = seen[served]++;
+    const clicked = served === 'treatment' ? n % 5 !== 0 : n % 5 === 0;
+    if (clicked) outcomes.push({ request_id: id, metric: 'click', value: 1 });
+  }
+  for (let i = 0; i < outcomes.length; i += 300) {
+    const done = await session.api(token, 'POST', `/endpoints/${endpoint.id}/outcomes`, { outcomes: outcomes.slice(i, i + 300) });
+    assert.equal(done.duplicates, 0);
+  }
+  // the page follows the rollups (written every 10 s) by itself
+  await page.waitForSelector('#experiment-verdict:has-text("significant: treatment better")', { timeout: 60_000 });
+  await page.waitForSelector('#experiment-variants tr[data-variant=treatment] .pill:has-text("better")');
+  assert.equal(await legend('#experiment-variants tr[data-variant=control] td:nth-child(3)'), String(seen.control));
+  await page.waitForSelector('#experiment .charts svg');
+  assert.equal(await page.locator('#srm-warning').count(), 0, 'a 1:1 split served 1:1 is no mismatch');
 });

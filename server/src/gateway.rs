@@ -50,20 +50,37 @@ async fn frame(
 ) -> Response {
     use rand::Rng as _;
     crate::security::keep_client_request_id(req.headers_mut());
-    let id = uuid::Builder::from_random_bytes(rand::rng().random()).into_uuid();
-    let id = HeaderValue::from_str(&id.hyphenated().to_string()).ok();
-    if let Some(id) = &id {
-        req.headers_mut().insert(REQUEST_ID, id.clone());
+    // a UUIDv7: the time it was served travels in the invocation id
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or_default())
+        .unwrap_or_default();
+    let id =
+        uuid::Builder::from_unix_timestamp_millis(millis, &rand::rng().random()).into_uuid().hyphenated().to_string();
+    let header = HeaderValue::from_str(&id).ok();
+    if let Some(h) = &header {
+        req.headers_mut().insert(REQUEST_ID, h.clone());
     }
     let mut res = next.run(req).await;
-    if let Some(id) = id {
-        res.headers_mut().insert(REQUEST_ID, id);
+    if let Some(h) = header {
+        res.headers_mut().insert(REQUEST_ID, h);
+    }
+    // the id to report outcomes of this invocation with
+    let invocation = res
+        .headers()
+        .get(INVOKED_VARIANT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|variant| HeaderValue::from_str(&app::endpoints::outcomes::invocation_id(&id, variant)).ok());
+    if let Some(invocation) = invocation {
+        res.headers_mut().insert(INVOCATION_ID, invocation);
     }
     crate::security::set_headers(res.headers_mut(), https);
     res
 }
 
 const REQUEST_ID: &str = "x-request-id";
+/// `<request id>.<variant>`: what `POST /api/v1/endpoints/{id}/outcomes` takes as `request_id`.
+const INVOCATION_ID: &str = "x-capstan-invocation-id";
 
 fn invocation(headers: &HeaderMap, body: Bytes) -> Invocation {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);

@@ -861,6 +861,35 @@ fn cases() -> Vec<Case> {
             input: json!({"id": "{endpoint}", "window": "24h"}),
             expect: "401 200 200 200 200 404 200",
         },
+        // experiments: members report outcomes and set the experiment, viewers read it; an outcome
+        // naming a variant the endpoint does not have is refused, whoever calls
+        Case {
+            call: "POST /api/v1/endpoints/{endpoint}/outcomes",
+            input: json!({"request_id": "o-{caller}", "variant": "a", "metric": "conversion", "value": 1}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case {
+            call: "POST /api/v1/endpoints/{endpoint}/outcomes",
+            input: json!({"outcomes": [{"request_id": "z-{caller}", "variant": "zz", "metric": "conversion", "value": 1}]}),
+            expect: "401 403 422 422 422 404 422",
+        },
+        Case {
+            call: "PUT /api/v1/endpoints/{endpoint}/experiment",
+            input: json!({"metric": "conversion", "kind": "binary", "baseline": "a"}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case {
+            call: "GET /api/v1/endpoints/{endpoint}/experiment",
+            input: json!(null),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case { call: "fn get_experiment", input: json!({"id": "{endpoint}"}), expect: "401 200 200 200 200 404 200" },
+        Case {
+            call: "fn set_experiment_form",
+            input: json!({"id": "{endpoint}", "metric": "conversion", "kind": "real", "goal": "increase",
+                          "baseline": "a", "alpha": "0.05"}),
+            expect: "401 403 200 200 200 404 200",
+        },
         Case { call: "fn setup_open", input: json!({}), expect: "200 200 200 200 200 200 200" },
         Case {
             call: "fn setup",

@@ -1070,3 +1070,206 @@ fn the_weighted_pick_is_unbiased() {
     }
     assert_eq!(b, 0, "no traffic to a variant without a healthy process");
 }
+
+/// gbstats' figures (`end2end/clients/gbstats_check.py`, in the tools venv)
+/// for each case.
+fn gbstats(cases: &Value) -> Vec<Value> {
+    let python = std::env::var("TOOLS_PYTHON")
+        .expect("TOOLS_PYTHON: the tools venv's python with gbstats (scripts/test.sh sets it)");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../end2end/clients/gbstats_check.py");
+    let mut child = std::process::Command::new(python)
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run gbstats");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), cases.to_string().as_bytes()).expect("write");
+    let out = child.wait_with_output().expect("gbstats");
+    assert!(out.status.success(), "gbstats failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice::<Vec<Value>>(&out.stdout).expect("gbstats' answer")
+}
+
+/// `a` and `b` agree to 1e-9, relative to their size.
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+/// The sample of the experiment's variant `name` as gbstats takes it.
+fn sample_of(x: &Value, name: &str, sums: (f64, f64)) -> Value {
+    let v = x["variants"].as_array().into_iter().flatten().find(|v| v["variant"] == name).expect("variant");
+    json!({"n": v["units"], "sum": sums.0, "sum_squares": sums.1})
+}
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn outcomes_join_the_variant_that_served_them_and_the_experiment_matches_gbstats(pool: PgPool) {
+    let app = TestApp::new(pool).await.with_serving();
+    let _listener = common::listen(&app.state).await;
+    let admin = Auth::Bearer(app.user("admin@example.com", false).await.token);
+    let member = Auth::Bearer(app.user("member@example.com", false).await.token);
+    let viewer = Auth::Bearer(app.user("viewer@example.com", false).await.token);
+    let outsider = Auth::Bearer(app.user("outsider@example.com", false).await.token);
+    app.team_with_members("ml", &admin, &[("member@example.com", "member"), ("viewer@example.com", "viewer")]).await;
+    let model = model(&app, &member, "clf").await;
+    let (a, b) =
+        (version(&app, &member, &model, "a", json!({})).await, version(&app, &member, &model, "b", json!({})).await);
+    let variant = |name: &str, version: &str| json!({"name": name, "version_id": version, "instance_type": "ml.m5.large", "instance_count": 1, "weight": 1.0});
+    let body = json!({"name": "ab", "variants": [variant("a", &a), variant("b", &b)]});
+    let res = app.call(Method::POST, "/api/v1/teams/ml/endpoints", &member, Some(body)).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let id = res.json()["id"].as_str().expect("id").to_owned();
+    let worker = Worker::start(&app);
+    in_service(&app, &viewer, &id).await;
+
+    // every answer names the invocation: its request id and the variant that served it
+    let mut served: HashMap<String, Vec<String>> = HashMap::new();
+    for _ in 0..300 {
+        let res = invoke(&app, &member, "ml-ab", "[[1]]", None).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+        let header = |name: &str| res.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let variant = variant_of(&res);
+        assert_eq!(header("x-capstan-invocation-id"), format!("{}.{variant}", header("x-request-id")));
+        served.entry(variant).or_default().push(header("x-capstan-invocation-id"));
+    }
+    app::endpoints::metrics::flush(&app.state).await.expect("flush");
+    let outcomes_path = format!("/api/v1/endpoints/{id}/outcomes");
+    let count = || app.count("select count(*) from endpoint_outcome");
+
+    // conversions: every 10th invocation of a, every 4th of b; a few explicit zeros change nothing
+    let mut batch = Vec::new();
+    let mut conversions: HashMap<&str, f64> = HashMap::new();
+    for name in ["a", "b"] {
+        let every = if name == "a" { 10 } else { 4 };
+        for (i, invocation) in served[name].iter().enumerate() {
+            if i % every == 0 {
+                batch.push(json!({"request_id": invocation, "metric": "conversion", "value": 1}));
+                *conversions.entry(name).or_default() += 1.0;
+            } else if i % 7 == 0 {
+                batch.push(json!({"request_id": invocation, "metric": "conversion", "value": 0}));
+            }
+        }
+    }
+    let res = app.call(Method::POST, &outcomes_path, &viewer, Some(json!({"outcomes": batch.clone()}))).await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN, "viewers report no outcomes: {}", res.text());
+    let res = app.call(Method::POST, &outcomes_path, &outsider, Some(json!({"outcomes": batch.clone()}))).await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND, "{}", res.text());
+    let res = app.call(Method::POST, &outcomes_path, &member, Some(json!({"outcomes": batch.clone()}))).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(res.json(), json!({"accepted": batch.len(), "duplicates": 0}));
+    // reported again (a client's retry): duplicates, nothing changes
+    let res = app.call(Method::POST, &outcomes_path, &member, Some(json!({"outcomes": batch.clone()}))).await;
+    assert_eq!(res.json(), json!({"accepted": 0, "duplicates": batch.len()}), "{}", res.text());
+    let res = app.call(Method::POST, &outcomes_path, &member, Some(batch[0].clone())).await;
+    assert_eq!(res.json(), json!({"accepted": 0, "duplicates": 1}), "one outcome alone: {}", res.text());
+    assert_eq!(count().await, i64::try_from(batch.len()).expect("len"));
+
+    // one bad outcome refuses the batch, each named by its place
+    let bad = json!({"outcomes": [
+        {"request_id": "order-1", "variant": "a", "metric": "revenue", "value": 3.5},
+        {"request_id": "order-2", "variant": "a", "metric": "bad metric", "value": 1},
+        {"request_id": "order-3", "metric": "revenue", "value": 1},
+        {"request_id": "order-4", "variant": "zz", "metric": "revenue", "value": 1},
+        {"request_id": served["a"][1], "variant": "b", "metric": "revenue", "value": 1},
+    ]});
+    let res = app.call(Method::POST, &outcomes_path, &member, Some(bad)).await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text());
+    let fields: Vec<String> = res.json()["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["field"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(fields, ["outcomes[1].metric", "outcomes[2].variant", "outcomes[3].variant", "outcomes[4].variant"]);
+    let too_many: Vec<Value> =
+        (0..1001).map(|i| json!({"request_id": format!("r{i}"), "variant": "a", "metric": "m", "value": 1})).collect();
+    let res = app.call(Method::POST, &outcomes_path, &member, Some(json!({"outcomes": too_many}))).await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text());
+    assert_eq!(count().await, i64::try_from(batch.len()).expect("len"), "nothing written on refusal");
+
+    // the experiment: none until one is started; bad settings are refused and write nothing
+    let experiment_path = format!("/api/v1/endpoints/{id}/experiment");
+    let res = app.call(Method::GET, &experiment_path, &viewer, None).await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND, "{}", res.text());
+    let bad = json!({"metric": "conversion", "kind": "maybe", "baseline": "zz", "alpha": 0.9});
+    let res = app.call(Method::PUT, &experiment_path, &member, Some(bad)).await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text());
+    assert_eq!(res.json()["errors"].as_array().map(Vec::len), Some(3), "{}", res.text());
+    let settings = json!({"metric": "conversion", "kind": "binary", "baseline": "a"});
+    let res = app.call(Method::PUT, &experiment_path, &viewer, Some(settings.clone())).await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN, "{}", res.text());
+    assert_eq!(app.count("select count(*) from endpoint_experiment").await, 0);
+    let res = app.call(Method::PUT, &experiment_path, &member, Some(settings)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    let x = app.call(Method::GET, &experiment_path, &viewer, None).await.json();
+    let names: Vec<&str> =
+        x["variants"].as_array().into_iter().flatten().filter_map(|v| v["variant"].as_str()).collect();
+    assert_eq!(names, ["a", "b"], "the baseline first: {x}");
+    for v in x["variants"].as_array().into_iter().flatten() {
+        let name = v["variant"].as_str().expect("name");
+        let n = served[name].len() as f64;
+        assert_eq!(v["invocations"].as_f64(), Some(n), "every invocation is a unit of a binary metric: {x}");
+        assert_eq!(v["units"].as_f64(), Some(n), "{x}");
+        assert!(close(v["mean"].as_f64().unwrap_or(-1.0), conversions[name] / n), "{x}");
+    }
+    let users: Vec<usize> = ["a", "b"].iter().map(|n| served[*n].len()).collect();
+    let case = |x: &Value, kind: &str, sums: HashMap<&str, (f64, f64)>| {
+        json!({"kind": kind, "alpha": 0.05, "tuning": 5000, "a": sample_of(x, "a", sums["a"]),
+               "b": sample_of(x, "b", sums["b"]), "users": users, "weights": [1.0, 1.0]})
+    };
+    let binary = case(&x, "binary", ["a", "b"].into_iter().map(|n| (n, (conversions[n], conversions[n]))).collect());
+
+    // a real metric, for invocations that did not pass through the gateway: ids of the caller's own
+    let mut revenue = Vec::new();
+    let mut sums: HashMap<&str, (f64, f64)> = HashMap::new();
+    for i in 0..200 {
+        let (name, value) = if i % 2 == 0 { ("a", 20.0 + f64::from(i % 9)) } else { ("b", 21.0 + f64::from(i % 11)) };
+        revenue.push(json!({"request_id": format!("order-{i}"), "variant": name, "metric": "revenue", "value": value}));
+        let s = sums.entry(name).or_default();
+        s.0 += value;
+        s.1 += value * value;
+    }
+    let res = app.call(Method::POST, &outcomes_path, &member, Some(json!({"outcomes": revenue}))).await;
+    assert_eq!(res.json()["accepted"], 200, "{}", res.text());
+    let binary_x = x;
+    let settings = json!({"metric": "revenue", "kind": "real", "baseline": "a", "alpha": 0.05});
+    let res = app.call(Method::PUT, &experiment_path, &member, Some(settings)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    let real_x = res.json();
+    assert_eq!(real_x["variants"][1]["units"], 100, "the outcomes are the units of a real metric: {real_x}");
+    let real = case(&real_x, "real", sums);
+
+    // Capstan's figures are gbstats' figures
+    let reference = gbstats(&json!([binary, real]));
+    for (x, r) in [(&binary_x, &reference[0]), (&real_x, &reference[1])] {
+        let lift = &x["variants"][1]["lift"];
+        assert!(r["error"].is_null(), "{r}");
+        for (ours, theirs) in [("estimate", "estimate"), ("low", "low"), ("high", "high"), ("p_value", "p_value")] {
+            let (o, t) = (lift[ours].as_f64().unwrap_or(f64::NAN), r[theirs].as_f64().unwrap_or(f64::NAN));
+            assert!(close(o, t), "{ours}: Capstan {o}, gbstats {t} ({x})");
+        }
+        let (o, t) = (x["srm_p_value"].as_f64().unwrap_or(f64::NAN), r["srm_p"].as_f64().unwrap_or(f64::NAN));
+        assert!(close(o, t), "sample-ratio mismatch: Capstan {o}, gbstats {t}");
+    }
+    assert!(binary_x["variants"][1]["history"].as_array().is_some_and(|h| !h.is_empty()), "{binary_x}");
+
+    // as it stood before anything happened: nothing to judge
+    let before = app.call(Method::GET, &format!("{experiment_path}?as_of=2020-01-01T00:00:00Z"), &viewer, None).await;
+    assert_eq!(before.json()["variants"][1]["units"], 0, "{}", before.text());
+    let res = app.call(Method::GET, &format!("{experiment_path}?as_of=yesterday"), &viewer, None).await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST, "{}", res.text());
+    // a change of the split starts a new window
+    let res = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/endpoints/{id}/weights"),
+            &member,
+            Some(json!({"weights": [{"variant": "b", "weight": 3.0}]})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    let after = app.call(Method::GET, &experiment_path, &viewer, None).await.json();
+    assert!(after["window_from"].as_str() >= real_x["window_from"].as_str(), "{after}");
+    assert_eq!(after["variants"][1]["weight"], 3.0, "{after}");
+    assert_eq!(app.audit_count("endpoint.experiment_set").await, 2);
+    worker.stop().await;
+}

@@ -568,9 +568,13 @@ pub async fn set_weights(ctx: &Ctx, id: Uuid, input: Weights, route: Route) -> R
         .execute(&mut *tx)
         .await?;
     }
-    sqlx::query!("update endpoint set generation = generation + 1, updated_at = now() where endpoint_id = $1", id)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "update endpoint set generation = generation + 1, updated_at = now(), split_changed_at = now()
+         where endpoint_id = $1",
+        id
+    )
+    .execute(&mut *tx)
+    .await?;
     let before_map: serde_json::Map<String, serde_json::Value> =
         before.variants.iter().map(|v| (v.name.clone(), json!(v.weight))).collect();
     let after_map: serde_json::Map<String, serde_json::Value> =
@@ -649,12 +653,25 @@ pub async fn update(ctx: &Ctx, id: Uuid, input: EndpointUpdate, route: Route) ->
     let mut tx = ctx.pool().begin().await?;
     gate(&mut tx, route, (&before.team, team_id), kinds::ENDPOINT_UPDATE, (None, None), false).await?;
     write_variants(ctx, &mut tx, (id, team_id, &before.name), &checked).await?;
+    // the split: which versions serve production traffic, and by what weights
+    let split = |variants: &mut dyn Iterator<Item = (&str, Uuid, f64)>| -> Vec<(String, Uuid, u64)> {
+        variants.map(|(n, v, w)| (n.to_owned(), v, w.to_bits())).collect()
+    };
+    let split_changed = split(&mut before.variants.iter().map(|v| (v.name.as_str(), v.version_id, v.weight)))
+        != split(
+            &mut checked
+                .iter()
+                .filter(|v| v.shadow_percent.is_none())
+                .map(|v| (v.name.as_str(), v.version_id, v.weight)),
+        );
     sqlx::query!(
         "update endpoint set generation = generation + 1, capture_percent = $2, updated_at = now(),
-                status = case when status = 'Creating' then status else 'Updating' end, failure_reason = null
+                status = case when status = 'Creating' then status else 'Updating' end, failure_reason = null,
+                split_changed_at = case when $3 then now() else split_changed_at end
          where endpoint_id = $1",
         id,
-        capture_percent
+        capture_percent,
+        split_changed
     )
     .execute(&mut *tx)
     .await?;

@@ -1,6 +1,6 @@
 //! Server functions of endpoints.
 
-use crate::endpoints::types::{DeployChoices, Endpoint, NewEndpoint, TestInvocation, VariantRow, Weights};
+use crate::endpoints::types::{DeployChoices, Endpoint, Experiment, NewEndpoint, TestInvocation, VariantRow, Weights};
 use crate::kernel::error::AppError;
 use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
@@ -221,4 +221,39 @@ pub async fn endpoint_metrics(id: Uuid, window: String) -> Result<crate::endpoin
     crate::kernel::context::finish(
         crate::endpoints::metrics::series(&ctx, id, Some(to - span), Some(to), Some(step)).await,
     )
+}
+
+/// The endpoint's experiment (viewers); none while it has none.
+#[server(prefix = "/rpc", endpoint = "get_experiment", output = crate::kernel::codec::Json)]
+pub async fn get_experiment(id: Uuid) -> Result<Option<Experiment>, AppError> {
+    let ctx = crate::kernel::context::server_ctx().await?;
+    crate::kernel::context::finish(crate::endpoints::experiment::find(&ctx, id, None).await)
+}
+
+/// The experiment's settings form (members).
+#[server(prefix = "/rpc", endpoint = "set_experiment_form", output = crate::kernel::codec::Json)]
+pub async fn set_experiment_form(
+    id: Uuid,
+    metric: String,
+    kind: String,
+    goal: String,
+    baseline: String,
+    alpha: String,
+    restart: Option<String>,
+) -> Result<Experiment, AppError> {
+    let ctx = crate::kernel::context::server_ctx().await?;
+    let done = async {
+        let alpha: f64 = alpha.trim().parse().map_err(|_| AppError::field("alpha", "Give a level such as 0.05."))?;
+        let settings = crate::endpoints::types::ExperimentSettings {
+            metric,
+            kind,
+            goal,
+            baseline,
+            alpha,
+            restart: restart.is_some(),
+        };
+        crate::endpoints::experiment::set(&ctx, id, settings).await
+    }
+    .await;
+    crate::kernel::context::finish(done)
 }

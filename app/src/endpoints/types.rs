@@ -425,3 +425,173 @@ pub struct MetricsQuery {
     #[cfg_attr(feature = "ssr", param(minimum = 60, maximum = 86400, multiple_of = 60))]
     pub step: Option<i64>,
 }
+
+/// An outcome of one invocation: a value of a named metric (1 or 0 for a
+/// conversion, any number for revenue or a rating), joined to the variant
+/// that served it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Outcome {
+    /// The invocation's id, from the gateway's `x-capstan-invocation-id`
+    /// answer header (`<request id>.<variant>`: the variant comes from it);
+    /// or any id of the caller's own (1-200 characters) with `variant` given.
+    #[cfg_attr(feature = "ssr", schema(min_length = 1, max_length = 200))]
+    pub request_id: String,
+    /// The metric's name: 1-64 letters, digits, `_`, `.`, `:`, `-`.
+    pub metric: String,
+    /// A finite number.
+    pub value: f64,
+    /// The production variant that served the invocation, for an invocation
+    /// that did not pass through Capstan's gateway (SageMaker Runtime's
+    /// `X-Amzn-Invoked-Production-Variant`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+}
+
+/// `POST /endpoints/{id}/outcomes`: one outcome, or a batch of up to 1 000.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(untagged)]
+pub enum Outcomes {
+    Batch {
+        #[cfg_attr(feature = "ssr", schema(min_items = 1, max_items = 1000))]
+        outcomes: Vec<Outcome>,
+    },
+    One(Outcome),
+}
+
+/// What became of a batch of outcomes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct OutcomesAccepted {
+    /// Outcomes recorded now.
+    pub accepted: u64,
+    /// Outcomes already recorded for the same request and metric (left as they were).
+    pub duplicates: u64,
+}
+
+/// The settings of an endpoint's experiment (`PUT /endpoints/{id}/experiment`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentSettings {
+    /// The metric that decides (as outcomes name it).
+    pub metric: String,
+    /// `binary`: a rate per invocation (an invocation without an outcome
+    /// counts 0); `real`: the mean of the outcomes reported.
+    pub kind: String,
+    /// `increase` (default) or `decrease`: which way is better.
+    #[serde(default = "default_goal")]
+    pub goal: String,
+    /// The production variant the others are compared with.
+    pub baseline: String,
+    /// The chance of calling a difference where there is none, however
+    /// often the result is looked at (0.001-0.2; default 0.05).
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+    /// Start counting again from now (default: keep the start).
+    #[serde(default)]
+    pub restart: bool,
+}
+
+fn default_goal() -> String {
+    "increase".into()
+}
+
+fn default_alpha() -> f64 {
+    0.05
+}
+
+/// An endpoint's experiment: its settings, and the analysis of the window
+/// since the split last changed (or the experiment started, if later).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Experiment {
+    pub endpoint_id: Uuid,
+    pub metric: String,
+    pub kind: String,
+    pub goal: String,
+    pub baseline: String,
+    pub alpha: f64,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
+    pub started_at: time::OffsetDateTime,
+    /// The window analysed: from the later of the start and the split's last
+    /// change (whole minutes) to `as_of`.
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
+    pub window_from: time::OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
+    pub as_of: time::OffsetDateTime,
+    /// The baseline first, then the other production variants.
+    pub variants: Vec<ExperimentVariant>,
+    /// Sample-ratio mismatch: the chi-square test of the invocations each
+    /// variant served against the split's weights.
+    pub srm_p_value: f64,
+    /// `srm_p_value` < 0.001: the split is not what it should be, and the
+    /// comparison cannot be trusted until the cause is found.
+    pub srm_warning: bool,
+    /// In words: `significant: <variant> better`, `significant: <variant>
+    /// worse`, `keep running`, or why there is nothing to judge yet.
+    pub verdict: String,
+}
+
+/// One variant in an experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ExperimentVariant {
+    pub variant: String,
+    /// Its weight in the split now.
+    pub weight: f64,
+    /// Invocations it served in the window.
+    pub invocations: u64,
+    /// Units of the metric: invocations for a binary metric, outcomes for a real one.
+    pub units: u64,
+    /// The rate (binary) or mean (real).
+    pub mean: f64,
+    /// Against the baseline (none for the baseline itself).
+    pub lift: Option<LiftInterval>,
+    /// `better`, `worse` or `inconclusive` (the baseline: `baseline`).
+    pub status: String,
+    /// The always-valid interval of the lift over time (one point per
+    /// minute of the window, at most 120 points).
+    pub history: Vec<LiftPoint>,
+}
+
+/// A relative lift over the baseline, `(mean − baseline mean) / baseline
+/// mean`, with its always-valid interval at the experiment's α.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct LiftInterval {
+    pub estimate: f64,
+    pub low: f64,
+    pub high: f64,
+    /// Always-valid p-value.
+    pub p_value: f64,
+}
+
+/// The lift as it stood at the end of one minute.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct LiftPoint {
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
+    pub at: time::OffsetDateTime,
+    pub units: u64,
+    pub estimate: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+/// `GET /endpoints/{id}/experiment`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentQuery {
+    /// RFC 3339: the analysis as it stood then; default now.
+    #[cfg_attr(feature = "ssr", param(format = DateTime))]
+    pub as_of: Option<String>,
+}

@@ -158,11 +158,14 @@ pub async fn record(
         meta.request_id.as_deref(),
         meta.client_addr.as_deref(),
     );
+    // the event and the chain's new head in one round trip
     sqlx::query!(
-        r#"insert into audit_event (audit_event_id, occurred_at, chain_key, chain_seq, prev_hash, hash,
-               actor_user_id, actor_token_id, actor_label, team_id, action, target_type, target_id,
-               summary, request_id, client_addr)
-           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"#,
+        r#"with event as (
+               insert into audit_event (audit_event_id, occurred_at, chain_key, chain_seq, prev_hash, hash,
+                   actor_user_id, actor_token_id, actor_label, team_id, action, target_type, target_id,
+                   summary, request_id, client_addr)
+               values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16))
+           update audit_chain set last_hash = $6 where chain_key = $3"#,
         id,
         occurred_at,
         key,
@@ -182,7 +185,6 @@ pub async fn record(
     )
     .execute(&mut *conn)
     .await?;
-    sqlx::query!("update audit_chain set last_hash = $2 where chain_key = $1", key, hash).execute(&mut *conn).await?;
     Ok(id)
 }
 

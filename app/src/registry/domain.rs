@@ -114,6 +114,20 @@ pub(crate) fn pages_changed(ctx: &Ctx, team: Uuid) {
     ctx.state.cache.invalidate(&format!("{}{team}:", crate::kernel::cache::PAGE_PREFIX));
 }
 
+/// Announces a new version's pages after its commit: to this process at
+/// once, to the others through the database (the registration's own
+/// transaction does not notify, so that registrations commit side by side;
+/// see migration `registration_notify`). Should the announcement fail,
+/// the other processes serve the old pages for at most [`PAGE_TTL`].
+pub(crate) async fn versions_added(ctx: &Ctx, team: Uuid) {
+    pages_changed(ctx, team);
+    let key = format!("{}{team}:", crate::kernel::cache::PAGE_PREFIX);
+    let sent = sqlx::query!("select pg_notify($1, $2)", crate::kernel::cache::CHANNEL, key).execute(ctx.pool()).await;
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, team = %team, "could not announce a new version's pages to other processes");
+    }
+}
+
 async fn list_uncached(ctx: &Ctx, team_id: Uuid, q: ModelQuery) -> Result<Page<Model>, AppError> {
     let limit = page::limit(q.limit)?;
     let after: Option<String> = page::ssr::decode(q.cursor.as_deref())?;

@@ -159,7 +159,7 @@ pub async fn search_models(
     order_by: Option<&str>,
     limit: i64,
     cursor: Option<&str>,
-) -> Result<Page<Model>, AppError> {
+) -> Result<Listed, AppError> {
     let expr = filter::parse(filter).map_err(|e| AppError::query("filter", e.to_string()))?;
     if let Some(expr) = &expr {
         only_names_and_tags(expr)?;
@@ -182,10 +182,35 @@ pub async fn search_models(
         let cache = &ctx.state.cache;
         let prefix = crate::kernel::cache::PAGE_PREFIX;
         let key = format!("{prefix}{team}:mlflow-models:{descending}:{limit}:{}:{filter}", cursor.unwrap_or_default());
-        let load = query_models(ctx, teams, expr.as_ref(), descending, limit, after);
+        let load = listed(ctx, teams, expr.as_ref(), descending, limit, after);
         return cache.get_or_load(key, crate::registry::domain::PAGE_TTL, load).await;
     }
-    query_models(ctx, teams, expr.as_ref(), descending, limit, after).await
+    listed(ctx, teams, expr.as_ref(), descending, limit, after).await
+}
+
+/// A page of registered models as MLflow lists them: each model with its
+/// newest version (MLflow's `latest_versions`), read together so that the
+/// cache holds both.
+#[derive(Clone)]
+pub struct Listed {
+    pub page: Page<Model>,
+    /// The newest version of each model of the page that has one.
+    pub latest: std::collections::HashMap<Uuid, crate::registry::types::ModelVersion>,
+}
+
+async fn listed(
+    ctx: &Ctx,
+    teams: Vec<Uuid>,
+    expr: Option<&Expr>,
+    descending: bool,
+    limit: i64,
+    after: Option<(String, String)>,
+) -> Result<Listed, AppError> {
+    let page = query_models(ctx, teams, expr, descending, limit, after).await?;
+    let ids: Vec<Uuid> = page.items.iter().filter(|m| m.latest_version.is_some()).map(|m| m.id).collect();
+    let latest =
+        if ids.is_empty() { Default::default() } else { crate::registry::search::latest_of(ctx, &ids).await? };
+    Ok(Listed { page, latest })
 }
 
 async fn query_models(
@@ -312,30 +337,42 @@ fn model_condition(sql: &mut QueryBuilder<'_, Postgres>, expr: &Expr) {
     }
 }
 
-/// The aliases naming each of `versions` (model id, version id): one
-/// version (MLflow's point reads) from the cache when it can, a page in
-/// one query.
+/// The aliases naming each of `versions` (model id, version id), from the
+/// cache where it can (an alias change announces `aliases-of:<model>:`);
+/// the versions it does not hold are read in one query.
 pub async fn aliases_of(
     ctx: &Ctx,
     versions: &[(Uuid, Uuid)],
 ) -> Result<std::collections::HashMap<Uuid, Vec<String>>, AppError> {
     let cache = &ctx.state.cache;
-    if let [(model, version)] = versions {
-        // an alias change announces `aliases-of:<model>:`
-        let key = format!("aliases-of:{model}:{version}");
-        let load = sqlx::query_scalar!("select alias from model_alias where version_id = $1 order by alias", version)
-            .fetch_all(ctx.pool());
-        let names = cache.get_or_load(key, NAME_TTL, load).await?;
-        return Ok([(*version, names)].into());
+    let key = |model: &Uuid, version: &Uuid| format!("aliases-of:{model}:{version}");
+    let mut named = std::collections::HashMap::with_capacity(versions.len());
+    let mut missing = Vec::new();
+    for (model, version) in versions {
+        match cache.get::<Vec<String>>(&key(model, version)) {
+            Some(names) => {
+                named.insert(*version, names);
+            }
+            None => missing.push((*model, *version)),
+        }
     }
-    let ids: Vec<Uuid> = versions.iter().map(|(_, v)| *v).collect();
-    let mut named: std::collections::HashMap<Uuid, Vec<String>> = std::collections::HashMap::new();
+    if missing.is_empty() {
+        return Ok(named);
+    }
+    let ticket = cache.ticket();
+    let ids: Vec<Uuid> = missing.iter().map(|(_, v)| *v).collect();
     let rows =
         sqlx::query!("select version_id, alias from model_alias where version_id = any($1) order by alias", &ids)
             .fetch_all(ctx.pool())
             .await?;
+    let mut found: std::collections::HashMap<Uuid, Vec<String>> = std::collections::HashMap::new();
     for r in rows {
-        named.entry(r.version_id).or_default().push(r.alias);
+        found.entry(r.version_id).or_default().push(r.alias);
+    }
+    for (model, version) in missing {
+        let names = found.remove(&version).unwrap_or_default();
+        cache.put(key(&model, &version), names.clone(), ticket, NAME_TTL);
+        named.insert(version, names);
     }
     Ok(named)
 }

@@ -549,22 +549,13 @@ async fn insert(
     tags: BTreeMap<String, String>,
 ) -> Result<ModelVersion, AppError> {
     let actor = ctx.actor()?;
-    let mut tx = ctx.pool().begin().await?;
-    // the model's next number, never given out twice (even after a version is deleted); taking it
-    // locks the model's row, so registrations of one model follow each other (a refusal rolls it back)
-    let number: i32 = sqlx::query_scalar!(
-        "update model set last_number = last_number + 1 where model_id = $1 returning last_number",
-        model.id
-    )
-    .fetch_one(&mut *tx)
-    .await?;
     if let Some(job) = draft.training_job_id
         && let Some(number) = sqlx::query_scalar!(
             "select number from model_version where model_id = $1 and training_job_id = $2",
             model.id,
             job
         )
-        .fetch_optional(&mut *tx)
+        .fetch_optional(ctx.pool())
         .await?
     {
         return Err(AppError::Conflict {
@@ -573,13 +564,18 @@ async fn insert(
         });
     }
     let id = Uuid::now_v7();
-    sqlx::query!(
-        "insert into model_version (version_id, model_id, number, source, artifact_uri, image, framework, entry_point,
+    let mut tx = ctx.pool().begin().await?;
+    // the model's next number, never given out twice (even after a version is deleted), and the version, in
+    // one round trip; taking the number locks the model's row, so registrations of one model follow each
+    // other (a refusal rolls it back; the same job registered twice at once meets `model_version_job_key`)
+    let number: i32 = sqlx::query_scalar!(
+        "with next as (update model set last_number = last_number + 1 where model_id = $2 returning last_number)
+         insert into model_version (version_id, model_id, number, source, artifact_uri, image, framework, entry_point,
                                     parameters, metrics, training_job_id, description, tags, created_by)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+         select $1, $2, next.last_number, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 from next
+         returning number",
         id,
         model.id,
-        number,
         draft.source,
         draft.artifact_uri,
         draft.image,
@@ -592,7 +588,7 @@ async fn insert(
         json!(tags),
         actor.user_id,
     )
-    .execute(&mut *tx)
+    .fetch_one(&mut *tx)
     .await?;
     ctx.record(
         &mut tx,
@@ -610,7 +606,7 @@ async fn insert(
     .await?;
     crate::registry::packages::want_package(&mut tx, &ctx.state, model.id, &model.team, &model.name, id).await?;
     tx.commit().await?;
-    crate::registry::domain::pages_changed(ctx, team_id);
+    crate::registry::domain::versions_added(ctx, team_id).await;
     if ctx.state.packages.is_some() {
         ctx.state.training_wake.notify_one();
     }

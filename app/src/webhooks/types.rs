@@ -53,6 +53,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "endpoint.failed",
     "endpoint.invoke_key_created",
     "endpoint.invoke_key_revoked",
+    "endpoint.experiment_set",
     "budget.set",
     "budget.removed",
     "budget.crossed",

@@ -5,8 +5,9 @@
 use super::{ApiJson, ApiPath, ApiQuery};
 use app::endpoints::domain;
 use app::endpoints::types::{
-    CreatedInvokeKey, Endpoint, EndpointEvent, EndpointMetrics, EndpointSpend, EndpointUpdate, InvokeKey, MetricsQuery,
-    NewEndpoint, NewInvokeKey, SampleTraffic, SampleTrafficStarted, Weights,
+    CreatedInvokeKey, Endpoint, EndpointEvent, EndpointMetrics, EndpointSpend, EndpointUpdate, Experiment,
+    ExperimentQuery, ExperimentSettings, InvokeKey, MetricsQuery, NewEndpoint, NewInvokeKey, Outcomes,
+    OutcomesAccepted, SampleTraffic, SampleTrafficStarted, Weights,
 };
 use app::kernel::context::Ctx;
 use app::kernel::error::AppError;
@@ -29,6 +30,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(spend))
         .routes(routes!(list_keys, create_key))
         .routes(routes!(revoke_key))
+        .routes(routes!(outcomes))
+        .routes(routes!(experiment, set_experiment))
 }
 
 /// The team's endpoints (viewers), by name.
@@ -190,19 +193,71 @@ async fn metrics(
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(q): ApiQuery<MetricsQuery>,
 ) -> Result<Json<EndpointMetrics>, AppError> {
-    let when = |field: &str, raw: Option<&str>| -> Result<Option<time::OffsetDateTime>, AppError> {
-        raw.map(|r| {
-            time::OffsetDateTime::parse(r, &time::format_description::well_known::Rfc3339).map_err(|_| {
-                AppError::InvalidQuery(vec![app::kernel::error::FieldError::new(
-                    field,
-                    "Give an RFC 3339 time such as 2026-12-03T12:00:00Z.",
-                )])
-            })
-        })
-        .transpose()
-    };
     // who may read it first: an outsider learns nothing from the window's errors
     app::endpoints::domain::get(&ctx, id).await?;
-    let (from, to) = (when("from", q.from.as_deref())?, when("to", q.to.as_deref())?);
+    let (from, to) = (rfc3339("from", q.from.as_deref())?, rfc3339("to", q.to.as_deref())?);
     Ok(Json(app::endpoints::metrics::series(&ctx, id, from, to, q.step).await?))
+}
+
+/// A time of the query string, if given.
+fn rfc3339(field: &str, raw: Option<&str>) -> Result<Option<time::OffsetDateTime>, AppError> {
+    raw.map(|r| {
+        time::OffsetDateTime::parse(r, &time::format_description::well_known::Rfc3339).map_err(|_| {
+            AppError::InvalidQuery(vec![app::kernel::error::FieldError::new(
+                field,
+                "Give an RFC 3339 time such as 2026-12-03T12:00:00Z.",
+            )])
+        })
+    })
+    .transpose()
+}
+
+/// Records outcomes of invocations (members): one, or a batch of up to
+/// 1 000 (`{"outcomes": […]}`). Each names the invocation by the gateway's
+/// `x-capstan-invocation-id` answer header (the variant comes from it), or
+/// by an id of its own with the `variant` that served it. A second report
+/// of the same request and metric is counted as a duplicate and changes
+/// nothing. One refused outcome refuses the batch (nothing written).
+#[utoipa::path(post, path = "/endpoints/{id}/outcomes", tag = "experiments", params(("id" = Uuid, Path)),
+    request_body = Outcomes,
+    responses((status = 200, body = OutcomesAccepted), (status = 403, body = Problem), (status = 404, body = Problem),
+              (status = 422, body = Problem)))]
+async fn outcomes(
+    ctx: Ctx,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(input): ApiJson<Outcomes>,
+) -> Result<Json<OutcomesAccepted>, AppError> {
+    Ok(Json(app::endpoints::outcomes::record(&ctx, id, input).await?))
+}
+
+/// The endpoint's experiment (viewers): per production variant its
+/// invocations, units, rate or mean, and its lift over the baseline with an
+/// always-valid interval (valid however often it is looked at), the
+/// sample-ratio-mismatch check, and a verdict; over the window since the
+/// split last changed, as it stood at `as_of`.
+#[utoipa::path(get, path = "/endpoints/{id}/experiment", tag = "experiments",
+    params(("id" = Uuid, Path), ExperimentQuery),
+    responses((status = 200, body = Experiment), (status = 400, body = Problem), (status = 403, body = Problem),
+              (status = 404, body = Problem)))]
+async fn experiment(
+    ctx: Ctx,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(q): ApiQuery<ExperimentQuery>,
+) -> Result<Json<Experiment>, AppError> {
+    let as_of = rfc3339("as_of", q.as_of.as_deref())?;
+    Ok(Json(app::endpoints::experiment::get(&ctx, id, as_of).await?))
+}
+
+/// Starts or changes the endpoint's experiment (members): the metric that
+/// decides, how it is read, which way is better, the baseline, α.
+#[utoipa::path(put, path = "/endpoints/{id}/experiment", tag = "experiments", params(("id" = Uuid, Path)),
+    request_body = ExperimentSettings,
+    responses((status = 200, body = Experiment), (status = 403, body = Problem), (status = 404, body = Problem),
+              (status = 422, body = Problem)))]
+async fn set_experiment(
+    ctx: Ctx,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(input): ApiJson<ExperimentSettings>,
+) -> Result<Json<Experiment>, AppError> {
+    Ok(Json(app::endpoints::experiment::set(&ctx, id, input).await?))
 }

@@ -207,11 +207,14 @@ async fn latest_version(ctx: &Ctx, model: Uuid) -> Result<Vec<ModelVersion>, App
     Ok(search::latest_of(ctx, &[model]).await?.into_values().collect())
 }
 
-/// Models as MLflow shows them, each with its latest version and aliases:
-/// three queries for a whole page, whatever its length.
-async fn registered_models(ctx: &Ctx, naming: &Naming, models: &[Model]) -> Result<Vec<Value>, AppError> {
-    let ids: Vec<Uuid> = models.iter().filter(|m| m.latest_version.is_some()).map(|m| m.id).collect();
-    let mut latest = if ids.is_empty() { Default::default() } else { search::latest_of(ctx, &ids).await? };
+/// Models as MLflow shows them, each with its latest version (from
+/// `latest`, by model) and aliases.
+async fn registered_models(
+    ctx: &Ctx,
+    naming: &Naming,
+    models: &[Model],
+    mut latest: std::collections::HashMap<Uuid, ModelVersion>,
+) -> Result<Vec<Value>, AppError> {
     let versions: Vec<ModelVersion> = models.iter().filter_map(|m| latest.remove(&m.id)).collect();
     let mut rendered: std::collections::HashMap<Uuid, Value> =
         versions.iter().map(|v| v.model_id).zip(versions_json(ctx, naming, &versions).await?).collect();
@@ -234,7 +237,8 @@ async fn registered_models(ctx: &Ctx, naming: &Naming, models: &[Model]) -> Resu
 
 /// A model as MLflow shows it, with its latest version and aliases.
 async fn registered_model(ctx: &Ctx, naming: &Naming, m: &Model) -> Result<Value, AppError> {
-    Ok(registered_models(ctx, naming, std::slice::from_ref(m)).await?.remove(0))
+    let latest = if m.latest_version.is_some() { search::latest_of(ctx, &[m.id]).await? } else { Default::default() };
+    Ok(registered_models(ctx, naming, std::slice::from_ref(m), latest).await?.remove(0))
 }
 
 /// One MLflow operation; `None` for one Capstan does not offer.
@@ -291,8 +295,8 @@ async fn operate(
                 page_token.as_deref(),
             )
             .await?;
-            let models = registered_models(ctx, naming, &page.items).await?;
-            json!({ "registered_models": models, "next_page_token": page.next_cursor })
+            let models = registered_models(ctx, naming, &page.page.items, page.latest).await?;
+            json!({ "registered_models": models, "next_page_token": page.page.next_cursor })
         }
         ("POST", "registered-models/alias") => {
             let (id, target) = (model().await?, version().await?);
