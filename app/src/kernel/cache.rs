@@ -46,6 +46,8 @@ pub struct Cache {
     live: AtomicBool,
     hits: AtomicU64,
     misses: AtomicU64,
+    /// Keys being loaded now: one load per key at a time (see [`Cache::get_or_load`]).
+    loading: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// Proof of when a read started: see [`Cache::put`].
@@ -104,6 +106,9 @@ impl Cache {
 
     /// The cached value of `key`, or what `load` reads (after a ticket is
     /// taken: the future runs only when awaited), stored for at most `ttl`.
+    /// Concurrent misses of one key load it once: the others wait for that
+    /// load and read what it stored (a burst of requests for a page that was
+    /// just dropped makes one query, not one each).
     pub async fn get_or_load<T, E>(
         &self,
         key: String,
@@ -116,10 +121,32 @@ impl Cache {
         if let Some(found) = self.get::<T>(&key) {
             return Ok(found);
         }
-        let ticket = self.ticket();
-        let found = load.await?;
-        self.put(key, found.clone(), ticket, ttl);
-        Ok(found)
+        if !self.is_live() {
+            return load.await;
+        }
+        let gate = match self.loading.lock() {
+            Ok(mut loading) => loading.entry(key.clone()).or_default().clone(),
+            Err(_) => Arc::default(),
+        };
+        let result = async {
+            let _turn = gate.lock().await;
+            // a load that finished while this one waited
+            if let Some(found) = self.get::<T>(&key) {
+                return Ok(found);
+            }
+            let ticket = self.ticket();
+            let found = load.await?;
+            self.put(key.clone(), found.clone(), ticket, ttl);
+            Ok(found)
+        }
+        .await;
+        if let Ok(mut loading) = self.loading.lock()
+            && Arc::strong_count(&gate) <= 2
+        {
+            // nobody else waits on this key
+            loading.remove(&key);
+        }
+        result
     }
 
     /// Drops `key`, or every key starting with it when it ends with `:`.
@@ -213,6 +240,31 @@ mod tests {
     use super::*;
 
     const MINUTE: Duration = Duration::from_secs(60);
+
+    #[tokio::test]
+    async fn concurrent_misses_of_one_key_load_it_once() {
+        let cache = Arc::new(Cache::new());
+        cache.live.store(true, Ordering::Release);
+        let loads = Arc::new(AtomicU64::new(0));
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let (cache, loads) = (cache.clone(), loads.clone());
+                tokio::spawn(async move {
+                    let load = async {
+                        loads.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Ok::<u32, ()>(7)
+                    };
+                    cache.get_or_load("page:t:x".into(), MINUTE, load).await
+                })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.ok(), Some(Ok(7)));
+        }
+        assert_eq!(loads.load(Ordering::SeqCst), 1, "one load for 16 concurrent misses");
+        assert!(cache.loading.lock().map(|l| l.is_empty()).unwrap_or(false), "no gate left behind");
+    }
 
     #[test]
     fn a_value_read_before_an_invalidation_is_not_stored() {

@@ -568,12 +568,12 @@ async fn insert(
     // the model's next number, never given out twice (even after a version is deleted), and the version, in
     // one round trip; taking the number locks the model's row, so registrations of one model follow each
     // other (a refusal rolls it back; the same job registered twice at once meets `model_version_job_key`)
-    let number: i32 = sqlx::query_scalar!(
+    let row = sqlx::query!(
         "with next as (update model set last_number = last_number + 1 where model_id = $2 returning last_number)
          insert into model_version (version_id, model_id, number, source, artifact_uri, image, framework, entry_point,
                                     parameters, metrics, training_job_id, description, tags, created_by)
          select $1, $2, next.last_number, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 from next
-         returning number",
+         returning number, created_at",
         id,
         model.id,
         draft.source,
@@ -590,6 +590,7 @@ async fn insert(
     )
     .fetch_one(&mut *tx)
     .await?;
+    let number = row.number;
     ctx.record(
         &mut tx,
         NewEvent {
@@ -610,7 +611,36 @@ async fn insert(
     if ctx.state.packages.is_some() {
         ctx.state.training_wake.notify_one();
     }
-    get(ctx, id).await
+    // the version as written (no read back): its lineage is its job's channels
+    let dataset_versions = match draft.training_job_id {
+        Some(job) => {
+            sqlx::query_scalar!("select version_id from training_job_channel where job_id = $1 order by name", job)
+                .fetch_all(ctx.pool())
+                .await?
+        }
+        None => Vec::new(),
+    };
+    Ok(ModelVersion {
+        id,
+        model_id: model.id,
+        model: model.name.clone(),
+        team: model.team.clone(),
+        number,
+        status: crate::registry::types::ModelVersionStatus::PendingManualApproval,
+        source: draft.source.to_owned(),
+        artifact_uri: draft.artifact_uri,
+        image: draft.image,
+        framework: draft.framework,
+        entry_point: draft.entry_point,
+        parameters: draft.parameters,
+        metrics: draft.metrics,
+        training_job_id: draft.training_job_id,
+        dataset_versions,
+        description: desc,
+        tags,
+        created_by: actor.email.clone(),
+        created_at: row.created_at,
+    })
 }
 
 /// Registers a job as the next version of the team's model `name`, creating
