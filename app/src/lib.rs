@@ -102,6 +102,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/teams/:team/endpoints/new") view={Lazy::<routes::NewEndpoint>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team/endpoints/:id") view={Lazy::<routes::Endpoint>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team/endpoints/:id/experiment") view={Lazy::<routes::EndpointExperiment>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/endpoints/:id/rollouts") view={Lazy::<routes::EndpointRollouts>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/teams/:team/rollouts/:rollout") view={Lazy::<routes::EndpointRollout>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team/budget") view={Lazy::<routes::Budget>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team/reviews") view={Lazy::<routes::Reviews>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/teams/:team/webhooks") view={Lazy::<routes::Webhooks>::new()} ssr=SsrMode::Async/>

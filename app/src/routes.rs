@@ -62,6 +62,8 @@ lazy_page! {
     NewEndpoint => crate::endpoints::pages::NewEndpointPage;
     Endpoint => crate::endpoints::pages::EndpointPage;
     EndpointExperiment => crate::endpoints::pages::experiment::ExperimentPage;
+    EndpointRollouts => crate::endpoints::pages::rollouts::RolloutsPage;
+    EndpointRollout => crate::endpoints::pages::rollouts::RolloutPage;
     Budget => crate::budgets::pages::BudgetPage;
     Reviews => crate::approvals::pages::ReviewsPage;
     Webhooks => crate::webhooks::pages::WebhooksPage;

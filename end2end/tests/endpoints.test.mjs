@@ -253,3 +253,33 @@ test('an experiment: started from the endpoint page, outcomes of the gateway\'s 
   await page.waitForSelector('#experiment .charts svg');
   assert.equal(await page.locator('#srm-warning').count(), 0, 'a 1:1 split served 1:1 is no mismatch');
 });
+
+test('a manual rollout from the endpoint page: started, promoted a step, aborted back to the baseline', async () => {
+  const token = capstan.cli(['token', 'create', '--email', USER.email, '--name', 'rollout']).trim();
+  const endpoint = (await session.api(token, 'GET', '/teams/ml/endpoints')).find((e) => e.name === 'rank');
+  await session.api(token, 'PUT', '/teams/ml/approval-policies', { policies: [] });
+  await session.api(token, 'PUT', `/endpoints/${endpoint.id}/weights`, { weights: [{ variant: 'control', weight: 1 }, { variant: 'treatment', weight: 0 }] });
+  await go(`/teams/ml/endpoints/${endpoint.id}`);
+  await page.click('#rollouts-link');
+  await page.waitForURL(/\/rollouts$/);
+  await page.waitForSelector('#no-rollouts');
+  await page.selectOption('#start-rollout select[name=baseline]', 'control');
+  await page.fill('#start-rollout input[name=candidate]', 'treatment');
+  await page.selectOption('#start-rollout select[name=strategy]', 'manual');
+  await page.fill('#start-rollout input[name=step_percent]', '25');
+  await page.click('#start-rollout button[type=submit]');
+  await page.waitForURL(/\/teams\/ml\/rollouts\/[0-9a-f-]{36}$/);
+  // the worker takes the first step: a quarter to the candidate
+  await page.waitForSelector('#rollout-steps tr[data-percent="25"]', { timeout: 30_000 });
+  await page.waitForSelector('#rollout-steps tr[data-planned="50"]');
+  await page.click('#rollout-promote');
+  await page.waitForSelector('#rollout-steps tr[data-percent="50"]:has-text("eve@example.com")');
+  let weights = (await session.api(token, 'GET', `/endpoints/${endpoint.id}`)).variants.map((v) => [v.name, v.weight]);
+  assert.deepEqual(weights, [['control', 0.5], ['treatment', 0.5]]);
+  await page.click('#rollout-abort');
+  await page.waitForSelector('#rollout-state[data-state=aborted]');
+  assert.ok((await page.textContent('#rollout-reason')).includes('Aborted by eve@example.com'));
+  weights = (await session.api(token, 'GET', `/endpoints/${endpoint.id}`)).variants.map((v) => [v.name, v.weight]);
+  assert.deepEqual(weights, [['control', 1], ['treatment', 0]]);
+  await page.waitForSelector('#rollout-traffic svg');
+});

@@ -90,6 +90,7 @@ pub fn state(
         packages: None,
         serving: None,
         serving_wake: Arc::new(tokio::sync::Notify::new()),
+        rollouts_wake: Arc::new(tokio::sync::Notify::new()),
         traffic: Arc::default(),
         captures: Arc::default(),
         open_streams: Arc::default(),

@@ -308,6 +308,8 @@ async fn serve(config: Config, demo: Option<(Option<String>, bool)>) -> anyhow::
         tokio::spawn(server::workers::traffic(state.clone(), std::time::Duration::from_secs(10), stop.clone()));
     let budgets =
         tokio::spawn(server::workers::budgets(state.clone(), std::time::Duration::from_secs(60), stop.clone()));
+    let rollouts =
+        tokio::spawn(server::workers::rollouts(state.clone(), std::time::Duration::from_secs(2), stop.clone()));
     if let Some((email, traffic)) = demo {
         let (demo, ctx) = create_demo(&state, email.as_deref()).await?;
         let job = &demo.job;
@@ -355,6 +357,7 @@ async fn serve(config: Config, demo: Option<(Option<String>, bool)>) -> anyhow::
     let _ = endpoints.await;
     let _ = traffic.await;
     let _ = budgets.await;
+    let _ = rollouts.await;
     if let Some(task) = anchoring {
         let _ = task.await;
     }

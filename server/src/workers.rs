@@ -440,3 +440,20 @@ pub async fn traffic(state: app::kernel::state::AppState, every: Duration, stop:
         tracing::warn!(error = %e, "could not write the last data capture");
     }
 }
+
+/// Steps the rollouts every `every`, and at once when one is started or
+/// commanded: judges each step by its guardrails, rolls a failing candidate
+/// back, takes the next step when its time has come. Every process runs it;
+/// a rollout is stepped by one process at a time (its row is locked).
+pub async fn rollouts(state: app::kernel::state::AppState, every: Duration, stop: CancellationToken) {
+    loop {
+        if let Err(e) = app::endpoints::rollouts::tick(&state).await {
+            tracing::warn!(error = %e, "could not step the rollouts");
+        }
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = state.rollouts_wake.notified() => {}
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}

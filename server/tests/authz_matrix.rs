@@ -861,6 +861,64 @@ fn cases() -> Vec<Case> {
             input: json!({"id": "{endpoint}", "window": "24h"}),
             expect: "401 200 200 200 200 404 200",
         },
+        // rollouts: members start and command them, viewers read them; a candidate version of another
+        // team is refused whoever calls (nothing written); one rollout per endpoint at a time
+        Case {
+            call: "POST /api/v1/endpoints/{endpoint}/rollouts",
+            input: json!({"baseline": "a", "candidate": "x-{caller_slug}", "candidate_version_id": "{beta_model_version}",
+                          "strategy": "manual"}),
+            expect: "401 403 422 422 422 404 422",
+        },
+        Case {
+            call: "POST /api/v1/endpoints/{endpoint}/rollouts",
+            input: json!({"baseline": "a", "candidate": "r-{caller_slug}", "candidate_version_id": "{model_version}",
+                          "strategy": "manual"}),
+            expect: "401 403 201 409 409 404 409",
+        },
+        Case {
+            call: "GET /api/v1/endpoints/{endpoint}/rollouts",
+            input: json!(null),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case { call: "GET /api/v1/rollouts/{rollout}", input: json!(null), expect: "401 200 200 200 200 404 200" },
+        Case {
+            call: "POST /api/v1/rollouts/{rollout}/pause",
+            input: json!(null),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case {
+            call: "POST /api/v1/rollouts/{rollout}/resume",
+            input: json!(null),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case {
+            call: "POST /api/v1/rollouts/{rollout}/promote",
+            input: json!(null),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case {
+            call: "POST /api/v1/rollouts/{rollout}/abort",
+            input: json!(null),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case {
+            call: "fn list_rollouts",
+            input: json!({"endpoint": "{endpoint}"}),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case { call: "fn get_rollout", input: json!({"id": "{rollout2}"}), expect: "401 200 200 200 200 404 200" },
+        Case {
+            call: "fn rollout_command",
+            input: json!({"id": "{rollout2}", "command": "abort"}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case {
+            call: "fn start_rollout_form",
+            input: json!({"id": "{endpoint}", "baseline": "a", "candidate": "a", "candidate_version_id": "",
+                          "strategy": "canary", "step_percent": "10", "interval_seconds": "60", "max_error_rate": "5",
+                          "min_requests": "50"}),
+            expect: "401 403 422 422 422 404 422",
+        },
         // experiments: members report outcomes and set the experiment, viewers read it; an outcome
         // naming a variant the endpoint does not have is refused, whoever calls
         Case {
@@ -1496,6 +1554,19 @@ async fn every_route_and_server_function_against_every_caller(pool: PgPool) {
             invoke_keys.insert((caller, set), res.json()["key"]["id"].as_str().expect("id").to_owned());
         }
     }
+    // per caller two endpoints with a manual rollout under way, to command
+    let mut rollouts: HashMap<(&str, u8), String> = HashMap::new();
+    for caller in CALLERS {
+        for set in [1, 2] {
+            let e = new_endpoint(format!("ro{set}-{}", caller.replace('_', "-"))).await;
+            let body =
+                json!({"baseline": "a", "candidate": "b", "candidate_version_id": model_version, "strategy": "manual"});
+            let res =
+                app.call(Method::POST, &format!("/api/v1/endpoints/{e}/rollouts"), &alpha_admin, Some(body)).await;
+            assert_eq!(res.status, 201, "{}", res.text());
+            rollouts.insert((caller, set), res.json()["id"].as_str().expect("id").to_owned());
+        }
+    }
     let mut failures = Vec::new();
     for case in cases() {
         let expected: Vec<u16> = case.expect.split_whitespace().map(|s| s.parse().expect("status")).collect();
@@ -1537,6 +1608,8 @@ async fn every_route_and_server_function_against_every_caller(pool: PgPool) {
                     .replace("{pending_version}", &pending[&(*caller, 1)])
                     .replace("{pending_number}", &pending_number[caller].to_string())
                     .replace("{model}", &model)
+                    .replace("{rollout2}", &rollouts[&(*caller, 2)])
+                    .replace("{rollout}", &rollouts[&(*caller, 1)])
                     .replace("{invoke_key2}", &invoke_keys[&(*caller, 2)])
                     .replace("{invoke_key}", &invoke_keys[&(*caller, 1)])
                     .replace("{endpoint_del2}", &endpoints_del[&(*caller, 2)])

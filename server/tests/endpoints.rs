@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 /// Script-mode handlers: the model is a JSON file naming itself; a body
 /// `{"crash": true}` kills the process, `{"fail": true}` raises.
 const INFERENCE: &str = r#"
-import json, os, sys, time
+import json, os, random, sys, time
 
 def model_fn(model_dir):
     with open(os.path.join(model_dir, "model.json")) as f:
@@ -31,6 +31,8 @@ def predict_fn(data, model):
         os._exit(3)
     if data == {"fail": True}:
         raise ValueError("this row is bad")
+    if random.random() < model.get("fail_share", 0):
+        raise ValueError("injected failure")
     return {"model": model["name"], "rows": len(data) if isinstance(data, list) else 1}
 "#;
 
@@ -1272,4 +1274,208 @@ async fn outcomes_join_the_variant_that_served_them_and_the_experiment_matches_g
     assert_eq!(after["variants"][1]["weight"], 3.0, "{after}");
     assert_eq!(app.audit_count("endpoint.experiment_set").await, 2);
     worker.stop().await;
+}
+
+/// The rollouts' worker of `capstan serve` and the traffic rollups, both
+/// often, beside the serving worker.
+struct RolloutWorkers {
+    stop: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RolloutWorkers {
+    fn start(app: &TestApp) -> Self {
+        let stop = CancellationToken::new();
+        let every = Duration::from_millis(200);
+        let tasks = vec![
+            tokio::spawn(server::workers::rollouts(app.state.clone(), every, stop.clone())),
+            tokio::spawn(server::workers::traffic(app.state.clone(), every, stop.clone())),
+        ];
+        Self { stop, tasks }
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Sends `n` invocations; how many failed with a model error.
+async fn traffic(app: &TestApp, auth: &Auth, engine: &str, n: usize) -> usize {
+    let mut failed = 0;
+    for _ in 0..n {
+        let res = invoke(app, auth, engine, "[[1]]", None).await;
+        assert!(matches!(res.status.as_u16(), 200 | 424), "{}", res.text());
+        failed += usize::from(res.status.as_u16() == 424);
+    }
+    failed
+}
+
+/// Sends traffic until the rollout's state is one of `states`; the rollout.
+async fn drive_rollout(app: &TestApp, auth: &Auth, engine: &str, id: &str, states: &[&str]) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        traffic(app, auth, engine, 20).await;
+        let r = app.call(Method::GET, &format!("/api/v1/rollouts/{id}"), auth, None).await.json();
+        if states.contains(&r["state"].as_str().unwrap_or_default()) {
+            return r;
+        }
+        assert!(std::time::Instant::now() < deadline, "the rollout did not reach {states:?}: {r}");
+    }
+}
+
+fn weights_of(endpoint: &Value) -> Vec<(String, f64)> {
+    endpoint["variants"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|v| (v["name"].as_str().unwrap_or_default().to_owned(), v["weight"].as_f64().unwrap_or(-1.0)))
+        .collect()
+}
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn rollouts_step_by_plan_and_a_failing_candidate_is_rolled_back_within_seconds(pool: PgPool) {
+    let app = TestApp::new(pool).await.with_serving();
+    let _listener = common::listen(&app.state).await;
+    let admin = Auth::Bearer(app.user("admin@example.com", false).await.token);
+    let member = Auth::Bearer(app.user("member@example.com", false).await.token);
+    let viewer = Auth::Bearer(app.user("viewer@example.com", false).await.token);
+    let outsider = Auth::Bearer(app.user("outsider@example.com", false).await.token);
+    app.team_with_members("ml", &admin, &[("member@example.com", "member"), ("viewer@example.com", "viewer")]).await;
+    let model = model(&app, &member, "clf").await;
+    let a = version(&app, &member, &model, "a", json!({})).await;
+    let b = version(&app, &member, &model, "b", json!({})).await;
+    // c answers with an error one time in two
+    let c = version(&app, &member, &model, "c", json!({"fail_share": 0.5})).await;
+    let body = json!({"name": "ro", "variants": [{"name": "a", "version_id": a, "instance_type": "ml.m5.large", "instance_count": 1, "weight": 1.0}]});
+    let res = app.call(Method::POST, "/api/v1/teams/ml/endpoints", &member, Some(body)).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let id = res.json()["id"].as_str().expect("id").to_owned();
+    let serving = Worker::start(&app);
+    let workers = RolloutWorkers::start(&app);
+    in_service(&app, &viewer, &id).await;
+    let path = format!("/api/v1/endpoints/{id}/rollouts");
+    let rollouts = || app.count("select count(*) from rollout");
+
+    // bad requests name their fields and write nothing; viewers and outsiders start none
+    let bad = json!({"baseline": "zz", "candidate": "b", "strategy": "sideways", "step_percent": 0,
+                     "interval_seconds": 5000, "guardrails": {"max_error_rate": 2}});
+    let res = app.call(Method::POST, &path, &member, Some(bad)).await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text());
+    let mut fields: Vec<String> = res.json()["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["field"].as_str().map(str::to_owned))
+        .collect();
+    fields.sort();
+    assert_eq!(
+        fields,
+        ["baseline", "candidate", "guardrails.max_error_rate", "interval_seconds", "step_percent", "strategy"]
+    );
+    let linear = json!({"baseline": "a", "candidate": "b", "candidate_version_id": b, "strategy": "linear",
+                        "step_percent": 50, "interval_seconds": 1, "guardrails": {"min_requests": 10}});
+    for (who, status) in [(&viewer, StatusCode::FORBIDDEN), (&outsider, StatusCode::NOT_FOUND)] {
+        let res = app.call(Method::POST, &path, who, Some(linear.clone())).await;
+        assert_eq!(res.status, status, "{}", res.text());
+    }
+    assert_eq!(rollouts().await, 0);
+
+    // linear, 50 % a step: the rollout adds b, waits for it to serve, steps to 50 % and 100 %
+    let res = app.call(Method::POST, &path, &member, Some(linear)).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let rollout = res.json()["id"].as_str().expect("id").to_owned();
+    assert_eq!(res.json()["planned"], json!([50, 100]));
+    let res = app
+        .call(Method::POST, &path, &member, Some(json!({"baseline": "a", "candidate": "b", "strategy": "manual"})))
+        .await;
+    assert_eq!(res.status, StatusCode::CONFLICT, "one rollout at a time: {}", res.text());
+    let done = drive_rollout(&app, &member, "ml-ro", &rollout, &["completed", "rolled_back"]).await;
+    assert_eq!(done["state"], "completed", "{done}");
+    let steps: Vec<(i64, String)> = done["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| (s["percent"].as_i64().unwrap_or(-1), s["result"].as_str().unwrap_or_default().to_owned()))
+        .collect();
+    assert_eq!(steps, [(50, "passed".to_owned()), (100, "passed".to_owned())], "{done}");
+    let checks = &done["steps"][0]["checks"];
+    assert!(
+        checks.as_array().is_some_and(|c| c.iter().any(|c| c["name"] == "error_rate" && c["status"] == "pass")),
+        "{done}"
+    );
+    let endpoint = app.call(Method::GET, &format!("/api/v1/endpoints/{id}"), &viewer, None).await.json();
+    assert_eq!(weights_of(&endpoint), [("a".to_owned(), 0.0), ("b".to_owned(), 1.0)]);
+    assert_eq!(app.audit_count("endpoint.rollout_completed").await, 1);
+
+    // a webhook of the team hears of a rollback
+    let hook = json!({"url": "https://hooks.example.com/capstan", "event_types": ["endpoint.rollout_rolled_back"]});
+    let res = app.call(Method::POST, "/api/v1/teams/ml/webhooks", &admin, Some(hook)).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+
+    // a canary of c, which fails one request in two: rolled back to b long before the bake time ends
+    let canary = json!({"baseline": "b", "candidate": "c", "candidate_version_id": c, "strategy": "canary",
+                        "step_percent": 20, "interval_seconds": 3600, "guardrails": {"min_requests": 20}});
+    let res = app.call(Method::POST, &path, &member, Some(canary)).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let rollout = res.json()["id"].as_str().expect("id").to_owned();
+    let done = drive_rollout(&app, &member, "ml-ro", &rollout, &["completed", "rolled_back"]).await;
+    assert_eq!(done["state"], "rolled_back", "{done}");
+    let at = |v: &Value| {
+        time::OffsetDateTime::parse(v.as_str().unwrap_or_default(), &time::format_description::well_known::Rfc3339)
+            .expect("time")
+    };
+    let took = at(&done["finished_at"]) - at(&done["steps"][0]["started_at"]);
+    println!("canary of a failing candidate: rolled back {:.1} s after its step began", took.as_seconds_f64());
+    assert!(took < time::Duration::minutes(1), "rolled back {took} after the canary began: {done}");
+    assert!(done["reason"].as_str().is_some_and(|r| r.contains("error rate")), "{done}");
+    assert_eq!(done["steps"][0]["result"], "rolled_back", "{done}");
+    let endpoint = app.call(Method::GET, &format!("/api/v1/endpoints/{id}"), &viewer, None).await.json();
+    assert_eq!(weights_of(&endpoint), [("a".to_owned(), 0.0), ("b".to_owned(), 1.0), ("c".to_owned(), 0.0)]);
+    assert_eq!(traffic(&app, &member, "ml-ro", 30).await, 0, "no request reaches c any more");
+    assert_eq!(app.audit_count("endpoint.rollout_rolled_back").await, 1);
+    assert_eq!(
+        app.count("select count(*) from webhook_delivery where event_type = 'endpoint.rollout_rolled_back'").await,
+        1
+    );
+
+    // manual: each step by a person; pause, resume, abort
+    let manual =
+        json!({"baseline": "b", "candidate": "a", "strategy": "manual", "step_percent": 25, "interval_seconds": 0});
+    let res = app.call(Method::POST, &path, &member, Some(manual)).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let rollout = res.json()["id"].as_str().expect("id").to_owned();
+    let command = |what: &str| format!("/api/v1/rollouts/{rollout}/{what}");
+    let first = drive_until(&app, &member, &rollout, |r| r["percent"] == 25).await;
+    assert_eq!(first["steps"][0]["started_by"], "member@example.com", "{first}");
+    let res = app.call(Method::POST, &command("promote"), &viewer, None).await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN, "{}", res.text());
+    let res = app.call(Method::POST, &command("promote"), &member, None).await;
+    assert_eq!(res.json()["percent"], 50, "{}", res.text());
+    let endpoint = app.call(Method::GET, &format!("/api/v1/endpoints/{id}"), &viewer, None).await.json();
+    assert_eq!(weights_of(&endpoint), [("a".to_owned(), 0.5), ("b".to_owned(), 0.5), ("c".to_owned(), 0.0)]);
+    assert_eq!(app.call(Method::POST, &command("pause"), &member, None).await.json()["state"], "paused");
+    let res = app.call(Method::POST, &command("promote"), &member, None).await;
+    assert_eq!(res.status, StatusCode::CONFLICT, "a paused rollout is not promoted: {}", res.text());
+    assert_eq!(app.call(Method::POST, &command("resume"), &member, None).await.json()["state"], "running");
+    let res = app.call(Method::POST, &command("abort"), &member, None).await;
+    assert_eq!(res.json()["state"], "aborted", "{}", res.text());
+    let endpoint = app.call(Method::GET, &format!("/api/v1/endpoints/{id}"), &viewer, None).await.json();
+    assert_eq!(weights_of(&endpoint), [("a".to_owned(), 0.0), ("b".to_owned(), 1.0), ("c".to_owned(), 0.0)]);
+    for action in
+        ["endpoint.rollout_promoted", "endpoint.rollout_paused", "endpoint.rollout_resumed", "endpoint.rollout_aborted"]
+    {
+        assert_eq!(app.audit_count(action).await, 1, "{action}");
+    }
+    let list = app.call(Method::GET, &path, &viewer, None).await.json();
+    assert_eq!(list.as_array().map(Vec::len), Some(3), "{list}");
+    workers.stop().await;
+    serving.stop().await;
+}
+
+/// Polls the rollout until `done` holds of it.
+async fn drive_until(app: &TestApp, auth: &Auth, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    app.wait_for(&format!("/api/v1/rollouts/{id}"), auth, done).await
 }

@@ -587,7 +587,7 @@ pub async fn set_weights(ctx: &Ctx, id: Uuid, input: Weights, route: Route) -> R
             target_type: "endpoint",
             target_id: Some(id.to_string()),
             summary: json!({ "before": { "weights": before_map }, "after": { "weights": after_map },
-                             "request": route.request() }),
+                             "request": route.request(), "rollout": route.rollout() }),
         },
     )
     .await?;

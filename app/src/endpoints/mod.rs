@@ -26,6 +26,8 @@ pub mod metrics;
 pub mod outcomes;
 pub mod pages;
 #[cfg(feature = "ssr")]
+pub mod rollouts;
+#[cfg(feature = "ssr")]
 pub mod routes;
 pub mod rpc;
 #[cfg(feature = "ssr")]

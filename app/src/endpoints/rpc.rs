@@ -1,4 +1,6 @@
 //! Server functions of endpoints.
+// a form's server function takes its fields one by one (the new-rollout form has nine)
+#![allow(clippy::too_many_arguments)]
 
 use crate::endpoints::types::{DeployChoices, Endpoint, Experiment, NewEndpoint, TestInvocation, VariantRow, Weights};
 use crate::kernel::error::AppError;
@@ -256,4 +258,93 @@ pub async fn set_experiment_form(
     }
     .await;
     crate::kernel::context::finish(done)
+}
+
+/// The endpoint's rollouts, newest first (viewers).
+#[server(prefix = "/rpc", endpoint = "list_rollouts", output = crate::kernel::codec::Json)]
+pub async fn list_rollouts(endpoint: Uuid) -> Result<Vec<crate::endpoints::types::Rollout>, AppError> {
+    let ctx = crate::kernel::context::server_ctx().await?;
+    crate::kernel::context::finish(crate::endpoints::rollouts::list(&ctx, endpoint).await)
+}
+
+/// A rollout (viewers).
+#[server(prefix = "/rpc", endpoint = "get_rollout", output = crate::kernel::codec::Json)]
+pub async fn get_rollout(id: Uuid) -> Result<crate::endpoints::types::Rollout, AppError> {
+    let ctx = crate::kernel::context::server_ctx().await?;
+    crate::kernel::context::finish(crate::endpoints::rollouts::get(&ctx, id).await)
+}
+
+/// The new-rollout form (members): on success, on to the rollout's page.
+#[server(prefix = "/rpc", endpoint = "start_rollout_form", output = crate::kernel::codec::Json)]
+pub async fn start_rollout_form(
+    id: Uuid,
+    baseline: String,
+    candidate: String,
+    candidate_version_id: String,
+    strategy: String,
+    step_percent: String,
+    interval_seconds: String,
+    max_error_rate: String,
+    min_requests: String,
+) -> Result<crate::endpoints::types::Rollout, AppError> {
+    let ctx = crate::kernel::context::server_ctx().await?;
+    let done = async {
+        let mut errors = crate::kernel::validate::Errors::new();
+        let int = |errors: &mut crate::kernel::validate::Errors, field: &str, raw: &str| {
+            errors.check(field, raw.trim().parse::<i64>().map_err(|_| "Give a whole number.".to_owned()))
+        };
+        let step = int(&mut errors, "step_percent", &step_percent);
+        let interval = int(&mut errors, "interval_seconds", &interval_seconds);
+        let min = int(&mut errors, "guardrails.min_requests", &min_requests);
+        let rate = errors.check(
+            "guardrails.max_error_rate",
+            max_error_rate
+                .trim()
+                .trim_end_matches('%')
+                .trim()
+                .parse::<f64>()
+                .map(|p| p / 100.0)
+                .map_err(|_| "Give a percentage such as 5.".to_owned()),
+        );
+        let version = match candidate_version_id.trim() {
+            "" => None,
+            v => errors.check("candidate_version_id", Uuid::parse_str(v).map_err(|_| "Pick a version.".to_owned())),
+        };
+        errors.finish()?;
+        let guardrails = crate::endpoints::types::Guardrails {
+            max_error_rate: rate.unwrap_or_default(),
+            min_requests: min.unwrap_or_default(),
+            ..Default::default()
+        };
+        let input = crate::endpoints::types::NewRollout {
+            baseline,
+            candidate: candidate.trim().to_owned(),
+            candidate_version_id: version,
+            strategy,
+            step_percent: i32::try_from(step.unwrap_or_default()).unwrap_or(i32::MAX),
+            interval_seconds: i32::try_from(interval.unwrap_or_default()).unwrap_or(i32::MAX),
+            guardrails,
+        };
+        crate::endpoints::rollouts::start(&ctx, id, input).await
+    }
+    .await;
+    if let Ok(r) = &done {
+        leptos_axum::redirect(&format!("/teams/{}/rollouts/{}", r.team, r.id));
+    }
+    crate::kernel::context::finish(done)
+}
+
+/// Promote, pause, resume or abort (members).
+#[server(prefix = "/rpc", endpoint = "rollout_command", output = crate::kernel::codec::Json)]
+pub async fn rollout_command(id: Uuid, command: String) -> Result<crate::endpoints::types::Rollout, AppError> {
+    use crate::endpoints::rollouts::Command;
+    let ctx = crate::kernel::context::server_ctx().await?;
+    let what = match command.as_str() {
+        "promote" => Command::Promote,
+        "pause" => Command::Pause,
+        "resume" => Command::Resume,
+        "abort" => Command::Abort,
+        _ => return Err(AppError::field("command", "Give promote, pause, resume or abort.")),
+    };
+    crate::kernel::context::finish(crate::endpoints::rollouts::command(&ctx, id, what).await)
 }

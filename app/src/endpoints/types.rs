@@ -595,3 +595,137 @@ pub struct ExperimentQuery {
     #[cfg_attr(feature = "ssr", param(format = DateTime))]
     pub as_of: Option<String>,
 }
+
+/// `POST /endpoints/{id}/rollouts`: move the traffic of `baseline` to
+/// `candidate` step by step, watched by guardrails.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewRollout {
+    /// The production variant the traffic comes from.
+    pub baseline: String,
+    /// The production variant it goes to. Give `candidate_version_id` to
+    /// have the rollout add it (weight 0, the baseline's instances) first.
+    pub candidate: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate_version_id: Option<Uuid>,
+    /// `canary` (step_percent for interval_seconds, then 100 %), `linear`
+    /// (step_percent more every interval_seconds) or `manual` (step_percent
+    /// more each time someone promotes).
+    pub strategy: String,
+    /// 1-50; default 10.
+    #[serde(default = "default_step_percent")]
+    pub step_percent: i32,
+    /// 0-3600; default 300.
+    #[serde(default = "default_interval")]
+    pub interval_seconds: i32,
+    #[serde(default)]
+    pub guardrails: Guardrails,
+}
+
+fn default_step_percent() -> i32 {
+    10
+}
+
+fn default_interval() -> i32 {
+    300
+}
+
+/// What each step is judged by, over the window since it began. A step is
+/// judged once the candidate has served `min_requests`; a failed check
+/// sends the traffic back to the baseline at once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields, default)]
+pub struct Guardrails {
+    /// The candidate's error rate (server errors and model errors per
+    /// request) may not pass this (0-1; default 0.05).
+    pub max_error_rate: f64,
+    /// Nor this many times the baseline's (taken as at least 0.5 %); default 2.
+    pub max_error_ratio: f64,
+    /// The candidate's p99 latency may not pass this many times the
+    /// baseline's; default 1.5.
+    pub max_p99_ratio: f64,
+    /// Requests the candidate must serve in a step before it is judged; default 50.
+    pub min_requests: i64,
+    /// An outcome metric (as reported to `…/outcomes`) on which the
+    /// candidate may not be significantly worse than the baseline (the
+    /// always-valid test of the experiment, higher is better).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome_metric: Option<String>,
+}
+
+impl Default for Guardrails {
+    fn default() -> Self {
+        Self { max_error_rate: 0.05, max_error_ratio: 2.0, max_p99_ratio: 1.5, min_requests: 50, outcome_metric: None }
+    }
+}
+
+/// A rollout, its steps so far and the steps planned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Rollout {
+    pub id: Uuid,
+    pub endpoint_id: Uuid,
+    /// Team slug.
+    pub team: String,
+    /// The endpoint's name.
+    pub endpoint: String,
+    pub baseline: String,
+    pub candidate: String,
+    pub strategy: String,
+    pub step_percent: i32,
+    pub interval_seconds: i32,
+    pub guardrails: Guardrails,
+    /// `running`, `paused`, `completed`, `rolled_back` or `aborted`.
+    pub state: String,
+    /// The candidate's share of the baseline's and candidate's traffic now.
+    pub percent: i32,
+    /// The shares the steps take the candidate to, in order.
+    pub planned: Vec<i32>,
+    pub steps: Vec<RolloutStep>,
+    /// Why it rolled back (with the figures), or was aborted.
+    pub reason: Option<String>,
+    pub created_by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
+    pub created_at: time::OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
+    pub finished_at: Option<time::OffsetDateTime>,
+}
+
+/// One step of a rollout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct RolloutStep {
+    pub seq: i32,
+    pub percent: i32,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
+    pub started_at: time::OffsetDateTime,
+    /// Who took it: a user's email, or `capstan`.
+    pub started_by: String,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
+    pub ended_at: Option<time::OffsetDateTime>,
+    /// `passed`, `failed`, `aborted`, `rolled_back`, or none while it runs.
+    pub result: Option<String>,
+    /// The guardrails' figures when it was last judged.
+    pub checks: Vec<GuardrailCheck>,
+}
+
+/// One guardrail's figure in a step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct GuardrailCheck {
+    /// `error_rate`, `error_ratio`, `p99_ratio`, `min_requests` or `outcome`.
+    pub name: String,
+    /// The figure, when there is one yet.
+    pub value: Option<f64>,
+    pub limit: f64,
+    /// `pass`, `fail` or `waiting` (too few requests to judge).
+    pub status: String,
+    /// In words, with the figures.
+    pub text: String,
+}

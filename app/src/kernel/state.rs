@@ -70,6 +70,9 @@ pub struct AppState {
     /// Wakes the serving worker (an endpoint was created, changed or deleted).
     #[from_ref(skip)]
     pub serving_wake: Arc<tokio::sync::Notify>,
+    /// Wakes the rollouts' worker (a rollout started or commanded).
+    #[from_ref(skip)]
+    pub rollouts_wake: Arc<tokio::sync::Notify>,
     /// What this process's gateway saw, per endpoint variant and minute,
     /// until the traffic worker adds it to the rollups.
     pub traffic: Arc<serving::traffic::Recorder>,

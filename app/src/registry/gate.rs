@@ -14,6 +14,9 @@ use uuid::Uuid;
 pub enum Route {
     Direct,
     ChangeRequest(Uuid),
+    /// A step of a running rollout of an endpoint (started directly, where
+    /// no policy asked for a request).
+    Rollout(Uuid),
 }
 
 impl Route {
@@ -21,8 +24,16 @@ impl Route {
     /// change's audit event, where a target's history finds it.
     pub fn request(self) -> Option<Uuid> {
         match self {
-            Route::Direct => None,
+            Route::Direct | Route::Rollout(_) => None,
             Route::ChangeRequest(id) => Some(id),
+        }
+    }
+
+    /// The rollout that makes the change, if any.
+    pub fn rollout(self) -> Option<Uuid> {
+        match self {
+            Route::Rollout(id) => Some(id),
+            _ => None,
         }
     }
 }
@@ -62,6 +73,7 @@ pub async fn gate(
             }
             Ok(())
         }
+        Route::Rollout(_) => Ok(()),
         Route::ChangeRequest(id) => {
             if first_application(tx, id).await? {
                 Ok(())

@@ -4,10 +4,11 @@
 
 use super::{ApiJson, ApiPath, ApiQuery};
 use app::endpoints::domain;
+use app::endpoints::rollouts::Command;
 use app::endpoints::types::{
     CreatedInvokeKey, Endpoint, EndpointEvent, EndpointMetrics, EndpointSpend, EndpointUpdate, Experiment,
-    ExperimentQuery, ExperimentSettings, InvokeKey, MetricsQuery, NewEndpoint, NewInvokeKey, Outcomes,
-    OutcomesAccepted, SampleTraffic, SampleTrafficStarted, Weights,
+    ExperimentQuery, ExperimentSettings, InvokeKey, MetricsQuery, NewEndpoint, NewInvokeKey, NewRollout, Outcomes,
+    OutcomesAccepted, Rollout, SampleTraffic, SampleTrafficStarted, Weights,
 };
 use app::kernel::context::Ctx;
 use app::kernel::error::AppError;
@@ -32,6 +33,12 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(revoke_key))
         .routes(routes!(outcomes))
         .routes(routes!(experiment, set_experiment))
+        .routes(routes!(list_rollouts, start_rollout))
+        .routes(routes!(get_rollout))
+        .routes(routes!(promote_rollout))
+        .routes(routes!(pause_rollout))
+        .routes(routes!(resume_rollout))
+        .routes(routes!(abort_rollout))
 }
 
 /// The team's endpoints (viewers), by name.
@@ -260,4 +267,72 @@ async fn set_experiment(
     ApiJson(input): ApiJson<ExperimentSettings>,
 ) -> Result<Json<Experiment>, AppError> {
     Ok(Json(app::endpoints::experiment::set(&ctx, id, input).await?))
+}
+
+/// Starts a rollout (members): the traffic of `baseline` moves to
+/// `candidate` by `strategy`, each step watched by the guardrails; a failed
+/// guardrail sends it back to the baseline. Give `candidate_version_id` to
+/// add the candidate (weight 0, the baseline's instances) first. 409 while
+/// another rollout of the endpoint is under way, or where the team's
+/// approval policy covers `endpoint.weights`.
+#[utoipa::path(post, path = "/endpoints/{id}/rollouts", tag = "rollouts", params(("id" = Uuid, Path)),
+    request_body = NewRollout,
+    responses((status = 201, body = Rollout), (status = 403, body = Problem), (status = 404, body = Problem),
+              (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn start_rollout(
+    ctx: Ctx,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(input): ApiJson<NewRollout>,
+) -> Result<(StatusCode, Json<Rollout>), AppError> {
+    Ok((StatusCode::CREATED, Json(app::endpoints::rollouts::start(&ctx, id, input).await?)))
+}
+
+/// The endpoint's rollouts, newest first (viewers; the last 50).
+#[utoipa::path(get, path = "/endpoints/{id}/rollouts", tag = "rollouts", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Vec<Rollout>), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn list_rollouts(ctx: Ctx, ApiPath(id): ApiPath<Uuid>) -> Result<Json<Vec<Rollout>>, AppError> {
+    Ok(Json(app::endpoints::rollouts::list(&ctx, id).await?))
+}
+
+/// A rollout: its steps (who took each, the guardrails' figures, passed or
+/// failed), the steps planned, and why it rolled back (viewers).
+#[utoipa::path(get, path = "/rollouts/{id}", tag = "rollouts", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Rollout), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn get_rollout(ctx: Ctx, ApiPath(id): ApiPath<Uuid>) -> Result<Json<Rollout>, AppError> {
+    Ok(Json(app::endpoints::rollouts::get(&ctx, id).await?))
+}
+
+/// Takes the next step now (members): a manual rollout's way on; for the
+/// others it skips the rest of the wait.
+#[utoipa::path(post, path = "/rollouts/{id}/promote", tag = "rollouts", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Rollout), (status = 403, body = Problem), (status = 404, body = Problem),
+              (status = 409, body = Problem)))]
+async fn promote_rollout(ctx: Ctx, ApiPath(id): ApiPath<Uuid>) -> Result<Json<Rollout>, AppError> {
+    Ok(Json(app::endpoints::rollouts::command(&ctx, id, Command::Promote).await?))
+}
+
+/// Takes no further steps until resumed (members); the guardrails still
+/// watch, and roll back on a breach.
+#[utoipa::path(post, path = "/rollouts/{id}/pause", tag = "rollouts", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Rollout), (status = 403, body = Problem), (status = 404, body = Problem),
+              (status = 409, body = Problem)))]
+async fn pause_rollout(ctx: Ctx, ApiPath(id): ApiPath<Uuid>) -> Result<Json<Rollout>, AppError> {
+    Ok(Json(app::endpoints::rollouts::command(&ctx, id, Command::Pause).await?))
+}
+
+/// Goes on with a paused rollout (members).
+#[utoipa::path(post, path = "/rollouts/{id}/resume", tag = "rollouts", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Rollout), (status = 403, body = Problem), (status = 404, body = Problem),
+              (status = 409, body = Problem)))]
+async fn resume_rollout(ctx: Ctx, ApiPath(id): ApiPath<Uuid>) -> Result<Json<Rollout>, AppError> {
+    Ok(Json(app::endpoints::rollouts::command(&ctx, id, Command::Resume).await?))
+}
+
+/// Sends the traffic back to the baseline and ends the rollout (members;
+/// needs no approval).
+#[utoipa::path(post, path = "/rollouts/{id}/abort", tag = "rollouts", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Rollout), (status = 403, body = Problem), (status = 404, body = Problem),
+              (status = 409, body = Problem)))]
+async fn abort_rollout(ctx: Ctx, ApiPath(id): ApiPath<Uuid>) -> Result<Json<Rollout>, AppError> {
+    Ok(Json(app::endpoints::rollouts::command(&ctx, id, Command::Abort).await?))
 }

@@ -58,6 +58,7 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "webhooks", description = "Team endpoints that receive signed events, and their delivery logs"),
         (name = "budgets", description = "A team's monthly budget over training and endpoints, and where the month stands"),
         (name = "endpoints", description = "Deployed model versions: endpoints, their production and shadow variants, traffic weights. Invoke with POST /endpoints/{engine_name}/invocations (SageMaker Runtime's path)"),
+        (name = "rollouts", description = "Traffic moved from a baseline variant to a candidate step by step (canary, linear, manual), watched by guardrails that roll back a failing candidate"),
         (name = "experiments", description = "A/B/N experiments on an endpoint's production variants: outcomes reported for invocations (by the gateway's x-capstan-invocation-id), and the always-valid analysis"),
     )
 )]

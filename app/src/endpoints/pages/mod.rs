@@ -2,9 +2,10 @@
 //! picked from the registry), and an endpoint's page with its variants and
 //! their processes, the traffic split, the weights editor with a live share
 //! preview, the variants editor (add, remove, capacity), and the invoke panel;
-//! the experiment page (`experiment`).
+//! the experiment page (`experiment`); rollouts (`rollouts`).
 
 pub mod experiment;
+pub mod rollouts;
 
 use crate::endpoints::rpc::{
     CreateEndpointForm, CreateInvokeKey, DeleteEndpoint, RevokeInvokeKey, SendSampleTraffic, SetEndpointWeightsForm,
@@ -230,6 +231,7 @@ fn EndpointView(endpoint: Endpoint, delete: FormAction<DeleteEndpoint>) -> impl 
             <span class=status_class(&e.status) id="endpoint-status">{e.status.clone()}</span>
             <span class="muted">{format!("{} mode", e.backend)}" · created by "{e.created_by.clone()}" "<Time at=e.created_at/></span>
             <a class="button secondary small" id="experiment-link" href=format!("/teams/{}/endpoints/{}/experiment", e.team, e.id)>"Experiment"</a>
+            <a class="button secondary small" id="rollouts-link" href=format!("/teams/{}/endpoints/{}/rollouts", e.team, e.id)>"Rollouts"</a>
             <span class="muted" id="endpoint-cost" title="Instance-hours × the price table (in local mode: what it would cost on SageMaker)">
                 {format!("{}/h · today {} · this month {} · in all {}", usd(e.cost.usd_per_hour), usd(e.cost.today_usd), usd(e.cost.month_usd), usd(e.cost.total_usd))}
                 {e.cost.unpriced.then_some(" · an instance type has no price")}
