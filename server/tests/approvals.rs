@@ -718,3 +718,67 @@ async fn endpoint_changes_go_through_change_requests_when_the_policy_covers_them
         .await;
     assert_eq!(api.json()["status"], "Deleting", "{}", api.text());
 }
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn a_rollout_starts_through_a_change_request_when_the_policy_covers_it(pool: PgPool) {
+    let f = fixture(pool).await;
+    let variant = |name: &str, version: &str, weight: f64| json!({"name": name, "version_id": version, "instance_type": "ml.m5.large", "instance_count": 1, "weight": weight});
+    let body = json!({"name": "web", "variants": [variant("a", &f.v1, 1.0)]});
+    let res = f.app.call(Method::POST, "/api/v1/teams/ml/endpoints", &f.member, Some(body)).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let endpoint = res.json()["id"].as_str().expect("id").to_owned();
+    let policy = json!({"policies": [{"kind": "endpoint.rollout", "approvals_required": 1, "min_role": "approver",
+                                      "expires_after_hours": 24}]});
+    let res = f.app.call(Method::PUT, "/api/v1/teams/ml/approval-policies", &f.admin, Some(policy)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+
+    // a direct start is refused, names the kind to request, and writes nothing (no candidate added either)
+    let rollout = json!({"baseline": "a", "candidate": "b", "candidate_version_id": f.v2, "strategy": "canary",
+                         "step_percent": 10, "interval_seconds": 60});
+    let res = f
+        .app
+        .call(Method::POST, &format!("/api/v1/endpoints/{endpoint}/rollouts"), &f.member, Some(rollout.clone()))
+        .await;
+    assert_eq!(res.status, StatusCode::CONFLICT, "{}", res.text());
+    assert!(res.text().contains("endpoint.rollout"), "{}", res.text());
+    assert_eq!(f.app.count("select count(*) from rollout").await, 0);
+    assert_eq!(f.app.count("select count(*) from endpoint_variant").await, 1);
+
+    // a bad rollout request is refused when opened, naming the field
+    let change = |r: Value| json!({"kind": "endpoint.rollout", "endpoint_id": endpoint, "rollout": r});
+    let mut bad = rollout.clone();
+    bad["step_percent"] = json!(90);
+    let res = f.open(&f.member, change(bad)).await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text());
+    assert_eq!(res.json()["errors"][0]["field"], "step_percent", "{}", res.text());
+
+    // requested, approved, applied: the rollout starts as its author's, its request named
+    let res = f.open(&f.member, change(rollout)).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let r = res.json();
+    assert!(r["diff"]["after"].as_str().is_some_and(|a| a.contains("canary rollout from a to b")), "{r}");
+    assert_eq!(
+        r["diff"]["split"],
+        json!([{"variant": "a", "version": "churn v1", "before": 1.0, "after": 0.0},
+               {"variant": "b", "version": "churn v2", "before": null, "after": 1.0}]),
+        "{r}"
+    );
+    let id = r["id"].as_str().expect("id").to_owned();
+    assert_eq!(f.decide(&f.approver, &id, "approve").await.json()["state"], "approved");
+    assert_eq!(f.apply().await, 1);
+    assert_eq!(f.request(&id).await["state"], "applied");
+    let list = f.app.call(Method::GET, &format!("/api/v1/endpoints/{endpoint}/rollouts"), &f.viewer, None).await.json();
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(
+        (list[0]["state"].as_str(), list[0]["created_by"].as_str()),
+        (Some("running"), Some("member@example.com"))
+    );
+    let e = f.app.call(Method::GET, &format!("/api/v1/endpoints/{endpoint}"), &f.viewer, None).await.json();
+    let names: Vec<&str> = e["variants"].as_array().into_iter().flatten().filter_map(|v| v["name"].as_str()).collect();
+    assert_eq!(names, ["a", "b"], "the candidate was added: {e}");
+    let audited = f
+        .app
+        .count(&format!("select count(*) from audit_event where action = 'endpoint.rollout_started' and summary->>'request' = '{id}'"))
+        .await;
+    assert_eq!(audited, 1, "the start names its request");
+}

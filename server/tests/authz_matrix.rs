@@ -774,6 +774,13 @@ fn cases() -> Vec<Case> {
             expect: "401 403 201 201 201 404 201",
         },
         Case {
+            call: "POST /api/v1/teams/alpha/change-requests",
+            input: json!({"change": {"kind": "endpoint.rollout", "endpoint_id": "{endpoint}", "rollout": {"baseline": "a",
+                          "candidate": "c-{caller_slug}", "candidate_version_id": "{model_version}", "strategy": "linear"}},
+                          "title": "by {caller}"}),
+            expect: "401 403 201 201 201 404 201",
+        },
+        Case {
             call: "fn request_endpoint_change",
             input: json!({"team": "alpha", "kind": "endpoint.weights", "endpoint": "{endpoint}", "variant[0]": "a",
                           "weight[0]": "17", "title": "by {caller}", "justification": ""}),

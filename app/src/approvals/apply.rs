@@ -254,6 +254,9 @@ async fn apply_one(state: &AppState, id: Uuid) -> Result<(), AppError> {
             let input = crate::endpoints::types::Weights { weights: weights.clone() };
             endpoints::set_weights(&ctx, *endpoint_id, input, route).await.map(|e| json!(e))
         }
+        Change::EndpointRollout { endpoint_id, rollout } => {
+            crate::endpoints::rollouts::start(&ctx, *endpoint_id, rollout.clone(), route).await.map(|r| json!(r))
+        }
     };
     crate::kernel::changes::fault_point("approvals:after-apply");
     match applied {

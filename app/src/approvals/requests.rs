@@ -67,7 +67,8 @@ async fn endpoint_target(
         }
         Change::EndpointUpdate { endpoint_id: id, .. }
         | Change::EndpointDelete { endpoint_id: id }
-        | Change::EndpointWeights { endpoint_id: id, .. } => {
+        | Change::EndpointWeights { endpoint_id: id, .. }
+        | Change::EndpointRollout { endpoint_id: id, .. } => {
             let base = change_base(pool, team_id, *id).await?.ok_or_else(|| AppError::NotFound("Endpoint".into()))?;
             let name = format!("{slug}/{}", base["name"].as_str().unwrap_or_default());
             Some((target(Some(*id), name), base))
@@ -107,7 +108,8 @@ pub(crate) async fn target(
         Change::EndpointCreate { .. }
         | Change::EndpointUpdate { .. }
         | Change::EndpointDelete { .. }
-        | Change::EndpointWeights { .. } => return Err(AppError::Internal),
+        | Change::EndpointWeights { .. }
+        | Change::EndpointRollout { .. } => return Err(AppError::Internal),
     };
     let model_name = sqlx::query_scalar!(
         r#"select t.slug || '/' || m.name as "name!" from model m join team t on t.team_id = m.team_id
@@ -179,6 +181,9 @@ async fn check_endpoint_change(ctx: &Ctx, team: (&str, Uuid), change: &Change) -
             check_change(ctx, team.1, *endpoint_id, None, Some(&weights)).await
         }
         Change::EndpointDelete { endpoint_id } => check_change(ctx, team.1, *endpoint_id, None, None).await,
+        Change::EndpointRollout { endpoint_id, rollout } => {
+            crate::endpoints::rollouts::check(ctx, team.1, *endpoint_id, rollout).await
+        }
         _ => Ok(()),
     }
 }
@@ -825,6 +830,30 @@ async fn endpoint_diff(conn: &mut PgConnection, r: &Row, change: &Change) -> Res
                 .collect();
             (r.base["name"].as_str().unwrap_or_default().to_owned(), after, shadow_before.clone(), capture_before)
         }
+        // where the rollout ends: the candidate with the baseline's and its own weight
+        Change::EndpointRollout { rollout, .. } => {
+            let pair: f64 =
+                before.iter().filter(|x| x.0 == rollout.baseline || x.0 == rollout.candidate).map(|x| x.2).sum();
+            let mut after: Side = before
+                .iter()
+                .map(|(n, v, w)| {
+                    let w = if *n == rollout.baseline {
+                        0.0
+                    } else if *n == rollout.candidate {
+                        pair
+                    } else {
+                        *w
+                    };
+                    (n.clone(), *v, w)
+                })
+                .collect();
+            if let Some(version) = rollout.candidate_version_id
+                && !after.iter().any(|x| x.0 == rollout.candidate)
+            {
+                after.push((rollout.candidate.clone(), version, pair));
+            }
+            (r.base["name"].as_str().unwrap_or_default().to_owned(), after, shadow_before.clone(), capture_before)
+        }
         _ => (r.base["name"].as_str().unwrap_or_default().to_owned(), Vec::new(), None, None),
     };
     let mut ids: Vec<Uuid> = before.iter().chain(&after).map(|x| x.1).collect();
@@ -869,6 +898,18 @@ async fn endpoint_diff(conn: &mut PgConnection, r: &Row, change: &Change) -> Res
     let (before_text, after_text) = match change {
         Change::EndpointCreate { .. } => ("no endpoint".to_owned(), say(&after, &shadow_after, capture_after)),
         Change::EndpointDelete { .. } => (say(&before, &shadow_before, capture_before), "deleted".to_owned()),
+        Change::EndpointRollout { rollout, .. } => (
+            say(&before, &shadow_before, capture_before),
+            format!(
+                "{} after a {} rollout from {} to {} ({} % steps, {} s; rolled back if a guardrail fails)",
+                say(&after, &shadow_after, capture_after),
+                rollout.strategy,
+                rollout.baseline,
+                rollout.candidate,
+                rollout.step_percent,
+                rollout.interval_seconds
+            ),
+        ),
         _ => (say(&before, &shadow_before, capture_before), say(&after, &shadow_after, capture_after)),
     };
     let versions = rows

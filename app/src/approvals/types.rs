@@ -179,6 +179,9 @@ pub enum Change {
         #[cfg_attr(feature = "ssr", schema(min_items = 1, max_items = 10))]
         weights: Vec<crate::endpoints::types::VariantWeight>,
     },
+    /// Start a rollout (as `POST /endpoints/{id}/rollouts`).
+    #[serde(rename = "endpoint.rollout")]
+    EndpointRollout { endpoint_id: Uuid, rollout: crate::endpoints::types::NewRollout },
 }
 
 impl Change {
@@ -193,6 +196,7 @@ impl Change {
             Change::EndpointUpdate { .. } => "endpoint.update",
             Change::EndpointDelete { .. } => "endpoint.delete",
             Change::EndpointWeights { .. } => "endpoint.weights",
+            Change::EndpointRollout { .. } => "endpoint.rollout",
         }
     }
 
@@ -201,7 +205,8 @@ impl Change {
         match self {
             Change::EndpointUpdate { endpoint_id, .. }
             | Change::EndpointDelete { endpoint_id }
-            | Change::EndpointWeights { endpoint_id, .. } => Some(*endpoint_id),
+            | Change::EndpointWeights { endpoint_id, .. }
+            | Change::EndpointRollout { endpoint_id, .. } => Some(*endpoint_id),
             _ => None,
         }
     }

@@ -67,13 +67,9 @@ fn check_guardrails(g: &Guardrails, errors: &mut Errors) {
     }
 }
 
-/// Starts a rollout on the endpoint (members and up): checks the request,
-/// adds the candidate variant when a version is given for it, and records
-/// the rollout; the worker takes its first step once the endpoint serves.
-/// Where the team's approval policy covers `endpoint.weights`, 409: the
-/// steps would change the weights without the review.
-pub async fn start(ctx: &Ctx, endpoint_id: Uuid, input: NewRollout) -> Result<Rollout, AppError> {
-    let (endpoint, team_id) = crate::endpoints::domain::load(ctx, endpoint_id, Action::Contribute).await?;
+/// The request's fields checked against the endpoint; whether the
+/// candidate is to be added (a version given for a variant it lacks).
+fn plan(endpoint: &crate::endpoints::types::Endpoint, input: &NewRollout) -> Result<bool, AppError> {
     let mut errors = Errors::new();
     if !matches!(input.strategy.as_str(), "canary" | "linear" | "manual") {
         errors.push("strategy", "Give canary, linear or manual.");
@@ -90,18 +86,99 @@ pub async fn start(ctx: &Ctx, endpoint_id: Uuid, input: NewRollout) -> Result<Ro
     if !names.contains(&input.baseline.as_str()) {
         errors.push("baseline", format!("Name a production variant of the endpoint ({list})."));
     }
-    let exists = names.contains(&input.candidate.as_str());
+    let existing = endpoint.variants.iter().find(|v| v.name == input.candidate);
     if input.candidate == input.baseline {
         errors.push("candidate", "The candidate must be another variant than the baseline.");
-    } else if exists && input.candidate_version_id.is_some() {
+    } else if let (Some(v), Some(version)) = (existing, input.candidate_version_id)
+        && v.version_id != version
+    {
         errors.push("candidate_version_id", format!("`{}` exists already: leave the version out.", input.candidate));
-    } else if !exists && input.candidate_version_id.is_none() {
+    } else if existing.is_none() && input.candidate_version_id.is_none() {
         errors.push(
             "candidate",
             format!("Name a production variant ({list}), or give candidate_version_id to add `{}`.", input.candidate),
         );
     }
     errors.finish()?;
+    Ok(existing.is_none())
+}
+
+/// The candidate variant a rollout adds: weight 0, the baseline's instances.
+fn with_candidate(endpoint: &crate::endpoints::types::Endpoint, input: &NewRollout, version: Uuid) -> EndpointUpdate {
+    let base = endpoint.variants.iter().find(|v| v.name == input.baseline);
+    let mut variants: Vec<NewVariant> = endpoint
+        .variants
+        .iter()
+        .map(|v| NewVariant {
+            name: v.name.clone(),
+            version_id: v.version_id,
+            instance_type: v.instance_type.clone(),
+            instance_count: v.instance_count,
+            weight: v.weight,
+        })
+        .collect();
+    variants.push(NewVariant {
+        name: input.candidate.clone(),
+        version_id: version,
+        instance_type: base.map_or_else(|| "ml.m5.large".to_owned(), |b| b.instance_type.clone()),
+        instance_count: base.map_or(1, |b| b.instance_count),
+        weight: 0.0,
+    });
+    EndpointUpdate { variants: Some(variants), shadow: None, capture_percent: None }
+}
+
+/// The candidate's version as a field of the rollout request.
+fn as_candidate_field(e: AppError) -> AppError {
+    match e {
+        AppError::Validation(fields) => AppError::Validation(
+            fields
+                .into_iter()
+                .map(|mut f| {
+                    if f.field.ends_with("version_id") {
+                        f.field = "candidate_version_id".into();
+                    }
+                    f
+                })
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+/// Refuses, with the field to blame, a rollout that [`start`] would refuse
+/// for its fields or its candidate (what a change request checks when it is
+/// opened). The endpoint must be team `team_id`'s.
+pub(crate) async fn check(ctx: &Ctx, team_id: Uuid, endpoint_id: Uuid, input: &NewRollout) -> Result<(), AppError> {
+    let (endpoint, team) = crate::endpoints::domain::load(ctx, endpoint_id, Action::Contribute).await?;
+    if team != team_id {
+        return Err(AppError::NotFound("Endpoint".into()));
+    }
+    if plan(&endpoint, input)?
+        && let Some(version) = input.candidate_version_id
+    {
+        crate::endpoints::domain::check_change(
+            ctx,
+            team_id,
+            endpoint_id,
+            Some(&with_candidate(&endpoint, input, version)),
+            None,
+        )
+        .await
+        .map_err(as_candidate_field)?;
+    }
+    Ok(())
+}
+
+/// Starts a rollout on the endpoint (members and up): checks the request,
+/// adds the candidate variant when a version is given for it, and records
+/// the rollout; the worker takes its first step once the endpoint serves.
+/// Where the team's approval policy covers `endpoint.rollout` (or
+/// `endpoint.weights`, which its steps change), a direct start answers 409:
+/// open a change request of kind `endpoint.rollout`, whose application
+/// calls this with its route.
+pub async fn start(ctx: &Ctx, endpoint_id: Uuid, input: NewRollout, route: Route) -> Result<Rollout, AppError> {
+    let (endpoint, team_id) = crate::endpoints::domain::load(ctx, endpoint_id, Action::Contribute).await?;
+    let add = plan(&endpoint, &input)?;
     let live = sqlx::query_scalar!(
         "select rollout_id from rollout where endpoint_id = $1 and state in ('running', 'paused')",
         endpoint_id
@@ -114,49 +191,33 @@ pub async fn start(ctx: &Ctx, endpoint_id: Uuid, input: NewRollout) -> Result<Ro
             message: format!("Rollout {live} of this endpoint is under way: let it finish, or abort it first."),
         });
     }
-    // the policy, before anything is added
-    {
-        let mut tx = ctx.pool().begin().await?;
-        gate(&mut tx, Route::Direct, (&endpoint.team, team_id), kinds::ENDPOINT_WEIGHTS, (None, None), false).await?;
-    }
-    let endpoint = match input.candidate_version_id {
-        Some(version) => {
-            let base = endpoint.variants.iter().find(|v| v.name == input.baseline).ok_or(AppError::Internal)?;
-            let mut variants: Vec<NewVariant> = endpoint
-                .variants
-                .iter()
-                .map(|v| NewVariant {
-                    name: v.name.clone(),
-                    version_id: v.version_id,
-                    instance_type: v.instance_type.clone(),
-                    instance_count: v.instance_count,
-                    weight: v.weight,
-                })
-                .collect();
-            variants.push(NewVariant {
-                name: input.candidate.clone(),
-                version_id: version,
-                instance_type: base.instance_type.clone(),
-                instance_count: base.instance_count,
-                weight: 0.0,
-            });
-            let update = EndpointUpdate { variants: Some(variants), shadow: None, capture_percent: None };
-            crate::endpoints::domain::update(ctx, endpoint_id, update, Route::Direct).await.map_err(|e| match e {
-                AppError::Validation(fields) => AppError::Validation(
-                    fields
-                        .into_iter()
-                        .map(|mut f| {
-                            if f.field.ends_with("version_id") {
-                                f.field = "candidate_version_id".into();
-                            }
-                            f
-                        })
-                        .collect(),
-                ),
-                other => other,
-            })?
+    if route == Route::Direct {
+        let mut conn = ctx.pool().acquire().await?;
+        for kind in [kinds::ENDPOINT_ROLLOUT, kinds::ENDPOINT_WEIGHTS] {
+            if crate::kernel::changes::requires_request(&mut conn, team_id, kind, None, None).await? {
+                return Err(AppError::Conflict {
+                    field: None,
+                    message: format!(
+                        "team {}'s approval policy covers {kind}: open a change request of kind endpoint.rollout \
+                         (POST /api/v1/teams/{}/change-requests)",
+                        endpoint.team, endpoint.team
+                    ),
+                });
+            }
         }
-        None => endpoint,
+    }
+    let id = Uuid::now_v7();
+    let endpoint = match input.candidate_version_id {
+        // the rollout's own change: past the policy, as its steps are
+        Some(version) if add => crate::endpoints::domain::update(
+            ctx,
+            endpoint_id,
+            with_candidate(&endpoint, &input, version),
+            Route::Rollout(id),
+        )
+        .await
+        .map_err(as_candidate_field)?,
+        _ => endpoint,
     };
     let weight = |name: &str| endpoint.variants.iter().find(|v| v.name == name).map_or(0.0, |v| v.weight);
     let pair = weight(&input.baseline) + weight(&input.candidate);
@@ -166,9 +227,12 @@ pub async fn start(ctx: &Ctx, endpoint_id: Uuid, input: NewRollout) -> Result<Ro
             "The baseline and the candidate have no weight to share: give the baseline a weight first.",
         ));
     }
-    let id = Uuid::now_v7();
     let actor = ctx.actor()?;
     let mut tx = ctx.pool().begin().await?;
+    if let Route::ChangeRequest(_) = route {
+        // applied once: the request's mark commits with the rollout
+        gate(&mut tx, route, (&endpoint.team, team_id), kinds::ENDPOINT_ROLLOUT, (None, None), false).await?;
+    }
     sqlx::query!(
         "insert into rollout (rollout_id, endpoint_id, baseline, candidate, strategy, step_percent, interval_seconds,
                               guardrails, pair_weight, created_by)
@@ -193,7 +257,7 @@ pub async fn start(ctx: &Ctx, endpoint_id: Uuid, input: NewRollout) -> Result<Ro
             action: "endpoint.rollout_started",
             target_type: "endpoint",
             target_id: Some(endpoint_id.to_string()),
-            summary: json!({ "after": { "rollout": id, "baseline": input.baseline, "candidate": input.candidate,
+            summary: json!({ "request": route.request(), "after": { "rollout": id, "baseline": input.baseline, "candidate": input.candidate,
                              "strategy": input.strategy, "step_percent": input.step_percent,
                              "interval_seconds": input.interval_seconds, "guardrails": input.guardrails,
                              "planned": planned(&input.strategy, input.step_percent) } }),

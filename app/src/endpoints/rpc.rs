@@ -325,7 +325,7 @@ pub async fn start_rollout_form(
             interval_seconds: i32::try_from(interval.unwrap_or_default()).unwrap_or(i32::MAX),
             guardrails,
         };
-        crate::endpoints::rollouts::start(&ctx, id, input).await
+        crate::endpoints::rollouts::start(&ctx, id, input, crate::registry::gate::Route::Direct).await
     }
     .await;
     if let Ok(r) = &done {

@@ -27,7 +27,9 @@ pub mod kinds {
     pub const ENDPOINT_DELETE: &str = "endpoint.delete";
     /// Change the weights of an endpoint's production variants.
     pub const ENDPOINT_WEIGHTS: &str = "endpoint.weights";
-    pub const ALL: [&str; 9] = [
+    /// Start a rollout on an endpoint (its steps then change the weights).
+    pub const ENDPOINT_ROLLOUT: &str = "endpoint.rollout";
+    pub const ALL: [&str; 10] = [
         ALIAS_MOVE,
         ALIAS_DELETE,
         VERSION_STATUS,
@@ -37,6 +39,7 @@ pub mod kinds {
         ENDPOINT_UPDATE,
         ENDPOINT_DELETE,
         ENDPOINT_WEIGHTS,
+        ENDPOINT_ROLLOUT,
     ];
     /// The kinds whose target is an endpoint: a policy for one covers every
     /// endpoint of the team.

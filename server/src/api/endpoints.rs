@@ -284,7 +284,7 @@ async fn start_rollout(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(input): ApiJson<NewRollout>,
 ) -> Result<(StatusCode, Json<Rollout>), AppError> {
-    Ok((StatusCode::CREATED, Json(app::endpoints::rollouts::start(&ctx, id, input).await?)))
+    Ok((StatusCode::CREATED, Json(app::endpoints::rollouts::start(&ctx, id, input, Route::Direct).await?)))
 }
 
 /// The endpoint's rollouts, newest first (viewers; the last 50).
