@@ -1182,6 +1182,17 @@ async fn outcomes_join_the_variant_that_served_them_and_the_experiment_matches_g
         .filter_map(|e| e["field"].as_str().map(str::to_owned))
         .collect();
     assert_eq!(fields, ["outcomes[1].metric", "outcomes[2].variant", "outcomes[3].variant", "outcomes[4].variant"]);
+    // a malformed outcome is named by its place
+    let res = app
+        .call(
+            Method::POST,
+            &outcomes_path,
+            &member,
+            Some(json!({"outcomes": [batch[0].clone(), {"request_id": "x", "value": 1}]})),
+        )
+        .await;
+    assert!(matches!(res.status.as_u16(), 400 | 422), "{}", res.text());
+    assert!(res.text().contains("outcomes[1]") && res.text().contains("metric"), "{}", res.text());
     let too_many: Vec<Value> =
         (0..1001).map(|i| json!({"request_id": format!("r{i}"), "variant": "a", "metric": "m", "value": 1})).collect();
     let res = app.call(Method::POST, &outcomes_path, &member, Some(json!({"outcomes": too_many}))).await;

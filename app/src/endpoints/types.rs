@@ -450,7 +450,7 @@ pub struct Outcome {
 }
 
 /// `POST /endpoints/{id}/outcomes`: one outcome, or a batch of up to 1 000.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum Outcomes {
@@ -459,6 +459,36 @@ pub enum Outcomes {
         outcomes: Vec<Outcome>,
     },
     One(Outcome),
+}
+
+/// A batch when the body has `outcomes`, else one outcome: read so that a
+/// bad field is named (`outcomes[3]: missing field metric`), not lost in
+/// "matched no variant".
+impl<'de> Deserialize<'de> for Outcomes {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let body = serde_json::Value::deserialize(deserializer)?;
+        match body {
+            serde_json::Value::Object(mut fields) if fields.contains_key("outcomes") => {
+                if let Some(extra) = fields.keys().find(|k| *k != "outcomes") {
+                    return Err(D::Error::custom(format!("unknown field `{extra}` beside `outcomes`")));
+                }
+                let list = match fields.remove("outcomes") {
+                    Some(serde_json::Value::Array(list)) => list,
+                    _ => return Err(D::Error::custom("`outcomes` must be a list")),
+                };
+                let outcomes = list
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, o)| {
+                        serde_json::from_value(o).map_err(|e| D::Error::custom(format!("outcomes[{i}]: {e}")))
+                    })
+                    .collect::<Result<Vec<Outcome>, D::Error>>()?;
+                Ok(Outcomes::Batch { outcomes })
+            }
+            other => serde_json::from_value(other).map(Outcomes::One).map_err(D::Error::custom),
+        }
+    }
 }
 
 /// What became of a batch of outcomes.
