@@ -237,7 +237,7 @@ fn count(x: f64) -> u64 {
     if x.is_finite() && x > 0.0 { x.round() as u64 } else { 0 }
 }
 
-/// The start of `t`'s minute.
-fn minute_of(t: OffsetDateTime) -> OffsetDateTime {
+/// The start of `t`'s minute (the rollups' granularity).
+pub(crate) fn minute_of(t: OffsetDateTime) -> OffsetDateTime {
     t.replace_second(0).and_then(|t| t.replace_nanosecond(0)).unwrap_or(t)
 }

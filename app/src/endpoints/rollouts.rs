@@ -20,6 +20,7 @@
 //! (`endpoint.rollout_rolled_back`, with the reason and the figures), which
 //! fires the team's webhooks.
 
+use crate::endpoints::experiment::minute_of;
 use crate::endpoints::stats::{self, Kind, Sample};
 use crate::endpoints::types::{
     EndpointUpdate, GuardrailCheck, Guardrails, NewRollout, NewVariant, Rollout, RolloutStep, VariantWeight, Weights,
@@ -705,11 +706,6 @@ async fn record(
     )
     .await?;
     Ok(())
-}
-
-/// The start of `t`'s minute.
-fn minute_of(t: OffsetDateTime) -> OffsetDateTime {
-    t.replace_second(0).and_then(|t| t.replace_nanosecond(0)).unwrap_or(t)
 }
 
 /// What one variant served in a window.

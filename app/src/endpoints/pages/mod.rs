@@ -408,14 +408,7 @@ fn TrafficCharts(endpoint: Uuid) -> impl IntoView {
                         <p class="empty">"No requests in this window yet. Send sample traffic above, use the invoke panel, or a script."</p>
                     }.into_any(),
                     Ok(m) => {
-                        let totals: Vec<u64> = (0..m.at.len()).map(|i| m.variants.iter().map(|v| v.requests.get(i).copied().unwrap_or(0)).sum()).collect();
-                        let lines = |f: &dyn Fn(&crate::endpoints::types::VariantSeries) -> Vec<f64>| -> Vec<ChartLine> {
-                            m.variants.iter().map(|v| ChartLine { label: v.variant.clone(), values: f(v) }).collect()
-                        };
-                        let share = lines(&|v| v.requests.iter().zip(&totals).map(|(n, t)| if *t == 0 { 0.0 } else { *n as f64 / *t as f64 }).collect());
-                        let rps = lines(&|v| v.requests_per_second.clone());
-                        let errors = lines(&|v| v.error_rate.clone());
-                        let p99 = lines(&|v| v.p99_ms.iter().map(|p| p.unwrap_or(0.0)).collect());
+                        let TrafficLines { share, rps, errors, p99 } = TrafficLines::of(&m);
                         view! {
                             <div class="grid-2 charts">
                                 <LineChart name="traffic share" lines=share/>
@@ -428,6 +421,34 @@ fn TrafficCharts(endpoint: Uuid) -> impl IntoView {
                 })}
             </Transition>
         </section>
+    }
+}
+
+/// An endpoint's series as chart lines, one per variant.
+pub(crate) struct TrafficLines {
+    /// Each variant's share of the step's requests.
+    pub share: Vec<ChartLine>,
+    pub rps: Vec<ChartLine>,
+    pub errors: Vec<ChartLine>,
+    /// In ms; 0 for a step without requests.
+    pub p99: Vec<ChartLine>,
+}
+
+impl TrafficLines {
+    pub fn of(m: &crate::endpoints::types::EndpointMetrics) -> Self {
+        let totals: Vec<u64> =
+            (0..m.at.len()).map(|i| m.variants.iter().map(|v| v.requests.get(i).copied().unwrap_or(0)).sum()).collect();
+        let lines = |f: &dyn Fn(&crate::endpoints::types::VariantSeries) -> Vec<f64>| -> Vec<ChartLine> {
+            m.variants.iter().map(|v| ChartLine { label: v.variant.clone(), values: f(v) }).collect()
+        };
+        Self {
+            share: lines(&|v| {
+                v.requests.iter().zip(&totals).map(|(n, t)| if *t == 0 { 0.0 } else { *n as f64 / *t as f64 }).collect()
+            }),
+            rps: lines(&|v| v.requests_per_second.clone()),
+            errors: lines(&|v| v.error_rate.clone()),
+            p99: lines(&|v| v.p99_ms.iter().map(|p| p.unwrap_or(0.0)).collect()),
+        }
     }
 }
 

@@ -5,11 +5,12 @@
 //! resume, abort), and the traffic share of each variant with the error
 //! rate and p99 beneath it.
 
+use crate::endpoints::pages::TrafficLines;
 use crate::endpoints::rpc::{
     RolloutCommand, StartRolloutForm, endpoint_metrics, endpoint_options, get_endpoint, get_rollout, list_rollouts,
 };
 use crate::endpoints::types::{Endpoint, Rollout};
-use crate::kernel::chart::{ChartLine, LineChart};
+use crate::kernel::chart::LineChart;
 use crate::kernel::error::AppError;
 use crate::kernel::form::{Form, FormAction};
 use crate::kernel::widgets::{ErrorBox, FieldMessage, FormError, PageHeader, Time, use_refresh};
@@ -242,13 +243,7 @@ fn RolloutTraffic(endpoint: Uuid) -> impl IntoView {
                 {move || metrics.get().map(|res| match res {
                     Err(e) => view! { <ErrorBox error=e/> }.into_any(),
                     Ok(m) => {
-                        let totals: Vec<u64> = (0..m.at.len()).map(|i| m.variants.iter().map(|v| v.requests.get(i).copied().unwrap_or(0)).sum()).collect();
-                        let lines = |f: &dyn Fn(&crate::endpoints::types::VariantSeries) -> Vec<f64>| -> Vec<ChartLine> {
-                            m.variants.iter().map(|v| ChartLine { label: v.variant.clone(), values: f(v) }).collect()
-                        };
-                        let share = lines(&|v| v.requests.iter().zip(&totals).map(|(n, t)| if *t == 0 { 0.0 } else { *n as f64 / *t as f64 }).collect());
-                        let errors = lines(&|v| v.error_rate.clone());
-                        let p99 = lines(&|v| v.p99_ms.iter().map(|p| p.unwrap_or(0.0)).collect());
+                        let TrafficLines { share, errors, p99, .. } = TrafficLines::of(&m);
                         view! {
                             <LineChart name="traffic share" lines=share/>
                             <div class="grid-2 charts">
