@@ -674,7 +674,7 @@ pub struct Guardrails {
     /// Nor this many times the baseline's (taken as at least 0.5 %); default 2.
     pub max_error_ratio: f64,
     /// The candidate's p99 latency may not pass this many times the
-    /// baseline's; default 1.5.
+    /// baseline's (taken as at least 25 ms); default 1.5.
     pub max_p99_ratio: f64,
     /// Requests the candidate must serve in a step before it is judged; default 50.
     pub min_requests: i64,
