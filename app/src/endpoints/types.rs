@@ -461,6 +461,16 @@ pub enum Outcomes {
     One(Outcome),
 }
 
+/// The batch form of `POST /endpoints/{id}/outcomes`, as the API document
+/// shows it (one outcome alone is taken too).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct OutcomeBatch {
+    #[cfg_attr(feature = "ssr", schema(min_items = 1, max_items = 1000))]
+    pub outcomes: Vec<Outcome>,
+}
+
 /// A batch when the body has `outcomes`, else one outcome: read so that a
 /// bad field is named (`outcomes[3]: missing field metric`), not lost in
 /// "matched no variant".

@@ -7,8 +7,8 @@ use app::endpoints::domain;
 use app::endpoints::rollouts::Command;
 use app::endpoints::types::{
     CreatedInvokeKey, Endpoint, EndpointEvent, EndpointMetrics, EndpointSpend, EndpointUpdate, Experiment,
-    ExperimentQuery, ExperimentSettings, InvokeKey, MetricsQuery, NewEndpoint, NewInvokeKey, NewRollout, Outcomes,
-    OutcomesAccepted, Rollout, SampleTraffic, SampleTrafficStarted, Weights,
+    ExperimentQuery, ExperimentSettings, InvokeKey, MetricsQuery, NewEndpoint, NewInvokeKey, NewRollout, OutcomeBatch,
+    Outcomes, OutcomesAccepted, Rollout, SampleTraffic, SampleTrafficStarted, Weights,
 };
 use app::kernel::context::Ctx;
 use app::kernel::error::AppError;
@@ -226,7 +226,7 @@ fn rfc3339(field: &str, raw: Option<&str>) -> Result<Option<time::OffsetDateTime
 /// of the same request and metric is counted as a duplicate and changes
 /// nothing. One refused outcome refuses the batch (nothing written).
 #[utoipa::path(post, path = "/endpoints/{id}/outcomes", tag = "experiments", params(("id" = Uuid, Path)),
-    request_body = Outcomes,
+    request_body(content = OutcomeBatch, description = "A batch of 1 to 1 000 outcomes; one outcome alone (an `Outcome` object) is taken too."),
     responses((status = 200, body = OutcomesAccepted), (status = 403, body = Problem), (status = 404, body = Problem),
               (status = 422, body = Problem)))]
 async fn outcomes(
