@@ -398,7 +398,7 @@ pub async fn command(ctx: &Ctx, id: Uuid, what: Command) -> Result<Rollout, AppE
     match what {
         Command::Promote => match next_share(&r) {
             Some(next) => {
-                take_step(ctx, &mut tx, &r, next, &actor.email).await?;
+                take_step(ctx, &mut tx, &r, next, &actor.email, None).await?;
                 after = json!({ "percent": next });
             }
             None => {
@@ -553,10 +553,18 @@ async fn end_step(
     Ok(())
 }
 
-/// Moves the candidate to `share`: the weights, then the step's record.
-async fn take_step(ctx: &Ctx, tx: &mut sqlx::PgConnection, r: &Locked, share: i32, by: &str) -> Result<(), AppError> {
+/// Moves the candidate to `share`: the weights, then the step's record
+/// (the step under way ends as passed, with `checks` when it was judged).
+async fn take_step(
+    ctx: &Ctx,
+    tx: &mut sqlx::PgConnection,
+    r: &Locked,
+    share: i32,
+    by: &str,
+    checks: Option<&[GuardrailCheck]>,
+) -> Result<(), AppError> {
     set_share(ctx, r, share).await?;
-    end_step(tx, r, "passed", None).await?;
+    end_step(tx, r, "passed", checks).await?;
     let seq = r.step.map_or(1, |(seq, _)| seq + 1);
     sqlx::query!(
         "insert into rollout_step (rollout_id, seq, percent, started_by) values ($1, $2, $3, $4)",
@@ -635,7 +643,7 @@ async fn advance(state: &AppState, id: Uuid) -> Result<bool, AppError> {
             .fetch_optional(&mut *tx)
             .await?
             .unwrap_or_else(|| "capstan".into());
-        take_step(&ctx, &mut tx, &r, share, &by).await?;
+        take_step(&ctx, &mut tx, &r, share, &by, None).await?;
         record(&ctx, &mut tx, &r, "endpoint.rollout_stepped", json!({ "percent": share })).await?;
         tx.commit().await?;
         return Ok(true);
@@ -672,8 +680,7 @@ async fn advance(state: &AppState, id: Uuid) -> Result<bool, AppError> {
     }
     match next_share(&r) {
         Some(share) => {
-            end_step(&mut tx, &r, "passed", Some(&checks)).await?;
-            take_step(&ctx, &mut tx, &r, share, "capstan").await?;
+            take_step(&ctx, &mut tx, &r, share, "capstan", Some(&checks)).await?;
             record(&ctx, &mut tx, &r, "endpoint.rollout_stepped", json!({ "percent": share, "checks": checks }))
                 .await?;
         }
