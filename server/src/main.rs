@@ -314,7 +314,7 @@ async fn serve(config: Config, demo: Option<(Option<String>, bool)>) -> anyhow::
         let (demo, ctx) = create_demo(&state, email.as_deref()).await?;
         let job = &demo.job;
         if traffic {
-            println!("Sample traffic goes to the demo's endpoint once it serves (after its job is trained).");
+            println!("Traffic with outcomes goes to the demo's endpoint once it serves (after its job is trained).");
             let team = job.team.clone();
             tokio::spawn(async move {
                 if let Err(e) = app::endpoints::demo::send_traffic_when_ready(ctx, team).await {

@@ -443,12 +443,16 @@ pub async fn traffic(state: app::kernel::state::AppState, every: Duration, stop:
 
 /// Steps the rollouts every `every`, and at once when one is started or
 /// commanded: judges each step by its guardrails, rolls a failing candidate
-/// back, takes the next step when its time has come. Every process runs it;
-/// a rollout is stepped by one process at a time (its row is locked).
+/// back, takes the next step when its time has come; and recomputes the
+/// weights of the bandits whose interval has passed. Every process runs it;
+/// a rollout or bandit is moved by one process at a time (its row is locked).
 pub async fn rollouts(state: app::kernel::state::AppState, every: Duration, stop: CancellationToken) {
     loop {
         if let Err(e) = app::endpoints::rollouts::tick(&state).await {
             tracing::warn!(error = %e, "could not step the rollouts");
+        }
+        if let Err(e) = app::endpoints::bandit::tick(&state).await {
+            tracing::warn!(error = %e, "could not run the bandits");
         }
         tokio::select! {
             _ = stop.cancelled() => break,

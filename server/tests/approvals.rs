@@ -782,3 +782,64 @@ async fn a_rollout_starts_through_a_change_request_when_the_policy_covers_it(poo
         .await;
     assert_eq!(audited, 1, "the start names its request");
 }
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn a_bandit_runs_under_a_standing_change_request_when_the_policy_covers_it(pool: PgPool) {
+    let f = fixture(pool).await;
+    let variant = |name: &str, version: &str| json!({"name": name, "version_id": version, "instance_type": "ml.m5.large", "instance_count": 1, "weight": 1.0});
+    let body = json!({"name": "web", "variants": [variant("a", &f.v1), variant("b", &f.v2)]});
+    let res = f.app.call(Method::POST, "/api/v1/teams/ml/endpoints", &f.member, Some(body)).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let endpoint = res.json()["id"].as_str().expect("id").to_owned();
+    let policy = json!({"policies": [{"kind": "endpoint.bandit", "approvals_required": 1, "min_role": "approver",
+                                      "expires_after_hours": 24}]});
+    let res = f.app.call(Method::PUT, "/api/v1/teams/ml/approval-policies", &f.admin, Some(policy)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+
+    // a direct start is refused, names the kind to request, writes nothing
+    let path = format!("/api/v1/endpoints/{endpoint}/bandit");
+    let settings =
+        json!({"metric": "conversion", "kind": "binary", "interval_seconds": 60, "min_share": 0.2, "max_share": 0.8});
+    let res = f.app.call(Method::PUT, &path, &f.member, Some(settings.clone())).await;
+    assert_eq!(res.status, StatusCode::CONFLICT, "{}", res.text());
+    assert!(res.text().contains("endpoint.bandit"), "{}", res.text());
+    assert_eq!(f.app.count("select count(*) from endpoint_bandit").await, 0);
+
+    // bad settings are refused when the request is opened, naming the field
+    let change = |b: Value| json!({"kind": "endpoint.bandit", "endpoint_id": endpoint, "bandit": b});
+    let mut bad = settings.clone();
+    bad["max_share"] = json!(0.3);
+    let res = f.open(&f.member, change(bad)).await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text());
+    assert_eq!(res.json()["errors"][0]["field"], "max_share", "{}", res.text());
+
+    // requested, approved, applied: the bandit runs as its author's, under its request
+    let res = f.open(&f.member, change(settings)).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let r = res.json();
+    assert!(
+        r["diff"]["after"]
+            .as_str()
+            .is_some_and(|a| a.contains("Thompson sampling on conversion") && a.contains("between 20 % and 80 %")),
+        "{r}"
+    );
+    let id = r["id"].as_str().expect("id").to_owned();
+    assert_eq!(f.decide(&f.approver, &id, "approve").await.json()["state"], "approved");
+    assert_eq!(f.apply().await, 1);
+    assert_eq!(f.request(&id).await["state"], "applied");
+    let bandit = f.app.call(Method::GET, &path, &f.viewer, None).await.json();
+    assert_eq!(bandit["request_id"], json!(id), "{bandit}");
+    assert_eq!(bandit["started_by"], "member@example.com", "{bandit}");
+    let audited = f
+        .app
+        .count(&format!(
+            "select count(*) from audit_event where action = 'endpoint.bandit_set' and summary->>'request' = '{id}'"
+        ))
+        .await;
+    assert_eq!(audited, 1, "the start names its request");
+    // its runs need no request each: the policy does not stop a bandit it approved
+    app::endpoints::bandit::tick(&f.app.state).await.expect("tick");
+    assert_eq!(f.app.count("select count(*) from endpoint_bandit").await, 1);
+    // stopping needs no approval
+    assert_eq!(f.app.call(Method::DELETE, &path, &f.member, None).await.status, StatusCode::NO_CONTENT);
+}

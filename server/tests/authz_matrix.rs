@@ -781,6 +781,12 @@ fn cases() -> Vec<Case> {
             expect: "401 403 201 201 201 404 201",
         },
         Case {
+            call: "POST /api/v1/teams/alpha/change-requests",
+            input: json!({"change": {"kind": "endpoint.bandit", "endpoint_id": "{bandit}", "bandit": {"metric": "conversion",
+                          "kind": "real"}}, "title": "by {caller}"}),
+            expect: "401 403 201 201 201 404 201",
+        },
+        Case {
             call: "fn request_endpoint_change",
             input: json!({"team": "alpha", "kind": "endpoint.weights", "endpoint": "{endpoint}", "variant[0]": "a",
                           "weight[0]": "17", "title": "by {caller}", "justification": ""}),
@@ -955,6 +961,47 @@ fn cases() -> Vec<Case> {
                           "baseline": "a", "alpha": "0.05"}),
             expect: "401 403 200 200 200 404 200",
         },
+        // fault injection: members set and clear it on their team's endpoints
+        Case {
+            call: "PUT /api/v1/endpoints/{endpoint}/faults",
+            input: json!({"variant": "a", "error_percent": 0}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case {
+            call: "fn set_fault_form",
+            input: json!({"id": "{endpoint}", "variant": "a", "error_percent": "0"}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        // bandits: members turn them on, change and stop them, viewers read them; an endpoint of one
+        // variant has none to run (409 for those allowed)
+        Case {
+            call: "PUT /api/v1/endpoints/{bandit}/bandit",
+            input: json!({"metric": "conversion", "kind": "binary", "min_share": 0.2}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case {
+            call: "PUT /api/v1/endpoints/{endpoint}/bandit",
+            input: json!({"metric": "conversion", "kind": "binary"}),
+            expect: "401 403 409 409 409 404 409",
+        },
+        Case {
+            call: "GET /api/v1/endpoints/{bandit}/bandit",
+            input: json!(null),
+            expect: "401 200 200 200 200 404 200",
+        },
+        Case {
+            call: "DELETE /api/v1/endpoints/{bandit_own}/bandit",
+            input: json!(null),
+            expect: "401 403 204 204 204 404 204",
+        },
+        Case { call: "fn get_bandit", input: json!({"id": "{bandit}"}), expect: "401 200 200 200 200 404 200" },
+        Case {
+            call: "fn set_bandit_form",
+            input: json!({"id": "{bandit}", "metric": "conversion", "kind": "binary", "goal": "increase",
+                          "interval_seconds": "60", "min_percent": "10", "max_percent": "90"}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case { call: "fn stop_bandit", input: json!({"id": "{bandit2}"}), expect: "401 403 200 200 200 404 200" },
         Case { call: "fn setup_open", input: json!({}), expect: "200 200 200 200 200 200 200" },
         Case {
             call: "fn setup",
@@ -1574,6 +1621,33 @@ async fn every_route_and_server_function_against_every_caller(pool: PgPool) {
             rollouts.insert((caller, set), res.json()["id"].as_str().expect("id").to_owned());
         }
     }
+    // endpoints of two variants with a bandit on: one shared, per caller two to stop
+    let new_bandit = |name: String| {
+        let app = &app;
+        let auth = alpha_admin.clone();
+        let version = model_version.clone();
+        async move {
+            let variant = |n: &str| {
+                json!({"name": n, "version_id": version, "instance_type": "ml.m5.large",
+                                          "instance_count": 1, "weight": 1})
+            };
+            let body = json!({"name": name, "variants": [variant("a"), variant("b")]});
+            let res = app.call(Method::POST, "/api/v1/teams/alpha/endpoints", &auth, Some(body)).await;
+            assert_eq!(res.status, 201, "{}", res.text());
+            let id = res.json()["id"].as_str().expect("id").to_owned();
+            let settings = json!({"metric": "conversion", "kind": "binary"});
+            let res = app.call(Method::PUT, &format!("/api/v1/endpoints/{id}/bandit"), &auth, Some(settings)).await;
+            assert_eq!(res.status, 200, "{}", res.text());
+            id
+        }
+    };
+    let bandit = new_bandit("bandit".into()).await;
+    let mut bandits: HashMap<(&str, u8), String> = HashMap::new();
+    for caller in CALLERS {
+        for set in [1, 2] {
+            bandits.insert((caller, set), new_bandit(format!("bd{set}-{}", caller.replace('_', "-"))).await);
+        }
+    }
     let mut failures = Vec::new();
     for case in cases() {
         let expected: Vec<u16> = case.expect.split_whitespace().map(|s| s.parse().expect("status")).collect();
@@ -1622,6 +1696,9 @@ async fn every_route_and_server_function_against_every_caller(pool: PgPool) {
                     .replace("{endpoint_del2}", &endpoints_del[&(*caller, 2)])
                     .replace("{endpoint_del}", &endpoints_del[&(*caller, 1)])
                     .replace("{endpoint}", &endpoint)
+                    .replace("{bandit2}", &bandits[&(*caller, 2)])
+                    .replace("{bandit_own}", &bandits[&(*caller, 1)])
+                    .replace("{bandit}", &bandit)
             };
             let user = users.get(caller);
             let got = if let Some(name) = case.call.strip_prefix("json ") {

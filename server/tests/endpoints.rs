@@ -827,7 +827,8 @@ async fn a_crashed_variant_gets_no_traffic_until_it_is_restarted_and_a_slow_shad
 async fn the_demo_deploys_its_champion_a_later_one_its_challenger_and_examples_serve_py_answers(pool: PgPool) {
     let app = TestApp::new(pool).await.with_serving();
     let _listener = common::listen(&app.state).await;
-    let admin = Auth::Bearer(app.user("admin@example.com", false).await.token);
+    let admin_user = app.user("admin@example.com", false).await;
+    let admin = Auth::Bearer(admin_user.token.clone());
     app.team_with_members("demo", &admin, &[]).await;
     let dataset_version = common::ready_version(&app, &admin, "demo", "churn").await;
     let files = [("train.py", app::training::demo::TRAIN_SCRIPT), ("serve.py", app::training::demo::SERVE_SCRIPT)];
@@ -917,6 +918,33 @@ async fn the_demo_deploys_its_champion_a_later_one_its_challenger_and_examples_s
     }
     let res = app.send(req.body(axum::body::Body::from("24,70.5,3\n")).expect("request")).await;
     assert_eq!((res.status, variant_of(&res)), (StatusCode::OK, "challenger".to_owned()), "{}", res.text());
+
+    // `capstan demo --traffic`: simulated customers, whose conversions fill the experiment in
+    let actor = app::kernel::context::actor_by_id(&app.pool, admin_user.id).await.expect("actor").expect("the user");
+    let ctx = app::kernel::context::Ctx {
+        state: app.state.clone(),
+        actor: Some(actor),
+        request_id: None,
+        client_addr: "test".into(),
+    };
+    let traffic = tokio::spawn(app::endpoints::demo::send_traffic_when_ready(ctx, "demo".into()));
+    let experiment = format!("/api/v1/endpoints/{id}/experiment");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let filled = loop {
+        app::endpoints::metrics::flush(&app.state).await.expect("flush");
+        let res = app.call(Method::GET, &experiment, &admin, None).await;
+        let x = res.json();
+        let units = |i: usize| x["variants"][i]["units"].as_u64().unwrap_or(0);
+        let conversions = app.count("select count(*) from endpoint_outcome where value = 1").await;
+        if res.status == StatusCode::OK && units(0) > 0 && units(1) > 0 && conversions > 0 {
+            break x;
+        }
+        assert!(std::time::Instant::now() < deadline, "the experiment did not fill in within a minute: {x}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    traffic.abort();
+    assert_eq!((filled["metric"].as_str(), filled["baseline"].as_str()), (Some("conversion"), Some("champion")));
+    assert_eq!(filled["variants"][1]["variant"], "challenger", "{filled}");
     worker.stop().await;
 }
 
@@ -1031,7 +1059,7 @@ fn the_weighted_pick_is_unbiased() {
         .iter()
         .map(|(name, w)| {
             total += w;
-            RouteVariant { name: (*name).into(), cumulative: total, weight: *w, addresses: vec![addr] }
+            RouteVariant { name: (*name).into(), cumulative: total, weight: *w, addresses: vec![addr], fault: 0.0 }
         })
         .collect();
     let route = Route {
@@ -1103,6 +1131,19 @@ fn sample_of(x: &Value, name: &str, sums: (f64, f64)) -> Value {
     json!({"n": v["units"], "sum": sums.0, "sum_squares": sums.1})
 }
 
+/// Creates endpoint `name` of team ml serving versions `a` and `b` of a
+/// new model `clf`, weight 1 each; its id.
+async fn ab_endpoint(app: &TestApp, member: &Auth, name: &str) -> String {
+    let model = model(app, member, "clf").await;
+    let (a, b) =
+        (version(app, member, &model, "a", json!({})).await, version(app, member, &model, "b", json!({})).await);
+    let variant = |name: &str, version: &str| json!({"name": name, "version_id": version, "instance_type": "ml.m5.large", "instance_count": 1, "weight": 1.0});
+    let body = json!({"name": name, "variants": [variant("a", &a), variant("b", &b)]});
+    let res = app.call(Method::POST, "/api/v1/teams/ml/endpoints", member, Some(body)).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    res.json()["id"].as_str().expect("id").to_owned()
+}
+
 #[sqlx::test(migrator = "server::MIGRATOR")]
 async fn outcomes_join_the_variant_that_served_them_and_the_experiment_matches_gbstats(pool: PgPool) {
     let app = TestApp::new(pool).await.with_serving();
@@ -1112,14 +1153,7 @@ async fn outcomes_join_the_variant_that_served_them_and_the_experiment_matches_g
     let viewer = Auth::Bearer(app.user("viewer@example.com", false).await.token);
     let outsider = Auth::Bearer(app.user("outsider@example.com", false).await.token);
     app.team_with_members("ml", &admin, &[("member@example.com", "member"), ("viewer@example.com", "viewer")]).await;
-    let model = model(&app, &member, "clf").await;
-    let (a, b) =
-        (version(&app, &member, &model, "a", json!({})).await, version(&app, &member, &model, "b", json!({})).await);
-    let variant = |name: &str, version: &str| json!({"name": name, "version_id": version, "instance_type": "ml.m5.large", "instance_count": 1, "weight": 1.0});
-    let body = json!({"name": "ab", "variants": [variant("a", &a), variant("b", &b)]});
-    let res = app.call(Method::POST, "/api/v1/teams/ml/endpoints", &member, Some(body)).await;
-    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
-    let id = res.json()["id"].as_str().expect("id").to_owned();
+    let id = ab_endpoint(&app, &member, "ab").await;
     let worker = Worker::start(&app);
     in_service(&app, &viewer, &id).await;
 
@@ -1489,4 +1523,213 @@ async fn rollouts_step_by_plan_and_a_failing_candidate_is_rolled_back_within_sec
 /// Polls the rollout until `done` holds of it.
 async fn drive_until(app: &TestApp, auth: &Auth, id: &str, done: impl Fn(&Value) -> bool) -> Value {
     app.wait_for(&format!("/api/v1/rollouts/{id}"), auth, done).await
+}
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn a_bandit_moves_traffic_to_the_better_variant_within_its_bounds_and_audits_each_change(pool: PgPool) {
+    let app = TestApp::new(pool).await.with_serving();
+    let _listener = common::listen(&app.state).await;
+    let admin = Auth::Bearer(app.user("admin@example.com", false).await.token);
+    let member = Auth::Bearer(app.user("member@example.com", false).await.token);
+    let viewer = Auth::Bearer(app.user("viewer@example.com", false).await.token);
+    let outsider = Auth::Bearer(app.user("outsider@example.com", false).await.token);
+    app.team_with_members("ml", &admin, &[("member@example.com", "member"), ("viewer@example.com", "viewer")]).await;
+    let id = ab_endpoint(&app, &member, "bandit").await;
+    let worker = Worker::start(&app);
+    in_service(&app, &viewer, &id).await;
+    let path = format!("/api/v1/endpoints/{id}/bandit");
+    let bandits = || app.count("select count(*) from endpoint_bandit");
+
+    // bad settings name their fields; viewers and outsiders turn nothing on; nothing written
+    let bad =
+        json!({"metric": "bad metric", "kind": "ordinal", "interval_seconds": 0, "min_share": 0.7, "max_share": 0.2});
+    let res = app.call(Method::PUT, &path, &member, Some(bad)).await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text());
+    let mut fields: Vec<String> = res.json()["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["field"].as_str().map(str::to_owned))
+        .collect();
+    fields.sort();
+    assert_eq!(fields, ["interval_seconds", "kind", "max_share", "metric", "min_share"]);
+    let settings =
+        json!({"metric": "conversion", "kind": "binary", "interval_seconds": 1, "min_share": 0.1, "max_share": 0.9});
+    for (who, status) in [(&viewer, StatusCode::FORBIDDEN), (&outsider, StatusCode::NOT_FOUND)] {
+        let res = app.call(Method::PUT, &path, who, Some(settings.clone())).await;
+        assert_eq!(res.status, status, "{}", res.text());
+    }
+    assert_eq!(app.call(Method::GET, &path, &outsider, None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.call(Method::GET, &path, &viewer, None).await.status, StatusCode::NOT_FOUND, "none yet");
+    assert_eq!(bandits().await, 0);
+
+    // traffic, then outcomes: b converts one time in two, a one time in ten
+    let mut served: HashMap<String, Vec<String>> = HashMap::new();
+    for _ in 0..400 {
+        let res = invoke(&app, &member, "ml-bandit", "[[1]]", None).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+        let invocation =
+            res.headers.get("x-capstan-invocation-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        served.entry(variant_of(&res)).or_default().push(invocation);
+    }
+    app::endpoints::metrics::flush(&app.state).await.expect("flush");
+    let split_changed_at =
+        || app.count("select (extract(epoch from split_changed_at) * 1000000)::bigint from endpoint");
+    let before_split = split_changed_at().await;
+
+    // turned on by a member: one run moves the weights as far as the bounds allow
+    let res = app.call(Method::PUT, &path, &member, Some(settings.clone())).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(res.json()["settings"]["min_share"], 0.1, "{}", res.text());
+    let batch: Vec<Value> = ["a", "b"]
+        .iter()
+        .flat_map(|name| {
+            let every = if *name == "a" { 10 } else { 2 };
+            served[*name]
+                .iter()
+                .enumerate()
+                .filter(move |(i, _)| i % every == 0)
+                .map(|(_, r)| json!({"request_id": r, "metric": "conversion", "value": 1}))
+        })
+        .collect();
+    let res = app
+        .call(Method::POST, &format!("/api/v1/endpoints/{id}/outcomes"), &member, Some(json!({"outcomes": batch})))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(app::endpoints::bandit::tick(&app.state).await.expect("tick"), 1);
+    let endpoint = app.call(Method::GET, &format!("/api/v1/endpoints/{id}"), &viewer, None).await.json();
+    assert_eq!(weights_of(&endpoint), [("a".to_owned(), 0.1), ("b".to_owned(), 0.9)], "{endpoint}");
+    let bandit = app.call(Method::GET, &path, &viewer, None).await.json();
+    let run = &bandit["runs"][0];
+    assert_eq!(run["changed"], true, "{bandit}");
+    assert_eq!(run["variants"][1]["variant"], "b", "{bandit}");
+    assert!(run["variants"][1]["chance_best"].as_f64().is_some_and(|p| p > 0.99), "{bandit}");
+    assert_eq!(run["variants"][1]["units"].as_u64(), Some(served["b"].len() as u64), "{bandit}");
+    // audited as Capstan's bandit, for the member who turned it on; the experiment's window holds
+    let audited = app
+        .count(
+            "select count(*) from audit_event where action = 'endpoint.weights_changed'
+             and actor_label = 'capstan (bandit)' and (summary->>'bandit')::boolean",
+        )
+        .await;
+    assert_eq!(audited, 1);
+    assert_eq!(split_changed_at().await, before_split, "a bandit's change keeps the experiment's window");
+    // not due again before its interval; a run that would move nothing changes nothing
+    assert_eq!(app::endpoints::bandit::tick(&app.state).await.expect("tick"), 0);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(app::endpoints::bandit::tick(&app.state).await.expect("tick"), 0, "still within a point");
+    assert_eq!(app.count("select count(*) from endpoint_bandit_run").await, 2);
+
+    // one hand on the weights: direct weights and rollouts are refused while it runs
+    let weights = json!({"weights": [{"variant": "a", "weight": 1.0}]});
+    let res = app.call(Method::PUT, &format!("/api/v1/endpoints/{id}/weights"), &member, Some(weights.clone())).await;
+    assert_eq!(res.status, StatusCode::CONFLICT, "{}", res.text());
+    assert!(res.text().contains("bandit"), "{}", res.text());
+    let rollout = json!({"baseline": "a", "candidate": "b", "strategy": "manual"});
+    let res = app.call(Method::POST, &format!("/api/v1/endpoints/{id}/rollouts"), &member, Some(rollout)).await;
+    assert_eq!(res.status, StatusCode::CONFLICT, "{}", res.text());
+
+    // stopped by a member (not a viewer): the weights stay, and are anyone's again
+    assert_eq!(app.call(Method::DELETE, &path, &viewer, None).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.call(Method::DELETE, &path, &member, None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.call(Method::DELETE, &path, &member, None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.count("select count(*) from audit_event where action = 'endpoint.bandit_stopped'").await, 1);
+    let endpoint = app.call(Method::GET, &format!("/api/v1/endpoints/{id}"), &viewer, None).await.json();
+    assert_eq!(weights_of(&endpoint), [("a".to_owned(), 0.1), ("b".to_owned(), 0.9)], "{endpoint}");
+    let res = app.call(Method::PUT, &format!("/api/v1/endpoints/{id}/weights"), &member, Some(weights)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+
+    // on again directly; a policy that comes to cover the weights stops it at its next run
+    assert_eq!(app.call(Method::PUT, &path, &member, Some(settings.clone())).await.status, StatusCode::OK);
+    let policy = json!({"policies": [{"kind": "endpoint.weights", "approvals_required": 1, "min_role": "admin",
+                                      "expires_after_hours": 24}]});
+    let res = app.call(Method::PUT, "/api/v1/teams/ml/approval-policies", &admin, Some(policy)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(app::endpoints::bandit::tick(&app.state).await.expect("tick"), 0);
+    assert_eq!(bandits().await, 0, "stopped");
+    let reason = app
+        .count("select count(*) from audit_event where action = 'endpoint.bandit_stopped' and summary->>'reason' like '%policy%'")
+        .await;
+    assert_eq!(reason, 1);
+    let res = app.call(Method::PUT, &path, &member, Some(settings)).await;
+    assert_eq!(res.status, StatusCode::CONFLICT, "{}", res.text());
+    assert!(res.text().contains("endpoint.bandit"), "{}", res.text());
+    worker.stop().await;
+}
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn an_injected_fault_fails_its_share_of_a_variant_and_a_canary_under_it_is_rolled_back(pool: PgPool) {
+    let app = TestApp::new(pool).await.with_serving();
+    let _listener = common::listen(&app.state).await;
+    let admin = Auth::Bearer(app.user("admin@example.com", false).await.token);
+    let member = Auth::Bearer(app.user("member@example.com", false).await.token);
+    let viewer = Auth::Bearer(app.user("viewer@example.com", false).await.token);
+    let outsider = Auth::Bearer(app.user("outsider@example.com", false).await.token);
+    app.team_with_members("ml", &admin, &[("member@example.com", "member"), ("viewer@example.com", "viewer")]).await;
+    let id = ab_endpoint(&app, &member, "faulty").await;
+    let serving = Worker::start(&app);
+    let workers = RolloutWorkers::start(&app);
+    in_service(&app, &viewer, &id).await;
+    let path = format!("/api/v1/endpoints/{id}/faults");
+    let faults = || app.count("select count(*) from endpoint_fault");
+
+    // bad switches name their fields; viewers and outsiders set none
+    let res = app.call(Method::PUT, &path, &member, Some(json!({"variant": "zz", "error_percent": 101}))).await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text());
+    let body = res.json();
+    let fields: Vec<&str> =
+        body["errors"].as_array().into_iter().flatten().filter_map(|e| e["field"].as_str()).collect();
+    assert_eq!(fields, ["variant", "error_percent"]);
+    let all = json!({"variant": "b", "error_percent": 100});
+    for (who, status) in [(&viewer, StatusCode::FORBIDDEN), (&outsider, StatusCode::NOT_FOUND)] {
+        assert_eq!(app.call(Method::PUT, &path, who, Some(all.clone())).await.status, status);
+    }
+    assert_eq!(faults().await, 0);
+
+    // every request of b fails with SageMaker's ModelError, counted as b's; a answers
+    let res = app.call(Method::PUT, &path, &member, Some(all)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    let b = res.json()["variants"].as_array().and_then(|v| v.iter().find(|v| v["name"] == "b").cloned());
+    assert_eq!(b.map(|b| b["fault_percent"].clone()), Some(json!(100)));
+    for _ in 0..5 {
+        let res = invoke(&app, &member, "ml-faulty", "[[1]]", Some("b")).await;
+        assert_eq!(res.status.as_u16(), 424, "{}", res.text());
+        assert!(res.text().contains("ModelError"), "{}", res.text());
+        assert_eq!(invoke(&app, &member, "ml-faulty", "[[1]]", Some("a")).await.status, StatusCode::OK);
+    }
+    app::endpoints::metrics::flush(&app.state).await.expect("flush");
+    assert_eq!(
+        app.count("select coalesce(sum(model_errors), 0)::bigint from endpoint_metric where variant = 'b'").await,
+        5
+    );
+    // cleared: b answers again; both switches audited
+    let res = app.call(Method::PUT, &path, &member, Some(json!({"variant": "b", "error_percent": 0}))).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(invoke(&app, &member, "ml-faulty", "[[1]]", Some("b")).await.status, StatusCode::OK);
+    assert_eq!(app.count("select count(*) from audit_event where action = 'endpoint.fault_set'").await, 2);
+
+    // a canary of b, then half of b's requests fail: its guardrail rolls it back
+    let canary = json!({"baseline": "a", "candidate": "b", "strategy": "canary", "step_percent": 50,
+                        "interval_seconds": 3600, "guardrails": {"min_requests": 20, "max_error_rate": 0.2}});
+    let res = app.call(Method::POST, &format!("/api/v1/endpoints/{id}/rollouts"), &member, Some(canary)).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let rollout = res.json()["id"].as_str().expect("id").to_owned();
+    drive_until(&app, &viewer, &rollout, |r| r["percent"] == 50).await;
+    let res = app.call(Method::PUT, &path, &member, Some(json!({"variant": "b", "error_percent": 50}))).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    let done = drive_rollout(&app, &member, "ml-faulty", &rollout, &["rolled_back", "completed"]).await;
+    assert_eq!(done["state"], "rolled_back", "{done}");
+    assert!(done["reason"].as_str().is_some_and(|r| r.contains("error rate")), "{done}");
+
+    // where the team's changes need review, nobody may break traffic with a switch
+    let policy = json!({"policies": [{"kind": "endpoint.update", "approvals_required": 1, "min_role": "admin",
+                                      "expires_after_hours": 24}]});
+    assert_eq!(
+        app.call(Method::PUT, "/api/v1/teams/ml/approval-policies", &admin, Some(policy)).await.status,
+        StatusCode::OK
+    );
+    let res = app.call(Method::PUT, &path, &member, Some(json!({"variant": "a", "error_percent": 10}))).await;
+    assert_eq!(res.status, StatusCode::CONFLICT, "{}", res.text());
+    workers.stop().await;
+    serving.stop().await;
 }

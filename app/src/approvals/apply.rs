@@ -257,6 +257,9 @@ async fn apply_one(state: &AppState, id: Uuid) -> Result<(), AppError> {
         Change::EndpointRollout { endpoint_id, rollout } => {
             crate::endpoints::rollouts::start(&ctx, *endpoint_id, rollout.clone(), route).await.map(|r| json!(r))
         }
+        Change::EndpointBandit { endpoint_id, bandit } => {
+            crate::endpoints::bandit::set(&ctx, *endpoint_id, bandit.clone(), route).await.map(|b| json!(b))
+        }
     };
     crate::kernel::changes::fault_point("approvals:after-apply");
     match applied {

@@ -68,7 +68,8 @@ async fn endpoint_target(
         Change::EndpointUpdate { endpoint_id: id, .. }
         | Change::EndpointDelete { endpoint_id: id }
         | Change::EndpointWeights { endpoint_id: id, .. }
-        | Change::EndpointRollout { endpoint_id: id, .. } => {
+        | Change::EndpointRollout { endpoint_id: id, .. }
+        | Change::EndpointBandit { endpoint_id: id, .. } => {
             let base = change_base(pool, team_id, *id).await?.ok_or_else(|| AppError::NotFound("Endpoint".into()))?;
             let name = format!("{slug}/{}", base["name"].as_str().unwrap_or_default());
             Some((target(Some(*id), name), base))
@@ -109,7 +110,8 @@ pub(crate) async fn target(
         | Change::EndpointUpdate { .. }
         | Change::EndpointDelete { .. }
         | Change::EndpointWeights { .. }
-        | Change::EndpointRollout { .. } => return Err(AppError::Internal),
+        | Change::EndpointRollout { .. }
+        | Change::EndpointBandit { .. } => return Err(AppError::Internal),
     };
     let model_name = sqlx::query_scalar!(
         r#"select t.slug || '/' || m.name as "name!" from model m join team t on t.team_id = m.team_id
@@ -183,6 +185,9 @@ async fn check_endpoint_change(ctx: &Ctx, team: (&str, Uuid), change: &Change) -
         Change::EndpointDelete { endpoint_id } => check_change(ctx, team.1, *endpoint_id, None, None).await,
         Change::EndpointRollout { endpoint_id, rollout } => {
             crate::endpoints::rollouts::check(ctx, team.1, *endpoint_id, rollout).await
+        }
+        Change::EndpointBandit { endpoint_id, bandit } => {
+            crate::endpoints::bandit::check(ctx, team.1, *endpoint_id, bandit).await
         }
         _ => Ok(()),
     }
@@ -854,6 +859,13 @@ async fn endpoint_diff(conn: &mut PgConnection, r: &Row, change: &Change) -> Res
             }
             (r.base["name"].as_str().unwrap_or_default().to_owned(), after, shadow_before.clone(), capture_before)
         }
+        // the bandit starts from the split as it is
+        Change::EndpointBandit { .. } => (
+            r.base["name"].as_str().unwrap_or_default().to_owned(),
+            before.clone(),
+            shadow_before.clone(),
+            capture_before,
+        ),
         _ => (r.base["name"].as_str().unwrap_or_default().to_owned(), Vec::new(), None, None),
     };
     let mut ids: Vec<Uuid> = before.iter().chain(&after).map(|x| x.1).collect();
@@ -908,6 +920,19 @@ async fn endpoint_diff(conn: &mut PgConnection, r: &Row, change: &Change) -> Res
                 rollout.candidate,
                 rollout.step_percent,
                 rollout.interval_seconds
+            ),
+        ),
+        Change::EndpointBandit { bandit, .. } => (
+            say(&before, &shadow_before, capture_before),
+            format!(
+                "weights set by Thompson sampling on {} ({}, {} is better) every {} s, each variant between {} % \
+                 and {} % of the traffic",
+                bandit.metric,
+                bandit.kind,
+                if bandit.goal == "decrease" { "lower" } else { "higher" },
+                bandit.interval_seconds,
+                bandit.min_share * 100.0,
+                bandit.max_share * 100.0
             ),
         ),
         _ => (say(&before, &shadow_before, capture_before), say(&after, &shadow_after, capture_after)),

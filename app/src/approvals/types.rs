@@ -182,6 +182,10 @@ pub enum Change {
     /// Start a rollout (as `POST /endpoints/{id}/rollouts`).
     #[serde(rename = "endpoint.rollout")]
     EndpointRollout { endpoint_id: Uuid, rollout: crate::endpoints::types::NewRollout },
+    /// Turn on (or change) the endpoint's bandit allocation (as `PUT
+    /// /endpoints/{id}/bandit`): its weight changes then keep within these bounds.
+    #[serde(rename = "endpoint.bandit")]
+    EndpointBandit { endpoint_id: Uuid, bandit: crate::endpoints::types::BanditSettings },
 }
 
 impl Change {
@@ -197,6 +201,7 @@ impl Change {
             Change::EndpointDelete { .. } => "endpoint.delete",
             Change::EndpointWeights { .. } => "endpoint.weights",
             Change::EndpointRollout { .. } => "endpoint.rollout",
+            Change::EndpointBandit { .. } => "endpoint.bandit",
         }
     }
 
@@ -206,7 +211,8 @@ impl Change {
             Change::EndpointUpdate { endpoint_id, .. }
             | Change::EndpointDelete { endpoint_id }
             | Change::EndpointWeights { endpoint_id, .. }
-            | Change::EndpointRollout { endpoint_id, .. } => Some(*endpoint_id),
+            | Change::EndpointRollout { endpoint_id, .. }
+            | Change::EndpointBandit { endpoint_id, .. } => Some(*endpoint_id),
             _ => None,
         }
     }

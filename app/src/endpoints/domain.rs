@@ -407,9 +407,10 @@ async fn read(pool: &sqlx::PgPool, ids: &[Uuid]) -> Result<Vec<Endpoint>, AppErr
     .await?;
     let variants = sqlx::query!(
         r#"select ev.endpoint_id, ev.name, ev.version_id, v.model_id, m.name as model, v.number, ev.instance_type,
-                  ev.instance_count, ev.weight, ev.shadow_percent
+                  ev.instance_count, ev.weight, ev.shadow_percent, f.error_percent as "fault_percent?"
            from endpoint_variant ev join model_version v on v.version_id = ev.version_id
            join model m on m.model_id = v.model_id
+           left join endpoint_fault f on f.endpoint_id = ev.endpoint_id and f.variant = ev.name
            where ev.endpoint_id = any($1) order by ev.endpoint_id, ev.position"#,
         ids
     )
@@ -464,6 +465,7 @@ async fn read(pool: &sqlx::PgPool, ids: &[Uuid]) -> Result<Vec<Endpoint>, AppErr
                         message: i.message.clone(),
                     })
                     .collect(),
+                fault_percent: v.fault_percent,
             };
             if v.shadow_percent.is_some() {
                 shadow = Some(variant);
@@ -558,6 +560,9 @@ pub async fn set_weights(ctx: &Ctx, id: Uuid, input: Weights, route: Route) -> R
     let new = plan_weights(&before, &input)?;
     let mut tx = ctx.pool().begin().await?;
     gate(&mut tx, route, (&before.team, team_id), kinds::ENDPOINT_WEIGHTS, (None, None), false).await?;
+    if !route.by_bandit() {
+        crate::endpoints::bandit::refuse_while_on(&mut tx, id).await?;
+    }
     for (name, w) in &new {
         sqlx::query!(
             "update endpoint_variant set weight = $3 where endpoint_id = $1 and name = $2 and shadow_percent is null",
@@ -568,10 +573,13 @@ pub async fn set_weights(ctx: &Ctx, id: Uuid, input: Weights, route: Route) -> R
         .execute(&mut *tx)
         .await?;
     }
+    // a bandit's changes keep the experiment's window: its analysis spans the bandit's run
     sqlx::query!(
-        "update endpoint set generation = generation + 1, updated_at = now(), split_changed_at = now()
+        "update endpoint set generation = generation + 1, updated_at = now(),
+             split_changed_at = case when $2 then split_changed_at else now() end
          where endpoint_id = $1",
-        id
+        id,
+        route.by_bandit()
     )
     .execute(&mut *tx)
     .await?;
@@ -587,7 +595,7 @@ pub async fn set_weights(ctx: &Ctx, id: Uuid, input: Weights, route: Route) -> R
             target_type: "endpoint",
             target_id: Some(id.to_string()),
             summary: json!({ "before": { "weights": before_map }, "after": { "weights": after_map },
-                             "request": route.request(), "rollout": route.rollout() }),
+                             "request": route.request(), "rollout": route.rollout(), "bandit": route.by_bandit() }),
         },
     )
     .await?;
@@ -709,7 +717,7 @@ pub async fn update(ctx: &Ctx, id: Uuid, input: EndpointUpdate, route: Route) ->
 
 /// Drops this process's cached route of `engine_name` at once (the others
 /// hear of it from the database's notification).
-fn route_changed(ctx: &Ctx, engine_name: &str) {
+pub(crate) fn route_changed(ctx: &Ctx, engine_name: &str) {
     ctx.state.cache.invalidate(&format!("endpoint-route:{engine_name}"));
 }
 

@@ -113,45 +113,16 @@ pub async fn find(ctx: &Ctx, id: Uuid, as_of: Option<OffsetDateTime>) -> Result<
     let as_of = as_of.map_or(now, |t| t.min(now));
     let from = minute_of(settings.started_at.max(settings.split_changed_at));
     let kind = if settings.kind == "binary" { Kind::Binary } else { Kind::Real };
-    // per variant and minute: invocations, and the outcomes' n, sum and sum of squares
-    let rows = sqlx::query!(
-        r#"select coalesce(t.variant, o.variant) as "variant!", coalesce(t.minute, o.minute) as "minute!",
-                  coalesce(t.requests, 0)::float8 as "requests!", coalesce(o.n, 0)::float8 as "n!",
-                  coalesce(o.sum, 0) as "sum!", coalesce(o.sum_squares, 0) as "sum_squares!"
-           from (select variant, minute, requests from endpoint_metric
-                 where endpoint_id = $1 and minute >= $2 and minute <= $3) t
-           full join (select variant, minute, n, sum, sum_squares from endpoint_outcome_minute
-                      where endpoint_id = $1 and metric = $4 and minute >= $2 and minute <= $3) o
-                on o.variant = t.variant and o.minute = t.minute
-           order by 2"#,
-        id,
-        from,
-        as_of,
-        settings.metric,
-    )
-    .fetch_all(ctx.pool())
-    .await?;
     let order: Vec<&str> = std::iter::once(settings.baseline.as_str())
         .chain(endpoint.variants.iter().map(|v| v.name.as_str()).filter(|n| *n != settings.baseline))
         .collect();
+    let rows = read_minutes(ctx.pool(), id, &settings.metric, from, as_of).await?;
     let mut totals: BTreeMap<&str, (f64, Sample)> = order.iter().map(|n| (*n, (0.0, Sample::default()))).collect();
     // the cumulative samples at the end of each minute
     let mut minutes: Vec<(OffsetDateTime, Vec<Sample>)> = Vec::new();
     for r in &rows {
         let Some((invocations, sample)) = totals.get_mut(r.variant.as_str()) else { continue };
-        *invocations += r.requests;
-        match kind {
-            Kind::Binary => {
-                sample.n += r.requests;
-                sample.sum += r.sum;
-                sample.sum_squares += r.sum;
-            }
-            Kind::Real => {
-                sample.n += r.n;
-                sample.sum += r.sum;
-                sample.sum_squares += r.sum_squares;
-            }
-        }
+        r.add_to(invocations, sample, kind);
         let now_samples: Vec<Sample> = order.iter().map(|n| totals[n].1).collect();
         match minutes.last_mut() {
             Some((at, samples)) if *at == r.minute => *samples = now_samples,
@@ -190,7 +161,11 @@ pub async fn find(ctx: &Ctx, id: Uuid, as_of: Option<OffsetDateTime>) -> Result<
     }
     let observed: Vec<f64> = variants.iter().map(|v| v.invocations as f64).collect();
     let expected: Vec<f64> = variants.iter().map(|v| v.weight).collect();
-    let srm_p_value = stats::sample_ratio_mismatch(&observed, &expected);
+    let bandit = sqlx::query_scalar!("select 1 as one from endpoint_bandit where endpoint_id = $1", id)
+        .fetch_optional(ctx.pool())
+        .await?
+        .is_some();
+    let srm_p_value = if bandit { 1.0 } else { stats::sample_ratio_mismatch(&observed, &expected) };
     let judged = variants.iter().skip(1).any(|v| v.lift.is_some());
     let verdict = if !verdicts.is_empty() {
         format!("significant: {}", verdicts.join(", "))
@@ -214,6 +189,7 @@ pub async fn find(ctx: &Ctx, id: Uuid, as_of: Option<OffsetDateTime>) -> Result<
         variants,
         srm_p_value,
         srm_warning: srm_p_value < 0.001,
+        bandit,
         verdict,
     }))
 }
@@ -235,6 +211,68 @@ fn history(minutes: &[(OffsetDateTime, Vec<Sample>)], i: usize, kind: Kind, alph
 
 fn count(x: f64) -> u64 {
     if x.is_finite() && x > 0.0 { x.round() as u64 } else { 0 }
+}
+
+/// One variant's minute of an experiment's metric: the invocations it
+/// served, and the outcomes reported for them (count, sum, sum of squares).
+pub(crate) struct MinuteRow {
+    pub variant: String,
+    pub minute: OffsetDateTime,
+    pub requests: f64,
+    pub n: f64,
+    pub sum: f64,
+    pub sum_squares: f64,
+}
+
+impl MinuteRow {
+    /// Adds the minute to a variant's invocations and sample: for a binary
+    /// metric every invocation is a unit (one without an outcome counts 0),
+    /// for a real one every outcome.
+    pub fn add_to(&self, invocations: &mut f64, sample: &mut Sample, kind: Kind) {
+        *invocations += self.requests;
+        match kind {
+            Kind::Binary => {
+                sample.n += self.requests;
+                sample.sum += self.sum;
+                sample.sum_squares += self.sum;
+            }
+            Kind::Real => {
+                sample.n += self.n;
+                sample.sum += self.sum;
+                sample.sum_squares += self.sum_squares;
+            }
+        }
+    }
+}
+
+/// The endpoint's minutes from `from` to `to` (both whole minutes
+/// counted) of invocations and of `metric`'s outcomes, per variant, in
+/// time order: what an experiment and a bandit read.
+pub(crate) async fn read_minutes(
+    pool: &sqlx::PgPool,
+    id: Uuid,
+    metric: &str,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> Result<Vec<MinuteRow>, AppError> {
+    Ok(sqlx::query_as!(
+        MinuteRow,
+        r#"select coalesce(t.variant, o.variant) as "variant!", coalesce(t.minute, o.minute) as "minute!",
+                  coalesce(t.requests, 0)::float8 as "requests!", coalesce(o.n, 0)::float8 as "n!",
+                  coalesce(o.sum, 0) as "sum!", coalesce(o.sum_squares, 0) as "sum_squares!"
+           from (select variant, minute, requests from endpoint_metric
+                 where endpoint_id = $1 and minute >= $2 and minute <= $3) t
+           full join (select variant, minute, n, sum, sum_squares from endpoint_outcome_minute
+                      where endpoint_id = $1 and metric = $4 and minute >= $2 and minute <= $3) o
+                on o.variant = t.variant and o.minute = t.minute
+           order by 2"#,
+        id,
+        from,
+        to,
+        metric,
+    )
+    .fetch_all(pool)
+    .await?)
 }
 
 /// The start of `t`'s minute (the rollups' granularity).

@@ -135,6 +135,24 @@ pub async fn send(
     } else {
         None
     };
+    let endpoint_id = route.endpoint_id.to_string();
+    // a fault injected on the variant: a model error instead of an answer, counted as one
+    if variant.fault > 0.0 && rand::rng().random::<f64>() < variant.fault {
+        state.traffic.record(
+            &endpoint_id,
+            &route.engine_name,
+            &variant.name,
+            serving::traffic::Outcome::ModelError,
+            0.0,
+        );
+        return Err(Failure::Model {
+            variant: variant.name.clone(),
+            status: 500,
+            body: Bytes::from_static(
+                b"Capstan answered with this error instead of the model: a fault is injected on this variant.",
+            ),
+        });
+    }
     let request =
         serving::Request { body: invocation.body, content_type: invocation.content_type, accept: invocation.accept };
     // (SageMaker captures on its own; the gateway captures what it serves)
@@ -158,7 +176,6 @@ pub async fn send(
     let started = std::time::Instant::now();
     let answered = serving.invoke(&target, request, TIMEOUT).await;
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let endpoint_id = route.endpoint_id.to_string();
     let record = |outcome| state.traffic.record(&endpoint_id, &route.engine_name, &variant.name, outcome, latency_ms);
     let answer = match answered {
         Ok(answer) => answer,

@@ -3,6 +3,8 @@
 //! routes invocations to them (`invoke`).
 
 #[cfg(feature = "ssr")]
+pub mod bandit;
+#[cfg(feature = "ssr")]
 pub mod capture;
 #[cfg(feature = "ssr")]
 pub mod cost;
@@ -16,6 +18,8 @@ pub mod domain;
 pub mod events;
 #[cfg(feature = "ssr")]
 pub mod experiment;
+#[cfg(feature = "ssr")]
+pub mod faults;
 #[cfg(feature = "ssr")]
 pub mod invoke;
 #[cfg(feature = "ssr")]
@@ -34,4 +38,6 @@ pub mod rpc;
 pub mod sample;
 #[cfg(feature = "ssr")]
 pub mod stats;
+#[cfg(feature = "ssr")]
+pub mod thompson;
 pub mod types;

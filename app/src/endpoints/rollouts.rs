@@ -192,8 +192,9 @@ pub async fn start(ctx: &Ctx, endpoint_id: Uuid, input: NewRollout, route: Route
             message: format!("Rollout {live} of this endpoint is under way: let it finish, or abort it first."),
         });
     }
+    let mut conn = ctx.pool().acquire().await?;
+    crate::endpoints::bandit::refuse_while_on(&mut conn, endpoint_id).await?;
     if route == Route::Direct {
-        let mut conn = ctx.pool().acquire().await?;
         for kind in [kinds::ENDPOINT_ROLLOUT, kinds::ENDPOINT_WEIGHTS] {
             if crate::kernel::changes::requires_request(&mut conn, team_id, kind, None, None).await? {
                 return Err(AppError::Conflict {
@@ -207,6 +208,7 @@ pub async fn start(ctx: &Ctx, endpoint_id: Uuid, input: NewRollout, route: Route
             }
         }
     }
+    drop(conn);
     let id = Uuid::now_v7();
     let endpoint = match input.candidate_version_id {
         // the rollout's own change: past the policy, as its steps are
@@ -593,18 +595,18 @@ async fn finish(tx: &mut sqlx::PgConnection, r: &Locked, state: &str, reason: Op
     Ok(())
 }
 
-/// Capstan acting for the rollout's creator, with the authority of the
-/// rollout (started by a member, maybe approved): what its steps are
-/// audited as.
-fn system_ctx(state: &AppState, creator: Uuid) -> Ctx {
+/// Capstan acting for the member who started an automatic process (a
+/// rollout, a bandit), with its authority (maybe approved): what the
+/// process's changes are audited as (`capstan (<what>)`).
+pub(crate) fn system_ctx(state: &AppState, creator: Uuid, what: &str) -> Ctx {
     let actor = Actor {
         user_id: creator,
-        email: "capstan (rollout)".into(),
+        email: format!("capstan ({what})"),
         display_name: "Capstan".into(),
         is_site_admin: true,
         token_id: None,
     };
-    Ctx { state: state.clone(), actor: Some(actor), request_id: None, client_addr: "rollouts".into() }
+    Ctx { state: state.clone(), actor: Some(actor), request_id: None, client_addr: format!("{what}s") }
 }
 
 /// The worker's pass over every running or paused rollout: judge the step
@@ -632,7 +634,7 @@ async fn advance(state: &AppState, id: Uuid) -> Result<bool, AppError> {
     if !matches!(r.state.as_str(), "running" | "paused") {
         return Ok(false);
     }
-    let ctx = system_ctx(state, r.created_by);
+    let ctx = system_ctx(state, r.created_by, "rollout");
     let Some((_, since)) = r.step else {
         // the first step, once the endpoint serves (a candidate added by the rollout is deployed first)
         if r.state != "running" || r.endpoint_status != "InService" {

@@ -16,6 +16,9 @@ pub struct RouteVariant {
     pub weight: f64,
     /// Local mode: the processes answering `/ping`.
     pub addresses: Vec<std::net::SocketAddr>,
+    /// Fault injection: the share of its invocations answered with a model
+    /// error instead (0-1).
+    pub fault: f64,
 }
 
 /// What the gateway needs to route an invocation of one endpoint.
@@ -78,7 +81,10 @@ async fn load_route(pool: &sqlx::PgPool, engine_name: &str) -> Result<Option<std
         return Ok(None);
     };
     let variants = sqlx::query!(
-        "select name, weight, shadow_percent from endpoint_variant where endpoint_id = $1 order by position",
+        r#"select ev.name, ev.weight, ev.shadow_percent, f.error_percent as "fault?"
+           from endpoint_variant ev
+           left join endpoint_fault f on f.endpoint_id = ev.endpoint_id and f.variant = ev.name
+           where ev.endpoint_id = $1 order by ev.position"#,
         head.endpoint_id
     )
     .fetch_all(pool)
@@ -109,12 +115,19 @@ async fn load_route(pool: &sqlx::PgPool, engine_name: &str) -> Result<Option<std
             cumulative: total,
             weight: v.weight,
             addresses: addresses(&v.name),
+            fault: f64::from(v.fault.unwrap_or(0)) / 100.0,
         });
     }
     let shadow = variants.iter().find_map(|v| {
         v.shadow_percent.map(|p| {
             (
-                RouteVariant { name: v.name.clone(), cumulative: 0.0, weight: 0.0, addresses: addresses(&v.name) },
+                RouteVariant {
+                    name: v.name.clone(),
+                    cumulative: 0.0,
+                    weight: 0.0,
+                    addresses: addresses(&v.name),
+                    fault: 0.0,
+                },
                 f64::from(p) / 100.0,
             )
         })

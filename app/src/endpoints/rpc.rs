@@ -348,3 +348,81 @@ pub async fn rollout_command(id: Uuid, command: String) -> Result<crate::endpoin
     };
     crate::kernel::context::finish(crate::endpoints::rollouts::command(&ctx, id, what).await)
 }
+
+/// The endpoint's bandit (viewers); none while it has none.
+#[server(prefix = "/rpc", endpoint = "get_bandit", output = crate::kernel::codec::Json)]
+pub async fn get_bandit(id: Uuid) -> Result<Option<crate::endpoints::types::Bandit>, AppError> {
+    let ctx = crate::kernel::context::server_ctx().await?;
+    crate::kernel::context::finish(crate::endpoints::bandit::find(&ctx, id).await)
+}
+
+/// The bandit form (members): shares in percent, as the page shows them.
+#[server(prefix = "/rpc", endpoint = "set_bandit_form", output = crate::kernel::codec::Json)]
+pub async fn set_bandit_form(
+    id: Uuid,
+    metric: String,
+    kind: String,
+    goal: String,
+    interval_seconds: String,
+    min_percent: String,
+    max_percent: String,
+) -> Result<crate::endpoints::types::Bandit, AppError> {
+    let ctx = crate::kernel::context::server_ctx().await?;
+    let done = async {
+        let mut errors = crate::kernel::validate::Errors::new();
+        let percent = |errors: &mut crate::kernel::validate::Errors, field: &str, raw: &str| {
+            errors.check(
+                field,
+                raw.trim()
+                    .trim_end_matches('%')
+                    .trim()
+                    .parse::<f64>()
+                    .map(|p| p / 100.0)
+                    .map_err(|_| "Give a percentage such as 5.".to_owned()),
+            )
+        };
+        let min_share = percent(&mut errors, "min_share", &min_percent);
+        let max_share = percent(&mut errors, "max_share", &max_percent);
+        let interval = errors.check(
+            "interval_seconds",
+            interval_seconds.trim().parse::<i32>().map_err(|_| "Give a whole number of seconds.".to_owned()),
+        );
+        errors.finish()?;
+        let settings = crate::endpoints::types::BanditSettings {
+            metric,
+            kind,
+            goal,
+            interval_seconds: interval.unwrap_or_default(),
+            min_share: min_share.unwrap_or_default(),
+            max_share: max_share.unwrap_or_default(),
+        };
+        crate::endpoints::bandit::set(&ctx, id, settings, crate::registry::gate::Route::Direct).await
+    }
+    .await;
+    crate::kernel::context::finish(done)
+}
+
+/// Stops the bandit (members).
+#[server(prefix = "/rpc", endpoint = "stop_bandit", output = crate::kernel::codec::Json)]
+pub async fn stop_bandit(id: Uuid) -> Result<(), AppError> {
+    let ctx = crate::kernel::context::server_ctx().await?;
+    crate::kernel::context::finish(crate::endpoints::bandit::stop(&ctx, id).await)
+}
+
+/// The fault-injection switch (members): `error_percent` 0 ends it.
+#[server(prefix = "/rpc", endpoint = "set_fault_form", output = crate::kernel::codec::Json)]
+pub async fn set_fault_form(id: Uuid, variant: String, error_percent: String) -> Result<Endpoint, AppError> {
+    let ctx = crate::kernel::context::server_ctx().await?;
+    let done = async {
+        let percent = error_percent
+            .trim()
+            .trim_end_matches('%')
+            .trim()
+            .parse::<i32>()
+            .map_err(|_| AppError::field("error_percent", "Give a whole percentage such as 30."))?;
+        let input = crate::endpoints::types::Fault { variant, error_percent: percent };
+        crate::endpoints::faults::set(&ctx, id, input).await
+    }
+    .await;
+    crate::kernel::context::finish(done)
+}

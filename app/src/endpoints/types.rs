@@ -67,6 +67,10 @@ pub struct Variant {
     pub month_usd: f64,
     /// Local mode: its processes.
     pub instances: Vec<Instance>,
+    /// Fault injection: the share (%) of its invocations the gateway
+    /// answers with a model error instead of calling it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault_percent: Option<i32>,
 }
 
 /// An endpoint's cost (USD): instance-hours of its variants × their prices.
@@ -568,11 +572,14 @@ pub struct Experiment {
     /// The baseline first, then the other production variants.
     pub variants: Vec<ExperimentVariant>,
     /// Sample-ratio mismatch: the chi-square test of the invocations each
-    /// variant served against the split's weights.
+    /// variant served against the split's weights (1 while a bandit sets
+    /// the weights: the split moves by design).
     pub srm_p_value: f64,
     /// `srm_p_value` < 0.001: the split is not what it should be, and the
     /// comparison cannot be trusted until the cause is found.
     pub srm_warning: bool,
+    /// Whether a bandit sets the weights (`…/bandit`).
+    pub bandit: bool,
     /// In words: `significant: <variant> better`, `significant: <variant>
     /// worse`, `keep running`, or why there is nothing to judge yet.
     pub verdict: String,
@@ -768,4 +775,102 @@ pub struct GuardrailCheck {
     pub status: String,
     /// In words, with the figures.
     pub text: String,
+}
+
+/// `PUT /endpoints/{id}/bandit`: let Thompson sampling on an outcome
+/// metric set the production weights, recomputed every interval, each
+/// variant's share kept within `[min_share, max_share]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct BanditSettings {
+    /// The metric the variants are judged by (as outcomes name it).
+    pub metric: String,
+    /// `binary` (a rate per invocation: Beta–Bernoulli) or `real` (the
+    /// mean of the outcomes: Normal).
+    pub kind: String,
+    /// `increase` (default) or `decrease`: which way is better.
+    #[serde(default = "default_goal")]
+    pub goal: String,
+    /// 1-86400; default 300.
+    #[serde(default = "default_interval")]
+    pub interval_seconds: i32,
+    /// The least share of the traffic a variant keeps (0-0.5; default 0.05).
+    #[serde(default = "default_min_share")]
+    pub min_share: f64,
+    /// The most share a variant is given (0.5-1; default 0.9).
+    #[serde(default = "default_max_share")]
+    pub max_share: f64,
+}
+
+fn default_min_share() -> f64 {
+    0.05
+}
+
+fn default_max_share() -> f64 {
+    0.9
+}
+
+/// An endpoint's bandit allocation: its settings, the standing change
+/// request it runs under, and each variant's figures at the last run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Bandit {
+    pub endpoint_id: Uuid,
+    /// As set (`PUT …/bandit`).
+    pub settings: BanditSettings,
+    /// The approved change request that turned it on, when the team's
+    /// policy asked for one; its weight changes keep within its bounds.
+    pub request_id: Option<Uuid>,
+    pub started_by: String,
+    /// Outcomes count from here on.
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
+    pub started_at: time::OffsetDateTime,
+    /// When the weights are next recomputed.
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
+    pub next_at: time::OffsetDateTime,
+    /// The runs, newest first (the last 50).
+    pub runs: Vec<BanditRun>,
+}
+
+/// One recomputation of the weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct BanditRun {
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
+    pub at: time::OffsetDateTime,
+    /// Whether the weights changed (a change under a point is not made).
+    pub changed: bool,
+    pub variants: Vec<BanditVariant>,
+}
+
+/// One variant in a bandit run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct BanditVariant {
+    pub variant: String,
+    /// Units of the metric since the bandit started.
+    pub units: u64,
+    /// The rate (binary) or mean (real).
+    pub mean: f64,
+    /// The chance that it is the best variant, by Thompson sampling.
+    pub chance_best: f64,
+    /// The share of the traffic it was given (its weight).
+    pub share: f64,
+}
+
+/// `PUT /endpoints/{id}/faults`: have the gateway answer `error_percent` %
+/// of the invocations routed to `variant` with a model error instead of
+/// calling it (0 ends it) — to see a rollout's guardrails at work.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Fault {
+    /// A production variant of the endpoint.
+    pub variant: String,
+    /// 0-100.
+    pub error_percent: i32,
 }

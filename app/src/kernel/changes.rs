@@ -29,7 +29,10 @@ pub mod kinds {
     pub const ENDPOINT_WEIGHTS: &str = "endpoint.weights";
     /// Start a rollout on an endpoint (its steps then change the weights).
     pub const ENDPOINT_ROLLOUT: &str = "endpoint.rollout";
-    pub const ALL: [&str; 10] = [
+    /// Turn on (or change) an endpoint's bandit allocation: its automatic
+    /// weight changes then stay within the bounds the request approved.
+    pub const ENDPOINT_BANDIT: &str = "endpoint.bandit";
+    pub const ALL: [&str; 11] = [
         ALIAS_MOVE,
         ALIAS_DELETE,
         VERSION_STATUS,
@@ -40,6 +43,7 @@ pub mod kinds {
         ENDPOINT_DELETE,
         ENDPOINT_WEIGHTS,
         ENDPOINT_ROLLOUT,
+        ENDPOINT_BANDIT,
     ];
     /// The kinds whose target is an endpoint: a policy for one covers every
     /// endpoint of the team.

@@ -17,6 +17,9 @@ pub enum Route {
     /// A step of a running rollout of an endpoint (started directly, where
     /// no policy asked for a request).
     Rollout(Uuid),
+    /// A bandit's recomputed weights for the endpoint (turned on directly
+    /// where no policy asked for a request, or by an approved one).
+    Bandit(Uuid),
 }
 
 impl Route {
@@ -24,7 +27,7 @@ impl Route {
     /// change's audit event, where a target's history finds it.
     pub fn request(self) -> Option<Uuid> {
         match self {
-            Route::Direct | Route::Rollout(_) => None,
+            Route::Direct | Route::Rollout(_) | Route::Bandit(_) => None,
             Route::ChangeRequest(id) => Some(id),
         }
     }
@@ -35,6 +38,11 @@ impl Route {
             Route::Rollout(id) => Some(id),
             _ => None,
         }
+    }
+
+    /// Whether an endpoint's bandit makes the change.
+    pub fn by_bandit(self) -> bool {
+        matches!(self, Route::Bandit(_))
     }
 }
 
@@ -73,7 +81,7 @@ pub async fn gate(
             }
             Ok(())
         }
-        Route::Rollout(_) => Ok(()),
+        Route::Rollout(_) | Route::Bandit(_) => Ok(()),
         Route::ChangeRequest(id) => {
             if first_application(tx, id).await? {
                 Ok(())

@@ -6,9 +6,9 @@ use super::{ApiJson, ApiPath, ApiQuery};
 use app::endpoints::domain;
 use app::endpoints::rollouts::Command;
 use app::endpoints::types::{
-    CreatedInvokeKey, Endpoint, EndpointEvent, EndpointMetrics, EndpointSpend, EndpointUpdate, Experiment,
-    ExperimentQuery, ExperimentSettings, InvokeKey, MetricsQuery, NewEndpoint, NewInvokeKey, NewRollout, OutcomeBatch,
-    Outcomes, OutcomesAccepted, Rollout, SampleTraffic, SampleTrafficStarted, Weights,
+    Bandit, BanditSettings, CreatedInvokeKey, Endpoint, EndpointEvent, EndpointMetrics, EndpointSpend, EndpointUpdate,
+    Experiment, ExperimentQuery, ExperimentSettings, Fault, InvokeKey, MetricsQuery, NewEndpoint, NewInvokeKey,
+    NewRollout, OutcomeBatch, Outcomes, OutcomesAccepted, Rollout, SampleTraffic, SampleTrafficStarted, Weights,
 };
 use app::kernel::context::Ctx;
 use app::kernel::error::AppError;
@@ -25,6 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list, create))
         .routes(routes!(get_one, update, delete))
         .routes(routes!(set_weights))
+        .routes(routes!(set_fault))
         .routes(routes!(metrics))
         .routes(routes!(events))
         .routes(routes!(sample_traffic))
@@ -33,6 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(revoke_key))
         .routes(routes!(outcomes))
         .routes(routes!(experiment, set_experiment))
+        .routes(routes!(bandit, set_bandit, stop_bandit))
         .routes(routes!(list_rollouts, start_rollout))
         .routes(routes!(get_rollout))
         .routes(routes!(promote_rollout))
@@ -267,6 +269,63 @@ async fn set_experiment(
     ApiJson(input): ApiJson<ExperimentSettings>,
 ) -> Result<Json<Experiment>, AppError> {
     Ok(Json(app::endpoints::experiment::set(&ctx, id, input).await?))
+}
+
+/// Fault injection (members), a switch for demos and staging: the gateway
+/// answers `error_percent` % of the invocations routed to `variant` with a
+/// model error (424 `ModelError`, the model's status 500) instead of calling
+/// it, counted as the model's error, so a rollout's guardrails can be seen
+/// to roll a candidate back; 0 ends it. 409 where the team's approval policy
+/// covers `endpoint.update` or `endpoint.weights`.
+#[utoipa::path(put, path = "/endpoints/{id}/faults", tag = "endpoints", params(("id" = Uuid, Path)),
+    request_body = Fault,
+    responses((status = 200, body = Endpoint), (status = 403, body = Problem), (status = 404, body = Problem),
+              (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn set_fault(
+    ctx: Ctx,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(input): ApiJson<Fault>,
+) -> Result<Json<Endpoint>, AppError> {
+    Ok(Json(app::endpoints::faults::set(&ctx, id, input).await?))
+}
+
+/// The endpoint's bandit allocation (viewers): its settings, the change
+/// request it runs under, and its last runs (per variant: units, mean,
+/// chance of being best, share given).
+#[utoipa::path(get, path = "/endpoints/{id}/bandit", tag = "experiments", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Bandit), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn bandit(ctx: Ctx, ApiPath(id): ApiPath<Uuid>) -> Result<Json<Bandit>, AppError> {
+    Ok(Json(app::endpoints::bandit::get(&ctx, id).await?))
+}
+
+/// Turns on (or changes) bandit allocation (members): every
+/// `interval_seconds` the production weights are set by Thompson sampling
+/// on the metric's outcomes since it started (Beta-Bernoulli for a binary
+/// metric, Normal for a real one), each variant kept between `min_share`
+/// and `max_share`; each change audited as `endpoint.weights_changed` by
+/// `capstan (bandit)`. 409 while a rollout is under way, on an endpoint
+/// with one production variant, or where the team's approval policy covers
+/// `endpoint.bandit` or `endpoint.weights` (open a change request of kind
+/// `endpoint.bandit`). While it runs, rollouts and direct weight changes
+/// are refused.
+#[utoipa::path(put, path = "/endpoints/{id}/bandit", tag = "experiments", params(("id" = Uuid, Path)),
+    request_body = BanditSettings,
+    responses((status = 200, body = Bandit), (status = 403, body = Problem), (status = 404, body = Problem),
+              (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn set_bandit(
+    ctx: Ctx,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(input): ApiJson<BanditSettings>,
+) -> Result<Json<Bandit>, AppError> {
+    Ok(Json(app::endpoints::bandit::set(&ctx, id, input, Route::Direct).await?))
+}
+
+/// Stops the bandit (members; no approval needed): the weights stay as they are.
+#[utoipa::path(delete, path = "/endpoints/{id}/bandit", tag = "experiments", params(("id" = Uuid, Path)),
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn stop_bandit(ctx: Ctx, ApiPath(id): ApiPath<Uuid>) -> Result<StatusCode, AppError> {
+    app::endpoints::bandit::stop(&ctx, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Starts a rollout (members): the traffic of `baseline` moves to

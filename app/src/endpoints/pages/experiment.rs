@@ -1,10 +1,12 @@
 //! An endpoint's experiment: the verdict, each production variant's rate or
 //! mean with its lift over the baseline and always-valid interval, the
 //! interval over time as a chart, the sample-ratio-mismatch warning, and
-//! the settings (metric, how it is read, which way is better, baseline, α).
+//! the settings (metric, how it is read, which way is better, baseline, α);
+//! and the bandit allocation: its runs (each variant's chance of being best
+//! and share), the shares over time, and its settings.
 
-use crate::endpoints::rpc::{SetExperimentForm, get_endpoint, get_experiment};
-use crate::endpoints::types::{Endpoint, Experiment};
+use crate::endpoints::rpc::{SetBanditForm, SetExperimentForm, StopBandit, get_bandit, get_endpoint, get_experiment};
+use crate::endpoints::types::{Bandit, Endpoint, Experiment};
 use crate::kernel::chart::{ChartLine, LineChart};
 use crate::kernel::error::AppError;
 use crate::kernel::form::{Form, FormAction};
@@ -40,6 +42,17 @@ pub fn ExperimentPage() -> impl IntoView {
     let analysis = Resource::new(move || (id(), save.version().get(), tick.get() / 10), move |(id, ..)| load(id));
     // what the settings form starts from: only after a change made here
     let settings = Resource::new(move || (id(), save.version().get()), move |(id, _)| load(id));
+    let bandit_save = FormAction::<SetBanditForm>::new();
+    let bandit_stop = FormAction::<StopBandit>::new();
+    let bandit = Resource::new(
+        move || (id(), bandit_save.version().get(), bandit_stop.version().get(), tick.get() / 10),
+        move |(id, ..)| async move {
+            match id {
+                Some(id) => get_bandit(id).await,
+                None => Err(missing()),
+            }
+        },
+    );
     view! {
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || endpoint.get().map(|res| match res {
@@ -68,6 +81,120 @@ pub fn ExperimentPage() -> impl IntoView {
                 _ => None,
             }}
         </Transition>
+        <Transition fallback=|| ()>
+            {move || match (endpoint.get(), bandit.get(), settings.get()) {
+                (Some(Ok(e)), Some(Ok(b)), Some(Ok(x))) => Some(view! {
+                    <BanditCard endpoint=e bandit=b experiment=x save=bandit_save stop=bandit_stop/>
+                }.into_any()),
+                (_, Some(Err(e)), _) => Some(view! { <ErrorBox error=e/> }.into_any()),
+                _ => None,
+            }}
+        </Transition>
+    }
+}
+
+#[component]
+fn BanditCard(
+    endpoint: Endpoint,
+    bandit: Option<Bandit>,
+    experiment: Option<Experiment>,
+    save: FormAction<SetBanditForm>,
+    stop: FormAction<StopBandit>,
+) -> impl IntoView {
+    let err = save.error();
+    let stop_err = stop.error();
+    let on = bandit.is_some();
+    let settings = bandit.as_ref().map(|b| b.settings.clone());
+    let metric = settings.as_ref().map(|s| s.metric.clone()).or_else(|| experiment.as_ref().map(|x| x.metric.clone()));
+    let kind = settings.as_ref().map(|s| s.kind.clone()).or_else(|| experiment.as_ref().map(|x| x.kind.clone()));
+    let goal = settings.as_ref().map(|s| s.goal.clone()).or_else(|| experiment.as_ref().map(|x| x.goal.clone()));
+    let kind = kind.unwrap_or_else(|| "binary".into());
+    let goal = goal.unwrap_or_else(|| "increase".into());
+    let interval = settings.as_ref().map_or(300, |s| s.interval_seconds);
+    let min = settings.as_ref().map_or(5.0, |s| s.min_share * 100.0);
+    let max = settings.as_ref().map_or(90.0, |s| s.max_share * 100.0);
+    let option = |value: &'static str, label: &'static str, current: &str| {
+        view! { <option value=value selected=current == value>{label}</option> }
+    };
+    let runs = bandit.as_ref().map(|b| b.runs.clone()).unwrap_or_default();
+    let last = runs.first().cloned();
+    // the shares over time, oldest first
+    let chart = (runs.len() > 1).then(|| {
+        let names: Vec<String> = endpoint.variants.iter().map(|v| v.name.clone()).collect();
+        let lines: Vec<ChartLine> = names
+            .iter()
+            .map(|n| ChartLine {
+                label: n.clone(),
+                values: runs
+                    .iter()
+                    .rev()
+                    .map(|r| r.variants.iter().find(|v| v.variant == *n).map_or(0.0, |v| v.share * 100.0))
+                    .collect(),
+            })
+            .collect();
+        view! { <LineChart name="share of traffic (%, by run)".to_owned() lines=lines/> }
+    });
+    view! {
+        <section class="card" id="bandit">
+            <h2>"Bandit allocation"</h2>
+            <p class="muted">"Let the weights follow the outcomes: every interval, Thompson sampling gives each production variant a share by its chance of being the best, within the bounds you set. Each change is audited; where the team's policy covers weights, turning it on takes a change request."</p>
+            {bandit.as_ref().map(|b| view! {
+                <p class="notice" id="bandit-status">
+                    {format!("On: {} ({}, {} is better), every {} s, each variant {} %–{} % · started by {} · ",
+                        b.settings.metric, b.settings.kind, if b.settings.goal == "decrease" { "lower" } else { "higher" },
+                        b.settings.interval_seconds, b.settings.min_share * 100.0, b.settings.max_share * 100.0, b.started_by)}
+                    "next run "<Time at=b.next_at/>
+                </p>
+            })}
+            {last.map(|run| view! {
+                <table id="bandit-variants">
+                    <thead><tr><th>"Variant"</th><th class="num">"Units"</th><th class="num">"Mean"</th>
+                        <th class="num">"Chance best"</th><th class="num">"Share"</th></tr></thead>
+                    <tbody>
+                        {run.variants.into_iter().map(|v| view! {
+                            <tr data-variant=v.variant.clone()>
+                                <td>{v.variant.clone()}</td>
+                                <td class="num">{v.units}</td>
+                                <td class="num">{format!("{:.4}", v.mean)}</td>
+                                <td class="num">{format!("{:.1} %", v.chance_best * 100.0)}</td>
+                                <td class="num">{format!("{:.1} %", v.share * 100.0)}</td>
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            })}
+            {chart}
+            <Form action=save>
+                <input type="hidden" name="id" value=endpoint.id.to_string()/>
+                <div class="grid-2">
+                    <label>"Metric" <input name="metric" value=metric.unwrap_or_else(|| "conversion".into()) required/>
+                        <FieldMessage error=err field="metric"/></label>
+                    <label>"Read as" <select name="kind">
+                        {option("binary", "binary (Beta–Bernoulli)", &kind)}
+                        {option("real", "real (Normal)", &kind)}
+                    </select><FieldMessage error=err field="kind"/></label>
+                    <label>"Better when it" <select name="goal">
+                        {option("increase", "increases", &goal)}
+                        {option("decrease", "decreases", &goal)}
+                    </select><FieldMessage error=err field="goal"/></label>
+                    <label>"Every (seconds)" <input name="interval_seconds" type="number" min="1" max="86400" value=interval.to_string()/>
+                        <FieldMessage error=err field="interval_seconds"/></label>
+                    <label>"Least share (%)" <input name="min_percent" type="number" step="any" min="0" max="50" value=min.to_string()/>
+                        <FieldMessage error=err field="min_share"/></label>
+                    <label>"Most share (%)" <input name="max_percent" type="number" step="any" min="50" max="100" value=max.to_string()/>
+                        <FieldMessage error=err field="max_share"/></label>
+                </div>
+                <FormError error=err/>
+                <button type="submit" id="bandit-save" disabled=move || save.pending().get()>{if on { "Save" } else { "Turn on" }}</button>
+            </Form>
+            {on.then(|| view! {
+                <Form action=stop attr:class="inline">
+                    <input type="hidden" name="id" value=endpoint.id.to_string()/>
+                    <FormError error=stop_err/>
+                    <button type="submit" class="secondary" id="bandit-stop">"Stop (keep the weights as they are)"</button>
+                </Form>
+            })}
+        </section>
     }
 }
 

@@ -547,7 +547,8 @@ fn VariantsTable(variants: Vec<Variant>, shadow: Option<Variant>, team: String) 
             <thead><tr><th>"Variant"</th><th>"Model version"</th><th>"Instances"</th><th>"Weight"</th><th>"Share"</th><th>"Cost"</th><th>"Processes"</th></tr></thead>
             <tbody>{rows.into_iter().map(|(v, is_shadow)| view! {
                 <tr data-variant=v.name.clone()>
-                    <td>{v.name.clone()}{is_shadow.then(|| view! { " "<span class="pill">"shadow"</span> })}</td>
+                    <td>{v.name.clone()}{is_shadow.then(|| view! { " "<span class="pill">"shadow"</span> })}
+                        {v.fault_percent.map(|p| view! { " "<span class="pill danger" title="fault injection: the gateway answers this share of its requests with an error">{format!("fault {p} %")}</span> })}</td>
                     <td><a href=format!("/teams/{team}/model-versions/{}", v.version_id)>{format!("{} v{}", v.model, v.version)}</a></td>
                     <td class="mono">{format!("{} × {}", v.instance_count, v.instance_type)}</td>
                     <td class="num">{if is_shadow { "—".to_owned() } else { format!("{}", v.weight) }}</td>

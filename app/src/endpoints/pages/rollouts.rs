@@ -7,7 +7,8 @@
 
 use crate::endpoints::pages::TrafficLines;
 use crate::endpoints::rpc::{
-    RolloutCommand, StartRolloutForm, endpoint_metrics, endpoint_options, get_endpoint, get_rollout, list_rollouts,
+    RolloutCommand, SetFaultForm, StartRolloutForm, endpoint_metrics, endpoint_options, get_endpoint, get_rollout,
+    list_rollouts,
 };
 use crate::endpoints::types::{Endpoint, Rollout};
 use crate::kernel::chart::LineChart;
@@ -162,8 +163,56 @@ pub fn RolloutPage() -> impl IntoView {
             })}
         </Transition>
         <Transition fallback=|| ()>
+            {move || rollout.get().and_then(Result::ok).filter(|r| matches!(r.state.as_str(), "running" | "paused"))
+                .map(|r| view! { <FaultSwitch endpoint=r.endpoint_id variant=r.candidate/> })}
+        </Transition>
+        <Transition fallback=|| ()>
             {move || rollout.get().and_then(Result::ok).map(|r| view! { <RolloutTraffic endpoint=r.endpoint_id/> })}
         </Transition>
+    }
+}
+
+/// The fault-injection switch on a live rollout's candidate: see the
+/// guardrails roll it back without breaking a model.
+#[component]
+fn FaultSwitch(endpoint: Uuid, variant: String) -> impl IntoView {
+    let action = FormAction::<SetFaultForm>::new();
+    let err = action.error();
+    let current = Resource::new(move || action.version().get(), move |_| get_endpoint(endpoint));
+    let name = variant.clone();
+    let shown = variant.clone();
+    let label = format!("Inject errors (%) into {variant}");
+    let clear = variant.clone();
+    let now = move || {
+        current
+            .get()
+            .and_then(Result::ok)
+            .and_then(|e| e.variants.iter().find(|v| v.name == name).and_then(|v| v.fault_percent))
+    };
+    view! {
+        <section class="card" id="fault-switch">
+            <h2>"Test the guardrails"</h2>
+            <p class="muted">"Have the gateway answer a share of the candidate's requests with an error instead of calling it (fault injection): its error-rate guardrail should roll it back. Only on endpoints whose changes need no review."</p>
+            <p id="fault-now">{move || match now() {
+                Some(p) => format!("{p} % of {shown}'s requests fail now."),
+                None => "No fault injected.".to_owned(),
+            }}</p>
+            <div class="toolbar">
+                <Form action=action attr:class="inline">
+                    <input type="hidden" name="id" value=endpoint.to_string()/>
+                    <input type="hidden" name="variant" value=variant.clone()/>
+                    <input name="error_percent" type="number" min="1" max="100" value="30" aria-label="error share (%)"/>
+                    <button type="submit" class="danger small" id="fault-inject">{label.clone()}</button>
+                </Form>
+                <Form action=action attr:class="inline">
+                    <input type="hidden" name="id" value=endpoint.to_string()/>
+                    <input type="hidden" name="variant" value=clear.clone()/>
+                    <input type="hidden" name="error_percent" value="0"/>
+                    <button type="submit" class="secondary small" id="fault-clear">"Clear"</button>
+                </Form>
+            </div>
+            <FormError error=err/>
+        </section>
     }
 }
 
