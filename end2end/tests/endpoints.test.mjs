@@ -283,3 +283,93 @@ test('a manual rollout from the endpoint page: started, promoted a step, aborted
   assert.deepEqual(weights, [['control', 1], ['treatment', 0]]);
   await page.waitForSelector('#rollout-traffic svg');
 });
+
+/// Sends `n` invocations of endpoint `ml-rank`; the answers' variants and invocation ids.
+async function invokeRank(token, n) {
+  const served = [];
+  for (let i = 0; i < n; i++) {
+    const res = await fetch(`${capstan.base}/endpoints/ml-rank/invocations`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: '[[1]]',
+    });
+    await res.arrayBuffer();
+    served.push({ status: res.status, variant: res.headers.get('x-amzn-invoked-production-variant'), id: res.headers.get('x-capstan-invocation-id') });
+  }
+  return served;
+}
+
+test('a canary under the fault switch: errors injected into the candidate from the rollout page, its guardrail rolls it back', async () => {
+  const token = capstan.cli(['token', 'create', '--email', USER.email, '--name', 'fault']).trim();
+  const endpoint = (await session.api(token, 'GET', '/teams/ml/endpoints')).find((e) => e.name === 'rank');
+  await go(`/teams/ml/endpoints/${endpoint.id}/rollouts`);
+  await page.selectOption('#start-rollout select[name=baseline]', 'control');
+  await page.fill('#start-rollout input[name=candidate]', 'treatment');
+  await page.selectOption('#start-rollout select[name=strategy]', 'canary');
+  await page.fill('#start-rollout input[name=step_percent]', '50');
+  await page.fill('#start-rollout input[name=interval_seconds]', '3600');
+  await page.fill('#start-rollout input[name=min_requests]', '20');
+  await page.click('#start-rollout button[type=submit]');
+  await page.waitForURL(/\/teams\/ml\/rollouts\/[0-9a-f-]{36}$/);
+  const rollout = page.url().split('/').pop();
+  await page.waitForSelector('#rollout-steps tr[data-percent="50"]', { timeout: 30_000 });
+  await page.waitForSelector('#fault-now:has-text("No fault injected")');
+  await page.fill('#fault-switch input[name=error_percent]', '60');
+  await page.click('#fault-inject');
+  await page.waitForSelector('#fault-now:has-text("60 %")');
+  // traffic until the guardrail has judged (rollups every 10 s, the worker every 2 s)
+  for (let i = 0; ; i++) {
+    const served = await invokeRank(token, 40);
+    assert.ok(served.some((s) => s.status === 424), 'the switch fails some of the candidate\'s requests');
+    const r = await session.api(token, 'GET', `/rollouts/${rollout}`);
+    if (r.state === 'rolled_back') break;
+    assert.equal(r.state, 'running', JSON.stringify(r));
+    assert.ok(i < 60, 'rolled back within a minute or so');
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  await page.waitForSelector('#rollout-state[data-state=rolled_back]', { timeout: 15_000 });
+  assert.match(await page.textContent('#rollout-reason'), /error rate/);
+  assert.equal(await page.locator('#fault-switch').count(), 0, 'no switch on a finished rollout');
+  const weights = (await session.api(token, 'GET', `/endpoints/${endpoint.id}`)).variants.map((v) => [v.name, v.weight, v.fault_percent ?? 0]);
+  assert.deepEqual(weights, [['control', 1, 0], ['treatment', 0, 60]]);
+  await session.api(token, 'PUT', `/endpoints/${endpoint.id}/faults`, { variant: 'treatment', error_percent: 0 });
+});
+
+test('a bandit turned on from the experiment page moves the traffic to the variant that converts, and stops', async () => {
+  const token = capstan.cli(['token', 'create', '--email', USER.email, '--name', 'bandit']).trim();
+  const endpoint = (await session.api(token, 'GET', '/teams/ml/endpoints')).find((e) => e.name === 'rank');
+  await go(`/teams/ml/endpoints/${endpoint.id}/experiment`);
+  await page.waitForSelector('#bandit');
+  assert.equal(await page.locator('#bandit-status').count(), 0);
+  // the form starts from the experiment's metric
+  assert.equal(await page.inputValue('#bandit input[name=metric]'), 'click');
+  await page.fill('#bandit input[name=interval_seconds]', '1');
+  await page.fill('#bandit input[name=min_percent]', '10');
+  await page.fill('#bandit input[name=max_percent]', '90');
+  await page.click('#bandit-save');
+  await page.waitForSelector('#bandit-status:has-text("every 1 s")');
+  // the first run shares the traffic evenly (nothing known yet), then treatment converts 4 times as often
+  for (let i = 0; ; i++) {
+    const served = (await invokeRank(token, 100)).filter((s) => s.status === 200);
+    const outcomes = served
+      .filter((s, k) => (s.variant === 'treatment' ? k % 5 !== 0 : k % 5 === 0))
+      .map((s) => ({ request_id: s.id, metric: 'click', value: 1 }));
+    if (outcomes.length) await session.api(token, 'POST', `/endpoints/${endpoint.id}/outcomes`, { outcomes });
+    const weights = Object.fromEntries((await session.api(token, 'GET', `/endpoints/${endpoint.id}`)).variants.map((v) => [v.name, v.weight]));
+    if (weights.treatment === 0.9 && weights.control === 0.1) break;
+    assert.ok(i < 60, `the bandit moves the traffic within a minute or so: ${JSON.stringify(weights)}`);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  await page.waitForSelector('#bandit-variants tr[data-variant=treatment]:has-text("90.0 %")', { timeout: 30_000 });
+  await page.click('#bandit-stop');
+  await page.waitForSelector('#bandit-save:has-text("Turn on")');
+  assert.equal(await page.locator('#bandit-status').count(), 0);
+  const weights = (await session.api(token, 'GET', `/endpoints/${endpoint.id}`)).variants.map((v) => [v.name, v.weight]);
+  assert.deepEqual(weights, [['control', 0.1], ['treatment', 0.9]], 'stopping keeps the weights');
+
+  // the endpoint page scores its health from the same traffic
+  await go(`/teams/ml/endpoints/${endpoint.id}`);
+  await page.waitForSelector('#health-parts tr[data-part=errors]');
+  assert.match(await page.textContent('#health-score'), /\/ 100/);
+  assert.match(await page.textContent('#health-parts tr[data-part=latency]'), /p99 \d+/);
+});

@@ -310,6 +310,7 @@ async fn serve(config: Config, demo: Option<(Option<String>, bool)>) -> anyhow::
         tokio::spawn(server::workers::budgets(state.clone(), std::time::Duration::from_secs(60), stop.clone()));
     let rollouts =
         tokio::spawn(server::workers::rollouts(state.clone(), std::time::Duration::from_secs(2), stop.clone()));
+    let health = tokio::spawn(server::workers::health(state.clone(), std::time::Duration::from_secs(60), stop.clone()));
     if let Some((email, traffic)) = demo {
         let (demo, ctx) = create_demo(&state, email.as_deref()).await?;
         let job = &demo.job;
@@ -358,6 +359,7 @@ async fn serve(config: Config, demo: Option<(Option<String>, bool)>) -> anyhow::
     let _ = traffic.await;
     let _ = budgets.await;
     let _ = rollouts.await;
+    let _ = health.await;
     if let Some(task) = anchoring {
         let _ = task.await;
     }

@@ -461,3 +461,19 @@ pub async fn rollouts(state: app::kernel::state::AppState, every: Duration, stop
         }
     }
 }
+
+/// Scores the health of every serving endpoint once every `every` (a
+/// minute), recording each minute once across processes; alerts and, where
+/// an endpoint opts in, rolls back its last rollout when the score falls
+/// below its threshold.
+pub async fn health(state: app::kernel::state::AppState, every: Duration, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(every) => {}
+        }
+        if let Err(e) = app::endpoints::health::tick(&state).await {
+            tracing::warn!(error = %e, "could not score the endpoints' health");
+        }
+    }
+}

@@ -972,6 +972,19 @@ fn cases() -> Vec<Case> {
             input: json!({"id": "{endpoint}", "variant": "a", "error_percent": "0"}),
             expect: "401 403 200 200 200 404 200",
         },
+        // health: viewers read the score, members set what it is judged against
+        Case { call: "GET /api/v1/endpoints/{endpoint}/health", input: json!(null), expect: "401 200 200 200 200 404 200" },
+        Case {
+            call: "PUT /api/v1/endpoints/{endpoint}/health",
+            input: json!({"latency_slo_ms": 800, "threshold": 80}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case { call: "fn get_health", input: json!({"id": "{endpoint}"}), expect: "401 200 200 200 200 404 200" },
+        Case {
+            call: "fn set_health_form",
+            input: json!({"id": "{endpoint}", "latency_slo_ms": "800", "threshold": "80"}),
+            expect: "401 403 200 200 200 404 200",
+        },
         // bandits: members turn them on, change and stop them, viewers read them; an endpoint of one
         // variant has none to run (409 for those allowed)
         Case {

@@ -1733,3 +1733,142 @@ async fn an_injected_fault_fails_its_share_of_a_variant_and_a_canary_under_it_is
     workers.stop().await;
     serving.stop().await;
 }
+
+/// Sends the churn rows `rows` (features only) to endpoint `engine`, one
+/// request each; how many answered.
+async fn churn_traffic(app: &TestApp, auth: &Auth, engine: &str, rows: &[String]) -> usize {
+    let mut answered = 0;
+    for row in rows {
+        let mut req = http::Request::builder()
+            .method(Method::POST)
+            .uri(format!("/endpoints/{engine}/invocations"))
+            .header("content-type", "text/csv");
+        if let Auth::Bearer(t) = auth {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let res = app.send(req.body(axum::body::Body::from(row.clone())).expect("request")).await;
+        assert!(matches!(res.status.as_u16(), 200 | 424), "{}", res.text());
+        answered += usize::from(res.status == StatusCode::OK);
+    }
+    answered
+}
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn the_health_score_judges_errors_latency_drift_and_capacity_and_a_low_score_rolls_back(pool: PgPool) {
+    let app = TestApp::new(pool).await.with_serving();
+    let _listener = common::listen(&app.state).await;
+    let admin = Auth::Bearer(app.user("admin@example.com", false).await.token);
+    let member = Auth::Bearer(app.user("member@example.com", false).await.token);
+    let viewer = Auth::Bearer(app.user("viewer@example.com", false).await.token);
+    let outsider = Auth::Bearer(app.user("outsider@example.com", false).await.token);
+    app.team_with_members("ml", &admin, &[("member@example.com", "member"), ("viewer@example.com", "viewer")]).await;
+    // a version trained by Capstan on the churn data (the demo's scripts)
+    let dataset_version = common::ready_version(&app, &member, "ml", "churn").await;
+    let files = [("train.py", app::training::demo::TRAIN_SCRIPT), ("serve.py", app::training::demo::SERVE_SCRIPT)];
+    let source =
+        common::upload_source(&app, &member, "ml", &files).await.json()["source_uri"].as_str().expect("uri").to_owned();
+    let body = common::launch_body("churn-1", &source, &dataset_version, json!([]));
+    let res = app.call(Method::POST, "/api/v1/teams/ml/training-jobs", &member, Some(body)).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let job = res.json()["id"].as_str().expect("id").to_owned();
+    assert_eq!(common::drive(&app, &member, &job, common::finished).await["status"], "completed");
+    let model = model(&app, &member, "churn").await;
+    let res = app
+        .call(Method::POST, &format!("/api/v1/models/{model}/versions"), &member, Some(json!({"training_job_id": job})))
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let version = res.json()["id"].as_str().expect("id").to_owned();
+    let variant = |name: &str, weight: f64| json!({"name": name, "version_id": version, "instance_type": "ml.m5.large", "instance_count": 1, "weight": weight});
+    let body = json!({"name": "health", "variants": [variant("a", 1.0), variant("b", 0.0)], "capture_percent": 100});
+    let res = app.call(Method::POST, "/api/v1/teams/ml/endpoints", &member, Some(body)).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let id = res.json()["id"].as_str().expect("id").to_owned();
+    let serving = Worker::start(&app);
+    let workers = RolloutWorkers::start(&app);
+    in_service(&app, &viewer, &id).await;
+    let path = format!("/api/v1/endpoints/{id}/health");
+
+    // settings: members set them, bad ones name their fields, viewers and outsiders set none
+    let res = app.call(Method::PUT, &path, &member, Some(json!({"latency_slo_ms": 0, "threshold": 101}))).await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text());
+    let settings = json!({"latency_slo_ms": 2000, "threshold": 85, "auto_rollback": true});
+    for (who, status) in [(&viewer, StatusCode::FORBIDDEN), (&outsider, StatusCode::NOT_FOUND)] {
+        assert_eq!(app.call(Method::PUT, &path, who, Some(settings.clone())).await.status, status);
+    }
+    assert_eq!(app.call(Method::GET, &path, &outsider, None).await.status, StatusCode::NOT_FOUND);
+    let res = app.call(Method::PUT, &path, &member, Some(settings)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(res.json()["score"], Value::Null, "no traffic yet: nothing to judge");
+
+    // requests like the training data: healthy on every part
+    let rows: Vec<String> = app::training::demo::churn_csv(600)
+        .lines()
+        .skip(201)
+        .map(|l| l.rsplit_once(',').map(|(features, _)| features.to_owned()).unwrap_or_default())
+        .collect();
+    assert_eq!(churn_traffic(&app, &member, "ml-health", &rows).await, rows.len());
+    app::endpoints::metrics::flush(&app.state).await.expect("flush");
+    app::endpoints::capture::flush(&app.state).await.expect("capture");
+    let h = app.call(Method::GET, &path, &viewer, None).await.json();
+    let part =
+        |h: &Value, name: &str| h["parts"].as_array().and_then(|p| p.iter().find(|p| p["name"] == name).cloned());
+    assert_eq!(part(&h, "errors").map(|p| p["score"].clone()), Some(json!(100.0)), "{h}");
+    assert_eq!(part(&h, "latency").map(|p| p["score"].clone()), Some(json!(100.0)), "{h}");
+    assert_eq!(part(&h, "capacity").map(|p| p["score"].clone()), Some(json!(100.0)), "{h}");
+    let psi = part(&h, "drift").and_then(|p| p["value"].as_f64()).expect("a PSI");
+    assert!(psi < 0.25, "requests like the training data barely drift: {h}");
+    assert!(h["score"].as_f64().is_some_and(|s| s >= 85.0) && h["below"] == false, "{h}");
+    assert_eq!(app::endpoints::health::tick(&app.state).await.expect("tick"), 1);
+    assert_eq!(app::endpoints::health::tick(&app.state).await.expect("tick"), 0, "one record a minute");
+    // a minute passes (the records move a minute back)
+    let back_a_minute = || async {
+        sqlx::query("update endpoint_health set minute = minute - interval '1 minute'")
+            .execute(&app.pool)
+            .await
+            .expect("update")
+    };
+
+    // a rollout of b completes
+    let linear = json!({"baseline": "a", "candidate": "b", "strategy": "linear", "step_percent": 50,
+                        "interval_seconds": 0, "guardrails": {"min_requests": 5}});
+    let res = app.call(Method::POST, &format!("/api/v1/endpoints/{id}/rollouts"), &member, Some(linear)).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let rollout = res.json()["id"].as_str().expect("id").to_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while app.call(Method::GET, &format!("/api/v1/rollouts/{rollout}"), &viewer, None).await.json()["state"]
+        != "completed"
+    {
+        churn_traffic(&app, &member, "ml-health", &rows[..20]).await;
+        assert!(std::time::Instant::now() < deadline, "the rollout completes");
+    }
+
+    // then b fails every request: the score falls, the alert fires, b is rolled back
+    let res = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/endpoints/{id}/faults"),
+            &member,
+            Some(json!({"variant": "b", "error_percent": 100})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(churn_traffic(&app, &member, "ml-health", &rows[..100]).await, 0, "every request of b fails");
+    app::endpoints::metrics::flush(&app.state).await.expect("flush");
+    back_a_minute().await;
+    assert_eq!(app::endpoints::health::tick(&app.state).await.expect("tick"), 1);
+    let h = app.call(Method::GET, &path, &viewer, None).await.json();
+    assert!(h["score"].as_f64().is_some_and(|s| s < 85.0) && h["below"] == true, "{h}");
+    assert_eq!(app.count("select count(*) from audit_event where action = 'endpoint.health_low'").await, 1);
+    let r = app.call(Method::GET, &format!("/api/v1/rollouts/{rollout}"), &viewer, None).await.json();
+    assert_eq!(r["state"], "rolled_back", "{r}");
+    assert!(r["reason"].as_str().is_some_and(|why| why.contains("health score")), "{r}");
+    let endpoint = app.call(Method::GET, &format!("/api/v1/endpoints/{id}"), &viewer, None).await.json();
+    assert_eq!(weights_of(&endpoint), [("a".to_owned(), 1.0), ("b".to_owned(), 0.0)], "{endpoint}");
+    // the next minute still low: no second alert
+    back_a_minute().await;
+    app::endpoints::health::tick(&app.state).await.expect("tick");
+    assert_eq!(app.count("select count(*) from audit_event where action = 'endpoint.health_low'").await, 1);
+    assert!(app.count("select count(*) from endpoint_health").await >= 3);
+    workers.stop().await;
+    serving.stop().await;
+}

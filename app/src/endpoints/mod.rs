@@ -21,6 +21,8 @@ pub mod experiment;
 #[cfg(feature = "ssr")]
 pub mod faults;
 #[cfg(feature = "ssr")]
+pub mod health;
+#[cfg(feature = "ssr")]
 pub mod invoke;
 #[cfg(feature = "ssr")]
 pub mod keys;

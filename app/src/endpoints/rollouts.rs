@@ -609,6 +609,38 @@ pub(crate) fn system_ctx(state: &AppState, creator: Uuid, what: &str) -> Ctx {
     Ctx { state: state.clone(), actor: Some(actor), request_id: None, client_addr: format!("{what}s") }
 }
 
+/// Rolls back the endpoint's latest rollout — live, or completed within the
+/// last day — for `reason` (its health score fell below the threshold):
+/// the weights back to the baseline, the rollout `rolled_back` with the
+/// reason, audited as `endpoint.rollout_rolled_back`. The rollout, if any.
+pub(crate) async fn roll_back_latest(
+    state: &AppState,
+    endpoint_id: Uuid,
+    reason: &str,
+) -> Result<Option<Uuid>, AppError> {
+    let latest = sqlx::query_scalar!(
+        "select rollout_id from rollout where endpoint_id = $1
+           and (state in ('running', 'paused') or (state = 'completed' and finished_at > now() - interval '1 day'))
+         order by created_at desc limit 1",
+        endpoint_id
+    )
+    .fetch_optional(&state.pool)
+    .await?;
+    let Some(id) = latest else { return Ok(None) };
+    let mut tx = state.pool.begin().await?;
+    let Some(r) = lock(&mut tx, id, false).await? else { return Ok(None) };
+    if !matches!(r.state.as_str(), "running" | "paused" | "completed") {
+        return Ok(None);
+    }
+    let ctx = system_ctx(state, r.created_by, "health");
+    set_share(&ctx, &r, 0).await?;
+    end_step(&mut tx, &r, "rolled_back", None).await?;
+    finish(&mut tx, &r, "rolled_back", Some(reason.to_owned())).await?;
+    record(&ctx, &mut tx, &r, "endpoint.rollout_rolled_back", json!({ "reason": reason })).await?;
+    tx.commit().await?;
+    Ok(Some(id))
+}
+
 /// The worker's pass over every running or paused rollout: judge the step
 /// under way, roll back on a failed guardrail, else take the next step when
 /// its time has come. Returns how many rollouts it moved.

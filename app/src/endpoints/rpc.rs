@@ -426,3 +426,38 @@ pub async fn set_fault_form(id: Uuid, variant: String, error_percent: String) ->
     .await;
     crate::kernel::context::finish(done)
 }
+
+/// The endpoint's health score (viewers).
+#[server(prefix = "/rpc", endpoint = "get_health", output = crate::kernel::codec::Json)]
+pub async fn get_health(id: Uuid) -> Result<crate::endpoints::types::Health, AppError> {
+    let ctx = crate::kernel::context::server_ctx().await?;
+    crate::kernel::context::finish(crate::endpoints::health::get(&ctx, id).await)
+}
+
+/// The health settings form (members).
+#[server(prefix = "/rpc", endpoint = "set_health_form", output = crate::kernel::codec::Json)]
+pub async fn set_health_form(
+    id: Uuid,
+    latency_slo_ms: String,
+    threshold: String,
+    auto_rollback: Option<String>,
+) -> Result<crate::endpoints::types::Health, AppError> {
+    let ctx = crate::kernel::context::server_ctx().await?;
+    let done = async {
+        let mut errors = crate::kernel::validate::Errors::new();
+        let int = |errors: &mut crate::kernel::validate::Errors, field: &str, raw: &str| {
+            errors.check(field, raw.trim().parse::<i32>().map_err(|_| "Give a whole number.".to_owned()))
+        };
+        let slo = int(&mut errors, "latency_slo_ms", &latency_slo_ms);
+        let threshold = int(&mut errors, "threshold", &threshold);
+        errors.finish()?;
+        let input = crate::endpoints::types::HealthSettings {
+            latency_slo_ms: slo.unwrap_or_default(),
+            threshold: threshold.unwrap_or_default(),
+            auto_rollback: auto_rollback.is_some(),
+        };
+        crate::endpoints::health::set(&ctx, id, input).await
+    }
+    .await;
+    crate::kernel::context::finish(done)
+}

@@ -874,3 +874,78 @@ pub struct Fault {
     /// 0-100.
     pub error_percent: i32,
 }
+
+/// `PUT /endpoints/{id}/health`: what the health score is judged against.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct HealthSettings {
+    /// The p99 latency the endpoint should keep under (ms, 1-600000; default 1000).
+    #[serde(default = "default_slo")]
+    pub latency_slo_ms: i32,
+    /// Below this score (1-100; default 85) the endpoint alerts.
+    #[serde(default = "default_threshold")]
+    pub threshold: i32,
+    /// Below the threshold, roll back the endpoint's last rollout (live, or
+    /// completed within a day). Default off.
+    #[serde(default)]
+    pub auto_rollback: bool,
+}
+
+fn default_slo() -> i32 {
+    1000
+}
+
+fn default_threshold() -> i32 {
+    85
+}
+
+impl Default for HealthSettings {
+    fn default() -> Self {
+        Self { latency_slo_ms: default_slo(), threshold: default_threshold(), auto_rollback: false }
+    }
+}
+
+/// An endpoint's health: the score now, its parts, and its history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Health {
+    pub endpoint_id: Uuid,
+    /// 0-100: the parts that could be judged, by their weights; none
+    /// without traffic in the window.
+    pub score: Option<f64>,
+    /// Whether the score is under the threshold.
+    pub below: bool,
+    /// The minutes the parts look back over.
+    pub window_minutes: i64,
+    pub parts: Vec<HealthPart>,
+    pub settings: HealthSettings,
+    /// One point a minute, oldest first (the last day, at most 120 points).
+    pub history: Vec<HealthPoint>,
+}
+
+/// One part of the health score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct HealthPart {
+    /// `errors`, `latency`, `drift` or `capacity`.
+    pub name: String,
+    /// Its weight in the score (the known parts' weights are shared out again).
+    pub weight: f64,
+    /// 0-100; none when it cannot be judged (no traffic, no captured data, …).
+    pub score: Option<f64>,
+    /// The figure it is judged by (error rate, p99 ms, PSI, healthy share).
+    pub value: Option<f64>,
+    /// In words, with the figures.
+    pub text: String,
+}
+
+/// The score as it was recorded one minute.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct HealthPoint {
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
+    pub at: time::OffsetDateTime,
+    pub score: Option<f64>,
+}

@@ -7,8 +7,9 @@ use app::endpoints::domain;
 use app::endpoints::rollouts::Command;
 use app::endpoints::types::{
     Bandit, BanditSettings, CreatedInvokeKey, Endpoint, EndpointEvent, EndpointMetrics, EndpointSpend, EndpointUpdate,
-    Experiment, ExperimentQuery, ExperimentSettings, Fault, InvokeKey, MetricsQuery, NewEndpoint, NewInvokeKey,
-    NewRollout, OutcomeBatch, Outcomes, OutcomesAccepted, Rollout, SampleTraffic, SampleTrafficStarted, Weights,
+    Experiment, ExperimentQuery, ExperimentSettings, Fault, Health, HealthSettings, InvokeKey, MetricsQuery,
+    NewEndpoint, NewInvokeKey, NewRollout, OutcomeBatch, Outcomes, OutcomesAccepted, Rollout, SampleTraffic,
+    SampleTrafficStarted, Weights,
 };
 use app::kernel::context::Ctx;
 use app::kernel::error::AppError;
@@ -26,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_one, update, delete))
         .routes(routes!(set_weights))
         .routes(routes!(set_fault))
+        .routes(routes!(health, set_health))
         .routes(routes!(metrics))
         .routes(routes!(events))
         .routes(routes!(sample_traffic))
@@ -287,6 +289,33 @@ async fn set_fault(
     ApiJson(input): ApiJson<Fault>,
 ) -> Result<Json<Endpoint>, AppError> {
     Ok(Json(app::endpoints::faults::set(&ctx, id, input).await?))
+}
+
+/// The endpoint's health score (viewers): a composite 0-100 of its error
+/// rate (weight 40), its p99 latency against its SLO (30), the drift of its
+/// captured requests from its model's training data (20, population
+/// stability index) and its healthy capacity (10) over the last 15 minutes,
+/// each part with its figure; and the score recorded each minute of the
+/// last day.
+#[utoipa::path(get, path = "/endpoints/{id}/health", tag = "endpoints", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Health), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn health(ctx: Ctx, ApiPath(id): ApiPath<Uuid>) -> Result<Json<Health>, AppError> {
+    Ok(Json(app::endpoints::health::get(&ctx, id).await?))
+}
+
+/// Sets what the health score is judged against (members): the latency
+/// SLO, the threshold below which the endpoint alerts (`endpoint.health_low`,
+/// to the team's webhooks), and whether it then rolls back its last rollout.
+#[utoipa::path(put, path = "/endpoints/{id}/health", tag = "endpoints", params(("id" = Uuid, Path)),
+    request_body = HealthSettings,
+    responses((status = 200, body = Health), (status = 403, body = Problem), (status = 404, body = Problem),
+              (status = 422, body = Problem)))]
+async fn set_health(
+    ctx: Ctx,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(input): ApiJson<HealthSettings>,
+) -> Result<Json<Health>, AppError> {
+    Ok(Json(app::endpoints::health::set(&ctx, id, input).await?))
 }
 
 /// The endpoint's bandit allocation (viewers): its settings, the change

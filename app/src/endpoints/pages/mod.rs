@@ -2,9 +2,11 @@
 //! picked from the registry), and an endpoint's page with its variants and
 //! their processes, the traffic split, the weights editor with a live share
 //! preview, the variants editor (add, remove, capacity), and the invoke panel;
-//! the experiment page (`experiment`); rollouts (`rollouts`).
+//! its health card (`health`); the experiment page (`experiment`); rollouts
+//! (`rollouts`).
 
 pub mod experiment;
+pub mod health;
 pub mod rollouts;
 
 use crate::endpoints::rpc::{
@@ -208,6 +210,7 @@ pub fn EndpointPage() -> impl IntoView {
                     <VariantsEditor endpoint=e.id team=e.team.clone() variants=e.variants.clone() action=update
                         by_request=e.needs_request.iter().any(|k| k == "endpoint.update")/>
                     <TrafficCharts endpoint=e.id/>
+                    <health::HealthCard endpoint=e.id/>
                     <InvokeKeys endpoint=e.id engine_name=e.engine_name.clone()/>
                     <Timeline endpoint=e.id changes=Signal::derive(move || weights.version().get() + update.version().get())/>
                 }
