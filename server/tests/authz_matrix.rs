@@ -973,7 +973,11 @@ fn cases() -> Vec<Case> {
             expect: "401 403 200 200 200 404 200",
         },
         // health: viewers read the score, members set what it is judged against
-        Case { call: "GET /api/v1/endpoints/{endpoint}/health", input: json!(null), expect: "401 200 200 200 200 404 200" },
+        Case {
+            call: "GET /api/v1/endpoints/{endpoint}/health",
+            input: json!(null),
+            expect: "401 200 200 200 200 404 200",
+        },
         Case {
             call: "PUT /api/v1/endpoints/{endpoint}/health",
             input: json!({"latency_slo_ms": 800, "threshold": 80}),

@@ -706,6 +706,97 @@ async fn endpoints_in_aws_mode_deploy_route_update_fail_and_delete_on_sagemaker(
     assert_eq!((same_config.as_str(), live[0].1, live[1].1), (config.as_str(), 1.0, 1.0));
     assert_eq!((standin.calls("UpdateEndpointWeightsAndCapacities"), standin.calls("UpdateEndpoint")), (1, 0));
 
+    // a rollout's guardrail watches a CloudWatch alarm (moto never evaluates alarms: the test sets
+    // its state); in ALARM, the candidate is rolled back however few requests it served
+    use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, StateValue, Statistic};
+    let dimension = |name: &str, value: &str| Dimension::builder().name(name).value(value).build();
+    cloudwatch
+        .put_metric_alarm()
+        .alarm_name("ml-ab-b-5xx")
+        .namespace("AWS/SageMaker")
+        .metric_name("Invocation5XXErrors")
+        .dimensions(dimension("EndpointName", "ml-ab"))
+        .dimensions(dimension("VariantName", "b"))
+        .statistic(Statistic::Sum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(1.0)
+        .comparison_operator(ComparisonOperator::GreaterThanOrEqualToThreshold)
+        .send()
+        .await
+        .expect("put alarm");
+    let rollout = json!({"baseline": "a", "candidate": "b", "strategy": "manual", "step_percent": 10,
+                         "guardrails": {"min_requests": 1000, "alarm_names": ["ml-ab-b-5xx"]}});
+    let res = app.call(Method::POST, &format!("/api/v1/endpoints/{ab}/rollouts"), &member, Some(rollout)).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let rollout = res.json()["id"].as_str().expect("id").to_owned();
+    let read = || async { app.call(Method::GET, &format!("/api/v1/rollouts/{rollout}"), &member, None).await.json() };
+    for _ in 0..50 {
+        app::endpoints::rollouts::tick(&app.state).await.expect("tick");
+        if read().await["percent"] == 10 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app::endpoints::rollouts::tick(&app.state).await.expect("tick");
+    let r = read().await;
+    assert_eq!((r["state"].as_str(), r["percent"].as_i64()), (Some("running"), Some(10)), "{r}");
+    let alarm = r["steps"][0]["checks"].as_array().and_then(|c| c.iter().find(|c| c["name"] == "alarms").cloned());
+    assert!(alarm.as_ref().is_some_and(|a| a["status"] != "fail"), "{r}");
+    cloudwatch
+        .set_alarm_state()
+        .alarm_name("ml-ab-b-5xx")
+        .state_value(StateValue::Alarm)
+        .state_reason("test: five server errors")
+        .send()
+        .await
+        .expect("set state");
+    app::endpoints::rollouts::tick(&app.state).await.expect("tick");
+    let r = read().await;
+    assert_eq!(r["state"], "rolled_back", "{r}");
+    assert!(r["reason"].as_str().is_some_and(|why| why.contains("ml-ab-b-5xx")), "{r}");
+    for _ in 0..100 {
+        if standin.endpoint("ml-ab").is_some_and(|(_, v)| v[1].1 == 0.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, live) = standin.endpoint("ml-ab").expect("endpoint");
+    assert_eq!((live[0].1, live[1].1), (2.0, 0.0), "the baseline has the pair's weight back on SageMaker");
+
+    // the guardrails count what CloudWatch counted: here server errors of b that never passed the gateway
+    let rollout = json!({"baseline": "a", "candidate": "b", "strategy": "manual", "step_percent": 10,
+                         "guardrails": {"min_requests": 100}});
+    let res = app.call(Method::POST, &format!("/api/v1/endpoints/{ab}/rollouts"), &member, Some(rollout)).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let rollout = res.json()["id"].as_str().expect("id").to_owned();
+    let read = || async { app.call(Method::GET, &format!("/api/v1/rollouts/{rollout}"), &member, None).await.json() };
+    for _ in 0..50 {
+        app::endpoints::rollouts::tick(&app.state).await.expect("tick");
+        if read().await["percent"] == 10 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    for (metric, value) in [("Invocations", 300.0), ("Invocation5XXErrors", 60.0)] {
+        use aws_sdk_cloudwatch::types::MetricDatum;
+        let datum = MetricDatum::builder()
+            .metric_name(metric)
+            .dimensions(dimension("EndpointName", "ml-ab"))
+            .dimensions(dimension("VariantName", "b"))
+            .timestamp(aws_sdk_cloudwatch::primitives::DateTime::from_secs(now))
+            .value(value)
+            .build();
+        cloudwatch.put_metric_data().namespace("AWS/SageMaker").metric_data(datum).send().await.expect("put");
+    }
+    app::endpoints::metrics::pull_cloudwatch(&app.state).await.expect("pull");
+    app::endpoints::rollouts::tick(&app.state).await.expect("tick");
+    let r = read().await;
+    assert_eq!(r["state"], "rolled_back", "{r}");
+    assert!(r["reason"].as_str().is_some_and(|why| why.contains("b's error rate")), "{r}");
+    assert!(r["steps"][0]["checks"][0]["value"].as_f64().is_some_and(|n| n >= 300.0), "CloudWatch's count: {r}");
+
     // another variant set is a new configuration: UpdateEndpoint, Updating, then in service
     let res = app
         .call(

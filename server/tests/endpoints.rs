@@ -1708,6 +1708,12 @@ async fn an_injected_fault_fails_its_share_of_a_variant_and_a_canary_under_it_is
     assert_eq!(invoke(&app, &member, "ml-faulty", "[[1]]", Some("b")).await.status, StatusCode::OK);
     assert_eq!(app.count("select count(*) from audit_event where action = 'endpoint.fault_set'").await, 2);
 
+    // CloudWatch alarms are for AWS mode
+    let alarms = json!({"baseline": "a", "candidate": "b", "strategy": "canary", "guardrails": {"alarm_names": ["x"]}});
+    let res = app.call(Method::POST, &format!("/api/v1/endpoints/{id}/rollouts"), &member, Some(alarms)).await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text());
+    assert_eq!(res.json()["errors"][0]["field"], "guardrails.alarm_names", "{}", res.text());
+
     // a canary of b, then half of b's requests fail: its guardrail rolls it back
     let canary = json!({"baseline": "a", "candidate": "b", "strategy": "canary", "step_percent": 50,
                         "interval_seconds": 3600, "guardrails": {"min_requests": 20, "max_error_rate": 0.2}});

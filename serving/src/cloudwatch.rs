@@ -29,6 +29,23 @@ impl CloudWatch {
         Self { client: Client::from_conf(config.build()) }
     }
 
+    /// The state (`OK`, `ALARM`, `INSUFFICIENT_DATA`) of each metric alarm
+    /// of `names` that exists (DescribeAlarms).
+    pub async fn alarm_states(&self, names: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let out = self.client.describe_alarms().set_alarm_names(Some(names.to_vec())).send().await?;
+        Ok(out
+            .metric_alarms()
+            .iter()
+            .map(|a| {
+                let state = a.state_value().map(|s| s.as_str().to_owned()).unwrap_or_default();
+                (a.alarm_name().unwrap_or_default().to_owned(), state)
+            })
+            .collect())
+    }
+
     /// Per-minute figures of `variants` of endpoint `endpoint` from minute
     /// `since` to minute `until` (seconds since the epoch, whole minutes).
     /// The counts come in one request, the percentiles in another: where

@@ -250,6 +250,13 @@ pub trait Serving: Send + Sync {
         Ok(Vec::new())
     }
 
+    /// The state (`OK`, `ALARM`, `INSUFFICIENT_DATA`) of each of the
+    /// backend's alarms `names` that exists (SageMaker: CloudWatch metric
+    /// alarms). Empty where the backend has none (local mode).
+    async fn alarm_states(&self, _names: &[String]) -> Result<Vec<(String, String)>, ServingError> {
+        Ok(Vec::new())
+    }
+
     /// Sends `request` to `target` and returns the model's answer.
     async fn invoke(&self, target: &Target<'_>, request: Request, timeout: Duration) -> Result<Answer, InvokeError>;
 }

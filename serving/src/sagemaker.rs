@@ -603,6 +603,10 @@ impl Serving for SageMakerServing {
         Ok(self.cloudwatch.variant_minutes(name, variants, since, until).await?)
     }
 
+    async fn alarm_states(&self, names: &[String]) -> Result<Vec<(String, String)>, ServingError> {
+        Ok(self.cloudwatch.alarm_states(names).await?)
+    }
+
     async fn describe(&self, name: &str) -> Result<Option<Described>, ServingError> {
         let cached = self.described.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(name).cloned();
         if let Some((at, described)) = cached

@@ -61,6 +61,11 @@ fn check_guardrails(g: &Guardrails, errors: &mut Errors) {
     if !(1..=1_000_000).contains(&g.min_requests) {
         errors.push("guardrails.min_requests", "Give 1 to 1 000 000 requests.");
     }
+    if g.alarm_names.len() > 10
+        || g.alarm_names.iter().any(|n| n.trim().is_empty() || n.len() > 255 || n.chars().any(char::is_control))
+    {
+        errors.push("guardrails.alarm_names", "Name up to 10 CloudWatch alarms, each 1 to 255 characters.");
+    }
     if let Some(m) = &g.outcome_metric
         && let Err(e) = crate::endpoints::outcomes::metric_name(m)
     {
@@ -82,6 +87,9 @@ fn plan(endpoint: &crate::endpoints::types::Endpoint, input: &NewRollout) -> Res
         errors.push("interval_seconds", "Give 0 to 3600 seconds.");
     }
     check_guardrails(&input.guardrails, &mut errors);
+    if !input.guardrails.alarm_names.is_empty() && endpoint.backend == "local" {
+        errors.push("guardrails.alarm_names", "CloudWatch alarms are watched in AWS mode only.");
+    }
     let names: Vec<&str> = endpoint.variants.iter().map(|v| v.name.as_str()).collect();
     let list = names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
     if !names.contains(&input.baseline.as_str()) {
@@ -682,7 +690,7 @@ async fn advance(state: &AppState, id: Uuid) -> Result<bool, AppError> {
         tx.commit().await?;
         return Ok(true);
     };
-    let checks = evaluate(&state.pool, &r, since).await?;
+    let checks = evaluate(state, &r, since).await?;
     if let Some(failed) = checks.iter().find(|c| c.status == "fail") {
         let reason = format!("Rolled back at {} %: {}", r.percent, failed.text);
         set_share(&ctx, &r, 0).await?;
@@ -759,12 +767,19 @@ struct Served {
     requests: f64,
     errors: f64,
     latency: Vec<u64>,
+    /// AWS mode: CloudWatch's p99 of the slowest minute.
+    cw_p99: Option<f64>,
 }
 
 /// The guardrails' figures over the window since `since` (whole minutes).
-async fn evaluate(pool: &sqlx::PgPool, r: &Locked, since: OffsetDateTime) -> Result<Vec<GuardrailCheck>, AppError> {
+/// In AWS mode the counts are CloudWatch's where it has the minute (they
+/// count every invocation, also those sent to SageMaker Runtime directly),
+/// its p99 the slowest minute's; and the named alarms are asked for.
+async fn evaluate(state: &AppState, r: &Locked, since: OffsetDateTime) -> Result<Vec<GuardrailCheck>, AppError> {
+    let pool = &state.pool;
     let rows = sqlx::query!(
-        r#"select variant, requests, errors_5xx + model_errors as "errors!", latency_buckets
+        r#"select variant, coalesce(cw_requests, requests) as "requests!",
+                  coalesce(cw_errors_5xx, errors_5xx + model_errors) as "errors!", latency_buckets, cw_p99_ms
            from endpoint_metric where endpoint_id = $1 and minute >= $2 and variant in ($3, $4)"#,
         r.endpoint_id,
         minute_of(since),
@@ -783,6 +798,9 @@ async fn evaluate(pool: &sqlx::PgPool, r: &Locked, since: OffsetDateTime) -> Res
         }
         for (slot, n) in s.latency.iter_mut().zip(&row.latency_buckets) {
             *slot += u64::try_from(*n).unwrap_or_default();
+        }
+        if let Some(p) = row.cw_p99_ms {
+            s.cw_p99 = Some(s.cw_p99.map_or(p, |q: f64| q.max(p)));
         }
     }
     let g = &r.guardrails;
@@ -834,7 +852,7 @@ async fn evaluate(pool: &sqlx::PgPool, r: &Locked, since: OffsetDateTime) -> Res
             g.max_error_ratio
         ),
     });
-    let p99 = |s: &Served| serving::traffic::quantile(&s.latency, 0.99);
+    let p99 = |s: &Served| s.cw_p99.or_else(|| serving::traffic::quantile(&s.latency, 0.99));
     match (p99(&cand), p99(&base)) {
         (Some(c), Some(b)) if base.requests >= min.min(20.0) && b > 0.0 => {
             // a few milliseconds either way is noise, not a regression
@@ -862,7 +880,35 @@ async fn evaluate(pool: &sqlx::PgPool, r: &Locked, since: OffsetDateTime) -> Res
     if let Some(metric) = &g.outcome_metric {
         checks.push(outcome_check(pool, r, since, metric, (base.requests, cand.requests), enough).await?);
     }
+    if !g.alarm_names.is_empty() {
+        checks.push(alarm_check(state, &g.alarm_names).await);
+    }
     Ok(checks)
+}
+
+/// The alarms guardrail: none of the named CloudWatch alarms in `ALARM`.
+/// An alarm that cannot be read (or does not exist) leaves it waiting.
+async fn alarm_check(state: &AppState, names: &[String]) -> GuardrailCheck {
+    let states = match &state.serving {
+        Some(serving) => serving.alarm_states(names).await.map_err(|e| e.to_string()),
+        None => Err("this process serves no endpoints".into()),
+    };
+    let (status, text, value) = match states {
+        Ok(states) => {
+            let firing: Vec<&str> = states.iter().filter(|(_, s)| s == "ALARM").map(|(n, _)| n.as_str()).collect();
+            let missing: Vec<&str> =
+                names.iter().filter(|n| !states.iter().any(|(m, _)| m == *n)).map(String::as_str).collect();
+            if !firing.is_empty() {
+                ("fail", format!("CloudWatch alarm in ALARM: {}", firing.join(", ")), firing.len())
+            } else if !missing.is_empty() {
+                ("waiting", format!("CloudWatch has no alarm {}", missing.join(", ")), 0)
+            } else {
+                ("pass", format!("no alarm in ALARM ({})", names.join(", ")), 0)
+            }
+        }
+        Err(e) => ("waiting", format!("the alarms could not be read: {e}"), 0),
+    };
+    GuardrailCheck { name: "alarms".into(), value: Some(value as f64), limit: 0.0, status: status.into(), text }
 }
 
 /// The outcome guardrail: the candidate may not be significantly worse than

@@ -700,11 +700,23 @@ pub struct Guardrails {
     /// always-valid test of the experiment, higher is better).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome_metric: Option<String>,
+    /// AWS mode: CloudWatch metric alarms (up to 10, by name) watched during
+    /// each step; one in `ALARM` rolls the candidate back, however few
+    /// requests it has served.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alarm_names: Vec<String>,
 }
 
 impl Default for Guardrails {
     fn default() -> Self {
-        Self { max_error_rate: 0.05, max_error_ratio: 2.0, max_p99_ratio: 1.5, min_requests: 50, outcome_metric: None }
+        Self {
+            max_error_rate: 0.05,
+            max_error_ratio: 2.0,
+            max_p99_ratio: 1.5,
+            min_requests: 50,
+            outcome_metric: None,
+            alarm_names: Vec::new(),
+        }
     }
 }
 
