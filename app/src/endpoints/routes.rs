@@ -2,7 +2,7 @@
 //! running sums of weights (for the weighted pick), the addresses of their
 //! healthy processes in local mode, and the shadow; cached in every process
 //! under `endpoint-route:<engine name>` and dropped by the database's
-//! notifications when weights, variants or processes change.
+//! notifications when weights, variants, processes or faults change.
 
 use crate::kernel::error::AppError;
 use uuid::Uuid;
