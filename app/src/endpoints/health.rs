@@ -15,7 +15,7 @@
 //! the request's fields are matched by position to the training file's
 //! first columns (its label last, as in the demo). The worker ([`tick`],
 //! once a minute, on every process; one records each minute) keeps the
-//! history; when the score falls below the threshold (default 85) it audits
+//! history a week; when the score falls below the threshold (default 85) it audits
 //! `endpoint.health_low` (which fires the team's webhooks) and, when the
 //! endpoint opts in, rolls back its last rollout (live, or completed within
 //! a day); back above it, `endpoint.health_recovered`.
@@ -389,6 +389,8 @@ pub async fn tick(state: &AppState) -> Result<usize, AppError> {
             Err(err) => tracing::warn!(endpoint = %e.endpoint_id, error = %err, "could not score an endpoint's health"),
         }
     }
+    // the history is kept a week
+    sqlx::query!("delete from endpoint_health where minute < now() - interval '7 days'").execute(&state.pool).await?;
     Ok(recorded)
 }
 
