@@ -8,7 +8,7 @@ mod common;
 
 use common::{Auth, TestApp, presigned_put};
 use http::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 use sqlx::PgPool;
 use storage::emulator::Moto;
 use training::aws_sdk_sagemaker as training_sdk;
@@ -725,19 +725,28 @@ async fn endpoints_in_aws_mode_deploy_route_update_fail_and_delete_on_sagemaker(
         .send()
         .await
         .expect("put alarm");
-    let rollout = json!({"baseline": "a", "candidate": "b", "strategy": "manual", "step_percent": 10,
-                         "guardrails": {"min_requests": 1000, "alarm_names": ["ml-ab-b-5xx"]}});
-    let res = app.call(Method::POST, &format!("/api/v1/endpoints/{ab}/rollouts"), &member, Some(rollout)).await;
-    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
-    let rollout = res.json()["id"].as_str().expect("id").to_owned();
-    let read = || async { app.call(Method::GET, &format!("/api/v1/rollouts/{rollout}"), &member, None).await.json() };
-    for _ in 0..50 {
-        app::endpoints::rollouts::tick(&app.state).await.expect("tick");
-        if read().await["percent"] == 10 {
-            break;
+    // a manual rollout of b, moved to its first step (10 %) by the worker's ticks
+    let start_rollout = |guardrails: Value| {
+        let (app, member, ab) = (&app, &member, &ab);
+        async move {
+            let rollout = json!({"baseline": "a", "candidate": "b", "strategy": "manual", "step_percent": 10,
+                                 "guardrails": guardrails});
+            let res = app.call(Method::POST, &format!("/api/v1/endpoints/{ab}/rollouts"), member, Some(rollout)).await;
+            assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+            let rollout = res.json()["id"].as_str().expect("id").to_owned();
+            for _ in 0..50 {
+                app::endpoints::rollouts::tick(&app.state).await.expect("tick");
+                let r = app.call(Method::GET, &format!("/api/v1/rollouts/{rollout}"), member, None).await.json();
+                if r["percent"] == 10 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            rollout
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    };
+    let rollout = start_rollout(json!({"min_requests": 1000, "alarm_names": ["ml-ab-b-5xx"]})).await;
+    let read = || async { app.call(Method::GET, &format!("/api/v1/rollouts/{rollout}"), &member, None).await.json() };
     app::endpoints::rollouts::tick(&app.state).await.expect("tick");
     let r = read().await;
     assert_eq!((r["state"].as_str(), r["percent"].as_i64()), (Some("running"), Some(10)), "{r}");
@@ -765,19 +774,8 @@ async fn endpoints_in_aws_mode_deploy_route_update_fail_and_delete_on_sagemaker(
     assert_eq!((live[0].1, live[1].1), (2.0, 0.0), "the baseline has the pair's weight back on SageMaker");
 
     // the guardrails count what CloudWatch counted: here server errors of b that never passed the gateway
-    let rollout = json!({"baseline": "a", "candidate": "b", "strategy": "manual", "step_percent": 10,
-                         "guardrails": {"min_requests": 100}});
-    let res = app.call(Method::POST, &format!("/api/v1/endpoints/{ab}/rollouts"), &member, Some(rollout)).await;
-    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
-    let rollout = res.json()["id"].as_str().expect("id").to_owned();
+    let rollout = start_rollout(json!({"min_requests": 100})).await;
     let read = || async { app.call(Method::GET, &format!("/api/v1/rollouts/{rollout}"), &member, None).await.json() };
-    for _ in 0..50 {
-        app::endpoints::rollouts::tick(&app.state).await.expect("tick");
-        if read().await["percent"] == 10 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     for (metric, value) in [("Invocations", 300.0), ("Invocation5XXErrors", 60.0)] {
         use aws_sdk_cloudwatch::types::MetricDatum;

@@ -118,11 +118,7 @@ async fn in_service(app: &TestApp, auth: &Auth, id: &str) -> Value {
 async fn variants_share_traffic_by_weight_a_pinned_variant_answers_and_bad_calls_get_sagemakers_errors(pool: PgPool) {
     let app = TestApp::new(pool).await.with_serving();
     let _listener = common::listen(&app.state).await;
-    let admin = Auth::Bearer(app.user("admin@example.com", false).await.token);
-    let member = Auth::Bearer(app.user("member@example.com", false).await.token);
-    let viewer = Auth::Bearer(app.user("viewer@example.com", false).await.token);
-    let outsider = Auth::Bearer(app.user("outsider@example.com", false).await.token);
-    app.team_with_members("ml", &admin, &[("member@example.com", "member"), ("viewer@example.com", "viewer")]).await;
+    let People { admin, member, viewer, outsider } = people(&app).await;
     let model = model(&app, &member, "clf").await;
     let (a, b, c) = (
         version(&app, &member, &model, "a", json!({})).await,
@@ -1131,6 +1127,25 @@ fn sample_of(x: &Value, name: &str, sums: (f64, f64)) -> Value {
     json!({"n": v["units"], "sum": sums.0, "sum_squares": sums.1})
 }
 
+/// Who the tests call as: the admin, a member and a viewer of team `ml`,
+/// and a user outside it.
+struct People {
+    admin: Auth,
+    member: Auth,
+    viewer: Auth,
+    outsider: Auth,
+}
+
+/// Creates team `ml` and its people.
+async fn people(app: &TestApp) -> People {
+    let admin = Auth::Bearer(app.user("admin@example.com", false).await.token);
+    let member = Auth::Bearer(app.user("member@example.com", false).await.token);
+    let viewer = Auth::Bearer(app.user("viewer@example.com", false).await.token);
+    let outsider = Auth::Bearer(app.user("outsider@example.com", false).await.token);
+    app.team_with_members("ml", &admin, &[("member@example.com", "member"), ("viewer@example.com", "viewer")]).await;
+    People { admin, member, viewer, outsider }
+}
+
 /// Creates endpoint `name` of team ml serving versions `a` and `b` of a
 /// new model `clf`, weight 1 each; its id.
 async fn ab_endpoint(app: &TestApp, member: &Auth, name: &str) -> String {
@@ -1148,11 +1163,7 @@ async fn ab_endpoint(app: &TestApp, member: &Auth, name: &str) -> String {
 async fn outcomes_join_the_variant_that_served_them_and_the_experiment_matches_gbstats(pool: PgPool) {
     let app = TestApp::new(pool).await.with_serving();
     let _listener = common::listen(&app.state).await;
-    let admin = Auth::Bearer(app.user("admin@example.com", false).await.token);
-    let member = Auth::Bearer(app.user("member@example.com", false).await.token);
-    let viewer = Auth::Bearer(app.user("viewer@example.com", false).await.token);
-    let outsider = Auth::Bearer(app.user("outsider@example.com", false).await.token);
-    app.team_with_members("ml", &admin, &[("member@example.com", "member"), ("viewer@example.com", "viewer")]).await;
+    let People { admin: _, member, viewer, outsider } = people(&app).await;
     let id = ab_endpoint(&app, &member, "ab").await;
     let worker = Worker::start(&app);
     in_service(&app, &viewer, &id).await;
@@ -1384,11 +1395,7 @@ fn weights_of(endpoint: &Value) -> Vec<(String, f64)> {
 async fn rollouts_step_by_plan_and_a_failing_candidate_is_rolled_back_within_seconds(pool: PgPool) {
     let app = TestApp::new(pool).await.with_serving();
     let _listener = common::listen(&app.state).await;
-    let admin = Auth::Bearer(app.user("admin@example.com", false).await.token);
-    let member = Auth::Bearer(app.user("member@example.com", false).await.token);
-    let viewer = Auth::Bearer(app.user("viewer@example.com", false).await.token);
-    let outsider = Auth::Bearer(app.user("outsider@example.com", false).await.token);
-    app.team_with_members("ml", &admin, &[("member@example.com", "member"), ("viewer@example.com", "viewer")]).await;
+    let People { admin, member, viewer, outsider } = people(&app).await;
     let model = model(&app, &member, "clf").await;
     let a = version(&app, &member, &model, "a", json!({})).await;
     let b = version(&app, &member, &model, "b", json!({})).await;
@@ -1529,11 +1536,7 @@ async fn drive_until(app: &TestApp, auth: &Auth, id: &str, done: impl Fn(&Value)
 async fn a_bandit_moves_traffic_to_the_better_variant_within_its_bounds_and_audits_each_change(pool: PgPool) {
     let app = TestApp::new(pool).await.with_serving();
     let _listener = common::listen(&app.state).await;
-    let admin = Auth::Bearer(app.user("admin@example.com", false).await.token);
-    let member = Auth::Bearer(app.user("member@example.com", false).await.token);
-    let viewer = Auth::Bearer(app.user("viewer@example.com", false).await.token);
-    let outsider = Auth::Bearer(app.user("outsider@example.com", false).await.token);
-    app.team_with_members("ml", &admin, &[("member@example.com", "member"), ("viewer@example.com", "viewer")]).await;
+    let People { admin, member, viewer, outsider } = people(&app).await;
     let id = ab_endpoint(&app, &member, "bandit").await;
     let worker = Worker::start(&app);
     in_service(&app, &viewer, &id).await;
@@ -1661,11 +1664,7 @@ async fn a_bandit_moves_traffic_to_the_better_variant_within_its_bounds_and_audi
 async fn an_injected_fault_fails_its_share_of_a_variant_and_a_canary_under_it_is_rolled_back(pool: PgPool) {
     let app = TestApp::new(pool).await.with_serving();
     let _listener = common::listen(&app.state).await;
-    let admin = Auth::Bearer(app.user("admin@example.com", false).await.token);
-    let member = Auth::Bearer(app.user("member@example.com", false).await.token);
-    let viewer = Auth::Bearer(app.user("viewer@example.com", false).await.token);
-    let outsider = Auth::Bearer(app.user("outsider@example.com", false).await.token);
-    app.team_with_members("ml", &admin, &[("member@example.com", "member"), ("viewer@example.com", "viewer")]).await;
+    let People { admin, member, viewer, outsider } = people(&app).await;
     let id = ab_endpoint(&app, &member, "faulty").await;
     let serving = Worker::start(&app);
     let workers = RolloutWorkers::start(&app);
@@ -1763,11 +1762,7 @@ async fn churn_traffic(app: &TestApp, auth: &Auth, engine: &str, rows: &[String]
 async fn the_health_score_judges_errors_latency_drift_and_capacity_and_a_low_score_rolls_back(pool: PgPool) {
     let app = TestApp::new(pool).await.with_serving();
     let _listener = common::listen(&app.state).await;
-    let admin = Auth::Bearer(app.user("admin@example.com", false).await.token);
-    let member = Auth::Bearer(app.user("member@example.com", false).await.token);
-    let viewer = Auth::Bearer(app.user("viewer@example.com", false).await.token);
-    let outsider = Auth::Bearer(app.user("outsider@example.com", false).await.token);
-    app.team_with_members("ml", &admin, &[("member@example.com", "member"), ("viewer@example.com", "viewer")]).await;
+    let People { admin: _, member, viewer, outsider } = people(&app).await;
     // a version trained by Capstan on the churn data (the demo's scripts)
     let dataset_version = common::ready_version(&app, &member, "ml", "churn").await;
     let files = [("train.py", app::training::demo::TRAIN_SCRIPT), ("serve.py", app::training::demo::SERVE_SCRIPT)];
