@@ -61,6 +61,11 @@ pub async fn housekeep_once(state: &app::kernel::state::AppState) -> Result<bool
         if let Err(e) = old {
             tracing::warn!(error = %e, "failed to delete old login attempts");
         }
+        match app::endpoints::outcomes::prune(&pool).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(outcomes = n, "deleted outcomes past their keeping time"),
+            Err(e) => tracing::warn!(error = %e, "failed to delete old outcomes"),
+        }
         match app::datasets::upload::clean_stale(state, time::Duration::days(1)).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(versions = n, "aborted unfinished uploads older than a day"),

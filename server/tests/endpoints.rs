@@ -1873,3 +1873,48 @@ async fn the_health_score_judges_errors_latency_drift_and_capacity_and_a_low_sco
     workers.stop().await;
     serving.stop().await;
 }
+
+#[sqlx::test(migrator = "server::MIGRATOR")]
+async fn a_rollout_whose_endpoint_never_serves_is_aborted_and_old_outcomes_are_pruned(pool: PgPool) {
+    // no serving worker: the endpoint stays Creating
+    let app = TestApp::new(pool).await.with_serving();
+    let People { admin: _, member, viewer, outsider: _ } = people(&app).await;
+    let id = ab_endpoint(&app, &member, "never").await;
+    let body = json!({"baseline": "a", "candidate": "b", "strategy": "manual"});
+    let res = app.call(Method::POST, &format!("/api/v1/endpoints/{id}/rollouts"), &member, Some(body)).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let rollout = res.json()["id"].as_str().expect("id").to_owned();
+    app::endpoints::rollouts::tick(&app.state).await.expect("tick");
+    let read = || async { app.call(Method::GET, &format!("/api/v1/rollouts/{rollout}"), &viewer, None).await.json() };
+    assert_eq!(read().await["state"], "running", "it waits for the endpoint");
+    // half an hour on, it gives up, saying why
+    sqlx::query("update rollout set created_at = created_at - interval '31 minutes'")
+        .execute(&app.pool)
+        .await
+        .expect("age");
+    app::endpoints::rollouts::tick(&app.state).await.expect("tick");
+    let r = read().await;
+    assert_eq!(r["state"], "aborted", "{r}");
+    assert!(r["reason"].as_str().is_some_and(|why| why.contains("did not serve within 30 minutes")), "{r}");
+    assert_eq!(app.count("select count(*) from audit_event where action = 'endpoint.rollout_aborted'").await, 1);
+
+    // outcomes are kept 30 days for recognising duplicates; the per-minute sums stay
+    let outcome =
+        |n: usize| json!({"request_id": format!("order-{n}"), "variant": "a", "metric": "conversion", "value": 1});
+    let res = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/endpoints/{id}/outcomes"),
+            &member,
+            Some(json!({"outcomes": [outcome(1), outcome(2)]})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    sqlx::query("update endpoint_outcome set received_at = now() - interval '31 days' where request_id = 'order-1'")
+        .execute(&app.pool)
+        .await
+        .expect("age");
+    assert_eq!(app::endpoints::outcomes::prune(&app.pool).await.expect("prune"), 1);
+    assert_eq!(app.count("select count(*) from endpoint_outcome").await, 1);
+    assert_eq!(app.count("select sum(n)::bigint from endpoint_outcome_minute").await, 2);
+}

@@ -183,6 +183,20 @@ fn checked(
     Some((metric?, request_id.to_owned(), variant, o.value, served_at))
 }
 
+/// How long an outcome is kept for recognising its duplicates; the
+/// per-minute sums, which analyses read, are kept.
+pub const KEPT_DAYS: i32 = 30;
+
+/// Deletes outcomes received more than [`KEPT_DAYS`] ago (housekeeping);
+/// how many. A duplicate of one arriving later counts again.
+pub async fn prune(pool: &sqlx::PgPool) -> Result<u64, AppError> {
+    let gone =
+        sqlx::query!("delete from endpoint_outcome where received_at < now() - make_interval(days => $1)", KEPT_DAYS)
+            .execute(pool)
+            .await?;
+    Ok(gone.rows_affected())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

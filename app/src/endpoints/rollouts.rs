@@ -461,6 +461,7 @@ struct Locked {
     state: String,
     percent: i32,
     created_by: Uuid,
+    created_at: OffsetDateTime,
     /// The step under way: its number and when it began.
     step: Option<(i32, OffsetDateTime)>,
 }
@@ -471,6 +472,7 @@ async fn lock(tx: &mut sqlx::PgConnection, id: Uuid, skip: bool) -> Result<Optio
     let row = sqlx::query!(
         r#"select r.rollout_id, r.endpoint_id, e.team_id, e.status, r.baseline, r.candidate, r.strategy,
                   r.step_percent, r.interval_seconds, r.guardrails, r.pair_weight, r.state, r.percent, r.created_by,
+                  r.created_at,
                   (select s.seq from rollout_step s where s.rollout_id = r.rollout_id and s.ended_at is null
                    order by s.seq desc limit 1) as step_seq,
                   (select s.started_at from rollout_step s where s.rollout_id = r.rollout_id and s.ended_at is null
@@ -505,6 +507,7 @@ async fn lock(tx: &mut sqlx::PgConnection, id: Uuid, skip: bool) -> Result<Optio
         state: row.state,
         percent: row.percent,
         created_by: row.created_by,
+        created_at: row.created_at,
         step: row.step_seq.zip(row.step_started),
     }))
 }
@@ -678,6 +681,17 @@ async fn advance(state: &AppState, id: Uuid) -> Result<bool, AppError> {
     let Some((_, since)) = r.step else {
         // the first step, once the endpoint serves (a candidate added by the rollout is deployed first)
         if r.state != "running" || r.endpoint_status != "InService" {
+            if r.state == "running" && OffsetDateTime::now_utc() - r.created_at > FIRST_STEP_DEADLINE {
+                let reason = format!(
+                    "Aborted: the endpoint did not serve within {} minutes of the start (it is {})",
+                    FIRST_STEP_DEADLINE.whole_minutes(),
+                    r.endpoint_status
+                );
+                finish(&mut tx, &r, "aborted", Some(reason.clone())).await?;
+                record(&ctx, &mut tx, &r, "endpoint.rollout_aborted", json!({ "reason": reason })).await?;
+                tx.commit().await?;
+                return Ok(true);
+            }
             return Ok(false);
         }
         let Some(share) = next_share(&r) else { return Ok(false) };
@@ -756,6 +770,10 @@ async fn record(
     .await?;
     Ok(())
 }
+
+/// How long a rollout waits for its endpoint to serve (a candidate it added
+/// to be deployed) before its first step; then it is aborted.
+const FIRST_STEP_DEADLINE: time::Duration = time::Duration::minutes(30);
 
 /// The p99 latency a baseline counts as at least, in the latency guardrail
 /// (a candidate at 5 ms against a baseline at 2 ms has not regressed).
