@@ -78,21 +78,6 @@ fn plan(endpoint: &Endpoint, input: &BanditSettings) -> Result<(), AppError> {
     Ok(())
 }
 
-/// 409 while the endpoint's weights are a bandit's to set.
-pub(crate) async fn refuse_while_on(conn: &mut PgConnection, endpoint_id: Uuid) -> Result<(), AppError> {
-    let on = sqlx::query_scalar!("select 1 as one from endpoint_bandit where endpoint_id = $1", endpoint_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    if on.is_some() {
-        return Err(AppError::Conflict {
-            field: None,
-            message: "A bandit sets this endpoint's weights: stop it first (DELETE /api/v1/endpoints/{id}/bandit)."
-                .replace("{id}", &endpoint_id.to_string()),
-        });
-    }
-    Ok(())
-}
-
 /// 409 while a rollout of the endpoint is under way.
 async fn refuse_during_rollout(conn: &mut PgConnection, endpoint_id: Uuid) -> Result<(), AppError> {
     let live = sqlx::query_scalar!(
@@ -326,7 +311,7 @@ async fn run(state: &AppState, id: Uuid) -> Result<bool, AppError> {
     .fetch_optional(&mut *tx)
     .await?;
     let Some(b) = b else { return Ok(false) };
-    let ctx = crate::endpoints::rollouts::system_ctx(state, b.started_by, "bandit");
+    let ctx = crate::endpoints::domain::system_ctx(state, b.started_by, "bandit");
     // turned on directly, and a policy has come to cover it since: it stops
     if b.request_id.is_none() {
         for kind in [kinds::ENDPOINT_BANDIT, kinds::ENDPOINT_WEIGHTS] {

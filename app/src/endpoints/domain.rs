@@ -561,7 +561,7 @@ pub async fn set_weights(ctx: &Ctx, id: Uuid, input: Weights, route: Route) -> R
     let mut tx = ctx.pool().begin().await?;
     gate(&mut tx, route, (&before.team, team_id), kinds::ENDPOINT_WEIGHTS, (None, None), false).await?;
     if !route.by_bandit() {
-        crate::endpoints::bandit::refuse_while_on(&mut tx, id).await?;
+        refuse_while_on(&mut tx, id).await?;
     }
     for (name, w) in &new {
         sqlx::query!(
@@ -946,6 +946,35 @@ pub fn weights_from_form(variant: Vec<String>, weight: Vec<String>) -> Result<We
     }
     errors.finish()?;
     Ok(Weights { weights })
+}
+
+/// 409 while the endpoint's weights are a bandit's to set.
+pub(crate) async fn refuse_while_on(conn: &mut sqlx::PgConnection, endpoint_id: Uuid) -> Result<(), AppError> {
+    let on = sqlx::query_scalar!("select 1 as one from endpoint_bandit where endpoint_id = $1", endpoint_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if on.is_some() {
+        return Err(AppError::Conflict {
+            field: None,
+            message: "A bandit sets this endpoint's weights: stop it first (DELETE /api/v1/endpoints/{id}/bandit)."
+                .replace("{id}", &endpoint_id.to_string()),
+        });
+    }
+    Ok(())
+}
+
+/// Capstan acting for the member who started an automatic process (a
+/// rollout, a bandit), with its authority (maybe approved): what the
+/// process's changes are audited as (`capstan (<what>)`).
+pub(crate) fn system_ctx(state: &crate::kernel::state::AppState, creator: Uuid, what: &str) -> Ctx {
+    let actor = crate::kernel::context::Actor {
+        user_id: creator,
+        email: format!("capstan ({what})"),
+        display_name: "Capstan".into(),
+        is_site_admin: true,
+        token_id: None,
+    };
+    Ctx { state: state.clone(), actor: Some(actor), request_id: None, client_addr: format!("{what}s") }
 }
 
 #[cfg(test)]

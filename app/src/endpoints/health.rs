@@ -395,7 +395,7 @@ pub async fn tick(state: &AppState) -> Result<usize, AppError> {
 }
 
 async fn record_minute(state: &AppState, id: Uuid, owner: Uuid) -> Result<bool, AppError> {
-    let ctx = crate::endpoints::rollouts::system_ctx(state, owner, "health");
+    let ctx = crate::endpoints::domain::system_ctx(state, owner, "health");
     let minute = minute_of(time::OffsetDateTime::now_utc());
     let taken =
         sqlx::query_scalar!("select 1 as one from endpoint_health where endpoint_id = $1 and minute = $2", id, minute)

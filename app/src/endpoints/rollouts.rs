@@ -27,7 +27,7 @@ use crate::endpoints::types::{
 };
 use crate::kernel::audit::NewEvent;
 use crate::kernel::changes::kinds;
-use crate::kernel::context::{Actor, Ctx};
+use crate::kernel::context::Ctx;
 use crate::kernel::error::AppError;
 use crate::kernel::roles::Action;
 use crate::kernel::state::AppState;
@@ -201,7 +201,7 @@ pub async fn start(ctx: &Ctx, endpoint_id: Uuid, input: NewRollout, route: Route
         });
     }
     let mut conn = ctx.pool().acquire().await?;
-    crate::endpoints::bandit::refuse_while_on(&mut conn, endpoint_id).await?;
+    crate::endpoints::domain::refuse_while_on(&mut conn, endpoint_id).await?;
     if route == Route::Direct {
         for kind in [kinds::ENDPOINT_ROLLOUT, kinds::ENDPOINT_WEIGHTS] {
             if crate::kernel::changes::requires_request(&mut conn, team_id, kind, None, None).await? {
@@ -606,20 +606,6 @@ async fn finish(tx: &mut sqlx::PgConnection, r: &Locked, state: &str, reason: Op
     Ok(())
 }
 
-/// Capstan acting for the member who started an automatic process (a
-/// rollout, a bandit), with its authority (maybe approved): what the
-/// process's changes are audited as (`capstan (<what>)`).
-pub(crate) fn system_ctx(state: &AppState, creator: Uuid, what: &str) -> Ctx {
-    let actor = Actor {
-        user_id: creator,
-        email: format!("capstan ({what})"),
-        display_name: "Capstan".into(),
-        is_site_admin: true,
-        token_id: None,
-    };
-    Ctx { state: state.clone(), actor: Some(actor), request_id: None, client_addr: format!("{what}s") }
-}
-
 /// Rolls back the endpoint's latest rollout — live, or completed within the
 /// last day — for `reason` (its health score fell below the threshold):
 /// the weights back to the baseline, the rollout `rolled_back` with the
@@ -643,7 +629,7 @@ pub(crate) async fn roll_back_latest(
     if !matches!(r.state.as_str(), "running" | "paused" | "completed") {
         return Ok(None);
     }
-    let ctx = system_ctx(state, r.created_by, "health");
+    let ctx = crate::endpoints::domain::system_ctx(state, r.created_by, "health");
     set_share(&ctx, &r, 0).await?;
     end_step(&mut tx, &r, "rolled_back", None).await?;
     finish(&mut tx, &r, "rolled_back", Some(reason.to_owned())).await?;
@@ -677,7 +663,7 @@ async fn advance(state: &AppState, id: Uuid) -> Result<bool, AppError> {
     if !matches!(r.state.as_str(), "running" | "paused") {
         return Ok(false);
     }
-    let ctx = system_ctx(state, r.created_by, "rollout");
+    let ctx = crate::endpoints::domain::system_ctx(state, r.created_by, "rollout");
     let Some((_, since)) = r.step else {
         // the first step, once the endpoint serves (a candidate added by the rollout is deployed first)
         if r.state != "running" || r.endpoint_status != "InService" {
