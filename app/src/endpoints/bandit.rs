@@ -40,6 +40,9 @@ use uuid::Uuid;
 /// A share moved by less than this is left where it is.
 const LEAST_MOVE: f64 = 0.01;
 
+/// The kinds whose policy puts a bandit behind a change request.
+const COVERING: [&str; 2] = [kinds::ENDPOINT_BANDIT, kinds::ENDPOINT_WEIGHTS];
+
 /// How many runs of a bandit are kept.
 const RUNS_KEPT: i64 = 500;
 
@@ -122,17 +125,15 @@ pub async fn set(ctx: &Ctx, id: Uuid, input: BanditSettings, route: Route) -> Re
     refuse_during_rollout(&mut tx, id).await?;
     match route {
         Route::Direct => {
-            for kind in [kinds::ENDPOINT_BANDIT, kinds::ENDPOINT_WEIGHTS] {
-                if crate::kernel::changes::requires_request(&mut tx, team_id, kind, None, None).await? {
-                    return Err(AppError::Conflict {
-                        field: None,
-                        message: format!(
-                            "team {}'s approval policy covers {kind}: open a change request of kind endpoint.bandit \
-                             (POST /api/v1/teams/{}/change-requests)",
-                            endpoint.team, endpoint.team
-                        ),
-                    });
-                }
+            if let Some(kind) = crate::kernel::changes::covered_kind(&mut tx, team_id, &COVERING).await? {
+                return Err(AppError::Conflict {
+                    field: None,
+                    message: format!(
+                        "team {}'s approval policy covers {kind}: open a change request of kind endpoint.bandit \
+                         (POST /api/v1/teams/{}/change-requests)",
+                        endpoint.team, endpoint.team
+                    ),
+                });
             }
         }
         _ => gate(&mut tx, route, (&endpoint.team, team_id), kinds::ENDPOINT_BANDIT, (None, None), false).await?,
@@ -313,18 +314,15 @@ async fn run(state: &AppState, id: Uuid) -> Result<bool, AppError> {
     let Some(b) = b else { return Ok(false) };
     let ctx = crate::endpoints::domain::system_ctx(state, b.started_by, "bandit");
     // turned on directly, and a policy has come to cover it since: it stops
-    if b.request_id.is_none() {
-        for kind in [kinds::ENDPOINT_BANDIT, kinds::ENDPOINT_WEIGHTS] {
-            if crate::kernel::changes::requires_request(&mut tx, b.team_id, kind, None, None).await? {
-                let reason = format!(
-                    "the team's approval policy now covers {kind}: open a change request of kind endpoint.bandit"
-                );
-                halt(&ctx, &mut tx, id, b.team_id, &reason).await?;
-                tx.commit().await?;
-                tracing::info!(endpoint = %id, %reason, "bandit stopped");
-                return Ok(false);
-            }
-        }
+    if b.request_id.is_none()
+        && let Some(kind) = crate::kernel::changes::covered_kind(&mut tx, b.team_id, &COVERING).await?
+    {
+        let reason =
+            format!("the team's approval policy now covers {kind}: open a change request of kind endpoint.bandit");
+        halt(&ctx, &mut tx, id, b.team_id, &reason).await?;
+        tx.commit().await?;
+        tracing::info!(endpoint = %id, %reason, "bandit stopped");
+        return Ok(false);
     }
     if b.status != "InService" {
         schedule(&mut tx, id).await?;

@@ -34,17 +34,16 @@ pub async fn set(ctx: &Ctx, id: Uuid, input: Fault) -> Result<Endpoint, AppError
     let before = variant.and_then(|v| v.fault_percent).unwrap_or(0);
     let actor = ctx.actor()?;
     let mut tx = ctx.pool().begin().await?;
-    for kind in [kinds::ENDPOINT_UPDATE, kinds::ENDPOINT_WEIGHTS] {
-        if crate::kernel::changes::requires_request(&mut tx, team_id, kind, None, None).await? {
-            return Err(AppError::Conflict {
-                field: None,
-                message: format!(
-                    "team {}'s approval policy covers {kind}: fault injection is only for endpoints of teams whose \
-                     changes need no review (demos, staging).",
-                    endpoint.team
-                ),
-            });
-        }
+    let covering = [kinds::ENDPOINT_UPDATE, kinds::ENDPOINT_WEIGHTS];
+    if let Some(kind) = crate::kernel::changes::covered_kind(&mut tx, team_id, &covering).await? {
+        return Err(AppError::Conflict {
+            field: None,
+            message: format!(
+                "team {}'s approval policy covers {kind}: fault injection is only for endpoints of teams whose \
+                 changes need no review (demos, staging).",
+                endpoint.team
+            ),
+        });
     }
     if input.error_percent == 0 {
         sqlx::query!("delete from endpoint_fault where endpoint_id = $1 and variant = $2", id, input.variant)

@@ -203,17 +203,16 @@ pub async fn start(ctx: &Ctx, endpoint_id: Uuid, input: NewRollout, route: Route
     let mut conn = ctx.pool().acquire().await?;
     crate::endpoints::domain::refuse_while_on(&mut conn, endpoint_id).await?;
     if route == Route::Direct {
-        for kind in [kinds::ENDPOINT_ROLLOUT, kinds::ENDPOINT_WEIGHTS] {
-            if crate::kernel::changes::requires_request(&mut conn, team_id, kind, None, None).await? {
-                return Err(AppError::Conflict {
-                    field: None,
-                    message: format!(
-                        "team {}'s approval policy covers {kind}: open a change request of kind endpoint.rollout \
-                         (POST /api/v1/teams/{}/change-requests)",
-                        endpoint.team, endpoint.team
-                    ),
-                });
-            }
+        let covering = [kinds::ENDPOINT_ROLLOUT, kinds::ENDPOINT_WEIGHTS];
+        if let Some(kind) = crate::kernel::changes::covered_kind(&mut conn, team_id, &covering).await? {
+            return Err(AppError::Conflict {
+                field: None,
+                message: format!(
+                    "team {}'s approval policy covers {kind}: open a change request of kind endpoint.rollout \
+                     (POST /api/v1/teams/{}/change-requests)",
+                    endpoint.team, endpoint.team
+                ),
+            });
         }
     }
     drop(conn);

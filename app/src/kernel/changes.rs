@@ -77,6 +77,22 @@ pub async fn requires_request(
     .await
 }
 
+/// The first of the endpoint kinds `kinds` that a policy of the team
+/// covers, if any (a change touching several kinds asks for a request when
+/// any of them is covered).
+pub async fn covered_kind(
+    conn: &mut PgConnection,
+    team_id: Uuid,
+    kinds: &[&'static str],
+) -> Result<Option<&'static str>, sqlx::Error> {
+    for kind in kinds {
+        if requires_request(conn, team_id, kind, None, None).await? {
+            return Ok(Some(kind));
+        }
+    }
+    Ok(None)
+}
+
 /// The once-only key of a change request's application.
 pub fn application_key(request: Uuid) -> String {
     format!("change-request:{request}")
