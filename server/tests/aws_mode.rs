@@ -853,6 +853,81 @@ async fn endpoints_in_aws_mode_deploy_route_update_fail_and_delete_on_sagemaker(
     assert!(failed["failure_reason"].as_str().is_some_and(|r| r.contains("could not be pulled")), "{failed}");
     assert_eq!(app.audit_count("endpoint.failed").await, 1);
 
+    // SageMaker's blue/green deployment replaces a variant's fleet under its name
+    let patch = async |body: serde_json::Value| {
+        app.call(Method::PATCH, &format!("/api/v1/endpoints/{solo}"), &member, Some(body)).await
+    };
+    let canary = json!({"traffic": "canary", "step_percent": 10, "wait_seconds": 600, "alarm_names": ["solo-5xx"]});
+    for (body, field) in [
+        (json!({"variants": [variant("z", "b", 2.0)], "deployment": canary}), "deployment"),
+        (json!({"variants": [variant("a", "a", 3.0)], "deployment": canary}), "deployment"),
+        (
+            json!({"variants": [variant("a", "b", 2.0)], "deployment": {"traffic": "linear", "step_percent": 5}}),
+            "deployment.step_percent",
+        ),
+        (json!({"variants": [variant("a", "b", 2.0)], "deployment": {"traffic": "gradual"}}), "deployment.traffic"),
+    ] {
+        let res = patch(body).await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text());
+        assert_eq!(res.json()["errors"][0]["field"], field, "{}", res.text());
+    }
+    assert_eq!(app.audit_count("endpoint.updated").await, 1, "a refused update writes nothing");
+    let updates = standin.calls("UpdateEndpoint");
+    let res = patch(json!({"variants": [variant("a", "b", 2.0)], "deployment": canary})).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(res.json()["deployment"]["traffic"], "canary");
+    let done = app
+        .wait_for(&format!("/api/v1/endpoints/{solo}"), &member, |e| {
+            e["status"] == "InService" && standin.calls("UpdateEndpoint") > updates
+        })
+        .await;
+    assert_eq!(done["variants"][0]["version_id"], versions["b"].as_str());
+    let asked = standin.last_request("UpdateEndpoint").expect("UpdateEndpoint");
+    assert_eq!(
+        asked["DeploymentConfig"],
+        json!({"BlueGreenUpdatePolicy": {
+                   "TrafficRoutingConfiguration": {"Type": "CANARY", "WaitIntervalInSeconds": 600,
+                                                   "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10}},
+                   "TerminationWaitInSeconds": 0},
+               "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "solo-5xx"}]}}),
+        "{asked}"
+    );
+    // an update without one is SageMaker's default, all at once
+    let res = patch(json!({"variants": [variant("a", "c", 2.0)]})).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert!(res.json()["deployment"].is_null());
+    app.wait_for(&format!("/api/v1/endpoints/{solo}"), &member, |e| {
+        e["status"] == "InService" && standin.calls("UpdateEndpoint") > updates + 1
+    })
+    .await;
+    assert!(standin.last_request("UpdateEndpoint").expect("UpdateEndpoint").get("DeploymentConfig").is_none());
+    let (serving_c, _) = standin.endpoint("ml-solo").expect("endpoint");
+    // an alarm going off: SageMaker rolls the update back; Capstan says so and does not try again
+    standin.roll_back_next("Alarm solo-5xx went into ALARM during the baking period: rolled back");
+    let res =
+        patch(json!({"variants": [variant("a", "b", 2.0)], "deployment": {"traffic": "linear", "step_percent": 20}}))
+            .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    for _ in 0..100 {
+        if app.audit_count("endpoint.failed").await == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let reason: String = sqlx::query_scalar(
+        "select summary->'after'->>'failure_reason' from audit_event where action = 'endpoint.failed' order by occurred_at desc limit 1",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("audited");
+    assert!(reason.contains("rolled the blue/green update back") && reason.contains("solo-5xx"), "{reason}");
+    let back = app.wait_for(&format!("/api/v1/endpoints/{solo}"), &member, |e| e["status"] == "InService").await;
+    assert!(back["failure_reason"].as_str().is_some_and(|r| r.contains("rolled back")), "{back}");
+    let calls = standin.calls("UpdateEndpoint");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(standin.calls("UpdateEndpoint"), calls, "a rolled-back update is not tried again by itself");
+    assert_eq!(standin.endpoint("ml-solo").expect("endpoint").0, serving_c, "the earlier fleet serves");
+
     // deleting removes the endpoint, its configuration and its models on SageMaker
     let res = app.call(Method::DELETE, &format!("/api/v1/endpoints/{ab}"), &admin, None).await;
     assert!(res.status.is_success(), "{}", res.text());

@@ -517,6 +517,8 @@ async fn variants_are_added_resized_and_removed_under_load_without_losing_a_requ
             "shadow.percent",
         ),
         (json!({"capture_percent": 101}), "capture_percent"),
+        // SageMaker's blue/green fleet replacement is AWS mode's
+        (json!({"variants": [variant("a", &b, 1, 1.0)], "deployment": {"traffic": "all_at_once"}}), "deployment"),
     ] {
         let res = app.call(Method::PATCH, &path, &member, Some(bad.clone())).await;
         assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {}", res.text());

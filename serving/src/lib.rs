@@ -73,6 +73,35 @@ pub struct EndpointSpec {
     /// team's area of the bucket.
     pub capture_percent: Option<u32>,
     pub variants: Vec<VariantSpec>,
+    /// AWS mode: how SageMaker shifts traffic to the new fleet when this
+    /// spec replaces one (`UpdateEndpoint`'s `DeploymentConfig`); `None`:
+    /// SageMaker's default, all at once. The local backend has no fleets.
+    #[serde(default)]
+    pub blue_green: Option<BlueGreen>,
+}
+
+/// SageMaker's blue/green update of an endpoint's fleet under the same
+/// variant names: traffic shifted from the old fleet to the new one all at
+/// once, by a canary, or linearly, with a baking period after each shift,
+/// and rolled back when one of the CloudWatch alarms goes off.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlueGreen {
+    pub traffic: FleetTraffic,
+    /// The baking period after each shift (`WaitIntervalInSeconds`).
+    pub wait_seconds: u32,
+    /// How long the old fleet is kept after the last shift.
+    pub termination_wait_seconds: u32,
+    /// CloudWatch alarms that roll the update back (`AutoRollbackConfiguration`).
+    pub alarms: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum FleetTraffic {
+    AllAtOnce,
+    /// The percentage of the new fleet's capacity turned on first.
+    Canary(u32),
+    /// The percentage of capacity shifted at each step.
+    Linear(u32),
 }
 
 impl EndpointSpec {

@@ -19,14 +19,15 @@
 //! deployed.
 
 use crate::{
-    Answer, Described, EndpointSpec, Instance, InstanceStatus, InvokeError, MAX_PAYLOAD, Request, Serving,
-    ServingError, Target,
+    Answer, BlueGreen, Described, EndpointSpec, FleetTraffic, Instance, InstanceStatus, InvokeError, MAX_PAYLOAD,
+    Request, Serving, ServingError, Target,
 };
 use aws_sdk_sagemaker::Client;
 use aws_sdk_sagemaker::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sagemaker::types::{
-    CaptureMode, CaptureOption, ContainerDefinition, DataCaptureConfig, DesiredWeightAndCapacity, ProductionVariant,
-    ProductionVariantInstanceType, Tag,
+    Alarm, AutoRollbackConfig, BlueGreenUpdatePolicy, CapacitySize, CapacitySizeType, CaptureMode, CaptureOption,
+    ContainerDefinition, DataCaptureConfig, DeploymentConfig, DesiredWeightAndCapacity, ProductionVariant,
+    ProductionVariantInstanceType, Tag, TrafficRoutingConfig, TrafficRoutingConfigType,
 };
 use aws_smithy_types::error::display::DisplayErrorContext;
 use sha2::{Digest, Sha256};
@@ -210,6 +211,34 @@ pub fn plan(spec: &EndpointSpec, role: &str, bucket: &str) -> Result<Plan, Servi
     let parts: Vec<&str> = std::iter::once(spec.name.as_str()).chain(shape.iter().map(String::as_str)).collect();
     let config = format!("{}-c{}", stem(&spec.name), short_hash(&parts));
     Ok(Plan { models, config, variants, capture, role: role.to_owned() })
+}
+
+/// SageMaker's `DeploymentConfig` for a blue/green update.
+fn deployment_config(b: &BlueGreen) -> DeploymentConfig {
+    let percent = |p: u32| {
+        CapacitySize::builder().r#type(CapacitySizeType::CapacityPercent).value(i32::try_from(p).unwrap_or(100)).build()
+    };
+    let routing = TrafficRoutingConfig::builder().wait_interval_in_seconds(i32::try_from(b.wait_seconds).unwrap_or(0));
+    let routing = match b.traffic {
+        FleetTraffic::AllAtOnce => routing.r#type(TrafficRoutingConfigType::AllAtOnce),
+        FleetTraffic::Canary(p) => routing.r#type(TrafficRoutingConfigType::Canary).canary_size(percent(p)),
+        FleetTraffic::Linear(p) => routing.r#type(TrafficRoutingConfigType::Linear).linear_step_size(percent(p)),
+    };
+    let policy = BlueGreenUpdatePolicy::builder()
+        .traffic_routing_configuration(routing.build())
+        .termination_wait_in_seconds(i32::try_from(b.termination_wait_seconds).unwrap_or(0))
+        .build();
+    let config = DeploymentConfig::builder().blue_green_update_policy(policy);
+    let config = if b.alarms.is_empty() {
+        config
+    } else {
+        config.auto_rollback_configuration(
+            AutoRollbackConfig::builder()
+                .set_alarms(Some(b.alarms.iter().map(|a| Alarm::builder().alarm_name(a).build()).collect()))
+                .build(),
+        )
+    };
+    config.build()
 }
 
 /// Capstan's status for SageMaker's `EndpointStatus`.
@@ -397,6 +426,14 @@ impl SageMakerServing {
     }
 
     /// Whether SageMaker's weights and counts differ from the plan's.
+    async fn config_exists(&self, name: &str) -> Result<bool, ServingError> {
+        match self.client.describe_endpoint_config().endpoint_config_name(name).send().await {
+            Ok(_) => Ok(true),
+            Err(e) if not_found(&e) => Ok(false),
+            Err(e) => Err(failure("DescribeEndpointConfig", e)),
+        }
+    }
+
     fn weights_differ(plan: &Plan, current: &Current) -> bool {
         plan.variants.iter().filter(|v| !v.native_shadow).any(|v| {
             let Some((_, weight, count)) = current.variants.iter().find(|(n, ..)| *n == v.name) else {
@@ -526,11 +563,29 @@ impl Serving for SageMakerServing {
                     deleted("DeleteEndpoint", self.client.delete_endpoint().endpoint_name(&spec.name).send().await)?;
                     return Err(ServingError::Busy(format!("endpoint {} failed: replacing it", spec.name)));
                 }
+                if let (Some(_), "InService", Some(reason)) =
+                    (&spec.blue_green, status_of(&current.status), &current.reason)
+                    && self.config_exists(&plan.config).await?
+                {
+                    // SageMaker rolled a blue/green update back (an alarm went
+                    // off, or the new fleet failed): the endpoint serves the old
+                    // fleet and says why. Not tried again until asked again.
+                    // a retry creates the configuration anew
+                    deleted(
+                        "DeleteEndpointConfig",
+                        self.client.delete_endpoint_config().endpoint_config_name(&plan.config).send().await,
+                    )?;
+                    return Err(ServingError::Invalid(format!(
+                        "SageMaker rolled the blue/green update back: {reason}. The endpoint still serves its earlier fleet ({}); update it again to retry.",
+                        current.config
+                    )));
+                }
                 self.create_config(spec, &plan).await?;
                 self.client
                     .update_endpoint()
                     .endpoint_name(&spec.name)
                     .endpoint_config_name(&plan.config)
+                    .set_deployment_config(spec.blue_green.as_ref().map(deployment_config))
                     .send()
                     .await
                     .map_err(|e| failure("UpdateEndpoint", e))?;
@@ -639,8 +694,12 @@ impl Serving for SageMakerServing {
                 });
             }
         }
-        let reason = (status == "Failed")
-            .then(|| current.reason.clone().unwrap_or_else(|| format!("SageMaker says {}", current.status)));
+        // a failure's reason; in service, SageMaker's word on a rolled-back update
+        let reason = match status {
+            "Failed" => Some(current.reason.clone().unwrap_or_else(|| format!("SageMaker says {}", current.status))),
+            "InService" => current.reason.clone(),
+            _ => None,
+        };
         let described = Described { status, reason, instances };
         if matches!(status, "InService" | "Failed") {
             self.described
@@ -717,6 +776,7 @@ mod tests {
             role: None,
             capture_percent: None,
             variants,
+            blue_green: None,
         }
     }
 

@@ -27,6 +27,8 @@ struct Endpoint {
     variants: Vec<LiveVariant>,
     shadows: Vec<LiveVariant>,
     tags: Value,
+    /// An update that will be rolled back, with SageMaker's reason.
+    rolling_back: Option<String>,
 }
 
 #[derive(Default)]
@@ -35,6 +37,11 @@ struct World {
     configs: BTreeMap<String, Value>,
     endpoints: BTreeMap<String, Endpoint>,
     calls: HashMap<String, u64>,
+    /// The last request of each operation.
+    requests: HashMap<String, Value>,
+    /// The next UpdateEndpoint is rolled back, with this reason (as an
+    /// alarm going off during a blue/green update would).
+    roll_back_next: Option<String>,
     /// The next endpoint that would come into service fails with this reason.
     fail_next: Option<String>,
     /// Invocations as (endpoint, variant).
@@ -80,6 +87,17 @@ impl EndpointStandIn {
     /// Calls of `operation` (e.g. `UpdateEndpoint`) so far.
     pub fn calls(&self, operation: &str) -> u64 {
         self.with(|w| w.calls.get(operation).copied().unwrap_or(0))
+    }
+
+    /// The last request of `operation`, as sent.
+    pub fn last_request(&self, operation: &str) -> Option<Value> {
+        self.with(|w| w.requests.get(operation).cloned())
+    }
+
+    /// The next UpdateEndpoint is rolled back: the endpoint comes back in
+    /// service on its earlier configuration, `reason` as its FailureReason.
+    pub fn roll_back_next(&self, reason: &str) {
+        self.with(|w| w.roll_back_next = Some(reason.to_owned()));
     }
 
     pub fn model_names(&self) -> Vec<String> {
@@ -164,6 +182,7 @@ fn handle(world: &Mutex<World>, headers: &HeaderMap, body: &[u8]) -> Response {
     let input: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let mut w = world.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     *w.calls.entry(operation.clone()).or_default() += 1;
+    w.requests.insert(operation.clone(), input.clone());
     let str_of = |key: &str| input[key].as_str().unwrap_or_default().to_owned();
     match operation.as_str() {
         "CreateModel" => {
@@ -223,6 +242,10 @@ fn handle(world: &Mutex<World>, headers: &HeaderMap, body: &[u8]) -> Response {
             w.configs.insert(name.clone(), input.clone());
             axum::Json(json!({"EndpointConfigArn": arn("endpoint-config", &name)})).into_response()
         }
+        "DescribeEndpointConfig" => match w.configs.get(&str_of("EndpointConfigName")) {
+            Some(config) => axum::Json(config.clone()).into_response(),
+            None => error("ValidationException", "Could not find endpoint configuration."),
+        },
         "DeleteEndpointConfig" => match w.configs.remove(&str_of("EndpointConfigName")) {
             Some(_) => axum::Json(json!({})).into_response(),
             None => error("ValidationException", "Could not find endpoint configuration."),
@@ -264,6 +287,16 @@ fn handle(world: &Mutex<World>, headers: &HeaderMap, body: &[u8]) -> Response {
                 }
                 (_, Some(e)) => ("Updating", e.tags.clone()),
             };
+            if operation == "UpdateEndpoint"
+                && let Some(reason) = w.roll_back_next.take()
+                && let Some(e) = w.endpoints.get_mut(&name)
+            {
+                // the old fleet stays; the next look finds the update rolled back
+                e.status = "Updating".into();
+                e.reason = None;
+                e.rolling_back = Some(reason);
+                return axum::Json(json!({"EndpointArn": arn("endpoint", &name)})).into_response();
+            }
             w.endpoints.insert(
                 name.clone(),
                 Endpoint {
@@ -273,6 +306,7 @@ fn handle(world: &Mutex<World>, headers: &HeaderMap, body: &[u8]) -> Response {
                     variants: variants_of(&config, "ProductionVariants"),
                     shadows: variants_of(&config, "ShadowProductionVariants"),
                     tags,
+                    rolling_back: None,
                 },
             );
             axum::Json(json!({"EndpointArn": arn("endpoint", &name)})).into_response()
@@ -320,7 +354,10 @@ fn handle(world: &Mutex<World>, headers: &HeaderMap, body: &[u8]) -> Response {
             });
             // the next look finds it done
             let mut failed = false;
-            if matches!(e.status.as_str(), "Creating" | "Updating") {
+            if let Some(reason) = e.rolling_back.take() {
+                e.status = "InService".into();
+                e.reason = Some(reason);
+            } else if matches!(e.status.as_str(), "Creating" | "Updating") {
                 match fail {
                     Some(reason) => {
                         e.status = "Failed".into();

@@ -78,6 +78,7 @@ async fn endpoints_are_created_reweighed_invoked_and_deleted_on_the_emulated_sag
         role: Some(ROLE.into()),
         capture_percent: Some(20),
         variants: vec![variant("champion", 9.0, 1), variant("challenger", 1.0, 1)],
+        blue_green: None,
     };
     let planned = plan(&spec, ROLE, "capstan-aws").expect("plan");
 

@@ -83,6 +83,7 @@ async fn specs<'a>(
                     role: None,
                     capture_percent: None,
                     variants: Vec::new(),
+                    blue_green: None,
                 },
             )
         })
@@ -100,7 +101,7 @@ async fn specs<'a>(
     .fetch_all(pool)
     .await?;
     let owners = sqlx::query!(
-        "select e.endpoint_id, t.slug, t.sagemaker_role_arn, e.capture_percent
+        "select e.endpoint_id, t.slug, t.sagemaker_role_arn, e.capture_percent, e.deployment
          from endpoint e join team t on t.team_id = e.team_id where e.endpoint_id = any($1)",
         &ids
     )
@@ -111,6 +112,7 @@ async fn specs<'a>(
             spec.team_slug = o.slug;
             spec.role = o.sagemaker_role_arn;
             spec.capture_percent = o.capture_percent.and_then(|p| u32::try_from(p).ok());
+            spec.blue_green = o.deployment.and_then(|d| serde_json::from_value(d).ok()).map(|d| blue_green(&d));
         }
     }
     for v in variants {
@@ -128,6 +130,21 @@ async fn specs<'a>(
         }
     }
     Ok(specs)
+}
+
+/// The backend's blue/green deployment for the one an update asked for.
+fn blue_green(d: &crate::endpoints::types::FleetDeployment) -> serving::BlueGreen {
+    let step = u32::try_from(d.step_percent.unwrap_or(0)).unwrap_or(0);
+    serving::BlueGreen {
+        traffic: match d.traffic.as_str() {
+            "canary" => serving::FleetTraffic::Canary(step),
+            "linear" => serving::FleetTraffic::Linear(step),
+            _ => serving::FleetTraffic::AllAtOnce,
+        },
+        wait_seconds: u32::try_from(d.wait_seconds).unwrap_or(0),
+        termination_wait_seconds: u32::try_from(d.termination_wait_seconds).unwrap_or(0),
+        alarms: d.alarm_names.clone(),
+    }
 }
 
 /// Records that the backend took `generation` (its processes may still be starting).

@@ -4,7 +4,8 @@
 //! resources match its rows, one generation at a time.
 
 use crate::endpoints::types::{
-    Endpoint, EndpointUpdate, Instance, MAX_VARIANTS, NewEndpoint, NewShadow, NewVariant, Variant, Weights,
+    Endpoint, EndpointUpdate, FleetDeployment, Instance, MAX_VARIANTS, NewEndpoint, NewShadow, NewVariant, Variant,
+    Weights,
 };
 use crate::kernel::audit::NewEvent;
 use crate::kernel::changes::kinds;
@@ -356,6 +357,7 @@ struct Head {
     status: String,
     failure_reason: Option<String>,
     capture_percent: Option<i32>,
+    deployment: Option<serde_json::Value>,
     created_by: String,
     created_at: time::OffsetDateTime,
     updated_at: time::OffsetDateTime,
@@ -398,7 +400,8 @@ async fn read(pool: &sqlx::PgPool, ids: &[Uuid]) -> Result<Vec<Endpoint>, AppErr
     let heads = sqlx::query_as!(
         Head,
         r#"select e.endpoint_id, e.team_id, t.slug as team, e.name, e.engine_name, e.backend, e.status,
-                  e.failure_reason, e.capture_percent, u.email as created_by, e.created_at, e.updated_at
+                  e.failure_reason, e.capture_percent, e.deployment, u.email as created_by, e.created_at,
+                  e.updated_at
            from endpoint e join team t on t.team_id = e.team_id join app_user u on u.user_id = e.created_by
            where e.endpoint_id = any($1) order by e.name"#,
         ids
@@ -484,6 +487,7 @@ async fn read(pool: &sqlx::PgPool, ids: &[Uuid]) -> Result<Vec<Endpoint>, AppErr
             variants: list,
             shadow,
             capture_percent: h.capture_percent,
+            deployment: h.deployment.and_then(|d| serde_json::from_value(d).ok()),
             needs_request: policies.iter().filter(|p| p.team_id == h.team_id).map(|p| p.kind.clone()).collect(),
             cost: costs.get(&h.endpoint_id).cloned().unwrap_or_default(),
             created_by: h.created_by,
@@ -640,10 +644,75 @@ async fn plan_update(
     {
         errors.push("capture_percent", "Capture 1 to 100 percent of the requests.");
     }
+    if let Some(d) = &input.deployment {
+        check_deployment(d, &mut errors);
+        let fleet = |vs: &[NewVariant], s: &Option<NewShadow>, c: Option<i32>| {
+            let mut names: Vec<(String, Uuid, String)> =
+                vs.iter().map(|v| (v.name.clone(), v.version_id, v.instance_type.clone())).collect();
+            names.sort();
+            (names, s.as_ref().map(|s| (s.name.clone(), s.version_id, s.instance_type.clone(), s.percent)), c)
+        };
+        let names = |vs: &[NewVariant]| {
+            let mut names: Vec<String> = vs.iter().map(|v| v.name.clone()).collect();
+            names.sort_unstable();
+            names
+        };
+        if before.backend == "local" {
+            errors.push(
+                "deployment",
+                "SageMaker's blue/green deployment is for AWS mode; in local mode a variant's new processes take \
+                 its traffic once they are healthy. To move traffic between variants gradually, start a rollout.",
+            );
+        } else if names(&variants) != names(&old_variants) {
+            let list = |vs: &[NewVariant]| vs.iter().map(|v| format!("`{}`", v.name)).collect::<Vec<_>>().join(", ");
+            errors.push(
+                "deployment",
+                format!(
+                    "A blue/green deployment replaces each variant's fleet under the same name ({}), never moves \
+                     traffic between variants: keep the names, or leave the deployment out (to move traffic \
+                     to a new variant gradually, start a rollout).",
+                    list(&old_variants)
+                ),
+            );
+        } else if fleet(&variants, &shadow, capture_percent)
+            == fleet(&old_variants, &old_shadow, before.capture_percent)
+        {
+            errors.push(
+                "deployment",
+                "Only weights or instance counts change, which SageMaker changes in place: there is no new fleet \
+                 to deploy blue/green.",
+            );
+        }
+    }
     let deployed: HashSet<Uuid> = before.variants.iter().chain(before.shadow.as_ref()).map(|v| v.version_id).collect();
     let checked = check_variants(ctx, team_id, &variants, shadow.as_ref(), &deployed, &mut errors).await?;
     errors.finish()?;
     Ok(Some((checked, capture_percent)))
+}
+
+/// The fields of a blue/green deployment, within SageMaker's limits.
+fn check_deployment(d: &FleetDeployment, errors: &mut Errors) {
+    match (d.traffic.as_str(), d.step_percent) {
+        ("all_at_once", None) => {}
+        ("all_at_once", Some(_)) => {
+            errors.push("deployment.step_percent", "All at once has no steps: leave the step out.");
+        }
+        ("canary", Some(1..=50)) | ("linear", Some(10..=50)) => {}
+        ("canary", _) => errors.push("deployment.step_percent", "Give the canary's size: 1 to 50 % of the fleet."),
+        ("linear", _) => errors.push("deployment.step_percent", "Give each linear step: 10 to 50 % of the fleet."),
+        _ => errors.push("deployment.traffic", "Shift traffic `all_at_once`, by a `canary`, or `linear`."),
+    }
+    if !(0..=3600).contains(&d.wait_seconds) {
+        errors.push("deployment.wait_seconds", "Wait 0 to 3 600 seconds after each shift.");
+    }
+    if !(0..=3600).contains(&d.termination_wait_seconds) {
+        errors.push("deployment.termination_wait_seconds", "Keep the old fleet 0 to 3 600 seconds.");
+    }
+    if d.alarm_names.len() > 10
+        || d.alarm_names.iter().any(|n| n.trim().is_empty() || n.len() > 255 || n.chars().any(char::is_control))
+    {
+        errors.push("deployment.alarm_names", "Name up to 10 CloudWatch alarms, each 1 to 255 characters.");
+    }
 }
 
 /// Changes an endpoint's variants, shadow or data capture (members; through
@@ -675,11 +744,12 @@ pub async fn update(ctx: &Ctx, id: Uuid, input: EndpointUpdate, route: Route) ->
     sqlx::query!(
         "update endpoint set generation = generation + 1, capture_percent = $2, updated_at = now(),
                 status = case when status = 'Creating' then status else 'Updating' end, failure_reason = null,
-                split_changed_at = case when $3 then now() else split_changed_at end
+                split_changed_at = case when $3 then now() else split_changed_at end, deployment = $4
          where endpoint_id = $1",
         id,
         capture_percent,
-        split_changed
+        split_changed,
+        input.deployment.as_ref().map(|d| json!(d))
     )
     .execute(&mut *tx)
     .await?;
@@ -705,7 +775,7 @@ pub async fn update(ctx: &Ctx, id: Uuid, input: EndpointUpdate, route: Route) ->
             target_id: Some(id.to_string()),
             summary: json!({ "before": { "variants": summary(&old), "capture_percent": before.capture_percent },
                              "after": { "variants": summary(&checked), "capture_percent": capture_percent },
-                             "request": route.request() }),
+                             "deployment": input.deployment, "request": route.request() }),
         },
     )
     .await?;
@@ -871,6 +941,31 @@ pub async fn options(ctx: &Ctx, team: &str) -> Result<crate::endpoints::types::D
 
 /// Builds a request from the form's rows: rows without a version are left
 /// out; a number that does not parse is a field error.
+/// The blue/green deployment the variants editor asks for, if any.
+pub fn fleet_from_form(row: &crate::endpoints::types::FleetRow) -> Result<Option<FleetDeployment>, AppError> {
+    if row.traffic.trim().is_empty() {
+        return Ok(None);
+    }
+    let mut errors = Errors::new();
+    let whole = |field: &str, text: &str, errors: &mut Errors| -> Option<i32> {
+        let text = text.trim();
+        if text.is_empty() {
+            return None;
+        }
+        errors.check(field, text.parse::<i32>().map_err(|_| "Give a whole number.".into()))
+    };
+    let step_percent = whole("fleet.step_percent", &row.step_percent, &mut errors);
+    let wait_seconds = whole("fleet.wait_seconds", &row.wait_seconds, &mut errors).unwrap_or(300);
+    errors.finish()?;
+    Ok(Some(FleetDeployment {
+        traffic: row.traffic.trim().to_owned(),
+        step_percent,
+        wait_seconds,
+        termination_wait_seconds: 0,
+        alarm_names: row.alarm_names.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned).collect(),
+    }))
+}
+
 pub fn from_form(
     name: String,
     rows: Vec<crate::endpoints::types::VariantRow>,

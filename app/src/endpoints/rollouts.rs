@@ -133,7 +133,7 @@ fn with_candidate(endpoint: &crate::endpoints::types::Endpoint, input: &NewRollo
         instance_count: base.map_or(1, |b| b.instance_count),
         weight: 0.0,
     });
-    EndpointUpdate { variants: Some(variants), shadow: None, capture_percent: None }
+    EndpointUpdate { variants: Some(variants), ..Default::default() }
 }
 
 /// The candidate's version as a field of the rollout request.

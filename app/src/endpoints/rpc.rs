@@ -83,11 +83,17 @@ pub async fn set_endpoint_weights(id: Uuid, weights: Weights) -> Result<Endpoint
 /// one row each (a row without a version is removed, a new name is added,
 /// a changed count changes the capacity).
 #[server(prefix = "/rpc", endpoint = "update_endpoint_form", output = crate::kernel::codec::Json)]
-pub async fn update_endpoint_form(id: Uuid, variants: Vec<VariantRow>) -> Result<Endpoint, AppError> {
+pub async fn update_endpoint_form(
+    id: Uuid,
+    variants: Vec<VariantRow>,
+    fleet: Option<crate::endpoints::types::FleetRow>,
+) -> Result<Endpoint, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     let done = async {
         let rows = crate::endpoints::domain::from_form(String::new(), variants, None)?;
-        let update = crate::endpoints::types::EndpointUpdate { variants: Some(rows.variants), ..Default::default() };
+        let deployment = fleet.as_ref().map(crate::endpoints::domain::fleet_from_form).transpose()?.flatten();
+        let update =
+            crate::endpoints::types::EndpointUpdate { variants: Some(rows.variants), deployment, ..Default::default() };
         crate::endpoints::domain::update(&ctx, id, update, crate::registry::gate::Route::Direct).await
     }
     .await;

@@ -28,6 +28,10 @@ pub struct Endpoint {
     pub shadow: Option<Variant>,
     /// Data capture sampling percentage, if on.
     pub capture_percent: Option<i32>,
+    /// AWS mode: how SageMaker replaces the fleet for the last update, when
+    /// the update asked for a blue/green deployment.
+    #[serde(default)]
+    pub deployment: Option<FleetDeployment>,
     /// The changes of it (`endpoint.update`, `endpoint.delete`,
     /// `endpoint.weights`) that the team's approval policy sends through a
     /// change request.
@@ -211,6 +215,48 @@ pub struct EndpointUpdate {
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
     #[cfg_attr(feature = "ssr", schema(value_type = Option<i32>, nullable, minimum = 1, maximum = 100))]
     pub capture_percent: Option<Option<i32>>,
+    /// AWS mode: how SageMaker replaces the fleet for this update (its
+    /// blue/green `DeploymentConfig`); only for an update that keeps the
+    /// production variants' names. Left out: all at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<FleetDeployment>,
+}
+
+/// SageMaker's blue/green replacement of an endpoint's fleet (AWS mode):
+/// SageMaker starts a new fleet for the update, shifts the traffic of each
+/// variant from the old fleet to the new one — all at once, a canary first,
+/// or in linear steps — waits `wait_seconds` after each shift, and shifts
+/// it all back when one of the alarms goes off. It moves traffic between
+/// fleets of the same variant, never between variants: to move traffic
+/// from one model version to another, start a rollout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct FleetDeployment {
+    /// `all_at_once`, `canary` or `linear`.
+    #[cfg_attr(feature = "ssr", schema(example = "canary"))]
+    pub traffic: String,
+    /// `canary`: the share of the new fleet's capacity turned on first,
+    /// 1-50 %; `linear`: the share shifted at each step, 10-50 %.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", schema(minimum = 1, maximum = 50))]
+    pub step_percent: Option<i32>,
+    /// The baking period after each shift, 0-3 600 s.
+    #[serde(default = "default_bake")]
+    #[cfg_attr(feature = "ssr", schema(minimum = 0, maximum = 3600, default = 300))]
+    pub wait_seconds: i32,
+    /// How long the old fleet is kept after the last shift, 0-3 600 s.
+    #[serde(default)]
+    #[cfg_attr(feature = "ssr", schema(minimum = 0, maximum = 3600))]
+    pub termination_wait_seconds: i32,
+    /// CloudWatch alarms (up to 10, by name) that roll the update back.
+    #[serde(default)]
+    #[cfg_attr(feature = "ssr", schema(max_items = 10))]
+    pub alarm_names: Vec<String>,
+}
+
+fn default_bake() -> i32 {
+    300
 }
 
 /// A field that is present (`null` included): `Some`; serde leaves an
@@ -314,6 +360,21 @@ pub struct VersionChoice {
     pub id: Uuid,
     /// `churn v3 · champion · Approved`
     pub label: String,
+}
+
+/// The variants editor's blue/green fields (AWS mode), as typed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FleetRow {
+    /// Empty: SageMaker's default (all at once, no alarms).
+    #[serde(default)]
+    pub traffic: String,
+    #[serde(default)]
+    pub step_percent: String,
+    #[serde(default)]
+    pub wait_seconds: String,
+    /// Alarm names, separated by commas.
+    #[serde(default)]
+    pub alarm_names: String,
 }
 
 /// One row of the new-endpoint form, as typed (rows without a version are

@@ -208,7 +208,7 @@ pub fn EndpointPage() -> impl IntoView {
                         <InvokePanel endpoint=e.id variants=names/>
                     </div>
                     <VariantsEditor endpoint=e.id team=e.team.clone() variants=e.variants.clone() action=update
-                        by_request=e.needs_request.iter().any(|k| k == "endpoint.update")/>
+                        aws=e.backend == "sagemaker" by_request=e.needs_request.iter().any(|k| k == "endpoint.update")/>
                     <TrafficCharts endpoint=e.id/>
                     <health::HealthCard endpoint=e.id/>
                     <InvokeKeys endpoint=e.id engine_name=e.engine_name.clone()/>
@@ -273,6 +273,7 @@ fn VariantsEditor(
     team: String,
     variants: Vec<Variant>,
     action: FormAction<UpdateEndpointForm>,
+    aws: bool,
     by_request: bool,
 ) -> impl IntoView {
     let err = action.error();
@@ -330,6 +331,7 @@ fn VariantsEditor(
                                 <FieldMessage error=err field="variants"/>
                                 <input type="hidden" name="id" value=endpoint.to_string()/>
                                 {table}
+                                {aws.then(|| view! { <FleetFields error=err/> })}
                                 <button type="submit" disabled=move || action.pending().get()>"Apply changes"</button>
                             </Form>
                         }.into_any()
@@ -337,6 +339,27 @@ fn VariantsEditor(
                 </section>
             })}}
         </Transition>
+    }
+}
+
+/// AWS mode: how SageMaker replaces a variant's fleet (blue/green), for an
+/// update that keeps the variants' names.
+#[component]
+fn FleetFields(error: Signal<Option<AppError>>) -> impl IntoView {
+    view! {
+        <fieldset class="inline" id="fleet-deployment">
+            <legend>"SageMaker fleet replacement (same variant names)"</legend>
+            <select name="fleet[traffic]" aria-label="Traffic shifting">
+                <option value="">"all at once (default)"</option>
+                <option value="canary">"canary, then the rest"</option>
+                <option value="linear">"linear steps"</option>
+            </select>
+            <label>"step % " <input name="fleet[step_percent]" type="number" min="1" max="50" class="short"/></label>
+            <label>"bake s " <input name="fleet[wait_seconds]" type="number" min="0" max="3600" value="300" class="short"/></label>
+            <label>"rollback alarms " <input name="fleet[alarm_names]" placeholder="alarm-a, alarm-b"/></label>
+            <FieldMessage error=error field="deployment"/>
+            <FieldMessage error=error field="deployment.step_percent"/>
+        </fieldset>
     }
 }
 
