@@ -375,3 +375,51 @@ test('a bandit turned on from the experiment page moves the traffic to the varia
   assert.match(await page.textContent('#health-score'), /\/ 100/);
   assert.match(await page.textContent('#health-parts tr[data-part=latency]'), /p99 \d+/);
 });
+
+test('with a policy on rollouts and bandits, their forms open change requests; an approved rollout starts as its author\'s', async () => {
+  const token = capstan.cli(['token', 'create', '--email', USER.email, '--name', 'requests']).trim();
+  const fay = capstan.cli(['token', 'create', '--email', 'fay@example.com', '--name', 'review-rollout']).trim();
+  const policy = (kind) => ({ kind, approvals_required: 1, min_role: 'approver', expires_after_hours: 24 });
+  await session.api(token, 'PUT', '/teams/ml/approval-policies', { policies: [policy('endpoint.rollout'), policy('endpoint.bandit')] });
+  const endpoint = (await session.api(token, 'GET', '/teams/ml/endpoints')).find((e) => e.name === 'rank');
+  assert.deepEqual(endpoint.needs_request, ['endpoint.bandit', 'endpoint.rollout']);
+  const before = (await session.api(token, 'GET', `/endpoints/${endpoint.id}/rollouts`)).map((r) => r.id);
+
+  // the rollouts page's form becomes a request: the new-request page shows where the rollout ends
+  await go(`/teams/ml/endpoints/${endpoint.id}/rollouts`);
+  await page.waitForSelector('#start-rollout #request-rollout');
+  await page.selectOption('#start-rollout select[name=baseline]', 'control');
+  await page.fill('#start-rollout input[name=candidate]', 'treatment');
+  await page.selectOption('#start-rollout select[name=strategy]', 'manual');
+  await page.fill('#start-rollout input[name=step_percent]', '20');
+  await page.click('#start-rollout button[type=submit]');
+  await page.waitForURL(/\/teams\/ml\/reviews\/new\?kind=endpoint\.rollout/);
+  await page.waitForSelector('#proposed-split [data-side=after] .legend-item[data-variant=treatment]:has-text("100.0 %")');
+  await page.click('#request-form button[type=submit]');
+  await page.waitForURL(/\/teams\/ml\/change-requests\/[0-9a-f-]{36}$/);
+  assert.equal((await session.api(token, 'GET', `/endpoints/${endpoint.id}/rollouts`)).length, before.length, 'nothing starts before approval');
+  const id = page.url().split('/').pop();
+  await session.api(fay, 'POST', `/change-requests/${id}/approve`, { comment: 'go' });
+  await page.waitForSelector('#request-state[data-state=applied]', { timeout: 30_000 });
+  const rollouts = await session.api(token, 'GET', `/endpoints/${endpoint.id}/rollouts`);
+  const started = rollouts.find((r) => !before.includes(r.id));
+  assert.ok(started && rollouts.length === before.length + 1, JSON.stringify(rollouts));
+  // it started as its author's (the candidate's earlier errors in this minute may roll it back at once)
+  assert.equal(started.strategy, 'manual');
+  assert.equal(started.step_percent, 20);
+  assert.equal(started.created_by, USER.email);
+  assert.ok(started.steps.length >= 1 && started.steps[0].percent === 20, JSON.stringify(started));
+  if (started.state === 'running') await session.api(token, 'POST', `/rollouts/${started.id}/abort`, {});
+
+  // the bandit's form too: the request says within which bounds the weights will move
+  await go(`/teams/ml/endpoints/${endpoint.id}/experiment`);
+  await page.waitForSelector('#bandit #request-bandit');
+  await page.fill('#bandit input[name=interval_seconds]', '60');
+  await page.fill('#bandit input[name=min_percent]', '20');
+  await page.click('#bandit button[type=submit]');
+  await page.waitForURL(/\/teams\/ml\/reviews\/new\?kind=endpoint\.bandit/);
+  assert.match(await page.textContent('#bandit-after'), /every 60 s, each variant between 20 % and 90 %/);
+  await page.click('#request-form button[type=submit]');
+  await page.waitForURL(/\/teams\/ml\/change-requests\/[0-9a-f-]{36}$/);
+  await session.api(token, 'PUT', '/teams/ml/approval-policies', { policies: [] });
+});

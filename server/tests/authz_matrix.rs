@@ -794,6 +794,24 @@ fn cases() -> Vec<Case> {
         },
         Case {
             call: "fn request_endpoint_change",
+            input: json!({"team": "alpha", "kind": "endpoint.rollout", "endpoint": "{endpoint}",
+                          "rollout[baseline]": "a", "rollout[candidate]": "f-{caller_slug}",
+                          "rollout[candidate_version_id]": "{model_version}", "rollout[strategy]": "linear",
+                          "rollout[step_percent]": "10", "rollout[interval_seconds]": "60",
+                          "rollout[max_error_rate]": "5", "rollout[min_requests]": "50",
+                          "title": "by {caller}", "justification": ""}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case {
+            call: "fn request_endpoint_change",
+            input: json!({"team": "alpha", "kind": "endpoint.bandit", "endpoint": "{bandit}",
+                          "bandit[metric]": "conversion", "bandit[metric_kind]": "binary", "bandit[goal]": "increase",
+                          "bandit[interval_seconds]": "60", "bandit[min_percent]": "10", "bandit[max_percent]": "90",
+                          "title": "by {caller}", "justification": ""}),
+            expect: "401 403 200 200 200 404 200",
+        },
+        Case {
+            call: "fn request_endpoint_change",
             input: json!({"team": "beta", "kind": "endpoint.delete", "endpoint": "{endpoint}", "title": "by {caller}",
                           "justification": ""}),
             expect: "401 404 404 404 404 404 404",
@@ -1014,7 +1032,7 @@ fn cases() -> Vec<Case> {
         Case { call: "fn get_bandit", input: json!({"id": "{bandit}"}), expect: "401 200 200 200 200 404 200" },
         Case {
             call: "fn set_bandit_form",
-            input: json!({"id": "{bandit}", "metric": "conversion", "kind": "binary", "goal": "increase",
+            input: json!({"id": "{bandit}", "metric": "conversion", "metric_kind": "binary", "goal": "increase",
                           "interval_seconds": "60", "min_percent": "10", "max_percent": "90"}),
             expect: "401 403 200 200 200 404 200",
         },

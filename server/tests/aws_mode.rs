@@ -653,9 +653,17 @@ async fn endpoints_in_aws_mode_deploy_route_update_fail_and_delete_on_sagemaker(
     let now = time::OffsetDateTime::now_utc();
     let minute = now.unix_timestamp() - now.unix_timestamp().rem_euclid(60);
     let cloudwatch = aws_sdk_cloudwatch::Client::new(&shared);
-    for (variant, metric, value) in
-        [("a", "Invocations", 700.0), ("b", "Invocations", 250.0), ("a", "Invocation5XXErrors", 7.0)]
-    {
+    // and the instances' use, under SageMaker's own namespace (CPU in percent of one vCPU: 2 on ml.m5.large)
+    let usage = "/aws/sagemaker/Endpoints";
+    for (namespace, variant, metric, value) in [
+        ("AWS/SageMaker", "a", "Invocations", 700.0),
+        ("AWS/SageMaker", "b", "Invocations", 250.0),
+        ("AWS/SageMaker", "a", "Invocation5XXErrors", 7.0),
+        (usage, "a", "CPUUtilization", 120.0),
+        (usage, "a", "MemoryUtilization", 40.0),
+        (usage, "b", "CPUUtilization", 50.0),
+        (usage, "b", "MemoryUtilization", 88.0),
+    ] {
         use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
         let dimension = |name: &str, value: &str| Dimension::builder().name(name).value(value).build();
         let datum = MetricDatum::builder()
@@ -665,7 +673,7 @@ async fn endpoints_in_aws_mode_deploy_route_update_fail_and_delete_on_sagemaker(
             .timestamp(aws_sdk_cloudwatch::primitives::DateTime::from_secs(minute + 1))
             .value(value)
             .build();
-        cloudwatch.put_metric_data().namespace("AWS/SageMaker").metric_data(datum).send().await.expect("put");
+        cloudwatch.put_metric_data().namespace(namespace).metric_data(datum).send().await.expect("put");
     }
     for pull in ["first", "second"] {
         assert_eq!(app::endpoints::metrics::pull_cloudwatch(&app.state).await.expect("pull"), 2, "{pull} pull");
@@ -685,6 +693,14 @@ async fn endpoints_in_aws_mode_deploy_route_update_fail_and_delete_on_sagemaker(
         );
         assert_eq!(series("a")["error_rate"][i].as_f64(), Some(0.01), "{metrics}");
     }
+    // the health score's resource part: the busiest variant's CPU per vCPU or memory (b's memory, 88 %)
+    let health = app.call(Method::GET, &format!("/api/v1/endpoints/{ab}/health"), &member, None).await.json();
+    let part = |name: &str| health["parts"].as_array().expect("parts").iter().find(|p| p["name"] == name).cloned();
+    let resources = part("resources").expect("a resource part in AWS mode");
+    assert!(part("capacity").is_none(), "{health}");
+    assert_eq!(resources["value"].as_f64(), Some(0.88), "{health}");
+    assert!((resources["score"].as_f64().expect("score") - 28.0).abs() < 1e-9, "100 at 70 %, 0 at 95 %: {health}");
+    assert!(resources["text"].as_str().is_some_and(|t| t.contains("b's memory at 88 %")), "{health}");
 
     // new weights change in place: UpdateEndpointWeightsAndCapacities, no redeployment
     let res = app

@@ -58,7 +58,7 @@ impl CloudWatch {
         until: i64,
     ) -> anyhow::Result<Vec<VariantMinute>> {
         let mut minutes: BTreeMap<(String, i64), VariantMinute> = BTreeMap::new();
-        let queries = |stats: &[(&str, &str)]| -> Vec<(String, String, usize, MetricDataQuery)> {
+        let queries = |namespace: &str, stats: &[(&str, &str)]| -> Vec<(String, String, usize, MetricDataQuery)> {
             let mut out = Vec::new();
             for (v, variant) in variants.iter().enumerate() {
                 for (s, (metric, stat)) in stats.iter().enumerate() {
@@ -69,7 +69,7 @@ impl CloudWatch {
                             MetricStat::builder()
                                 .metric(
                                     Metric::builder()
-                                        .namespace("AWS/SageMaker")
+                                        .namespace(namespace)
                                         .metric_name(*metric)
                                         .dimensions(Dimension::builder().name("EndpointName").value(endpoint).build())
                                         .dimensions(Dimension::builder().name("VariantName").value(variant).build())
@@ -87,7 +87,7 @@ impl CloudWatch {
             out
         };
         let counts: Vec<(&str, &str)> = COUNTS.iter().map(|m| (*m, "Sum")).collect();
-        for (variant, s, minute, value) in self.fetch(queries(&counts), since, until).await? {
+        for (variant, s, minute, value) in self.fetch(queries("AWS/SageMaker", &counts), since, until).await? {
             let row = minutes.entry((variant.clone(), minute)).or_insert_with(|| VariantMinute {
                 variant,
                 minute,
@@ -100,7 +100,7 @@ impl CloudWatch {
             }
         }
         let latency: Vec<(&str, &str)> = PERCENTILES.iter().map(|p| ("ModelLatency", *p)).collect();
-        match self.fetch(queries(&latency), since, until).await {
+        match self.fetch(queries("AWS/SageMaker", &latency), since, until).await {
             Ok(found) => {
                 for (variant, s, minute, micros) in found {
                     // a minute with latency but no invocation row counts nothing
@@ -114,6 +114,20 @@ impl CloudWatch {
                 }
             }
             Err(e) => tracing::debug!(endpoint, error = %e, "no ModelLatency percentiles from CloudWatch"),
+        }
+        // the instances' use, which SageMaker publishes under its own namespace
+        let usage = [("CPUUtilization", "Average"), ("MemoryUtilization", "Average")];
+        match self.fetch(queries("/aws/sagemaker/Endpoints", &usage), since, until).await {
+            Ok(found) => {
+                for (variant, s, minute, percent) in found {
+                    let Some(row) = minutes.get_mut(&(variant, minute)) else { continue };
+                    match s {
+                        0 => row.cpu_percent = Some(percent),
+                        _ => row.memory_percent = Some(percent),
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(endpoint, error = %e, "no instance metrics from CloudWatch"),
         }
         Ok(minutes.into_values().collect())
     }

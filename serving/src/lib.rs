@@ -223,6 +223,11 @@ pub struct VariantMinute {
     pub p50_ms: Option<f64>,
     pub p95_ms: Option<f64>,
     pub p99_ms: Option<f64>,
+    /// The instances' average CPU use, in percent of one vCPU (SageMaker's
+    /// `CPUUtilization`: 0 to 100 × vCPUs), when the backend has it.
+    pub cpu_percent: Option<f64>,
+    /// The instances' average memory use, in percent, when the backend has it.
+    pub memory_percent: Option<f64>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -284,15 +284,73 @@ fn EndpointRequest(team: String, fields: Vec<(String, String)>) -> impl IntoView
             }
         },
     );
-    let after = if kind == "endpoint.delete" { Vec::new() } else { proposed_split(&fields) };
+    let field =
+        |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_owned()).unwrap_or_default();
+    let (baseline, candidate) = (field("baseline"), field("candidate"));
+    // the split after the change, from the split now
+    let proposed = proposed_split(&fields);
+    let after = {
+        let kind = kind.clone();
+        move |now: &[(String, f64)]| -> Vec<(String, f64)> {
+            match kind.as_str() {
+                "endpoint.delete" => Vec::new(),
+                // where the rollout ends: the baseline's weight with the candidate
+                "endpoint.rollout" => {
+                    let moved: f64 =
+                        now.iter().filter(|(n, _)| *n == baseline || *n == candidate).map(|(_, w)| w).sum();
+                    let mut out: Vec<(String, f64)> = now
+                        .iter()
+                        .map(|(n, w)| {
+                            let w = if *n == baseline {
+                                0.0
+                            } else if *n == candidate {
+                                moved
+                            } else {
+                                *w
+                            };
+                            (n.clone(), w)
+                        })
+                        .collect();
+                    if !out.iter().any(|(n, _)| *n == candidate) {
+                        out.push((candidate.clone(), moved));
+                    }
+                    out
+                }
+                _ => proposed.clone(),
+            }
+        }
+    };
     let (what, title) = match kind.as_str() {
         "endpoint.create" => ("Request a new endpoint", "Create endpoint"),
         "endpoint.update" => ("Request a change of variants", "Change variants"),
         "endpoint.delete" => ("Request deleting an endpoint", "Delete endpoint"),
+        "endpoint.rollout" => ("Request a rollout", "Start a rollout"),
+        "endpoint.bandit" => ("Request bandit allocation", "Let the bandit set the weights"),
         _ => ("Request new weights", "Change weights"),
     };
-    let hidden: Vec<(String, String)> =
-        fields.iter().filter(|(k, _)| !matches!(k.as_str(), "team" | "title" | "justification")).cloned().collect();
+    let bandit = (kind == "endpoint.bandit").then(|| {
+        format!(
+            "After: the weights follow Thompson sampling on `{}`, every {} s, each variant between {} % and {} %.",
+            field("metric"),
+            field("interval_seconds"),
+            field("min_percent"),
+            field("max_percent")
+        )
+    });
+    // a rollout's and a bandit's fields go under their own names
+    let prefix = match kind.as_str() {
+        "endpoint.rollout" => Some("rollout"),
+        "endpoint.bandit" => Some("bandit"),
+        _ => None,
+    };
+    let hidden: Vec<(String, String)> = fields
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "team" | "title" | "justification"))
+        .map(|(k, v)| match prefix {
+            Some(p) if !matches!(k.as_str(), "kind" | "endpoint") => (format!("{p}[{k}]"), v.clone()),
+            _ => (k.clone(), v.clone()),
+        })
+        .collect();
     // the messages of fields this page does not show (they come from the endpoint page)
     let messages = move || match err.get() {
         Some(crate::kernel::error::AppError::Validation(list)) => list
@@ -308,8 +366,10 @@ fn EndpointRequest(team: String, fields: Vec<(String, String)>) -> impl IntoView
             <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || current.get().map(|res| match res {
                     Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                    Ok(_) if bandit.is_some() => view! { <p id="bandit-after">{bandit.clone()}</p> }.into_any(),
                     Ok(now) => {
                         let now: Vec<(String, f64)> = now.map(|e| e.variants.iter().map(|v| (v.name.clone(), v.weight)).collect()).unwrap_or_default();
+                        let after = after(&now);
                         let mut names: Vec<String> = now.iter().map(|(n, _)| n.clone()).collect();
                         for (n, _) in &after {
                             if !names.contains(n) {

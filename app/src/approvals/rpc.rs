@@ -82,7 +82,10 @@ pub async fn request_alias_move(
 /// form sends them), `endpoint.update` (`endpoint`, `variants`, as the
 /// variants editor sends them), `endpoint.delete` (`endpoint`) or
 /// `endpoint.weights` (`endpoint`, `variant`, `weight`, as the weights
-/// editor sends them). On success, on to the request's page.
+/// editor sends them), `endpoint.rollout` (`endpoint`, `rollout[…]`, the
+/// rollouts page's start form) or `endpoint.bandit` (`endpoint`,
+/// `bandit[…]`, the experiment page's bandit form). On success, on to the
+/// request's page.
 #[server(prefix = "/rpc", endpoint = "request_endpoint_change", output = crate::kernel::codec::Json)]
 pub async fn request_endpoint_change(
     team: String,
@@ -93,6 +96,8 @@ pub async fn request_endpoint_change(
     shadow: Option<crate::endpoints::types::VariantRow>,
     variant: Option<Vec<String>>,
     weight: Option<Vec<String>>,
+    rollout: Option<crate::endpoints::types::RolloutRow>,
+    bandit: Option<crate::endpoints::types::BanditRow>,
     title: String,
     justification: String,
 ) -> Result<ChangeRequest, AppError> {
@@ -117,10 +122,18 @@ pub async fn request_endpoint_change(
                 let weights = weights_from_form(variant.unwrap_or_default(), weight.unwrap_or_default())?.weights;
                 Change::EndpointWeights { endpoint_id: endpoint_id()?, weights }
             }
+            kinds::ENDPOINT_ROLLOUT => Change::EndpointRollout {
+                endpoint_id: endpoint_id()?,
+                rollout: crate::endpoints::rollouts::from_form(&rollout.unwrap_or_default())?,
+            },
+            kinds::ENDPOINT_BANDIT => Change::EndpointBandit {
+                endpoint_id: endpoint_id()?,
+                bandit: crate::endpoints::bandit::from_form(&bandit.unwrap_or_default())?,
+            },
             _ => {
                 return Err(AppError::field(
                     "kind",
-                    "Use endpoint.create, endpoint.update, endpoint.delete or endpoint.weights.",
+                    "Use endpoint.create, endpoint.update, endpoint.delete, endpoint.weights, endpoint.rollout or endpoint.bandit.",
                 ));
             }
         };

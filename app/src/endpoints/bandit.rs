@@ -110,6 +110,25 @@ pub(crate) async fn check(ctx: &Ctx, team_id: Uuid, endpoint_id: Uuid, input: &B
     refuse_during_rollout(&mut *ctx.pool().acquire().await?, endpoint_id).await
 }
 
+/// The bandit's settings as the experiment page's form gives them (shares
+/// in percent); checked as the API's when set.
+pub fn from_form(row: &crate::endpoints::types::BanditRow) -> Result<BanditSettings, AppError> {
+    use crate::kernel::validate::{Errors, percent, whole};
+    let mut errors = Errors::new();
+    let min_share = errors.check("min_share", percent(&row.min_percent));
+    let max_share = errors.check("max_share", percent(&row.max_percent));
+    let interval = errors.check("interval_seconds", whole(&row.interval_seconds));
+    errors.finish()?;
+    Ok(BanditSettings {
+        metric: row.metric.clone(),
+        kind: row.metric_kind.clone(),
+        goal: row.goal.clone(),
+        interval_seconds: interval.unwrap_or_default(),
+        min_share: min_share.unwrap_or_default(),
+        max_share: max_share.unwrap_or_default(),
+    })
+}
+
 /// Turns the endpoint's bandit on, or changes its settings (members and
 /// up); audited as `endpoint.bandit_set`. Changing the metric, its kind or
 /// its goal starts counting again. 409 where the team's policy covers

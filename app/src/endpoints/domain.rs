@@ -431,7 +431,14 @@ async fn read(pool: &sqlx::PgPool, ids: &[Uuid]) -> Result<Vec<Endpoint>, AppErr
     let policies = sqlx::query!(
         "select distinct team_id, kind from approval_policy where team_id = any($1) and kind = any($2) order by kind",
         &teams,
-        &[kinds::ENDPOINT_UPDATE, kinds::ENDPOINT_DELETE, kinds::ENDPOINT_WEIGHTS].map(String::from)
+        &[
+            kinds::ENDPOINT_UPDATE,
+            kinds::ENDPOINT_DELETE,
+            kinds::ENDPOINT_WEIGHTS,
+            kinds::ENDPOINT_ROLLOUT,
+            kinds::ENDPOINT_BANDIT
+        ]
+        .map(String::from)
     )
     .fetch_all(pool)
     .await?;

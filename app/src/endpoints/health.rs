@@ -8,7 +8,8 @@
 //! | `errors`: server and model errors per request | 40 | none | 5 % or more |
 //! | `latency`: p99 against the endpoint's SLO | 30 | p99 ≤ SLO | p99 ≥ 2 × SLO |
 //! | `drift`: the largest population stability index of a numeric request field, captured requests against the model version's training data | 20 | PSI ≤ 0.1 | PSI ≥ 0.5 |
-//! | `capacity`: healthy processes of those wanted (local mode) | 10 | all | none |
+//! | `capacity` (local mode): healthy processes of those wanted | 10 | all | none |
+//! | `resources` (AWS mode): the busiest variant's average CPU use per vCPU, or memory use, whichever is higher (CloudWatch's `CPUUtilization` and `MemoryUtilization`) | 10 | ≤ 70 % | ≥ 95 % |
 //!
 //! Between the ends each part falls in a straight line. Drift needs data
 //! capture on the endpoint and a version trained by Capstan from CSV data:
@@ -150,7 +151,8 @@ async fn parts(
     let since = minute_of(time::OffsetDateTime::now_utc()) - time::Duration::minutes(WINDOW_MINUTES - 1);
     let names: Vec<String> = endpoint.variants.iter().map(|v| v.name.clone()).collect();
     let rows = sqlx::query!(
-        r#"select requests, errors_5xx + model_errors as "errors!", latency_buckets
+        r#"select variant, requests, errors_5xx + model_errors as "errors!", latency_buckets, cw_cpu_percent,
+                  cw_memory_percent
            from endpoint_metric where endpoint_id = $1 and minute >= $2 and variant = any($3)"#,
         endpoint.id,
         since,
@@ -159,7 +161,30 @@ async fn parts(
     .fetch_all(&state.pool)
     .await?;
     let (mut requests, mut errors, mut latency) = (0.0, 0.0, Vec::<u64>::new());
-    for r in rows {
+    // per variant: the sums and counts of its minutes' CPU (per vCPU) and memory use
+    let mut usage: std::collections::BTreeMap<&str, [(f64, f64); 2]> = Default::default();
+    for r in &rows {
+        let vcpus = endpoint.variants.iter().find(|v| v.name == r.variant).and_then(|v| vcpus(&v.instance_type));
+        let cpu = r.cw_cpu_percent.zip(vcpus).map(|(c, n)| c / n);
+        let slot = usage.entry(r.variant.as_str()).or_default();
+        for (i, value) in [cpu, r.cw_memory_percent].into_iter().enumerate() {
+            if let Some(value) = value {
+                slot[i].0 += value;
+                slot[i].1 += 1.0;
+            }
+        }
+    }
+    let busiest = usage
+        .iter()
+        .flat_map(|(variant, parts)| {
+            parts
+                .iter()
+                .zip(["CPU", "memory"])
+                .filter(|((_, n), _)| *n > 0.0)
+                .map(move |((sum, n), what)| (sum / n, what, *variant))
+        })
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    for r in &rows {
         requests += r.requests as f64;
         errors += r.errors as f64;
         if latency.len() < r.latency_buckets.len() {
@@ -204,6 +229,19 @@ async fn parts(
             Err(why) => why.clone(),
         },
     });
+    if endpoint.backend == "sagemaker" {
+        out.push(HealthPart {
+            name: "resources".into(),
+            weight: 10.0,
+            score: busiest.map(|(used, ..)| linear(used, 70.0, 95.0)),
+            value: busiest.map(|(used, ..)| used / 100.0),
+            text: match busiest {
+                Some((used, what, variant)) => format!("{variant}'s {what} at {used:.0} % (0 at 95 %)"),
+                None => format!("no instance metrics from CloudWatch in the last {WINDOW_MINUTES} minutes"),
+            },
+        });
+        return Ok(out);
+    }
     let wanted: i32 = endpoint.variants.iter().map(|v| v.instance_count).sum();
     let healthy = endpoint.variants.iter().flat_map(|v| &v.instances).filter(|i| i.status == "Healthy").count();
     let local = endpoint.variants.iter().any(|v| !v.instances.is_empty());
@@ -219,6 +257,18 @@ async fn parts(
         },
     });
     Ok(out)
+}
+
+/// The vCPUs of a SageMaker instance type by its size (`ml.m5.2xlarge`: 8),
+/// as the general-purpose, compute and memory families have them; none
+/// for a size not named so.
+pub fn vcpus(instance_type: &str) -> Option<f64> {
+    let size = instance_type.rsplit('.').next()?;
+    match size {
+        "medium" | "large" => Some(2.0),
+        "xlarge" => Some(4.0),
+        _ => size.strip_suffix("xlarge")?.parse::<f64>().ok().filter(|n| *n > 0.0).map(|n| 4.0 * n),
+    }
 }
 
 /// The population stability index of `actual` against `expected`, over ten
@@ -474,6 +524,16 @@ mod tests {
 
     fn part(name: &str, weight: f64, score: Option<f64>) -> HealthPart {
         HealthPart { name: name.into(), weight, score, value: None, text: String::new() }
+    }
+
+    #[test]
+    fn instance_sizes_give_their_vcpus() {
+        assert_eq!(vcpus("ml.m5.large"), Some(2.0));
+        assert_eq!(vcpus("ml.c5.xlarge"), Some(4.0));
+        assert_eq!(vcpus("ml.m5.4xlarge"), Some(16.0));
+        assert_eq!(vcpus("ml.g4dn.12xlarge"), Some(48.0));
+        assert_eq!(vcpus("ml.m5d.metal"), None);
+        assert_eq!(vcpus("local"), None);
     }
 
     #[test]

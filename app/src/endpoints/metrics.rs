@@ -130,15 +130,17 @@ pub async fn pull_cloudwatch(state: &crate::kernel::state::AppState) -> Result<u
         let count = |v: f64| v.max(0.0).round() as i64;
         let done = sqlx::query!(
             r#"insert into endpoint_metric as m (endpoint_id, variant, minute, latency_buckets, cw_requests,
-                      cw_errors_4xx, cw_errors_5xx, cw_p50_ms, cw_p95_ms, cw_p99_ms)
-               select $1, r.variant, r.minute, '{}', r.requests, r.e4, r.e5, r.p50, r.p95, r.p99
+                      cw_errors_4xx, cw_errors_5xx, cw_p50_ms, cw_p95_ms, cw_p99_ms, cw_cpu_percent,
+                      cw_memory_percent)
+               select $1, r.variant, r.minute, '{}', r.requests, r.e4, r.e5, r.p50, r.p95, r.p99, r.cpu, r.memory
                from unnest($2::text[], $3::timestamptz[], $4::bigint[], $5::bigint[], $6::bigint[],
-                           $7::float8[], $8::float8[], $9::float8[])
-                    as r(variant, minute, requests, e4, e5, p50, p95, p99)
+                           $7::float8[], $8::float8[], $9::float8[], $10::float8[], $11::float8[])
+                    as r(variant, minute, requests, e4, e5, p50, p95, p99, cpu, memory)
                on conflict (endpoint_id, variant, minute) do update set
                    cw_requests = excluded.cw_requests, cw_errors_4xx = excluded.cw_errors_4xx,
                    cw_errors_5xx = excluded.cw_errors_5xx, cw_p50_ms = excluded.cw_p50_ms,
-                   cw_p95_ms = excluded.cw_p95_ms, cw_p99_ms = excluded.cw_p99_ms"#,
+                   cw_p95_ms = excluded.cw_p95_ms, cw_p99_ms = excluded.cw_p99_ms,
+                   cw_cpu_percent = excluded.cw_cpu_percent, cw_memory_percent = excluded.cw_memory_percent"#,
             e.endpoint_id,
             &minutes.iter().map(|m| m.variant.clone()).collect::<Vec<_>>(),
             &minutes.iter().map(|m| at(m.minute)).collect::<Vec<_>>(),
@@ -148,6 +150,8 @@ pub async fn pull_cloudwatch(state: &crate::kernel::state::AppState) -> Result<u
             &minutes.iter().map(|m| m.p50_ms).collect::<Vec<_>>() as &[Option<f64>],
             &minutes.iter().map(|m| m.p95_ms).collect::<Vec<_>>() as &[Option<f64>],
             &minutes.iter().map(|m| m.p99_ms).collect::<Vec<_>>() as &[Option<f64>],
+            &minutes.iter().map(|m| m.cpu_percent).collect::<Vec<_>>() as &[Option<f64>],
+            &minutes.iter().map(|m| m.memory_percent).collect::<Vec<_>>() as &[Option<f64>],
         )
         .execute(&state.pool)
         .await?;

@@ -23,7 +23,8 @@
 use crate::endpoints::experiment::minute_of;
 use crate::endpoints::stats::{self, Kind, Sample};
 use crate::endpoints::types::{
-    EndpointUpdate, GuardrailCheck, Guardrails, NewRollout, NewVariant, Rollout, RolloutStep, VariantWeight, Weights,
+    EndpointUpdate, GuardrailCheck, Guardrails, NewRollout, NewVariant, Rollout, RolloutRow, RolloutStep,
+    VariantWeight, Weights,
 };
 use crate::kernel::audit::NewEvent;
 use crate::kernel::changes::kinds;
@@ -71,6 +72,35 @@ fn check_guardrails(g: &Guardrails, errors: &mut Errors) {
     {
         errors.push("guardrails.outcome_metric", e);
     }
+}
+
+/// A rollout as the rollouts page's form gives it (the error rate in
+/// percent); the fields are checked as the API's when it starts.
+pub fn from_form(row: &RolloutRow) -> Result<NewRollout, AppError> {
+    use crate::kernel::validate::{percent, whole};
+    let mut errors = Errors::new();
+    let step = errors.check("step_percent", whole(&row.step_percent));
+    let interval = errors.check("interval_seconds", whole(&row.interval_seconds));
+    let min = errors.check("guardrails.min_requests", whole(&row.min_requests));
+    let rate = errors.check("guardrails.max_error_rate", percent(&row.max_error_rate));
+    let version = match row.candidate_version_id.trim() {
+        "" => None,
+        v => errors.check("candidate_version_id", Uuid::parse_str(v).map_err(|_| "Pick a version.".to_owned())),
+    };
+    errors.finish()?;
+    Ok(NewRollout {
+        baseline: row.baseline.clone(),
+        candidate: row.candidate.trim().to_owned(),
+        candidate_version_id: version,
+        strategy: row.strategy.clone(),
+        step_percent: step.unwrap_or_default(),
+        interval_seconds: interval.unwrap_or_default(),
+        guardrails: Guardrails {
+            max_error_rate: rate.unwrap_or_default(),
+            min_requests: i64::from(min.unwrap_or_default()),
+            ..Default::default()
+        },
+    })
 }
 
 /// The request's fields checked against the endpoint; whether the

@@ -295,42 +295,16 @@ pub async fn start_rollout_form(
 ) -> Result<crate::endpoints::types::Rollout, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     let done = async {
-        let mut errors = crate::kernel::validate::Errors::new();
-        let int = |errors: &mut crate::kernel::validate::Errors, field: &str, raw: &str| {
-            errors.check(field, raw.trim().parse::<i64>().map_err(|_| "Give a whole number.".to_owned()))
-        };
-        let step = int(&mut errors, "step_percent", &step_percent);
-        let interval = int(&mut errors, "interval_seconds", &interval_seconds);
-        let min = int(&mut errors, "guardrails.min_requests", &min_requests);
-        let rate = errors.check(
-            "guardrails.max_error_rate",
-            max_error_rate
-                .trim()
-                .trim_end_matches('%')
-                .trim()
-                .parse::<f64>()
-                .map(|p| p / 100.0)
-                .map_err(|_| "Give a percentage such as 5.".to_owned()),
-        );
-        let version = match candidate_version_id.trim() {
-            "" => None,
-            v => errors.check("candidate_version_id", Uuid::parse_str(v).map_err(|_| "Pick a version.".to_owned())),
-        };
-        errors.finish()?;
-        let guardrails = crate::endpoints::types::Guardrails {
-            max_error_rate: rate.unwrap_or_default(),
-            min_requests: min.unwrap_or_default(),
-            ..Default::default()
-        };
-        let input = crate::endpoints::types::NewRollout {
+        let input = crate::endpoints::rollouts::from_form(&crate::endpoints::types::RolloutRow {
             baseline,
-            candidate: candidate.trim().to_owned(),
-            candidate_version_id: version,
+            candidate,
+            candidate_version_id,
             strategy,
-            step_percent: i32::try_from(step.unwrap_or_default()).unwrap_or(i32::MAX),
-            interval_seconds: i32::try_from(interval.unwrap_or_default()).unwrap_or(i32::MAX),
-            guardrails,
-        };
+            step_percent,
+            interval_seconds,
+            max_error_rate,
+            min_requests,
+        })?;
         crate::endpoints::rollouts::start(&ctx, id, input, crate::registry::gate::Route::Direct).await
     }
     .await;
@@ -367,7 +341,7 @@ pub async fn get_bandit(id: Uuid) -> Result<Option<crate::endpoints::types::Band
 pub async fn set_bandit_form(
     id: Uuid,
     metric: String,
-    kind: String,
+    metric_kind: String,
     goal: String,
     interval_seconds: String,
     min_percent: String,
@@ -375,33 +349,14 @@ pub async fn set_bandit_form(
 ) -> Result<crate::endpoints::types::Bandit, AppError> {
     let ctx = crate::kernel::context::server_ctx().await?;
     let done = async {
-        let mut errors = crate::kernel::validate::Errors::new();
-        let percent = |errors: &mut crate::kernel::validate::Errors, field: &str, raw: &str| {
-            errors.check(
-                field,
-                raw.trim()
-                    .trim_end_matches('%')
-                    .trim()
-                    .parse::<f64>()
-                    .map(|p| p / 100.0)
-                    .map_err(|_| "Give a percentage such as 5.".to_owned()),
-            )
-        };
-        let min_share = percent(&mut errors, "min_share", &min_percent);
-        let max_share = percent(&mut errors, "max_share", &max_percent);
-        let interval = errors.check(
-            "interval_seconds",
-            interval_seconds.trim().parse::<i32>().map_err(|_| "Give a whole number of seconds.".to_owned()),
-        );
-        errors.finish()?;
-        let settings = crate::endpoints::types::BanditSettings {
+        let settings = crate::endpoints::bandit::from_form(&crate::endpoints::types::BanditRow {
             metric,
-            kind,
+            metric_kind,
             goal,
-            interval_seconds: interval.unwrap_or_default(),
-            min_share: min_share.unwrap_or_default(),
-            max_share: max_share.unwrap_or_default(),
-        };
+            interval_seconds,
+            min_percent,
+            max_percent,
+        })?;
         crate::endpoints::bandit::set(&ctx, id, settings, crate::registry::gate::Route::Direct).await
     }
     .await;

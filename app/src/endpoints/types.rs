@@ -33,8 +33,8 @@ pub struct Endpoint {
     #[serde(default)]
     pub deployment: Option<FleetDeployment>,
     /// The changes of it (`endpoint.update`, `endpoint.delete`,
-    /// `endpoint.weights`) that the team's approval policy sends through a
-    /// change request.
+    /// `endpoint.weights`, `endpoint.rollout`, `endpoint.bandit`) that the
+    /// team's approval policy sends through a change request.
     #[serde(default)]
     pub needs_request: Vec<String>,
     /// What it costs: instance-hours × the price table.
@@ -360,6 +360,36 @@ pub struct VersionChoice {
     pub id: Uuid,
     /// `churn v3 · champion · Approved`
     pub label: String,
+}
+
+/// The start-a-rollout form, as typed (the rollouts page posts it to start
+/// one, or hands it to a change request where the team's policy covers it).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RolloutRow {
+    pub baseline: String,
+    pub candidate: String,
+    /// Empty: the candidate is an existing variant.
+    pub candidate_version_id: String,
+    pub strategy: String,
+    pub step_percent: String,
+    pub interval_seconds: String,
+    /// Percent.
+    pub max_error_rate: String,
+    pub min_requests: String,
+}
+
+/// The bandit form, as typed: shares in percent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BanditRow {
+    pub metric: String,
+    /// `binary` or `real`.
+    pub metric_kind: String,
+    pub goal: String,
+    pub interval_seconds: String,
+    pub min_percent: String,
+    pub max_percent: String,
 }
 
 /// The variants editor's blue/green fields (AWS mode), as typed.

@@ -173,6 +173,21 @@ pub fn name(raw: &str, max: usize) -> Result<String, String> {
     Ok(name.to_owned())
 }
 
+/// A percentage as a form gives it (`5`, `5 %`, `2.5`), as a fraction.
+pub fn percent(raw: &str) -> Result<f64, String> {
+    raw.trim()
+        .trim_end_matches('%')
+        .trim()
+        .parse::<f64>()
+        .map(|p| p / 100.0)
+        .map_err(|_| "Give a percentage such as 5.".to_owned())
+}
+
+/// A whole number as a form gives it.
+pub fn whole(raw: &str) -> Result<i32, String> {
+    raw.trim().parse::<i32>().map_err(|_| "Give a whole number.".to_owned())
+}
+
 /// Parses a role name as the UI and API spell it.
 pub fn role(raw: &str) -> Result<crate::kernel::roles::Role, String> {
     raw.parse::<crate::kernel::roles::Role>()

@@ -104,6 +104,7 @@ fn BanditCard(
     let err = save.error();
     let stop_err = stop.error();
     let on = bandit.is_some();
+    let by_request = endpoint.needs_request.iter().any(|k| k == "endpoint.bandit" || k == "endpoint.weights");
     let settings = bandit.as_ref().map(|b| b.settings.clone());
     let metric = settings.as_ref().map(|s| s.metric.clone()).or_else(|| experiment.as_ref().map(|x| x.metric.clone()));
     let kind = settings.as_ref().map(|s| s.kind.clone()).or_else(|| experiment.as_ref().map(|x| x.kind.clone()));
@@ -164,12 +165,11 @@ fn BanditCard(
                 </table>
             })}
             {chart}
-            <Form action=save>
-                <input type="hidden" name="id" value=endpoint.id.to_string()/>
+            {let fields = view! {
                 <div class="grid-2">
                     <label>"Metric" <input name="metric" value=metric.unwrap_or_else(|| "conversion".into()) required/>
                         <FieldMessage error=err field="metric"/></label>
-                    <label>"Read as" <select name="kind">
+                    <label>"Read as" <select name="metric_kind">
                         {option("binary", "binary (Beta–Bernoulli)", &kind)}
                         {option("real", "real (Normal)", &kind)}
                     </select><FieldMessage error=err field="kind"/></label>
@@ -184,9 +184,25 @@ fn BanditCard(
                     <label>"Most share (%)" <input name="max_percent" type="number" step="any" min="50" max="100" value=max.to_string()/>
                         <FieldMessage error=err field="max_share"/></label>
                 </div>
-                <FormError error=err/>
-                <button type="submit" id="bandit-save" disabled=move || save.pending().get()>{if on { "Save" } else { "Turn on" }}</button>
-            </Form>
+            };
+            if by_request {
+                view! {
+                    <p class="notice">"The team's approval policy covers the bandit (or the weights it changes): it runs once its change request is approved, within the bounds approved."</p>
+                    <super::RequestForm team=endpoint.team.clone() kind="endpoint.bandit" endpoint=Some(endpoint.id) id="request-bandit">
+                        {fields}
+                        <button type="submit">{if on { "Request these settings" } else { "Request bandit allocation" }}</button>
+                    </super::RequestForm>
+                }.into_any()
+            } else {
+                view! {
+                    <Form action=save>
+                        <input type="hidden" name="id" value=endpoint.id.to_string()/>
+                        {fields}
+                        <FormError error=err/>
+                        <button type="submit" id="bandit-save" disabled=move || save.pending().get()>{if on { "Save" } else { "Turn on" }}</button>
+                    </Form>
+                }.into_any()
+            }}
             {on.then(|| view! {
                 <Form action=stop attr:class="inline">
                     <input type="hidden" name="id" value=endpoint.id.to_string()/>

@@ -654,7 +654,7 @@ fn WeightsEditor(
 /// plain GET: the change's fields travel in the query string), for a change
 /// the team's approval policy covers.
 #[component]
-fn RequestForm(
+pub(crate) fn RequestForm(
     team: String,
     kind: &'static str,
     endpoint: Option<Uuid>,

@@ -102,12 +102,8 @@ fn StartForm(
 ) -> impl IntoView {
     let err = action.error();
     let names: Vec<String> = endpoint.variants.iter().map(|v| v.name.clone()).collect();
-    view! {
-        <section class="card" id="start-rollout">
-            <h2>"Start a rollout"</h2>
-            <Form action=action>
-                <input type="hidden" name="id" value=endpoint.id.to_string()/>
-                <FormError error=err/>
+    let by_request = endpoint.needs_request.iter().any(|k| k == "endpoint.rollout" || k == "endpoint.weights");
+    let fields = view! {
                 <div class="grid-2">
                     <label>"From (baseline)" <select name="baseline">
                         {names.iter().map(|n| view! { <option value=n.clone()>{n.clone()}</option> }).collect_view()}
@@ -133,8 +129,28 @@ fn StartForm(
                         <FieldMessage error=err field="guardrails.min_requests"/></label>
                 </div>
                 <p class="muted">"The candidate is also rolled back when its error rate passes twice the baseline's, or its p99 latency 1.5× the baseline's (change these through the API)."</p>
-                <button type="submit" disabled=move || action.pending().get()>"Start rollout"</button>
-            </Form>
+    };
+    view! {
+        <section class="card" id="start-rollout">
+            <h2>"Start a rollout"</h2>
+            {if by_request {
+                view! {
+                    <p class="notice">"The team's approval policy covers rollouts (or the weights they change): a rollout starts once its change request is approved."</p>
+                    <super::RequestForm team=endpoint.team.clone() kind="endpoint.rollout" endpoint=Some(endpoint.id) id="request-rollout">
+                        {fields}
+                        <button type="submit">"Request this rollout"</button>
+                    </super::RequestForm>
+                }.into_any()
+            } else {
+                view! {
+                    <Form action=action>
+                        <input type="hidden" name="id" value=endpoint.id.to_string()/>
+                        <FormError error=err/>
+                        {fields}
+                        <button type="submit" disabled=move || action.pending().get()>"Start rollout"</button>
+                    </Form>
+                }.into_any()
+            }}
         </section>
     }
 }
