@@ -150,52 +150,26 @@ async fn parts(
 ) -> Result<Vec<HealthPart>, AppError> {
     let since = minute_of(time::OffsetDateTime::now_utc()) - time::Duration::minutes(WINDOW_MINUTES - 1);
     let names: Vec<String> = endpoint.variants.iter().map(|v| v.name.clone()).collect();
-    let rows = sqlx::query!(
-        r#"select variant, requests, errors_5xx + model_errors as "errors!", latency_buckets, cw_cpu_percent,
-                  cw_memory_percent
-           from endpoint_metric where endpoint_id = $1 and minute >= $2 and variant = any($3)"#,
-        endpoint.id,
-        since,
-        &names
-    )
-    .fetch_all(&state.pool)
-    .await?;
-    let (mut requests, mut errors, mut latency) = (0.0, 0.0, Vec::<u64>::new());
-    // per variant: the sums and counts of its minutes' CPU (per vCPU) and memory use
-    let mut usage: std::collections::BTreeMap<&str, [(f64, f64); 2]> = Default::default();
-    for r in &rows {
-        let vcpus = endpoint.variants.iter().find(|v| v.name == r.variant).and_then(|v| vcpus(&v.instance_type));
-        let cpu = r.cw_cpu_percent.zip(vcpus).map(|(c, n)| c / n);
-        let slot = usage.entry(r.variant.as_str()).or_default();
-        for (i, value) in [cpu, r.cw_memory_percent].into_iter().enumerate() {
-            if let Some(value) = value {
-                slot[i].0 += value;
-                slot[i].1 += 1.0;
-            }
-        }
+    let served = crate::endpoints::metrics::served(&state.pool, endpoint.id, &names, since).await?;
+    // the production variants together
+    let mut all = crate::endpoints::metrics::Served::default();
+    for s in served.values() {
+        all.add(s);
     }
-    let busiest = usage
+    // the busiest variant's CPU (per vCPU) or memory use
+    let busiest = served
         .iter()
-        .flat_map(|(variant, parts)| {
-            parts
-                .iter()
-                .zip(["CPU", "memory"])
-                .filter(|((_, n), _)| *n > 0.0)
-                .map(move |((sum, n), what)| (sum / n, what, *variant))
+        .flat_map(|(variant, s)| {
+            let vcpus = endpoint.variants.iter().find(|v| v.name == *variant).and_then(|v| vcpus(&v.instance_type));
+            let cpu = s.cpu_percent().zip(vcpus).map(|(c, n)| c / n);
+            [(cpu, "CPU"), (s.memory_percent(), "memory")]
+                .into_iter()
+                .filter_map(move |(used, what)| used.map(|u| (u, what, variant.as_str())))
         })
         .max_by(|a, b| a.0.total_cmp(&b.0));
-    for r in &rows {
-        requests += r.requests as f64;
-        errors += r.errors as f64;
-        if latency.len() < r.latency_buckets.len() {
-            latency.resize(r.latency_buckets.len(), 0);
-        }
-        for (slot, n) in latency.iter_mut().zip(&r.latency_buckets) {
-            *slot += u64::try_from(*n).unwrap_or_default();
-        }
-    }
+    let requests = all.requests;
     let mut out = Vec::new();
-    let rate = (requests > 0.0).then(|| errors / requests);
+    let rate = all.error_rate();
     out.push(HealthPart {
         name: "errors".into(),
         weight: 40.0,
@@ -207,7 +181,7 @@ async fn parts(
         },
     });
     let slo = f64::from(settings.latency_slo_ms);
-    let p99 = serving::traffic::quantile(&latency, 0.99);
+    let p99 = all.p99();
     out.push(HealthPart {
         name: "latency".into(),
         weight: 30.0,
@@ -325,10 +299,26 @@ async fn drift(
     Ok(worst.ok_or_else(|| "no numeric field in both the requests and the training data".to_owned()))
 }
 
+/// A version's training columns, (name, values) each.
+type Columns = std::sync::Arc<Vec<(String, Vec<f64>)>>;
+
+/// How long a version's training sample is kept in the process's cache (a
+/// version's lineage and its dataset versions never change; the time bounds
+/// a transient read failure's "none").
+const SAMPLE_TTL: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// [`read_training_sample`], from the process's cache when it was read in
+/// the last half hour: the score is computed every minute and on every
+/// look at the endpoint's page.
+async fn training_sample(state: &AppState, version: Uuid) -> Result<Option<Columns>, AppError> {
+    let key = format!("health-training:{version}");
+    state.cache.get_or_load(key, SAMPLE_TTL, read_training_sample(state, version)).await
+}
+
 /// The numeric columns (name, values) of the first CSV file of the
 /// training data of `version`, label last and left out; none for a version
 /// not trained from CSV by Capstan.
-async fn training_sample(state: &AppState, version: Uuid) -> Result<Option<Vec<(String, Vec<f64>)>>, AppError> {
+async fn read_training_sample(state: &AppState, version: Uuid) -> Result<Option<Columns>, AppError> {
     let file = sqlx::query!(
         r#"select dv.bucket, dv.prefix, o.key, o.size
            from model_version mv join training_job_channel c on c.job_id = mv.training_job_id
@@ -358,7 +348,7 @@ async fn training_sample(state: &AppState, version: Uuid) -> Result<Option<Vec<(
             (c.name.clone(), table.rows.iter().filter_map(|r| r.get(i)?.trim().parse::<f64>().ok()).collect())
         })
         .collect();
-    Ok(Some(columns))
+    Ok(Some(std::sync::Arc::new(columns)))
 }
 
 /// The numeric fields of the requests of `variant` captured in this hour

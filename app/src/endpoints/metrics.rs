@@ -14,6 +14,110 @@ use serving::traffic::{BUCKETS, Counts, quantile};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
+/// What one variant served over a window of whole minutes (the rollouts'
+/// guardrails and the health score read it). In AWS mode the counts are
+/// CloudWatch's where it has the minute: they count every invocation, also
+/// those sent to SageMaker Runtime directly.
+#[derive(Debug, Default, Clone)]
+pub struct Served {
+    pub requests: f64,
+    /// Server and model errors.
+    pub errors: f64,
+    /// The gateway's latency histogram (`serving::traffic::BUCKETS`).
+    pub latency: Vec<u64>,
+    /// AWS mode: CloudWatch's p99 of the slowest minute.
+    pub cw_p99: Option<f64>,
+    /// AWS mode: the sums and counts of the minutes' CPU use (percent of
+    /// one vCPU) and memory use (percent).
+    cpu: (f64, f64),
+    memory: (f64, f64),
+}
+
+impl Served {
+    /// Adds what `other` served (another variant's, for the endpoint's whole).
+    pub fn add(&mut self, other: &Served) {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        if self.latency.len() < other.latency.len() {
+            self.latency.resize(other.latency.len(), 0);
+        }
+        for (slot, n) in self.latency.iter_mut().zip(&other.latency) {
+            *slot += n;
+        }
+        self.cw_p99 = match (self.cw_p99, other.cw_p99) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        for (mine, theirs) in [(&mut self.cpu, other.cpu), (&mut self.memory, other.memory)] {
+            mine.0 += theirs.0;
+            mine.1 += theirs.1;
+        }
+    }
+
+    /// Errors per request; none without requests.
+    pub fn error_rate(&self) -> Option<f64> {
+        (self.requests > 0.0).then(|| self.errors / self.requests)
+    }
+
+    /// The p99 latency in ms: CloudWatch's where it has one, else the gateway's.
+    pub fn p99(&self) -> Option<f64> {
+        self.cw_p99.or_else(|| quantile(&self.latency, 0.99))
+    }
+
+    /// The window's average CPU use, in percent of one vCPU.
+    pub fn cpu_percent(&self) -> Option<f64> {
+        (self.cpu.1 > 0.0).then(|| self.cpu.0 / self.cpu.1)
+    }
+
+    /// The window's average memory use, in percent.
+    pub fn memory_percent(&self) -> Option<f64> {
+        (self.memory.1 > 0.0).then(|| self.memory.0 / self.memory.1)
+    }
+}
+
+/// What each of `variants` of endpoint `id` served from the minute of
+/// `since` on; a variant without a row is left out.
+pub async fn served(
+    pool: &sqlx::PgPool,
+    id: Uuid,
+    variants: &[String],
+    since: time::OffsetDateTime,
+) -> Result<BTreeMap<String, Served>, AppError> {
+    let rows = sqlx::query!(
+        r#"select variant, coalesce(cw_requests, requests) as "requests!",
+                  coalesce(cw_errors_5xx, errors_5xx + model_errors) as "errors!", latency_buckets, cw_p99_ms,
+                  cw_cpu_percent, cw_memory_percent
+           from endpoint_metric where endpoint_id = $1 and minute >= $2 and variant = any($3)"#,
+        id,
+        crate::endpoints::experiment::minute_of(since),
+        variants
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut out: BTreeMap<String, Served> = BTreeMap::new();
+    for row in rows {
+        let s = out.entry(row.variant).or_default();
+        s.requests += row.requests as f64;
+        s.errors += row.errors as f64;
+        if s.latency.len() < row.latency_buckets.len() {
+            s.latency.resize(row.latency_buckets.len(), 0);
+        }
+        for (slot, n) in s.latency.iter_mut().zip(&row.latency_buckets) {
+            *slot += u64::try_from(*n).unwrap_or_default();
+        }
+        if let Some(p) = row.cw_p99_ms {
+            s.cw_p99 = Some(s.cw_p99.map_or(p, |q: f64| q.max(p)));
+        }
+        for (slot, value) in [(&mut s.cpu, row.cw_cpu_percent), (&mut s.memory, row.cw_memory_percent)] {
+            if let Some(v) = value {
+                slot.0 += v;
+                slot.1 += 1.0;
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Adds what this process's gateway recorded to the rollups, in one
 /// statement; on failure the counts go back for the next flush. Returns how
 /// many (variant, minute) rows it added to.

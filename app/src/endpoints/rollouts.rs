@@ -21,6 +21,7 @@
 //! fires the team's webhooks.
 
 use crate::endpoints::experiment::minute_of;
+use crate::endpoints::metrics::{Served, served};
 use crate::endpoints::stats::{self, Kind, Sample};
 use crate::endpoints::types::{
     EndpointUpdate, GuardrailCheck, Guardrails, NewRollout, NewVariant, Rollout, RolloutRow, RolloutStep,
@@ -794,52 +795,19 @@ const FIRST_STEP_DEADLINE: time::Duration = time::Duration::minutes(30);
 /// (a candidate at 5 ms against a baseline at 2 ms has not regressed).
 const P99_FLOOR_MS: f64 = 25.0;
 
-/// What one variant served in a window.
-#[derive(Default)]
-struct Served {
-    requests: f64,
-    errors: f64,
-    latency: Vec<u64>,
-    /// AWS mode: CloudWatch's p99 of the slowest minute.
-    cw_p99: Option<f64>,
-}
-
 /// The guardrails' figures over the window since `since` (whole minutes).
 /// In AWS mode the counts are CloudWatch's where it has the minute (they
 /// count every invocation, also those sent to SageMaker Runtime directly),
 /// its p99 the slowest minute's; and the named alarms are asked for.
 async fn evaluate(state: &AppState, r: &Locked, since: OffsetDateTime) -> Result<Vec<GuardrailCheck>, AppError> {
     let pool = &state.pool;
-    let rows = sqlx::query!(
-        r#"select variant, coalesce(cw_requests, requests) as "requests!",
-                  coalesce(cw_errors_5xx, errors_5xx + model_errors) as "errors!", latency_buckets, cw_p99_ms
-           from endpoint_metric where endpoint_id = $1 and minute >= $2 and variant in ($3, $4)"#,
-        r.endpoint_id,
-        minute_of(since),
-        r.baseline,
-        r.candidate
-    )
-    .fetch_all(pool)
-    .await?;
-    let (mut base, mut cand) = (Served::default(), Served::default());
-    for row in rows {
-        let s = if row.variant == r.candidate { &mut cand } else { &mut base };
-        s.requests += row.requests as f64;
-        s.errors += row.errors as f64;
-        if s.latency.len() < row.latency_buckets.len() {
-            s.latency.resize(row.latency_buckets.len(), 0);
-        }
-        for (slot, n) in s.latency.iter_mut().zip(&row.latency_buckets) {
-            *slot += u64::try_from(*n).unwrap_or_default();
-        }
-        if let Some(p) = row.cw_p99_ms {
-            s.cw_p99 = Some(s.cw_p99.map_or(p, |q: f64| q.max(p)));
-        }
-    }
+    let mut served = served(pool, r.endpoint_id, &[r.baseline.clone(), r.candidate.clone()], since).await?;
+    let base = served.remove(&r.baseline).unwrap_or_default();
+    let cand = served.remove(&r.candidate).unwrap_or_default();
     let g = &r.guardrails;
     let min = g.min_requests as f64;
     let enough = cand.requests >= min;
-    let rate = |s: &Served| if s.requests > 0.0 { s.errors / s.requests } else { 0.0 };
+    let rate = |s: &Served| s.error_rate().unwrap_or(0.0);
     let judge = |bad: bool| {
         if !enough {
             "waiting"
@@ -885,8 +853,7 @@ async fn evaluate(state: &AppState, r: &Locked, since: OffsetDateTime) -> Result
             g.max_error_ratio
         ),
     });
-    let p99 = |s: &Served| s.cw_p99.or_else(|| serving::traffic::quantile(&s.latency, 0.99));
-    match (p99(&cand), p99(&base)) {
+    match (cand.p99(), base.p99()) {
         (Some(c), Some(b)) if base.requests >= min.min(20.0) && b > 0.0 => {
             // a few milliseconds either way is noise, not a regression
             let ratio = c / b.max(P99_FLOOR_MS);
