@@ -352,7 +352,7 @@ pub(crate) fn reachable(bucket: &str, team: &crate::teams::types::Team, uri: &S3
 /// In Capstan's own bucket a team may register only its own area (or
 /// folders outside the team areas): other teams' data is not reachable
 /// by naming it.
-fn own_area(bucket: &str, team: &str, uri: &S3Uri) -> Result<(), String> {
+pub(crate) fn own_area(bucket: &str, team: &str, uri: &S3Uri) -> Result<(), String> {
     let mut segments = uri.prefix.split('/');
     let first = segments.next().unwrap_or_default();
     if first.is_empty() {

@@ -469,8 +469,15 @@ async fn job_draft(ctx: &Ctx, team_id: Uuid, id: Uuid) -> Result<Draft, AppError
 async fn existing_artifact(ctx: &Ctx, team: &str, raw: &str) -> Result<String, AppError> {
     let field = |m: String| AppError::field("artifact_uri", m);
     let uri = S3Uri::parse(raw).map_err(field)?;
-    let (team, _) = crate::teams::domain::load(ctx, team, Action::Contribute).await?;
-    crate::datasets::versions::reachable(&ctx.state.storage.bucket, &team, &uri).map_err(field)?;
+    let bucket = &ctx.state.storage.bucket;
+    if uri.bucket == *bucket {
+        // Capstan's bucket: the team's own area (the caller's role was checked with the model's)
+        crate::datasets::versions::own_area(bucket, team, &uri).map_err(field)?;
+    } else {
+        // elsewhere: where a site admin opened it to the team
+        let (team, _) = crate::teams::domain::load(ctx, team, Action::Contribute).await?;
+        crate::datasets::versions::reachable(bucket, &team, &uri).map_err(field)?;
+    }
     let key = uri.prefix.trim_end_matches('/');
     let mut head_failure = None;
     if !raw.trim().ends_with('/') {
