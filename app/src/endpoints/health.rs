@@ -13,7 +13,8 @@
 //!
 //! Between the ends each part falls in a straight line. Drift needs data
 //! capture on the endpoint and a version trained by Capstan from CSV data:
-//! the request's fields are matched by position to the training file's
+//! a request's fields are matched to the training file's columns by name
+//! where the request names them (JSON objects), else by position to its
 //! first columns (its label last, as in the demo). The worker ([`tick`],
 //! once a minute, on every process; one records each minute) keeps the
 //! history a week; when the score falls below the threshold (default 85) it audits
@@ -280,7 +281,8 @@ async fn drift(
             variant.name
         )));
     };
-    let captured = captured_rows(state, endpoint, &variant.name).await?;
+    let names: Vec<&str> = training.iter().map(|(name, _)| name.as_str()).collect();
+    let captured = captured_rows(state, endpoint, &variant.name, &names).await?;
     if captured.is_empty() {
         return Ok(Err(format!(
             "no requests of {} captured in the last hour (turn data capture on to judge drift)",
@@ -352,12 +354,13 @@ async fn read_training_sample(state: &AppState, version: Uuid) -> Result<Option<
 }
 
 /// The numeric fields of the requests of `variant` captured in this hour
-/// and the last (at most [`MAX_ROWS`]), by position; a field that is not a
-/// number is none.
+/// and the last (at most [`MAX_ROWS`]), in the order of the training
+/// data's `columns` (see [`json_rows`]); a field that is not a number is none.
 async fn captured_rows(
     state: &AppState,
     endpoint: &crate::endpoints::types::Endpoint,
     variant: &str,
+    columns: &[&str],
 ) -> Result<Vec<Vec<Option<f64>>>, AppError> {
     let now = time::OffsetDateTime::now_utc();
     let mut keys = Vec::new();
@@ -395,15 +398,7 @@ async fn captured_rows(
                 Some("CSV") => rows.extend(
                     text.lines().map(|l| l.split(',').map(|f| f.trim().parse::<f64>().ok()).collect::<Vec<_>>()),
                 ),
-                Some("JSON") => {
-                    if let Ok(serde_json::Value::Array(list)) = serde_json::from_str::<serde_json::Value>(text) {
-                        for row in list {
-                            if let serde_json::Value::Array(fields) = row {
-                                rows.push(fields.iter().map(serde_json::Value::as_f64).collect());
-                            }
-                        }
-                    }
-                }
+                Some("JSON") => rows.extend(json_rows(text, columns)),
                 _ => {}
             }
             if rows.len() >= MAX_ROWS {
@@ -412,6 +407,35 @@ async fn captured_rows(
         }
     }
     Ok(rows)
+}
+
+/// The rows of a JSON request body in the order of `columns`: a list of
+/// numbers is one row by position, an object one row by name (its fields
+/// not among the columns left out); a list of such rows, or an object with
+/// them under `instances` or `inputs` (as TensorFlow Serving and
+/// SageMaker's JSON containers take them), is several.
+pub fn json_rows(text: &str, columns: &[&str]) -> Vec<Vec<Option<f64>>> {
+    use serde_json::Value;
+    fn row(value: &Value, columns: &[&str]) -> Option<Vec<Option<f64>>> {
+        match value {
+            Value::Array(fields) if fields.iter().all(|f| !f.is_array() && !f.is_object()) => {
+                Some(fields.iter().map(Value::as_f64).collect())
+            }
+            Value::Object(named) if !named.contains_key("instances") && !named.contains_key("inputs") => {
+                Some(columns.iter().map(|c| named.get(*c).and_then(Value::as_f64)).collect())
+            }
+            _ => None,
+        }
+    }
+    let Ok(body) = serde_json::from_str::<Value>(text) else { return Vec::new() };
+    let list = match &body {
+        Value::Object(o) => o.get("instances").or_else(|| o.get("inputs")).unwrap_or(&body),
+        _ => &body,
+    };
+    if let Some(one) = row(list, columns) {
+        return vec![one];
+    }
+    list.as_array().into_iter().flatten().filter_map(|r| row(r, columns)).collect()
 }
 
 /// The worker's pass, once a minute: records each serving endpoint's score
@@ -514,6 +538,24 @@ mod tests {
 
     fn part(name: &str, weight: f64, score: Option<f64>) -> HealthPart {
         HealthPart { name: name.into(), weight, score, value: None, text: String::new() }
+    }
+
+    #[test]
+    fn json_requests_give_rows_by_position_or_by_name() {
+        let columns = ["age", "balance", "products"];
+        let by_position = vec![vec![Some(24.0), Some(70.5), Some(3.0)]];
+        assert_eq!(json_rows("[24, 70.5, 3]", &columns), by_position);
+        assert_eq!(json_rows("[[24, 70.5, 3], [30, 1.5, 1]]", &columns).len(), 2);
+        // by name, whatever the order; unknown fields left out, missing ones none
+        let named = r#"{"products": 3, "age": 24, "balance": 70.5, "id": "x-1"}"#;
+        assert_eq!(json_rows(named, &columns), by_position);
+        assert_eq!(
+            json_rows(r#"{"instances": [{"age": 24, "balance": 70.5}, [1, 2, 3]]}"#, &columns),
+            vec![vec![Some(24.0), Some(70.5), None], vec![Some(1.0), Some(2.0), Some(3.0)]]
+        );
+        assert_eq!(json_rows(r#"{"inputs": [[24, 70.5, 3]]}"#, &columns), by_position);
+        assert!(json_rows("not json", &columns).is_empty());
+        assert!(json_rows(r#"{"instances": "x"}"#, &columns).is_empty());
     }
 
     #[test]
