@@ -142,6 +142,12 @@ async fn changes_through_one_process_reach_the_others_cache_and_a_dropped_channe
     assert_eq!(a.call(Method::GET, &list, &admin, None).await.json()["items"].as_array().map(Vec::len), Some(3));
     until(&b, &list, &admin, |_, v| v["items"].as_array().map(Vec::len) == Some(3)).await;
     until(&b, models, &admin, |_, v| v["items"][0]["version_count"] == 3).await;
+    // and an edit of the model itself (its pages' trigger fires for what a page shows, not for the counters)
+    let res = a
+        .call(Method::PATCH, &format!("/api/v1/models/{model}"), &admin, Some(json!({"description": "churn risk"})))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    until(&b, models, &admin, |_, v| v["items"][0]["description"] == "churn risk").await;
 
     // the MLflow API's lookups (the caller's teams, a model's name, a version's number, the aliases
     // naming a version) are cached as well, and a change through A reaches them on B
