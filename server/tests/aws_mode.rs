@@ -882,6 +882,10 @@ async fn endpoints_in_aws_mode_deploy_route_update_fail_and_delete_on_sagemaker(
             "deployment.step_percent",
         ),
         (json!({"variants": [variant("a", "b", 2.0)], "deployment": {"traffic": "gradual"}}), "deployment.traffic"),
+        (
+            json!({"variants": [variant("a", "b", 2.0)], "deployment": {"traffic": "all_at_once", "alarm_names": vec!["x"; 11]}}),
+            "deployment.alarm_names",
+        ),
     ] {
         let res = patch(body).await;
         assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text());

@@ -715,10 +715,15 @@ fn check_deployment(d: &FleetDeployment, errors: &mut Errors) {
     if !(0..=3600).contains(&d.termination_wait_seconds) {
         errors.push("deployment.termination_wait_seconds", "Keep the old fleet 0 to 3 600 seconds.");
     }
-    if d.alarm_names.len() > 10
-        || d.alarm_names.iter().any(|n| n.trim().is_empty() || n.len() > 255 || n.chars().any(char::is_control))
+    check_alarm_names("deployment.alarm_names", &d.alarm_names, errors);
+}
+
+/// CloudWatch alarm names as a request gives them: up to 10, each 1 to 255
+/// characters without control characters.
+pub(crate) fn check_alarm_names(field: &str, names: &[String], errors: &mut Errors) {
+    if names.len() > 10 || names.iter().any(|n| n.trim().is_empty() || n.len() > 255 || n.chars().any(char::is_control))
     {
-        errors.push("deployment.alarm_names", "Name up to 10 CloudWatch alarms, each 1 to 255 characters.");
+        errors.push(field, "Name up to 10 CloudWatch alarms, each 1 to 255 characters.");
     }
 }
 

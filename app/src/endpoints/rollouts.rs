@@ -63,11 +63,7 @@ fn check_guardrails(g: &Guardrails, errors: &mut Errors) {
     if !(1..=1_000_000).contains(&g.min_requests) {
         errors.push("guardrails.min_requests", "Give 1 to 1 000 000 requests.");
     }
-    if g.alarm_names.len() > 10
-        || g.alarm_names.iter().any(|n| n.trim().is_empty() || n.len() > 255 || n.chars().any(char::is_control))
-    {
-        errors.push("guardrails.alarm_names", "Name up to 10 CloudWatch alarms, each 1 to 255 characters.");
-    }
+    crate::endpoints::domain::check_alarm_names("guardrails.alarm_names", &g.alarm_names, errors);
     if let Some(m) = &g.outcome_metric
         && let Err(e) = crate::endpoints::outcomes::metric_name(m)
     {
