@@ -947,6 +947,23 @@ async fn endpoints_in_aws_mode_deploy_route_update_fail_and_delete_on_sagemaker(
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(standin.calls("UpdateEndpoint"), calls, "a rolled-back update is not tried again by itself");
     assert_eq!(standin.endpoint("ml-solo").expect("endpoint").0, serving_c, "the earlier fleet serves");
+    // under a policy, the update is a change request whose diff says how SageMaker will deploy it
+    let policy = json!({"policies": [{"kind": "endpoint.update", "approvals_required": 1, "min_role": "admin",
+                                      "expires_after_hours": 24}]});
+    let res = app.call(Method::PUT, "/api/v1/teams/ml/approval-policies", &admin, Some(policy)).await;
+    assert!(res.status.is_success(), "{}", res.text());
+    let change = json!({"change": {"kind": "endpoint.update", "endpoint_id": solo,
+                                   "update": {"variants": [variant("a", "c", 2.0)], "deployment": canary}},
+                        "title": "canary to c"});
+    let res = app.call(Method::POST, "/api/v1/teams/ml/change-requests", &member, Some(change)).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let after = res.json()["diff"]["after"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        after.contains("SageMaker blue/green: traffic canary 10 %, 600 s bake") && after.contains("alarm solo-5xx"),
+        "{after}"
+    );
+    let res = app.call(Method::PUT, "/api/v1/teams/ml/approval-policies", &admin, Some(json!({"policies": []}))).await;
+    assert!(res.status.is_success(), "{}", res.text());
 
     // deleting removes the endpoint, its configuration and its models on SageMaker
     let res = app.call(Method::DELETE, &format!("/api/v1/endpoints/{ab}"), &admin, None).await;

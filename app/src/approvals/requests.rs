@@ -935,6 +935,23 @@ async fn endpoint_diff(conn: &mut PgConnection, r: &Row, change: &Change) -> Res
                 bandit.max_share * 100.0
             ),
         ),
+        Change::EndpointUpdate {
+            update: crate::endpoints::types::EndpointUpdate { deployment: Some(d), .. }, ..
+        } => (
+            say(&before, &shadow_before, capture_before),
+            format!(
+                "{}, deployed by SageMaker blue/green: traffic {}{}, {} s bake after each shift{}",
+                say(&after, &shadow_after, capture_after),
+                d.traffic.replace('_', " "),
+                d.step_percent.map(|p| format!(" {p} %")).unwrap_or_default(),
+                d.wait_seconds,
+                if d.alarm_names.is_empty() {
+                    String::new()
+                } else {
+                    format!(", rolled back on alarm {}", d.alarm_names.join(", "))
+                }
+            ),
+        ),
         _ => (say(&before, &shadow_before, capture_before), say(&after, &shadow_after, capture_after)),
     };
     let versions = rows
