@@ -294,28 +294,7 @@ fn EndpointRequest(team: String, fields: Vec<(String, String)>) -> impl IntoView
         move |now: &[(String, f64)]| -> Vec<(String, f64)> {
             match kind.as_str() {
                 "endpoint.delete" => Vec::new(),
-                // where the rollout ends: the baseline's weight with the candidate
-                "endpoint.rollout" => {
-                    let moved: f64 =
-                        now.iter().filter(|(n, _)| *n == baseline || *n == candidate).map(|(_, w)| w).sum();
-                    let mut out: Vec<(String, f64)> = now
-                        .iter()
-                        .map(|(n, w)| {
-                            let w = if *n == baseline {
-                                0.0
-                            } else if *n == candidate {
-                                moved
-                            } else {
-                                *w
-                            };
-                            (n.clone(), w)
-                        })
-                        .collect();
-                    if !out.iter().any(|(n, _)| *n == candidate) {
-                        out.push((candidate.clone(), moved));
-                    }
-                    out
-                }
+                "endpoint.rollout" => crate::endpoints::types::rollout_end(now, &baseline, &candidate),
                 _ => proposed.clone(),
             }
         }

@@ -837,26 +837,14 @@ async fn endpoint_diff(conn: &mut PgConnection, r: &Row, change: &Change) -> Res
         }
         // where the rollout ends: the candidate with the baseline's and its own weight
         Change::EndpointRollout { rollout, .. } => {
-            let pair: f64 =
-                before.iter().filter(|x| x.0 == rollout.baseline || x.0 == rollout.candidate).map(|x| x.2).sum();
-            let mut after: Side = before
-                .iter()
-                .map(|(n, v, w)| {
-                    let w = if *n == rollout.baseline {
-                        0.0
-                    } else if *n == rollout.candidate {
-                        pair
-                    } else {
-                        *w
-                    };
-                    (n.clone(), *v, w)
-                })
+            let now: Vec<(String, f64)> = before.iter().map(|(n, _, w)| (n.clone(), *w)).collect();
+            // each variant's version: its own, or for a candidate to be added the one the rollout names
+            let version =
+                |name: &str| before.iter().find(|x| x.0 == name).map(|x| x.1).or(rollout.candidate_version_id);
+            let after: Side = crate::endpoints::types::rollout_end(&now, &rollout.baseline, &rollout.candidate)
+                .into_iter()
+                .filter_map(|(n, w)| Some((n.clone(), version(&n)?, w)))
                 .collect();
-            if let Some(version) = rollout.candidate_version_id
-                && !after.iter().any(|x| x.0 == rollout.candidate)
-            {
-                after.push((rollout.candidate.clone(), version, pair));
-            }
             (r.base["name"].as_str().unwrap_or_default().to_owned(), after, shadow_before.clone(), capture_before)
         }
         // the bandit starts from the split as it is

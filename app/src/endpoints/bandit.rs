@@ -144,16 +144,8 @@ pub async fn set(ctx: &Ctx, id: Uuid, input: BanditSettings, route: Route) -> Re
     refuse_during_rollout(&mut tx, id).await?;
     match route {
         Route::Direct => {
-            if let Some(kind) = crate::kernel::changes::covered_kind(&mut tx, team_id, &COVERING).await? {
-                return Err(AppError::Conflict {
-                    field: None,
-                    message: format!(
-                        "team {}'s approval policy covers {kind}: open a change request of kind endpoint.bandit \
-                         (POST /api/v1/teams/{}/change-requests)",
-                        endpoint.team, endpoint.team
-                    ),
-                });
-            }
+            let team = (endpoint.team.as_str(), team_id);
+            crate::kernel::changes::refuse_when_covered(&mut tx, team, &COVERING, kinds::ENDPOINT_BANDIT).await?
         }
         _ => gate(&mut tx, route, (&endpoint.team, team_id), kinds::ENDPOINT_BANDIT, (None, None), false).await?,
     }

@@ -157,17 +157,6 @@ async fn parts(
     for s in served.values() {
         all.add(s);
     }
-    // the busiest variant's CPU (per vCPU) or memory use
-    let busiest = served
-        .iter()
-        .flat_map(|(variant, s)| {
-            let vcpus = endpoint.variants.iter().find(|v| v.name == *variant).and_then(|v| vcpus(&v.instance_type));
-            let cpu = s.cpu_percent().zip(vcpus).map(|(c, n)| c / n);
-            [(cpu, "CPU"), (s.memory_percent(), "memory")]
-                .into_iter()
-                .filter_map(move |(used, what)| used.map(|u| (u, what, variant.as_str())))
-        })
-        .max_by(|a, b| a.0.total_cmp(&b.0));
     let requests = all.requests;
     let mut out = Vec::new();
     let rate = all.error_rate();
@@ -205,6 +194,17 @@ async fn parts(
         },
     });
     if endpoint.backend == "sagemaker" {
+        // the busiest variant's CPU (per vCPU) or memory use
+        let busiest = served
+            .iter()
+            .flat_map(|(variant, s)| {
+                let vcpus = endpoint.variants.iter().find(|v| v.name == *variant).and_then(|v| vcpus(&v.instance_type));
+                let cpu = s.cpu_percent().zip(vcpus).map(|(c, n)| c / n);
+                [(cpu, "CPU"), (s.memory_percent(), "memory")]
+                    .into_iter()
+                    .filter_map(move |(used, what)| used.map(|u| (u, what, variant.as_str())))
+            })
+            .max_by(|a, b| a.0.total_cmp(&b.0));
         out.push(HealthPart {
             name: "resources".into(),
             weight: 10.0,

@@ -231,16 +231,8 @@ pub async fn start(ctx: &Ctx, endpoint_id: Uuid, input: NewRollout, route: Route
     crate::endpoints::domain::refuse_while_on(&mut conn, endpoint_id).await?;
     if route == Route::Direct {
         let covering = [kinds::ENDPOINT_ROLLOUT, kinds::ENDPOINT_WEIGHTS];
-        if let Some(kind) = crate::kernel::changes::covered_kind(&mut conn, team_id, &covering).await? {
-            return Err(AppError::Conflict {
-                field: None,
-                message: format!(
-                    "team {}'s approval policy covers {kind}: open a change request of kind endpoint.rollout \
-                     (POST /api/v1/teams/{}/change-requests)",
-                    endpoint.team, endpoint.team
-                ),
-            });
-        }
+        let team = (endpoint.team.as_str(), team_id);
+        crate::kernel::changes::refuse_when_covered(&mut conn, team, &covering, kinds::ENDPOINT_ROLLOUT).await?;
     }
     drop(conn);
     let id = Uuid::now_v7();

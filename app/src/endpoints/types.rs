@@ -345,6 +345,30 @@ pub fn shares(weights: &[f64]) -> Vec<f64> {
     weights.iter().map(|w| if total > 0.0 && w.is_finite() && *w > 0.0 { w / total } else { 0.0 }).collect()
 }
 
+/// The weights where a rollout from `baseline` to `candidate` ends, from
+/// the weights `split` now: the candidate holds the pair's weight (added
+/// last when the split lacks it), the baseline none, the others theirs.
+pub fn rollout_end(split: &[(String, f64)], baseline: &str, candidate: &str) -> Vec<(String, f64)> {
+    let pair: f64 = split.iter().filter(|(n, _)| n == baseline || n == candidate).map(|(_, w)| w).sum();
+    let mut end: Vec<(String, f64)> = split
+        .iter()
+        .map(|(n, w)| {
+            let w = if n == baseline {
+                0.0
+            } else if n == candidate {
+                pair
+            } else {
+                *w
+            };
+            (n.clone(), w)
+        })
+        .collect();
+    if !end.iter().any(|(n, _)| n == candidate) {
+        end.push((candidate.to_owned(), pair));
+    }
+    end
+}
+
 /// What the new-endpoint form offers: the team's deployable versions and
 /// the instance types of the price table.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

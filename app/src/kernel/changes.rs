@@ -93,6 +93,28 @@ pub async fn covered_kind(
     Ok(None)
 }
 
+/// Refuses a direct change (409) when a policy of team `team` (slug, id)
+/// covers any of `kinds`, naming the covered kind and the change request
+/// to open instead, of kind `request_kind`.
+pub async fn refuse_when_covered(
+    conn: &mut PgConnection,
+    team: (&str, Uuid),
+    kinds: &[&'static str],
+    request_kind: &str,
+) -> Result<(), crate::kernel::error::AppError> {
+    let (slug, team_id) = team;
+    match covered_kind(conn, team_id, kinds).await? {
+        Some(kind) => Err(crate::kernel::error::AppError::Conflict {
+            field: None,
+            message: format!(
+                "team {slug}'s approval policy covers {kind}: open a change request of kind {request_kind} \
+                 (POST /api/v1/teams/{slug}/change-requests)"
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// The once-only key of a change request's application.
 pub fn application_key(request: Uuid) -> String {
     format!("change-request:{request}")
