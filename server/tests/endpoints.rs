@@ -524,6 +524,28 @@ async fn variants_are_added_resized_and_removed_under_load_without_losing_a_requ
         assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {}", res.text());
         assert_eq!(res.json()["errors"][0]["field"], field, "{bad}: {}", res.text());
     }
+    // the variants editor's blue/green fields name the API's fields
+    let (version_b, endpoint_id) = (b.to_string(), id.to_string());
+    for (fleet, field) in
+        [(("canary", "x", "300"), "deployment.step_percent"), (("canary", "10", "soon"), "deployment.wait_seconds")]
+    {
+        let args = [
+            ("id", endpoint_id.as_str()),
+            ("variants[0][name]", "a"),
+            ("variants[0][version_id]", version_b.as_str()),
+            ("variants[0][instance_type]", "ml.m5.large"),
+            ("variants[0][instance_count]", "1"),
+            ("variants[0][weight]", "1"),
+            ("fleet[traffic]", fleet.0),
+            ("fleet[step_percent]", fleet.1),
+            ("fleet[wait_seconds]", fleet.2),
+            ("fleet[alarm_names]", ""),
+        ];
+        let res = app.server_fn("update_endpoint_form", &member, &args).await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text());
+        assert!(res.text().contains(field), "{field}: {}", res.text());
+    }
+    assert_eq!(app.audit_count("endpoint.updated").await, 0, "a refused update writes nothing");
     // asking for what is there already is no change
     let res = app.call(Method::PATCH, &path, &member, Some(json!({"variants": [variant("a", &a, 1, 1.0)]}))).await;
     assert_eq!((res.status, res.json()["status"].as_str()), (StatusCode::OK, Some("InService")), "{}", res.text());

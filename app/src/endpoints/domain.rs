@@ -966,8 +966,9 @@ pub fn fleet_from_form(row: &crate::endpoints::types::FleetRow) -> Result<Option
         }
         errors.check(field, text.parse::<i32>().map_err(|_| "Give a whole number.".into()))
     };
-    let step_percent = whole("fleet.step_percent", &row.step_percent, &mut errors);
-    let wait_seconds = whole("fleet.wait_seconds", &row.wait_seconds, &mut errors).unwrap_or(300);
+    // named as the API's fields, whose messages the form shows
+    let step_percent = whole("deployment.step_percent", &row.step_percent, &mut errors);
+    let wait_seconds = whole("deployment.wait_seconds", &row.wait_seconds, &mut errors).unwrap_or(300);
     errors.finish()?;
     Ok(Some(FleetDeployment {
         traffic: row.traffic.trim().to_owned(),

@@ -357,8 +357,8 @@ fn FleetFields(error: Signal<Option<AppError>>) -> impl IntoView {
             <label>"step % " <input name="fleet[step_percent]" type="number" min="1" max="50" class="short"/></label>
             <label>"bake s " <input name="fleet[wait_seconds]" type="number" min="0" max="3600" value="300" class="short"/></label>
             <label>"rollback alarms " <input name="fleet[alarm_names]" placeholder="alarm-a, alarm-b"/></label>
-            <FieldMessage error=error field="deployment"/>
-            <FieldMessage error=error field="deployment.step_percent"/>
+            {["deployment", "deployment.traffic", "deployment.step_percent", "deployment.wait_seconds", "deployment.alarm_names"]
+                .map(|field| view! { <FieldMessage error=error field=field/> })}
         </fieldset>
     }
 }
