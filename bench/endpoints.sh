@@ -41,8 +41,8 @@ curl -fsS -X POST -H "Authorization: Bearer $token" -H 'content-type: applicatio
 # one model version (rows only: nothing is unpacked, the serving worker does not run here)
 version=$(psql -tA -v ON_ERROR_STOP=1 "$url" <<'SQL' | grep -E '^[0-9a-f-]{36}$'
 with m as (
-  insert into model (model_id, team_id, name, created_by, last_number)
-  select gen_random_uuid(), t.team_id, 'echo', u.user_id, 1 from team t, app_user u
+  insert into model (model_id, team_id, name, created_by, last_number, version_count)
+  select gen_random_uuid(), t.team_id, 'echo', u.user_id, 1, 1 from team t, app_user u
   where t.slug = 'bench' and u.email = 'bench@example.com' returning model_id, created_by)
 insert into model_version (version_id, model_id, number, source, artifact_uri, created_by)
 select gen_random_uuid(), m.model_id, 1, 'artifact', 's3://capstan/models/bench/echo/model.tar.gz', m.created_by from m

@@ -8,8 +8,11 @@
 # the roofs on this machine: /healthz and a PostgreSQL single-row read
 # (pgbench). Prints requests/s, p50 and p99, each as a share of the roofs,
 # and the server's idle and peak resident memory. Not part of the test
-# suite. Needs: wrk (Debian package), psql, pgbench, python3. Builds a
-# release binary. Usage: bash bench/registry.sh  (MODELS, VERSIONS, DURATION)
+# suite. Needs: wrk (Debian package), psql, pgbench, python3 and the test
+# tools venv (boto3; scripts/test.sh installs it). Builds a
+# release binary. Usage: bash bench/registry.sh  (MODELS, VERSIONS, DURATION;
+# ONLY=writes for the writes alone). Also prints the CPU each written
+# version costs the server and PostgreSQL.
 set -euo pipefail
 command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y -qq wrk >/dev/null; }
 MODELS="${MODELS:-1000}"
@@ -24,9 +27,9 @@ curl -fsS -X POST "${auth[@]}" -H 'content-type: application/json' -d '{"slug":"
   "$api/api/v1/teams" >/dev/null
 echo "seeding $MODELS models × $VERSIONS versions…"
 psql -q -v ON_ERROR_STOP=1 "$url" <<SQL
-insert into model (model_id, team_id, name, tags, created_by, last_number)
+insert into model (model_id, team_id, name, tags, created_by, last_number, version_count)
 select gen_random_uuid(), t.team_id, 'model-' || lpad(g::text, 5, '0'),
-       jsonb_build_object('owner', 'group-' || (g % 10), 'task', 'classification'), u.user_id, $VERSIONS
+       jsonb_build_object('owner', 'group-' || (g % 10), 'task', 'classification'), u.user_id, $VERSIONS, $VERSIONS
 from team t, app_user u, generate_series(1, $MODELS) g
 where t.slug = 'bench' and u.email = 'bench@example.com';
 insert into model_version (version_id, model_id, number, source, artifact_uri, parameters, metrics, tags, created_by)
@@ -34,13 +37,24 @@ select gen_random_uuid(), m.model_id, n, 'artifact', 's3://capstan/models/bench/
        jsonb_build_object('C', (n % 7)::text), jsonb_build_object('auc', random(), 'loss', random()),
        jsonb_build_object('stage', case when n % 10 = 0 then 'prod' else 'dev' end, 'owner', 'bench'), m.created_by
 from model m, generate_series(1, $VERSIONS) n;
+-- what a registration writes for search by metric
+insert into model_version_metric (version_id, team_id, name, value)
+select v.version_id, m.team_id, e.key, (e.value)::double precision
+from model_version v join model m on m.model_id = v.model_id, jsonb_each(v.metrics) e;
 insert into model_alias (model_id, alias, version_id, updated_by)
 select v.model_id, 'champion', v.version_id, v.created_by from model_version v where v.number = $VERSIONS;
 analyze;
 SQL
-# an artifact that exists, for the writes (the local S3 serves the data dir's s3/data/ folder)
-mkdir -p "$data/s3/data/capstan/models/bench"
-head -c 4096 /dev/urandom >"$data/s3/data/capstan/models/bench/model.tar.gz"
+# an artifact that exists, for the writes, uploaded through the local S3 as a training job's is (which
+# keeps its ETag: an object dropped into the folder by hand is hashed again by every HEAD)
+py="${CAPSTAN_TOOLS_DIR:-$HOME/.cache/capstan-tools}/venv/bin/python"  # boto3: installed by scripts/test.sh
+"$py" - "$s3port" "$data/s3/credentials" <<'PY'
+import os, sys, boto3
+key, secret = open(sys.argv[2]).read().strip().split(":")
+s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{sys.argv[1]}", aws_access_key_id=key,
+                  aws_secret_access_key=secret, region_name="us-east-1")
+s3.put_object(Bucket="capstan", Key="models/bench/model.tar.gz", Body=os.urandom(4096))
+PY
 
 mid=$(( MODELS / 2 ))
 name="model-$(printf '%05d' "$mid")"
@@ -92,12 +106,24 @@ reads=(
   "models page 1 (mlflow)|$api/api/2.0/mlflow/registered-models/search?max_results=50"
   "models page 16 (mlflow)|$api/api/2.0/mlflow/registered-models/search?max_results=50&page_token=$mlflow_cursor"
 )
+# ONLY=writes measures the writes alone (the reads take most of the run)
+[ "${ONLY:-}" = writes ] && reads=()
 for conns in 32 8; do
   for entry in "${reads[@]}"; do
     run "${entry%%|*}" "${entry#*|}" "$conns"
     sample
   done
 done
+# CPU seconds used so far by the server, and by PostgreSQL (its processes, and those it reaped)
+tck=$(getconf CLK_TCK)
+cpu_of() { awk -v c="$2" '{t = $14 + $15; if (c) t += $16 + $17; print t}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+server_cpu() { cpu_of "$server" 0; }
+pg_cpu() {
+  local pm t; pm=$(head -1 "$data/postgres/data/postmaster.pid")
+  t=$(cpu_of "$pm" 1)
+  for p in $(pgrep -P "$pm"); do t=$(( t + $(cpu_of "$p" 0) )); done
+  echo "$t"
+}
 writes="$data/write.lua"
 cat >"$writes" <<'LUA'
 wrk.method = "POST"
@@ -110,6 +136,7 @@ code=$(curl -s -o "$data/write.out" -w '%{http_code}' -X POST "${auth[@]}" -H 'c
   -d "$body" "$api/api/v1/models/$writer_model/versions")
 [ "$code" = 201 ] || { echo "a registration was refused ($code): $(cat "$data/write.out")" >&2; exit 1; }
 before=$(psql -tA "$url" -c "select count(*) from model_version")
+server_before=$(server_cpu); pg_before=$(pg_cpu)
 run "create versions" "$api/api/v1/models/$writer_model/versions" 8 "$writes"
 sample
 # the same writes spread over 8 models of the team (numbering is per model; the audit chain per team)
@@ -127,6 +154,7 @@ LUA
 } >"$spread"
 run "create versions (8 models)" "$api/api/v1/models/$writer_model/versions" 8 "$spread"
 sample
+server_after=$(server_cpu); pg_after=$(pg_cpu)
 after=$(psql -tA "$url" -c "select count(*) from model_version")
 audited=$(psql -tA "$url" -c "select count(*) from audit_event where action = 'model_version.registered'")
 
@@ -146,6 +174,8 @@ for label in "create versions" "create versions (8 models)"; do
     $(( 100 * ${RPS[$k]} / ${RPS[healthz@32]} )) $(( 100 * ${RPS[$k]} / (pg_tps > 0 ? pg_tps : 1) ))
 done
 echo "versions written: $(( after - before )) ($audited audit events for registrations)"
+per_version() { awk -v t="$1" -v n="$(( after - before ))" -v c="$tck" 'BEGIN { printf "%.3f", n ? 1000 * t / c / n : 0 }'; }
+echo "CPU per version written: server $(per_version $(( server_after - server_before ))) ms, PostgreSQL $(per_version $(( pg_after - pg_before ))) ms"
 echo "server RSS: idle ${idle} MiB, peak ${peak} MiB (PostgreSQL excluded)"
 echo "targets (2 cores): get version ≥ 15000 req/s p99 ≤ 10 ms @32; alias ≥ 30000 req/s p99 ≤ 5 ms;"
 echo "                   version search and list pages ≥ 2000 req/s p99 ≤ 25 ms; writes ≥ 2000 versions/s"

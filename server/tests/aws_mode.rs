@@ -489,6 +489,14 @@ async fn model_packages_on_the_emulated_sagemaker_api(pool: PgPool) {
     );
     assert_eq!(version["metrics"]["accuracy"], 0.87);
     assert_eq!(version["artifact_uri"], "s3://capstan-aws/models/ml/fraud/model.tar.gz");
+    // an imported version is counted, and found by its metrics like a registered one
+    assert_eq!(imported["model"]["version_count"], 1, "{imported}");
+    let found = app
+        .call(Method::GET, "/api/v1/teams/ml/model-versions?filter=metrics.accuracy%20%3E%200.8", &auth, None)
+        .await
+        .json();
+    let found: Vec<&str> = found["items"].as_array().expect("items").iter().filter_map(|v| v["id"].as_str()).collect();
+    assert!(found.contains(&version["id"].as_str().unwrap_or_default()), "{found:?}");
     assert_eq!(import(&auth, json!({"group": "fraud-detector", "name": "fraud2"})).await.status, StatusCode::CONFLICT);
     assert_eq!(app.audit_count("model.imported").await, 1);
     // an imported version's status change goes to its own package; no group is created

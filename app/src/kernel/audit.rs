@@ -56,6 +56,17 @@ impl Ctx {
         let (actor, meta) = self.audit();
         record(conn, &actor, &meta, event).await
     }
+
+    /// Appends `event`, attributed to this request's caller, at `head` (see [`append`]).
+    pub(crate) async fn append(
+        &self,
+        conn: &mut PgConnection,
+        head: Head,
+        event: NewEvent<'_>,
+    ) -> Result<Uuid, AppError> {
+        let (actor, meta) = self.audit();
+        append(conn, head, &actor, &meta, event).await
+    }
 }
 
 /// How many chains a team's events are spread over. Appending locks a
@@ -119,6 +130,42 @@ pub(crate) fn digest(
     Sha256::digest(serde_json::to_vec(&canonical).unwrap_or_default()).to_vec()
 }
 
+/// The hash a chain starts from.
+pub(crate) const GENESIS: [u8; 32] = [0; 32];
+
+/// A chain's head taken for one event: its row stays locked until the
+/// transaction ends, so the chain's events are appended one at a time.
+pub(crate) struct Head {
+    key: String,
+    seq: i64,
+    prev_hash: Vec<u8>,
+}
+
+impl Head {
+    /// The head as taking it answered (the chain row's `last_seq` and
+    /// `last_hash` after the upsert of [`take_head`]).
+    pub(crate) fn taken(key: String, last_seq: i64, last_hash: Vec<u8>) -> Self {
+        let prev_hash = if last_seq == 1 { GENESIS.to_vec() } else { last_hash };
+        Self { key, seq: last_seq, prev_hash }
+    }
+}
+
+/// Takes the head of chain `key`. A writer that saves a round trip by
+/// taking it in a statement of its own (the model-version registration)
+/// runs this same upsert; keep them alike.
+pub(crate) async fn take_head(conn: &mut PgConnection, key: String) -> Result<Head, AppError> {
+    let head = sqlx::query!(
+        r#"insert into audit_chain (chain_key, last_seq, last_hash) values ($1, 1, $2)
+           on conflict (chain_key) do update set last_seq = audit_chain.last_seq + 1
+           returning last_seq, last_hash"#,
+        key,
+        &GENESIS[..],
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(Head::taken(key, head.last_seq, head.last_hash))
+}
+
 /// Appends one event to its chain inside the caller's transaction.
 pub async fn record(
     conn: &mut PgConnection,
@@ -126,25 +173,28 @@ pub async fn record(
     meta: &AuditMeta,
     event: NewEvent<'_>,
 ) -> Result<Uuid, AppError> {
-    let key = chain_key(event.team_id, event.target_type, event.target_id.as_deref());
+    let head = take_head(conn, chain_key(event.team_id, event.target_type, event.target_id.as_deref())).await?;
+    append(conn, head, actor, meta, event).await
+}
+
+/// Appends `event` at `head`, taken for it in the same transaction from
+/// its chain (see [`chain_key`]).
+pub(crate) async fn append(
+    conn: &mut PgConnection,
+    head: Head,
+    actor: &AuditActor,
+    meta: &AuditMeta,
+    event: NewEvent<'_>,
+) -> Result<Uuid, AppError> {
+    let Head { key, seq, prev_hash } = head;
     // Postgres keeps microseconds; hash exactly what will be stored.
     let now = OffsetDateTime::now_utc();
     let occurred_at = now.replace_nanosecond(now.nanosecond() / 1000 * 1000).unwrap_or(now);
     let id = Uuid::now_v7();
-    let head = sqlx::query!(
-        r#"insert into audit_chain (chain_key, last_seq, last_hash) values ($1, 1, $2)
-           on conflict (chain_key) do update set last_seq = audit_chain.last_seq + 1
-           returning last_seq, last_hash"#,
-        key,
-        &[0u8; 32][..],
-    )
-    .fetch_one(&mut *conn)
-    .await?;
-    let prev_hash = if head.last_seq == 1 { vec![0u8; 32] } else { head.last_hash };
     let hash = digest(
         &prev_hash,
         &key,
-        head.last_seq,
+        seq,
         id,
         occurred_at,
         actor.user_id,
@@ -169,7 +219,7 @@ pub async fn record(
         id,
         occurred_at,
         key,
-        head.last_seq,
+        seq,
         prev_hash,
         hash,
         actor.user_id,

@@ -1,8 +1,9 @@
 //! An in-process cache for the hottest reads (alias resolution, verified
 //! API tokens), kept coherent across every Capstan process on one database
 //! through PostgreSQL `LISTEN/NOTIFY`: a write sends the keys it changed on
-//! channel [`CHANNEL`] in its own transaction (delivered on commit), and
-//! every process's [`listen`] task drops them. While a process is not
+//! channel [`CHANNEL`] in its own transaction (delivered on commit) or,
+//! where notifying would hold its commit up, just after it through
+//! [`Cache::changed`], and every process's [`listen`] task drops them. While a process is not
 //! listening (starting up, or its channel dropped) its cache is bypassed
 //! and every read goes to the database; reconnecting starts from empty.
 //!
@@ -13,7 +14,7 @@
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use std::any::Any;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -48,7 +49,14 @@ pub struct Cache {
     misses: AtomicU64,
     /// Keys being loaded now: one load per key at a time (see [`Cache::get_or_load`]).
     loading: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Keys to announce to the other processes (see [`Cache::changed`]).
+    announcing: std::sync::Mutex<HashSet<String>>,
+    announce_wake: tokio::sync::Notify,
 }
+
+/// How long changed keys gather before they are announced together: a
+/// burst of writes sends each key once per round, not once per write.
+const ANNOUNCE_ROUND: Duration = Duration::from_millis(10);
 
 /// Proof of when a read started: see [`Cache::put`].
 #[derive(Debug, Clone, Copy)]
@@ -165,6 +173,20 @@ impl Cache {
         }
     }
 
+    /// After a committed change that did not notify in its transaction:
+    /// drops `key` here at once (a writer reads its own write) and has
+    /// [`listen`]'s announcer tell every other process within about
+    /// [`ANNOUNCE_ROUND`] (each key once per round, in one round trip).
+    /// Should the announcement fail, they serve what they hold until it
+    /// expires.
+    pub fn changed(&self, key: &str) {
+        self.invalidate(key);
+        if let Ok(mut keys) = self.announcing.lock() {
+            keys.insert(key.to_owned());
+        }
+        self.announce_wake.notify_one();
+    }
+
     /// Drops everything.
     pub fn clear(&self) {
         for map in [&self.entries, &self.pages] {
@@ -206,8 +228,11 @@ pub async fn notify(conn: &mut sqlx::PgConnection, key: &str) -> Result<(), sqlx
 
 /// Listens for invalidations for as long as the process runs: the cache
 /// is live while the channel is up, bypassed (and emptied) while it is
-/// down, and reconnected every second until it is back.
+/// down, and reconnected every second until it is back. Also sends what
+/// [`Cache::changed`] gathers, by a task of its own.
 pub async fn listen(pool: PgPool, cache: Arc<Cache>) {
+    let announcer = tokio::spawn(announce(pool.clone(), cache.clone()));
+    let _stop = AbortOnDrop(announcer);
     loop {
         let mut listener = match connect(&pool).await {
             Ok(l) => l,
@@ -224,6 +249,38 @@ pub async fn listen(pool: PgPool, cache: Arc<Cache>) {
         // the connection dropped: what was missed meanwhile is unknown
         cache.set_live(false);
         tracing::warn!("cache invalidation channel dropped; reading from the database until it is back");
+    }
+}
+
+/// Sends the keys [`Cache::changed`] gathered, a round at a time.
+async fn announce(pool: PgPool, cache: Arc<Cache>) {
+    loop {
+        cache.announce_wake.notified().await;
+        tokio::time::sleep(ANNOUNCE_ROUND).await;
+        let keys: Vec<String> = match cache.announcing.lock() {
+            Ok(mut keys) => keys.drain().collect(),
+            Err(_) => continue,
+        };
+        if keys.is_empty() {
+            continue;
+        }
+        let sent = sqlx::query("select pg_notify($1, k) from unnest($2::text[]) k")
+            .bind(CHANNEL)
+            .bind(&keys)
+            .execute(&pool)
+            .await;
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, ?keys, "could not announce changes to other processes");
+        }
+    }
+}
+
+/// Stops a task when its owner stops.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -88,6 +88,46 @@ pub async fn load(ctx: &Ctx, id: Uuid, action: Action) -> Result<(Model, Uuid), 
     Ok((model, row.team_id))
 }
 
+/// What a write to a model's versions needs of it: who owns it and its name.
+#[derive(Debug, Clone)]
+pub(crate) struct ModelRef {
+    pub id: Uuid,
+    pub team_id: Uuid,
+    /// Team slug (never changes).
+    pub team: String,
+    pub name: String,
+}
+
+/// The model `id` for a caller allowed `action` in its team, like [`load`]
+/// but without the model's lists: from the cache when it can (a model's
+/// rename or delete announces `model-name:`; the caller's role is cached
+/// apart, see [`Ctx::role_in`]), so a registration reads nothing before
+/// it writes.
+pub(crate) async fn identify(ctx: &Ctx, id: Uuid, action: Action) -> Result<ModelRef, AppError> {
+    let actor = ctx.actor()?;
+    let cache = &ctx.state.cache;
+    let key = format!("model-name:id:{id}");
+    let model = match cache.get::<ModelRef>(&key) {
+        Some(model) => model,
+        None => {
+            let ticket = cache.ticket();
+            let row = sqlx::query!(
+                "select m.team_id, t.slug, m.name from model m join team t on t.team_id = m.team_id
+                 where m.model_id = $1",
+                id
+            )
+            .fetch_optional(ctx.pool())
+            .await?
+            .ok_or_else(|| AppError::NotFound("Model".into()))?;
+            let model = ModelRef { id, team_id: row.team_id, team: row.slug, name: row.name };
+            cache.put(key, model.clone(), ticket, std::time::Duration::from_secs(300));
+            model
+        }
+    };
+    authorize_owned(&actor.principal(), action, ctx.role_in(model.team_id).await?, "Model")?;
+    Ok(model)
+}
+
 pub async fn get(ctx: &Ctx, id: Uuid) -> Result<Model, AppError> {
     Ok(load(ctx, id, Action::ReadTeam).await?.0)
 }
@@ -115,17 +155,11 @@ pub(crate) fn pages_changed(ctx: &Ctx, team: Uuid) {
 }
 
 /// Announces a new version's pages after its commit: to this process at
-/// once, to the others through the database (the registration's own
-/// transaction does not notify, so that registrations commit side by side;
-/// see migration `registration_notify`). Should the announcement fail,
-/// the other processes serve the old pages for at most [`PAGE_TTL`].
-pub(crate) async fn versions_added(ctx: &Ctx, team: Uuid) {
-    pages_changed(ctx, team);
-    let key = format!("{}{team}:", crate::kernel::cache::PAGE_PREFIX);
-    let sent = sqlx::query!("select pg_notify($1, $2)", crate::kernel::cache::CHANNEL, key).execute(ctx.pool()).await;
-    if let Err(e) = sent {
-        tracing::warn!(error = %e, team = %team, "could not announce a new version's pages to other processes");
-    }
+/// once, to the others shortly after (see [`crate::kernel::cache::Cache::changed`];
+/// the registration's own transaction does not notify, so that
+/// registrations commit side by side; see migration `registration_notify`).
+pub(crate) fn versions_added(ctx: &Ctx, team: Uuid) {
+    ctx.state.cache.changed(&format!("{}{team}:", crate::kernel::cache::PAGE_PREFIX));
 }
 
 async fn list_uncached(ctx: &Ctx, team_id: Uuid, q: ModelQuery) -> Result<Page<Model>, AppError> {

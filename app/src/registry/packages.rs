@@ -461,8 +461,8 @@ pub async fn import(ctx: &Ctx, team: &str, input: ImportGroup) -> Result<Importe
     let mut tx = ctx.pool().begin().await?;
     sqlx::query!(
         "insert into model (model_id, team_id, name, description, created_by, package_group, package_group_imported,
-                            last_number)
-         values ($1, $2, $3, $4, $5, $6, true, $7)",
+                            last_number, version_count)
+         values ($1, $2, $3, $4, $5, $6, true, $7, $7)",
         model_id,
         team.id,
         name,
@@ -477,9 +477,13 @@ pub async fn import(ctx: &Ctx, team: &str, input: ImportGroup) -> Result<Importe
         let version_id = Uuid::now_v7();
         let number = i32::try_from(number + 1).unwrap_or(i32::MAX);
         sqlx::query!(
-            "insert into model_version (version_id, model_id, number, status, source, artifact_uri, image, framework,
-                                        metrics, description, tags, created_by)
-             values ($1, $2, $3, $4, 'sagemaker', $5, $6, $7, $8, $9, $10, $11)",
+            r#"with version as (
+                   insert into model_version (version_id, model_id, number, status, source, artifact_uri, image,
+                                              framework, metrics, description, tags, created_by)
+                   values ($1, $2, $3, $4, 'sagemaker', $5, $6, $7, $8, $9, $10, $11) returning version_id)
+               insert into model_version_metric (version_id, team_id, name, value)
+               select version.version_id, $12, e.key, (e.value)::double precision
+               from version, jsonb_each($8) e where jsonb_typeof(e.value) = 'number'"#,
             version_id,
             model_id,
             number,
@@ -491,6 +495,7 @@ pub async fn import(ctx: &Ctx, team: &str, input: ImportGroup) -> Result<Importe
             p.description.clone().unwrap_or_default().chars().take(2000).collect::<String>(),
             json!({ "sagemaker:model-package-arn": p.arn }),
             actor.user_id,
+            team.id,
         )
         .execute(&mut *tx)
         .await?;

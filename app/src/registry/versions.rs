@@ -378,7 +378,8 @@ struct Draft {
 /// training job of the model's team or from an artifact in S3 (see
 /// [`NewModelVersion`]).
 pub async fn register(ctx: &Ctx, model: Uuid, input: NewModelVersion) -> Result<ModelVersion, AppError> {
-    let (model, team_id) = crate::registry::domain::load(ctx, model, Action::Contribute).await?;
+    let model = crate::registry::domain::identify(ctx, model, Action::Contribute).await?;
+    let team_id = model.team_id;
     let mut errors = Errors::new();
     let desc = errors.check("description", description(&input.description));
     let tags = errors.check("tags", key_value_tags(&input.tags));
@@ -549,7 +550,7 @@ fn metric_or_param_name(name: &str) -> bool {
 /// Writes `draft` as the model's next version, with its audit event.
 async fn insert(
     ctx: &Ctx,
-    model: &crate::registry::types::Model,
+    model: &crate::registry::domain::ModelRef,
     team_id: Uuid,
     draft: Draft,
     desc: String,
@@ -571,16 +572,31 @@ async fn insert(
         });
     }
     let id = Uuid::now_v7();
+    let target_id = id.to_string();
+    let chain = crate::kernel::audit::chain_key(Some(team_id), "model_version", Some(&target_id));
     let mut tx = ctx.pool().begin().await?;
-    // the model's next number, never given out twice (even after a version is deleted), and the version, in
-    // one round trip; taking the number locks the model's row, so registrations of one model follow each
-    // other (a refusal rolls it back; the same job registered twice at once meets `model_version_job_key`)
+    // the model's next number, never given out twice (even after a version is deleted), the model's count
+    // of versions, the version, its metric rows (what search by metric reads) and the head of its audit
+    // chain (as `audit::take_head` takes it), in one statement; taking the number locks the model's row, so
+    // registrations of one model follow each other (a refusal rolls it back; the same job registered twice
+    // at once meets `model_version_job_key`)
     let row = sqlx::query!(
-        "with next as (update model set last_number = last_number + 1 where model_id = $2 returning last_number)
-         insert into model_version (version_id, model_id, number, source, artifact_uri, image, framework, entry_point,
-                                    parameters, metrics, training_job_id, description, tags, created_by)
-         select $1, $2, next.last_number, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 from next
-         returning number, created_at",
+        r#"with next as (update model set last_number = last_number + 1, version_count = version_count + 1
+                         where model_id = $2 returning last_number, team_id),
+                version as (insert into model_version (version_id, model_id, number, source, artifact_uri, image,
+                                                       framework, entry_point, parameters, metrics, training_job_id,
+                                                       description, tags, created_by)
+                            select $1, $2, next.last_number, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 from next
+                            returning version_id, number, created_at),
+                kept as (insert into model_version_metric (version_id, team_id, name, value)
+                         select version.version_id, next.team_id, e.key, (e.value)::double precision
+                         from version, next, jsonb_each($9) e where jsonb_typeof(e.value) = 'number'),
+                head as (insert into audit_chain (chain_key, last_seq, last_hash) values ($14, 1, $15)
+                         on conflict (chain_key) do update set last_seq = audit_chain.last_seq + 1
+                         returning last_seq, last_hash)
+           select number as "number!", created_at as "created_at!", last_seq as "last_seq!",
+                  last_hash as "last_hash!"
+           from version, head"#,
         id,
         model.id,
         draft.source,
@@ -594,17 +610,22 @@ async fn insert(
         desc,
         json!(tags),
         actor.user_id,
+        chain,
+        &crate::kernel::audit::GENESIS[..],
     )
-    .fetch_one(&mut *tx)
-    .await?;
+    .fetch_optional(&mut *tx)
+    .await?
+    // deleted since it was looked up
+    .ok_or_else(|| AppError::NotFound("Model".into()))?;
     let number = row.number;
-    ctx.record(
+    ctx.append(
         &mut tx,
+        crate::kernel::audit::Head::taken(chain, row.last_seq, row.last_hash),
         NewEvent {
             team_id: Some(team_id),
             action: "model_version.registered",
             target_type: "model_version",
-            target_id: Some(id.to_string()),
+            target_id: Some(target_id),
             summary: json!({ "after": {
                 "model": model.name, "number": number, "source": draft.source,
                 "training_job_id": draft.training_job_id, "artifact_uri": draft.artifact_uri, "metrics": draft.metrics,
@@ -614,7 +635,7 @@ async fn insert(
     .await?;
     crate::registry::packages::want_package(&mut tx, &ctx.state, model.id, &model.team, &model.name, id).await?;
     tx.commit().await?;
-    crate::registry::domain::versions_added(ctx, team_id).await;
+    crate::registry::domain::versions_added(ctx, team_id);
     if ctx.state.packages.is_some() {
         ctx.state.training_wake.notify_one();
     }
