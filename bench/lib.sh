@@ -2,6 +2,7 @@
 # mode on free ports with a fresh data dir (stopped and removed on exit), and
 # creates a site admin with an API token. Sets: bin data port s3port server token.
 # A function `before_serve`, if defined, runs just before the server starts.
+# CAPSTAN_BENCH_BIN names a binary to measure instead of building one.
 # Source it after `set -euo pipefail`; pass RUST_LOG in the environment.
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -11,8 +12,13 @@ export SQLX_OFFLINE=true
 # stops leptos (which reads it at compile time) from being rebuilt in between.
 export LEPTOS_OUTPUT_NAME=capstan
 
-cargo build --release -q -p server
-bin="$CARGO_TARGET_DIR/release/capstan"
+# CAPSTAN_BENCH_BIN measures another build instead (e.g. an earlier commit's, to compare)
+if [ -n "${CAPSTAN_BENCH_BIN:-}" ]; then
+  bin="$CAPSTAN_BENCH_BIN"
+else
+  cargo build --release -q -p server
+  bin="$CARGO_TARGET_DIR/release/capstan"
+fi
 data="$(mktemp -d /tmp/capstan-bench-XXXXXX)"; chmod 755 "$data"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 port=$(free_port); s3port=$(free_port)
