@@ -3,9 +3,10 @@
 //! through PostgreSQL `LISTEN/NOTIFY`: a write sends the keys it changed on
 //! channel [`CHANNEL`] in its own transaction (delivered on commit) or,
 //! where notifying would hold its commit up, just after it through
-//! [`Cache::changed`], and every process's [`listen`] task drops them. While a process is not
-//! listening (starting up, or its channel dropped) its cache is bypassed
-//! and every read goes to the database; reconnecting starts from empty.
+//! [`Cache::changed`], and every process's [`listen`] task drops them.
+//! While a process is not listening (starting up, or its channel dropped)
+//! its cache is bypassed and every read goes to the database; reconnecting
+//! starts from empty.
 //!
 //! A read that missed takes a [`Cache::ticket`] before asking the database
 //! and stores its answer only if nothing was invalidated meanwhile, so an
@@ -229,10 +230,13 @@ pub async fn notify(conn: &mut sqlx::PgConnection, key: &str) -> Result<(), sqlx
 /// Listens for invalidations for as long as the process runs: the cache
 /// is live while the channel is up, bypassed (and emptied) while it is
 /// down, and reconnected every second until it is back. Also sends what
-/// [`Cache::changed`] gathers, by a task of its own.
+/// [`Cache::changed`] gathers (both run for as long as this future does).
 pub async fn listen(pool: PgPool, cache: Arc<Cache>) {
-    let announcer = tokio::spawn(announce(pool.clone(), cache.clone()));
-    let _stop = AbortOnDrop(announcer);
+    tokio::join!(announce(pool.clone(), cache.clone()), hear(pool, cache));
+}
+
+/// Drops what the channel announces; see [`listen`].
+async fn hear(pool: PgPool, cache: Arc<Cache>) {
     loop {
         let mut listener = match connect(&pool).await {
             Ok(l) => l,
@@ -272,15 +276,6 @@ async fn announce(pool: PgPool, cache: Arc<Cache>) {
         if let Err(e) = sent {
             tracing::warn!(error = %e, ?keys, "could not announce changes to other processes");
         }
-    }
-}
-
-/// Stops a task when its owner stops.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

@@ -105,25 +105,19 @@ pub(crate) struct ModelRef {
 /// it writes.
 pub(crate) async fn identify(ctx: &Ctx, id: Uuid, action: Action) -> Result<ModelRef, AppError> {
     let actor = ctx.actor()?;
-    let cache = &ctx.state.cache;
-    let key = format!("model-name:id:{id}");
-    let model = match cache.get::<ModelRef>(&key) {
-        Some(model) => model,
-        None => {
-            let ticket = cache.ticket();
-            let row = sqlx::query!(
-                "select m.team_id, t.slug, m.name from model m join team t on t.team_id = m.team_id
-                 where m.model_id = $1",
-                id
-            )
-            .fetch_optional(ctx.pool())
-            .await?
-            .ok_or_else(|| AppError::NotFound("Model".into()))?;
-            let model = ModelRef { id, team_id: row.team_id, team: row.slug, name: row.name };
-            cache.put(key, model.clone(), ticket, std::time::Duration::from_secs(300));
-            model
-        }
+    let load = async {
+        let row = sqlx::query!(
+            "select m.team_id, t.slug, m.name from model m join team t on t.team_id = m.team_id
+             where m.model_id = $1",
+            id
+        )
+        .fetch_optional(ctx.pool())
+        .await?
+        .ok_or_else(|| AppError::NotFound("Model".into()))?;
+        Ok::<_, AppError>(ModelRef { id, team_id: row.team_id, team: row.slug, name: row.name })
     };
+    let key = format!("model-name:id:{id}");
+    let model = ctx.state.cache.get_or_load(key, std::time::Duration::from_secs(300), load).await?;
     authorize_owned(&actor.principal(), action, ctx.role_in(model.team_id).await?, "Model")?;
     Ok(model)
 }
